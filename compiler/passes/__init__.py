@@ -1,0 +1,1 @@
+"""Compiler passes over MLIR modules, each registered by name (see registry.py)."""
