@@ -2,7 +2,8 @@
 // Context that max creates (max.dialects.mo.load). IRDL ops carry no traits: purity, folding and
 // CSE of MO ops are our own Python passes (compiler/passes), and graphs are func.func with a
 // `mo.graph` attribute. Shapes and dtypes are checked by the Python builders at build time; this
-// file checks operand/result kinds and required attributes.
+// file checks operand/result kinds and required attributes. Each operand, result and attribute
+// has its own constraint variable: IRDL unifies uses of one variable (they must be equal).
 //
 // Type parameters:
 //   dtype  : an MLIR builtin element type (i1 for bool, si8..si64, ui8..ui64, f16, bf16, f32, f64, f8*)
@@ -30,332 +31,411 @@ irdl.dialect @mo {
 
   // A constant; `value` is a DenseElementsAttr (or DenseResourceElementsAttr) of the result's static shape.
   irdl.operation @constant {
-    %t = irdl.base @mo::@tensor
-    %any = irdl.any
-    irdl.attributes { "value" = %any }
+    %value = irdl.any
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "value" = %value }
     irdl.operands()
-    irdl.results(result: %t)
+    irdl.results(result: %result_type)
   }
 
   // Elementwise unary ops; the result has the operand's shape. `cast` converts to the result dtype.
   irdl.operation @abs {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @exp {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @log {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @log1p {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @sqrt {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @rsqrt {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @tanh {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @sigmoid {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @relu {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @silu {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @sin {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @cos {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @erf {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @floor {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @round {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @trunc {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @negate {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @logical_not {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @is_nan {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @is_inf {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @cast {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // approximate: "none" (erf), "tanh" or "quick" (x * sigmoid(1.702 x)).
   irdl.operation @gelu {
-    %t = irdl.base @mo::@tensor
-    %str = irdl.base "#builtin.string"
-    irdl.attributes { "approximate" = %str }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %approximate = irdl.base "#builtin.string"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "approximate" = %approximate }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
 
   // Elementwise binary ops with numpy broadcasting (result shape = broadcast of the operand shapes;
   // operands share one dtype, comparisons and logical ops return bool). Integer div and mod follow
   // Python's floor semantics.
   irdl.operation @add {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @sub {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @mul {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @div {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @mod {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @pow {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @max {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @min {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @equal {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @not_equal {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @greater {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @greater_equal {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @logical_and {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @logical_or {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   irdl.operation @logical_xor {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   // Select with numpy broadcasting of the three operands.
   irdl.operation @where {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(condition: %t, x: %t, y: %t)
-    irdl.results(result: %t)
+    %condition = irdl.base @mo::@tensor
+    %x = irdl.base @mo::@tensor
+    %y = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(condition: %condition, x: %x, y: %y)
+    irdl.results(result: %result_type)
   }
 
   // [..., M, K] x [..., K, N] -> [..., M, N]; batch dims equal (the builder broadcasts them) or rhs of rank 2.
   irdl.operation @matmul {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(lhs: %t, rhs: %t)
-    irdl.results(result: %t)
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   // Same elements, row-major, in the result type's shape.
   irdl.operation @reshape {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // result dim i = operand dim permutation[i].
   irdl.operation @transpose {
-    %t = irdl.base @mo::@tensor
-    %ints = irdl.base "#builtin.dense_array"
-    irdl.attributes { "permutation" = %ints }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %permutation = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "permutation" = %permutation }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // numpy broadcasting to the result type's shape.
   irdl.operation @broadcast_to {
-    %t = irdl.base @mo::@tensor
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
-  // Concatenation along a non-negative `axis`.
+  // Concatenation of two tensors along a non-negative `axis`. Binary, not variadic: IRDL unifies
+  // the types of all operands of one variadic group, so an N-way concat is a chain of N-1.
   irdl.operation @concat {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(inputs: variadic %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
   }
   // Per-dim Python slicing x[start:stop:step] (step != 0), resolved against the runtime dim size n
   // exactly as Python's slice(start, stop, step).indices(n) does: negative bounds count from the
   // end and bounds are clamped. A missing bound is INT64_MIN or INT64_MAX (whichever clamps to the
   // end Python would use). The result type's dims are the slice lengths.
   irdl.operation @slice {
-    %t = irdl.base @mo::@tensor
-    %ints = irdl.base "#builtin.dense_array"
-    irdl.attributes { "starts" = %ints, "stops" = %ints, "steps" = %ints }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %starts = irdl.base "#builtin.dense_array"
+    %stops = irdl.base "#builtin.dense_array"
+    %steps = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "starts" = %starts, "stops" = %stops, "steps" = %steps }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // numpy.take(x, indices, axis); negative indices wrap once; an index outside
   // [-n, n) is a runtime error (the compiled code checks and reports it, never reads out of bounds).
   irdl.operation @gather {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t, indices: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %indices = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x, indices: %indices)
+    irdl.results(result: %result_type)
   }
 
   // Reductions over one non-negative `axis`, which stays in the result with size 1.
   irdl.operation @reduce_sum {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @reduce_mean {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @reduce_max {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @reduce_min {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @argmax {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @argmin {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // Normalizations along one non-negative `axis`; the result has the operand's shape.
   irdl.operation @softmax {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   irdl.operation @logsoftmax {
-    %t = irdl.base @mo::@tensor
-    %int = irdl.base "#builtin.integer"
-    irdl.attributes { "axis" = %int }
-    irdl.operands(x: %t)
-    irdl.results(result: %t)
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
   }
   // Normalizes over the last rank(gamma) dims of x; gamma and beta share a shape.
   irdl.operation @layer_norm {
-    %t = irdl.base @mo::@tensor
-    %float = irdl.base "#builtin.float"
-    irdl.attributes { "epsilon" = %float }
-    irdl.operands(x: %t, gamma: %t, beta: %t)
-    irdl.results(result: %t)
+    %epsilon = irdl.base "#builtin.float"
+    %x = irdl.base @mo::@tensor
+    %gamma = irdl.base @mo::@tensor
+    %beta = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "epsilon" = %epsilon }
+    irdl.operands(x: %x, gamma: %gamma, beta: %beta)
+    irdl.results(result: %result_type)
   }
 }

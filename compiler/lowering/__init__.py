@@ -1,0 +1,133 @@
+"""MO -> linalg/tensor/arith/math lowering: pass ``mo-to-linalg``, one rule per op.
+
+Each ``mo.graph`` function becomes a function of the same name on builtin tensors (symbolic
+dims become ``?``, si*/ui* become signless) keeping ``mo.graph``. Runtime checks (gather bounds)
+become one extra last result ``tensor<Kxi8>`` and the attribute ``mo.checks = [messages]``.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, func, tensor
+
+from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
+    constant,
+    elementwise,
+    gather,
+    matmul,
+    normalization,
+    reduction,
+    shape_ops,
+)
+from max.compiler.lowering.context import (
+    FunctionLowering,
+    LoweringContext,
+    builtin_tensor_type,
+)
+from max.compiler.lowering.registry import all_rules, get_rule
+from max.compiler.passes.registry import CompilationError, register_pass
+from max.dialects.mo.types import MOTensorType, parse_tensor_type
+
+__all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
+
+
+def _mo_type(t: ir.Type, what: str) -> MOTensorType:
+    try:
+        mt = parse_tensor_type(t)
+    except ValueError as e:
+        raise CompilationError(f"{what}: {e}") from e
+    if mt.kind != "tensor":
+        raise CompilationError(f"{what}: {t} is not supported by the CPU lowering")
+    return mt
+
+
+@register_pass("mo-to-linalg", "lower mo.graph functions to linalg/tensor/arith on builtin tensors")
+def lower_to_linalg(module: ir.Module) -> None:
+    """Rewrites every ``mo.graph`` function of ``module`` in place."""
+    with module.context, ir.Location.unknown():
+        for op in list(module.body.operations):
+            if op.operation.name == "func.func" and "mo.graph" in op.attributes:
+                _lower_function(op.operation)
+
+
+def _lower_function(old: ir.Operation) -> None:
+    name = ir.StringAttr(old.attributes["sym_name"]).value
+    ftype = ir.FunctionType(ir.TypeAttr(old.attributes["function_type"]).value)
+    region = old.regions[0]
+    blocks = list(region.blocks)
+    if len(blocks) != 1:
+        raise CompilationError(f"graph {name!r}: expected one block, found {len(blocks)}")
+    in_mo = [_mo_type(t, f"graph {name!r} input {i}") for i, t in enumerate(ftype.inputs)]
+    out_mo = [_mo_type(t, f"graph {name!r} result {i}") for i, t in enumerate(ftype.results)]
+    in_types = [builtin_tensor_type(t) for t in in_mo]
+    out_types = [builtin_tensor_type(t) for t in out_mo]
+
+    with old.location, ir.InsertionPoint(old):
+        new = func.FuncOp(name, (in_types, out_types))
+    for attr_name in list(old.attributes):
+        if attr_name not in ("sym_name", "function_type"):
+            new.attributes[attr_name] = old.attributes[attr_name]
+    entry = new.add_entry_block()
+    state = FunctionLowering(name, list(entry.arguments), in_mo)
+    values: dict[ir.Value, ir.Value] = dict(zip(blocks[0].arguments, entry.arguments))
+
+    with ir.InsertionPoint(entry):
+        for op in blocks[0].operations:
+            op = op.operation
+            if op.name == "func.return":
+                with op.location:
+                    _emit_return(new, state, [values[v] for v in op.operands], out_types)
+                break
+            rule = get_rule(op.name)
+            if rule is None:
+                raise CompilationError(f"{op.name} at {op.location}: no CPU lowering for this op")
+            try:
+                ctx = LoweringContext(
+                    op=op,
+                    operands=tuple(values[v] for v in op.operands),
+                    operand_types=tuple(_mo_type(v.type, op.name) for v in op.operands),
+                    result_types=tuple(_mo_type(r.type, op.name) for r in op.results),
+                    fn=state,
+                )
+            except KeyError as e:
+                raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e
+            with op.location:
+                results = list(rule(ctx))
+                if len(results) != len(op.results):
+                    raise ctx.error(f"rule gave {len(results)} results, expected {len(op.results)}")
+                for old_r, new_r, mt in zip(op.results, results, ctx.result_types):
+                    values[old_r] = _coerce(new_r, builtin_tensor_type(mt), ctx)
+        else:
+            raise CompilationError(f"graph {name!r} has no func.return")
+    old.erase()
+
+
+def _coerce(v: ir.Value, want: ir.RankedTensorType, ctx: LoweringContext) -> ir.Value:
+    """Casts static <-> dynamic dims where a rule knew more (or less) than the MO type says."""
+    if v.type == want:
+        return v
+    have = ir.RankedTensorType(v.type)
+    if have.element_type != want.element_type or have.rank != want.rank:
+        raise ctx.error(f"rule produced {have}, expected {want}")
+    return tensor.cast(want, v)
+
+
+def _emit_return(new: func.FuncOp, state: FunctionLowering, results: list[ir.Value],
+                 out_types: list[ir.Type]) -> None:
+    i8 = ir.IntegerType.get_signless(8)
+    flags = []
+    for flag, _ in state.checks:
+        if isinstance(flag.type, ir.RankedTensorType):
+            flag = tensor.extract(flag, [])
+        if flag.type != i8:
+            flag = arith.extui(i8, flag)
+        flags.append(flag)
+    if flags:
+        checks_type = ir.RankedTensorType.get([len(flags)], i8)
+        results = results + [tensor.from_elements(checks_type, flags)]
+        out_types = out_types + [checks_type]
+        new.attributes["mo.checks"] = ir.ArrayAttr.get(
+            [ir.StringAttr.get(m) for _, m in state.checks])
+    func.ReturnOp(results)
+    new.attributes["function_type"] = ir.TypeAttr.get(
+        ir.FunctionType.get([a.type for a in new.entry_block.arguments], out_types))

@@ -1,0 +1,89 @@
+"""Small IR builders shared by the rules: linalg.generic, broadcast maps, scalar constants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from mlir import ir
+from mlir.dialects import arith, linalg
+
+from max.dialects.mo.types import MOTensorType
+
+PARALLEL = linalg.IteratorType.parallel
+REDUCTION = linalg.IteratorType.reduction
+
+
+def identity_map(rank: int) -> ir.AffineMap:
+    """(d0..dn) -> (d0..dn)."""
+    return ir.AffineMap.get_identity(rank)
+
+
+def broadcast_map(operand: MOTensorType, result: MOTensorType) -> ir.AffineMap:
+    """numpy broadcasting as an indexing map: trailing-aligned, static size-1 dims read index 0."""
+    rank = result.rank
+    offset = rank - operand.rank
+    exprs = []
+    for i, d in enumerate(operand.dims):
+        j = i + offset
+        if d == 1 and result.dims[j] != 1:
+            exprs.append(ir.AffineConstantExpr.get(0))
+        else:
+            exprs.append(ir.AffineDimExpr.get(j))
+    return ir.AffineMap.get(rank, 0, exprs)
+
+
+def dims_map(rank: int, dims: Sequence[int | None]) -> ir.AffineMap:
+    """A map onto the loop dims ``dims``; None stands for the constant 0 (a kept size-1 axis)."""
+    exprs = [ir.AffineConstantExpr.get(0) if d is None else ir.AffineDimExpr.get(d) for d in dims]
+    return ir.AffineMap.get(rank, 0, exprs)
+
+
+def generic(inputs: Sequence[ir.Value], outputs: Sequence[ir.Value],
+            maps: Sequence[ir.AffineMap], iterators: Sequence[linalg.IteratorType],
+            body: Callable[..., Sequence[ir.Value] | ir.Value]) -> list[ir.Value]:
+    """A linalg.generic whose body is built by ``body(*block_args)`` returning the yields."""
+    op = linalg.GenericOp_(
+        list(inputs), list(outputs),
+        ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+        list(iterators),
+    )
+    block = op.regions[0].blocks[0]
+    with ir.InsertionPoint(block):
+        out = body(*block.arguments)
+        linalg.YieldOp(list(out) if isinstance(out, list | tuple) else [out])
+    return list(op.results)
+
+
+def scalar(t: ir.Type, value: float | int | bool) -> ir.Value:
+    """An arith.constant of element type ``t``."""
+    if isinstance(t, ir.IntegerType):
+        width = ir.IntegerType(t).width
+        v = int(value)
+        if width == 1:
+            v = 1 if v else 0
+        elif v >= 1 << (width - 1):
+            v -= 1 << width  # unsigned bit patterns are stored as signed
+        return arith.constant(t, ir.IntegerAttr.get(t, v))
+    return arith.constant(t, ir.FloatAttr.get(t, float(value)))
+
+
+def fill(value: ir.Value, dest: ir.Value) -> ir.Value:
+    """linalg.fill of ``dest`` with the scalar ``value``."""
+    return linalg.fill(value, outs=[dest])
+
+
+def int_min(t: ir.Type, signed: bool) -> int:
+    """The smallest value of an integer type (as a Python int)."""
+    w = ir.IntegerType(t).width
+    return -(1 << (w - 1)) if signed and w > 1 else 0
+
+
+def int_max(t: ir.Type, signed: bool) -> int:
+    """The largest value of an integer type (as a Python int, unsigned as its bit pattern)."""
+    w = ir.IntegerType(t).width
+    return (1 << (w - 1)) - 1 if signed and w > 1 else (1 << w) - 1
+
+
+def linalg_index(dim: int) -> ir.Value:
+    """linalg.index: the current iteration index of loop ``dim`` inside a generic body."""
+    return linalg.IndexOp(dim).result

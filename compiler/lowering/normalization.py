@@ -1,0 +1,85 @@
+"""softmax and logsoftmax (max-subtracted, numerically stable) and layer_norm."""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, math
+
+from max.compiler.lowering.builders import PARALLEL, dims_map, generic, identity_map, scalar
+from max.compiler.lowering.context import LoweringContext, element_type, kind_of
+from max.compiler.lowering.elementwise import BINARY
+from max.compiler.lowering.reduction import count, identity_value, index_to, reduce_axes
+from max.compiler.lowering.registry import lowering
+
+
+def _float_operand(ctx: LoweringContext) -> None:
+    if kind_of(ctx.operand_types[0].element_type) != "float":
+        raise ctx.error("needs a float operand")
+
+
+def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
+    _float_operand(ctx)
+    x, x_t = ctx.operands[0], ctx.operand_types[0]
+    rank = x_t.rank
+    axis = ctx.axis(rank)
+    et = x_t.element_type
+    m = reduce_axes(ctx, x, x_t, [axis], BINARY["max"]["float"], identity_value("max", et),
+                    keepdims=True)
+    ident = identity_map(rank)
+    row = dims_map(rank, [None if i == axis else i for i in range(rank)])
+    par = [PARALLEL] * rank
+    e = generic([x, m], [ctx.empty(x_t)], [ident, row, ident], par,
+                lambda v, mv, _: math.exp(arith.subf(v, mv)))[0]
+    s = reduce_axes(ctx, e, x_t, [axis], arith.addf, 0.0, keepdims=True)
+    if log:
+        return generic([x, m, s], [ctx.empty(x_t)], [ident, row, row, ident], par,
+                       lambda v, mv, sv, _: arith.subf(arith.subf(v, mv), math.log(sv)))
+    return generic([e, s], [ctx.empty(x_t)], [ident, row, ident], par,
+                   lambda ev, sv, _: arith.divf(ev, sv))
+
+
+@lowering("mo.softmax")
+def _softmax_rule(ctx: LoweringContext) -> list[ir.Value]:
+    return _softmax(ctx, log=False)
+
+
+@lowering("mo.logsoftmax")
+def _logsoftmax_rule(ctx: LoweringContext) -> list[ir.Value]:
+    return _softmax(ctx, log=True)
+
+
+@lowering("mo.layer_norm")
+def _layer_norm(ctx: LoweringContext) -> list[ir.Value]:
+    _float_operand(ctx)
+    x, gamma, beta = ctx.operands
+    x_t, g_t, b_t = ctx.operand_types
+    if g_t.dims != b_t.dims:
+        raise ctx.error(f"gamma {g_t.dims} and beta {b_t.dims} differ in shape")
+    if not 0 < g_t.rank <= x_t.rank:
+        raise ctx.error(f"gamma rank {g_t.rank} does not fit x rank {x_t.rank}")
+    eps = ir.FloatAttr(ctx.attr("epsilon")).value
+    rank = x_t.rank
+    lead = rank - g_t.rank
+    axes = list(range(lead, rank))
+    t = element_type(x_t.element_type)
+    n = index_to(t, count(ctx, x_t, axes))
+    ident = identity_map(rank)
+    row = dims_map(rank, list(range(lead)))
+    lead_map = identity_map(lead)
+    par_lead = [PARALLEL] * lead
+    s = reduce_axes(ctx, x, x_t, axes, arith.addf, 0.0, keepdims=False)
+    lead_t = x_t.with_dims(x_t.dims[:lead])
+    mean = generic([s], [ctx.empty(lead_t)], [lead_map] * 2, par_lead,
+                   lambda v, _: arith.divf(v, n))[0]
+    # Two passes (mean, then squared deviations) keep the variance accurate.
+    dev = generic([x, mean], [ctx.empty(x_t)], [ident, row, ident], [PARALLEL] * rank,
+                  lambda v, mv, _: (lambda d: arith.mulf(d, d))(arith.subf(v, mv)))[0]
+    ss = reduce_axes(ctx, dev, x_t, axes, arith.addf, 0.0, keepdims=False)
+    inv = generic([ss], [ctx.empty(lead_t)], [lead_map] * 2, par_lead,
+                  lambda v, _: arith.divf(scalar(t, 1.0), math.sqrt(
+                      arith.addf(arith.divf(v, n), scalar(t, eps)))))[0]
+    tail = dims_map(rank, axes)
+    return generic(
+        [x, mean, inv, gamma, beta], [ctx.empty(x_t)], [ident, row, row, tail, tail, ident],
+        [PARALLEL] * rank,
+        lambda v, mv, iv, g, b, _: arith.addf(arith.mulf(arith.mulf(arith.subf(v, mv), iv), g), b))

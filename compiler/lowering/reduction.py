@@ -1,0 +1,145 @@
+"""Reductions over one axis, kept with size 1: sum, mean, max, min, argmax, argmin."""
+
+from __future__ import annotations
+
+import math as pymath
+from collections.abc import Callable, Sequence
+
+from mlir import ir
+from mlir.dialects import arith, linalg
+
+from max.compiler.lowering.builders import linalg_index  # noqa: I001
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    identity_map,
+    int_max,
+    int_min,
+    scalar,
+)
+from max.compiler.lowering.context import LoweringContext, element_type, kind_of
+from max.compiler.lowering.elementwise import BINARY, F, I
+from max.compiler.lowering.registry import lowering
+from max.dialects.mo.types import Dim, MOTensorType
+
+Combine = Callable[[ir.Value, ir.Value], ir.Value]
+
+
+def identity_value(op: str, mo_element: str) -> float | int:
+    """The starting accumulator of a reduction: 0 for sum, the type's lowest value for max."""
+    kind = kind_of(mo_element)
+    t = element_type(mo_element)
+    if op == "sum":
+        return 0
+    low = op == "max"
+    if kind == "float":
+        return -pymath.inf if low else pymath.inf
+    if kind == "bool":
+        return 0 if low else 1
+    signed = kind == "sint"
+    return int_min(t, signed) if low else int_max(t, signed)
+
+
+def reduce_axes(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType, axes: Sequence[int],
+                combine: Combine, init: float | int, *, keepdims: bool) -> ir.Value:
+    """Reduces ``x`` over ``axes`` with ``combine``; the result keeps them as size 1 or drops them."""
+    rank = x_t.rank
+    if keepdims:
+        out_dims: list[Dim] = [1 if i in axes else d for i, d in enumerate(x_t.dims)]
+        out_map = dims_map(rank, [None if i in axes else i for i in range(rank)])
+    else:
+        out_dims = [d for i, d in enumerate(x_t.dims) if i not in axes]
+        out_map = dims_map(rank, [i for i in range(rank) if i not in axes])
+    out_t = x_t.with_dims(tuple(out_dims))
+    et = element_type(x_t.element_type)
+    acc = fill(scalar(et, init), ctx.empty(out_t))
+    iterators = [REDUCTION if i in axes else PARALLEL for i in range(rank)]
+    return generic([x], [acc], [identity_map(rank), out_map], iterators,
+                   lambda v, a: combine(v, a))[0]
+
+
+def count(ctx: LoweringContext, x_t: MOTensorType, axes: Sequence[int]) -> ir.Value:
+    """The number of elements over ``axes`` as an index value."""
+    n = ctx.index(1)
+    for a in axes:
+        n = arith.muli(n, ctx.dim_value(x_t.dims[a]))
+    return n
+
+
+def index_to(t: ir.Type, n: ir.Value) -> ir.Value:
+    """An index value converted to a float or integer scalar type."""
+    i64 = arith.index_cast(ir.IntegerType.get_signless(64), n)
+    if isinstance(t, ir.IntegerType):
+        w = ir.IntegerType(t).width
+        return i64 if w == 64 else arith.trunci(t, i64)
+    return arith.sitofp(t, i64)
+
+
+def _simple(op: str) -> None:
+    table = {"sum": "add", "mean": "add", "max": "max", "min": "min"}
+
+    @lowering(f"mo.reduce_{op}")
+    def rule(ctx: LoweringContext) -> list[ir.Value]:
+        x_t = ctx.operand_types[0]
+        axis = ctx.axis(x_t.rank)
+        kind = kind_of(x_t.element_type)
+        combine = BINARY[table[op]][kind]
+        init = identity_value("sum" if op == "mean" else op, x_t.element_type)
+        out = reduce_axes(ctx, ctx.operands[0], x_t, [axis], combine, init, keepdims=True)
+        if op != "mean":
+            return [out]
+        n = count(ctx, x_t, [axis])
+        out_t = ctx.result_types[0]
+        et = element_type(x_t.element_type)
+        nv = index_to(et, n)
+        div = BINARY["div"][kind]
+        return generic([out], [ctx.empty(out_t)], [identity_map(out_t.rank)] * 2,
+                       [PARALLEL] * out_t.rank, lambda s, _: div(s, nv))
+
+
+for _op in ("sum", "mean", "max", "min"):
+    _simple(_op)
+
+
+def _arg(op: str) -> None:
+    @lowering(f"mo.{op}")
+    def rule(ctx: LoweringContext) -> list[ir.Value]:
+        x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+        axis = ctx.axis(x_t.rank)
+        kind = kind_of(x_t.element_type)
+        if kind_of(out_t.element_type) not in ("sint", "uint"):
+            raise ctx.error("the result must have an integer dtype")
+        et = element_type(x_t.element_type)
+        it = element_type(out_t.element_type)
+        low = op == "argmax"
+        best0 = fill(scalar(et, identity_value("max" if low else "min", x_t.element_type)),
+                     ctx.empty(out_t, x_t.element_type))
+        idx0 = fill(scalar(it, 0), ctx.empty(out_t))
+        rank = x_t.rank
+        out_map = dims_map(rank, [None if i == axis else i for i in range(rank)])
+
+        def body(v: ir.Value, best: ir.Value, bi: ir.Value) -> list[ir.Value]:
+            # Strict comparison keeps the first occurrence; the first NaN wins, as in numpy.
+            if kind == "float":
+                better = arith.cmpf(F.OGT if low else F.OLT, v, best)
+                nan_first = arith.andi(arith.cmpf(F.UNO, v, v), arith.cmpf(F.ORD, best, best))
+                better = arith.ori(better, nan_first)
+            else:
+                pred = {("sint", True): I.sgt, ("sint", False): I.slt}.get(
+                    (kind, low), I.ugt if low else I.ult)
+                better = arith.cmpi(pred, v, best)
+            i = index_to(it, linalg_index(axis))
+            return [arith.select(better, v, best), arith.select(better, i, bi)]
+
+        res = generic([ctx.operands[0]], [best0, idx0], [identity_map(rank), out_map, out_map],
+                      [REDUCTION if i == axis else PARALLEL for i in range(rank)], body)
+        return [res[1]]
+
+
+for _op in ("argmax", "argmin"):
+    _arg(_op)
+
+__all__ = ["count", "identity_value", "index_to", "reduce_axes"]

@@ -1,0 +1,167 @@
+"""reshape, transpose, broadcast_to, concat and slice (Python slice semantics at runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlir import ir
+from mlir.dialects import arith, linalg, tensor
+
+from max.compiler.lowering.builders import linalg_index, PARALLEL, broadcast_map, generic, identity_map
+from max.compiler.lowering.context import DYNAMIC, LoweringContext
+from max.compiler.lowering.registry import lowering
+from max.dialects.mo.types import MOTensorType
+
+Mixed = int | ir.Value
+
+
+def mixed(values: Sequence[Mixed]) -> tuple[list[ir.Value], ir.DenseI64ArrayAttr]:
+    """Splits mixed static/dynamic sizes into (dynamic operands, static array with ? marks)."""
+    dyn = [v for v in values if not isinstance(v, int)]
+    static = [v if isinstance(v, int) else DYNAMIC for v in values]
+    return dyn, ir.DenseI64ArrayAttr.get(static)
+
+
+def insert_slice(src: ir.Value, dest: ir.Value, offsets: Sequence[Mixed],
+                 sizes: Sequence[Mixed]) -> ir.Value:
+    """tensor.insert_slice with unit strides."""
+    (do, so), (ds, ss), (dst, sst) = mixed(offsets), mixed(sizes), mixed([1] * len(sizes))
+    return tensor.insert_slice(src, dest, do, ds, dst, so, ss, sst)
+
+
+def extract_slice(result: ir.Type, src: ir.Value, offsets: Sequence[Mixed],
+                  sizes: Sequence[Mixed], strides: Sequence[Mixed]) -> ir.Value:
+    """tensor.extract_slice from mixed values."""
+    (do, so), (ds, ss), (dt, st) = mixed(offsets), mixed(sizes), mixed(strides)
+    return tensor.extract_slice(result, src, do, ds, dt, so, ss, st)
+
+
+@lowering("mo.reshape")
+def _reshape(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    if x_t.is_static and out_t.is_static:
+        n_in = 1
+        for d in x_t.dims:
+            n_in *= d
+        n_out = 1
+        for d in out_t.dims:
+            n_out *= d
+        if n_in != n_out:
+            raise ctx.error(f"cannot reshape {x_t.dims} ({n_in} elements) to {out_t.dims}")
+    index = ir.IndexType.get()
+    shape = tensor.from_elements(ir.RankedTensorType.get([out_t.rank], index),
+                                 [ctx.dim_value(d) for d in out_t.dims])
+    return [tensor.reshape(ctx.tensor_type(out_t), ctx.operands[0], shape)]
+
+
+@lowering("mo.transpose")
+def _transpose(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    perm = ctx.dense_ints("permutation")
+    if sorted(perm) != list(range(x_t.rank)):
+        raise ctx.error(f"permutation {perm} is not a permutation of rank {x_t.rank}")
+    op = linalg.transpose(ctx.operands[0], outs=[ctx.empty(out_t)], permutation=perm)
+    return [op if isinstance(op, ir.Value) else op.results[0]]
+
+
+@lowering("mo.broadcast_to")
+def _broadcast_to(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    if x_t.rank > out_t.rank:
+        raise ctx.error(f"cannot broadcast rank {x_t.rank} to rank {out_t.rank}")
+    maps = [broadcast_map(x_t, out_t), identity_map(out_t.rank)]
+    return generic([ctx.operands[0]], [ctx.empty(out_t)], maps, [PARALLEL] * out_t.rank,
+                   lambda v, _: v)
+
+
+@lowering("mo.concat")
+def _concat(ctx: LoweringContext) -> list[ir.Value]:
+    out_t = ctx.result_types[0]
+    axis = ctx.axis(out_t.rank)
+    out = ctx.empty(out_t)
+    offset: Mixed = 0
+    for v, t in zip(ctx.operands, ctx.operand_types):
+        if t.rank != out_t.rank:
+            raise ctx.error(f"operand rank {t.rank} differs from result rank {out_t.rank}")
+        sizes = ctx.dims(t)
+        offsets: list[Mixed] = [0] * t.rank
+        offsets[axis] = offset
+        out = insert_slice(v, out, offsets, sizes)
+        size = sizes[axis]
+        if isinstance(offset, int) and isinstance(size, int):
+            offset = offset + size
+        else:
+            as_val = [ctx.index(x) if isinstance(x, int) else x for x in (offset, size)]
+            offset = arith.addi(as_val[0], as_val[1])
+    return [out]
+
+
+def _static_slice(n: int, start: int, stop: int, step: int) -> tuple[int, int]:
+    """(first index, length) exactly as Python's slice.indices."""
+    first, _, _ = slice(start, stop, step).indices(n)
+    return first, len(range(*slice(start, stop, step).indices(n)))
+
+
+def _dynamic_slice(ctx: LoweringContext, n: ir.Value, start: int, stop: int,
+                   step: int) -> tuple[ir.Value, ir.Value]:
+    """(first index, length) of slice(start, stop, step) over a runtime size n, as index values."""
+    lower = ctx.index(0 if step > 0 else -1)
+    upper = n if step > 0 else arith.subi(n, ctx.index(1))
+
+    def bound(v: int) -> ir.Value:
+        # Python clamps: negative bounds count from the end, then clip to [lower, upper].
+        if v < 0:
+            return arith.maxsi(arith.addi(n, ctx.index(max(v, -(1 << 62)))), lower)
+        return arith.minsi(ctx.index(min(v, 1 << 62)), upper)
+
+    b0, b1 = bound(start), bound(stop)
+    hi, lo = (b1, b0) if step > 0 else (b0, b1)
+    span = arith.subi(hi, lo)
+    length = arith.addi(arith.divsi(arith.subi(span, ctx.index(1)), ctx.index(abs(step))),
+                        ctx.index(1))
+    positive = arith.cmpi(arith.CmpIPredicate.sgt, span, ctx.index(0))
+    return b0, arith.select(positive, length, ctx.index(0))
+
+
+@lowering("mo.slice")
+def _slice(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    starts, stops, steps = (ctx.dense_ints(k) for k in ("starts", "stops", "steps"))
+    if not len(starts) == len(stops) == len(steps) == x_t.rank == out_t.rank:
+        raise ctx.error("starts/stops/steps must have one entry per dim")
+    if 0 in steps:
+        raise ctx.error("slice step cannot be zero")
+    firsts: list[Mixed] = []
+    lengths: list[Mixed] = []
+    for i, (d, a, b, s) in enumerate(zip(x_t.dims, starts, stops, steps)):
+        if isinstance(d, int):
+            f, ln = _static_slice(d, a, b, s)
+            want = out_t.dims[i]
+            if isinstance(want, int) and want != ln:
+                raise ctx.error(f"dim {i}: slice has length {ln}, result type says {want}")
+            firsts.append(f)
+            lengths.append(ln)
+        else:
+            f, ln = _dynamic_slice(ctx, ctx.dim_value(d), a, b, s)
+            firsts.append(f)
+            lengths.append(out_t.dims[i] if isinstance(out_t.dims[i], int) else ln)
+    result = ctx.tensor_type(out_t)
+    if all(s > 0 for s in steps):
+        return [extract_slice(result, ctx.operands[0], firsts, lengths, steps)]
+    return [_strided_gather(ctx, out_t, firsts, steps)]
+
+
+def _strided_gather(ctx: LoweringContext, out_t: MOTensorType, firsts: Sequence[Mixed],
+                    steps: Sequence[int]) -> ir.Value:
+    """Negative steps: each result element reads x[first + i * step] (always in bounds)."""
+    rank = out_t.rank
+    first_vals = [ctx.index(f) if isinstance(f, int) else f for f in firsts]
+    step_vals = [ctx.index(s) for s in steps]
+    x = ctx.operands[0]
+
+    def body(_: ir.Value) -> ir.Value:
+        idx = [arith.addi(f, arith.muli(linalg_index(i), s))
+               for i, (f, s) in enumerate(zip(first_vals, step_vals))]
+        return tensor.extract(x, idx)
+
+    return generic([], [ctx.empty(out_t)], [identity_map(rank)], [PARALLEL] * rank, body)[0]

@@ -1,0 +1,1 @@
+"""Target pipelines: from the lowered module (linalg on tensors) to native code."""

