@@ -1,0 +1,253 @@
+"""The in-parent compile API: ``compile_graph(graph) -> Artifact``, cached, out of process.
+
+A cache hit reads the entry and returns without starting anything. A miss sends the graph to
+the worker process (``python -m max.compiler.worker``), one per parent process, started on
+first use and kept alive between compiles (Python and MLIR start-up costs ~0.3-0.5 s); it is
+restarted when it has died. Whatever the worker does, the caller sees a Python exception:
+``CompilationError`` for a graph the compiler rejects, ``RuntimeError`` for an unreadable
+graph or a crashed compiler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from max.compiler import cache
+from max.compiler.cache import Artifact
+from max.compiler.worker import read_message, write_message
+
+#: Counts of what compile_graph did in this process ("compiles", "cache_hits", "worker_starts").
+stats: Counter[str] = Counter()
+
+#: Set to make the worker abort after parsing the graph (tests of the crash handling).
+DEBUG_ABORT_ENV = "MAX_DEBUG_COMPILER_ABORT"
+_STDERR_TAIL = 4000
+
+
+class _Worker:
+    """One persistent compiler process and the file holding its stderr."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._owner = os.getpid()
+        self._lock = threading.Lock()
+
+    def _alive(self) -> bool:
+        return (self._proc is not None and self._owner == os.getpid()
+                and self._proc.poll() is None)
+
+    def _start(self) -> None:
+        self._discard()
+        self._owner = os.getpid()
+        # O_APPEND: the worker's writes land at the end even after we truncate the file.
+        self._stderr = tempfile.TemporaryFile(mode="a+b", prefix="max-compiler-stderr-")
+        env = dict(os.environ)
+        env.setdefault("PYTHONFAULTHANDLER", "1")  # a Python traceback on fatal signals
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "max.compiler.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            close_fds=True)
+        stats["worker_starts"] += 1
+
+    def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and self._owner == os.getpid():
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_tail(self) -> str:
+        f = self._stderr
+        if f is None:
+            return ""
+        f.flush()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - _STDERR_TAIL))
+        return f.read().decode(errors="replace").strip()
+
+    def compile(self, request: dict[str, Any], label: str,
+                timeout: float | None) -> tuple[str, dict[str, Any]]:
+        """Sends one request; returns (graph name, reply). Raises RuntimeError on a crash."""
+        with self._lock:
+            for attempt in range(2):
+                if not self._alive():
+                    self._start()
+                assert self._proc is not None and self._stderr is not None
+                self._stderr.truncate(0)
+                try:
+                    write_message(self._proc.stdin, request)  # type: ignore[arg-type]
+                    break
+                except (BrokenPipeError, OSError):
+                    self._discard()  # died while idle: start a fresh one and retry once
+                    if attempt:
+                        raise RuntimeError("could not start the compiler worker") from None
+            proc = self._proc
+            timer = None
+            timed_out = threading.Event()
+            if timeout:
+                def _kill() -> None:
+                    timed_out.set()
+                    proc.kill()
+                timer = threading.Timer(timeout, _kill)
+                timer.daemon = True
+                timer.start()
+            name = label
+            try:
+                while True:
+                    reply = read_message(proc.stdout)  # type: ignore[arg-type]
+                    if reply is None:
+                        raise self._crashed(name, timed_out.is_set(), timeout)
+                    if reply.get("event") == "parsed":
+                        name = reply["name"]
+                        continue
+                    return name, reply
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _crashed(self, name: str, timed_out: bool, timeout: float | None) -> RuntimeError:
+        proc = self._proc
+        assert proc is not None
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        tail = self._stderr_tail()
+        self._discard()
+        if timed_out:
+            what = f"compiler timed out after {timeout} s"
+        elif rc < 0:
+            what = f"compiler crashed (signal {-rc})"
+        else:
+            what = f"compiler exited unexpectedly (status {rc})"
+        return RuntimeError(f"{what} while compiling graph {name!r}: {tail or '(no output)'}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard()
+
+
+_worker = _Worker()
+atexit.register(_worker.close)
+
+
+def shutdown_worker() -> None:
+    """Stops the compiler worker of this process (it is restarted on the next compile)."""
+    _worker.close()
+
+
+def _serialize(graph: Any) -> tuple[bytes, str]:
+    """The bytes to compile and a label for messages (the graph's name where known)."""
+    if isinstance(graph, bytes | bytearray | memoryview):
+        return bytes(graph), "<bytes>"
+    if isinstance(graph, str):
+        return graph.encode(), "<text>"
+    module = getattr(graph, "_module", graph)  # a max.graph.Graph, or an ir.Module
+    operation = getattr(module, "operation", None)
+    if operation is None or not hasattr(operation, "write_bytecode"):
+        raise TypeError(f"cannot compile a {type(graph).__name__}: expected a Graph, an "
+                        f"mlir.ir.Module, or MLIR bytecode/text")
+    import io
+
+    buf = io.BytesIO()
+    operation.write_bytecode(buf)
+    label = getattr(graph, "name", None) or _graph_name(module) or "<module>"
+    return buf.getvalue(), label
+
+
+def _graph_name(module: Any) -> str | None:
+    try:
+        for op in module.body.operations:
+            attrs = op.operation.attributes
+            if op.operation.name == "func.func" and "mo.graph" in attrs:
+                return str(attrs["sym_name"]).strip('"')
+    except Exception:  # noqa: BLE001 (only a label)
+        return None
+    return None
+
+
+def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | None = None,
+                  *, label: str | None = None, timeout: float | None = None) -> Artifact:
+    """Compiles an MO graph for ``target``, or finds it in the cache.
+
+    Args:
+        graph: a ``max.graph.Graph``, an ``mlir.ir.Module`` holding one ``mo.graph``
+            function, or its MLIR bytecode/text as ``bytes``/``str``.
+        target: ``"cpu"``.
+        options: compiler options (part of the cache key): ``opt_level`` (int), ``force_jit``
+            (bool: the ExecutionEngine fallback even where a linker exists).
+        label: what to call the graph in messages until its name is known (a file path).
+        timeout: seconds after which the compiler is killed (``$MAX_COMPILE_TIMEOUT``).
+
+    Returns:
+        The validated cache entry.
+
+    Raises:
+        CompilationError: the compiler rejected the graph.
+        RuntimeError: the graph could not be read, or the compiler crashed.
+    """
+    options = dict(options or {})
+    data, default_label = _serialize(graph)
+    label = label or default_label
+    key = cache.cache_key(data, target, options)
+    root = cache.cache_dir()
+    found = cache.lookup(key, root)
+    if found is not None:
+        stats["cache_hits"] += 1
+        return found
+    with cache.key_lock(key, root):
+        found = cache.lookup(key, root)  # another thread or process may have built it
+        if found is not None:
+            stats["cache_hits"] += 1
+            return found
+        staging = cache.new_staging_dir(key, root)
+        try:
+            request = {"op": "compile", "graph": data, "target": target, "options": options,
+                       "out_dir": str(staging), "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
+            if timeout is None and os.environ.get("MAX_COMPILE_TIMEOUT"):
+                timeout = float(os.environ["MAX_COMPILE_TIMEOUT"])
+            name, reply = _worker.compile(request, label, timeout)
+            if not reply.get("ok"):
+                raise _error(reply, name)
+            stats["compiles"] += 1
+            return cache.publish(key, staging, root)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _error(reply: dict[str, Any], name: str) -> Exception:
+    kind, message = reply.get("kind"), reply.get("message", "")
+    if kind == "parse":
+        return RuntimeError(f"could not read graph {name!r}: {message}")
+    if kind == "compile":
+        from max.compiler.passes.registry import CompilationError
+
+        return CompilationError(message)
+    return RuntimeError(f"internal compiler error while compiling graph {name!r}: {message}")
+
+
+def artifact_dir(key: str) -> Path:
+    """Where the cache entry of ``key`` lives."""
+    return cache.cache_dir() / key

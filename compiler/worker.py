@@ -1,0 +1,215 @@
+"""Out-of-process compilation: ``python -m max.compiler.worker``.
+
+The MLIR bindings are an assertion-enabled build: some bad inputs abort the process. So the
+parent never compiles itself; it keeps one worker process per parent and sends it requests.
+
+Protocol (over the child's stdin/stdout; stray prints are redirected to stderr): each message is
+an 8-byte little-endian length followed by a pickled dict. A request is
+``{"op": "compile", "graph": bytes, "target": str, "options": dict, "out_dir": str,
+"debug": str | None}``. The worker answers ``{"event": "parsed", "name": NAME}`` once the graph
+parsed, then ``{"event": "done", "ok": True, "meta": META}`` or
+``{"event": "done", "ok": False, "kind": "parse" | "compile" | "internal", "message": str}``.
+EOF at stdin ends the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+_HEADER = struct.Struct("<Q")
+
+
+def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
+    """Writes one framed message and flushes."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> dict[str, Any] | None:
+    """Reads one framed message; None at a clean or truncated end of stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+class ParseError(Exception):
+    """The graph could not be read (not MLIR, truncated, or no ``mo.graph`` function)."""
+
+
+def _names(func_op: Any, key: str, count: int) -> list[str | None]:
+    """Argument/result names from ``arg_attrs``/``res_attrs`` (``{mo.name = "x"}``), if any."""
+    from mlir import ir
+
+    names: list[str | None] = [None] * count
+    if key not in func_op.attributes:
+        return names
+    for i, d in enumerate(ir.ArrayAttr(func_op.attributes[key])):
+        d = ir.DictAttr(d)
+        for attr in ("mo.name", "name"):
+            if attr in d:
+                names[i] = ir.StringAttr(d[attr]).value
+                break
+    return names
+
+
+def _signature(types: Any, names: list[str | None]) -> list[dict[str, Any]]:
+    from max.dialects.mo.types import ELEMENT_TYPES, parse_tensor_type
+
+    out = []
+    for t, name in zip(types, names):
+        mt = parse_tensor_type(t)
+        out.append({"type": mt.text(), "dtype": ELEMENT_TYPES.get(mt.element_type, mt.element_type),
+                    "dims": list(mt.dims), "device": mt.device, "name": name})
+    return out
+
+
+def _graph_function(module: Any) -> Any:
+    graphs = [op for op in module.body.operations
+              if op.operation.name == "func.func" and "mo.graph" in op.operation.attributes]
+    if len(graphs) != 1:
+        raise ParseError(f"expected one function with the mo.graph attribute, found {len(graphs)}")
+    return graphs[0].operation
+
+
+def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: Path,
+                   *, on_parsed: Callable[[str], None] | None = None,
+                   debug: str | None = None) -> dict[str, Any]:
+    """Compiles MO bytecode or text into ``out_dir`` (binary + ``meta.json``); returns the meta.
+
+    Raises:
+        ParseError: if the graph cannot be read.
+        CompilationError: if a pass rejects the graph.
+    """
+    from mlir import ir
+
+    from max.compiler import cache
+    from max.compiler.passes.registry import CompilationError, get_pass
+    from max.dialects.mo import make_context
+
+    if target != "cpu":
+        raise CompilationError(f"unsupported target {target!r} (only 'cpu' is implemented)")
+    context = make_context()
+    with context, ir.Location.unknown():
+        try:
+            module = ir.Module.parse(graph)
+        except ir.MLIRError as e:
+            raise ParseError(str(e)) from None
+        fn = _graph_function(module)
+        name = ir.StringAttr(fn.attributes["sym_name"]).value
+        if on_parsed is not None:
+            on_parsed(name)
+        if debug == "abort":  # tests: simulate MLIR aborting on a bad graph
+            os.abort()
+        try:
+            canonicalize = get_pass("mo-canonicalize").fn
+        except KeyError:
+            canonicalize = None
+        if canonicalize is not None and not options.get("no_canonicalize"):
+            canonicalize(module)
+            fn = _graph_function(module)
+        ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+        inputs = _signature(ftype.inputs, _names(fn, "arg_attrs", len(ftype.inputs)))
+        outputs = _signature(ftype.results, _names(fn, "res_attrs", len(ftype.results)))
+
+        get_pass("mo-to-linalg").fn(module)
+        fn = _graph_function(module)
+        checks: list[str] = []
+        if "mo.checks" in fn.attributes:
+            checks = [ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes["mo.checks"])]
+
+        from max.compiler.pipelines import cpu
+
+        cpu.lower_to_llvm(module)
+        if cpu.have_system_linker() and not options.get("force_jit"):
+            kind, binary_name = "so", "model.so"
+            llvm_ir = cpu.translate_to_llvm_ir(module)
+            cpu.build_shared_object(llvm_ir, out_dir / binary_name,
+                                    opt_level=int(options.get("opt_level", 3)))
+        else:
+            kind, binary_name = "jit", "model.llvm.mlirbc"
+            buf = io.BytesIO()
+            module.operation.write_bytecode(buf)
+            (out_dir / binary_name).write_bytes(buf.getvalue())
+    binary = (out_dir / binary_name).read_bytes()
+    meta = {
+        "format": cache.FORMAT,
+        "name": name,
+        "entry": f"_mlir_ciface_{name}",
+        "kind": kind,
+        "binary": binary_name,
+        "sha256": hashlib.sha256(binary).hexdigest(),
+        "inputs": inputs,
+        "outputs": outputs,
+        "checks": checks,
+        "target": target,
+        "options": options,
+        "compiler_version": cache.compiler_version(),
+    }
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    return meta
+
+
+def _handle(request: dict[str, Any], out: BinaryIO) -> None:
+    from max.compiler.passes.registry import CompilationError
+
+    def parsed(name: str) -> None:
+        write_message(out, {"event": "parsed", "name": name})
+
+    try:
+        meta = compile_to_dir(request["graph"], request["target"], request.get("options") or {},
+                              Path(request["out_dir"]), on_parsed=parsed,
+                              debug=request.get("debug"))
+    except ParseError as e:
+        reply = {"event": "done", "ok": False, "kind": "parse", "message": str(e)}
+    except CompilationError as e:
+        reply = {"event": "done", "ok": False, "kind": "compile", "message": str(e)}
+    except Exception as e:  # noqa: BLE001 (reported to the parent, which raises)
+        tb = traceback.format_exc(limit=8)
+        reply = {"event": "done", "ok": False, "kind": "internal",
+                 "message": f"{type(e).__name__}: {e}\n{tb}"}
+    else:
+        reply = {"event": "done", "ok": True, "meta": meta}
+    write_message(out, reply)
+
+
+def main() -> int:
+    """Serves compile requests on stdin/stdout until EOF."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed by the compiler goes to stderr, not into the protocol
+    sys.stdout = sys.stderr
+    stdin = sys.stdin.buffer
+    # Import the compiler once, up front: this is what the persistent worker saves per compile.
+    import max.compiler.passes.registry as registry
+
+    try:
+        registry.all_passes()
+    except Exception:  # noqa: BLE001 (the same error is reported by the first request)
+        pass
+    while True:
+        request = read_message(stdin)
+        if request is None:
+            return 0
+        if request.get("op") == "ping":
+            write_message(out, {"event": "pong", "pid": os.getpid()})
+            continue
+        _handle(request, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

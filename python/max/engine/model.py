@@ -1,0 +1,255 @@
+"""``Model``: a compiled graph, executable with numpy arrays, Tensors, DLPack arrays, scalars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from max.driver import CPU, Device, Tensor
+from max.driver import _dlpack
+from max.dtype import DType
+from max.runtime import CpuExecutable, TensorSig
+
+
+class TensorSpec:
+    """Defines the properties of a tensor, including its name, shape and data type.
+
+    For usage examples, see :attr:`Model.input_metadata`.
+
+    Args:
+        shape: The shape of the tensor; ``None`` for a dimension whose size is unknown until
+            execution (a symbolic dimension such as the batch size).
+        dtype: The tensor data type.
+        name: The tensor name.
+    """
+
+    __slots__ = ("_shape", "_dtype", "_name", "_dims")
+
+    def __init__(self, shape: Sequence[int | None] | None, dtype: DType, name: str,
+                 *, dims: Sequence[int | str] | None = None) -> None:
+        self._shape = None if shape is None else list(shape)
+        self._dtype = dtype
+        self._name = name
+        self._dims = list(dims) if dims is not None else self._shape
+
+    @property
+    def shape(self) -> list[int | None] | None:
+        """The shape of the tensor as a list of integers.
+
+        If a dimension size is unknown/dynamic (such as the batch size), its value is ``None``.
+        """
+        return None if self._shape is None else list(self._shape)
+
+    @property
+    def dims(self) -> list[int | str | None] | None:
+        """The dims as the graph declares them: ints, symbol names or dim expressions."""
+        return None if self._dims is None else list(self._dims)
+
+    @property
+    def dtype(self) -> DType:
+        """A tensor data type."""
+        return self._dtype
+
+    @property
+    def name(self) -> str:
+        """A tensor name."""
+        return self._name
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, TensorSpec) and self._shape == other._shape
+                and self._dtype == other._dtype and self._name == other._name)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self._shape or ()), self._dtype, self._name))
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(shape={self._shape}, dtype={self._dtype}, name={self._name!r})"
+
+    def __str__(self) -> str:
+        dims = "x".join("?" if d is None else str(d) for d in (self._shape or []))
+        return f"{self._name}: {dims}x{self._dtype.name}" if dims else (
+            f"{self._name}: {self._dtype.name}")
+
+
+class MojoValue:
+    """This is work in progress and you should ignore it for now."""
+
+
+def _spec(entry: dict[str, Any], default_name: str) -> TensorSpec:
+    dims = entry["dims"]
+    return TensorSpec([d if type(d) is int else None for d in dims], DType[entry["dtype"]],
+                      entry.get("name") or default_name, dims=dims)
+
+
+class Model:
+    """A loaded model that you can execute.
+
+    Do not instantiate this class directly. Instead, create it with
+    :class:`~max.engine.InferenceSession`.
+
+    Inputs may be numpy arrays, :class:`~max.driver.Tensor`\\ s, any DLPack array (a PyTorch
+    tensor), or Python scalars for rank-0 inputs. Non-contiguous inputs are copied to a
+    contiguous array first (zero-copy otherwise). Outputs are freshly allocated
+    :class:`~max.driver.Tensor`\\ s.
+
+    Example:
+        >>> outputs = model.execute(np.ones((2, 3), np.float32))  # doctest: +SKIP
+        >>> outputs[0].to_numpy()  # doctest: +SKIP
+    """
+
+    def __init__(self, executable: CpuExecutable, meta: dict[str, Any], device: Device,
+                 artifact: Any = None) -> None:
+        self._exe = executable
+        self._run = executable.run
+        self._meta = meta
+        self._device = device
+        self._artifact = artifact
+        self._input_specs = [_spec(e, f"input{i}") for i, e in enumerate(meta["inputs"])]
+        self._output_specs = [_spec(e, f"output{i}") for i, e in enumerate(meta["outputs"])]
+        self._in_sigs = executable.inputs
+        self._n_in = len(self._in_sigs)
+        self._out_dtypes = [s.dtype for s in self._output_specs]
+        self._wrap = Tensor._wrap
+
+    @classmethod
+    def _from_meta(cls, function: Any, meta: dict[str, Any], device: Device | None = None,
+                   artifact: Any = None) -> Model:
+        def sig(e: dict[str, Any]) -> TensorSig:
+            return TensorSig(DType[e["dtype"]].to_numpy(), tuple(e["dims"]), e.get("name"))
+
+        exe = CpuExecutable(function, [sig(e) for e in meta["inputs"]],
+                            [sig(e) for e in meta["outputs"]], meta["checks"], meta["name"])
+        return cls(exe, meta, device or CPU(), artifact)
+
+    @property
+    def name(self) -> str:
+        """The graph's name."""
+        return self._meta["name"]
+
+    @property
+    def input_metadata(self) -> list[TensorSpec]:
+        """Metadata about the model's input tensors, as a list of :class:`TensorSpec` objects.
+
+        For example, you can print the input tensor names, shapes, and dtypes::
+
+            for tensor in model.input_metadata:
+                print(f'name: {tensor.name}, shape: {tensor.shape}, dtype: {tensor.dtype}')
+        """
+        return list(self._input_specs)
+
+    @property
+    def output_metadata(self) -> list[TensorSpec]:
+        """Metadata about the model's output tensors, as a list of :class:`TensorSpec` objects.
+
+        For example, you can print the output tensor names, shapes, and dtypes::
+
+            for tensor in model.output_metadata:
+                print(f'name: {tensor.name}, shape: {tensor.shape}, dtype: {tensor.dtype}')
+        """
+        return list(self._output_specs)
+
+    def execute(self, *args: Any) -> list[Tensor]:
+        """Executes the model on ``args``, one per input, and returns its outputs.
+
+        Args:
+            args: numpy arrays, :class:`~max.driver.Tensor`\\ s, DLPack arrays, or Python
+                scalars (for rank-0 inputs).
+
+        Returns:
+            A list of :class:`~max.driver.Tensor`, one per output.
+
+        Raises:
+            ValueError: wrong number of inputs, a wrong rank or static dim, a symbolic dim
+                bound to two different sizes, or a failed runtime check.
+            IndexError: a failed bounds check (an index out of range).
+            TypeError: an input of the wrong dtype or of an unsupported type.
+        """
+        if len(args) != self._n_in:
+            raise ValueError(f"model {self.name!r} expects {self._n_in} inputs, got {len(args)}")
+        arrays = []
+        for i, a in enumerate(args):
+            t = type(a)
+            if t is np.ndarray:
+                arr = a
+            elif t is Tensor:
+                arr = a._array
+            else:
+                arr = self._convert(i, a)
+            flags = arr.flags
+            if not (flags.c_contiguous and flags.aligned):
+                arr = np.array(arr, order="C", copy=True)
+            arrays.append(arr)
+        outs = self._run(arrays)
+        wrap = self._wrap
+        device = self._device
+        return [wrap(o, dt, device) for o, dt in zip(outs, self._out_dtypes)]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[Tensor]:
+        """Call self as a function: :meth:`execute`, with inputs also by name as keywords."""
+        if kwargs:
+            args = self._bind_keywords(args, kwargs)
+        return self.execute(*args)
+
+    def _bind_keywords(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        names = [s.name for s in self._input_specs]
+        values: list[Any] = list(args) + [_MISSING] * (len(names) - len(args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(f"model {self.name!r} has no input named {key!r} "
+                                f"(inputs: {', '.join(names)})")
+            k = names.index(key)
+            if k < len(args):
+                raise TypeError(f"input {key!r} given both by position and by name")
+            values[k] = value
+        missing = [names[k] for k, v in enumerate(values) if v is _MISSING]
+        if missing:
+            raise ValueError(f"model {self.name!r}: missing inputs {', '.join(missing)}")
+        return tuple(values)
+
+    def _convert(self, i: int, a: Any) -> np.ndarray:
+        sig = self._in_sigs[i]
+        if isinstance(a, Tensor):
+            return a._array
+        if isinstance(a, np.ndarray):
+            return a
+        if isinstance(a, bool | int | float) and not isinstance(a, np.generic):
+            if sig.dims:
+                raise TypeError(f"input {i}: a Python {type(a).__name__} can only be passed for "
+                                f"a rank-0 input, but input {i} has shape "
+                                f"[{', '.join(str(d) for d in sig.dims)}]")
+            kind = sig.dtype.kind
+            if (isinstance(a, float) and kind != "f" and sig.dtype.name not in _FLOAT_LIKE) or (
+                    not isinstance(a, bool) and kind == "b"):
+                raise TypeError(f"input {i}: expected dtype {sig.dtype}, got Python "
+                                f"{type(a).__name__} {a!r}")
+            try:
+                return np.asarray(a, dtype=sig.dtype)
+            except OverflowError as e:
+                raise ValueError(f"input {i}: {a!r} does not fit dtype {sig.dtype}: {e}") from None
+        if isinstance(a, np.generic):
+            return np.asarray(a)
+        if type(a).__name__ == "Tensor" and type(a).__module__.startswith("torch"):
+            try:
+                return a.numpy()  # zero-copy and ~4x faster than DLPack for CPU tensors
+            except (RuntimeError, TypeError):
+                pass  # grad, conjugate, bfloat16, non-CPU...: DLPack says why, or copes
+        if hasattr(a, "__dlpack__"):
+            try:
+                return _dlpack.import_array(a)
+            except Exception as e:  # noqa: BLE001 (re-raised with the input's index)
+                raise TypeError(f"input {i}: could not import {type(a).__name__} through "
+                                f"DLPack: {e}") from None
+        raise TypeError(f"input {i}: unsupported input type {type(a).__module__}."
+                        f"{type(a).__qualname__}; expected a numpy array, a max.driver.Tensor, "
+                        f"a DLPack array or a Python scalar")
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(s) for s in self._input_specs)
+        return f"Model({self.name!r}, inputs=[{ins}])"
+
+
+_MISSING = object()
+_FLOAT_LIKE = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+               "float4_e2m1fn")

@@ -1,0 +1,170 @@
+"""``InferenceSession``: compiles graphs (out of process, cached) and loads them as Models."""
+
+from __future__ import annotations
+
+import enum
+import os
+import pathlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
+
+from max.driver import CPU, Device
+from max.engine.model import Model
+
+CustomExtensionsType = Union[list[Union[str, pathlib.Path, Any]], str, pathlib.Path, Any]
+
+_BYTECODE_MAGIC = b"ML\xefR"
+
+
+class GPUProfilingMode(str, enum.Enum):
+    """The supported modes for GPU profiling."""
+
+    OFF = "off"
+    ON = "on"
+    DETAILED = "detailed"
+
+
+class LogLevel(str, enum.Enum):
+    """The LogLevel specifies the log level used by the Mojo Ops."""
+
+    NOTSET = "notset"
+    TRACE = "trace"
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+def _no_extensions(custom_extensions: Any, where: str) -> None:
+    if custom_extensions is None:
+        return
+    if isinstance(custom_extensions, list | tuple) and not custom_extensions:
+        return
+    raise NotImplementedError(f"{where}: custom extensions (Mojo packages) are not supported by "
+                              f"this implementation")
+
+
+class InferenceSession:
+    """Manages an inference session in which you can load and run models.
+
+    You need an instance of this to load a model as a :class:`Model` object. For example:
+
+    .. code-block:: python
+
+        session = engine.InferenceSession(devices=[CPU()])
+        model = session.load(graph)
+
+    Args:
+        devices: A list of devices on which to run inference. Default is the host CPU only.
+        num_threads: Number of threads to use for the inference session. This defaults to the
+            number of physical cores on your machine.
+        custom_extensions: The extensions to load for the model. Not supported here: must be
+            ``None`` or empty.
+    """
+
+    def __init__(self, devices: Iterable[Device] | None = None, num_threads: int | None = None,
+                 *, custom_extensions: CustomExtensionsType | None = None) -> None:
+        self._devices = list(devices) if devices is not None else [CPU()]
+        if not self._devices:
+            raise ValueError("InferenceSession needs at least one device")
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        self._num_threads = num_threads or os.cpu_count() or 1
+        _no_extensions(custom_extensions, "InferenceSession")
+        self._gpu_profiling = GPUProfilingMode.OFF
+        self._log_level = LogLevel.NOTSET
+        self._options: dict[str, Any] = {}
+
+    @property
+    def devices(self) -> list[Device]:
+        """A list of available devices."""
+        return list(self._devices)
+
+    def load(self, model: str | pathlib.Path | Any, *,
+             custom_extensions: CustomExtensionsType | None = None,
+             custom_ops_path: str | None = None,
+             weights_registry: Mapping[str, Any] | None = None) -> Model:
+        """Loads a trained model and compiles it for inference.
+
+        Args:
+            model: A :class:`~max.graph.Graph`, an ``mlir.ir.Module`` holding one graph, or
+                a path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
+            custom_extensions: Not supported here: must be ``None`` or empty.
+            custom_ops_path: Deprecated, use ``custom_extensions`` instead. Not supported.
+            weights_registry: A mapping from names of model weights' names to their values.
+                Weights are embedded as constants in our graphs, so it must be empty.
+
+        Returns:
+            The loaded model, compiled and ready to execute.
+
+        Raises:
+            RuntimeError: If the path provided is invalid, the file is not a graph, or the
+                compiler crashed.
+            CompilationError: If the compiler rejects the graph.
+        """
+        from max.compiler.driver import compile_graph
+        from max.runtime import load_jit, load_shared_object
+
+        _no_extensions(custom_extensions, "InferenceSession.load")
+        if custom_ops_path is not None:
+            _no_extensions([custom_ops_path], "InferenceSession.load")
+        if weights_registry:
+            raise NotImplementedError("weights_registry is not supported: build the graph with "
+                                      "its weights as constants")
+        graph: Any = model
+        label = None
+        if isinstance(model, str | pathlib.Path | os.PathLike):
+            path = pathlib.Path(model)
+            label = str(path)
+            try:
+                graph = path.read_bytes()
+            except FileNotFoundError:
+                raise RuntimeError(f"model file not found: {path}") from None
+            except OSError as e:
+                raise RuntimeError(f"cannot read model file {path}: {e}") from None
+            if path.suffix == ".mlirbc" and not graph.startswith(_BYTECODE_MAGIC):
+                raise RuntimeError(f"{path} is not MLIR bytecode (bad magic number)")
+        elif hasattr(model, "_module"):
+            graph = model._module
+        elif hasattr(model, "operation") and hasattr(model, "body"):  # an mlir.ir.Module
+            graph = model
+        else:
+            raise TypeError(f"InferenceSession.load: expected a Graph or a path, got "
+                            f"{type(model).__name__}")
+        artifact = compile_graph(graph, "cpu", self._options or None, label=label)
+        meta = artifact.meta
+        num_args = len(meta["inputs"]) + len(meta["outputs"]) + (1 if meta["checks"] else 0)
+        if meta["kind"] == "so":
+            stem = re.sub(r"[^A-Za-z0-9_]", "_", meta["name"])[:40] or "model"
+            function = load_shared_object(artifact.binary, symbol=meta["entry"],
+                                          num_args=num_args, stem=stem)
+        else:
+            function = load_jit(artifact.binary, symbol=meta["entry"], num_args=num_args)
+        # Compiled code runs on the host: outputs live in host memory.
+        host = next((d for d in self._devices if getattr(d, "label", "") == "cpu"), None)
+        return Model._from_meta(function, meta, host or CPU(), artifact)
+
+    def gpu_profiling(self, mode: GPUProfilingMode) -> None:
+        """Enables end to end gpu profiling configuration."""
+        self._gpu_profiling = GPUProfilingMode(mode)
+
+    def set_mojo_assert_level(self, level: Any) -> None:
+        """Sets which mojo asserts are kept in the compiled model (no effect here)."""
+        self._assert_level = level
+
+    def set_mojo_log_level(self, level: str | LogLevel) -> None:
+        """Sets the verbosity of mojo logging in the compiled model (no effect here)."""
+        self._log_level = LogLevel(level)
+
+    def set_split_k_reduction_precision(self, precision: Any) -> None:
+        """Sets the accumulation precision for split k reductions in large matmuls (no effect)."""
+        self._split_k_precision = precision
+
+    def use_old_top_k_kernel(self, mode: str) -> None:
+        """Enables the old top-k kernel (no effect here)."""
+        self._old_top_k = str(mode).lower() not in ("false", "off", "no", "0")
+
+    def __repr__(self) -> str:
+        return f"InferenceSession(devices={self._devices!r}, num_threads={self._num_threads})"

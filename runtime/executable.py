@@ -1,0 +1,260 @@
+"""Calling a compiled CPU graph: shape binding, output allocation, prepared call frames.
+
+Everything that does not change between calls is prepared once: the descriptor Structures,
+the tuple of pointers passed to the entry, the static sizes and strides, the checks buffer.
+Each call only writes data pointers (and the sizes/strides of dynamic arguments). Call frames
+are per thread, so concurrent calls on one executable never share mutable descriptors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from max.runtime.loader import CpuFunction
+from max.runtime.memref import data_pointer, descriptor_class, set_shape
+from max.runtime.shapes import DimFn, compile_dim, is_symbol
+
+
+@dataclass(frozen=True)
+class TensorSig:
+    """An argument of a compiled graph: numpy dtype, dims (int, symbol or expression), name."""
+
+    dtype: np.dtype
+    dims: tuple[int | str, ...]
+    name: str | None = None
+
+
+def _fmt_dims(dims: Sequence[int | str]) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+class _InputPlan:
+    __slots__ = ("sig", "dtype", "rank", "static_shape", "symbols", "statics", "exprs")
+
+    def __init__(self, sig: TensorSig) -> None:
+        self.sig = sig
+        self.dtype = np.dtype(sig.dtype)
+        self.rank = len(sig.dims)
+        dims = sig.dims
+        self.static_shape = tuple(dims) if all(type(d) is int for d in dims) else None
+        self.symbols = [(k, d) for k, d in enumerate(dims) if is_symbol(d)]
+        self.statics = [(k, d) for k, d in enumerate(dims) if type(d) is int]
+        self.exprs = [(k, d, compile_dim(d)[0]) for k, d in enumerate(dims)
+                      if isinstance(d, str) and not is_symbol(d)]
+
+
+class _OutputPlan:
+    __slots__ = ("sig", "dtype", "static_shape", "dim_fns")
+
+    def __init__(self, sig: TensorSig, index: int, bound: set[str]) -> None:
+        self.sig = sig
+        self.dtype = np.dtype(sig.dtype)
+        self.static_shape = tuple(sig.dims) if all(type(d) is int for d in sig.dims) else None
+        fns: list[DimFn | int] = []
+        for d in sig.dims:
+            if type(d) is int:
+                fns.append(d)
+                continue
+            fn, names = compile_dim(str(d))
+            missing = sorted(names - bound)
+            if missing:
+                raise ValueError(
+                    f"output {index} dim {d!r} uses symbol(s) {', '.join(missing)} that no "
+                    f"input binds; data-dependent output shapes are not supported")
+            fns.append(fn)
+        self.dim_fns = fns
+
+
+class _Frame:
+    """One thread's descriptors and argument pointers."""
+
+    __slots__ = ("in_descs", "out_descs", "in_sizes", "in_strides", "out_sizes", "out_strides",
+                 "args", "checks", "_keep")
+
+    def __init__(self, inputs: list[_InputPlan], outputs: list[_OutputPlan], num_checks: int):
+        self.in_descs = [descriptor_class(p.rank)() for p in inputs]
+        self.out_descs = [descriptor_class(len(p.sig.dims))() for p in outputs]
+        for desc, plan in zip(self.in_descs, inputs):
+            if plan.static_shape is not None and plan.rank:
+                set_shape(desc, plan.static_shape)
+        for desc, plan in zip(self.out_descs, outputs):
+            if plan.static_shape is not None and plan.static_shape:
+                set_shape(desc, plan.static_shape)
+        # The sizes/strides arrays are views into the descriptors, fetched once.
+        self.in_sizes = [getattr(d, "sizes", None) for d in self.in_descs]
+        self.in_strides = [getattr(d, "strides", None) for d in self.in_descs]
+        self.out_sizes = [getattr(d, "sizes", None) for d in self.out_descs]
+        self.out_strides = [getattr(d, "strides", None) for d in self.out_descs]
+        descs = self.in_descs + self.out_descs
+        self.checks = None
+        if num_checks:
+            self.checks = np.zeros(num_checks, np.int8)
+            cdesc = descriptor_class(1)()
+            set_shape(cdesc, (num_checks,))
+            cdesc.allocated = cdesc.aligned = self.checks.ctypes.data
+            descs.append(cdesc)
+        self._keep = descs
+        self.args = tuple(ctypes.c_void_p(ctypes.addressof(d)) for d in descs)
+
+
+class CpuExecutable:
+    """A compiled graph, callable with numpy arrays.
+
+    Args:
+        function: the loaded entry point.
+        inputs: the graph's inputs.
+        outputs: the graph's outputs.
+        checks: the messages of the runtime checks (one byte each in the checks buffer).
+        name: the graph's name, for messages.
+    """
+
+    def __init__(self, function: CpuFunction, inputs: Sequence[TensorSig],
+                 outputs: Sequence[TensorSig], checks: Sequence[str] = (), name: str = "graph"):
+        self.name = name
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.checks = list(checks)
+        expected = len(self.inputs) + len(self.outputs) + (1 if self.checks else 0)
+        if function.num_args != expected:
+            raise ValueError(f"entry of {name!r} takes {function.num_args} arguments, "
+                             f"expected {expected}")
+        self._function = function
+        self._fn = function.fn
+        self._in = [_InputPlan(s) for s in self.inputs]
+        bound = {d for p in self._in for _, d in p.symbols}
+        self._out = [_OutputPlan(s, j, bound) for j, s in enumerate(self.outputs)]
+        self._all_static = all(p.static_shape is not None for p in self._in)
+        self._has_exprs = any(p.exprs for p in self._in)
+        self._local = threading.local()
+
+    def _frame(self) -> _Frame:
+        frame = _Frame(self._in, self._out, len(self.checks))
+        self._local.frame = frame
+        return frame
+
+    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Runs the graph on C-contiguous arrays and returns freshly allocated outputs.
+
+        Raises:
+            ValueError: wrong number of inputs, wrong rank or shape, a symbol bound to two
+                sizes, or a failed runtime check (``IndexError`` for out-of-bounds indices).
+            TypeError: an input of the wrong dtype.
+        """
+        if len(arrays) != len(self._in):
+            raise ValueError(f"model {self.name!r} expects {len(self._in)} inputs, "
+                             f"got {len(arrays)}")
+        try:
+            frame = self._local.frame
+        except AttributeError:
+            frame = self._frame()
+        bindings: dict[str, int] = {}
+        for arr, plan, desc, sizes, strides in zip(arrays, self._in, frame.in_descs,
+                                                   frame.in_sizes, frame.in_strides):
+            if arr.dtype != plan.dtype:
+                i = self._in.index(plan)
+                raise TypeError(f"input {i}{self._label(plan)}: expected dtype {plan.dtype}, "
+                                f"got {arr.dtype}")
+            shape = arr.shape
+            if plan.static_shape is not None:
+                if shape != plan.static_shape:
+                    self._shape_error(self._in.index(plan), plan, shape)
+            else:
+                if len(shape) != plan.rank:
+                    self._shape_error(self._in.index(plan), plan, shape)
+                for k, d in plan.statics:
+                    if shape[k] != d:
+                        self._shape_error(self._in.index(plan), plan, shape)
+                for k, sym in plan.symbols:
+                    v = shape[k]
+                    if bindings.setdefault(sym, v) != v:
+                        self._binding_error(arrays, self._in.index(plan), k, sym, v)
+                sizes[:] = shape
+                acc = 1
+                for k in range(plan.rank - 1, -1, -1):
+                    strides[k] = acc
+                    acc *= shape[k]
+            p = data_pointer(arr)
+            desc.allocated = p
+            desc.aligned = p
+        if self._has_exprs:
+            self._check_input_exprs(arrays, bindings)
+        outs = []
+        for plan, desc, sizes, strides in zip(self._out, frame.out_descs, frame.out_sizes,
+                                              frame.out_strides):
+            shape = plan.static_shape
+            if shape is None:
+                shape = tuple([f if type(f) is int else f(bindings) for f in plan.dim_fns])
+                if min(shape) < 0:
+                    raise ValueError(f"output {self._out.index(plan)} of {self.name!r} would "
+                                     f"have negative shape {shape} (dims "
+                                     f"{_fmt_dims(plan.sig.dims)} with {bindings})")
+                sizes[:] = shape
+                acc = 1
+                for k in range(len(shape) - 1, -1, -1):
+                    strides[k] = acc
+                    acc *= shape[k]
+            out = np.empty(shape, plan.dtype)
+            p = data_pointer(out)
+            desc.allocated = p
+            desc.aligned = p
+            outs.append(out)
+        self._fn(*frame.args)
+        checks = frame.checks
+        if checks is not None and checks.any():
+            self._raise_check(checks)
+        return outs
+
+    # Error paths (kept out of the loop above).
+
+    @staticmethod
+    def _label(plan: _InputPlan) -> str:
+        return f" ({plan.sig.name!r})" if plan.sig.name else ""
+
+    def _shape_error(self, i: int, plan: _InputPlan, shape: tuple[int, ...]) -> None:
+        want = _fmt_dims(plan.sig.dims)
+        if len(shape) != plan.rank:
+            raise ValueError(f"input {i}{self._label(plan)}: expected rank {plan.rank} "
+                             f"(shape {want}), got rank {len(shape)} (shape {list(shape)})")
+        for k, d in plan.statics:
+            if shape[k] != d:
+                raise ValueError(f"input {i}{self._label(plan)}: dim {k} expected {d}, got "
+                                 f"{shape[k]} (expected shape {want}, got {list(shape)})")
+        raise AssertionError("unreachable")
+
+    def _binding_error(self, arrays: Sequence[np.ndarray], i: int, k: int, sym: str,
+                       v: int) -> None:
+        for i0 in range(i + 1):
+            for k0, s0 in self._in[i0].symbols:
+                if s0 == sym and (i0, k0) < (i, k):
+                    v0 = arrays[i0].shape[k0]
+                    raise ValueError(
+                        f"input {i}{self._label(self._in[i])}: dim {k} binds symbol {sym!r} to "
+                        f"{v}, but input {i0} dim {k0} bound it to {v0}")
+        raise AssertionError("unreachable")
+
+    def _check_input_exprs(self, arrays: Sequence[np.ndarray], bindings: dict[str, int]) -> None:
+        for i, plan in enumerate(self._in):
+            for k, text, fn in plan.exprs:
+                try:
+                    want = fn(bindings)
+                except NameError as e:
+                    raise ValueError(f"input {i}{self._label(plan)}: dim {k} ({text!r}) uses a "
+                                     f"symbol no input binds directly: {e}") from None
+                got = arrays[i].shape[k]
+                if got != want:
+                    raise ValueError(f"input {i}{self._label(plan)}: dim {k} expected {text} = "
+                                     f"{want}, got {got}")
+
+    def _raise_check(self, checks: np.ndarray) -> None:
+        failed = [self.checks[k] for k in np.flatnonzero(checks)]
+        checks[:] = 0
+        message = "; ".join(failed)
+        low = message.lower()
+        if "index" in low or "bound" in low:
+            raise IndexError(message)
+        raise ValueError(message)

@@ -1,0 +1,132 @@
+"""max.runtime on hand-written kernels: descriptors, dim expressions, loading, calling, checks."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from max.runtime import CpuExecutable, TensorSig, load_jit, load_shared_object
+from max.runtime.memref import contiguous_strides, descriptor_class
+from max.runtime.shapes import compile_dim
+
+from kernels import CHECKED, CONCAT, build_jit_bytecode, build_so
+
+F32, I64 = np.dtype("float32"), np.dtype("int64")
+
+
+@pytest.fixture(scope="module", params=["so", "jit"])
+def kind(request):
+    return request.param
+
+
+def _function(kind: str, source: str, symbol: str, num_args: int):
+    if kind == "so":
+        return load_shared_object(build_so(source), symbol=symbol, num_args=num_args)
+    return load_jit(build_jit_bytecode(source), symbol=symbol, num_args=num_args)
+
+
+@pytest.fixture(scope="module")
+def concat(kind):
+    fn = _function(kind, CONCAT, "_mlir_ciface_cat", 3)
+    return CpuExecutable(fn, [TensorSig(F32, ("n", 3)), TensorSig(F32, ("m", 3))],
+                         [TensorSig(F32, ("n + m", 3))], name="cat")
+
+
+@pytest.fixture(scope="module")
+def checked(kind):
+    fn = _function(kind, CHECKED, "_mlir_ciface_checked", 3)
+    return CpuExecutable(fn, [TensorSig(I64, ("k",))], [TensorSig(I64, ("k",))],
+                         ["gather index out of bounds"], name="checked")
+
+
+def test_descriptor_layout():
+    assert ctypes.sizeof(descriptor_class(0)) == 24
+    assert ctypes.sizeof(descriptor_class(2)) == 24 + 2 * 2 * 8
+    assert descriptor_class(3) is descriptor_class(3)
+    assert contiguous_strides((2, 3, 4)) == [12, 4, 1]
+    assert contiguous_strides(()) == []
+
+
+@pytest.mark.parametrize("text, env, value", [
+    ("batch", {"batch": 3}, 3),
+    ("batch * 2 + 1", {"batch": 3}, 7),
+    ("(n + m) // 2 - -1", {"n": 3, "m": 4}, 4),
+    ("-n + 10", {"n": 3}, 7),
+])
+def test_compile_dim(text, env, value):
+    fn, names = compile_dim(text)
+    assert fn(env) == value
+    assert names == set(env)
+
+
+@pytest.mark.parametrize("text", ["n ** 2", "n / 2", "f(n)", "n.x", "1.5", "n +", "__import__('os')"])
+def test_compile_dim_rejects(text):
+    with pytest.raises(ValueError, match="unsupported dim expression"):
+        compile_dim(text)
+
+
+@pytest.mark.parametrize("n, m", [(2, 4), (5, 1), (0, 3)])
+def test_algebraic_output_dim(concat, n, m):
+    a = np.random.rand(n, 3).astype(np.float32)
+    b = np.random.rand(m, 3).astype(np.float32)
+    (out,) = concat.run([a, b])
+    assert out.shape == (n + m, 3)
+    np.testing.assert_array_equal(out, np.concatenate([a, b]))
+
+
+def test_check_failure_then_recovery(checked):
+    x = np.array([0, 1, 2, 3], np.int64)
+    np.testing.assert_array_equal(checked.run([x])[0], x * 2)
+    with pytest.raises(IndexError, match="^gather index out of bounds$"):
+        checked.run([np.array([1, 7], np.int64)])
+    # The checks buffer was reset: the same executable still works.
+    np.testing.assert_array_equal(checked.run([x[:3]])[0], x[:3] * 2)
+
+
+def test_output_symbol_not_bound_is_rejected(kind):
+    fn = _function(kind, CONCAT, "_mlir_ciface_cat", 3)
+    with pytest.raises(ValueError, match="output 0 dim 'n \\+ q' uses symbol\\(s\\) q that no input"):
+        CpuExecutable(fn, [TensorSig(F32, ("n", 3)), TensorSig(F32, ("m", 3))],
+                      [TensorSig(F32, ("n + q", 3))])
+
+
+def test_argument_count_mismatch(kind):
+    fn = _function(kind, CONCAT, "_mlir_ciface_cat", 3)
+    with pytest.raises(ValueError, match="takes 3 arguments, expected 2"):
+        CpuExecutable(fn, [TensorSig(F32, ("n", 3))], [TensorSig(F32, ("n", 3))])
+
+
+def test_missing_symbol():
+    with pytest.raises(RuntimeError, match="no entry symbol '_mlir_ciface_nope'"):
+        load_shared_object(build_so(CONCAT), symbol="_mlir_ciface_nope", num_args=3)
+
+
+def test_not_a_shared_object():
+    with pytest.raises(RuntimeError, match="could not load compiled model"):
+        load_shared_object(b"\x7fELF garbage", symbol="_mlir_ciface_cat", num_args=3)
+
+
+def test_runtime_does_not_import_mlir(tmp_path):
+    so = tmp_path / "cat.so"
+    so.write_bytes(build_so(CONCAT))
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from max.runtime import CpuExecutable, TensorSig, load_shared_object
+        f32 = np.dtype("float32")
+        fn = load_shared_object(open({str(so)!r}, "rb").read(), symbol="_mlir_ciface_cat",
+                                num_args=3)
+        exe = CpuExecutable(fn, [TensorSig(f32, ("n", 3)), TensorSig(f32, ("m", 3))],
+                            [TensorSig(f32, ("n + m", 3))])
+        out, = exe.run([np.ones((1, 3), f32), np.zeros((2, 3), f32)])
+        assert out.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]], out
+        assert "mlir" not in sys.modules
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
