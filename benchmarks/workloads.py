@@ -1,0 +1,138 @@
+"""The benchmark workloads: each builds our graph, a numpy reference and a torch version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from max.driver import CPU
+from max.dtype import DType
+from max.engine import InferenceSession
+from max.graph import DeviceRef, Graph, TensorType, ops
+
+Fn = Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    setup: Callable[[], tuple[Fn, Fn, Callable[[], object]]]
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+
+def _compile(name: str, forward, input_shapes) -> Callable:
+    cpu = DeviceRef.CPU()
+    types = [TensorType(DType.float32, s, cpu) for s in input_shapes]
+    model = InferenceSession(devices=[CPU()]).load(Graph(name, forward, input_types=types))
+    return model
+
+
+def _matmul():
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(2))
+    model = _compile("matmul", lambda x, y: x @ y, [a.shape, b.shape])
+    import torch
+
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    return (lambda: model.execute(a, b)[0].to_numpy(), lambda: a @ b, lambda: ta @ tb)
+
+
+def _mlp():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 1024), dtype=np.float32)
+    w1 = rng.standard_normal((1024, 4096), dtype=np.float32) / 32
+    w2 = rng.standard_normal((4096, 1024), dtype=np.float32) / 64
+    cpu = DeviceRef.CPU()
+
+    def forward(inp):
+        h = ops.gelu(inp @ ops.constant(w1, DType.float32, cpu))
+        return h @ ops.constant(w2, DType.float32, cpu)
+
+    model = _compile("mlp", forward, [x.shape])
+    import torch
+
+    tx, tw1, tw2 = (torch.from_numpy(v) for v in (x, w1, w2))
+
+    def np_gelu(v):
+        return 0.5 * v * (1.0 + _erf(v / np.sqrt(2.0)))
+
+    return (
+        lambda: model.execute(x)[0].to_numpy(),
+        lambda: np_gelu(x @ w1) @ w2,
+        lambda: torch.nn.functional.gelu(tx @ tw1) @ tw2,
+    )
+
+
+def _erf(v: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(v))).numpy()
+
+
+def _elementwise():
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.standard_normal(1 << 24, dtype=np.float32) for _ in range(3))
+    model = _compile("chain", lambda x, y, z: ops.relu(x * y + z) * 0.5, [a.shape] * 3)
+    import torch
+
+    ta, tb, tc = (torch.from_numpy(v) for v in (a, b, c))
+    return (
+        lambda: model.execute(a, b, c)[0].to_numpy(),
+        lambda: np.maximum(a * b + c, 0) * 0.5,
+        lambda: torch.relu(ta * tb + tc) * 0.5,
+    )
+
+
+def _softmax():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 4096), dtype=np.float32)
+    model = _compile("softmax", lambda v: ops.softmax(v), [x.shape])
+    import torch
+
+    tx = torch.from_numpy(x)
+
+    def reference():
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    return (lambda: model.execute(x)[0].to_numpy(), reference, lambda: torch.softmax(tx, -1))
+
+
+def _layer_norm():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 4096), dtype=np.float32)
+    gamma = rng.standard_normal(4096, dtype=np.float32)
+    beta = rng.standard_normal(4096, dtype=np.float32)
+    cpu = DeviceRef.CPU()
+    model = _compile(
+        "layer_norm",
+        lambda v: ops.layer_norm(v, ops.constant(gamma, DType.float32, cpu),
+                                 ops.constant(beta, DType.float32, cpu), 1e-5),
+        [x.shape],
+    )
+    import torch
+
+    tx, tg, tb = (torch.from_numpy(v) for v in (x, gamma, beta))
+
+    def reference():
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
+
+    return (
+        lambda: model.execute(x)[0].to_numpy(),
+        reference,
+        lambda: torch.nn.functional.layer_norm(tx, (4096,), tg, tb, 1e-5),
+    )
+
+
+WORKLOADS = [
+    Workload("matmul 1024^3", _matmul, rtol=1e-3, atol=1e-3),
+    Workload("MLP 32x1024 -> 4096 (GELU) -> 1024", _mlp, rtol=1e-3, atol=1e-3),
+    Workload("relu(a*b+c)*0.5 over 16M floats", _elementwise),
+    Workload("softmax 512x4096", _softmax, atol=1e-6),
+    Workload("layer norm 512x4096", _layer_norm, rtol=1e-3, atol=1e-4),
+]

@@ -1,0 +1,34 @@
+"""APIs to build inference graphs for MAX Engine with Python.
+
+A :class:`Graph` holds one MO function; ops from :mod:`max.graph.ops` infer their result
+types in Python (symbolic dims, dtype promotion, broadcasting) and emit one MO op each.
+"""
+
+from __future__ import annotations
+
+from max.graph import ops
+from max.graph.dim import AlgebraicDim, Dim, DimLike, StaticDim, SymbolicDim
+from max.graph.graph import Graph
+from max.graph.shape import Shape, ShapeLike
+from max.graph.type import BufferType, DeviceKind, DeviceRef, TensorType, Type
+from max.graph.value import BufferValue, TensorValue, Value
+
+__all__ = [
+    "AlgebraicDim",
+    "BufferType",
+    "BufferValue",
+    "DeviceKind",
+    "DeviceRef",
+    "Dim",
+    "DimLike",
+    "Graph",
+    "Shape",
+    "ShapeLike",
+    "StaticDim",
+    "SymbolicDim",
+    "TensorType",
+    "TensorValue",
+    "Type",
+    "Value",
+    "ops",
+]

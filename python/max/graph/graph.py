@@ -1,0 +1,254 @@
+"""``Graph``: builds one MO graph function in an MLIR module."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlir import ir
+from mlir.dialects import func
+
+from max.dialects.mo import make_context, safe_parse
+from max.dialects.mo.safe_parse import BYTECODE_MAGIC, check_parses
+from max.graph.type import TensorType, Type
+from max.graph.value import TensorValue, Value, as_tensor_value
+
+_CURRENT_GRAPH: contextvars.ContextVar[Graph | None] = contextvars.ContextVar(
+    "max_current_graph", default=None
+)
+
+class _GraphMeta(type):
+    @property
+    def current(cls) -> Graph:
+        """The graph being built (innermost ``with Graph(...)`` or ``forward`` call)."""
+        graph = _CURRENT_GRAPH.get()
+        if graph is None:
+            raise LookupError("no graph is being built: use `with Graph(...)` or Graph(forward=...)")
+        return graph
+
+
+class Graph(metaclass=_GraphMeta):
+    """Represents a single MAX graph: a named function from input types to outputs.
+
+    Build it with ``forward`` or as a context manager, then set the outputs with
+    :meth:`output`::
+
+        with Graph("add", input_types=[TensorType(DType.float32, ("batch", 3), DeviceRef.CPU())] * 2) as g:
+            a, b = g.inputs
+            g.output(a + b)
+
+    Args:
+        name: A name for the graph.
+        forward: The sequence of graph ops for the forward pass; called with the graph's
+            inputs, its return value (a value, an iterable of values, or None) becomes the
+            output.
+        input_types: The data type(s) for the input tensor(s).
+        path: The path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
+        context: An MLIR Context to build in (one with the MO dialect is made otherwise).
+        module: An existing MLIR module holding an MO graph.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable[..., Any] | None = None,
+        input_types: Iterable[Type] = (),
+        path: Path | str | None = None,
+        *args: Any,
+        custom_extensions: Iterable[Path] = (),
+        context: ir.Context | None = None,
+        kernel_library: Any = None,
+        module: ir.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.name = name
+        self._context = context or make_context()
+        if context is not None:
+            from max.dialects.mo import load
+
+            load(context)
+        self._finished = False
+        self._context_tokens: list[Any] = []
+        if path is not None:
+            module = _read_module(Path(path), self._context)
+        if module is not None:
+            self._adopt_module(module)
+            return
+        input_types = list(input_types)
+        for i, t in enumerate(input_types):
+            if not isinstance(t, TensorType):
+                raise TypeError(
+                    f"Graph {name!r}: input_types[{i}] must be a TensorType, got {type(t).__name__}"
+                )
+        with self._context, ir.Location.unknown():
+            self._module = ir.Module.create()
+            with ir.InsertionPoint(self._module.body):
+                fn_type = ir.FunctionType.get([t.to_mlir() for t in input_types], [])
+                self._func = func.FuncOp(name, fn_type)
+            self._func.attributes["mo.graph"] = ir.UnitAttr.get()
+            self._block = self._func.add_entry_block()
+        self._input_types = input_types
+        self._output_types: list[TensorType] = []
+        self._inputs = [
+            TensorValue._from(arg, t)
+            for arg, t in zip(self._block.arguments, input_types, strict=True)
+        ]
+        if forward is not None:
+            with self:
+                outputs = forward(*self._inputs, *args, **kwargs)
+                if outputs is None:
+                    outputs = ()
+                elif isinstance(outputs, Value) or not isinstance(outputs, Iterable):
+                    outputs = (outputs,)
+                self.output(*outputs)
+
+    # -- building ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Graph:
+        self._context_tokens.append(_CURRENT_GRAPH.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT_GRAPH.reset(self._context_tokens.pop())
+
+    @property
+    def inputs(self) -> Sequence[TensorValue]:
+        """The input values of the graph."""
+        return tuple(self._inputs)
+
+    @property
+    def output_types(self) -> list[TensorType]:
+        """View of the types of the graph output terminator."""
+        return list(self._output_types)
+
+    def output(self, *outputs: Any) -> None:
+        """Sets the output nodes of the :class:`Graph`."""
+        if self._finished:
+            raise ValueError(f"Graph {self.name!r}: output() was already called")
+        with self:
+            values = [as_tensor_value(o, where="Graph.output") for o in outputs]
+        with self._context, ir.Location.unknown():
+            with ir.InsertionPoint(self._block):
+                func.ReturnOp([v._mlir_value for v in values])
+            self._output_types = [v.type for v in values]
+            fn_type = ir.FunctionType.get(
+                [t.to_mlir() for t in self._input_types], [t.to_mlir() for t in self._output_types]
+            )
+            self._func.attributes["function_type"] = ir.TypeAttr.get(fn_type)
+        self._finished = True
+        if not self._module.operation.verify():  # pragma: no cover - verify raises instead
+            raise ValueError(f"Graph {self.name!r} failed to verify")
+
+    def _add_op(
+        self,
+        name: str,
+        operands: Sequence[TensorValue | ir.Value],
+        result_types: Sequence[TensorType],
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[TensorValue]:
+        """Emits one MO op at the end of the graph body and returns its typed results."""
+        if self._finished:
+            raise ValueError(f"Graph {self.name!r}: cannot add {name} after output() was called")
+        mlir_operands = []
+        for v in operands:
+            if isinstance(v, TensorValue):
+                if v._graph_block is not None and v._graph_block != self._block:
+                    raise ValueError(f"{name}: operand belongs to another graph")
+                mlir_operands.append(v._mlir_value)
+            else:
+                mlir_operands.append(v)
+        with self._context, ir.Location.unknown():
+            attrs = {k: _to_attribute(v) for k, v in (attributes or {}).items()}
+            op = ir.Operation.create(
+                name,
+                results=[t.to_mlir() for t in result_types],
+                operands=mlir_operands,
+                attributes=attrs,
+                ip=ir.InsertionPoint(self._block),
+            )
+        return [
+            TensorValue._from(r, t, self._block)
+            for r, t in zip(op.results, result_types, strict=True)
+        ]
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def save(self, path: Path | str) -> None:
+        """Writes the graph: MLIR bytecode (``.mlirbc``), or MLIR text for a ``.mlir`` path."""
+        path = Path(path)
+        if path.suffix == ".mlir":
+            path.write_text(str(self._module))
+        else:
+            with open(path, "wb") as f:
+                self._module.operation.write_bytecode(f)
+
+    def _bytecode(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self._module.operation.write_bytecode(buf)
+        return buf.getvalue()
+
+    def __str__(self) -> str:
+        return str(self._module)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(t) for t in self._input_types)
+        return f"Graph({self.name!r}, inputs=[{ins}])"
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _adopt_module(self, module: ir.Module) -> None:
+        graphs = [
+            op for op in module.body.operations
+            if op.operation.name == "func.func" and "mo.graph" in op.operation.attributes
+        ]
+        if len(graphs) != 1:
+            raise ValueError(f"expected one MO graph function in the module, found {len(graphs)}")
+        self._module = module
+        self._func = graphs[0]
+        self.name = ir.StringAttr(self._func.attributes["sym_name"]).value
+        self._block = self._func.regions[0].blocks[0]
+        fn_type = ir.FunctionType(ir.TypeAttr(self._func.attributes["function_type"]).value)
+        self._input_types = [TensorType.from_mlir(t) for t in fn_type.inputs]
+        self._output_types = [TensorType.from_mlir(t) for t in fn_type.results]
+        self._inputs = [
+            TensorValue._from(a, t, self._block)
+            for a, t in zip(self._block.arguments, self._input_types, strict=True)
+        ]
+        self._finished = True
+
+
+def _read_module(path: Path, context: ir.Context) -> ir.Module:
+    """Parses a saved graph; a corrupt or truncated file raises ValueError, never crashes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such graph file: {os.fspath(path)}")
+    data = path.read_bytes()
+    if path.suffix == ".mlirbc" and not data.startswith(BYTECODE_MAGIC):
+        raise ValueError(f"{path}: not MLIR bytecode (bad magic number)")
+    check_parses(data, what=str(path))  # in a child process: corrupt bytecode can abort MLIR
+    try:
+        return safe_parse.parse(data, context)
+    except (ir.MLIRError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read graph: {e}") from None
+
+
+def _to_attribute(value: Any) -> ir.Attribute:
+    if isinstance(value, ir.Attribute):
+        return value
+    if isinstance(value, bool):
+        return ir.BoolAttr.get(value)
+    if isinstance(value, int):
+        return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+    if isinstance(value, float):
+        return ir.FloatAttr.get_f64(value)
+    if isinstance(value, str):
+        return ir.StringAttr.get(value)
+    if isinstance(value, tuple | list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return ir.DenseI64ArrayAttr.get([int(v) for v in value])
+    raise TypeError(f"cannot make an MLIR attribute from {value!r}")

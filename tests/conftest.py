@@ -1,0 +1,22 @@
+"""Shared test setup: a hypothesis profile (derandomised under CI) and a private compile cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=60)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test session compiles into its own cache unless MAX_CACHE_DIR is set."""
+    if "MAX_CACHE_DIR" not in os.environ:
+        os.environ["MAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("max-cache"))
