@@ -133,3 +133,13 @@ def test_not_bytecode_and_missing_file(tmp_path) -> None:
         Graph("g", path=bad)
     with pytest.raises(FileNotFoundError):
         Graph("g", path=tmp_path / "missing.mlirbc")
+
+
+def test_numpy_array_on_the_left_builds_graph_ops() -> None:
+    with Graph("g", input_types=[_f32(3)]) as g:
+        x = g.inputs[0]
+        y = np.ones(3, np.float32) + x
+        z = np.float32(2) * x
+        assert isinstance(y, TensorValue) and isinstance(z, TensorValue)
+        g.output(y, z)
+    assert str(g).count('"mo.add"') == 1 and str(g).count('"mo.mul"') == 1

@@ -77,6 +77,8 @@ class TensorValue(Value):
 
     __slots__ = ()
     _type: TensorType
+    # numpy must hand `array + tensor_value` to our reflected operators, not broadcast over it.
+    __array_ufunc__ = None
 
     def __init__(self, value: Any) -> None:
         if isinstance(value, TensorValue):
@@ -178,14 +180,6 @@ class TensorValue(Value):
     def to(self, device: DeviceRef) -> TensorValue:
         """Transfers the tensor to a specified device."""
         return _ops().transfer_to(self, device)
-
-    def rebind(self, shape: Any, message: str = "") -> TensorValue:
-        """Rebinds the tensor to a new shape with error handling."""
-        return _ops().rebind(self, shape, message)
-
-    def print(self, label: str = "debug_tensor") -> None:
-        """Prints detailed information about the tensor."""
-        _ops().print(self, label)
 
     def max(self, axis: int = -1) -> TensorValue:
         """Reduces the tensor using a max operation along ``axis`` (kept with size 1)."""
