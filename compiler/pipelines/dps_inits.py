@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from mlir import ir
 
+from max.compiler.passes.ir_util import blocks
+
 _INIT_OPS = ("tensor.empty", "linalg.fill")
-
-
-def _walk_blocks(op: ir.Operation):  # noqa: ANN202 - generator of ir.Block
-    for region in op.regions:
-        for block in region.blocks:
-            yield block
-            for inner in block.operations:
-                yield from _walk_blocks(inner.operation)
 
 
 def duplicate_shared_inits(module: ir.Module) -> None:
     """Clones each init op with several users so that every user has its own copy."""
-    for block in list(_walk_blocks(module.operation)):
+    for block in list(blocks(module.operation)):
         for op in list(block.operations):
             op = op.operation
             if op.name not in _INIT_OPS or len(op.results) != 1:

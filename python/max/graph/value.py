@@ -53,6 +53,26 @@ class Value:
         return self._type
 
     @property
+    def dtype(self) -> DType:
+        """Returns the data type of the value."""
+        return self._type.dtype
+
+    @property
+    def shape(self) -> Shape:
+        """Returns the shape of the value."""
+        return self._type.shape
+
+    @property
+    def device(self) -> DeviceRef:
+        """Returns the device of the value."""
+        return self._type.device
+
+    @property
+    def rank(self) -> int:
+        """Returns the rank (number of dims) of the value."""
+        return self._type.rank
+
+    @property
     def tensor(self) -> TensorValue:
         """Returns the Value as a :class:`TensorValue`; raises if it is not one."""
         if not isinstance(self, TensorValue):
@@ -113,26 +133,6 @@ class TensorValue(Value):
     def type(self) -> TensorType:
         """Returns the type of the :class:`TensorValue` as a :class:`TensorType`."""
         return self._type
-
-    @property
-    def dtype(self) -> DType:
-        """Returns the tensor data type."""
-        return self._type.dtype
-
-    @property
-    def shape(self) -> Shape:
-        """Returns the shape of the :class:`TensorValue`."""
-        return self._type.shape
-
-    @property
-    def device(self) -> DeviceRef:
-        """Returns the device of the :class:`TensorValue`."""
-        return self._type.device
-
-    @property
-    def rank(self) -> int:
-        """Returns the rank (number of dims) of the tensor."""
-        return self._type.rank
 
     @property
     def T(self) -> TensorValue:
@@ -338,22 +338,6 @@ class BufferValue(Value):
     def type(self) -> BufferType:
         """Returns the type of the :class:`BufferValue` as a :class:`BufferType`."""
         return self._type
-
-    @property
-    def dtype(self) -> DType:
-        return self._type.dtype
-
-    @property
-    def shape(self) -> Shape:
-        return self._type.shape
-
-    @property
-    def device(self) -> DeviceRef:
-        return self._type.device
-
-    @property
-    def rank(self) -> int:
-        return self._type.rank
 
 
 def as_tensor_value(value: Any, *, where: str) -> TensorValue:
