@@ -6,7 +6,7 @@ import math as pymath
 from collections.abc import Callable, Sequence
 
 from mlir import ir
-from mlir.dialects import arith, linalg
+from mlir.dialects import arith, linalg, tensor
 
 from max.compiler.lowering.builders import linalg_index  # noqa: I001
 from max.compiler.lowering.builders import (
@@ -48,17 +48,40 @@ def reduce_axes(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType, axes: Sequ
     """Reduces ``x`` over ``axes`` with ``combine``; the result keeps them as size 1 or drops them."""
     rank = x_t.rank
     if keepdims:
-        out_dims: list[Dim] = [1 if i in axes else d for i, d in enumerate(x_t.dims)]
-        out_map = dims_map(rank, [None if i in axes else i for i in range(rank)])
-    else:
-        out_dims = [d for i, d in enumerate(x_t.dims) if i not in axes]
-        out_map = dims_map(rank, [i for i in range(rank) if i not in axes])
+        # Reduce to the dropped-axes shape, then reinsert the axes: the reduction's output map
+        # stays a projected permutation, which the CPU schedule's tile_reduction needs.
+        flat = reduce_axes(ctx, x, x_t, axes, combine, init, keepdims=False)
+        return _keep_axes(ctx, flat, x_t, axes)
+    out_dims: list[Dim] = [d for i, d in enumerate(x_t.dims) if i not in axes]
+    out_map = dims_map(rank, [i for i in range(rank) if i not in axes])
     out_t = x_t.with_dims(tuple(out_dims))
     et = element_type(x_t.element_type)
     acc = fill(scalar(et, init), ctx.empty(out_t))
     iterators = [REDUCTION if i in axes else PARALLEL for i in range(rank)]
     return generic([x], [acc], [identity_map(rank), out_map], iterators,
                    lambda v, a: combine(v, a))[0]
+
+
+def _keep_axes(ctx: LoweringContext, flat: ir.Value, x_t: MOTensorType,
+               axes: Sequence[int]) -> ir.Value:
+    """tensor.expand_shape of a reduced value back to rank ``x_t.rank``, reduced axes size 1."""
+    out_dims: list[Dim] = [1 if i in axes else d for i, d in enumerate(x_t.dims)]
+    kept = [i for i in range(x_t.rank) if i not in axes]
+    groups: list[list[int]] = [[i] for i in kept]
+    for a in sorted(axes):  # a size-1 axis joins the group of the kept dim before it
+        before = [g for g, i in enumerate(kept) if i < a]
+        if groups:
+            groups[before[-1] if before else 0].append(a)
+    for g in groups:
+        g.sort()
+    i64 = ir.IntegerType.get_signless(64)
+    reassoc = ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g])
+                                for g in groups])
+    dyn = ir.ShapedType.get_dynamic_size()
+    static = [d if isinstance(d, int) else dyn for d in out_dims]
+    values = [ctx.dim_value(d) for d in out_dims if not isinstance(d, int)]
+    out_t = ctx.tensor_type(x_t.with_dims(tuple(out_dims)))
+    return tensor.ExpandShapeOp(out_t, flat, reassoc, values, static).result
 
 
 def count(ctx: LoweringContext, x_t: MOTensorType, axes: Sequence[int]) -> ir.Value:

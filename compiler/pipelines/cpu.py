@@ -21,16 +21,19 @@ from mlir.dialects import bufferization, func, linalg
 from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines.dps_inits import duplicate_shared_inits
 
 IMPL_SUFFIX = "__mo_impl"
 
-# Fusion and bufferization, then plain loops. Every allocation is freed by the dealloc pipeline.
-TENSOR_PIPELINE = (
-    "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,cse,"
+# Fusion, then bufferization; the schedule (cpu_schedule) runs between the two and after the
+# second. What it leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
+FUSION_PIPELINE = "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,cse"
+BUFFERIZE_PIPELINE = (
     "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
     "one-shot-bufferize{bufferize-function-boundaries=1 "
     "function-boundary-type-conversion=identity-layout-map},canonicalize,cse,canonicalize"
 )
+TENSOR_PIPELINE = f"{FUSION_PIPELINE},{BUFFERIZE_PIPELINE}"
 DEALLOC_PIPELINE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canonicalize"
 LOWER_TO_LLVM = (
     "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
@@ -121,19 +124,61 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         func.ReturnOp([])
 
 
-def lower_to_llvm(module: ir.Module) -> None:
+def lower_to_llvm(module: ir.Module, *, schedule: bool = True) -> None:
     """Runs the whole CPU pipeline in place: lowered MO (linalg on tensors) -> LLVM dialect.
 
-    Applies ``mo-entry-abi`` first when the graphs still return tensors.
+    Applies ``mo-entry-abi`` first when the graphs still return tensors. ``schedule=False``
+    skips the tiling and vectorization of :mod:`cpu_schedule` (plain loops only).
     """
     with module.context, ir.Location.unknown():
         if any(ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
                for f in graph_functions(module)):
             entry_abi(module)
-        _run(module, TENSOR_PIPELINE)
+        _run(module, FUSION_PIPELINE)
+        duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
+        if not (schedule and _scheduled(module)):
+            _lower_plain(module)
+
+
+def _lower_plain(module: ir.Module) -> None:
+    """Bufferization and plain loops: the pipeline without the schedule."""
+    _run(module, BUFFERIZE_PIPELINE)
+    _run(module, DEALLOC_PIPELINE)
+    copies_to_linalg(module)
+    _run(module, LOWER_TO_LLVM)
+
+
+def _scheduled(module: ir.Module) -> bool:
+    """Tiles and vectorizes (cpu_schedule) around bufferization, then lowers to the LLVM dialect.
+
+    False, with the module as it was, if any of it failed: the caller then lowers plain loops.
+    """
+    from max.compiler.pipelines import cpu_schedule, fast_math
+
+    snapshot = module.operation.clone()
+    try:
+        cpu_schedule.schedule_tensors(module)
+        _run(module, BUFFERIZE_PIPELINE)
+        cpu_schedule.vectorize_memrefs(module)
+        fast_math.expand_exp(module)
         _run(module, DEALLOC_PIPELINE)
         copies_to_linalg(module)
         _run(module, LOWER_TO_LLVM)
+        if not module.operation.verify() or "unrealized_conversion_cast" in str(module):
+            raise CompilationError("the scheduled module did not lower to the LLVM dialect")
+        return True
+    except Exception:  # noqa: BLE001 - any schedule failure falls back to plain loops
+        if os.environ.get("MAX_SCHEDULE_DEBUG"):
+            raise
+        body = module.body
+        for op in list(body.operations):
+            op.operation.erase()
+        with ir.InsertionPoint(body):
+            for op in snapshot.regions[0].blocks[0].operations:
+                op.operation.clone()
+        return False
+    finally:
+        snapshot.erase()
 
 
 def copies_to_linalg(module: ir.Module) -> None:

@@ -37,8 +37,11 @@ def _clone_chain(op: ir.Operation, before: ir.Operation) -> ir.Operation:
         if op.name == "linalg.fill":
             init = op.operands[1].owner
             init = init.operation if hasattr(init, "operation") else init
+            # The empty's clone first: it must dominate the fill's clone.
+            empty = (init.clone() if isinstance(init, ir.Operation) and init.name == "tensor.empty"
+                     else None)
             clone = op.clone()
-            if isinstance(init, ir.Operation) and init.name == "tensor.empty":
-                clone.operands[1] = init.clone().results[0]
+            if empty is not None:
+                clone.operands[1] = empty.results[0]
             return clone
         return op.clone()

@@ -1,0 +1,356 @@
+"""Transform-dialect schedules for the CPU pipeline: tile, peel and vectorize linalg ops.
+
+Three stages, around bufferization (see :func:`max.compiler.pipelines.cpu.lower_to_llvm`):
+
+1. :func:`schedule_tensors`, on tensors after fusion. Each op that a schedule knows gets a tag
+   (``mo.sid``); one transform script tiles it (matmul: cache tiles, then an 8x32x1 register
+   tile; elementwise: ``[1, .., 1, 64]``; last-axis reductions: rows of 1, then
+   ``tile_reduction_using_for`` with 64 partial sums) and peels the register-tile loops, so
+   that every full tile has static sizes. The static tiles are vectorized here, unmasked, and
+   ``loop-invariant-subset-hoisting`` keeps the matmul accumulator in registers across k.
+2. :func:`vectorize_memrefs`, after bufferization: what peeling left over (remainder tiles,
+   dynamic sizes) is vectorized with masks. Masks are only ever made on memrefs: masked
+   vectorization on tensors hits an assertion abort when canonicalization later makes a
+   masked slice static. The vector sizes are the tile sizes, a true upper bound of every
+   remainder, so a mask never lets an access leave its slice.
+3. The vector ops are lowered (contract -> outer products -> FMAs, transfers to rank 1).
+
+Every op schedule runs inside ``failures(suppress)``: an op the schedule cannot handle stays
+(partly tiled) linalg and becomes plain loops, which is slower but always correct. Only ops
+whose element types and body ops are on an allow-list are tagged, so nothing exotic reaches the
+vectorizer (the bindings are an assertion-enabled build; see MLIR-FACTS).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+from mlir import ir
+from mlir.dialects.transform import interpreter
+from mlir.passmanager import PassManager
+
+# Matmul tiles (MLIR-FACTS 1): L2 tile [MC, NC, KC], register tile [8, 32, 1] = 16 zmm accumulators.
+MC, NC, KC = 256, 256, 64
+MR, NR = 8, 32
+VEC = 64  # elementwise / reduction tile along the innermost dim: 4 zmm of f32
+SID = "mo.sid"  # tag: the op's schedule id
+KIND = "mo.sched"  # tag: matmul | elementwise | reduction
+# Set on an op once all its tiling succeeded (clones made by tiling and peeling keep it): only
+# such ops are vectorized, since only their dynamic sizes are known to be <= the tile sizes.
+TILED = "mo.tiled"
+
+_ELEMENTS = {"f32", "f64", "i1", "i8", "i16", "i32", "i64", "index"}
+# Body ops the vectorizer turns into vector ops one for one.
+_BODY_OK = ("arith.", "math.", "linalg.yield", "linalg.index")
+# i1 <-> i8 bitcasts of vectors change the element count; math ops that have no LLVM intrinsic
+# (libm calls) do not lower on vectors.
+_BODY_BAD = {"arith.bitcast", "math.erf", "math.erfc", "math.atan", "math.atan2", "math.tan",
+             "math.sinh", "math.cosh", "math.asin", "math.acos", "math.cbrt", "math.expm1",
+             "math.asinh", "math.acosh", "math.atanh"}
+_CANON = "canonicalize,cse"
+_HOIST = "canonicalize,cse,loop-invariant-subset-hoisting,canonicalize,cse"
+
+_HEADER = "module attributes {transform.with_named_sequence} {\n" \
+          "transform.named_sequence @__transform_main(%root: !transform.any_op " \
+          "{transform.readonly}) {\n"
+_FOOTER = "  transform.yield\n}\n}\n"
+_ANY = "!transform.any_op"
+
+
+# ----------------------------------------------------------------------------- classification
+
+def _walk(op: ir.Operation) -> Iterator[ir.Operation]:
+    for region in op.regions:
+        for block in region.blocks:
+            for child in block.operations:
+                yield child.operation
+                yield from _walk(child.operation)
+
+
+def _element(t: ir.Type) -> str | None:
+    if isinstance(t, ir.ShapedType):
+        return str(ir.ShapedType(t).element_type)
+    return str(t)
+
+
+def _body_ok(op: ir.Operation) -> bool:
+    for inner in _walk(op):
+        if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
+            return False
+        if any(_element(r.type) not in _ELEMENTS for r in inner.results):
+            return False
+    return True
+
+
+def _maps(op: ir.Operation) -> list[ir.AffineMap]:
+    return [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def _iterators(op: ir.Operation) -> list[str]:
+    return [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+
+
+def _operands_ok(op: ir.Operation, rank_min: int = 1) -> bool:
+    for v in list(op.operands) + list(op.results):
+        if not isinstance(v.type, ir.RankedTensorType):
+            if isinstance(v.type, ir.ShapedType) or op.name != "linalg.fill":
+                return False
+            continue  # the scalar of a fill
+        t = ir.RankedTensorType(v.type)
+        if t.rank < rank_min or _element(t) not in _ELEMENTS:
+            return False
+    return True
+
+
+def classify(op: ir.Operation) -> str | None:
+    """The schedule for a linalg op on tensors, or None to leave it to plain loops."""
+    name = op.name
+    if name == "linalg.matmul":
+        ts = [ir.RankedTensorType(v.type) for v in op.operands]
+        if all(str(t.element_type) == "f32" for t in ts) and _body_ok(op):
+            return "matmul"
+        return None
+    if name == "linalg.fill":
+        return "elementwise" if _operands_ok(op) else None
+    if name != "linalg.generic" or not _operands_ok(op) or not _body_ok(op):
+        return None
+    iters = _iterators(op)
+    maps = _maps(op)
+    if any(not m.is_projected_permutation and not _is_broadcast(m) for m in maps):
+        return None
+    if all("parallel" in i for i in iters):
+        # The output must be the loop order itself: transposed stores would scatter.
+        n_in = len(op.operands) - len(op.results)
+        return "elementwise" if all(m == ir.AffineMap.get_identity(len(iters))
+                                    for m in maps[n_in:]) else None
+    reductions = [i for i, it in enumerate(iters) if "reduction" in it]
+    # tile_reduction_using_for asserts (aborts) on a constant in the output map: (d0, 0).
+    if (reductions == [len(iters) - 1] and len(op.results) == 1 and len(iters) >= 2
+            and maps[-1].is_projected_permutation
+            and _reads_innermost_contiguously(maps[:len(op.operands) - 1], len(iters))):
+        return "reduction"
+    return None
+
+
+def _is_broadcast(m: ir.AffineMap) -> bool:
+    """(d0, d1) -> (d0, 0): a kept size-1 axis, read as a broadcast."""
+    return all(isinstance(e, ir.AffineDimExpr) or
+               (isinstance(e, ir.AffineConstantExpr) and ir.AffineConstantExpr(e).value == 0)
+               for e in m.results)
+
+
+def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
+    """Every input walks the reduced (innermost) loop along its own last dim."""
+    last = rank - 1
+    for m in maps:
+        res = list(m.results)
+        if not res or not isinstance(res[-1], ir.AffineDimExpr):
+            return False
+        if ir.AffineDimExpr(res[-1]).position != last:
+            return False
+    return True
+
+
+def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
+    """Tags the top-level linalg ops of every function; returns sid -> (kind, rank)."""
+    i64 = ir.IntegerType.get_signless(64)
+    tags: dict[int, tuple[str, int]] = {}
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        for block in fn.operation.regions[0].blocks:
+            for child in block.operations:
+                op = child.operation
+                if not op.name.startswith("linalg."):
+                    continue
+                kind = classify(op)
+                if kind is None:
+                    continue
+                sid = len(tags)
+                op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
+                op.attributes[KIND] = ir.StringAttr.get(kind)
+                rank = ir.RankedTensorType(op.results[0].type).rank
+                if kind == "reduction":
+                    rank = len(_iterators(op))
+                tags[sid] = (kind, rank)
+    return tags
+
+
+# ----------------------------------------------------------------------------- scripts
+
+_counter = itertools.count()
+
+
+def _suppress(body: str) -> str:
+    """A nested sequence whose silenceable failures leave the op as it is."""
+    return (f"  transform.sequence %root : {_ANY} failures(suppress) {{\n"
+            f"  ^bb0(%r{next(_counter)}: {_ANY}):\n{body}  }}\n")
+
+
+def _peel(loop: str, name: str) -> str:
+    cast = '!transform.op<"scf.for">'
+    return _suppress(f"    %{name}c = transform.cast {loop} : {_ANY} to {cast}\n"
+                     f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
+                     f"({cast}) -> ({_ANY}, {_ANY})\n")
+
+
+def _tile(target: str, name: str, sizes: list[int]) -> str:
+    n = sum(1 for s in sizes if s)
+    loops = f", {', '.join([_ANY] * n)}" if n else ""
+    return (f"    %{name}, %{name}l:{n} = transform.structured.tile_using_for {target} "
+            f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}{loops})\n") if n > 1 else (
+        f"    %{name}, %{name}l = transform.structured.tile_using_for {target} "
+        f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}{loops})\n")
+
+
+def _done(handle: str) -> str:
+    """Marks a fully tiled op: its dynamic dims are bounded by the tile sizes (see TILED)."""
+    return f'    transform.annotate {handle} "{TILED}" : {_ANY}\n'
+
+
+def _loop(name: str, i: int, n: int) -> str:
+    return f"%{name}l#{i}" if n > 1 else f"%{name}l"
+
+
+def _op_schedule(sid: int, kind: str, rank: int) -> str:
+    """Tiling and peeling of one tagged op (stage 1)."""
+    s = (f"  %o{sid} = transform.structured.match attributes{{{SID} = {sid} : i64}} in %root"
+         f" : ({_ANY}) -> {_ANY}\n")
+    if kind == "matmul":
+        body = _tile(f"%o{sid}", f"a{sid}", [MC, NC, KC])
+        body += _tile(f"%a{sid}", f"b{sid}", [MR, NR, 1]) + _done(f"%b{sid}")
+        # n first: peeling m clones the n loop, which would invalidate its handle.
+        body += _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
+    elif kind == "elementwise":
+        body = _tile(f"%o{sid}", f"a{sid}", [1] * (rank - 1) + [VEC]) + _done(f"%a{sid}")
+        body += _peel(_loop(f"a{sid}", rank - 1, rank), f"p{sid}")
+    else:  # reduction over the innermost loop
+        par = rank - 1
+        body = _tile(f"%o{sid}", f"a{sid}", [1] * par + [0]) if par else ""
+        tgt = f"%a{sid}" if par else f"%o{sid}"
+        body += (f"    %f{sid}, %s{sid}, %c{sid}, %l{sid} = "
+                 f"transform.structured.tile_reduction_using_for {tgt} by tile_sizes = "
+                 f"{[0] * par + [VEC]} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY}, {_ANY})\n")
+        body += _done(f"%f{sid}") + _done(f"%s{sid}") + _done(f"%c{sid}")
+        body += _peel(f"%l{sid}", f"p{sid}")
+    return s + _suppress(body)
+
+
+def _vectorize_script(targets: dict[int, list[int] | None]) -> str:
+    """Vectorizes the ops tagged ``mo.vid = i``; a size list means masked vectorization."""
+    s = ""
+    for i, sizes in targets.items():
+        s += (f"  %v{i} = transform.structured.match attributes{{mo.vid = {i} : i64}} in %root"
+              f" : ({_ANY}) -> {_ANY}\n")
+        vs = f" vector_sizes {sizes}" if sizes is not None else ""
+        s += _suppress(f"    transform.structured.vectorize %v{i}{vs} "
+                       f"{{create_named_contraction}} : {_ANY}\n")
+    return _HEADER + s + _FOOTER
+
+
+_LOWER_VECTORS = _HEADER + f"""
+  %f0 = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
+  %f1 = transform.structured.hoist_redundant_vector_transfers %f0 : ({_ANY}) -> {_ANY}
+  %f = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
+  transform.apply_patterns to %f {{
+    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"
+    transform.apply_patterns.vector.lower_outerproduct
+  }} : {_ANY}
+  transform.apply_patterns to %f {{
+    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = "innerreduction"
+  }} : {_ANY}
+  transform.apply_patterns to %f {{
+    transform.apply_patterns.vector.lower_masked_transfers
+    transform.apply_patterns.vector.transfer_permutation_patterns
+    transform.apply_patterns.vector.lower_transpose
+    transform.apply_patterns.vector.lower_broadcast
+    transform.apply_patterns.vector.lower_shape_cast
+    transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1
+  }} : {_ANY}
+""" + _FOOTER
+
+
+def _apply(module: ir.Module, script: str) -> None:
+    t = ir.Module.parse(script)
+    interpreter.apply_named_sequence(module.operation, t.body.operations[0], t)
+
+
+def _run(module: ir.Module, pipeline: str) -> None:
+    PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+
+
+# ----------------------------------------------------------------------------- stages
+
+def _static(op: ir.Operation) -> bool:
+    for v in list(op.operands) + list(op.results):
+        if isinstance(v.type, ir.ShapedType) and not ir.ShapedType(v.type).has_static_shape:
+            return False
+    return True
+
+
+def _in_loop(op: ir.Operation) -> bool:
+    parent = op.parent
+    while parent is not None and parent.name != "func.func":
+        if parent.name == "scf.for":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _mark(module: ir.Module,
+          pick: Callable[[ir.Operation], list[int] | None | bool]) -> dict[int, list[int] | None]:
+    """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``."""
+    i64 = ir.IntegerType.get_signless(64)
+    targets: dict[int, list[int] | None] = {}
+    for op in _walk(module.operation):
+        if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
+            continue
+        if TILED not in op.attributes or not _in_loop(op):
+            continue
+        sizes = pick(op)
+        if sizes is False:
+            continue
+        i = len(targets)
+        op.attributes["mo.vid"] = ir.IntegerAttr.get(i64, i)
+        targets[i] = sizes
+    return targets
+
+
+def schedule_tensors(module: ir.Module) -> int:
+    """Stage 1: tag, tile, peel; vectorize static tiles; hoist. Returns the number of ops tagged."""
+    tags = _tag(module)
+    if not tags:
+        return 0
+    _apply(module, _HEADER + "".join(_op_schedule(s, k, r) for s, k, r in
+                                     ((s, *kr) for s, kr in tags.items())) + _FOOTER)
+    _run(module, _CANON)
+    targets = _mark(module, lambda op: None if _static(op) else False)
+    if targets:
+        _apply(module, _vectorize_script(targets))
+    _run(module, _HOIST)
+    return len(tags)
+
+
+def _vector_sizes(op: ir.Operation) -> list[int] | bool:
+    """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
+    if op.name == "linalg.matmul":
+        return [MR, NR, 1]
+    if op.name == "linalg.fill":
+        return [1] * (ir.MemRefType(op.operands[1].type).rank - 1) + [VEC]
+    if op.name != "linalg.generic":
+        return False
+    # Tiled generics: all loops are tiled to 1 except the innermost, tiled to VEC.
+    return [1] * (len(_iterators(op)) - 1) + [VEC]
+
+
+def vectorize_memrefs(module: ir.Module) -> None:
+    """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    targets = _mark(module, _vector_sizes)
+    if targets:
+        _apply(module, _vectorize_script(targets))
+    _apply(module, _LOWER_VECTORS)
+    _run(module, _CANON)
+
+
+__all__ = ["classify", "schedule_tensors", "vectorize_memrefs"]

@@ -1,0 +1,174 @@
+"""The CPU schedule (tiling + vectorization) against numpy, and the polynomial exp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlir import ir
+from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
+
+from max.compiler.lowering import lower_to_linalg
+from max.compiler.pipelines import cpu, cpu_schedule, fast_math
+
+
+@pytest.fixture(autouse=True)
+def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule failure raises here instead of silently compiling plain loops."""
+    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+
+
+def _scheduled_ir(text: str) -> str:
+    """The module after the schedule and vector lowering, before LLVM lowering."""
+    with make_context():
+        m = ir.Module.parse(text)
+        lower_to_linalg(m)
+        cpu.entry_abi(m)
+        cpu._run(m, cpu.FUSION_PIPELINE)
+        cpu_schedule.schedule_tensors(m)
+        cpu._run(m, cpu.BUFFERIZE_PIPELINE)
+        cpu_schedule.vectorize_memrefs(m)
+        fast_math.expand_exp(m)
+        return str(m)
+
+
+def _matmul_text(m: int | str, n: int, k: int, batch: tuple = ()) -> str:
+    return one_op_module("matmul", [("f32", (*batch, m, k)), ("f32", (k, n))],
+                         ("f32", (*batch, m, n)))
+
+
+def test_matmul_becomes_fmas_with_no_linalg_left() -> None:
+    text = _scheduled_ir(_matmul_text(64, 64, 64))
+    assert "linalg." not in text
+    assert text.count("vector.fma") >= 8
+    assert "vector.mask" not in text  # divisible: no remainder
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 33, 5), (8, 32, 1), (33, 65, 17),
+                                   (64, 64, 64), (100, 70, 300), (257, 300, 65)])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_matmul_matches_numpy(m: int, n: int, k: int, dynamic: bool) -> None:
+    c = Compiled(_matmul_text("m" if dynamic else m, n, k))
+    rng = np.random.default_rng(m * n + k)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    (out,), _ = c([a, b], [((m, n), "float32")])
+    ref = (a.astype(np.float64) @ b).astype(np.float32)
+    check(out, ref, rtol=1e-4, atol=1e-5 * np.sqrt(k))
+
+
+def test_dynamic_matmul_runs_many_sizes_from_one_binary() -> None:
+    c = Compiled(_matmul_text("m", 40, 9))
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((9, 40), dtype=np.float32)
+    for m in (1, 2, 7, 8, 9, 255, 256, 257, 1000):
+        a = rng.standard_normal((m, 9), dtype=np.float32)
+        (out,), _ = c([a, b], [((m, 40), "float32")])
+        check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+def test_batched_matmul_rank2_rhs() -> None:
+    c = Compiled(_matmul_text(5, 33, 7, batch=("b",)))
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 5, 7), dtype=np.float32)
+    b = rng.standard_normal((7, 33), dtype=np.float32)
+    (out,), _ = c([a, b], [((3, 5, 33), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1,), (63,), (64,), (65,), (1000,), (3, 5), (7, 129)])
+def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
+    dims = ("n",) + shape[1:]
+    t = mo_type("f32", dims)
+    text = (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.add"(%a, %b) : ({t}, {t}) -> {t}\n'
+            f'  %1 = "mo.mul"(%0, %a) : ({t}, {t}) -> {t}\n'
+            f'  %2 = "mo.relu"(%1) : ({t}) -> {t}\n'
+            f'  %3 = "mo.exp"(%2) : ({t}) -> {t}\n'
+            f"  func.return %3 : {t}\n}}\n")
+    ir_text = _scheduled_ir(text)
+    assert "linalg." not in ir_text and "math.exp" not in ir_text
+    c = Compiled(text)
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(shape, dtype=np.float32)
+    b = rng.standard_normal(shape, dtype=np.float32)
+    (out,), _ = c([a, b], [(shape, "float32")])
+    check(out, np.exp(np.maximum((a + b) * a, 0)), rtol=2e-6)
+
+
+def test_exp_matches_numpy_everywhere() -> None:
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.73, 89.0, 1e30, -1e30,
+                         -87.3, -87.4, -103.9, -104.0, -110.0, 1e-30, -1e-30, 1e-45, 0.5,
+                         -0.5, 0.34657359, -0.34657359, 1.0, -1.0, 20.0], np.float32)
+    grid = np.linspace(-105, 89, 200_001, dtype=np.float32)
+    x = np.concatenate([specials, grid, np.float32(np.random.default_rng(3).standard_normal(
+        10_000) * 10)]).astype(np.float32)
+    c = Compiled(one_op_module("exp", [("f32", ("n",))], ("f32", ("n",))))
+    (out,), _ = c([x], [(x.shape, "float32")])
+    ref = np.exp(x.astype(np.float64))
+    f32 = np.finfo(np.float32)
+    assert np.array_equal(np.isnan(out), np.isnan(x))
+    assert np.array_equal(np.isinf(out), ref > f32.max)
+    normal = (ref >= f32.tiny) & (ref <= f32.max)
+    rel = np.abs(out[normal] - ref[normal]) / ref[normal]
+    assert rel.max() < 3e-7, rel.max()
+    tiny = ref < f32.tiny  # denormal results (and 0): absolute error
+    assert np.abs(out[tiny] - ref[tiny]).max() <= 2 * 1.4e-45
+
+
+@pytest.mark.parametrize("op", ["reduce_sum", "reduce_max"])
+@pytest.mark.parametrize("n,cols", [(1, 1), (3, 5), (4, 64), (5, 65), (2, 1000)])
+def test_last_axis_reductions(op: str, n: int, cols: int) -> None:
+    c = Compiled(one_op_module(op, [("f32", ("n", cols))], ("f32", ("n", 1)), "axis = 1 : i64"))
+    x = np.random.default_rng(4).standard_normal((n, cols), dtype=np.float32)
+    (out,), _ = c([x], [((n, 1), "float32")])
+    ref = (x.astype(np.float64).sum(axis=1, keepdims=True) if op == "reduce_sum"
+           else x.max(axis=1, keepdims=True)).astype(np.float32)
+    check(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,cols", [(1, 1), (3, 7), (2, 64), (5, 100), (4, 4096)])
+def test_softmax_and_layer_norm(n: int, cols: int) -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((n, cols)) * 4).astype(np.float32)
+    c = Compiled(one_op_module("softmax", [("f32", ("n", cols))], ("f32", ("n", cols)),
+                               "axis = 1 : i64"))
+    (out,), _ = c([x], [((n, cols), "float32")])
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    check(out, (e / e.sum(axis=1, keepdims=True)).astype(np.float32), rtol=1e-5, atol=1e-7)
+    tx, tg = mo_type("f32", ("n", cols)), mo_type("f32", (cols,))
+    text = (f"func.func @g(%x: {tx}, %g: {tg}, %b: {tg}) -> {tx} attributes {{mo.graph}} {{\n"
+            f'  %r = "mo.layer_norm"(%x, %g, %b) {{epsilon = 1.0e-05 : f32}} : ({tx}, {tg}, {tg})'
+            f" -> {tx}\n  func.return %r : {tx}\n}}\n")
+    g = rng.standard_normal(cols).astype(np.float32)
+    b = rng.standard_normal(cols).astype(np.float32)
+    (out,), _ = Compiled(text)([x, g, b], [((n, cols), "float32")])
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=1, keepdims=True), x64.var(axis=1, keepdims=True)
+    check(out, ((x64 - mean) / np.sqrt(var + 1e-5) * g + b).astype(np.float32),
+          rtol=1e-4, atol=1e-5)
+
+
+def test_unsupported_ops_fall_back_to_loops() -> None:
+    # erf has no vector lowering: the schedule leaves it alone, the result stays right.
+    c = Compiled(one_op_module("erf", [("f32", ("n", 70))], ("f32", ("n", 70))))
+    x = np.linspace(-3, 3, 140, dtype=np.float32).reshape(2, 70)
+    (out,), _ = c([x], [((2, 70), "float32")])
+    from math import erf
+
+    check(out, np.vectorize(erf)(x.astype(np.float64)).astype(np.float32), rtol=1e-6,
+          atol=1e-7)
+
+
+def test_schedule_failure_falls_back_to_plain_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAX_SCHEDULE_DEBUG")
+
+    def broken(module: ir.Module) -> None:
+        raise RuntimeError("a schedule that fails half-way (the module is already bufferized)")
+
+    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", broken)
+    c = Compiled(_matmul_text("m", 33, 9))
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((5, 9), dtype=np.float32)
+    b = rng.standard_normal((9, 33), dtype=np.float32)
+    (out,), _ = c([a, b], [((5, 33), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
