@@ -77,6 +77,8 @@ def _gather(ctx: LoweringContext) -> list[ir.Value]:
 
     flag = generic([indices], [flag0], [ir.AffineMap.get_identity(k), ir.AffineMap.get(k, 0, [])],
                    [REDUCTION] * k, check)[0]
+    where = str(ctx.op.location)
+    where = "" if where == "loc(unknown)" else f" (at {where})"
     ctx.add_check(flag, f"mo.gather: index out of range for axis {axis} of size "
-                        f"{x_t.dims[axis]} (at {ctx.op.location})")
+                        f"{x_t.dims[axis]}{where}")
     return [out]

@@ -104,7 +104,8 @@ def test_exp_matches_numpy_everywhere() -> None:
         10_000) * 10)]).astype(np.float32)
     c = Compiled(one_op_module("exp", [("f32", ("n",))], ("f32", ("n",))))
     (out,), _ = c([x], [(x.shape, "float32")])
-    ref = np.exp(x.astype(np.float64))
+    with np.errstate(over="ignore"):
+        ref = np.exp(x.astype(np.float64))
     f32 = np.finfo(np.float32)
     assert np.array_equal(np.isnan(out), np.isnan(x))
     assert np.array_equal(np.isinf(out), ref > f32.max)
