@@ -72,6 +72,7 @@ class Graph(metaclass=_GraphMeta):
             load(context)
         self._finished = False
         self._context_tokens: list[Any] = []
+        self._type_cache: dict[TensorType, ir.Type] = {}
         if path is not None:
             module = _read_module(Path(path), self._context)
         if module is not None:
@@ -164,7 +165,7 @@ class Graph(metaclass=_GraphMeta):
             attrs = {k: _to_attribute(v) for k, v in (attributes or {}).items()}
             op = ir.Operation.create(
                 name,
-                results=[t.to_mlir() for t in result_types],
+                results=[self._mlir_type(t) for t in result_types],
                 operands=mlir_operands,
                 attributes=attrs,
                 ip=ir.InsertionPoint(self._block),
@@ -173,6 +174,13 @@ class Graph(metaclass=_GraphMeta):
             TensorValue._from(r, t, self._block)
             for r, t in zip(op.results, result_types, strict=True)
         ]
+
+    def _mlir_type(self, t: TensorType) -> ir.Type:
+        """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""
+        cached = self._type_cache.get(t)
+        if cached is None:
+            cached = self._type_cache[t] = t.to_mlir()
+        return cached
 
     # -- artifacts -----------------------------------------------------------------------------
 
