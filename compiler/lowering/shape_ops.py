@@ -10,9 +10,9 @@ from mlir.dialects import arith, linalg, tensor
 from max.compiler.lowering.builders import linalg_index, PARALLEL, broadcast_map, generic, identity_map
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.registry import lowering
-from max.dialects.mo.types import MOTensorType
 
 Mixed = int | ir.Value
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
 def mixed(values: Sequence[Mixed]) -> tuple[list[ir.Value], ir.DenseI64ArrayAttr]:
@@ -133,28 +133,51 @@ def _slice(ctx: LoweringContext) -> list[ir.Value]:
         raise ctx.error("slice step cannot be zero")
     firsts: list[Mixed] = []
     lengths: list[Mixed] = []
+    checked = False
     for i, (d, a, b, s) in enumerate(zip(x_t.dims, starts, stops, steps)):
+        want = out_t.dims[i]
         if isinstance(d, int):
             f, ln = _static_slice(d, a, b, s)
-            want = out_t.dims[i]
             if isinstance(want, int) and want != ln:
                 raise ctx.error(f"dim {i}: slice has length {ln}, result type says {want}")
             firsts.append(f)
             lengths.append(ln)
-        else:
-            f, ln = _dynamic_slice(ctx, ctx.dim_value(d), a, b, s)
-            firsts.append(f)
-            lengths.append(out_t.dims[i] if isinstance(out_t.dims[i], int) else ln)
-    result = ctx.tensor_type(out_t)
+            continue
+        f, ln = _dynamic_slice(ctx, ctx.dim_value(d), a, b, s)
+        firsts.append(f)
+        if want == d and s == 1 and a in (0, I64_MIN) and b == I64_MAX:
+            lengths.append(ln)  # the whole dim: the length is the dim itself
+            continue
+        # The declared length (a user's out_dim) may be wrong at run time: check it, and read
+        # only what exists; the result is padded to the declared size and the call raises.
+        declared = ctx.dim_value(want)
+        ctx.add_check(arith.cmpi(arith.CmpIPredicate.ne, ln, declared),
+                      f"mo.slice: dim {i} of the slice does not have the declared length {want}")
+        lengths.append(arith.minsi(ln, declared))
+        checked = True
+    if not checked:
+        result = ctx.tensor_type(out_t)
+        if all(s > 0 for s in steps):
+            return [extract_slice(result, ctx.operands[0], firsts, lengths, steps)]
+        return [_strided_gather(ctx, ctx.empty(out_t), firsts, steps)]
+    if 0 in out_t.dims:  # an empty result: nothing to read (insert_slice rejects a 0-size dest)
+        return [ctx.empty(out_t)]
+    et = ctx.tensor_type(out_t).element_type
+    part_t = ir.RankedTensorType.get([v if isinstance(v, int) else DYNAMIC for v in lengths], et)
     if all(s > 0 for s in steps):
-        return [extract_slice(result, ctx.operands[0], firsts, lengths, steps)]
-    return [_strided_gather(ctx, out_t, firsts, steps)]
+        part = extract_slice(part_t, ctx.operands[0], firsts, lengths, steps)
+    else:
+        part = _strided_gather(ctx, tensor.empty(list(lengths), et), firsts, steps)
+    zero = arith.constant(et, ir.FloatAttr.get(et, 0.0) if isinstance(et, ir.FloatType)
+                          else ir.IntegerAttr.get(et, 0))
+    padded = linalg.fill(zero, outs=[ctx.empty(out_t)])
+    return [insert_slice(part, padded, [0] * out_t.rank, lengths)]
 
 
-def _strided_gather(ctx: LoweringContext, out_t: MOTensorType, firsts: Sequence[Mixed],
+def _strided_gather(ctx: LoweringContext, dest: ir.Value, firsts: Sequence[Mixed],
                     steps: Sequence[int]) -> ir.Value:
     """Negative steps: each result element reads x[first + i * step] (always in bounds)."""
-    rank = out_t.rank
+    rank = ir.RankedTensorType(dest.type).rank
     first_vals = [ctx.index(f) if isinstance(f, int) else f for f in firsts]
     step_vals = [ctx.index(s) for s in steps]
     x = ctx.operands[0]
@@ -164,4 +187,4 @@ def _strided_gather(ctx: LoweringContext, out_t: MOTensorType, firsts: Sequence[
                for i, (f, s) in enumerate(zip(first_vals, step_vals))]
         return tensor.extract(x, idx)
 
-    return generic([], [ctx.empty(out_t)], [identity_map(rank)], [PARALLEL] * rank, body)[0]
+    return generic([], [dest], [identity_map(rank)], [PARALLEL] * rank, body)[0]
