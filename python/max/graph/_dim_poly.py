@@ -167,3 +167,29 @@ def _rebuild(p: _Poly, leaf: Callable[[str], Any]) -> Any:
                 term = term * (_rebuild(atom[1], leaf) // _rebuild(atom[2], leaf))
         total = total + term
     return total
+
+
+def _exact_div(p: _Poly, q: _Poly) -> _Poly | None:
+    """The polynomial r with r * q == p, atoms taken as independent variables, else None.
+
+    Graded division by leading terms; only for callers that may assume ``q != 0`` (reshape's
+    ``-1``: ``(batch * 784) // batch`` is 784 unless batch is 0, where no -1 can be inferred).
+    """
+    if not q:
+        return None
+    lead_q, coeff_q = q[0]
+    quotient: _Poly = ()
+    rest = p
+    while rest:
+        lead, coeff = rest[0]
+        remaining = list(lead)
+        for atom in lead_q:
+            if atom not in remaining:
+                return None
+            remaining.remove(atom)
+        if coeff % coeff_q:
+            return None
+        term = ((tuple(remaining), coeff // coeff_q),)
+        quotient = _add(quotient, term)
+        rest = _add(rest, _scale(_mul(term, q), -1))
+    return quotient

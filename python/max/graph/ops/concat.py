@@ -62,8 +62,7 @@ def concat(original_vals: Iterable[Any], axis: int = 0) -> TensorValue:
     # mo.concat is binary: an N-way concat is a chain of N-1, sizes adding up along the way.
     result = first
     for v in values[1:]:
-        total = _dims.add(_dims.to_poly(result.shape[axis]), _dims.to_poly(v.shape[axis]))
         dims = list(result.shape)
-        dims[axis] = _dims.from_poly(total)
+        dims[axis] = result.shape[axis] + v.shape[axis]
         result = emit("mo.concat", [result, v], first.dtype, dims, first.device, {"axis": axis})
     return result

@@ -69,20 +69,20 @@ def reshape(x: Any, shape: Iterable[Any]) -> TensorValue:
     known = _dims.num_elements([d for d in target if d is not None])
     shown = "[" + ", ".join("-1" if d is None else _dims.dim_text(d) for d in target) + "]"
     if None in target:
-        inferred = None if _dims.constant_value(known) == 0 else _dims.exact_div(total, known)
+        inferred = _dims.exact_div(total, known)
         if inferred is None:
             raise ValueError(
                 f"reshape: cannot infer the -1 in {shown} from input shape "
-                f"{_dims.shape_text(x.shape)}: {_dims.count_text(total)} elements are not "
-                f"a multiple of {_dims.count_text(known)}"
+                f"{_dims.shape_text(x.shape)}: {total} elements are not "
+                f"a multiple of {known}"
             )
-        dims = [_dims.from_poly(inferred) if d is None else d for d in target]
+        dims = [inferred if d is None else d for d in target]
     else:
         if total != known:
             raise ValueError(
                 f"reshape: input shape {_dims.shape_text(x.shape)} "
-                f"({_dims.count_text(total)} elements) and target shape {shown} "
-                f"({_dims.count_text(known)} elements) have different numbers of elements"
+                f"({total} elements) and target shape {shown} "
+                f"({known} elements) have different numbers of elements"
             )
         dims = [d for d in target if d is not None]
     return _reshape_to(x, dims)
@@ -165,5 +165,5 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> TensorValue:
             f"flatten: start_dim={start_dim} comes after end_dim={end_dim} for shape "
             f"{_dims.shape_text(x.shape)}"
         )
-    merged = _dims.from_poly(_dims.num_elements(x.shape[start : end + 1]))
+    merged = _dims.num_elements(x.shape[start : end + 1])
     return _reshape_to(x, [*x.shape[:start], merged, *x.shape[end + 1 :]])

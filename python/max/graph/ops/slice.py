@@ -93,9 +93,7 @@ def _slice_index(index: slice, out_dim: Any, dim: Dim, axis: int, shape: str) ->
         out = dim
     elif step == 1 and (start is None or start >= 0) and (stop is None or stop < 0):
         # x[k:-m] on a symbolic dim n has n - k - m elements (for n >= k + m).
-        out = _dims.from_poly(
-            _dims.add(_dims.to_poly(dim), _dims.to_poly(Dim(-(start or 0) + (stop or 0))))
-        )
+        out = dim + (-(start or 0) + (stop or 0))
     else:
         raise ValueError(
             f"slice_tensor: cannot infer the length of {index} on symbolic dim "
