@@ -45,6 +45,7 @@ class Artifact:
         path: the entry directory.
         meta: the contents of ``meta.json``.
         binary: the bytes of the binary, already checked against ``meta["sha256"]``.
+        constants: the externalized constants (``constants.bin``), checked likewise.
         from_cache: whether it was found in the cache rather than compiled now.
     """
 
@@ -52,6 +53,7 @@ class Artifact:
     path: Path
     meta: dict[str, Any]
     binary: bytes = field(repr=False)
+    constants: bytes = field(default=b"", repr=False)
     from_cache: bool = False
 
     @property
@@ -106,11 +108,14 @@ def _read_entry(key: str, path: Path) -> Artifact | None:
         binary = (path / binary_name).read_bytes()
         if hashlib.sha256(binary).hexdigest() != meta["sha256"]:
             return None
-        for k in ("entry", "kind", "inputs", "outputs", "checks", "name"):
+        constants = (path / "constants.bin").read_bytes()
+        if hashlib.sha256(constants).hexdigest() != meta["constants_sha256"]:
+            return None
+        for k in ("entry", "kind", "inputs", "outputs", "checks", "name", "constants"):
             meta[k]  # noqa: B018 (KeyError -> corrupt)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Artifact(key, path, meta, binary, from_cache=True)
+    return Artifact(key, path, meta, binary, constants, from_cache=True)
 
 
 def _discard(path: Path) -> None:
@@ -197,6 +202,6 @@ def publish(key: str, staging: Path, root: Path | None = None) -> Artifact:
                 return existing
             _discard(final)
             continue
-        return Artifact(key, final, built.meta, built.binary, from_cache=False)
+        return Artifact(key, final, built.meta, built.binary, built.constants, from_cache=False)
     shutil.rmtree(staging, ignore_errors=True)
     raise RuntimeError(f"could not publish cache entry {final}")

@@ -87,6 +87,29 @@ def _graph_function(module: Any) -> Any:
     return graphs[0].operation
 
 
+CONSTANTS_FILE = "constants.bin"
+# Every constant starts on a cache line (and keeps any vector load aligned).
+CONSTANT_ALIGNMENT = 64
+
+
+def _pack_constants(values: list[Any]) -> tuple[list[dict[str, Any]], bytes]:
+    """The externalized constants as one blob, with where each one lies in it."""
+    from max.dialects.mo.types import ELEMENT_TYPES
+
+    by_numpy = {v: k for k, v in ELEMENT_TYPES.items()}
+    entries, chunks, offset = [], [], 0
+    for array in values:
+        pad = -offset % CONSTANT_ALIGNMENT
+        chunks.append(b"\0" * pad)
+        offset += pad
+        data = array.tobytes()
+        entries.append({"offset": offset, "nbytes": len(data), "dims": list(array.shape),
+                        "dtype": array.dtype.name, "element_type": by_numpy[array.dtype.name]})
+        chunks.append(data)
+        offset += len(data)
+    return entries, b"".join(chunks)
+
+
 def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: Path,
                    *, on_parsed: Callable[[str], None] | None = None,
                    debug: str | None = None) -> dict[str, Any]:
@@ -127,6 +150,9 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         inputs = _signature(ftype.inputs, _names(fn, "arg_attrs", len(ftype.inputs)))
         outputs = _signature(ftype.results, _names(fn, "res_attrs", len(ftype.results)))
 
+        from max.compiler.passes.externalize import externalize_constants
+
+        constants = externalize_constants(module)
         get_pass("mo-to-linalg").fn(module)
         fn = _graph_function(module)
         checks: list[str] = []
@@ -147,6 +173,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
             module.operation.write_bytecode(buf)
             (out_dir / binary_name).write_bytes(buf.getvalue())
     binary = (out_dir / binary_name).read_bytes()
+    constants_meta, blob = _pack_constants(constants)
+    (out_dir / CONSTANTS_FILE).write_bytes(blob)
     meta = {
         "format": cache.FORMAT,
         "name": name,
@@ -157,6 +185,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         "inputs": inputs,
         "outputs": outputs,
         "checks": checks,
+        "constants": constants_meta,
+        "constants_sha256": hashlib.sha256(blob).hexdigest(),
         "target": target,
         "options": options,
         "compiler_version": cache.compiler_version(),

@@ -140,6 +140,19 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True) -> None:
             _lower_plain(module)
 
 
+def _has_op(module: ir.Module, name: str) -> bool:
+    """Whether any op of the module is named ``name`` (no printing: constants may be huge)."""
+    found = False
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal found
+        found = op.name == name
+        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
 def _lower_plain(module: ir.Module) -> None:
     """Bufferization and plain loops: the pipeline without the schedule."""
     _run(module, BUFFERIZE_PIPELINE)
@@ -164,7 +177,7 @@ def _scheduled(module: ir.Module) -> bool:
         _run(module, DEALLOC_PIPELINE)
         copies_to_linalg(module)
         _run(module, LOWER_TO_LLVM)
-        if not module.operation.verify() or "unrealized_conversion_cast" in str(module):
+        if not module.operation.verify() or _has_op(module, "builtin.unrealized_conversion_cast"):
             raise CompilationError("the scheduled module did not lower to the LLVM dialect")
         return True
     except Exception:  # noqa: BLE001 - any schedule failure falls back to plain loops

@@ -45,7 +45,7 @@ def test_second_load_hits_the_cache(private_cache, tmp_path):
     assert driver.stats["compiles"] == before["compiles"] + 1
     assert driver.stats["cache_hits"] == before["cache_hits"] + 1
     (entry,) = _entries(private_cache)
-    assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "model.so"]
+    assert sorted(p.name for p in entry.iterdir()) == ["constants.bin", "meta.json", "model.so"]
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["entry"] == "_mlir_ciface_add"
     assert meta["inputs"][0]["type"] == '!mo.tensor<f32, ["batch", 3], "cpu:0">'
@@ -61,7 +61,7 @@ def test_cache_key_depends_on_everything():
 
 @pytest.mark.parametrize("damage", [
     "truncate_so", "flip_so", "delete_so", "garbage_meta", "empty_meta", "delete_meta",
-    "wrong_hash"])
+    "wrong_hash", "changed_constants", "delete_constants"])
 def test_corrupt_entry_is_rebuilt(private_cache, tmp_path, damage):
     path = _write(tmp_path, graphs.ADD)
     _works(InferenceSession().load(path))
@@ -81,6 +81,10 @@ def test_corrupt_entry_is_rebuilt(private_cache, tmp_path, damage):
         meta.write_text("")
     elif damage == "delete_meta":
         meta.unlink()
+    elif damage == "changed_constants":
+        (entry / "constants.bin").write_bytes(b"\x00" * 64)
+    elif damage == "delete_constants":
+        (entry / "constants.bin").unlink()
     elif damage == "wrong_hash":
         m = json.loads(meta.read_text())
         m["sha256"] = "0" * 64

@@ -108,8 +108,10 @@ class Model:
         self._artifact = artifact
         self._input_specs = [_spec(e, f"input{i}") for i, e in enumerate(meta["inputs"])]
         self._output_specs = [_spec(e, f"output{i}") for i, e in enumerate(meta["outputs"])]
-        self._in_sigs = executable.inputs
-        self._n_in = len(self._in_sigs)
+        self._n_in = len(self._input_specs)
+        self._in_sigs = executable.inputs[: self._n_in]
+        # Large constants live beside the binary and follow the user's inputs in every call.
+        self._constants = _constant_arrays(meta, artifact)
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
 
@@ -119,7 +121,7 @@ class Model:
         def sig(e: dict[str, Any]) -> TensorSig:
             return TensorSig(DType[e["dtype"]].to_numpy(), tuple(e["dims"]), e.get("name"))
 
-        exe = CpuExecutable(function, [sig(e) for e in meta["inputs"]],
+        exe = CpuExecutable(function, [sig(e) for e in meta["inputs"] + meta.get("constants", [])],
                             [sig(e) for e in meta["outputs"]], meta["checks"], meta["name"])
         return cls(exe, meta, device or CPU(), artifact)
 
@@ -181,7 +183,7 @@ class Model:
             if not (flags.c_contiguous and flags.aligned):
                 arr = np.array(arr, order="C", copy=True)
             arrays.append(arr)
-        outs = self._run(arrays)
+        outs = self._run(arrays + self._constants if self._constants else arrays)
         wrap = self._wrap
         device = self._device
         return [wrap(o, dt, device) for o, dt in zip(outs, self._out_dtypes)]
@@ -248,6 +250,14 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(str(s) for s in self._input_specs)
         return f"Model({self.name!r}, inputs=[{ins}])"
+
+
+def _constant_arrays(meta: dict[str, Any], artifact: Any) -> list[np.ndarray]:
+    """Read-only numpy views of the externalized constants (the compiled code only reads them)."""
+    blob = getattr(artifact, "constants", b"")
+    return [np.frombuffer(blob, DType[c["dtype"]].to_numpy(), int(np.prod(c["dims"])),
+                          c["offset"]).reshape(c["dims"])
+            for c in meta.get("constants", [])]
 
 
 _MISSING = object()

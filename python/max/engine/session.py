@@ -135,7 +135,8 @@ class InferenceSession:
                             f"{type(model).__name__}")
         artifact = compile_graph(graph, "cpu", self._options or None, label=label)
         meta = artifact.meta
-        num_args = len(meta["inputs"]) + len(meta["outputs"]) + (1 if meta["checks"] else 0)
+        num_args = (len(meta["inputs"]) + len(meta["constants"]) + len(meta["outputs"])
+                    + (1 if meta["checks"] else 0))
         if meta["kind"] == "so":
             stem = re.sub(r"[^A-Za-z0-9_]", "_", meta["name"])[:40] or "model"
             function = load_shared_object(artifact.binary, symbol=meta["entry"],
