@@ -14,8 +14,10 @@ from conftest import tt
 from max.dtype import DType
 from max.graph import Graph, ops
 
-engine = pytest.importorskip("max.engine")
-driver = pytest.importorskip("max.driver")
+from max import driver, engine
+from max.graph import DeviceRef
+
+CPU = DeviceRef.CPU()
 
 _SESSION = None
 
@@ -198,6 +200,19 @@ def test_matmul(a, b) -> None:
     x, y = _floats(*a), _floats(*b)
     (got,) = run(ops.matmul, [tt(DType.float32, *a), tt(DType.float32, *b)], x, y)
     check(got, x @ y, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [DType.float32, DType.int32])
+def test_matmul_rows_of_symbolic_batch_by_weight(dtype) -> None:
+    """[b, s, k] @ [k, n] with two symbolic dims is one 2-D matmul over b * s rows."""
+    w = (_floats(16, 40) * 4).astype(dtype.to_numpy())
+    model = _session().load(Graph(
+        "rows", lambda x: x @ ops.constant(w, dtype, CPU),
+        input_types=[tt(dtype, "b", "s", 16)]))
+    for b, s in ((2, 33), (1, 1), (3, 0)):
+        x = (np.random.default_rng(b).standard_normal((b, s, 16)) * 4).astype(dtype.to_numpy())
+        (got,) = model.execute(x)
+        check(got.to_numpy(), x @ w, rtol=1e-4, atol=1e-4)
 
 
 def test_shape_ops() -> None:
