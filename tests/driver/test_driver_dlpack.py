@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from driver_samples import NUMPY_NATIVE, sample
 
 from max.driver import DLPackArray, Tensor
 from max.dtype import DType
 
-torch = pytest.importorskip("torch")
-
 TORCH_DTYPES = [d for d in DType if d is not DType.float4_e2m1fn]
-NUMPY_DLPACK = [  # numpy itself speaks DLPack for these
-    DType.bool, DType.int8, DType.int16, DType.int32, DType.int64, DType.uint8,
-    DType.uint16, DType.uint32, DType.uint64, DType.float16, DType.float32, DType.float64,
-]
-
-
-def sample(dtype: DType, shape: tuple[int, ...]) -> np.ndarray:
-    values = np.asarray(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) % 5)
-    if dtype is DType.bool:
-        return np.asarray(values % 2 == 1)
-    return np.asarray(values.astype(dtype.to_numpy()))
 
 
 def as_float64(t: object) -> np.ndarray:
@@ -91,7 +80,7 @@ def test_from_torch_strided_view() -> None:
     assert t[2, 1].item() == -1
 
 
-@pytest.mark.parametrize("dtype", NUMPY_DLPACK, ids=lambda d: d.name)
+@pytest.mark.parametrize("dtype", NUMPY_NATIVE, ids=lambda d: d.name)
 def test_numpy_both_ways(dtype: DType) -> None:
     a = sample(dtype, (2, 3))
     t = Tensor.from_dlpack(a)

@@ -7,25 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from driver_samples import NUMPY_NATIVE, sample
 from hypothesis.extra import numpy as hnp
 
 from max.driver import CPU, Buffer, DeviceStream, Tensor
 from max.dtype import DType
 
 ALL_DTYPES = list(DType)
-NUMPY_NATIVE = [
-    DType.bool, DType.int8, DType.int16, DType.int32, DType.int64, DType.uint8,
-    DType.uint16, DType.uint32, DType.uint64, DType.float16, DType.float32, DType.float64,
-]
-
-
-def sample(dtype: DType, shape: tuple[int, ...]) -> np.ndarray:
-    """Values every dtype represents exactly: small non-negative integers (or bools)."""
-    values = np.asarray(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) % 5)
-    if dtype is DType.bool:
-        return np.asarray(values % 2 == 1)
-    return np.asarray(values.astype(dtype.to_numpy()))
-
 
 def check_array(actual: np.ndarray, expected: np.ndarray) -> None:
     assert actual.shape == expected.shape
