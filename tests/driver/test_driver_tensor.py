@@ -15,6 +15,7 @@ from max.dtype import DType
 
 ALL_DTYPES = list(DType)
 
+
 def check_array(actual: np.ndarray, expected: np.ndarray) -> None:
     assert actual.shape == expected.shape
     assert actual.dtype == expected.dtype
