@@ -7,7 +7,7 @@ the op's runtime check, which the caller turns into an error.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, linalg, scf, tensor
+from mlir.dialects import arith, scf, tensor
 
 from max.compiler.lowering.builders import linalg_index, PARALLEL, REDUCTION, dims_map, fill, generic, scalar
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of

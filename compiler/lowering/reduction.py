@@ -6,7 +6,7 @@ import math as pymath
 from collections.abc import Callable, Sequence
 
 from mlir import ir
-from mlir.dialects import arith, linalg, tensor
+from mlir.dialects import arith, tensor
 
 from max.compiler.lowering.builders import linalg_index  # noqa: I001
 from max.compiler.lowering.builders import (

@@ -64,7 +64,7 @@ def test_constant_round_trips_values(dtype: DType, shape: list[int]) -> None:
     from mlir import ir
 
     values = (np.arange(int(np.prod(shape))) % 2).reshape(shape)
-    with graph_of() as g:
+    with graph_of():
         c = ops.constant(values, dtype)
     assert c.dtype == dtype and [int(d) for d in c.shape] == shape
     attr = ir.DenseElementsAttr(c.to_mlir().owner.attributes["value"])
