@@ -143,3 +143,27 @@ def test_numpy_array_on_the_left_builds_graph_ops() -> None:
         assert isinstance(y, TensorValue) and isinstance(z, TensorValue)
         g.output(y, z)
     assert str(g).count('"mo.add"') == 1 and str(g).count('"mo.mul"') == 1
+
+
+def test_values_keep_their_graph_alive() -> None:
+    """A value outliving every reference to its Graph must not touch freed IR."""
+    import gc
+
+    def build() -> TensorValue:
+        with Graph("short_lived", input_types=[_f32(2)]) as g:
+            return ops.exp(g.inputs[0])
+
+    value = build()
+    gc.collect()
+    assert str(value.to_mlir().type) == '!mo.tensor<f32, [2], "cpu:0">'
+    assert value.to_mlir().owner.name == "mo.exp"
+
+
+def test_operands_from_another_graph_are_rejected() -> None:
+    with Graph("a", input_types=[_f32(2)]) as a:
+        x = a.inputs[0]
+        a.output(x)
+    with Graph("b", input_types=[_f32(2)]) as b:
+        with pytest.raises(ValueError, match="operand belongs to another graph"):
+            _ = b.inputs[0] + x
+        b.output(b.inputs[0])

@@ -94,7 +94,7 @@ class Graph(metaclass=_GraphMeta):
         self._input_types = input_types
         self._output_types: list[TensorType] = []
         self._inputs = [
-            TensorValue._from(arg, t)
+            TensorValue._from(arg, t, self)
             for arg, t in zip(self._block.arguments, input_types, strict=True)
         ]
         if forward is not None:
@@ -156,7 +156,7 @@ class Graph(metaclass=_GraphMeta):
         mlir_operands = []
         for v in operands:
             if isinstance(v, TensorValue):
-                if v._graph_block is not None and v._graph_block != self._block:
+                if v._graph is not None and v._graph is not self:
                     raise ValueError(f"{name}: operand belongs to another graph")
                 mlir_operands.append(v._mlir_value)
             else:
@@ -171,7 +171,7 @@ class Graph(metaclass=_GraphMeta):
                 ip=ir.InsertionPoint(self._block),
             )
         return [
-            TensorValue._from(r, t, self._block)
+            TensorValue._from(r, t, self)
             for r, t in zip(op.results, result_types, strict=True)
         ]
 
@@ -224,7 +224,7 @@ class Graph(metaclass=_GraphMeta):
         self._input_types = [TensorType.from_mlir(t) for t in fn_type.inputs]
         self._output_types = [TensorType.from_mlir(t) for t in fn_type.results]
         self._inputs = [
-            TensorValue._from(a, t, self._block)
+            TensorValue._from(a, t, self)
             for a, t in zip(self._block.arguments, self._input_types, strict=True)
         ]
         self._finished = True

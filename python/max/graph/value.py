@@ -30,10 +30,12 @@ class Value:
     Value is abstract; graphs hand out :class:`TensorValue` and :class:`BufferValue`.
     """
 
-    __slots__ = ("_mlir_value", "_type", "_graph_block")
+    # _graph keeps the Graph (and so its MLIR module) alive as long as one of its values is:
+    # IR of a collected module is freed, and touching it would abort the process.
+    __slots__ = ("_mlir_value", "_type", "_graph")
 
     _mlir_value: ir.Value
-    _graph_block: ir.Block | None
+    _graph: Any
 
     @classmethod
     def from_mlir(cls, value: ir.Value) -> Value:
@@ -103,23 +105,23 @@ class TensorValue(Value):
     def __init__(self, value: Any) -> None:
         if isinstance(value, TensorValue):
             self._mlir_value, self._type = value._mlir_value, value._type
-            self._graph_block = value._graph_block
+            self._graph = value._graph
         elif isinstance(value, ir.Value):
+            from max.graph.graph import _CURRENT_GRAPH
+
             self._mlir_value = value
             self._type = TensorType.from_mlir(value.type)
-            self._graph_block = None
+            self._graph = _CURRENT_GRAPH.get()
         else:
             converted = as_tensor_value(value, where="TensorValue")
             self._mlir_value, self._type = converted._mlir_value, converted._type
-            self._graph_block = converted._graph_block
+            self._graph = converted._graph
 
     @classmethod
-    def _from(
-        cls, value: ir.Value, type: TensorType, block: ir.Block | None = None
-    ) -> TensorValue:
-        """Wraps an MLIR value whose type the caller already knows (no re-parsing)."""
+    def _from(cls, value: ir.Value, type: TensorType, graph: Any = None) -> TensorValue:
+        """Wraps an MLIR value of ``graph`` whose type the caller already knows (no re-parsing)."""
         self = cls.__new__(cls)
-        self._mlir_value, self._type, self._graph_block = value, type, block
+        self._mlir_value, self._type, self._graph = value, type, graph
         return self
 
     @classmethod
@@ -327,7 +329,7 @@ class BufferValue(Value):
             self._type = BufferType.from_mlir(value.type)
         else:
             raise TypeError(f"cannot make a BufferValue from {type(value).__name__}")
-        self._graph_block = None
+        self._graph = None
 
     @classmethod
     def from_mlir(cls, value: ir.Value) -> BufferValue:
