@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -93,7 +94,15 @@ def cache_key(graph: bytes, target: str, options: Mapping[str, Any] | None = Non
     h.update(target.encode())
     h.update(json.dumps(dict(options or {}), sort_keys=True, default=str).encode())
     h.update(compiler_version().encode())
+    h.update(json.dumps(_build_environment(), sort_keys=True).encode())
     return h.hexdigest()
+
+
+def _build_environment() -> dict[str, Any]:
+    """What else shapes the binary: the thread count it was built for, and the environment
+    whose libiomp5 its rpath names (another venv must not load this one's artifact)."""
+    threads = os.environ.get("MAX_CPU_THREADS") or str(len(os.sched_getaffinity(0)))
+    return {"threads": threads, "prefix": sys.prefix}
 
 
 def _read_entry(key: str, path: Path) -> Artifact | None:

@@ -124,11 +124,14 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         func.ReturnOp([])
 
 
-def lower_to_llvm(module: ir.Module, *, schedule: bool = True) -> None:
+def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
+                  threads: int | None = None) -> None:
     """Runs the whole CPU pipeline in place: lowered MO (linalg on tensors) -> LLVM dialect.
 
     Applies ``mo-entry-abi`` first when the graphs still return tensors. ``schedule=False``
-    skips the tiling and vectorization of :mod:`cpu_schedule` (plain loops only).
+    skips the tiling and vectorization of :mod:`cpu_schedule` (plain loops only). ``threads``:
+    how many threads the heavy ops use (:mod:`cpu_threads`; None = as many as the CPUs, where
+    libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which does not load libiomp5).
     """
     with module.context, ir.Location.unknown():
         if any(ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
@@ -136,7 +139,7 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True) -> None:
             entry_abi(module)
         _run(module, FUSION_PIPELINE)
         duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
-        if not (schedule and _scheduled(module)):
+        if not (schedule and _scheduled(module, threads)):
             _lower_plain(module)
 
 
@@ -161,22 +164,27 @@ def _lower_plain(module: ir.Module) -> None:
     _run(module, LOWER_TO_LLVM)
 
 
-def _scheduled(module: ir.Module) -> bool:
+def _scheduled(module: ir.Module, threads: int | None = None) -> bool:
     """Tiles and vectorizes (cpu_schedule) around bufferization, then lowers to the LLVM dialect.
 
     False, with the module as it was, if any of it failed: the caller then lowers plain loops.
     """
-    from max.compiler.pipelines import cpu_schedule, fast_math
+    from max.compiler.pipelines import cpu_schedule, cpu_threads, fast_math
 
+    n = cpu_threads.num_threads() if threads is None else threads
     snapshot = module.operation.clone()
     try:
-        cpu_schedule.schedule_tensors(module)
+        cpu_schedule.schedule_tensors(module, threads=n)
         _run(module, BUFFERIZE_PIPELINE)
         cpu_schedule.vectorize_memrefs(module)
         fast_math.expand_exp(module)
         _run(module, DEALLOC_PIPELINE)
         copies_to_linalg(module)
-        _run(module, LOWER_TO_LLVM)
+        if cpu_threads.has_forall(module):  # threads (cpu_threads.parallelize): OpenMP
+            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
+            _run(module, cpu_threads.LOWER_TO_LLVM_OMP)
+        else:
+            _run(module, LOWER_TO_LLVM)
         if not module.operation.verify() or _has_op(module, "builtin.unrealized_conversion_cast"):
             raise CompilationError("the scheduled module did not lower to the LLVM dialect")
         return True
@@ -267,7 +275,9 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *, opt_l
         _tool([llvm_bin("llc"), level, f"-mcpu={cpu}", "-relocation-model=pic",
                "-filetype=obj", str(opt_bc), "-o", str(obj)])
         tmp_so = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
-        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), "-lm"])
+        from max.compiler.pipelines.cpu_threads import link_flags
+
+        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), "-lm", *link_flags(llvm_ir)])
         os.replace(tmp_so, out_path)  # atomic: a reader never sees half a library
 
 

@@ -317,11 +317,18 @@ def _mark(module: ir.Module,
     return targets
 
 
-def schedule_tensors(module: ir.Module) -> int:
-    """Stage 1: tag, tile, peel; vectorize static tiles; hoist. Returns the number of ops tagged."""
+def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
+    """Stage 1: tag, tile, peel; vectorize static tiles; hoist. Returns the number of ops tagged.
+
+    ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
+    """
     tags = _tag(module)
     if not tags:
         return 0
+    from max.compiler.pipelines import cpu_threads
+
+    # Before tiling: the per-op schedules below then tile each thread's part.
+    cpu_threads.parallelize(module, tags, threads)
     _apply(module, _HEADER + "".join(_op_schedule(s, k, r) for s, k, r in
                                      ((s, *kr) for s, kr in tags.items())) + _FOOTER)
     _run(module, _CANON)

@@ -207,3 +207,14 @@ def test_concurrent_compiles_in_processes(private_cache, tmp_path):
     (entry,) = _entries(private_cache)
     assert not [p for p in private_cache.iterdir() if p.name.startswith((".tmp", ".trash"))]
     _works(InferenceSession().load(path))
+
+
+def test_thread_count_and_environment_are_in_the_key(monkeypatch):
+    graph = graphs.ADD.encode()
+    monkeypatch.setenv("MAX_CPU_THREADS", "1")
+    one = cache_key(graph, "cpu")
+    monkeypatch.setenv("MAX_CPU_THREADS", "2")
+    two = cache_key(graph, "cpu")
+    assert one != two and cache_key(graph, "cpu") == two
+    monkeypatch.setattr(sys, "prefix", "/elsewhere/venv")
+    assert cache_key(graph, "cpu") != two

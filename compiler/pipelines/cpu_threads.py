@@ -1,0 +1,248 @@
+"""Several cores for the heavy ops: ``scf.forall`` -> OpenMP (``__kmpc_*``) through libiomp5.
+
+MLIR's OpenMP lowering calls the LLVM OpenMP ABI (``__kmpc_fork_call``, ...). The system
+has only libgomp, which lacks it; PyPI's ``intel-openmp`` ships ``libiomp5.so``, which has it.
+Where that library cannot be found (or loaded), nothing here changes the module: the
+single-thread schedule is what the caller gets, never an error.
+
+The schedule (see :mod:`cpu_schedule`) calls :func:`parallelize` after tagging: each large
+enough op is split over its first loop (rows) into one ``scf.forall`` iteration per thread:
+matmuls (the zero fill of C fused inside), fused elementwise generics, and last-axis row
+reductions (their init fill fused inside; softmax and layer norm are chains of these). The
+usual cache/register tiling then runs on each thread's part (the tags survive tiling, so the
+per-op schedules find the ops inside the forall). After bufferization and the dealloc
+pipeline, :data:`FORALL_TO_OPENMP` turns each forall into ``omp.parallel`` + ``omp.wsloop``
+(dealloc + canonicalize first: otherwise constants land inside ``omp.wsloop`` and the
+verifier fails, MLIR-FACTS), and :data:`LOWER_TO_LLVM_OMP` lowers ``memref.alloca_scope``
+before ``convert-scf-to-cf``. :func:`link_flags` links the ``.so`` against libiomp5 with an
+rpath, so that loading the model needs no environment. ``MAX_CPU_THREADS=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from pathlib import Path
+
+from mlir import ir
+
+OMP_LIB = "libiomp5.so"
+THREADS_ENV = "MAX_CPU_THREADS"  # an int >= 1; 1 = the single-thread schedule
+# Below this many multiply-adds a fork/join (a few to tens of microseconds, waking the pool)
+# costs about what the second core saves.
+MIN_PARALLEL_MACS = 1 << 20
+MIN_ROWS = 16  # the rows of one register tile (8) per thread at least
+# Elementwise ops and row reductions: ~0.3-1 ns an element on one core, so below this a
+# fork/join costs about what it saves.
+MIN_PARALLEL_ELEMENTS = 1 << 16
+
+# Everything as cpu.LOWER_TO_LLVM, but alloca scopes (which convert-scf-to-openmp puts around
+# each wsloop body) are lowered by finalize-memref-to-llvm before convert-scf-to-cf, and the
+# omp ops' regions get LLVM types from convert-openmp-to-llvm.
+FORALL_TO_OPENMP = "scf-forall-to-parallel,canonicalize,convert-scf-to-openmp{{num-threads={n}}}"
+LOWER_TO_LLVM_OMP = (
+    "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
+    "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
+    "expand-strided-metadata,lower-affine,arith-expand,"
+    "convert-vector-to-llvm,finalize-memref-to-llvm,convert-scf-to-cf,"
+    "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
+    "convert-func-to-llvm,convert-cf-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,"
+    "reconcile-unrealized-casts"
+)
+
+_ANY = "!transform.any_op"
+
+
+def _candidate_dirs() -> list[Path]:
+    """Where pip puts libiomp5.so: ``<prefix>/lib`` (a data file of the wheel)."""
+    dirs = [Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"]
+    try:
+        from importlib import metadata
+
+        for f in metadata.distribution("intel-openmp").files or ():
+            if f.name == OMP_LIB:
+                dirs.insert(0, Path(str(f.locate())).resolve().parent)
+    except Exception:  # noqa: BLE001 - not installed, or odd metadata: try the prefixes
+        pass
+    return dirs
+
+
+@functools.lru_cache(maxsize=1)
+def omp_library_dir() -> Path | None:
+    """The folder holding a loadable libiomp5.so that exports ``__kmpc_fork_call``, or None."""
+    for d in _candidate_dirs():
+        lib = d / OMP_LIB
+        if not lib.is_file():
+            continue
+        try:  # a broken or foreign-architecture library must not reach the linker
+            if hasattr(ctypes.CDLL(str(lib), mode=os.RTLD_LOCAL), "__kmpc_fork_call"):
+                return d
+        except OSError:
+            continue
+    return None
+
+
+def num_threads() -> int:
+    """Threads the compiled code will use: ``MAX_CPU_THREADS``, else the CPUs we may run on.
+
+    1 where libiomp5 is missing: the single-thread schedule.
+    """
+    env = os.environ.get(THREADS_ENV, "")
+    if env.strip().isdigit() and int(env) >= 1:
+        n = int(env)
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = max(1, min(int(n or 1), 64))
+    return n if n > 1 and omp_library_dir() is not None else 1
+
+
+def _matmul_worth_it(op: ir.Operation) -> bool:
+    """Whether splitting the rows of ``C[M,N] = A[M,K] @ B[K,N]`` over threads pays.
+
+    A dynamic M counts as large (a batch): the work per row N*K must still be worth a fork.
+    """
+    a, b = (ir.RankedTensorType(v.type) for v in list(op.operands)[:2])
+    m, k = a.shape
+    n = b.shape[1]
+    dyn = ir.ShapedType.get_dynamic_size()
+    if n == dyn or k == dyn:
+        return True  # unknown: the batch of a large layer, most likely
+    if m == dyn:
+        return n * k >= MIN_PARALLEL_MACS // 64
+    return m >= MIN_ROWS and m * n * k >= MIN_PARALLEL_MACS
+
+
+def _loop_sizes(op: ir.Operation) -> list[int]:
+    """Static size of each loop of a linalg.generic (dynamic size where unknown)."""
+    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    n_loops = len(ir.ArrayAttr(op.attributes["iterator_types"]))
+    dyn = ir.ShapedType.get_dynamic_size()
+    sizes = [dyn] * n_loops
+    for v, m in zip(op.operands, maps):
+        if not isinstance(v.type, ir.ShapedType):
+            continue
+        shape = ir.ShapedType(v.type).shape
+        for expr, size in zip(m.results, shape):
+            if isinstance(expr, ir.AffineDimExpr) and size != dyn:
+                sizes[ir.AffineDimExpr(expr).position] = size
+    return sizes
+
+
+def _rows_worth_it(sizes: list[int], n: int) -> bool:
+    """Whether splitting loop 0 (rows) of an elementwise op or row reduction over ``n`` pays."""
+    dyn = ir.ShapedType.get_dynamic_size()
+    if len(sizes) < 1 or (sizes[0] != dyn and sizes[0] < n):
+        return False
+    rest = 1
+    for s in sizes[1:]:
+        if s == dyn:
+            return True  # unknown row length and at least n rows: a large tensor, likely
+        rest *= s
+    if sizes[0] == dyn:
+        return rest >= MIN_PARALLEL_ELEMENTS // 16  # per row: still worth a fork at 16 rows
+    return sizes[0] * rest >= MIN_PARALLEL_ELEMENTS
+
+
+def _plan(op: ir.Operation, kind: str, n: int) -> tuple[int, int | None] | None:
+    """(number of loops, operand whose producer to fuse, or None) if ``op`` goes on threads."""
+    if kind == "matmul":
+        return (3, 2) if _matmul_worth_it(op) else None
+    if op.name != "linalg.generic":
+        return None  # fills: fused into their consumer's forall, or cheap
+    sizes = _loop_sizes(op)
+    if not _rows_worth_it(sizes, n):
+        return None
+    # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init
+    # is a tensor.empty, nothing to fuse.
+    return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None)
+
+
+def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
+    found: dict[int, ir.Operation] = {}
+    for fn in module.body.operations:
+        for block in fn.operation.regions[0].blocks if fn.operation.regions else ():
+            for child in block.operations:
+                op = child.operation
+                if "mo.sid" in op.attributes:
+                    sid = ir.IntegerAttr(op.attributes["mo.sid"]).value
+                    if sid in sids:
+                        found[sid] = op
+    return found
+
+
+def parallel_script(plans: dict[int, tuple[int, int | None]], n: int) -> str:
+    """Transform script: split loop 0 of each planned op into ``n`` forall iterations.
+
+    ``plans``: sid -> (loops, operand). The producer of that operand (the fill that zeroes a
+    matmul's C or a reduction's accumulator) is fused into the forall, so that each thread
+    fills its own rows, in cache; if fusing fails, the fill runs before the forall: still
+    correct. Each op's split is its own ``failures(suppress)`` sequence.
+    """
+    from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
+
+    s = ""
+    for sid, (loops, operand) in sorted(plans.items()):
+        threads = [n] + [0] * (loops - 1)
+        body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
+                f"in %root : ({_ANY}) -> {_ANY}\n")
+        if operand is not None:
+            body += (f"    %i{sid} = transform.get_producer_of_operand %m{sid}[{operand}] : "
+                     f"({_ANY}) -> {_ANY}\n")
+        body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
+                 f"num_threads {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
+        if operand is not None:
+            body += _suppress(
+                f"    %ff{sid}, %fb{sid} = transform.structured.fuse_into_containing_op "
+                f"%i{sid} into %fa{sid} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n")
+        s += _suppress(body)
+    return _HEADER + s + _FOOTER
+
+
+def parallelize(module: ir.Module, tags: dict[int, tuple[str, int]],
+                n: int | None = None) -> int:
+    """Wraps the large tagged ops in an ``n``-thread ``scf.forall``; returns how many.
+
+    ``n`` None: :func:`num_threads`. Nothing happens where libiomp5 is missing.
+    """
+    n = num_threads() if n is None else n
+    if n <= 1 or omp_library_dir() is None:
+        return 0
+    ops = _ops_by_sid(module, set(tags))
+    plans = {sid: plan for sid, op in ops.items()
+             if (plan := _plan(op, tags[sid][0], n)) is not None}
+    if not plans:
+        return 0
+    from max.compiler.pipelines.cpu_schedule import _apply
+
+    _apply(module, parallel_script(plans, n))
+    return len(plans)
+
+
+def has_forall(module: ir.Module) -> bool:
+    """Whether the module still holds an ``scf.forall`` (ours: the schedule makes no other)."""
+    found = False
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal found
+        found = op.name == "scf.forall"
+        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def link_flags(llvm_ir: str) -> list[str]:
+    """Linker flags for a module's LLVM IR: libiomp5 (with an rpath) if it calls ``__kmpc_*``."""
+    if "@__kmpc_" not in llvm_ir:
+        return []
+    d = omp_library_dir()
+    if d is None:
+        # parallelize() only runs where the library was found: this is a broken install.
+        raise RuntimeError(f"the compiled model calls OpenMP but {OMP_LIB} is not found")
+    return [f"-L{d}", "-liomp5", f"-Wl,-rpath,{d}"]
+
+
+__all__ = ["FORALL_TO_OPENMP", "LOWER_TO_LLVM_OMP", "has_forall", "link_flags",
+           "num_threads", "omp_library_dir", "parallelize"]
