@@ -177,7 +177,7 @@ def _scheduled(module: ir.Module, threads: int | None = None) -> bool:
         cpu_schedule.schedule_tensors(module, threads=n)
         _run(module, BUFFERIZE_PIPELINE)
         cpu_schedule.vectorize_memrefs(module)
-        fast_math.expand_exp(module)
+        fast_math.expand(module)  # exp, erf, tanh, log, log1p: no scalar libm calls
         _run(module, DEALLOC_PIPELINE)
         copies_to_linalg(module)
         if cpu_threads.has_forall(module):  # threads (cpu_threads.parallelize): OpenMP

@@ -45,9 +45,11 @@ _ELEMENTS = {"f32", "f64", "i1", "i8", "i16", "i32", "i64", "index"}
 _BODY_OK = ("arith.", "math.", "linalg.yield", "linalg.index")
 # i1 <-> i8 bitcasts of vectors change the element count; math ops that have no LLVM intrinsic
 # (libm calls) do not lower on vectors.
-_BODY_BAD = {"arith.bitcast", "math.erf", "math.erfc", "math.atan", "math.atan2", "math.tan",
+_BODY_BAD = {"arith.bitcast", "math.erfc", "math.atan", "math.atan2", "math.tan",
              "math.sinh", "math.cosh", "math.asin", "math.acos", "math.cbrt", "math.expm1",
              "math.asinh", "math.acosh", "math.atanh"}
+# Libm-only ops that fast_math replaces by vector code after vectorization, for f32 only.
+_BODY_F32_ONLY = {"math.erf"}
 _CANON = "canonicalize,cse"
 _HOIST = "canonicalize,cse,loop-invariant-subset-hoisting,canonicalize,cse"
 
@@ -77,6 +79,8 @@ def _element(t: ir.Type) -> str | None:
 def _body_ok(op: ir.Operation) -> bool:
     for inner in _walk(op):
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
+            return False
+        if inner.name in _BODY_F32_ONLY and any(_element(r.type) != "f32" for r in inner.results):
             return False
         if any(_element(r.type) not in _ELEMENTS for r in inner.results):
             return False

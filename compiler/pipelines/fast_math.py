@@ -1,4 +1,4 @@
-"""Polynomial ``exp`` for f32, so that vector exps stay vectors (no scalar ``expf`` calls).
+"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p``: vector math stays vector code.
 
 ``math.exp`` on a vector lowers to one libm ``expf`` call per lane (release MLIR has no
 polynomial-approximation pass we can reach from the bindings), which makes softmax 5x slower
@@ -11,9 +11,28 @@ Cephes ``expf`` scheme in arith/math ops:
 2^n is built from exponent bits in two factors, so that n in [-150, 128] neither overflows the
 exponent field nor flushes results that are representable as denormals. x is clamped first
 (+-inf included), NaN is passed through.
+
+The other functions :func:`expand` replaces have no vector lowering here either: ``math.erf`` becomes one
+libm ``erff`` call per lane (so the schedule refuses to vectorize it), ``math.tanh`` and
+``math.log`` (and ``math.log1p``, which MathToLLVM turns into ``log(1 + x)``, losing all accuracy
+near 0) become per-lane ``tanhf``/``logf`` calls. GELU, tanh-GELU and logsoftmax then run as
+scalar libm loops. Each function below only uses fma/mul/add/div/min/max/select/bitcast, all of
+which LLVM keeps as vector instructions.
+
+* erf: Eigen's rational approximation ``x P(x^2) / Q(x^2)`` on [-4, 4] (abs err ~1e-7), +-1
+  beyond 3.9 (erf rounds to +-1 in f32 there).
+* tanh: Cephes ``tanhf``: ``x + x^3 P(x^2)`` below 0.625, ``sign(x) (1 - 2 / (exp(2|x|) + 1))``
+  above (the polynomial exp above). Eigen's single rational approximation is cheaper
+  but measured 4.8 ulp (2.9e-7 relative); this is 2 ulp.
+* log: Cephes ``logf``: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log = f + f^3 P(f) - f^2/2
+  + e ln2, f = m - 1 exact (Sterbenz); denormals scaled by 2^23 first.
+* log1p: ``u = 1 + x; log(u) * x / (u - 1)`` (Goldberg), x itself where u == 1: the rounding
+  error of ``1 + x`` cancels in the ratio, so small x keep full relative accuracy.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 from mlir import ir
 from mlir.dialects import arith, math
@@ -65,26 +84,159 @@ def _exp(x: ir.Value) -> ir.Value:
     return arith.select(is_nan, x, y)
 
 
-def expand_exp(module: ir.Module) -> int:
-    """Replaces every f32 ``math.exp`` in the module; returns how many."""
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+          -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+          -1.60960333262415e-02)  # odd numerator, highest power first
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+          -7.37332916720468e-03, -1.42647390514189e-02)
+_ERF_CLAMP = 4.0
+_ERF_ONE = 3.9  # |x| > 3.9: 1 - erf(x) < 2^-25, so erf(x) rounds to +-1
+
+_TANH_P = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
+           -3.33332819422e-1)  # Cephes tanhf, |x| < 0.625
+_TANH_SMALL = 0.625
+
+_LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+          1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+          3.3333331174e-1)
+_LN2_HI = 0.693359375
+_LN2_LO = -2.12194440e-4
+_SQRT2 = 1.41421356237
+_MIN_NORMAL = 1.17549435e-38
+
+
+class _B:
+    """Constants of the right (scalar or vector) f32/i32 type for one value being replaced."""
+
+    def __init__(self, x: ir.Value) -> None:
+        self.ft = x.type
+        i32 = ir.IntegerType.get_signless(32)
+        self.it = (ir.VectorType.get(ir.VectorType(self.ft).shape, i32)
+                   if isinstance(self.ft, ir.VectorType) else i32)
+
+    def f(self, v: float) -> ir.Value:
+        return _const(self.ft, v)
+
+    def i(self, v: int) -> ir.Value:
+        return _const(self.it, v)
+
+    def horner(self, coeffs: Sequence[float], z: ir.Value) -> ir.Value:
+        p = self.f(coeffs[0])
+        for k in coeffs[1:]:
+            p = math.fma(p, z, self.f(k))
+        return p
+
+
+def _cmp(pred: arith.CmpFPredicate, a: ir.Value, b: ir.Value) -> ir.Value:
+    return arith.cmpf(pred, a, b)
+
+
+def _restore_nan(x: ir.Value, y: ir.Value) -> ir.Value:
+    """x where x is NaN (min/max clamps turned it into a number), else y."""
+    return arith.select(_cmp(arith.CmpFPredicate.UNO, x, x), x, y)
+
+
+def _erf(x: ir.Value) -> ir.Value:
+    b = _B(x)
+    xc = arith.minnumf(arith.maxnumf(x, b.f(-_ERF_CLAMP)), b.f(_ERF_CLAMP))
+    z = arith.mulf(xc, xc)
+    y = arith.divf(arith.mulf(xc, b.horner(_ERF_P, z)), b.horner(_ERF_Q, z))
+    big = _cmp(arith.CmpFPredicate.OGT, math.absf(x), b.f(_ERF_ONE))
+    y = arith.select(big, math.copysign(b.f(1.0), x), y)
+    return _restore_nan(x, y)
+
+
+def _tanh(x: ir.Value) -> ir.Value:
+    b = _B(x)
+    ax = math.absf(x)
+    # |x| < 0.625: x + x^3 P(x^2); the correction is below x/8, so its rounding error is too.
+    z = arith.mulf(x, x)
+    small = math.fma(arith.mulf(b.horner(_TANH_P, z), z), x, x)
+    # Otherwise 1 - 2 / (exp(2|x|) + 1), which loses nothing to cancellation there (tanh >= 0.55);
+    # exp(inf) = inf gives exactly 1.
+    e = _exp(arith.addf(ax, ax))
+    big = arith.subf(b.f(1.0), arith.divf(b.f(2.0), arith.addf(e, b.f(1.0))))
+    y = arith.select(_cmp(arith.CmpFPredicate.OLT, ax, b.f(_TANH_SMALL)), small,
+                     math.copysign(big, x))
+    return _restore_nan(x, y)
+
+
+def _log(x: ir.Value) -> ir.Value:
+    b = _B(x)
+    # Denormals (and 0, negatives: overridden below) get 23 more exponent bits to read from.
+    den = _cmp(arith.CmpFPredicate.OLT, x, b.f(_MIN_NORMAL))
+    xs = arith.select(den, arith.mulf(x, b.f(2.0 ** 23)), x)
+    bits = arith.bitcast(b.it, xs)
+    e = arith.subi(arith.shrui(bits, b.i(23)), arith.select(den, b.i(127 + 23), b.i(127)))
+    m = arith.bitcast(b.ft, arith.ori(arith.andi(bits, b.i(0x7FFFFF)), b.i(0x3F800000)))
+    # m in [1, 2); above sqrt(2) halve it, so that f = m - 1 is in [-0.293, 0.414] and exact.
+    hi = _cmp(arith.CmpFPredicate.OGT, m, b.f(_SQRT2))
+    m = arith.select(hi, arith.mulf(m, b.f(0.5)), m)
+    e = arith.addi(e, arith.select(hi, b.i(1), b.i(0)))
+    ef = arith.sitofp(b.ft, e)
+    f = arith.subf(m, b.f(1.0))
+    z = arith.mulf(f, f)
+    y = arith.mulf(arith.mulf(b.horner(_LOG_P, f), f), z)
+    y = math.fma(ef, b.f(_LN2_LO), y)
+    y = math.fma(z, b.f(-0.5), y)
+    r = math.fma(ef, b.f(_LN2_HI), arith.addf(f, y))
+    inf = b.f(float("inf"))
+    r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, inf), inf, r)
+    r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, b.f(0.0)), b.f(float("-inf")), r)
+    # ULT: x < 0 or NaN.
+    return arith.select(_cmp(arith.CmpFPredicate.ULT, x, b.f(0.0)), b.f(float("nan")), r)
+
+
+def _log1p(x: ir.Value) -> ir.Value:
+    b = _B(x)
+    u = arith.addf(x, b.f(1.0))
+    d = arith.subf(u, b.f(1.0))
+    r = arith.mulf(_log(u), arith.divf(x, d))
+    r = arith.select(_cmp(arith.CmpFPredicate.OEQ, d, b.f(0.0)), x, r)  # u == 1: log1p(x) = x
+    inf = b.f(float("inf"))
+    return arith.select(_cmp(arith.CmpFPredicate.OEQ, x, inf), inf, r)  # inf / inf otherwise
+
+
+APPROXIMATIONS: dict[str, Callable[[ir.Value], ir.Value]] = {
+    "math.erf": _erf, "math.tanh": _tanh, "math.log": _log, "math.log1p": _log1p,
+}
+
+
+def _is_f32(op: ir.Operation) -> bool:
+    t = op.results[0].type
+    et = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
+    return isinstance(et, ir.F32Type)
+
+
+def _expand(module: ir.Module, rewrites: dict[str, Callable[[ir.Value], ir.Value]]) -> int:
     found: list[ir.Operation] = []
 
     def collect(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "math.exp":
-            t = op.results[0].type
-            et = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
-            if isinstance(et, ir.F32Type):
-                found.append(op)
+        if op.name in rewrites and _is_f32(op):
+            found.append(op)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(collect)
     with module.context:
         for op in found:
             with ir.InsertionPoint(op), op.location:
-                new = _exp(op.operands[0])
+                new = rewrites[op.name](op.operands[0])
             op.results[0].replace_all_uses_with(new)
             op.erase()
     return len(found)
 
 
-__all__ = ["expand_exp"]
+def expand_exp(module: ir.Module) -> int:
+    """Replaces every f32 ``math.exp`` in the module; returns how many."""
+    return _expand(module, {"math.exp": _exp})
+
+
+def expand(module: ir.Module) -> int:
+    """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log`` and ``log1p``; returns how many.
+
+    f64 and other types keep their libm calls.
+    """
+    return _expand(module, {"math.exp": _exp, **APPROXIMATIONS})
+
+
+__all__ = ["expand", "expand_exp"]
