@@ -163,7 +163,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
         use_so = cpu.have_system_linker() and not options.get("force_jit")
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
-        cpu.lower_to_llvm(module, threads=None if use_so else 1)
+        cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1)
         if use_so:
             kind, binary_name = "so", "model.so"
             llvm_ir = cpu.translate_to_llvm_ir(module)

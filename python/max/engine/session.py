@@ -59,7 +59,7 @@ class InferenceSession:
     Args:
         devices: A list of devices on which to run inference. Default is the host CPU only.
         num_threads: Number of threads to use for the inference session. This defaults to the
-            number of physical cores on your machine.
+            CPUs this process may run on (or ``$MAX_CPU_THREADS``).
         custom_extensions: The extensions to load for the model. Not supported here: must be
             ``None`` or empty.
     """
@@ -76,6 +76,8 @@ class InferenceSession:
         self._gpu_profiling = GPUProfilingMode.OFF
         self._log_level = LogLevel.NOTSET
         self._options: dict[str, Any] = {}
+        if num_threads is not None:  # compiled in: the models of this session use this many
+            self._options["threads"] = num_threads
 
     @property
     def devices(self) -> list[Device]:

@@ -1,4 +1,4 @@
-"""Large constants live beside the binary (constants.bin) and are passed to every call."""
+"""What a session compiles in: large constants beside the binary (constants.bin), threads."""
 
 from __future__ import annotations
 
@@ -41,3 +41,25 @@ def test_large_constants_are_external_and_correct(tmp_path, monkeypatch) -> None
         np.testing.assert_allclose(picked, y[:, idx], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(scaled, y[:32] * half.astype(np.float32), rtol=1e-5, atol=1e-5)
     assert len(model.input_metadata) == 1  # constants are not user inputs
+
+
+def _kmpc_calls(model) -> bool:
+    import subprocess
+
+    out = subprocess.run(["nm", "-D", "--undefined-only", str(model._artifact.path / "model.so")],
+                         capture_output=True, text=True, check=True).stdout
+    return "__kmpc_fork_call" in out
+
+
+def test_num_threads_is_compiled_in(tmp_path, monkeypatch) -> None:
+    """InferenceSession(num_threads=1) builds single-thread code; more threads use OpenMP."""
+    monkeypatch.setenv("MAX_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((256, 256), dtype=np.float32) for _ in range(2))
+    graph = Graph("mm", lambda x, y: x @ y,
+                  input_types=[TensorType(DType.float32, (256, 256), CPU)] * 2)
+    single = InferenceSession(num_threads=1).load(graph)
+    double = InferenceSession(num_threads=2).load(graph)
+    assert not _kmpc_calls(single) and _kmpc_calls(double)
+    for model in (single, double):
+        np.testing.assert_allclose(model.execute(a, b)[0].to_numpy(), a @ b, rtol=1e-4, atol=1e-4)
