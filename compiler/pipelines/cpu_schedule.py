@@ -145,13 +145,18 @@ def _is_broadcast(m: ir.AffineMap) -> bool:
 
 
 def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
-    """Every input walks the reduced (innermost) loop along its own last dim."""
+    """Every input walks the reduced (innermost) loop along its own last dim, or not at all.
+
+    An input that does not use the reduced loop (the row max of a fused ``sum(exp(x - max))``,
+    read as ``(d0, d1) -> (d0, 0)``) is a broadcast: read once per tile, like in elementwise ops.
+    """
     last = rank - 1
     for m in maps:
         res = list(m.results)
-        if not res or not isinstance(res[-1], ir.AffineDimExpr):
-            return False
-        if ir.AffineDimExpr(res[-1]).position != last:
+        dims = [ir.AffineDimExpr(e).position for e in res if isinstance(e, ir.AffineDimExpr)]
+        if last not in dims:
+            continue
+        if not isinstance(res[-1], ir.AffineDimExpr) or ir.AffineDimExpr(res[-1]).position != last:
             return False
     return True
 
