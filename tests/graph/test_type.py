@@ -215,7 +215,7 @@ def test_layouts() -> None:
     assert t._layout is FilterLayout.RSCF
 
 
-@pytest.mark.parametrize("module", ["max.graph.dim", "max.graph.shape", "max.graph.type"])
+@pytest.mark.parametrize("module", ["max.dialects.mo.dim", "max.graph.shape", "max.graph.type"])
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from max.graph._dim_poly import _exact_div
+from max.dialects.mo._dim_poly import _exact_div
 from max.graph.dim import Dim, StaticDim, _from_poly
 
 def as_dim(value: Any, *, where: str) -> Dim:

@@ -1,4 +1,4 @@
-"""The canonical polynomial form behind algebraic dims (used by max.graph.dim only)."""
+"""The canonical polynomial form behind algebraic dims (used by max.dialects.mo.dim only)."""
 
 from __future__ import annotations
 
