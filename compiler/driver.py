@@ -205,6 +205,7 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
 
     Raises:
         CompilationError: the compiler rejected the graph.
+        ValueError: the MO verifier rejected the graph (an op's types break its rule).
         RuntimeError: the graph could not be read, or the compiler crashed.
     """
     options = dict(options or {})
@@ -241,6 +242,8 @@ def _error(reply: dict[str, Any], name: str) -> Exception:
     kind, message = reply.get("kind"), reply.get("message", "")
     if kind == "parse":
         return RuntimeError(f"could not read graph {name!r}: {message}")
+    if kind == "invalid":  # the MO verifier's message names the graph, op and mismatch
+        return ValueError(message)
     if kind == "compile":
         from max.compiler.passes.registry import CompilationError
 

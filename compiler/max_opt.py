@@ -275,6 +275,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit-bytecode", action="store_true", help="write MLIR bytecode")
     p.add_argument("--print-ir-after-all", action="store_true", help="dump the IR after each pass")
     p.add_argument("--list-passes", action="store_true", help="list our passes and exit")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the MO verifier on the input (it runs first by default)")
     return p
 
 
@@ -300,6 +302,13 @@ def run(argv: list[str]) -> int:
         steps = [make_step(e, ours) for e in elements]  # all checked before any input is read
         data, source = read_input(args.input)
         module = parse_module(data, source)
+        if not args.no_verify:  # the input is untrusted: check it before any pass trusts it
+            from max.dialects.mo.verify import VerificationError, verify_module
+
+            try:
+                verify_module(module, strict=False)
+            except VerificationError as e:
+                raise ToolError(f"{source}: {e}") from None
         run_steps(module, steps, args.print_ir_after_all)
         write_output(module, args.output, args.emit_bytecode)
     return 0

@@ -52,6 +52,10 @@ class ParseError(Exception):
     """The graph could not be read (not MLIR, truncated, or no ``mo.graph`` function)."""
 
 
+class InvalidGraphError(Exception):
+    """The graph breaks an MO op's type rule (``max.dialects.mo.verify``)."""
+
+
 def _names(func_op: Any, key: str, count: int) -> list[str | None]:
     """Argument/result names from ``arg_attrs``/``res_attrs`` (``{mo.name = "x"}``), if any."""
     from mlir import ir
@@ -117,6 +121,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
     Raises:
         ParseError: if the graph cannot be read.
+        InvalidGraphError: if the MO verifier rejects it.
         CompilationError: if a pass rejects the graph.
     """
     from mlir import ir
@@ -137,6 +142,12 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         name = ir.StringAttr(fn.attributes["sym_name"]).value
         if on_parsed is not None:
             on_parsed(name)
+        from max.dialects.mo.verify import VerificationError, verify_module
+
+        try:  # untrusted until checked: no code is generated from a module that fails
+            verify_module(module)
+        except VerificationError as e:
+            raise InvalidGraphError(str(e)) from None
         if debug == "abort":  # tests: simulate MLIR aborting on a bad graph
             os.abort()
         try:
@@ -209,6 +220,8 @@ def _handle(request: dict[str, Any], out: BinaryIO) -> None:
                               debug=request.get("debug"))
     except ParseError as e:
         reply = {"event": "done", "ok": False, "kind": "parse", "message": str(e)}
+    except InvalidGraphError as e:
+        reply = {"event": "done", "ok": False, "kind": "invalid", "message": str(e)}
     except CompilationError as e:
         reply = {"event": "done", "ok": False, "kind": "compile", "message": str(e)}
     except Exception as e:  # noqa: BLE001 (reported to the parent, which raises)

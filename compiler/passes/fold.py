@@ -1,10 +1,11 @@
 """``mo-fold``: constant folding and algebraic identities on MO ops.
 
 Constant folding evaluates an MO op whose operands are all ``mo.constant`` and whose result type
-is static, with the numpy functions of ``fold_table.FOLDERS``, and replaces it by a
+is static, with the numpy reference of its op definition (``max.dialects.mo.opdefs``), and
+replaces it by a
 ``mo.constant`` of the same result type. Nothing is folded that would make a constant of more
 than :data:`MAX_FOLD_ELEMENTS` elements (splats excepted: they stay one element), nor where
-evaluation fails or :class:`~fold_table.NotFoldable` is raised; then the op is left as it is.
+evaluation fails or :class:`~max.dialects.mo.opdefs.reference.NotFoldable` is raised; then the op is left as it is.
 
 The algebraic identities are the list :data:`IDENTITIES` of (op name, rewrite) pairs: a rewrite
 returns the value that replaces the op's result, or None where it does not apply.
@@ -23,12 +24,9 @@ from max.compiler.passes.constants import (
     numpy_dtype,
     read_constant,
 )
-from max.compiler.passes.fold_table import (
-    FOLDERS,
-    INT_RESULT_CONVERTS,
-    SPLAT_PRESERVING,
-    FoldContext,
-)
+from max.dialects.mo.opdefs import OPS
+from max.dialects.mo.opdefs.reference import INT_RESULT_CONVERTS, SPLAT_PRESERVING, FoldContext
+from max.dialects.mo.verify import VerificationError, decode_attributes
 from max.compiler.passes.ir_util import blocks, defining_op, is_pure_mo_op, replace_op
 
 # The largest constant folding may create (elements); bigger results stay computed.
@@ -72,7 +70,8 @@ def _result_dtype(out: np.ndarray, expected: np.dtype, op_name: str) -> np.ndarr
 
 def evaluate(op: ir.Operation) -> np.ndarray | None:
     """The value of ``op``'s result when its operands are constants, or None."""
-    folder = FOLDERS.get(op.name)
+    defn = OPS.get(op.name)
+    folder = defn.reference if defn is not None else None
     if folder is None or len(op.results) != 1:
         return None
     t = mo_type(op.results[0])
@@ -83,7 +82,10 @@ def evaluate(op: ir.Operation) -> np.ndarray | None:
     producers = _constant_producers(op)
     if producers is None:
         return None
-    ctx = FoldContext(op.attributes, shape, dtype)
+    try:
+        ctx = FoldContext(decode_attributes(defn, op), shape, dtype)
+    except VerificationError:
+        return None
     splat = bool(producers) and all(_is_splat_constant(p) for p in producers)
     splat = splat and (folder.elementwise or op.name in SPLAT_PRESERVING)
     if not splat:  # decide on sizes before reading anything big

@@ -34,6 +34,7 @@ _PASSES: dict[str, PassInfo] = {}
 # Modules whose import registers passes; extend when adding a file of passes.
 PASS_MODULES = (
     "max.compiler.passes.canonicalize",
+    "max.compiler.passes.verify",
     "max.compiler.passes.externalize",
     "max.compiler.lowering",
     "max.compiler.pipelines.cpu",

@@ -13,6 +13,7 @@ from mlir.dialects import func
 
 from max.dialects.mo import make_context, safe_parse
 from max.dialects.mo.safe_parse import BYTECODE_MAGIC, check_parses
+from max.dialects.mo.verify import VerificationError, verify_module
 from max.graph.type import TensorType, Type
 from max.graph.value import TensorValue, Value, as_tensor_value
 
@@ -239,9 +240,14 @@ def _read_module(path: Path, context: ir.Context) -> ir.Module:
         raise ValueError(f"{path}: not MLIR bytecode (bad magic number)")
     check_parses(data, what=str(path))  # in a child process: corrupt bytecode can abort MLIR
     try:
-        return safe_parse.parse(data, context)
+        module = safe_parse.parse(data, context)
     except (ir.MLIRError, ValueError) as e:
         raise ValueError(f"{path}: cannot read graph: {e}") from None
+    try:  # a file is untrusted: its types must follow the op rules the builders follow
+        verify_module(module)
+    except VerificationError as e:
+        raise VerificationError(f"{path}: {e}") from None
+    return module
 
 
 def _to_attribute(value: Any) -> ir.Attribute:

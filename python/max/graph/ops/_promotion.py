@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from max.dialects.mo.opdefs import OPS
 from max.dtype import DType
 from max.graph.dim import Dim, StaticDim
 from max.graph.graph import Graph
@@ -290,6 +291,12 @@ def emit(
     device: DeviceRef,
     attributes: dict[str, Any] | None = None,
 ) -> TensorValue:
-    """Emits one MO op with a single result of the given type into the current graph."""
+    """Emits one MO op with a single result of the given type into the current graph.
+
+    The result type is checked against the op's type rule (``max.dialects.mo.opdefs``), the
+    same rule the MO verifier applies to files: a builder that lets a bad type through still
+    raises here, at build time, rather than emitting IR the compiler would trust.
+    """
     result_type = TensorType(dtype, list(shape), device)
+    OPS[op_name].verify([v.type for v in operands], attributes or {}, result_type)
     return Graph.current._add_op(op_name, list(operands), [result_type], attributes)[0]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from max.dialects.mo.opdefs import elementwise as opdef_rules
 from max.dtype import DType
 from max.graph.value import TensorValue
 
@@ -15,44 +16,15 @@ from max.graph.ops._promotion import as_strong, broadcast_shapes, emit, promote
 
 
 # -- dtype rules ---------------------------------------------------------------------------------
-# A rule checks the operand dtype (after promotion) and returns the result dtype.
-
-
-def _any(op: str, dtype: DType) -> DType:
-    return dtype
-
-
-def _numeric(op: str, dtype: DType) -> DType:
-    if dtype == DType.bool:
-        raise ValueError(f"{op}: expected a numeric dtype, got bool")
-    return dtype
-
-
-def _floating(op: str, dtype: DType) -> DType:
-    if not dtype.is_float():
-        raise ValueError(
-            f"{op}: expected a floating-point dtype, got {dtype.name}; cast with ops.cast"
-        )
-    return dtype
-
-
-def _boolean(op: str, dtype: DType) -> DType:
-    if dtype != DType.bool:
-        raise ValueError(f"{op}: expected dtype bool, got {dtype.name}")
-    return dtype
-
-
-def _float_to_bool(op: str, dtype: DType) -> DType:
-    _floating(op, dtype)
-    return DType.bool
-
-
-def _to_bool(op: str, dtype: DType) -> DType:
-    return DType.bool
-
-
-def _bool_to_bool(op: str, dtype: DType) -> DType:
-    return _boolean(op, dtype)
+# A rule checks the operand dtype (after promotion) and returns the result dtype; they are the
+# MO op definitions' own rules, so builder and verifier cannot drift apart.
+_any = opdef_rules.any_dtype
+_numeric = opdef_rules.numeric
+_floating = opdef_rules.floating
+_boolean = opdef_rules.boolean
+_float_to_bool = opdef_rules.float_to_bool
+_to_bool = opdef_rules.to_bool
+_bool_to_bool = opdef_rules.boolean
 
 
 Rule = Callable[[str, DType], DType]

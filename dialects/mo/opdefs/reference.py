@@ -1,6 +1,8 @@
-"""How each MO op is evaluated on constants: op name -> numpy function.
+"""The numpy reference of each MO op: op name -> how to evaluate it on arrays.
 
-A folder takes a :class:`FoldContext` (the op's attributes and result shape/dtype) and the
+The constant folder (``max.compiler.passes.fold``) evaluates ops with these, and each
+:class:`~max.dialects.mo.opdefs.base.OpDef` names its entry. A reference takes a
+:class:`FoldContext` (the op's decoded attributes and result shape/dtype) and the
 operand arrays, already in their MO dtypes except that f16/bf16 arrive as float32 (exact), and
 returns the result; the caller rounds it to the result dtype once. A folder raises
 :class:`NotFoldable` (or any numpy error) where folding would change what the compiled code
@@ -11,11 +13,11 @@ not fit. Integer ``div``/``mod`` follow Python's floor semantics, as the MO spec
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from mlir import ir
 
 
 class NotFoldable(Exception):
@@ -24,21 +26,21 @@ class NotFoldable(Exception):
 
 @dataclass(frozen=True)
 class FoldContext:
-    attributes: ir.OpAttributeMap
+    attributes: Mapping[str, Any]  # decoded by the op's AttrDefs (max.dialects.mo.verify)
     shape: tuple[int, ...]
     dtype: np.dtype
 
     def int(self, name: str) -> int:
-        return ir.IntegerAttr(self.attributes[name]).value
+        return int(self.attributes[name])
 
     def ints(self, name: str) -> list[int]:
-        return list(ir.DenseI64ArrayAttr(self.attributes[name]))
+        return [int(v) for v in self.attributes[name]]
 
     def float(self, name: str) -> float:
-        return ir.FloatAttr(self.attributes[name]).value
+        return float(self.attributes[name])
 
     def str(self, name: str) -> str:
-        return ir.StringAttr(self.attributes[name]).value
+        return str(self.attributes[name])
 
 
 FoldFn = Callable[..., np.ndarray]
@@ -223,7 +225,7 @@ def _where(ctx: FoldContext, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.
 
 # MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
 # not written down in the MO spec, so folding could disagree with the lowering.
-FOLDERS: dict[str, Folder] = {
+REFERENCES: dict[str, Folder] = {
     # elementwise unary
     "mo.abs": _unary(np.abs),
     "mo.negate": _unary(np.negative),

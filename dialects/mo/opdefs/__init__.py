@@ -1,0 +1,30 @@
+"""One definition per MO op, read by every layer.
+
+``OPS`` maps each MO op name (``"mo.add"``) to its :class:`OpDef`: operand names, attributes,
+the result-type rule on MO types and the numpy reference. The graph builders call the rule
+(``max.graph.ops._promotion.emit``), the verifier (``max.dialects.mo.verify``, pass
+``mo-verify``) re-checks every op of a module with it, the constant folder evaluates the
+reference, and tests check that ``mo.irdl.mlir``, the lowering rules and the numeric test rows
+cover exactly these ops.
+"""
+
+from __future__ import annotations
+
+from max.dialects.mo.opdefs import elementwise, reduction, shape
+from max.dialects.mo.opdefs.base import (
+    ELEMENTS,
+    FLOAT,
+    INT,
+    INTS,
+    STR,
+    AttrDef,
+    OpDef,
+    TensorSig,
+    TypeRuleError,
+)
+
+OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
+                                               *reduction.defs())}
+
+__all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
+           "TypeRuleError"]
