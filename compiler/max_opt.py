@@ -224,7 +224,8 @@ def run_steps(module: ir.Module, steps: list[Step], print_after_all: bool) -> No
 # ---- command line ----------------------------------------------------------------------------
 
 _OPTIONS_WITH_VALUE = {"-o", "--pass-pipeline"}
-_FLAGS = {"--emit-bytecode", "--print-ir-after-all", "--list-passes", "-h", "--help"}
+_FLAGS = {"--emit-bytecode", "--print-ir-after-all", "--list-passes", "--no-verify", "-h",
+          "--help"}
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:

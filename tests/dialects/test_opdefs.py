@@ -1,0 +1,61 @@
+"""The MO op definitions are the one list every layer reads: the IRDL spec declares exactly
+these ops with these operands and attributes, each has a CPU lowering rule and a numeric test
+row (tests/dialects/test_mo_op_rows.py), and every reference the folder uses is a definition's."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from mo_op_rows import ROWS
+
+from max.compiler.lowering import all_rules
+from max.dialects.mo.context import spec_text
+from max.dialects.mo.opdefs import OPS
+from max.dialects.mo.opdefs.reference import REFERENCES
+
+_OP_RE = re.compile(r"irdl\.operation @(\w+) \{(.*?)\n  \}", re.S)
+
+
+def _irdl_ops() -> dict[str, tuple[list[str], list[str]]]:
+    """op name -> (operand names, attribute names), read from mo.irdl.mlir."""
+    out = {}
+    for name, body in _OP_RE.findall(spec_text()):
+        operands = re.search(r"irdl\.operands\((.*?)\)", body)
+        attrs = re.search(r"irdl\.attributes \{(.*?)\}", body)
+        out[f"mo.{name}"] = (
+            re.findall(r"(\w+):", operands.group(1)) if operands else [],
+            re.findall(r'"(\w+)"\s*=', attrs.group(1)) if attrs else [],
+        )
+    return out
+
+
+def test_irdl_declares_exactly_the_defined_ops() -> None:
+    irdl = _irdl_ops()
+    assert len(irdl) > 50  # the regex found the spec's ops
+    assert set(irdl) == set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_irdl_operands_and_attributes_match_the_definition(name: str) -> None:
+    operands, attributes = _irdl_ops()[name]
+    assert operands == list(OPS[name].operands)
+    assert sorted(attributes) == sorted(a.name for a in OPS[name].attributes)
+
+
+def test_every_definition_has_a_lowering_rule() -> None:
+    rules = all_rules()
+    assert sorted(set(OPS) - set(rules)) == []
+    assert sorted(set(rules) - set(OPS)) == []
+
+
+def test_every_definition_has_a_numeric_test_row() -> None:
+    assert sorted(set(OPS) - set(ROWS)) == []
+    assert sorted(set(ROWS) - set(OPS)) == []
+
+
+def test_references_are_the_definitions() -> None:
+    used = {d.reference for d in OPS.values() if d.reference is not None}
+    assert used == set(REFERENCES.values())
+    # mo.round's tie rule and mo.constant (nothing to evaluate) have no reference
+    assert sorted(n for n, d in OPS.items() if d.reference is None) == ["mo.constant", "mo.round"]
