@@ -230,11 +230,14 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         timeout: seconds after which the compiler is killed (``$MAX_COMPILE_TIMEOUT``).
 
     Returns:
-        The validated cache entry.
+        The validated cache entry, whose record has the graph's argument and result types
+        (an entry that does not is rebuilt). After an insert, least recently used entries
+        are evicted down to ``$MAX_CACHE_SIZE``.
 
     Raises:
         CompilationError: the compiler rejected the graph.
         RuntimeError: the graph could not be read, or the compiler crashed.
+        ValueError: ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
     """
     options = dict(options or {})
     data, default_label, types = _serialize(graph)
