@@ -146,6 +146,14 @@ def _problem(root: Path) -> str | None:
     return None
 
 
+def _still_private(root: Path) -> bool:
+    try:
+        st = os.stat(root)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
 def cache_dir() -> Path:
     """The cache root: ``$MAX_CACHE_DIR``, else ``~/.cache/max-mlir``, where usable.
 
@@ -162,7 +170,7 @@ def cache_dir() -> Path:
         fallback = _fallbacks.get(name)
         if fallback is not None:
             return fallback
-        if name in _checked and wanted.is_dir():  # probed before: one stat, not a write
+        if name in _checked and _still_private(wanted):  # probed before: a stat, no write
             return wanted
         problem = _problem(wanted)
         if problem is None:

@@ -75,7 +75,10 @@ def _unload(sha: str, token: object, handle: int) -> None:
     with _lock:
         if _libraries.get(sha, (None, None))[1] is token:
             del _libraries[sha]
-    _ctypes.dlclose(handle)
+    try:
+        _ctypes.dlclose(handle)
+    except OSError:  # a finalizer must not raise; the mapping then just stays
+        pass
 
 
 def _pin_dependencies() -> None:
@@ -113,7 +116,8 @@ def _open_library(data: bytes, sha: str, stem: str) -> ctypes.CDLL:
         _pin_dependencies()
         token = object()
         _libraries[sha] = (weakref.ref(lib), token)
-        weakref.finalize(lib, _unload, sha, token, lib._handle)
+        # Not at exit: a daemon thread may still be inside the code while Python shuts down.
+        weakref.finalize(lib, _unload, sha, token, lib._handle).atexit = False
         return lib
 
 

@@ -77,6 +77,15 @@ def test_cache_dir_others_can_write_is_refused(tmp_path, monkeypatch, mode):
     assert len(_keys(fallback)) == 1
 
 
+def test_cache_dir_opened_up_later_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("MAX_CACHE_DIR", str(root))
+    assert cache.cache_dir() == root
+    root.chmod(0o775)
+    with pytest.warns(RuntimeWarning, match=r"writable by other users \(mode 775\)"):
+        assert cache.cache_dir() != root
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
 def test_cache_dir_of_another_user_is_refused(tmp_path, monkeypatch):
     root = tmp_path / "theirs"
