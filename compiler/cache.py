@@ -230,7 +230,7 @@ def _read_entry(key: str, path: Path) -> Artifact | None:
         constants = (path / CONSTANTS_FILE).read_bytes()
         if hashlib.sha256(constants).hexdigest() != record.constants_sha256:
             return None
-        if len(constants) < record.constants_size:
+        if len(constants) != record.constants_size:
             return None
     except (OSError, ArtifactError):
         return None

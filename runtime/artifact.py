@@ -3,7 +3,8 @@
 The compiler writes it, the cache and the engine read it (docs/architecture.md, "Compiled
 artifact"). Nothing here trusts the file: :meth:`ArtifactRecord.from_json` checks every field's
 type and every derived fact (the entry symbol, the binary's name, that each tensor's dtype,
-dims and device are those of its MO type text, that constants lie inside ``constants.bin``)
+dims and device are those of its MO type text, that constants are packed as the compiler packs
+them)
 and raises :class:`ArtifactError` otherwise. The tensor dims used to allocate outputs are
 parsed from the MO type text, which the cache compares with the graph being loaded
 (:meth:`ArtifactRecord.check_types`); the JSON's ``dims`` field is only a checked copy.
@@ -270,10 +271,16 @@ class ArtifactRecord:
             _want(k, str, "options")
             _want(v, _OPTION_TYPES, f"options.{k}")
         object.__setattr__(self, "options", MappingProxyType(opts))
+        # The layout is the packer's, exactly (each constant on the next aligned offset; the
+        # cache also wants constants.bin to end where the last one does): one constant's dims
+        # cannot be changed alone. The code reads each constant at its compiled size, which
+        # nothing here can see, so a consistent edit of several remains possible: the
+        # private cache directory is what stops those.
         end = 0
         for i, c in enumerate(self.constants):
-            if c.offset < end:
-                raise _fail(f"constants[{i}]", "overlaps the previous constant")
+            want = end + (-end % CONSTANT_ALIGNMENT)
+            if c.offset != want:
+                raise _fail(f"constants[{i}]", f"offset {c.offset}, expected {want} (packed)")
             end = c.offset + c.nbytes
 
     @property
@@ -294,7 +301,7 @@ class ArtifactRecord:
 
     @property
     def constants_size(self) -> int:
-        """The bytes of ``constants.bin`` the constants need (its length must be at least this)."""
+        """The length of ``constants.bin`` (packed: exactly the end of the last constant)."""
         return max((c.offset + c.nbytes for c in self.constants), default=0)
 
     def check_types(self, inputs: Sequence[str], outputs: Sequence[str]) -> None:

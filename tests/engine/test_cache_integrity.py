@@ -148,3 +148,31 @@ def test_a_whole_forged_entry_for_another_graph_is_rebuilt(private_cache, tmp_pa
     before = driver.stats["compiles"]
     _check(InferenceSession().load(big))
     assert driver.stats["compiles"] == before + 1
+
+
+def _graph_with_constant(w: np.ndarray) -> Graph:
+    from max.graph import ops
+
+    t = TensorType(DType.float32, (N,), DeviceRef.CPU())
+    return Graph("addw", lambda x: x + ops.constant(w, DType.float32, DeviceRef.CPU()),
+                 input_types=[t])
+
+
+@pytest.mark.parametrize("damage", ["shrink_constant", "longer_constants_file"])
+def test_tampered_constants_are_rebuilt(private_cache, damage):
+    w = np.arange(N, dtype=np.float32)
+    x = np.ones(N, np.float32)
+    model = InferenceSession().load(_graph_with_constant(w))
+    np.testing.assert_array_equal(model.execute(x)[0].to_numpy(), x + w)
+    entry = _entry(private_cache)
+    if damage == "shrink_constant":
+        _edit(entry, lambda m: m["constants"][0].update(dims=[1], nbytes=4))
+    else:
+        blob = (entry / "constants.bin").read_bytes() + bytes(64)
+        (entry / "constants.bin").write_bytes(blob)
+        _edit(entry, lambda m: m.update(constants_sha256=digest(blob)))
+    before = driver.stats["compiles"]
+    model = InferenceSession().load(_graph_with_constant(w))
+    assert driver.stats["compiles"] == before + 1
+    assert model._record.constants[0].dims == (N,)
+    np.testing.assert_array_equal(model.execute(x)[0].to_numpy(), x + w)

@@ -84,7 +84,10 @@ def test_entry_argument_count():
     (lambda m: m["constants"][0].update(nbytes=4), r"constants\[0\]: 4 bytes cannot hold"),
     (lambda m: m["constants"][0].update(offset=True), r"constants\[0\]\.offset: expected int"),
     (lambda m: m["constants"][1].update(offset=32), r"not 64-byte aligned"),
-    (lambda m: m["constants"][1].update(offset=0), "overlaps"),
+    (lambda m: m["constants"][1].update(offset=0), r"constants\[1\]: offset 0, expected 64"),
+    (lambda m: m["constants"][1].update(offset=128), "offset 128, expected 64"),
+    (lambda m: m["constants"][0].update(dims=[20], nbytes=80),
+     r"constants\[1\]: offset 64, expected 128"),
     (lambda m: m["constants"][1].update(element_type="si32"), "is not dtype"),
 ])
 def test_every_field_is_checked(edit, message):

@@ -256,8 +256,8 @@ class Model:
 def _constant_arrays(record: ArtifactRecord, blob: bytes) -> list[np.ndarray]:
     """Read-only numpy views of the externalized constants (the compiled code only reads them).
 
-    The record guarantees each constant's bytes match its dtype and dims; the cache checked
-    that ``blob`` (sha256-verified) is long enough.
+    The record guarantees each constant's bytes match its dtype and dims and the packed
+    layout; the cache checked that ``blob`` (sha256-verified) has exactly that length.
     """
     return [np.frombuffer(blob, DType[c.dtype].to_numpy(), int(np.prod(c.dims)),
                           c.offset).reshape(c.dims)
