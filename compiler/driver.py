@@ -271,7 +271,8 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         staging = cache.new_staging_dir(key, root)
         try:
             request = {"op": "compile", "graph": data, "target": target, "options": options,
-                       "out_dir": str(staging), "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
+                       "out_dir": str(staging),
+                       "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
             name, reply = _worker.compile(request, label, timeout)
             if not reply.get("ok"):
                 raise _error(reply, name)

@@ -121,7 +121,8 @@ def _open_library(data: bytes, sha: str, stem: str) -> ctypes.CDLL:
         return lib
 
 
-def load_shared_object(data: bytes, *, symbol: str, num_args: int, stem: str = "model") -> CpuFunction:
+def load_shared_object(data: bytes, *, symbol: str, num_args: int,
+                       stem: str = "model") -> CpuFunction:
     """Loads a shared object from its bytes (or shares the mapping of the same bytes).
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import pathlib
@@ -151,7 +152,9 @@ class InferenceSession:
             function = load_jit(artifact.binary, symbol=record.entry, num_args=record.num_args)
         # Compiled code runs on the host: outputs live in host memory.
         host = next((d for d in self._devices if getattr(d, "label", "") == "cpu"), None)
-        return Model._from_record(function, record, host or CPU(), artifact)
+        # The model keeps the entry's constants (its inputs) but not a second copy of the code.
+        kept = dataclasses.replace(artifact, binary=b"")
+        return Model._from_record(function, record, host or CPU(), kept)
 
     def gpu_profiling(self, mode: GPUProfilingMode) -> None:
         """Enables end to end gpu profiling configuration."""
