@@ -1,27 +1,38 @@
 """The on-disk cache of compiled artifacts (docs/architecture.md, "Compiled artifact").
 
 An entry is a directory named by its key, holding the binary (``model.so``, or
-``model.llvm.mlirbc`` for the JIT fallback) and ``meta.json``. Entries are written in a temporary
-directory and renamed into place, so a reader sees a whole entry or none. An entry whose
-``meta.json`` does not parse, whose binary is missing, or whose binary does not match the
-sha256 in ``meta.json`` is removed and rebuilt, never loaded. Compiling the same key from two
-threads or processes is serialised by a lock file; the rename alone already keeps entries whole.
+``model.llvm.mlirbc`` for the JIT fallback), ``constants.bin``, ``meta.json`` (an
+:class:`~max.runtime.artifact.ArtifactRecord`) and ``meta.sha256``. Entries are written in a
+temporary directory and renamed into place, so a reader sees a whole entry or none. An entry
+whose files are missing, whose metadata does not match its hash or does not validate, or
+whose binary or constants do not match their sha256 is removed and rebuilt, never loaded.
+Compiling the same key from two threads or processes is serialised by a lock file; the rename
+alone already keeps entries whole.
+
+The cache holds executable code: its directory is created private (0700), and one that other
+users could write is refused, as ssh refuses such a key file. An unusable directory falls back
+to a private temporary cache for the process, with one warning. The cache is kept under
+``$MAX_CACHE_SIZE`` by evicting the least recently used entries after each insert.
 
 This module does not import ``mlir``: a cache hit needs no compiler.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,12 +40,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-META = "meta.json"
-FORMAT = 1  # bump when the layout of an entry or meta.json changes
+from max.runtime.artifact import (
+    CONSTANTS_FILE,
+    FORMAT,
+    META_FILE,
+    META_HASH_FILE,
+    ArtifactError,
+    ArtifactRecord,
+    decode,
+)
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _SOURCE_DIRS = ("compiler", "dialects")
 _SOURCE_SUFFIXES = (".py", ".mlir")
+
+CACHE_DIR_ENV = "MAX_CACHE_DIR"
+CACHE_SIZE_ENV = "MAX_CACHE_SIZE"
+THREADS_ENV = "MAX_CPU_THREADS"
+DEFAULT_CACHE_SIZE = 2 << 30  # 2 GiB
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -44,15 +68,15 @@ class Artifact:
     Attributes:
         key: the cache key (hex sha256).
         path: the entry directory.
-        meta: the contents of ``meta.json``.
-        binary: the bytes of the binary, already checked against ``meta["sha256"]``.
+        record: the validated metadata (``meta.json``).
+        binary: the bytes of the binary, already checked against ``record.sha256``.
         constants: the externalized constants (``constants.bin``), checked likewise.
         from_cache: whether it was found in the cache rather than compiled now.
     """
 
     key: str
     path: Path
-    meta: dict[str, Any]
+    record: ArtifactRecord
     binary: bytes = field(repr=False)
     constants: bytes = field(default=b"", repr=False)
     from_cache: bool = False
@@ -60,13 +84,104 @@ class Artifact:
     @property
     def kind(self) -> str:
         """``"so"`` (a shared object) or ``"jit"`` (LLVM-dialect bytecode)."""
-        return self.meta["kind"]
+        return self.record.kind
+
+
+def threads_from_env() -> int | None:
+    """``$MAX_CPU_THREADS`` as a positive int, or None where it is unset or empty.
+
+    Raises:
+        ValueError: if it is set to anything but a positive integer.
+    """
+    text = os.environ.get(THREADS_ENV)
+    if text is None or not text.strip():
+        return None
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def max_cache_size() -> int:
+    """``$MAX_CACHE_SIZE`` in bytes (``500M``, ``2G``: powers of 1024), default 2 GiB.
+
+    Raises:
+        ValueError: if it is not a positive size.
+    """
+    text = os.environ.get(CACHE_SIZE_ENV, "").strip()
+    if not text:
+        return DEFAULT_CACHE_SIZE
+    m = re.fullmatch(r"([0-9]+)\s*([KMGT]?)(?:I?B)?", text.upper())
+    size = int(m.group(1)) * _UNITS[m.group(2)] if m else 0
+    if size < 1:
+        raise ValueError(f"{CACHE_SIZE_ENV} must be a positive size in bytes such as 500M or "
+                         f"2G, got {text!r}")
+    return size
+
+
+# The directory each configured root falls back to, when it is unusable (one per process).
+_fallbacks: dict[str, Path] = {}
+_checked: set[str] = set()
+_dir_lock = threading.Lock()
+
+
+def _problem(root: Path) -> str | None:
+    """Why ``root`` cannot hold our executable code, or None; creates it (0700) if missing."""
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(root)
+    except OSError as e:
+        return f"cannot create it: {e.strerror or e}"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}, not by this user"
+    if st.st_mode & 0o022:
+        return f"writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    try:  # a real write: access() says yes to root even on a read-only directory
+        probe = tempfile.mkdtemp(prefix=".probe-", dir=root)
+        os.rmdir(probe)
+        (root / ".locks").mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        return f"not writable: {e.strerror or e}"
+    return None
+
+
+def _still_private(root: Path) -> bool:
+    try:
+        st = os.stat(root)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def cache_dir() -> Path:
-    """The cache root: ``$MAX_CACHE_DIR``, else ``~/.cache/max-mlir``."""
-    env = os.environ.get("MAX_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "max-mlir"
+    """The cache root: ``$MAX_CACHE_DIR``, else ``~/.cache/max-mlir``, where usable.
+
+    Where it cannot be created or written, or other users could write it, a private
+    temporary directory (removed at exit) is used instead, with one warning per process.
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    try:
+        wanted = Path(env) if env else Path.home() / ".cache" / "max-mlir"
+    except RuntimeError:  # no home directory
+        wanted = Path("/nonexistent-home/.cache/max-mlir")
+    name = str(wanted)
+    with _dir_lock:
+        fallback = _fallbacks.get(name)
+        if fallback is not None:
+            return fallback
+        if name in _checked and _still_private(wanted):  # probed before: a stat, no write
+            return wanted
+        problem = _problem(wanted)
+        if problem is None:
+            _checked.add(name)
+            return wanted
+        fallback = Path(tempfile.mkdtemp(prefix="max-cache-"))  # mode 0700
+        atexit.register(shutil.rmtree, fallback, True)
+        _fallbacks[name] = fallback
+    warnings.warn(f"not using compile cache {wanted}: {problem}; compiled models are cached "
+                  f"in {fallback} for this process only", RuntimeWarning, stacklevel=2)
+    return fallback
 
 
 @cache
@@ -101,34 +216,29 @@ def cache_key(graph: bytes, target: str, options: Mapping[str, Any] | None = Non
 def _build_environment() -> dict[str, Any]:
     """What else shapes the binary: the thread count it was built for, and the environment
     whose libiomp5 its rpath names (another venv must not load this one's artifact)."""
-    threads = os.environ.get("MAX_CPU_THREADS") or str(len(os.sched_getaffinity(0)))
-    return {"threads": threads, "prefix": sys.prefix}
+    threads = threads_from_env() or len(os.sched_getaffinity(0))
+    return {"threads": str(threads), "prefix": sys.prefix}
 
 
 def _read_entry(key: str, path: Path) -> Artifact | None:
     """The valid entry at ``path``, or None where it is missing, partial or corrupt."""
     try:
-        meta = json.loads((path / META).read_text())
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        record = decode((path / META_FILE).read_bytes(), (path / META_HASH_FILE).read_bytes())
+        binary = (path / record.binary).read_bytes()
+        if hashlib.sha256(binary).hexdigest() != record.sha256:
             return None
-        binary_name = meta["binary"]
-        if "/" in binary_name or binary_name.startswith("."):
+        constants = (path / CONSTANTS_FILE).read_bytes()
+        if hashlib.sha256(constants).hexdigest() != record.constants_sha256:
             return None
-        binary = (path / binary_name).read_bytes()
-        if hashlib.sha256(binary).hexdigest() != meta["sha256"]:
+        if len(constants) != record.constants_size:
             return None
-        constants = (path / "constants.bin").read_bytes()
-        if hashlib.sha256(constants).hexdigest() != meta["constants_sha256"]:
-            return None
-        for k in ("entry", "kind", "inputs", "outputs", "checks", "name", "constants"):
-            meta[k]  # noqa: B018 (KeyError -> corrupt)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ArtifactError):
         return None
-    return Artifact(key, path, meta, binary, constants, from_cache=True)
+    return Artifact(key, path, record, binary, constants, from_cache=True)
 
 
-def _discard(path: Path) -> None:
-    """Removes a directory safely against concurrent readers: rename away first, then delete."""
+def discard(path: Path) -> None:
+    """Removes an entry safely against concurrent readers: rename away first, then delete."""
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{threading.get_ident()}")
     try:
         os.rename(path, trash)
@@ -144,17 +254,29 @@ def lookup(key: str, root: Path | None = None) -> Artifact | None:
         return None
     entry = _read_entry(key, path)
     if entry is None:
-        _discard(path)
+        discard(path)
     return entry
+
+
+def touch(entry: Artifact) -> None:
+    """Records a use of ``entry`` (its directory's mtime), for least-recently-used eviction."""
+    with contextlib.suppress(OSError):
+        os.utime(entry.path)
+
+
+def _lock_path(root: Path, key: str) -> Path:
+    return root / ".locks" / f"{key}.lock"
 
 
 @contextlib.contextmanager
 def key_lock(key: str, root: Path | None = None) -> Iterator[None]:
     """Holds an exclusive lock on ``key`` (across threads and processes) while compiling it."""
-    locks = (root or cache_dir()) / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    root = root or cache_dir()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # removed since cache_dir() made it?
+    path = _lock_path(root, key)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     # A separate open() per holder: flock then excludes threads of one process too.
-    fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -181,7 +303,7 @@ def _remove_stale(root: Path) -> None:
 def new_staging_dir(key: str, root: Path | None = None) -> Path:
     """A fresh private directory in the cache root where an entry is built."""
     root = root or cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     _remove_stale(root)
     return Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=root))
 
@@ -209,8 +331,68 @@ def publish(key: str, staging: Path, root: Path | None = None) -> Artifact:
             if existing is not None:
                 shutil.rmtree(staging, ignore_errors=True)
                 return existing
-            _discard(final)
+            discard(final)
             continue
-        return Artifact(key, final, built.meta, built.binary, built.constants, from_cache=False)
+        return Artifact(key, final, built.record, built.binary, built.constants,
+                        from_cache=False)
     shutil.rmtree(staging, ignore_errors=True)
     raise RuntimeError(f"could not publish cache entry {final}")
+
+
+def _entry_size(path: Path) -> int:
+    total = 0
+    with contextlib.suppress(OSError), os.scandir(path) as it:
+        for f in it:
+            with contextlib.suppress(OSError):
+                total += f.stat(follow_symlinks=False).st_size
+    return total
+
+
+def entries(root: Path | None = None) -> list[tuple[float, int, str]]:
+    """The entries of the cache as (last use, size in bytes, key), least recently used first."""
+    root = root or cache_dir()
+    found = []
+    with contextlib.suppress(OSError), os.scandir(root) as it:
+        for e in it:
+            if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
+                continue  # .locks, staging and trash directories are not entries
+            with contextlib.suppress(OSError):
+                found.append((e.stat(follow_symlinks=False).st_mtime, _entry_size(Path(e.path)),
+                              e.name))
+    return sorted(found)
+
+
+def evict(root: Path, limit: int, keep: str) -> list[str]:
+    """Removes least recently used entries until the cache holds at most ``limit`` bytes.
+
+    Never removes ``keep`` (the entry just written: it is about to be loaded), nor an entry
+    whose key is locked (being compiled or published right now). Returns the removed keys.
+    """
+    found = entries(root)
+    total = sum(size for _, size, _ in found)
+    removed: list[str] = []
+    for _, size, key in found:
+        if total <= limit:
+            break
+        if key == keep:
+            continue
+        lock = _lock_path(root, key)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # someone is compiling this key
+            discard(root / key)
+            # Entries stay whole without the lock (atomic rename); it only saves double work,
+            # so removing the file while someone may wait on it costs at most one recompile.
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+        finally:
+            os.close(fd)
+        total -= size
+        removed.append(key)
+    return removed

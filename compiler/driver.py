@@ -1,6 +1,8 @@
 """The in-parent compile API: ``compile_graph(graph) -> Artifact``, cached, out of process.
 
-A cache hit reads the entry and returns without starting anything. A miss sends the graph to
+A cache hit reads the entry, checks its record against the graph's argument and result types
+(read from the module in memory; for bytes, the worker parses them, as bytes may be anything),
+and rebuilds an entry that disagrees. A miss sends the graph to
 the worker process (``python -m max.compiler.worker``), one per parent process, started on
 first use and kept alive between compiles (Python and MLIR start-up costs ~0.3-0.5 s); it is
 restarted when it has died. Whatever the worker does, the caller sees a Python exception:
@@ -23,7 +25,11 @@ from typing import Any
 
 from max.compiler import cache
 from max.compiler.cache import Artifact
-from max.compiler.worker import read_message, write_message
+from max.compiler.worker import ParseError, graph_types, read_message, write_message
+from max.runtime.artifact import ArtifactError
+
+#: The argument and result type texts of a graph function.
+Types = tuple[list[str], list[str]]
 
 #: Counts of what compile_graph did in this process ("compiles", "cache_hits", "worker_starts").
 stats: Counter[str] = Counter()
@@ -157,12 +163,14 @@ def shutdown_worker() -> None:
     _worker.close()
 
 
-def _serialize(graph: Any) -> tuple[bytes, str]:
-    """The bytes to compile and a label for messages (the graph's name where known)."""
+def _serialize(graph: Any) -> tuple[bytes, str, Types | None]:
+    """The bytes to compile, a label for messages (the graph's name where known) and the
+    graph's types where the graph is already a module in memory (None for bytes: only the
+    worker may parse those)."""
     if isinstance(graph, bytes | bytearray | memoryview):
-        return bytes(graph), "<bytes>"
+        return bytes(graph), "<bytes>", None
     if isinstance(graph, str):
-        return graph.encode(), "<text>"
+        return graph.encode(), "<text>", None
     module = getattr(graph, "_module", graph)  # a max.graph.Graph, or an ir.Module
     operation = getattr(module, "operation", None)
     if operation is None or not hasattr(operation, "write_bytecode"):
@@ -173,7 +181,11 @@ def _serialize(graph: Any) -> tuple[bytes, str]:
     buf = io.BytesIO()
     operation.write_bytecode(buf)
     label = getattr(graph, "name", None) or _graph_name(module) or "<module>"
-    return buf.getvalue(), label
+    try:
+        types: Types | None = graph_types(module)
+    except ParseError:
+        types = None  # not one graph function: the compiler says so
+    return buf.getvalue(), label, types
 
 
 def _graph_name(module: Any) -> str | None:
@@ -185,6 +197,23 @@ def _graph_name(module: Any) -> str | None:
     except Exception:  # noqa: BLE001 (only a label)
         return None
     return None
+
+
+def _types_of(data: bytes, label: str, timeout: float | None) -> Types:
+    """The graph's types, parsed by the worker (bytes from a file may abort the parser)."""
+    name, reply = _worker.compile({"op": "signature", "graph": data}, label, timeout)
+    if not reply.get("ok"):
+        raise _error(reply, name)
+    return list(reply["inputs"]), list(reply["outputs"])
+
+
+def _agrees(found: Artifact, types: Types) -> bool:
+    """Whether the entry's record describes the graph being loaded."""
+    try:
+        found.record.check_types(*types)
+    except ArtifactError:
+        return False
+    return True
 
 
 def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | None = None,
@@ -201,41 +230,64 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         timeout: seconds after which the compiler is killed (``$MAX_COMPILE_TIMEOUT``).
 
     Returns:
-        The validated cache entry.
+        The validated cache entry, whose record has the graph's argument and result types
+        (an entry that does not is rebuilt). After an insert, least recently used entries
+        are evicted down to ``$MAX_CACHE_SIZE``.
 
     Raises:
         CompilationError: the compiler rejected the graph.
         ValueError: the MO verifier rejected the graph (an op's types break its rule).
         RuntimeError: the graph could not be read, or the compiler crashed.
+        ValueError: ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
     """
     options = dict(options or {})
-    data, default_label = _serialize(graph)
+    data, default_label, types = _serialize(graph)
     label = label or default_label
     key = cache.cache_key(data, target, options)
+    limit = cache.max_cache_size()  # a bad $MAX_CACHE_SIZE fails before any work
+    if timeout is None and os.environ.get("MAX_COMPILE_TIMEOUT"):
+        timeout = float(os.environ["MAX_COMPILE_TIMEOUT"])
     root = cache.cache_dir()
-    found = cache.lookup(key, root)
-    if found is not None:
+
+    def hit(found: Artifact | None) -> Artifact | None:
+        nonlocal types
+        if found is None:
+            return None
+        if types is None:
+            types = _types_of(data, label, timeout)
+        if not _agrees(found, types):
+            cache.discard(found.path)  # describes another graph: rebuild, never run it
+            return None
         stats["cache_hits"] += 1
+        cache.touch(found)
+        return found
+
+    found = hit(cache.lookup(key, root))
+    if found is not None:
         return found
     with cache.key_lock(key, root):
-        found = cache.lookup(key, root)  # another thread or process may have built it
+        found = hit(cache.lookup(key, root))  # another thread or process may have built it
         if found is not None:
-            stats["cache_hits"] += 1
             return found
         staging = cache.new_staging_dir(key, root)
         try:
             request = {"op": "compile", "graph": data, "target": target, "options": options,
-                       "out_dir": str(staging), "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
-            if timeout is None and os.environ.get("MAX_COMPILE_TIMEOUT"):
-                timeout = float(os.environ["MAX_COMPILE_TIMEOUT"])
+                       "out_dir": str(staging),
+                       "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
             name, reply = _worker.compile(request, label, timeout)
             if not reply.get("ok"):
                 raise _error(reply, name)
             stats["compiles"] += 1
-            return cache.publish(key, staging, root)
+            built = cache.publish(key, staging, root)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+    if types is not None and not _agrees(built, types):
+        cache.discard(built.path)
+        raise RuntimeError(f"internal compiler error: the compiled graph {name!r} does not have "
+                           f"the graph's argument/result types")
+    cache.evict(root, limit, keep=key)
+    return built
 
 
 def _error(reply: dict[str, Any], name: str) -> Exception:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import pickle
 import struct
@@ -25,6 +24,18 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from max.runtime.artifact import (
+    CONSTANT_ALIGNMENT,
+    CONSTANTS_FILE,
+    META_FILE,
+    META_HASH_FILE,
+    ArtifactRecord,
+    ConstantRecord,
+    MOType,
+    TensorRecord,
+    encode,
+)
 
 _HEADER = struct.Struct("<Q")
 
@@ -72,15 +83,21 @@ def _names(func_op: Any, key: str, count: int) -> list[str | None]:
     return names
 
 
-def _signature(types: Any, names: list[str | None]) -> list[dict[str, Any]]:
-    from max.dialects.mo.types import ELEMENT_TYPES, parse_tensor_type
+def _signature(types: Any, names: list[str | None]) -> tuple[TensorRecord, ...]:
+    return tuple(TensorRecord(MOType.parse(str(t)), name) for t, name in zip(types, names))
 
-    out = []
-    for t, name in zip(types, names):
-        mt = parse_tensor_type(t)
-        out.append({"type": mt.text(), "dtype": ELEMENT_TYPES.get(mt.element_type, mt.element_type),
-                    "dims": list(mt.dims), "device": mt.device, "name": name})
-    return out
+
+def graph_types(module: Any) -> tuple[list[str], list[str]]:
+    """The type texts of the graph function's arguments and results (MLIR's spelling).
+
+    Raises:
+        ParseError: if the module does not hold exactly one ``mo.graph`` function.
+    """
+    from mlir import ir
+
+    fn = _graph_function(module)
+    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    return [str(t) for t in ftype.inputs], [str(t) for t in ftype.results]
 
 
 def _graph_function(module: Any) -> Any:
@@ -91,24 +108,19 @@ def _graph_function(module: Any) -> Any:
     return graphs[0].operation
 
 
-CONSTANTS_FILE = "constants.bin"
-# Every constant starts on a cache line (and keeps any vector load aligned).
-CONSTANT_ALIGNMENT = 64
-
-
-def _pack_constants(values: list[Any]) -> tuple[list[dict[str, Any]], bytes]:
+def _pack_constants(values: list[Any]) -> tuple[list[ConstantRecord], bytes]:
     """The externalized constants as one blob, with where each one lies in it."""
     from max.dialects.mo.types import ELEMENT_TYPES
 
     by_numpy = {v: k for k, v in ELEMENT_TYPES.items()}
     entries, chunks, offset = [], [], 0
     for array in values:
-        pad = -offset % CONSTANT_ALIGNMENT
+        pad = -offset % CONSTANT_ALIGNMENT  # each on a cache line: aligned vector loads
         chunks.append(b"\0" * pad)
         offset += pad
         data = array.tobytes()
-        entries.append({"offset": offset, "nbytes": len(data), "dims": list(array.shape),
-                        "dtype": array.dtype.name, "element_type": by_numpy[array.dtype.name]})
+        entries.append(ConstantRecord(offset, len(data), tuple(int(d) for d in array.shape),
+                                      array.dtype.name, by_numpy[array.dtype.name]))
         chunks.append(data)
         offset += len(data)
     return entries, b"".join(chunks)
@@ -116,8 +128,9 @@ def _pack_constants(values: list[Any]) -> tuple[list[dict[str, Any]], bytes]:
 
 def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: Path,
                    *, on_parsed: Callable[[str], None] | None = None,
-                   debug: str | None = None) -> dict[str, Any]:
-    """Compiles MO bytecode or text into ``out_dir`` (binary + ``meta.json``); returns the meta.
+                   debug: str | None = None) -> ArtifactRecord:
+    """Compiles MO bytecode or text into ``out_dir`` (binary, constants, ``meta.json`` and
+    ``meta.sha256``); returns the record.
 
     Raises:
         ParseError: if the graph cannot be read.
@@ -186,26 +199,36 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
             module.operation.write_bytecode(buf)
             (out_dir / binary_name).write_bytes(buf.getvalue())
     binary = (out_dir / binary_name).read_bytes()
-    constants_meta, blob = _pack_constants(constants)
+    constant_records, blob = _pack_constants(constants)
     (out_dir / CONSTANTS_FILE).write_bytes(blob)
-    meta = {
-        "format": cache.FORMAT,
-        "name": name,
-        "entry": f"_mlir_ciface_{name}",
-        "kind": kind,
-        "binary": binary_name,
-        "sha256": hashlib.sha256(binary).hexdigest(),
-        "inputs": inputs,
-        "outputs": outputs,
-        "checks": checks,
-        "constants": constants_meta,
-        "constants_sha256": hashlib.sha256(blob).hexdigest(),
-        "target": target,
-        "options": options,
-        "compiler_version": cache.compiler_version(),
-    }
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-    return meta
+    record = ArtifactRecord(
+        name=name, kind=kind, sha256=hashlib.sha256(binary).hexdigest(), inputs=inputs,
+        outputs=outputs, checks=tuple(checks), constants=tuple(constant_records),
+        constants_sha256=hashlib.sha256(blob).hexdigest(), target=target, options=options,
+        compiler_version=cache.compiler_version())
+    assert record.binary == binary_name
+    meta, meta_hash = encode(record)
+    (out_dir / META_FILE).write_bytes(meta)
+    (out_dir / META_HASH_FILE).write_bytes(meta_hash)
+    return record
+
+
+def signature(graph: bytes) -> tuple[list[str], list[str]]:
+    """The argument and result type texts of the graph in MO bytecode or text.
+
+    Raises:
+        ParseError: if the graph cannot be read.
+    """
+    from mlir import ir
+
+    from max.dialects.mo import make_context
+
+    with make_context(), ir.Location.unknown():
+        try:
+            module = ir.Module.parse(graph)
+        except ir.MLIRError as e:
+            raise ParseError(str(e)) from None
+        return graph_types(module)
 
 
 def _handle(request: dict[str, Any], out: BinaryIO) -> None:
@@ -215,9 +238,14 @@ def _handle(request: dict[str, Any], out: BinaryIO) -> None:
         write_message(out, {"event": "parsed", "name": name})
 
     try:
-        meta = compile_to_dir(request["graph"], request["target"], request.get("options") or {},
-                              Path(request["out_dir"]), on_parsed=parsed,
-                              debug=request.get("debug"))
+        if request.get("op") == "signature":
+            inputs, outputs = signature(request["graph"])
+            write_message(out, {"event": "done", "ok": True, "inputs": inputs,
+                                "outputs": outputs})
+            return
+        record = compile_to_dir(request["graph"], request["target"],
+                                request.get("options") or {}, Path(request["out_dir"]),
+                                on_parsed=parsed, debug=request.get("debug"))
     except ParseError as e:
         reply = {"event": "done", "ok": False, "kind": "parse", "message": str(e)}
     except InvalidGraphError as e:
@@ -229,7 +257,7 @@ def _handle(request: dict[str, Any], out: BinaryIO) -> None:
         reply = {"event": "done", "ok": False, "kind": "internal",
                  "message": f"{type(e).__name__}: {e}\n{tb}"}
     else:
-        reply = {"event": "done", "ok": True, "meta": meta}
+        reply = {"event": "done", "ok": True, "meta": record.to_json()}
     write_message(out, reply)
 
 

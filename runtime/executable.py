@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from max.runtime.artifact import entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import data_pointer, descriptor_class, set_shape
 from max.runtime.shapes import DimFn, compile_dim, is_symbol
@@ -119,7 +120,7 @@ class CpuExecutable:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.checks = list(checks)
-        expected = len(self.inputs) + len(self.outputs) + (1 if self.checks else 0)
+        expected = entry_num_args(len(self.inputs), len(self.outputs), len(self.checks))
         if function.num_args != expected:
             raise ValueError(f"entry of {name!r} takes {function.num_args} arguments, "
                              f"expected {expected}")

@@ -4,23 +4,40 @@ Loading a shared object never imports ``mlir``. The bytes given are exactly the 
 they are written to a private file with a name unique in this process (so that ``dlopen`` never
 returns an earlier library of the same path) and unlinked right after ``dlopen``. A cache entry
 replaced or damaged on disk later cannot affect code already loaded.
+
+One mapping per binary: loads of the same bytes (keyed by their sha256) share one library,
+and the library is ``dlclose``'d when the last :class:`CpuFunction` using it (and every ctypes
+function pointer taken from it) is gone. Nothing else holds the ``CDLL``: the registry keeps
+only a weak reference, so code is unmapped exactly when nothing can call it any more.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import atexit
 import ctypes
+import hashlib
 import itertools
 import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 _counter = itertools.count()
-_lock = threading.Lock()
+# Reentrant: a finalizer (below) may run during a garbage collection triggered inside a
+# section that holds the lock, on the same thread.
+_lock = threading.RLock()
 _private_dir: str | None = None
+# sha256 of the binary -> (weak reference to its CDLL, token of that mapping).
+_libraries: dict[str, tuple[weakref.ref, object]] = {}
+# OpenMP runtimes keep a pool of worker threads running their code: unloading one with the
+# last model that needed it would pull that code from under those threads. These sonames are
+# pinned (RTLD_NODELETE) once a model has loaded them.
+_PINNED_DEPENDENCIES = ("libiomp5.so", "libomp.so", "libgomp.so.1")
+_pinned: set[str] = set()
 
 
 def _private_path(stem: str) -> str:
@@ -47,8 +64,66 @@ class CpuFunction:
         self._keepalive = keepalive  # the CDLL or ExecutionEngine: unmapping it kills `fn`
 
 
-def load_shared_object(data: bytes, *, symbol: str, num_args: int, stem: str = "model") -> CpuFunction:
-    """Loads a shared object from its bytes and finds ``symbol`` in it.
+def loaded_artifact_count() -> int:
+    """How many compiled shared objects this process has mapped now (one per distinct binary)."""
+    with _lock:
+        return sum(1 for ref, _ in _libraries.values() if ref() is not None)
+
+
+def _unload(sha: str, token: object, handle: int) -> None:
+    """Finalizer of a library's CDLL: forget it and unmap it (nothing can reach it any more)."""
+    with _lock:
+        if _libraries.get(sha, (None, None))[1] is token:
+            del _libraries[sha]
+    try:
+        _ctypes.dlclose(handle)
+    except OSError:  # a finalizer must not raise; the mapping then just stays
+        pass
+
+
+def _pin_dependencies() -> None:
+    # RTLD_NOLOAD: only a library that is already loaded (by the model just opened) is found.
+    for soname in _PINNED_DEPENDENCIES:
+        if soname in _pinned:
+            continue
+        try:
+            ctypes.CDLL(soname, mode=os.RTLD_NOLOAD | os.RTLD_NODELETE | os.RTLD_LAZY)
+        except OSError:
+            continue
+        _pinned.add(soname)
+
+
+def _open_library(data: bytes, sha: str, stem: str) -> ctypes.CDLL:
+    with _lock:
+        ref = _libraries.get(sha)
+        lib = ref[0]() if ref is not None else None
+        if lib is not None:
+            return lib
+        path = _private_path(stem)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                lib = ctypes.CDLL(path, mode=os.RTLD_LOCAL | os.RTLD_NOW)
+            except OSError as e:
+                raise RuntimeError(f"could not load compiled model: {e}") from None
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        _pin_dependencies()
+        token = object()
+        _libraries[sha] = (weakref.ref(lib), token)
+        # Not at exit: a daemon thread may still be inside the code while Python shuts down.
+        weakref.finalize(lib, _unload, sha, token, lib._handle).atexit = False
+        return lib
+
+
+def load_shared_object(data: bytes, *, symbol: str, num_args: int,
+                       stem: str = "model") -> CpuFunction:
+    """Loads a shared object from its bytes (or shares the mapping of the same bytes).
 
     Args:
         data: the contents of the ``.so`` (already checked against its hash by the caller).
@@ -59,26 +134,16 @@ def load_shared_object(data: bytes, *, symbol: str, num_args: int, stem: str = "
     Raises:
         RuntimeError: if the library cannot be loaded or lacks ``symbol``.
     """
-    path = _private_path(stem)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+    lib = _open_library(data, hashlib.sha256(data).hexdigest(), stem)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            lib = ctypes.CDLL(path, mode=os.RTLD_LOCAL | os.RTLD_NOW)
-        except OSError as e:
-            raise RuntimeError(f"could not load compiled model: {e}") from None
-    finally:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    try:
-        fn = getattr(lib, symbol)
-    except AttributeError:
+        address = _ctypes.dlsym(lib._handle, symbol)
+    except OSError:
         raise RuntimeError(f"compiled model has no entry symbol {symbol!r}") from None
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * num_args
+    # A prototype on the raw address, not lib[symbol]: ctypes ties a function taken from a
+    # CDLL to it through a reference cycle, which would keep the library mapped until a gc
+    # run. This function holds the library itself, and nothing points back.
+    fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * num_args))(address)
+    fn._library = lib
     return CpuFunction(fn, num_args, lib)
 
 
@@ -86,7 +151,8 @@ def load_jit(bytecode: bytes, *, symbol: str, num_args: int, opt_level: int = 3,
              shared_libs: Sequence[str] = ()) -> CpuFunction:
     """JIT-compiles an LLVM-dialect module (MLIR bytecode) and finds ``symbol`` in it.
 
-    The fallback where no system linker exists; this imports ``mlir``.
+    The fallback where no system linker exists; this imports ``mlir``. Each call compiles a
+    new copy, freed with the returned function's ExecutionEngine.
 
     Raises:
         RuntimeError: if the module cannot be parsed or lacks ``symbol``.

@@ -45,7 +45,8 @@ def test_second_load_hits_the_cache(private_cache, tmp_path):
     assert driver.stats["compiles"] == before["compiles"] + 1
     assert driver.stats["cache_hits"] == before["cache_hits"] + 1
     (entry,) = _entries(private_cache)
-    assert sorted(p.name for p in entry.iterdir()) == ["constants.bin", "meta.json", "model.so"]
+    assert sorted(p.name for p in entry.iterdir()) == ["constants.bin", "meta.json", "meta.sha256",
+                                                        "model.so"]
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["entry"] == "_mlir_ciface_add"
     assert meta["inputs"][0]["type"] == '!mo.tensor<f32, ["batch", 3], "cpu:0">'

@@ -29,11 +29,11 @@ def test_large_constants_are_external_and_correct(tmp_path, monkeypatch) -> None
 
     graph = Graph("consts", forward, input_types=[TensorType(DType.float32, ("n", 64), CPU)])
     model = InferenceSession().load(graph)
-    meta = model._meta
-    assert [c["dims"] for c in meta["constants"]] == [[64, 40], [2000], [32, 40]]
-    assert all(c["offset"] % 64 == 0 for c in meta["constants"])
+    record = model._record
+    assert [c.dims for c in record.constants] == [(64, 40), (2000,), (32, 40)]
+    assert all(c.offset % 64 == 0 for c in record.constants)
     assert json.loads((model._artifact.path / "meta.json").read_text())["constants"] == (
-        meta["constants"])
+        [c.to_json() for c in record.constants])
     for n in (32, 33):
         x = rng.standard_normal((n, 64), dtype=np.float32)
         picked, scaled = (o.to_numpy() for o in model.execute(x))

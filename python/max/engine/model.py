@@ -10,7 +10,7 @@ import numpy as np
 from max.driver import CPU, Device, Tensor
 from max.driver import _dlpack
 from max.dtype import DType
-from max.runtime import CpuExecutable, TensorSig
+from max.runtime import ArtifactRecord, CpuExecutable, TensorRecord, TensorSig
 
 
 class TensorSpec:
@@ -77,10 +77,10 @@ class MojoValue:
     """This is work in progress and you should ignore it for now."""
 
 
-def _spec(entry: dict[str, Any], default_name: str) -> TensorSpec:
-    dims = entry["dims"]
-    return TensorSpec([d if type(d) is int else None for d in dims], DType[entry["dtype"]],
-                      entry.get("name") or default_name, dims=dims)
+def _spec(tensor: TensorRecord, default_name: str) -> TensorSpec:
+    dims = list(tensor.dims)
+    return TensorSpec([d if type(d) is int else None for d in dims], DType[tensor.dtype],
+                      tensor.name or default_name, dims=dims)
 
 
 class Model:
@@ -99,36 +99,37 @@ class Model:
         >>> outputs[0].to_numpy()  # doctest: +SKIP
     """
 
-    def __init__(self, executable: CpuExecutable, meta: dict[str, Any], device: Device,
+    def __init__(self, executable: CpuExecutable, record: ArtifactRecord, device: Device,
                  artifact: Any = None) -> None:
         self._exe = executable
         self._run = executable.run
-        self._meta = meta
+        self._record = record
         self._device = device
         self._artifact = artifact
-        self._input_specs = [_spec(e, f"input{i}") for i, e in enumerate(meta["inputs"])]
-        self._output_specs = [_spec(e, f"output{i}") for i, e in enumerate(meta["outputs"])]
+        self._input_specs = [_spec(t, f"input{i}") for i, t in enumerate(record.inputs)]
+        self._output_specs = [_spec(t, f"output{i}") for i, t in enumerate(record.outputs)]
         self._n_in = len(self._input_specs)
         self._in_sigs = executable.inputs[: self._n_in]
         # Large constants live beside the binary and follow the user's inputs in every call.
-        self._constants = _constant_arrays(meta, artifact)
+        self._constants = _constant_arrays(record, getattr(artifact, "constants", b""))
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
 
     @classmethod
-    def _from_meta(cls, function: Any, meta: dict[str, Any], device: Device | None = None,
-                   artifact: Any = None) -> Model:
-        def sig(e: dict[str, Any]) -> TensorSig:
-            return TensorSig(DType[e["dtype"]].to_numpy(), tuple(e["dims"]), e.get("name"))
-
-        exe = CpuExecutable(function, [sig(e) for e in meta["inputs"] + meta.get("constants", [])],
-                            [sig(e) for e in meta["outputs"]], meta["checks"], meta["name"])
-        return cls(exe, meta, device or CPU(), artifact)
+    def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
+                     artifact: Any = None) -> Model:
+        # Output shapes come from these dims: the record's MO types, which the cache checked
+        # against the graph being loaded.
+        sigs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.inputs]
+        sigs += [TensorSig(DType[c.dtype].to_numpy(), c.dims) for c in record.constants]
+        outs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.outputs]
+        exe = CpuExecutable(function, sigs, outs, record.checks, record.name)
+        return cls(exe, record, device or CPU(), artifact)
 
     @property
     def name(self) -> str:
         """The graph's name."""
-        return self._meta["name"]
+        return self._record.name
 
     @property
     def input_metadata(self) -> list[TensorSpec]:
@@ -252,12 +253,15 @@ class Model:
         return f"Model({self.name!r}, inputs=[{ins}])"
 
 
-def _constant_arrays(meta: dict[str, Any], artifact: Any) -> list[np.ndarray]:
-    """Read-only numpy views of the externalized constants (the compiled code only reads them)."""
-    blob = getattr(artifact, "constants", b"")
-    return [np.frombuffer(blob, DType[c["dtype"]].to_numpy(), int(np.prod(c["dims"])),
-                          c["offset"]).reshape(c["dims"])
-            for c in meta.get("constants", [])]
+def _constant_arrays(record: ArtifactRecord, blob: bytes) -> list[np.ndarray]:
+    """Read-only numpy views of the externalized constants (the compiled code only reads them).
+
+    The record guarantees each constant's bytes match its dtype and dims and the packed
+    layout; the cache checked that ``blob`` (sha256-verified) has exactly that length.
+    """
+    return [np.frombuffer(blob, DType[c.dtype].to_numpy(), int(np.prod(c.dims)),
+                          c.offset).reshape(c.dims)
+            for c in record.constants]
 
 
 _MISSING = object()

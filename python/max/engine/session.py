@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import pathlib
@@ -69,9 +70,14 @@ class InferenceSession:
         self._devices = list(devices) if devices is not None else [CPU()]
         if not self._devices:
             raise ValueError("InferenceSession needs at least one device")
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
-        self._num_threads = num_threads or os.cpu_count() or 1
+        from max.compiler.cache import threads_from_env
+
+        if num_threads is not None and (not isinstance(num_threads, int)
+                                        or isinstance(num_threads, bool) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        # Checked here, not only where a compile reads it: a typo fails at once, clearly.
+        env_threads = threads_from_env()
+        self._num_threads = num_threads or env_threads or os.cpu_count() or 1
         _no_extensions(custom_extensions, "InferenceSession")
         self._gpu_profiling = GPUProfilingMode.OFF
         self._log_level = LogLevel.NOTSET
@@ -105,6 +111,7 @@ class InferenceSession:
             RuntimeError: If the path provided is invalid, the file is not a graph, or the
                 compiler crashed.
             CompilationError: If the compiler rejects the graph.
+            ValueError: If ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
         """
         from max.compiler.driver import compile_graph
         from max.runtime import load_jit, load_shared_object
@@ -136,18 +143,18 @@ class InferenceSession:
             raise TypeError(f"InferenceSession.load: expected a Graph or a path, got "
                             f"{type(model).__name__}")
         artifact = compile_graph(graph, "cpu", self._options or None, label=label)
-        meta = artifact.meta
-        num_args = (len(meta["inputs"]) + len(meta["constants"]) + len(meta["outputs"])
-                    + (1 if meta["checks"] else 0))
-        if meta["kind"] == "so":
-            stem = re.sub(r"[^A-Za-z0-9_]", "_", meta["name"])[:40] or "model"
-            function = load_shared_object(artifact.binary, symbol=meta["entry"],
-                                          num_args=num_args, stem=stem)
+        record = artifact.record  # validated by the cache, types checked against the graph
+        if record.kind == "so":
+            stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"
+            function = load_shared_object(artifact.binary, symbol=record.entry,
+                                          num_args=record.num_args, stem=stem)
         else:
-            function = load_jit(artifact.binary, symbol=meta["entry"], num_args=num_args)
+            function = load_jit(artifact.binary, symbol=record.entry, num_args=record.num_args)
         # Compiled code runs on the host: outputs live in host memory.
         host = next((d for d in self._devices if getattr(d, "label", "") == "cpu"), None)
-        return Model._from_meta(function, meta, host or CPU(), artifact)
+        # The model keeps the entry's constants (its inputs) but not a second copy of the code.
+        kept = dataclasses.replace(artifact, binary=b"")
+        return Model._from_record(function, record, host or CPU(), kept)
 
     def gpu_profiling(self, mode: GPUProfilingMode) -> None:
         """Enables end to end gpu profiling configuration."""

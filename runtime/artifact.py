@@ -1,0 +1,400 @@
+"""The metadata of a compiled artifact: one typed, versioned record (``meta.json``).
+
+The compiler writes it, the cache and the engine read it (docs/architecture.md, "Compiled
+artifact"). Nothing here trusts the file: :meth:`ArtifactRecord.from_json` checks every field's
+type and every derived fact (the entry symbol, the binary's name, that each tensor's dtype,
+dims and device are those of its MO type text, that constants are packed as the compiler packs
+them)
+and raises :class:`ArtifactError` otherwise. The tensor dims used to allocate outputs are
+parsed from the MO type text, which the cache compares with the graph being loaded
+(:meth:`ArtifactRecord.check_types`); the JSON's ``dims`` field is only a checked copy.
+
+``meta.json`` is covered by ``meta.sha256`` (:func:`encode` / :func:`decode`). That detects a
+damaged or half-edited file; it is no signature: the cache holds executable code, so its
+directory is private (compiler/cache.py) and that is what keeps others from writing it.
+
+Imports neither ``mlir`` nor ``max.compiler``/``max.dialects``: a cache hit needs no compiler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from max.runtime.shapes import compile_dim
+
+FORMAT = 2  # bump when a field is added, removed or changes meaning
+META_FILE = "meta.json"
+META_HASH_FILE = "meta.sha256"
+CONSTANTS_FILE = "constants.bin"
+CONSTANT_ALIGNMENT = 64
+BINARY_NAMES = {"so": "model.so", "jit": "model.llvm.mlirbc"}
+
+# MLIR element type spelling -> dtype name; the same table as max.dialects.mo.types
+# (a test checks that they agree), repeated here because that module imports mlir.
+ELEMENT_DTYPES: dict[str, str] = {
+    "i1": "bool", "si8": "int8", "si16": "int16", "si32": "int32", "si64": "int64",
+    "ui8": "uint8", "ui16": "uint16", "ui32": "uint32", "ui64": "uint64",
+    "f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
+    "f8E4M3FN": "float8_e4m3fn", "f8E4M3FNUZ": "float8_e4m3fnuz", "f8E5M2": "float8_e5m2",
+    "f8E5M2FNUZ": "float8_e5m2fnuz", "f4E2M1FN": "float4_e2m1fn",
+}
+# Bytes per element as stored (numpy / ml_dtypes: float4 takes a byte).
+ITEMSIZE: dict[str, int] = {
+    "bool": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "uint16": 2,
+    "uint32": 4, "uint64": 8, "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8,
+    "float8_e4m3fn": 1, "float8_e4m3fnuz": 1, "float8_e5m2": 1, "float8_e5m2fnuz": 1,
+    "float4_e2m1fn": 1,
+}
+
+_TYPE_RE = re.compile(r'^!mo\.(tensor|buffer)<([^,]+), (\[.*\]), "([^"]*)">$')
+_DEVICE_RE = re.compile(r"^(cpu|gpu):[0-9]+$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_OPTION_TYPES = (bool, int, float, str, type(None))
+
+
+class ArtifactError(ValueError):
+    """The metadata of a compiled artifact is malformed, damaged or not the graph's."""
+
+
+def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int) -> int:
+    """Descriptor pointers the entry takes: ``@NAME(inputs..., outputs..., [checks])``.
+
+    ``num_inputs`` counts the externalized constants too (they follow the user's inputs).
+    The one place this arithmetic lives (docs/architecture.md, "CPU entry ABI").
+    """
+    return num_inputs + num_outputs + (1 if num_checks else 0)
+
+
+def _fail(where: str, message: str) -> ArtifactError:
+    return ArtifactError(f"artifact metadata: {where}: {message}")
+
+
+def _want(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    # bool is an int subclass: never accept it where an int is meant (nor the reverse).
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, (int,)))
+    if not ok:
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise _fail(where, f"expected {name}, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _check_dim(d: Any, where: str) -> int | str:
+    if isinstance(d, int) and not isinstance(d, bool):
+        if d < 0:
+            raise _fail(where, f"negative dim {d}")
+        return d
+    if isinstance(d, str):
+        try:
+            compile_dim(d)  # symbol or expression over + - * // only
+        except ValueError as e:
+            raise _fail(where, str(e)) from None
+        return d
+    raise _fail(where, f"a dim must be an int or a str, got {type(d).__name__} {d!r:.60}")
+
+
+@dataclass(frozen=True)
+class MOType:
+    """A parsed ``!mo.tensor<DTYPE, [DIMS], "DEVICE">`` (or ``!mo.buffer``) type text."""
+
+    element_type: str
+    dims: tuple[int | str, ...]
+    device: str
+    kind: str = "tensor"
+
+    @classmethod
+    def parse(cls, text: str, where: str = "type") -> MOType:
+        """Reads a type text; raises :class:`ArtifactError` if it is not a valid MO type."""
+        m = _TYPE_RE.match(_want(text, str, where))
+        if m is None:
+            raise _fail(where, f"not an MO tensor type: {text!r:.120}")
+        kind, element, dims_text, device = m.groups()
+        if element not in ELEMENT_DTYPES:
+            raise _fail(where, f"unknown element type {element!r}")
+        if not _DEVICE_RE.match(device):
+            raise _fail(where, f"bad device {device!r}")
+        try:
+            dims = json.loads(dims_text)
+        except ValueError:
+            raise _fail(where, f"bad dims {dims_text!r:.120}") from None
+        _want(dims, list, where)
+        return cls(element, tuple(_check_dim(d, where) for d in dims), device, kind)
+
+    @property
+    def dtype(self) -> str:
+        """The dtype name (``"float32"``)."""
+        return ELEMENT_DTYPES[self.element_type]
+
+    def text(self) -> str:
+        """The canonical MLIR spelling."""
+        return (f'!mo.{self.kind}<{self.element_type}, {json.dumps(list(self.dims))}, '
+                f'"{self.device}">')
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """An input or output of the graph: its MO type and its name (None: unnamed)."""
+
+    type: MOType
+    name: str | None = None
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def dims(self) -> tuple[int | str, ...]:
+        return self.type.dims
+
+    @property
+    def device(self) -> str:
+        return self.type.device
+
+    def to_json(self) -> dict[str, Any]:
+        # dtype, dims and device are copies for people reading the file; from_json checks them.
+        return {"type": self.type.text(), "dtype": self.dtype, "dims": list(self.dims),
+                "device": self.device, "name": self.name}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> TensorRecord:
+        _keys(obj, {"type", "dtype", "dims", "device", "name"}, where)
+        t = MOType.parse(obj["type"], f"{where}.type")
+        name = obj["name"]
+        if name is not None:
+            _want(name, str, f"{where}.name")
+        copies = {"dtype": t.dtype, "dims": list(t.dims), "device": t.device}
+        for k, v in copies.items():
+            if obj[k] != v or (k == "dims" and any(type(a) is not type(b)
+                                                   for a, b in zip(obj[k], v))):
+                raise _fail(f"{where}.{k}", f"{obj[k]!r:.80} disagrees with the type {t.text()}")
+        return cls(t, name)
+
+
+@dataclass(frozen=True)
+class ConstantRecord:
+    """An externalized constant: where it lies in ``constants.bin`` and its static type."""
+
+    offset: int
+    nbytes: int
+    dims: tuple[int, ...]
+    dtype: str
+    element_type: str
+
+    def __post_init__(self) -> None:
+        where = "constant"
+        for k in ("offset", "nbytes"):
+            if _want(getattr(self, k), int, f"{where}.{k}") < 0:
+                raise _fail(f"{where}.{k}", "negative")
+        for d in self.dims:
+            if _want(d, int, f"{where}.dims") < 0:
+                raise _fail(f"{where}.dims", f"negative dim {d}")
+        if ELEMENT_DTYPES.get(self.element_type) != self.dtype:
+            raise _fail(where, f"element type {self.element_type!r} is not dtype {self.dtype!r}")
+        if self.offset % CONSTANT_ALIGNMENT:
+            raise _fail(where, f"offset {self.offset} is not {CONSTANT_ALIGNMENT}-byte aligned")
+        if self.nbytes != math.prod(self.dims) * ITEMSIZE[self.dtype]:
+            raise _fail(where, f"{self.nbytes} bytes cannot hold {self.dtype}{list(self.dims)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offset": self.offset, "nbytes": self.nbytes, "dims": list(self.dims),
+                "dtype": self.dtype, "element_type": self.element_type}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> ConstantRecord:
+        _keys(obj, {"offset", "nbytes", "dims", "dtype", "element_type"}, where)
+        try:
+            return cls(obj["offset"], obj["nbytes"], tuple(_want(obj["dims"], list, where)),
+                       _want(obj["dtype"], str, where), _want(obj["element_type"], str, where))
+        except ArtifactError as e:
+            raise ArtifactError(str(e).replace("constant", where, 1)) from None
+
+
+def _keys(obj: Any, keys: set[str], where: str) -> None:
+    _want(obj, dict, where)
+    if set(obj) != keys:
+        extra, missing = sorted(set(obj) - keys), sorted(keys - set(obj))
+        raise _fail(where, f"missing keys {missing}, unknown keys {extra}")
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """What the engine needs to call a compiled graph, and what produced it.
+
+    Attributes:
+        name: the graph's name; the entry symbol is ``_mlir_ciface_NAME``.
+        kind: ``"so"`` (a shared object) or ``"jit"`` (LLVM-dialect bytecode).
+        sha256: the binary's sha256 (hex).
+        inputs / outputs: the graph function's arguments and results, in order.
+        checks: the messages of the runtime checks (one byte each in the checks buffer).
+        constants: the externalized constants, passed after the inputs.
+        constants_sha256: the sha256 of ``constants.bin``.
+        target / options / compiler_version: what built it (also in the cache key).
+    """
+
+    name: str
+    kind: str
+    sha256: str
+    inputs: tuple[TensorRecord, ...]
+    outputs: tuple[TensorRecord, ...]
+    checks: tuple[str, ...]
+    constants: tuple[ConstantRecord, ...]
+    constants_sha256: str
+    target: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    compiler_version: str = ""
+    format: int = FORMAT
+
+    def __post_init__(self) -> None:
+        if _want(self.format, int, "format") != FORMAT:
+            raise _fail("format", f"version {self.format}, this runtime reads {FORMAT}")
+        if not _want(self.name, str, "name") or "\0" in self.name:
+            raise _fail("name", f"bad graph name {self.name!r:.60}")
+        if _want(self.kind, str, "kind") not in BINARY_NAMES:
+            raise _fail("kind", f"expected one of {sorted(BINARY_NAMES)}, got {self.kind!r}")
+        for k in ("sha256", "constants_sha256"):
+            if not _SHA_RE.match(_want(getattr(self, k), str, k)):
+                raise _fail(k, "not a hex sha256")
+        for k, cls in (("inputs", TensorRecord), ("outputs", TensorRecord),
+                       ("checks", str), ("constants", ConstantRecord)):
+            for i, v in enumerate(_want(getattr(self, k), tuple, k)):
+                _want(v, cls, f"{k}[{i}]")
+        _want(self.target, str, "target")
+        _want(self.compiler_version, str, "compiler_version")
+        opts = dict(_want(self.options, Mapping, "options"))
+        for k, v in opts.items():
+            _want(k, str, "options")
+            _want(v, _OPTION_TYPES, f"options.{k}")
+        object.__setattr__(self, "options", MappingProxyType(opts))
+        # The layout is the packer's, exactly (each constant on the next aligned offset; the
+        # cache also wants constants.bin to end where the last one does): one constant's dims
+        # cannot be changed alone. The code reads each constant at its compiled size, which
+        # nothing here can see, so a consistent edit of several remains possible: the
+        # private cache directory is what stops those.
+        end = 0
+        for i, c in enumerate(self.constants):
+            want = end + (-end % CONSTANT_ALIGNMENT)
+            if c.offset != want:
+                raise _fail(f"constants[{i}]", f"offset {c.offset}, expected {want} (packed)")
+            end = c.offset + c.nbytes
+
+    @property
+    def entry(self) -> str:
+        """The exported C-interface symbol."""
+        return f"_mlir_ciface_{self.name}"
+
+    @property
+    def binary(self) -> str:
+        """The binary's file name in the entry (fixed by ``kind``: never a path from the file)."""
+        return BINARY_NAMES[self.kind]
+
+    @property
+    def num_args(self) -> int:
+        """Descriptor pointers the entry takes (inputs, constants, outputs, checks)."""
+        return entry_num_args(len(self.inputs) + len(self.constants), len(self.outputs),
+                              len(self.checks))
+
+    @property
+    def constants_size(self) -> int:
+        """The length of ``constants.bin`` (packed: exactly the end of the last constant)."""
+        return max((c.offset + c.nbytes for c in self.constants), default=0)
+
+    def check_types(self, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+        """Checks that this record describes a graph with these argument/result type texts.
+
+        Raises:
+            ArtifactError: if the counts or any type differ.
+        """
+        for what, mine, theirs in (("inputs", self.inputs, inputs),
+                                   ("outputs", self.outputs, outputs)):
+            if len(mine) != len(theirs):
+                raise _fail(what, f"{len(mine)} in the record, {len(theirs)} in the graph")
+            for i, (rec, text) in enumerate(zip(mine, theirs)):
+                try:
+                    graph_type = MOType.parse(text, f"graph {what}[{i}]")
+                except ArtifactError:
+                    graph_type = None
+                if graph_type != rec.type:
+                    raise _fail(f"{what}[{i}]", f"record says {rec.type.text()}, the graph "
+                                                f"has {text}")
+
+    def to_json(self) -> str:
+        """The canonical JSON text (sorted keys: the same record always gives the same bytes)."""
+        obj = {
+            "format": self.format, "name": self.name, "entry": self.entry, "kind": self.kind,
+            "binary": self.binary, "sha256": self.sha256,
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "checks": list(self.checks),
+            "constants": [c.to_json() for c in self.constants],
+            "constants_sha256": self.constants_sha256, "target": self.target,
+            "options": dict(self.options), "compiler_version": self.compiler_version,
+        }
+        return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ArtifactRecord:
+        """Reads and validates a record.
+
+        Raises:
+            ArtifactError: bad JSON, a missing or unknown key, a field of the wrong type, an
+                unsupported format version, or facts that contradict each other.
+        """
+        try:
+            obj = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"artifact metadata: not JSON: {e}") from None
+        _want(obj, dict, "record")
+        if obj.get("format") != FORMAT:  # before the keys: another version has other keys
+            raise _fail("format", f"version {obj.get('format')!r:.20}, this runtime reads "
+                                  f"{FORMAT}")
+        _keys(obj, {"format", "name", "entry", "kind", "binary", "sha256", "inputs", "outputs",
+                    "checks", "constants", "constants_sha256", "target", "options",
+                    "compiler_version"}, "record")
+        record = cls(
+            name=obj["name"], kind=obj["kind"], sha256=obj["sha256"],
+            inputs=tuple(TensorRecord.from_json(t, f"inputs[{i}]")
+                         for i, t in enumerate(_want(obj["inputs"], list, "inputs"))),
+            outputs=tuple(TensorRecord.from_json(t, f"outputs[{i}]")
+                          for i, t in enumerate(_want(obj["outputs"], list, "outputs"))),
+            checks=tuple(_want(obj["checks"], list, "checks")),
+            constants=tuple(ConstantRecord.from_json(c, f"constants[{i}]")
+                            for i, c in enumerate(_want(obj["constants"], list, "constants"))),
+            constants_sha256=obj["constants_sha256"], target=obj["target"],
+            options=_want(obj["options"], dict, "options"),
+            compiler_version=obj["compiler_version"], format=obj["format"])
+        for k in ("entry", "binary"):  # derived: the file may only repeat them
+            if obj[k] != getattr(record, k):
+                raise _fail(k, f"{obj[k]!r:.80}, expected {getattr(record, k)!r}")
+        return record
+
+
+def digest(data: bytes) -> str:
+    """The hex sha256 stored in ``meta.sha256``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode(record: ArtifactRecord) -> tuple[bytes, bytes]:
+    """The bytes of ``meta.json`` and of ``meta.sha256`` for ``record``."""
+    data = record.to_json().encode()
+    return data, (digest(data) + "\n").encode()
+
+
+def decode(meta: bytes, meta_hash: bytes) -> ArtifactRecord:
+    """The record in ``meta.json``, checked against ``meta.sha256`` first.
+
+    Raises:
+        ArtifactError: if the hash does not match or the record is invalid.
+    """
+    try:
+        want = meta_hash.decode("ascii").strip()
+    except UnicodeDecodeError:
+        want = ""
+    if not _SHA_RE.match(want) or digest(meta) != want:
+        raise ArtifactError("artifact metadata: meta.json does not match meta.sha256")
+    return ArtifactRecord.from_json(meta)
