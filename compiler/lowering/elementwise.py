@@ -243,6 +243,25 @@ def _where(ctx: LoweringContext) -> list[ir.Value]:
     return _elementwise(ctx, arith.select)
 
 
+def _f64_to_f32_odd(x: ir.Value) -> ir.Value:
+    """f64 -> f32 rounded to odd: rounding that once more to f16 is correctly rounded.
+
+    Two round-to-nearest steps (f64 -> f32 -> f16) would round some halfway cases the wrong
+    way (1 + 2^-11 + 2^-40 -> 1.0). Round to odd (truncate, then set the last bit when
+    inexact) keeps what the second rounding needs, as f32 has more than 11 + 2 bits.
+    """
+    f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
+    y = arith.truncf(f32, x)
+    back = arith.extf(x.type, y)
+    bits = arith.bitcast(i32, y)
+    # Rounded away from zero (overflow to inf included): one step back towards zero.
+    away = arith.cmpf(F.OGT, math.absf(back), math.absf(x))
+    bits = arith.select(away, arith.subi(bits, scalar(i32, 1)), bits)
+    inexact = arith.cmpf(F.ONE, back, x)  # false for NaN and exact values
+    bits = arith.select(inexact, arith.ori(bits, scalar(i32, 1)), bits)
+    return arith.bitcast(f32, bits)
+
+
 def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
     """numpy ``astype`` of one scalar between MO element types (float -> int truncates)."""
     sk, dk = kind_of(src), kind_of(dst)
@@ -257,6 +276,13 @@ def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
         sw, dw = ir.FloatType(x.type).width, ir.FloatType(t).width
         if sw == dw:  # f16 <-> bf16: go through f32
             return arith.truncf(t, arith.extf(ir.F32Type.get(), x))
+        if sw == 64 and dw < 32:
+            # Never f64 -> 16 bits directly: LLVM calls __truncdfbf2/__truncdfhf2, which the
+            # system's libgcc may lack. float16 rounds once, as numpy does; bfloat16 rounds
+            # through f32 (twice), as ml_dtypes and torch do: 1 + 2^-8 + 2^-30 -> 1.0.
+            if isinstance(t, ir.F16Type):
+                return arith.truncf(t, _f64_to_f32_odd(x))
+            return arith.truncf(t, arith.truncf(ir.F32Type.get(), x))
         return arith.extf(t, x) if dw > sw else arith.truncf(t, x)
     if dk == "float":
         return arith.sitofp(t, x) if sk == "sint" else arith.uitofp(t, x)
