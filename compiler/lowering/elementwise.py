@@ -40,6 +40,24 @@ def _sigmoid(x: ir.Value) -> ir.Value:
     return arith.divf(one, arith.addf(one, math.exp(arith.negf(x))))
 
 
+def _log1p(x: ir.Value) -> ir.Value:
+    """log1p: f64 as ``log(u) - ((u - 1) - x) / u``, u = 1 + x (<= 1 ulp, as libm's log1p).
+
+    MathToLLVM expands ``math.log1p`` to ``log(1 + x)``, which loses everything near 0
+    (log1p(1e-30) = 0). The correction term is the rounding error of ``1 + x`` (exact, by
+    Sterbenz), divided by u: the first-order term of log(u + err). f32 and narrower keep
+    ``math.log1p``, which fast_math replaces by a polynomial of the same accuracy.
+    """
+    if ir.FloatType(x.type).width != 64:
+        return _f(math.log1p)(x)
+    one = scalar(x.type, 1.0)
+    u = arith.addf(x, one)
+    r = arith.subf(math.log(u), arith.divf(arith.subf(arith.subf(u, one), x), u))
+    # x = -1: -inf - 0/0; x = inf: log(inf) - (inf - inf)/inf. Both would be NaN.
+    r = arith.select(arith.cmpf(F.OEQ, x, scalar(x.type, -1.0)), scalar(x.type, -pymath.inf), r)
+    return arith.select(arith.cmpf(F.OEQ, x, scalar(x.type, pymath.inf)), x, r)
+
+
 def _gelu(approximate: str) -> Callable[[ir.Value], ir.Value]:
     def erf_gelu(x: ir.Value) -> ir.Value:
         t = x.type
@@ -65,7 +83,7 @@ UNARY: dict[str, dict[str, Callable[[ir.Value], ir.Value]]] = {
     "abs": {"float": math.absf, "sint": math.absi, "uint": lambda x: x, "bool": lambda x: x},
     "exp": {"float": _f(math.exp)},
     "log": {"float": _f(math.log)},
-    "log1p": {"float": _f(math.log1p)},
+    "log1p": {"float": _log1p},
     "sqrt": {"float": _f(math.sqrt)},
     "rsqrt": {"float": _f(lambda x: arith.divf(scalar(x.type, 1.0), math.sqrt(x)))},
     "tanh": {"float": _f(math.tanh)},
