@@ -22,6 +22,7 @@ from max.compiler.lowering.builders import (
 )
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY, F, I
+from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 from max.dialects.mo.types import Dim, MOTensorType
 
@@ -139,7 +140,8 @@ def _simple(op: str) -> None:
         return generic([out], [ctx.empty(out_t)], [identity_map(out_t.rank)] * 2,
                        [PARALLEL] * out_t.rank, lambda s, _: div(s, nv))
 
-    lowering(f"mo.reduce_{op}")(rule)
+    # Sums of 16-bit floats accumulate in f32; max and min are exact in any precision.
+    lowering(f"mo.reduce_{op}")(in_f32(rule) if op in ("sum", "mean") else rule)
 
 
 for _op in ("sum", "mean", "max", "min"):
