@@ -15,6 +15,7 @@ from mlir.dialects import arith, math
 
 from max.compiler.lowering.builders import PARALLEL, broadcast_map, generic, identity_map, scalar
 from max.compiler.lowering.context import LoweringContext, element_type, from_i1, kind_of, to_i1
+from max.compiler.lowering.float8 import decode, encode, is_float8
 from max.compiler.lowering.registry import lowering
 
 F = arith.CmpFPredicate
@@ -206,18 +207,30 @@ def _pick(ctx: LoweringContext, table: dict[str, Scalar], mo_element: str) -> Sc
     return table[kind]
 
 
-def _elementwise(ctx: LoweringContext, fn: Scalar) -> list[ir.Value]:
-    """One linalg.generic over the result shape, each operand read through its broadcast map."""
+def _elementwise(ctx: LoweringContext, fn: Scalar, *, float8_in_f32: bool = True) -> list[ir.Value]:
+    """One linalg.generic over the result shape, each operand read through its broadcast map.
+
+    float8 operands are decoded to f32 for ``fn`` and a float8 result encoded from f32
+    (``float8_in_f32``; casts convert float8 themselves).
+    """
     out_t = ctx.result_types[0]
     for t in ctx.operand_types:
         if t.rank > out_t.rank:
             raise ctx.error(f"operand rank {t.rank} exceeds result rank {out_t.rank}")
     maps = [broadcast_map(t, out_t) for t in ctx.operand_types] + [identity_map(out_t.rank)]
-    bools = [t.element_type == "i1" for t in ctx.operand_types]
+    elements = [t.element_type for t in ctx.operand_types]
+    f8_out = float8_in_f32 and is_float8(out_t.element_type)
+
+    def load(a: ir.Value, element: str) -> ir.Value:
+        # bool is stored as i8 0/1 but computed on as i1.
+        if element == "i1":
+            return to_i1(a)
+        return decode(a, element) if float8_in_f32 and is_float8(element) else a
 
     def body(*args: ir.Value) -> ir.Value:
-        # bool is stored as i8 0/1 but computed on as i1.
-        r = fn(*[to_i1(a) if b else a for a, b in zip(args[:-1], bools)])
+        r = fn(*[load(a, e) for a, e in zip(args[:-1], elements)])
+        if f8_out:
+            return encode(r, out_t.element_type)
         return from_i1(r) if out_t.element_type == "i1" else r
 
     return generic(ctx.operands, [ctx.empty(out_t)], maps, [PARALLEL] * out_t.rank, body)
@@ -282,10 +295,15 @@ def _f64_to_f32_odd(x: ir.Value) -> ir.Value:
 
 def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
     """numpy ``astype`` of one scalar between MO element types (float -> int truncates)."""
-    sk, dk = kind_of(src), kind_of(dst)
-    t = ir.IntegerType.get_signless(1) if dk == "bool" else element_type(dst)
     if src == dst:
         return x
+    # float8 goes through f32, both ways (exact from float8; ml_dtypes rounds via f32 too).
+    if is_float8(src):
+        return convert_scalar(decode(x, src), "f32", dst)
+    if is_float8(dst):
+        return encode(convert_scalar(x, src, "f32"), dst)
+    sk, dk = kind_of(src), kind_of(dst)
+    t = ir.IntegerType.get_signless(1) if dk == "bool" else element_type(dst)
     if dk == "bool":
         if sk == "float":
             return arith.cmpf(F.UNE, x, scalar(x.type, 0.0))
@@ -318,4 +336,4 @@ def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
 @lowering("mo.cast")
 def _cast(ctx: LoweringContext) -> list[ir.Value]:
     src, dst = ctx.operand_types[0].element_type, ctx.result_types[0].element_type
-    return _elementwise(ctx, lambda x: convert_scalar(x, src, dst))
+    return _elementwise(ctx, lambda x: convert_scalar(x, src, dst), float8_in_f32=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math as pymath
 from collections.abc import Callable, Sequence
 
@@ -22,7 +23,7 @@ from max.compiler.lowering.builders import (
 )
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY, F, I
-from max.compiler.lowering.precision import in_f32
+from max.compiler.lowering.precision import FLOAT8, in_f32
 from max.compiler.lowering.registry import lowering
 from max.dialects.mo.types import Dim, MOTensorType
 
@@ -140,8 +141,9 @@ def _simple(op: str) -> None:
         return generic([out], [ctx.empty(out_t)], [identity_map(out_t.rank)] * 2,
                        [PARALLEL] * out_t.rank, lambda s, _: div(s, nv))
 
-    # Sums of 16-bit floats accumulate in f32; max and min are exact in any precision.
-    lowering(f"mo.reduce_{op}")(in_f32(rule) if op in ("sum", "mean") else rule)
+    # Sums of 16-bit floats accumulate in f32; max and min are exact in any precision (but
+    # float8 has no arithmetic of its own).
+    lowering(f"mo.reduce_{op}")(in_f32(rule) if op in ("sum", "mean") else in_f32(rule, FLOAT8))
 
 
 for _op in ("sum", "mean", "max", "min"):
@@ -150,6 +152,7 @@ for _op in ("sum", "mean", "max", "min"):
 
 def _arg(op: str) -> None:
     @lowering(f"mo.{op}")
+    @functools.partial(in_f32, types=FLOAT8)
     def rule(ctx: LoweringContext) -> list[ir.Value]:
         x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
         axis = ctx.axis(x_t.rank)

@@ -1,8 +1,9 @@
-"""``ops.cast`` between every pair of the 13 dtypes the CPU computes on, against numpy/ml_dtypes.
+"""``ops.cast`` between every pair of the 17 dtypes the CPU computes on, against numpy/ml_dtypes.
 
-The dtypes: bool, int8..int64, uint8..uint64, float16, bfloat16, float32, float64 (the float8
-and float4 types are storage only on the CPU: moving them works, computing on them is a
-CompilationError, tested at the end). One graph per source dtype casts to all the others.
+The dtypes: bool, int8..int64, uint8..uint64, float16, bfloat16, float32, float64 and the four
+float8 types (computed in f32: compiler/lowering/float8.py). float4_e2m1fn is storage only:
+moving it works, computing on it is a CompilationError (tested at the end). One graph per
+source dtype casts to all the others.
 
 The values exercise rounding (halfway cases, including the ones where rounding f64 -> f32 ->
 16 bits twice would go wrong), overflow to inf, NaN, subnormals of every float type and integer
@@ -26,6 +27,7 @@ DTYPES = [
     DType.bool, DType.int8, DType.int16, DType.int32, DType.int64,
     DType.uint8, DType.uint16, DType.uint32, DType.uint64,
     DType.float16, DType.bfloat16, DType.float32, DType.float64,
+    DType.float8_e4m3fn, DType.float8_e4m3fnuz, DType.float8_e5m2, DType.float8_e5m2fnuz,
 ]
 
 _FLOATS = [
@@ -45,6 +47,9 @@ _INTS_SIGNED = [0, 1, -1, 2, -2, 7, 127, 128, -128, -129, 255, 256, 32767, 32768
 _INTS_UNSIGNED = [2**63 + 2**39 + 1, 2**64 - 1, 2**64 - 2**40]
 
 
+_FLOAT_NP = {np.dtype(d.to_numpy()) for d in DTYPES if d.is_float()}  # ml_dtypes' kind is "V"
+
+
 def _np(dtype: DType) -> np.dtype:
     return np.dtype(dtype.to_numpy())
 
@@ -53,6 +58,8 @@ def source_values(dtype: DType) -> np.ndarray:
     """Test inputs of ``dtype``: floats rounded to it, ints wrapped into it."""
     if dtype == DType.bool:
         return np.array([False, True, True, False])
+    if dtype.is_float8():  # every code: NaNs, infinities, subnormals, both zeros
+        return np.arange(256, dtype=np.uint8).view(_np(dtype))
     if dtype.is_float():
         with np.errstate(over="ignore"):
             return np.array(_FLOATS, np.float64).astype(_np(dtype))
@@ -61,11 +68,9 @@ def source_values(dtype: DType) -> np.ndarray:
     return wrapped
 
 
-def defined(x: np.ndarray, dst: DType) -> np.ndarray:
+def defined(x: np.ndarray, src: DType, dst: DType) -> np.ndarray:
     """Where numpy's ``x.astype(dst)`` is defined: float -> int only for values that fit."""
-    if x.dtype.kind != "f" and x.dtype != ml_dtypes.bfloat16 or dst == DType.bool:
-        return np.ones(x.shape, bool)
-    if dst.is_float():
+    if not src.is_float() or dst == DType.bool or dst.is_float():
         return np.ones(x.shape, bool)
     info = np.iinfo(_np(dst))
     t = np.trunc(x.astype(np.float64))
@@ -77,7 +82,7 @@ def assert_same(got: np.ndarray, want: np.ndarray, mask: np.ndarray, what: str) 
     assert got.dtype == want.dtype, what
     assert got.shape == want.shape, what
     g, w = got[mask], want[mask]
-    if want.dtype.kind == "f" or want.dtype == ml_dtypes.bfloat16:
+    if want.dtype in _FLOAT_NP:
         g64, w64 = g.astype(np.float64), w.astype(np.float64)
         both_nan = np.isnan(g64) & np.isnan(w64)
         same = (g64 == w64) & (np.signbit(g64) == np.signbit(w64))
@@ -104,7 +109,7 @@ def test_cast_to_every_dtype(session: engine.InferenceSession, src: DType) -> No
     outs = session.load(graph).execute(driver.Tensor.from_numpy(x))
     with np.errstate(all="ignore"):
         for dst, out in zip(targets, outs):
-            mask = defined(x, dst)
+            mask = defined(x, src, dst)
             want = x.astype(_np(dst))
             assert_same(out.to_numpy(), want, mask, f"{src.name} -> {dst.name}")
 
@@ -129,16 +134,17 @@ def test_f64_to_16_bits(session: engine.InferenceSession) -> None:
         np.testing.assert_array_equal(bf, x.astype(ml_dtypes.bfloat16))
 
 
-@pytest.mark.parametrize("dtype", [DType.float8_e4m3fn, DType.float8_e5m2])
-def test_float8_moves_but_does_not_compute(session: engine.InferenceSession, dtype: DType) -> None:
-    """float8 is storage only: transposes run, arithmetic and casts are a clean error."""
+def test_float4_moves_but_does_not_compute(session: engine.InferenceSession) -> None:
+    """float4 is storage only: transposes run, arithmetic and casts are a clean error (computing
+    on float8 or float4 used to crash the compile worker with SIGSEGV)."""
+    dtype = DType.float4_e2m1fn
     x = np.arange(6, dtype=np.float32).astype(_np(dtype)).reshape(2, 3)
-    moved = session.load(Graph("f8_move", lambda v: ops.transpose(v, 0, 1),
+    moved = session.load(Graph("f4_move", lambda v: ops.transpose(v, 0, 1),
                                input_types=[TensorType(dtype, [2, 3], CPU)]))
     got = moved.execute(driver.Tensor.from_numpy(x))[0].to_numpy()
     np.testing.assert_array_equal(got.astype(np.float32), x.T.astype(np.float32))
     for fn in (lambda v: v + v, lambda v: ops.cast(v, DType.float32)):
-        graph = Graph("f8_add", fn, input_types=[TensorType(dtype, [2, 3], CPU)])
+        graph = Graph("f4_compute", fn, input_types=[TensorType(dtype, [2, 3], CPU)])
         with pytest.raises(Exception, match="not supported on the CPU") as info:
             session.load(graph)
         assert "crashed" not in str(info.value)
