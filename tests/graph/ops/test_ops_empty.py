@@ -140,7 +140,8 @@ def test_sum_mean_of_nothing_other_dtypes(dtype: DType) -> None:
 
 def test_matmul_and_layer_norm_with_empty_dims() -> None:
     """Empty contraction (k = 0: zeros) and empty rows, which also reached the schedule."""
-    graph = Graph("e", lambda a, b, x, g, beta: (ops.matmul(a, b), ops.layer_norm(x, g, beta, 1e-5)),
+    graph = Graph("e", lambda a, b, x, g, beta: (ops.matmul(a, b),
+                                                 ops.layer_norm(x, g, beta, 1e-5)),
                   input_types=[tt(DType.float32, 3, 0), tt(DType.float32, 0, 4),
                                tt(DType.float32, 0, 4), tt(DType.float32, 4),
                                tt(DType.float32, 4)])
