@@ -91,6 +91,7 @@ def _lower_function(old: ir.Operation) -> None:
                 )
             except KeyError as e:
                 raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e
+            _check_narrow_floats(ctx)
             with op.location:
                 results = list(rule(ctx))
                 if len(results) != len(op.results):
@@ -100,6 +101,23 @@ def _lower_function(old: ir.Operation) -> None:
         else:
             raise CompilationError(f"graph {name!r} has no func.return")
     old.erase()
+
+
+# Ops that only move elements: they work on float4 as on any byte. Arithmetic and casts would
+# leave f4 ops that LLVM cannot translate (the worker crashed with SIGSEGV). (float8 is
+# computed in f32: lowering/float8.py.)
+_MOVES_ONLY = frozenset({"mo.constant", "mo.reshape", "mo.transpose", "mo.broadcast_to",
+                         "mo.concat", "mo.slice", "mo.gather"})
+
+
+def _check_narrow_floats(ctx: LoweringContext) -> None:
+    """A CompilationError for computing on float4 elements, which the CPU lacks."""
+    if ctx.name in _MOVES_ONLY:
+        return
+    for t in ctx.operand_types + ctx.result_types:
+        if t.element_type.startswith("f4"):
+            raise ctx.error(f"computing on {t.element_type} is not supported on the CPU (only "
+                            f"moving elements: reshape, transpose, slice, concat, gather)")
 
 
 def _coerce(v: ir.Value, want: ir.RankedTensorType, ctx: LoweringContext) -> ir.Value:

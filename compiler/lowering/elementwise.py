@@ -15,6 +15,7 @@ from mlir.dialects import arith, math
 
 from max.compiler.lowering.builders import PARALLEL, broadcast_map, generic, identity_map, scalar
 from max.compiler.lowering.context import LoweringContext, element_type, from_i1, kind_of, to_i1
+from max.compiler.lowering.float8 import decode, encode, is_float8
 from max.compiler.lowering.registry import lowering
 
 F = arith.CmpFPredicate
@@ -38,6 +39,24 @@ def _f(fn: Callable[[ir.Value], ir.Value]) -> Callable[[ir.Value], ir.Value]:
 def _sigmoid(x: ir.Value) -> ir.Value:
     one = scalar(x.type, 1.0)
     return arith.divf(one, arith.addf(one, math.exp(arith.negf(x))))
+
+
+def _log1p(x: ir.Value) -> ir.Value:
+    """log1p: f64 as ``log(u) - ((u - 1) - x) / u``, u = 1 + x (<= 1 ulp, as libm's log1p).
+
+    MathToLLVM expands ``math.log1p`` to ``log(1 + x)``, which loses everything near 0
+    (log1p(1e-30) = 0). The correction term is the rounding error of ``1 + x`` (exact, by
+    Sterbenz), divided by u: the first-order term of log(u + err). f32 and narrower keep
+    ``math.log1p``, which fast_math replaces by a polynomial of the same accuracy.
+    """
+    if ir.FloatType(x.type).width != 64:
+        return _f(math.log1p)(x)
+    one = scalar(x.type, 1.0)
+    u = arith.addf(x, one)
+    r = arith.subf(math.log(u), arith.divf(arith.subf(arith.subf(u, one), x), u))
+    # x = -1: -inf - 0/0; x = inf: log(inf) - (inf - inf)/inf. Both would be NaN.
+    r = arith.select(arith.cmpf(F.OEQ, x, scalar(x.type, -1.0)), scalar(x.type, -pymath.inf), r)
+    return arith.select(arith.cmpf(F.OEQ, x, scalar(x.type, pymath.inf)), x, r)
 
 
 def _gelu(approximate: str) -> Callable[[ir.Value], ir.Value]:
@@ -65,7 +84,7 @@ UNARY: dict[str, dict[str, Callable[[ir.Value], ir.Value]]] = {
     "abs": {"float": math.absf, "sint": math.absi, "uint": lambda x: x, "bool": lambda x: x},
     "exp": {"float": _f(math.exp)},
     "log": {"float": _f(math.log)},
-    "log1p": {"float": _f(math.log1p)},
+    "log1p": {"float": _log1p},
     "sqrt": {"float": _f(math.sqrt)},
     "rsqrt": {"float": _f(lambda x: arith.divf(scalar(x.type, 1.0), math.sqrt(x)))},
     "tanh": {"float": _f(math.tanh)},
@@ -188,18 +207,30 @@ def _pick(ctx: LoweringContext, table: dict[str, Scalar], mo_element: str) -> Sc
     return table[kind]
 
 
-def _elementwise(ctx: LoweringContext, fn: Scalar) -> list[ir.Value]:
-    """One linalg.generic over the result shape, each operand read through its broadcast map."""
+def _elementwise(ctx: LoweringContext, fn: Scalar, *, float8_in_f32: bool = True) -> list[ir.Value]:
+    """One linalg.generic over the result shape, each operand read through its broadcast map.
+
+    float8 operands are decoded to f32 for ``fn`` and a float8 result encoded from f32
+    (``float8_in_f32``; casts convert float8 themselves).
+    """
     out_t = ctx.result_types[0]
     for t in ctx.operand_types:
         if t.rank > out_t.rank:
             raise ctx.error(f"operand rank {t.rank} exceeds result rank {out_t.rank}")
     maps = [broadcast_map(t, out_t) for t in ctx.operand_types] + [identity_map(out_t.rank)]
-    bools = [t.element_type == "i1" for t in ctx.operand_types]
+    elements = [t.element_type for t in ctx.operand_types]
+    f8_out = float8_in_f32 and is_float8(out_t.element_type)
+
+    def load(a: ir.Value, element: str) -> ir.Value:
+        # bool is stored as i8 0/1 but computed on as i1.
+        if element == "i1":
+            return to_i1(a)
+        return decode(a, element) if float8_in_f32 and is_float8(element) else a
 
     def body(*args: ir.Value) -> ir.Value:
-        # bool is stored as i8 0/1 but computed on as i1.
-        r = fn(*[to_i1(a) if b else a for a, b in zip(args[:-1], bools)])
+        r = fn(*[load(a, e) for a, e in zip(args[:-1], elements)])
+        if f8_out:
+            return encode(r, out_t.element_type)
         return from_i1(r) if out_t.element_type == "i1" else r
 
     return generic(ctx.operands, [ctx.empty(out_t)], maps, [PARALLEL] * out_t.rank, body)
@@ -243,12 +274,36 @@ def _where(ctx: LoweringContext) -> list[ir.Value]:
     return _elementwise(ctx, arith.select)
 
 
+def _f64_to_f32_odd(x: ir.Value) -> ir.Value:
+    """f64 -> f32 rounded to odd: rounding that once more to f16 is correctly rounded.
+
+    Two round-to-nearest steps (f64 -> f32 -> f16) would round some halfway cases the wrong
+    way (1 + 2^-11 + 2^-40 -> 1.0). Round to odd (truncate, then set the last bit when
+    inexact) keeps what the second rounding needs, as f32 has more than 11 + 2 bits.
+    """
+    f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
+    y = arith.truncf(f32, x)
+    back = arith.extf(x.type, y)
+    bits = arith.bitcast(i32, y)
+    # Rounded away from zero (overflow to inf included): one step back towards zero.
+    away = arith.cmpf(F.OGT, math.absf(back), math.absf(x))
+    bits = arith.select(away, arith.subi(bits, scalar(i32, 1)), bits)
+    inexact = arith.cmpf(F.ONE, back, x)  # false for NaN and exact values
+    bits = arith.select(inexact, arith.ori(bits, scalar(i32, 1)), bits)
+    return arith.bitcast(f32, bits)
+
+
 def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
     """numpy ``astype`` of one scalar between MO element types (float -> int truncates)."""
-    sk, dk = kind_of(src), kind_of(dst)
-    t = ir.IntegerType.get_signless(1) if dk == "bool" else element_type(dst)
     if src == dst:
         return x
+    # float8 goes through f32, both ways (exact from float8; ml_dtypes rounds via f32 too).
+    if is_float8(src):
+        return convert_scalar(decode(x, src), "f32", dst)
+    if is_float8(dst):
+        return encode(convert_scalar(x, src, "f32"), dst)
+    sk, dk = kind_of(src), kind_of(dst)
+    t = ir.IntegerType.get_signless(1) if dk == "bool" else element_type(dst)
     if dk == "bool":
         if sk == "float":
             return arith.cmpf(F.UNE, x, scalar(x.type, 0.0))
@@ -257,6 +312,13 @@ def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
         sw, dw = ir.FloatType(x.type).width, ir.FloatType(t).width
         if sw == dw:  # f16 <-> bf16: go through f32
             return arith.truncf(t, arith.extf(ir.F32Type.get(), x))
+        if sw == 64 and dw < 32:
+            # Never f64 -> 16 bits directly: LLVM calls __truncdfbf2/__truncdfhf2, which the
+            # system's libgcc may lack. float16 rounds once, as numpy does; bfloat16 rounds
+            # through f32 (twice), as ml_dtypes and torch do: 1 + 2^-8 + 2^-30 -> 1.0.
+            if isinstance(t, ir.F16Type):
+                return arith.truncf(t, _f64_to_f32_odd(x))
+            return arith.truncf(t, arith.truncf(ir.F32Type.get(), x))
         return arith.extf(t, x) if dw > sw else arith.truncf(t, x)
     if dk == "float":
         return arith.sitofp(t, x) if sk == "sint" else arith.uitofp(t, x)
@@ -274,4 +336,4 @@ def convert_scalar(x: ir.Value, src: str, dst: str) -> ir.Value:
 @lowering("mo.cast")
 def _cast(ctx: LoweringContext) -> list[ir.Value]:
     src, dst = ctx.operand_types[0].element_type, ctx.result_types[0].element_type
-    return _elementwise(ctx, lambda x: convert_scalar(x, src, dst))
+    return _elementwise(ctx, lambda x: convert_scalar(x, src, dst), float8_in_f32=False)

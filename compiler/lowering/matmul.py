@@ -7,10 +7,12 @@ from mlir.dialects import arith, linalg, tensor
 
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, dims_map, fill, generic, scalar
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type, kind_of
+from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 
 
 @lowering("mo.matmul")
+@in_f32
 def _matmul(ctx: LoweringContext) -> list[ir.Value]:
     a, b = ctx.operands
     a_t, b_t = ctx.operand_types

@@ -8,6 +8,7 @@ from mlir.dialects import arith, math
 from max.compiler.lowering.builders import PARALLEL, dims_map, generic, identity_map, scalar
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY
+from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.reduction import count, identity_value, index_to, reduce_axes
 from max.compiler.lowering.registry import lowering
 
@@ -39,16 +40,19 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
 
 
 @lowering("mo.softmax")
+@in_f32
 def _softmax_rule(ctx: LoweringContext) -> list[ir.Value]:
     return _softmax(ctx, log=False)
 
 
 @lowering("mo.logsoftmax")
+@in_f32
 def _logsoftmax_rule(ctx: LoweringContext) -> list[ir.Value]:
     return _softmax(ctx, log=True)
 
 
 @lowering("mo.layer_norm")
+@in_f32
 def _layer_norm(ctx: LoweringContext) -> list[ir.Value]:
     _float_operand(ctx)
     x, gamma, beta = ctx.operands

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math as pymath
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from max.compiler.lowering.builders import (
 )
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY, F, I
+from max.compiler.lowering.precision import FLOAT8, in_f32
 from max.compiler.lowering.registry import lowering
 from max.dialects.mo.types import Dim, MOTensorType
 
@@ -101,13 +103,30 @@ def index_to(t: ir.Type, n: ir.Value) -> ir.Value:
     return arith.sitofp(t, i64)
 
 
+def check_not_empty(ctx: LoweringContext, x_t: MOTensorType, axis: int) -> None:
+    """max/min/argmax/argmin have no value over an empty axis (numpy raises).
+
+    Static: a compile error (the builders raise before this). Symbolic: a runtime check, so
+    that a size 0 at run time raises instead of returning the identity (-inf, index 0).
+    """
+    d = x_t.dims[axis]
+    shape = "[" + ", ".join(str(s) for s in x_t.dims) + "]"
+    if d == 0:
+        raise ctx.error(f"axis {axis} of shape {shape} is empty: an empty {ctx.name} has no value")
+    if not isinstance(d, int):
+        ctx.add_check(arith.cmpi(I.eq, ctx.dim_value(d), ctx.index(0)),
+                      f"{ctx.name}: axis {axis} of shape {shape} is empty ({d} = 0), and an "
+                      f"empty {ctx.name.removeprefix('mo.')} has no value")
+
+
 def _simple(op: str) -> None:
     table = {"sum": "add", "mean": "add", "max": "max", "min": "min"}
 
-    @lowering(f"mo.reduce_{op}")
     def rule(ctx: LoweringContext) -> list[ir.Value]:
         x_t = ctx.operand_types[0]
         axis = ctx.axis(x_t.rank)
+        if op in ("max", "min"):
+            check_not_empty(ctx, x_t, axis)
         kind = kind_of(x_t.element_type)
         combine = BINARY[table[op]][kind]
         init = identity_value("sum" if op == "mean" else op, x_t.element_type)
@@ -122,6 +141,10 @@ def _simple(op: str) -> None:
         return generic([out], [ctx.empty(out_t)], [identity_map(out_t.rank)] * 2,
                        [PARALLEL] * out_t.rank, lambda s, _: div(s, nv))
 
+    # Sums of 16-bit floats accumulate in f32; max and min are exact in any precision (but
+    # float8 has no arithmetic of its own).
+    lowering(f"mo.reduce_{op}")(in_f32(rule) if op in ("sum", "mean") else in_f32(rule, FLOAT8))
+
 
 for _op in ("sum", "mean", "max", "min"):
     _simple(_op)
@@ -129,9 +152,11 @@ for _op in ("sum", "mean", "max", "min"):
 
 def _arg(op: str) -> None:
     @lowering(f"mo.{op}")
+    @functools.partial(in_f32, types=FLOAT8)
     def rule(ctx: LoweringContext) -> list[ir.Value]:
         x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
         axis = ctx.axis(x_t.rank)
+        check_not_empty(ctx, x_t, axis)
         kind = kind_of(x_t.element_type)
         if kind_of(out_t.element_type) not in ("sint", "uint"):
             raise ctx.error("the result must have an integer dtype")
@@ -165,4 +190,4 @@ def _arg(op: str) -> None:
 for _op in ("argmax", "argmin"):
     _arg(_op)
 
-__all__ = ["count", "identity_value", "index_to", "reduce_axes"]
+__all__ = ["check_not_empty", "count", "identity_value", "index_to", "reduce_axes"]

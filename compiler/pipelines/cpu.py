@@ -35,10 +35,14 @@ BUFFERIZE_PIPELINE = (
 )
 TENSOR_PIPELINE = f"{FUSION_PIPELINE},{BUFFERIZE_PIPELINE}"
 DEALLOC_PIPELINE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canonicalize"
+# bf16 arithmetic runs in f32 and is rounded back by integer code: left to LLVM, the rounding
+# is `vcvtneps2bf16` on AVX512-BF16 CPUs, which flushes subnormals (numpy/ml_dtypes keep them).
+SOFT_BF16 = ("func.func(arith-emulate-unsupported-floats{source-types=bf16 target-type=f32}),"
+             "arith-expand{include-bf16=true}")
 LOWER_TO_LLVM = (
     "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
     "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
-    "convert-scf-to-cf,expand-strided-metadata,lower-affine,arith-expand,"
+    f"convert-scf-to-cf,expand-strided-metadata,lower-affine,{SOFT_BF16},"
     "convert-vector-to-llvm,finalize-memref-to-llvm,"
     # math-to-llvm first (intrinsics); what it leaves (erf, tanh, ...) becomes libm calls.
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"

@@ -110,6 +110,10 @@ def _operands_ok(op: ir.Operation, rank_min: int = 1) -> bool:
 def classify(op: ir.Operation) -> str | None:
     """The schedule for a linalg op on tensors, or None to leave it to plain loops."""
     name = op.name
+    if _has_empty_dim(op):
+        # No iterations: nothing to gain, and tiling a static size-0 loop asserts (aborts) in
+        # computeAllSliceParameters.
+        return None
     if name == "linalg.matmul":
         ts = [ir.RankedTensorType(v.type) for v in op.operands]
         if all(str(t.element_type) == "f32" for t in ts) and _body_ok(op):
@@ -135,6 +139,12 @@ def classify(op: ir.Operation) -> str | None:
             and _reads_innermost_contiguously(maps[:len(op.operands) - 1], len(iters))):
         return "reduction"
     return None
+
+
+def _has_empty_dim(op: ir.Operation) -> bool:
+    """Whether an operand or result of ``op`` has a static size-0 dim."""
+    return any(isinstance(v.type, ir.RankedTensorType) and 0 in ir.RankedTensorType(v.type).shape
+               for v in list(op.operands) + list(op.results))
 
 
 def _is_broadcast(m: ir.AffineMap) -> bool:

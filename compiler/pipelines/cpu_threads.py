@@ -28,6 +28,8 @@ from pathlib import Path
 
 from mlir import ir
 
+from max.compiler.pipelines.cpu import SOFT_BF16
+
 OMP_LIB = "libiomp5.so"
 THREADS_ENV = "MAX_CPU_THREADS"  # an int >= 1; 1 = the single-thread schedule
 # Below this many multiply-adds a fork/join (a few to tens of microseconds, waking the pool)
@@ -45,7 +47,7 @@ FORALL_TO_OPENMP = "scf-forall-to-parallel,canonicalize,convert-scf-to-openmp{{n
 LOWER_TO_LLVM_OMP = (
     "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
     "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
-    "expand-strided-metadata,lower-affine,arith-expand,"
+    f"expand-strided-metadata,lower-affine,{SOFT_BF16},"
     "convert-vector-to-llvm,finalize-memref-to-llvm,convert-scf-to-cf,"
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
     "convert-func-to-llvm,convert-cf-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from max.dtype import DType
-from max.graph.dim import Dim
+from max.graph.dim import Dim, StaticDim
 from max.graph.value import TensorValue
 
 from max.graph.ops import _dims
@@ -14,11 +14,20 @@ from max.graph.ops._promotion import as_strong, emit
 from max.graph.ops.elementwise import _max, _min
 
 
+# Reductions without an identity: over an empty axis they have no result.
+_NEEDS_ELEMENT = ("max", "min", "argmax", "argmin")
+
+
 def _reduce(op: str, mo_op: str, x: Any, axis: int, dtype: DType | None = None) -> TensorValue:
     x = as_strong(op, x)
     axis = _dims.normalize_axis(op, axis, x.rank)
     if op in ("sum", "mean") and x.dtype == DType.bool:
         raise ValueError(f"{op}: expected a numeric dtype, got bool; cast with ops.cast")
+    if op in _NEEDS_ELEMENT and isinstance(x.shape[axis], StaticDim) and int(x.shape[axis]) == 0:
+        # numpy raises here too; a symbolic size that is 0 at run time fails a runtime check.
+        shape = ", ".join(str(d) for d in x.shape)
+        raise ValueError(f"{op}: axis {axis} of shape [{shape}] is empty, and an empty {op} "
+                         f"has no value (numpy raises too)")
     dims = list(x.shape)
     dims[axis] = Dim(1)
     return emit(mo_op, [x], dtype or x.dtype, dims, x.device, {"axis": axis})
