@@ -70,6 +70,11 @@ BAD = {
         graph([N], op("mo.reduce_sum", [("%a0", N)], T("f32", "1"), "{axis = 1 : i64}"),
               T("f32", "1")),
         r"mo\.reduce_sum: attribute axis=1 is not an axis of a rank-1 operand"),
+    "max over an empty axis": (
+        graph([T("f32", "3, 0")],
+              op("mo.reduce_max", [("%a0", T("f32", "3, 0"))], T("f32", "3, 1"), "{axis = 1 : i64}"),
+              T("f32", "3, 1")),
+        r"mo\.reduce_max: axis 1 of operand x \[3, 0\] is empty"),
     "axis of the wrong kind": (  # IRDL takes any builtin.integer, a bool among them
         graph([N], op("mo.softmax", [("%a0", N)], N, "{axis = true}"), N),
         r"mo\.softmax: attribute axis = true is not of kind int"),

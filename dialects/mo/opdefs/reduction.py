@@ -20,15 +20,23 @@ from max.dialects.mo.opdefs.base import (
     same_device,
     same_dtype,
     shape_text,
+    static,
 )
 from max.dialects.mo.opdefs.elementwise import any_dtype, floating, numeric
 from max.dtype import DType
+
+
+# Reductions without an identity: over an empty axis they have no value (numpy raises).
+_NEEDS_ELEMENT = ("mo.reduce_max", "mo.reduce_min", "mo.argmax", "mo.argmin")
 
 
 def _reduction(dtype_rule: Any) -> Any:
     def infer(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
         (x,) = operands
         axis = check_axis(op, attrs["axis"], len(x.shape))
+        if op in _NEEDS_ELEMENT and static(x.shape[axis]) == 0:
+            raise TypeRuleError(f"{op}: axis {axis} of operand x {shape_text(x.shape)} is "
+                                "empty, and this reduction has no value over nothing")
         dims = list(x.shape)
         dims[axis] = Dim(1)
         return TensorSig(dtype_rule(op, x.dtype), tuple(dims), x.device)
