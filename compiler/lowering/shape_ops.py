@@ -155,13 +155,15 @@ def _slice(ctx: LoweringContext) -> list[ir.Value]:
                       f"mo.slice: dim {i} of the slice does not have the declared length {want}")
         lengths.append(arith.minsi(ln, declared))
         checked = True
+    if 0 in out_t.dims:
+        # An empty result reads nothing. (tensor.extract_slice rejects a static offset at or
+        # past the end of its dim even for a size-0 slice, e.g. x[1:] of a length-1 dim.)
+        return [ctx.empty(out_t)]
     if not checked:
         result = ctx.tensor_type(out_t)
         if all(s > 0 for s in steps):
             return [extract_slice(result, ctx.operands[0], firsts, lengths, steps)]
         return [_strided_gather(ctx, ctx.empty(out_t), firsts, steps)]
-    if 0 in out_t.dims:  # an empty result: nothing to read (insert_slice rejects a 0-size dest)
-        return [ctx.empty(out_t)]
     et = ctx.tensor_type(out_t).element_type
     part_t = ir.RankedTensorType.get([v if isinstance(v, int) else DYNAMIC for v in lengths], et)
     if all(s > 0 for s in steps):
