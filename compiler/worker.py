@@ -180,7 +180,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
     meta = {
         "format": cache.FORMAT,
         "name": name,
-        "entry": f"_mlir_ciface_{name}",
+        "entry": f"_mlir_ciface_{cpu.entry_name(name)}",  # the name mangled to a C symbol
         "kind": kind,
         "binary": binary_name,
         "sha256": hashlib.sha256(binary).hexdigest(),
