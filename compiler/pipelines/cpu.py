@@ -168,8 +168,9 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
     libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which does not load libiomp5).
     """
     with module.context, ir.Location.unknown():
-        if any(ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
-               for f in graph_functions(module)):
+        # Wrapped graphs carry mo.num_inputs (a graph without outputs returns nothing either
+        # way, so the result count cannot tell).
+        if any("mo.num_inputs" not in f.attributes for f in graph_functions(module)):
             entry_abi(module)
         _run(module, FUSION_PIPELINE)
         duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
