@@ -151,8 +151,13 @@ def _slice(ctx: LoweringContext) -> list[ir.Value]:
         # The declared length (a user's out_dim) may be wrong at run time: check it, and read
         # only what exists; the result is padded to the declared size and the call raises.
         declared = ctx.dim_value(want)
-        ctx.add_check(arith.cmpi(arith.CmpIPredicate.ne, ln, declared),
-                      f"mo.slice: dim {i} of the slice does not have the declared length {want}")
+        if want == 1 and s == 1 and (b == a + 1 or (a == -1 and b == I64_MAX)):
+            # x[i] of a symbolic dim (or x[i:i+1]): the element i does not exist. Says
+            # "index" so that the engine raises IndexError, as numpy does.
+            message = f"mo.slice: index {a} is out of bounds for dim {i} of size {d}"
+        else:
+            message = f"mo.slice: dim {i} of the slice does not have the declared length {want}"
+        ctx.add_check(arith.cmpi(arith.CmpIPredicate.ne, ln, declared), message)
         lengths.append(arith.minsi(ln, declared))
         checked = True
     if 0 in out_t.dims:

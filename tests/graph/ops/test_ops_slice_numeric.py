@@ -132,3 +132,24 @@ def test_symbolic_empty_and_huge_bounds() -> None:
         np.testing.assert_array_equal(got.pop(0), want, err_msg=str(index))
     with pytest.raises(ValueError, match="cannot infer the length"):
         Graph("s", lambda v: v[-(2**70):], input_types=[tt(DType.int32, "n")])
+
+
+def test_int_index_of_symbolic_dim_out_of_range_is_index_error() -> None:
+    """x[i] of a symbolic dim is checked at run time, as numpy's IndexError (the message used
+    to speak of a "declared length 1")."""
+    graph = Graph("ix", lambda v: [v[2], v[-3]], input_types=[tt(DType.int32, "n", 2)])
+    model = _load(graph)
+    x = np.arange(8, dtype=np.int32).reshape(4, 2)
+    got = model.execute(x)
+    np.testing.assert_array_equal(got[0].to_numpy(), x[2])
+    np.testing.assert_array_equal(got[1].to_numpy(), x[-3])
+    with pytest.raises(IndexError, match=r"mo.slice: index 2 is out of bounds for dim 0 of "
+                                         r"size n; mo.slice: index -3 is out of bounds"):
+        model.execute(x[:2])
+
+
+def test_inferred_length_negative_at_run_time_is_value_error() -> None:
+    """x[1:] of n is n - 1: at n = 0 numpy's result is empty, but the type says -1."""
+    model = _load(Graph("tail", lambda v: v[1:], input_types=[tt(DType.int32, "n")]))
+    with pytest.raises(ValueError, match=r"would have negative shape \(-1,\)"):
+        model.execute(np.zeros(0, np.int32))
