@@ -198,3 +198,18 @@ SCALARS_AND_ONES = {
 @pytest.mark.parametrize("case", SCALARS_AND_ONES.values(), ids=SCALARS_AND_ONES.keys())
 def test_scalars_size_one_and_negative_axes(case) -> None:
     run_case(*case)
+
+
+@pytest.mark.parametrize(
+    ("shape", "fn"),
+    [
+        ((2**40, 2**23), lambda x: x + 1),  # was "compiler crashed (signal 6)" in MLIR
+        ((2**60, 0, 2**60), lambda x: x),  # numpy refuses it too, zero or not
+        ((1,), lambda x: ops.broadcast_to(x, (2**40, 2**40))),  # results are checked as well
+    ],
+)
+def test_static_shape_too_big_is_value_error(shape, fn) -> None:
+    with pytest.raises(ValueError, match=r"TensorType: shape \[.*\] of float32 is too big: its "
+                                         r"static dims hold more than 2\*\*63 - 1 bytes"):
+        Graph("big", fn, input_types=[tt(DType.float32, *shape)])
+    tt(DType.float32, 2**60)  # 2**62 bytes fit
