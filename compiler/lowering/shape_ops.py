@@ -145,8 +145,10 @@ def _slice(ctx: LoweringContext) -> list[ir.Value]:
             continue
         f, ln = _dynamic_slice(ctx, ctx.dim_value(d), a, b, s)
         firsts.append(f)
-        if want == d and s == 1 and a in (0, I64_MIN) and b == I64_MAX:
-            lengths.append(ln)  # the whole dim: the length is the dim itself
+        whole = ((s == 1 and a in (0, I64_MIN) and b == I64_MAX)
+                 or (s == -1 and a in (-1, I64_MAX) and b == I64_MIN))
+        if want == d and whole:
+            lengths.append(ln)  # the whole dim (x[::-1] too): the length is the dim itself
             continue
         # The declared length (a user's out_dim) may be wrong at run time: check it, and read
         # only what exists; the result is padded to the declared size and the call raises.

@@ -20,7 +20,7 @@ NAMES = [
     "model@v2",  # was a link error: '@' names a symbol version
     "my model", "modèle", "模型", "2model", "", "x" * 5000, "int", "main",
     "malloc", "free", "_init",  # were broken: the graph replaced libc's malloc, or crti's _init
-    "PyList_New", "a/b", 'a"b\\c\n', "mo_graph_add",
+    "PyList_New", "a/b", 'a"b\\c\n', "a\x00b", "mo_graph_add",
 ]
 
 
@@ -90,3 +90,5 @@ def test_graph_whose_output_was_never_set_is_rejected(session, tmp_path) -> None
 def test_graph_name_must_be_a_string() -> None:
     with pytest.raises(TypeError, match="Graph name must be a str, got int 123"):
         Graph(123)
+    with pytest.raises(ValueError, match=r"Graph name '\\ud800' is not valid unicode"):
+        Graph("\ud800")

@@ -72,6 +72,10 @@ class Graph(metaclass=_GraphMeta):
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"Graph name must be a str, got {type(name).__name__} {name!r}")
+        try:
+            name.encode("utf-8")  # MLIR symbol names are UTF-8
+        except UnicodeEncodeError as e:
+            raise ValueError(f"Graph name {name!r} is not valid unicode: {e.reason}") from None
         self.name = name
         self._context = context or make_context()
         if context is not None:
