@@ -44,6 +44,18 @@ def test_any_name_runs_and_stays_the_models_name(session, name) -> None:
         model.execute()
 
 
+@pytest.mark.parametrize("name", ["", "model@v2", 'a"b\\c\n', "a\x00b", "模型"])
+@pytest.mark.parametrize("suffix", [".mlir", ".mlirbc"])
+def test_names_survive_save_and_load(session, tmp_path, name, suffix) -> None:
+    """The empty name too: MLIR prints it as an invalid symbol, saved text says @"" instead."""
+    path = tmp_path / f"g{suffix}"
+    _graph(name).save(path)
+    assert Graph("other", path=path).name == name
+    model = session.load(path)
+    assert model.name == name
+    np.testing.assert_array_equal(model.execute(X)[0].to_numpy(), X * 2 + 1)
+
+
 def test_entry_names_are_c_identifiers_and_distinct() -> None:
     names = [*NAMES, "a@b", "a#b", "a_b", "x_a_b", "mo_graphx_a_b", "int ", "a" * 64, "a" * 65]
     symbols = [entry_name(n) for n in names]

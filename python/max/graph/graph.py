@@ -209,7 +209,7 @@ class Graph(metaclass=_GraphMeta):
         self._require_output("save")
         path = Path(path)
         if path.suffix == ".mlir":
-            path.write_text(str(self._module))
+            path.write_text(self._text())
         else:
             with open(path, "wb") as f:
                 self._module.operation.write_bytecode(f)
@@ -221,8 +221,16 @@ class Graph(metaclass=_GraphMeta):
         self._module.operation.write_bytecode(buf)
         return buf.getvalue()
 
+    def _text(self) -> str:
+        """The module as MLIR text that parses back. MLIR prints an empty symbol name (a graph
+        named "") as ``@<<INVALID EMPTY SYMBOL>>``, but reads ``@""`` as one."""
+        text = str(self._module)
+        if self.name == "":
+            text = text.replace("func.func @<<INVALID EMPTY SYMBOL>>(", 'func.func @""(', 1)
+        return text
+
     def __str__(self) -> str:
-        return str(self._module)
+        return self._text()
 
     def __repr__(self) -> str:
         ins = ", ".join(str(t) for t in self._input_types)
