@@ -213,3 +213,9 @@ def test_static_shape_too_big_is_value_error(shape, fn) -> None:
                                          r"static dims hold more than 2\*\*63 - 1 bytes"):
         Graph("big", fn, input_types=[tt(DType.float32, *shape)])
     tt(DType.float32, 2**60)  # 2**62 bytes fit
+
+
+def test_concat_of_scalars_is_value_error() -> None:
+    with pytest.raises(ValueError, match=r"concat: rank-0 tensors cannot be concatenated \(as in "
+                                         r"numpy\); make them rank 1 first"):
+        Graph("c", lambda a: ops.concat([a, a]), input_types=[tt(DType.float32)])
