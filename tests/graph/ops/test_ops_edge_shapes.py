@@ -183,6 +183,12 @@ SCALARS_AND_ONES = {
                     [f(1, 2, 3)]),
     "s1_transpose_neg": (lambda a: ops.transpose(a, -1, -3), lambda a: np.swapaxes(a, -1, -3),
                          [f(1, 2, 1)]),
+    # a transpose with its operand's type: was folded away as the identity (x.T == x)
+    "square_transpose": (lambda a: a.T, lambda a: a.T, [f(3, 3)]),
+    "square_transpose_size1": (lambda a: ops.transpose(a, -2, -3), lambda a: np.swapaxes(a, 0, 1),
+                               [f(2, 2, 1)]),
+    "size1_only_transpose": (lambda a: ops.permute(a, [2, 1, 0]),
+                             lambda a: a.transpose(2, 1, 0), [f(1, 3, 1)]),
     "s1_squeeze_neg": (lambda a: ops.squeeze(a, -2), lambda a: np.squeeze(a, -2), [f(3, 1, 2)]),
     "s1_concat_neg": (*concat(-2), [f(1, 1, 1), f(1, 2, 1)]),
     "s1_gather_neg": (lambda a, i: ops.gather(a, i, -2), lambda a, i: np.take(a, i, -2),
@@ -198,6 +204,10 @@ SCALARS_AND_ONES = {
 @pytest.mark.parametrize("case", SCALARS_AND_ONES.values(), ids=SCALARS_AND_ONES.keys())
 def test_scalars_size_one_and_negative_axes(case) -> None:
     run_case(*case)
+
+
+def test_symbolic_square_transpose() -> None:
+    run_case(lambda a: a.T, lambda a: a.T, [f(3, 3)], [("n", "n")])
 
 
 @pytest.mark.parametrize(
