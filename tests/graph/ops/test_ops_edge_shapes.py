@@ -140,6 +140,11 @@ SYMBOLIC_ZERO = {
                        [f(0, 3)], [("n", 3)]),
     "where": (ops.where, np.where, [np.zeros((0, 3), bool), f(0, 3), f(3)],
               [("n", 3), ("n", 3), None]),
+    # a static 0 beside symbolic dims: aborted MLIR's tiling (threads) or failed to verify
+    "static0_beside_symbolic": (ops.exp, np.exp, [f(3, 3, 0)], [("n", "n", 0)]),
+    "matvec_static0_n": (ops.matmul, np.matmul, [f(3), f(3, 0)], [("n",), ("n", 0)]),
+    "vecmat_k0_n": (ops.matmul, np.matmul, [f(0), f(0, 2)], [(0,), (0, "n")]),
+    "matmul_rows_n_by_0": (ops.matmul, np.matmul, [f(1, 0, 0), f(0)], [("n", 0, 0), (0,)]),
     "slices": (lambda a: [a[::-1], a[:, 1:], a[::-2]],
                lambda a: [a[::-1], a[:, 1:], a[::-2]], [f(0, 3)], [("n", 3)]),
 }
