@@ -122,6 +122,9 @@ def test_full_slices_and_new_axes_only_reshape() -> None:
     with build.__globals__["graph_of"](tt(DType.float32, 2)) as gr:
         x = gr.inputs[0]
         assert x[...] is x and x[:] is x
+    with build.__globals__["graph_of"](tt(DType.float32, 0, 2)) as gr:
+        x = gr.inputs[0]
+        assert x[:] is x and x[:, :] is x  # an empty dim's full slice is no op either
 
 
 @pytest.mark.parametrize(

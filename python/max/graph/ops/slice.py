@@ -109,7 +109,7 @@ def _slice_index(index: slice, out_dim: Any, dim: Dim, axis: int, shape: str) ->
         if length == 0:
             # The normalized start of an empty slice may be -1 or n, which MO reads as
             # Python bounds (-1 = the last element): any empty slice says [0:0].
-            return _DimSlice(0, 0, s2, Dim(0), True, False)
+            return _DimSlice(0, 0, s2, Dim(0), True, identity)
         # A negative stop of slice.indices means "before index 0": MO's INT64_MIN.
         stop_norm = INT64_MIN if s2 < 0 and s1 < 0 else s1
         return _DimSlice(s0, stop_norm, s2, Dim(length), True, identity)
