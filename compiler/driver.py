@@ -190,10 +190,12 @@ def _serialize(graph: Any) -> tuple[bytes, str, Types | None]:
 
 def _graph_name(module: Any) -> str | None:
     try:
+        from mlir import ir  # loaded already: module is an ir.Module
+
         for op in module.body.operations:
             attrs = op.operation.attributes
             if op.operation.name == "func.func" and "mo.graph" in attrs:
-                return str(attrs["sym_name"]).strip('"')
+                return ir.StringAttr(attrs["sym_name"]).value
     except Exception:  # noqa: BLE001 (only a label)
         return None
     return None

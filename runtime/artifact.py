@@ -63,6 +63,26 @@ class ArtifactError(ValueError):
     """The metadata of a compiled artifact is malformed, damaged or not the graph's."""
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def entry_name(name: str) -> str:
+    """The symbol of a graph's entry point: a C identifier, distinct for distinct names.
+
+    A graph's name is anything the user chose ("model@v2", "", a C keyword, "malloc"). Used
+    as is, ``@`` breaks the linker (symbol versions), and a name like ``malloc``, ``_init`` or
+    any symbol of the process replaces or is interposed by that function. So every entry gets a
+    prefix: ``mo_graph_NAME`` for up to 64 of ``[A-Za-z0-9_]``, else ``mo_graphx_`` + a
+    sanitized prefix of the name + 16 hex digits of its sha256 (the ``x`` keeps the two
+    forms apart, the hash keeps names that sanitize alike apart).
+    """
+    if _PLAIN_NAME.fullmatch(name):
+        return f"mo_graph_{name}"
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"mo_graphx_{safe}_{digest}"
+
+
 def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int) -> int:
     """Descriptor pointers the entry takes: ``@NAME(inputs..., outputs..., [checks])``.
 
@@ -227,7 +247,7 @@ class ArtifactRecord:
     """What the engine needs to call a compiled graph, and what produced it.
 
     Attributes:
-        name: the graph's name; the entry symbol is ``_mlir_ciface_NAME``.
+        name: the graph's name; the entry symbol is ``_mlir_ciface_`` + ``entry_name(name)``.
         kind: ``"so"`` (a shared object) or ``"jit"`` (LLVM-dialect bytecode).
         sha256: the binary's sha256 (hex).
         inputs / outputs: the graph function's arguments and results, in order.
@@ -253,8 +273,7 @@ class ArtifactRecord:
     def __post_init__(self) -> None:
         if _want(self.format, int, "format") != FORMAT:
             raise _fail("format", f"version {self.format}, this runtime reads {FORMAT}")
-        if not _want(self.name, str, "name") or "\0" in self.name:
-            raise _fail("name", f"bad graph name {self.name!r:.60}")
+        _want(self.name, str, "name")  # any string: only the entry symbol is mangled from it
         if _want(self.kind, str, "kind") not in BINARY_NAMES:
             raise _fail("kind", f"expected one of {sorted(BINARY_NAMES)}, got {self.kind!r}")
         for k in ("sha256", "constants_sha256"):
@@ -286,7 +305,7 @@ class ArtifactRecord:
     @property
     def entry(self) -> str:
         """The exported C-interface symbol."""
-        return f"_mlir_ciface_{self.name}"
+        return f"_mlir_ciface_{entry_name(self.name)}"
 
     @property
     def binary(self) -> str:

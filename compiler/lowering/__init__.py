@@ -93,7 +93,10 @@ def _lower_function(old: ir.Operation) -> None:
                 raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e
             _check_narrow_floats(ctx)
             with op.location:
-                results = list(rule(ctx))
+                if _computes_nothing(op.name, ctx):
+                    results = [ctx.empty(mt) for mt in ctx.result_types]
+                else:
+                    results = list(rule(ctx))
                 if len(results) != len(op.results):
                     raise ctx.error(f"rule gave {len(results)} results, expected {len(op.results)}")
                 for old_r, new_r, mt in zip(op.results, results, ctx.result_types):
@@ -118,6 +121,22 @@ def _check_narrow_floats(ctx: LoweringContext) -> None:
         if t.element_type.startswith("f4"):
             raise ctx.error(f"computing on {t.element_type} is not supported on the CPU (only "
                             f"moving elements: reshape, transpose, slice, concat, gather)")
+
+
+# Ops whose rules add run-time checks: they must run even where the result is empty (an
+# out-of-range gather index raises in numpy whatever the result's size).
+_CHECKED_OPS = frozenset({"mo.gather", "mo.slice"})
+
+
+def _computes_nothing(name: str, ctx: LoweringContext) -> bool:
+    """Whether every result of the op has a static size-0 dim: then it is ``tensor.empty``.
+
+    Not only cheaper: linalg ops with a static 0 loop beside dynamic ones abort MLIR's tiling
+    (computeAllSliceParameters), and a collapse of ``?x0`` folds to a static 0 that
+    ``memref.collapse_shape`` rejects (matmul's row collapse).
+    """
+    return (name not in _CHECKED_OPS and bool(ctx.result_types)
+            and all(0 in mt.dims for mt in ctx.result_types))
 
 
 def _coerce(v: ir.Value, want: ir.RankedTensorType, ctx: LoweringContext) -> ir.Value:

@@ -145,23 +145,32 @@ def _slice(ctx: LoweringContext) -> list[ir.Value]:
             continue
         f, ln = _dynamic_slice(ctx, ctx.dim_value(d), a, b, s)
         firsts.append(f)
-        if want == d and s == 1 and a in (0, I64_MIN) and b == I64_MAX:
-            lengths.append(ln)  # the whole dim: the length is the dim itself
+        whole = ((s == 1 and a in (0, I64_MIN) and b == I64_MAX)
+                 or (s == -1 and a in (-1, I64_MAX) and b == I64_MIN))
+        if want == d and whole:
+            lengths.append(ln)  # the whole dim (x[::-1] too): the length is the dim itself
             continue
         # The declared length (a user's out_dim) may be wrong at run time: check it, and read
         # only what exists; the result is padded to the declared size and the call raises.
         declared = ctx.dim_value(want)
-        ctx.add_check(arith.cmpi(arith.CmpIPredicate.ne, ln, declared),
-                      f"mo.slice: dim {i} of the slice does not have the declared length {want}")
+        if want == 1 and s == 1 and (b == a + 1 or (a == -1 and b == I64_MAX)):
+            # x[i] of a symbolic dim (or x[i:i+1]): the element i does not exist. Says
+            # "index" so that the engine raises IndexError, as numpy does.
+            message = f"mo.slice: index {a} is out of bounds for dim {i} of size {d}"
+        else:
+            message = f"mo.slice: dim {i} of the slice does not have the declared length {want}"
+        ctx.add_check(arith.cmpi(arith.CmpIPredicate.ne, ln, declared), message)
         lengths.append(arith.minsi(ln, declared))
         checked = True
+    if 0 in out_t.dims:
+        # An empty result reads nothing. (tensor.extract_slice rejects a static offset at or
+        # past the end of its dim even for a size-0 slice, e.g. x[1:] of a length-1 dim.)
+        return [ctx.empty(out_t)]
     if not checked:
         result = ctx.tensor_type(out_t)
         if all(s > 0 for s in steps):
             return [extract_slice(result, ctx.operands[0], firsts, lengths, steps)]
         return [_strided_gather(ctx, ctx.empty(out_t), firsts, steps)]
-    if 0 in out_t.dims:  # an empty result: nothing to read (insert_slice rejects a 0-size dest)
-        return [ctx.empty(out_t)]
     et = ctx.tensor_type(out_t).element_type
     part_t = ir.RankedTensorType.get([v if isinstance(v, int) else DYNAMIC for v in lengths], et)
     if all(s > 0 for s in steps):

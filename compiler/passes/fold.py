@@ -166,8 +166,20 @@ def _permutation(op: ir.Operation) -> list[int]:
 
 
 def _identity_transpose(op: ir.Operation) -> ir.Value | None:
+    """x for the identity permutation, or one that only moves size-1 dims (or of an empty x)
+    with the result type equal to x's. An equal type alone is not enough: the transpose of a
+    square matrix has its operand's type."""
+    x = op.operands[0]
     perm = _permutation(op)
-    return op.operands[0] if perm == list(range(len(perm))) else _same_type_operand(op)
+    if perm == list(range(len(perm))):
+        return x
+    t = mo_type(x)
+    if t is None or x.type != op.results[0].type:
+        return None
+    if 0 in t.dims:
+        return x  # no elements to move
+    moved = [p for p in perm if t.dims[p] != 1]  # symbolic dims may be > 1
+    return x if moved == sorted(moved) else None
 
 
 def _transpose_of_transpose(op: ir.Operation) -> ir.Value | None:

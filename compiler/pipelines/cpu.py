@@ -1,10 +1,10 @@
 """The CPU pipeline: entry ABI, fusion, bufferization, LLVM dialect -> LLVM IR -> shared object.
 
 After ``mo-to-linalg``, ``mo-entry-abi`` rewrites each graph into destination-passing style:
-``@NAME(inputs..., outputs..., [checks])``, every argument a ranked identity-layout memref, with
-``llvm.emit_c_interface`` so that the ``.so`` exports ``_mlir_ciface_NAME``. The check messages
-stay on the function as ``mo.checks`` (read them before :func:`lower_to_llvm`, or from
-:func:`entry_signature`).
+``@SYM(inputs..., outputs..., [checks])``, every argument a ranked identity-layout memref, with
+``llvm.emit_c_interface`` so that the ``.so`` exports ``_mlir_ciface_SYM``, where ``SYM`` is
+:func:`entry_name` of the graph's name. The check messages stay on the function as ``mo.checks``
+(read them before :func:`lower_to_llvm`, or from :func:`entry_signature`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines.dps_inits import duplicate_shared_inits
+from max.runtime.artifact import entry_name
 
 IMPL_SUFFIX = "__mo_impl"
+# The user's graph name on the wrapper, whose symbol is the mangled one.
+NAME_ATTR = "mo.graph_name"
 
 # Fusion, then bufferization; the schedule (cpu_schedule) runs between the two and after the
 # second. What it leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
@@ -52,12 +55,19 @@ LOWER_TO_LLVM = (
 
 @dataclass(frozen=True)
 class EntrySignature:
-    """What the caller of ``_mlir_ciface_NAME`` needs: argument counts and check messages."""
+    """What the caller of ``_mlir_ciface_SYM`` needs: argument counts and check messages.
+
+    ``name`` is the graph's own name (as the user gave it); ``symbol`` the exported one.
+    """
 
     name: str
     num_inputs: int
     num_outputs: int
     checks: tuple[str, ...]
+
+    @property
+    def symbol(self) -> str:
+        return f"_mlir_ciface_{entry_name(self.name)}"
 
 
 def _memref(t: ir.Type) -> ir.MemRefType:
@@ -73,7 +83,8 @@ def graph_functions(module: ir.Module) -> list[ir.Operation]:
 
 def entry_signature(fn: ir.Operation) -> EntrySignature:
     """The ABI facts of a lowered graph function (before or after ``mo-entry-abi``)."""
-    name = ir.StringAttr(fn.attributes["sym_name"]).value
+    key = NAME_ATTR if NAME_ATTR in fn.attributes else "sym_name"
+    name = ir.StringAttr(fn.attributes[key]).value
     checks: tuple[str, ...] = ()
     if "mo.checks" in fn.attributes:
         checks = tuple(ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes["mo.checks"]))
@@ -91,7 +102,8 @@ def entry_abi(module: ir.Module) -> None:
     """Wraps each lowered graph in ``@NAME(inputs..., outputs..., [checks])`` on memrefs."""
     with module.context, ir.Location.unknown():
         for fn in graph_functions(module):
-            _wrap(module, fn)
+            if "mo.num_inputs" not in fn.attributes:  # not wrapped yet
+                _wrap(module, fn)
         pm = PassManager.parse("builtin.module(inline,symbol-dce)")
         pm.run(module.operation)
 
@@ -103,11 +115,13 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         if not isinstance(t, ir.RankedTensorType):
             raise CompilationError(f"graph {name!r}: {t} is not a ranked tensor (run mo-to-linalg)")
     sig = entry_signature(fn)
-    fn.attributes["sym_name"] = ir.StringAttr.get(name + IMPL_SUFFIX)
+    symbol = entry_name(name)
+    fn.attributes["sym_name"] = ir.StringAttr.get(symbol + IMPL_SUFFIX)
     fn.attributes["sym_visibility"] = ir.StringAttr.get("private")
     with ir.InsertionPoint(fn):
-        wrapper = func.FuncOp(name, ([_memref(t) for t in list(ftype.inputs) + list(ftype.results)],
-                                     []))
+        wrapper = func.FuncOp(symbol, ([_memref(t) for t in list(ftype.inputs)
+                                        + list(ftype.results)], []))
+    wrapper.attributes[NAME_ATTR] = ir.StringAttr.get(name)
     for key in ("mo.graph", "mo.checks"):
         if key in fn.attributes:
             wrapper.attributes[key] = fn.attributes[key]
@@ -122,7 +136,8 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         # restrict: the caller passes distinct, non-aliasing buffers (the ABI promises it).
         ins = [bufferization.to_tensor(t, a, restrict=True)
                for t, a in zip(ftype.inputs, list(block.arguments)[:n_in])]
-        call = func.CallOp(list(ftype.results), ir.FlatSymbolRefAttr.get(name + IMPL_SUFFIX), ins)
+        call = func.CallOp(list(ftype.results), ir.FlatSymbolRefAttr.get(symbol + IMPL_SUFFIX),
+                           ins)
         for r, dest in zip(call.results, list(block.arguments)[n_in:]):
             bufferization.materialize_in_destination(None, r, dest, restrict=True, writable=True)
         func.ReturnOp([])
@@ -138,8 +153,9 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
     libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which does not load libiomp5).
     """
     with module.context, ir.Location.unknown():
-        if any(ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
-               for f in graph_functions(module)):
+        # Wrapped graphs carry mo.num_inputs (a graph without outputs returns nothing either
+        # way, so the result count cannot tell).
+        if any("mo.num_inputs" not in f.attributes for f in graph_functions(module)):
             entry_abi(module)
         _run(module, FUSION_PIPELINE)
         duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
@@ -292,6 +308,7 @@ def _tool(cmd: list[str]) -> None:
 
 
 __all__ = [
-    "EntrySignature", "build_shared_object", "entry_abi", "entry_signature", "graph_functions",
+    "EntrySignature", "build_shared_object", "entry_abi", "entry_name", "entry_signature",
+    "graph_functions",
     "have_system_linker", "lower_to_llvm", "translate_to_llvm_ir",
 ]

@@ -108,6 +108,8 @@ def _matmul_worth_it(op: ir.Operation) -> bool:
     a, b = (ir.RankedTensorType(v.type) for v in list(op.operands)[:2])
     m, k = a.shape
     n = b.shape[1]
+    if 0 in (m, n, k):
+        return False  # nothing to split (and tiling a static 0 beside a dynamic dim aborts)
     dyn = ir.ShapedType.get_dynamic_size()
     if n == dyn or k == dyn:
         return True  # unknown: the batch of a large layer, most likely
@@ -154,7 +156,7 @@ def _plan(op: ir.Operation, kind: str, n: int) -> tuple[int, int | None] | None:
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
     sizes = _loop_sizes(op)
-    if not _rows_worth_it(sizes, n):
+    if 0 in sizes or not _rows_worth_it(sizes, n):  # 0: no work, and tiling it aborts MLIR
         return None
     # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init
     # is a tensor.empty, nothing to fuse.

@@ -54,7 +54,7 @@ class Compiled:
         so = Path(self._dir.name) / "model.so"
         cpu.build_shared_object(llvm_ir, so)
         self.lib = ctypes.CDLL(str(so))
-        self.entry = getattr(self.lib, f"_mlir_ciface_{self.sig.name}")
+        self.entry = getattr(self.lib, self.sig.symbol)
         self.entry.restype = None
 
     def __call__(self, inputs: list[np.ndarray], outputs: list[tuple[tuple[int, ...], str]]

@@ -98,7 +98,7 @@ def test_entry_abi_signature_and_checks() -> None:
     fn = cpu.graph_functions(m)[0]
     assert cpu.entry_signature(fn) == sig
     _filecheck(str(m), """
-CHECK: func.func @g(%{{.*}}: memref<?x3xf32>, %{{.*}}: memref<2xi64>, %{{.*}}: memref<2x3xf32>, %{{.*}}: memref<1xi8>)
+CHECK: func.func @mo_graph_g(%{{.*}}: memref<?x3xf32>, %{{.*}}: memref<2xi64>, %{{.*}}: memref<2x3xf32>, %{{.*}}: memref<1xi8>)
 CHECK-SAME: llvm.emit_c_interface
 CHECK-SAME: mo.checks = ["mo.gather: index out of range
 CHECK: bufferization.to_tensor {{.*}} restrict
@@ -122,7 +122,7 @@ def test_shared_object_exports_entry_and_needs_only_libc_libm(tmp_path) -> None:
     cpu.build_shared_object(llvm_ir, so)
     syms = subprocess.run([cpu.llvm_bin("llvm-nm"), "-D", str(so)], capture_output=True,
                           text=True).stdout
-    assert re.search(r"\bT _mlir_ciface_g\b", syms)
+    assert re.search(r"\bT _mlir_ciface_mo_graph_g\b", syms)
     undefined = {line.split()[-1] for line in syms.splitlines() if " U " in line}
     assert not {u for u in undefined if u.startswith(("memref", "_mlir"))}, undefined
     # Every allocation is freed (buffer-deallocation-pipeline ran).

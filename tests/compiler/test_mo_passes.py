@@ -547,3 +547,25 @@ func.func @g() -> {T("bf16", 3)} {{
         assert str(again) == str(module)
         const = again.body.operations[0].regions[0].blocks[0].operations[0].operation
         check(read_constant(const), a([2.25, 4.0, 9.0], np.float32).astype(ml_dtypes.bfloat16))
+
+
+def test_transpose_with_its_operands_type_is_not_the_identity() -> None:
+    # A square matrix's transpose has its operand's type (it folded to x: x.T == x). Only a
+    # permutation that moves size-1 dims alone, or one of an empty tensor, is the identity.
+    Q, N, E = T("f32", 3, 3), T("f32", "n", "n"), T("f32", 0, 2, 2)
+    P, P2 = T("f32", 1, 3, 1), T("f32", 2, 1, 2)
+    out = run_pass("mo-fold", f"""
+func.func @g(%q: {Q}, %n: {N}, %p: {P}, %p2: {P2}, %e: {E}) -> ({Q}, {N}, {P}, {P2}, {E}) {{
+  %0 = "mo.transpose"(%q) {{permutation = array<i64: 1, 0>}} : ({Q}) -> {Q}
+  %1 = "mo.transpose"(%n) {{permutation = array<i64: 1, 0>}} : ({N}) -> {N}
+  %2 = "mo.transpose"(%p) {{permutation = array<i64: 2, 1, 0>}} : ({P}) -> {P}
+  %3 = "mo.transpose"(%p2) {{permutation = array<i64: 2, 1, 0>}} : ({P2}) -> {P2}
+  %4 = "mo.transpose"(%e) {{permutation = array<i64: 0, 2, 1>}} : ({E}) -> {E}
+  return %0, %1, %2, %3, %4 : {Q}, {N}, {P}, {P2}, {E}
+}}""")
+    filecheck(out, """
+    CHECK: %[[A:.*]] = "mo.transpose"(%arg0)
+    CHECK: %[[B:.*]] = "mo.transpose"(%arg1)
+    CHECK: %[[C:.*]] = "mo.transpose"(%arg3)
+    CHECK: return %[[A]], %[[B]], %arg2, %[[C]], %arg4
+    """)

@@ -48,7 +48,7 @@ def test_second_load_hits_the_cache(private_cache, tmp_path):
     assert sorted(p.name for p in entry.iterdir()) == ["constants.bin", "meta.json", "meta.sha256",
                                                         "model.so"]
     meta = json.loads((entry / "meta.json").read_text())
-    assert meta["entry"] == "_mlir_ciface_add"
+    assert meta["entry"] == "_mlir_ciface_mo_graph_add"
     assert meta["inputs"][0]["type"] == '!mo.tensor<f32, ["batch", 3], "cpu:0">'
     assert meta["compiler_version"] == compiler_version()
 
@@ -94,7 +94,7 @@ def test_corrupt_entry_is_rebuilt(private_cache, tmp_path, damage):
     _works(InferenceSession().load(path), n=5)
     assert driver.stats["compiles"] == before + 1  # rebuilt, never loaded
     (entry2,) = _entries(private_cache)
-    assert json.loads((entry2 / "meta.json").read_text())["entry"] == "_mlir_ciface_add"
+    assert json.loads((entry2 / "meta.json").read_text())["entry"] == "_mlir_ciface_mo_graph_add"
 
 
 def test_jit_fallback(private_cache, tmp_path):

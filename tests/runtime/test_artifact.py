@@ -47,7 +47,7 @@ def test_round_trip_is_exact_and_canonical():
     again = ArtifactRecord.from_json(text)
     assert again == record
     assert again.to_json() == text
-    assert again.entry == "_mlir_ciface_add" and again.binary == "model.so"
+    assert again.entry == "_mlir_ciface_mo_graph_add" and again.binary == "model.so"
     assert again.outputs[0].dims == ("batch * 2", 3) and again.outputs[0].dtype == "float32"
     assert again.inputs[1].name is None
     assert again.constants_size == 64 + 16
@@ -131,7 +131,8 @@ def test_types_are_checked_against_the_graph():
 
 def test_record_rejects_bad_values_when_built_too():
     with pytest.raises(ArtifactError, match="name"):
-        _record(name="")
+        _record(name=3)
+    assert _record(name="model@v2 \0").entry.startswith("_mlir_ciface_mo_graphx_model_v2")
     with pytest.raises(ArtifactError, match=r"inputs\[0\]: expected TensorRecord"):
         _record(inputs=({"type": "x"},))
     with pytest.raises(ArtifactError, match="options.x"):

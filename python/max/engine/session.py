@@ -136,6 +136,8 @@ class InferenceSession:
             if path.suffix == ".mlirbc" and not graph.startswith(_BYTECODE_MAGIC):
                 raise RuntimeError(f"{path} is not MLIR bytecode (bad magic number)")
         elif hasattr(model, "_module"):
+            if hasattr(model, "_require_output"):
+                model._require_output("load")
             graph = model._module
         elif hasattr(model, "operation") and hasattr(model, "body"):  # an mlir.ir.Module
             graph = model

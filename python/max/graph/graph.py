@@ -41,8 +41,14 @@ class Graph(metaclass=_GraphMeta):
             a, b = g.inputs
             g.output(a + b)
 
+    A graph may have no outputs (``forward`` returning None, or ``output()`` with no
+    values): it compiles, and its model's ``execute`` returns ``[]``. It must have called
+    :meth:`output` before it is saved or loaded.
+
     Args:
-        name: A name for the graph.
+        name: A name for the graph: any string. It stays the graph's name wherever it is
+            shown (the MO function, the model, errors); the compiled entry point gets a
+            C symbol derived from it.
         forward: The sequence of graph ops for the forward pass; called with the graph's
             inputs, its return value (a value, an iterable of values, or None) becomes the
             output.
@@ -65,6 +71,12 @@ class Graph(metaclass=_GraphMeta):
         module: ir.Module | None = None,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"Graph name must be a str, got {type(name).__name__} {name!r}")
+        try:
+            name.encode("utf-8")  # MLIR symbol names are UTF-8
+        except UnicodeEncodeError as e:
+            raise ValueError(f"Graph name {name!r} is not valid unicode: {e.reason}") from None
         self.name = name
         self._context = context or make_context()
         if context is not None:
@@ -185,11 +197,20 @@ class Graph(metaclass=_GraphMeta):
 
     # -- artifacts -----------------------------------------------------------------------------
 
+    def _require_output(self, action: str) -> None:
+        """Raises unless :meth:`output` was called (the function has no terminator before)."""
+        if not self._finished:
+            raise ValueError(
+                f"Graph {self.name!r}: cannot {action} a graph before its outputs are set; "
+                f"call output(...) first (output() with no values for a graph without outputs)"
+            )
+
     def save(self, path: Path | str) -> None:
         """Writes the graph: MLIR bytecode (``.mlirbc``), or MLIR text for a ``.mlir`` path."""
+        self._require_output("save")
         path = Path(path)
         if path.suffix == ".mlir":
-            path.write_text(str(self._module))
+            path.write_text(self._text())
         else:
             with open(path, "wb") as f:
                 self._module.operation.write_bytecode(f)
@@ -201,8 +222,16 @@ class Graph(metaclass=_GraphMeta):
         self._module.operation.write_bytecode(buf)
         return buf.getvalue()
 
+    def _text(self) -> str:
+        """The module as MLIR text that parses back. MLIR prints an empty symbol name (a graph
+        named "") as ``@<<INVALID EMPTY SYMBOL>>``, but reads ``@""`` as one."""
+        text = str(self._module)
+        if self.name == "":
+            text = text.replace("func.func @<<INVALID EMPTY SYMBOL>>(", 'func.func @""(', 1)
+        return text
+
     def __str__(self) -> str:
-        return str(self._module)
+        return self._text()
 
     def __repr__(self) -> str:
         ins = ", ".join(str(t) for t in self._input_types)

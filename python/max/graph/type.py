@@ -266,6 +266,16 @@ class _TensorTypeBase(Type):
         dims = Shape(shape)  # a copy: callers often edit the shape they passed
         if any(d < 0 for d in dims.static_dims):
             raise ValueError(f"{name}: static dims must be non-negative, got shape {dims}")
+        # numpy's rule (zeros aside, the bytes must fit an int64): past it, MLIR's stride
+        # computation overflows and aborts the compiler.
+        nbytes = dtype.size_in_bytes
+        for d in dims.static_dims:
+            nbytes *= d or 1
+        if nbytes > 2**63 - 1:
+            raise ValueError(
+                f"{name}: shape {dims} of {dtype.name} is too big: its static dims hold more "
+                f"than 2**63 - 1 bytes"
+            )
         self.dtype, self.shape, self.device = dtype, dims, ref
 
     @property

@@ -39,6 +39,11 @@ def concat(original_vals: Iterable[Any], axis: int = 0) -> TensorValue:
     if not values:
         raise ValueError("concat: expected at least one tensor")
     first = values[0]
+    if first.rank == 0:
+        raise ValueError(
+            "concat: rank-0 tensors cannot be concatenated (as in numpy); make them rank 1 "
+            "first, e.g. with ops.unsqueeze(x, 0)"
+        )
     axis = _dims.normalize_axis("concat", axis, first.rank)
     same_device("concat", values)
     for i, v in enumerate(values[1:], 1):
