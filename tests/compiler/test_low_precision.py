@@ -9,6 +9,8 @@ was 2048, a bfloat16 one 256).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,15 @@ def test_f16_math_goes_through_f32(session) -> None:
         for name, got, want in zip(names, outs, refs):
             ok = np.isfinite(want)
             assert _ulps(got[ok], want[ok].astype(np.float16)).max() <= 1, name
+
+
+def test_f64_gelu_has_no_cancellation(session) -> None:
+    """``0.5 x (1 + erf(x / sqrt 2))`` cancels for negative x (37 ulp off at x = -5, and all
+    digits lost further out); ``0.5 x erfc(-x / sqrt 2)`` is the same function without it.
+    The reference evaluates erfc with Python's libm on the same rounded argument."""
+    x = np.concatenate([np.linspace(-9.0, 6.0, 601), [-30.0, 0.0, 40.0]])
+    (got,) = _run(session, lambda v: ops.gelu(v), [TensorType(DType.float64, [len(x)], CPU)], x)
+    z = x * (-1 / math.sqrt(2.0))
+    want = np.array([0.5 * a * math.erfc(b) for a, b in zip(x.tolist(), z.tolist())])
+    np.testing.assert_allclose(got, want, rtol=4e-16, atol=0)
+    assert got[-3] < 0 and got[-2] == 0 and got[-1] == 40.0  # tiny, not 0; erfc(-28) is 2

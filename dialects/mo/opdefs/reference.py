@@ -86,8 +86,8 @@ def _gelu(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     _float_only(x)
     mode = ctx.str("approximate")
     x64 = x.astype(np.float64)
-    if mode == "none":
-        return 0.5 * x64 * (1 + _erf(x64 / math.sqrt(2)))
+    if mode == "none":  # erfc: 1 + erf(x) cancels for negative x
+        return 0.5 * x64 * np.frompyfunc(math.erfc, 1, 1)(-x64 / math.sqrt(2)).astype(np.float64)
     if mode == "tanh":
         return 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
     if mode == "quick":
