@@ -74,7 +74,9 @@ def test_reshape_ir() -> None:
         (("batch", 3), (-1, 2), r"cannot infer the -1 .*batch \* 3 elements are not a multiple of 2"),
         ((2, 3), (-1, -1), r"reshape: shape .* has more than one -1"),
         ((2, 3), (-2, 3), r"reshape: shape\[0\] = -2 is negative"),
-        ((0, 3), (-1, 0), r"cannot infer the -1"),
+        ((0, 3), (-1, 0), r"cannot infer the -1 in \[-1, 0\]: the other dims multiply to 0"),
+        ((0, 4), (0, -1), r"cannot infer the -1 in \[0, -1\]: the other dims multiply to 0, so "
+                          r"any size would fit \(input shape \[0, 4\]\)"),
     ],
 )
 def test_reshape_errors(shape, target, match) -> None:
@@ -104,8 +106,12 @@ def test_squeeze_unsqueeze() -> None:
         result_type([tt(DType.float32, "b", 3)], lambda x: ops.squeeze(x, 0))
     with pytest.raises(ValueError, match=r"squeeze: axis=2 is out of range for a tensor of rank 2"):
         result_type([tt(DType.float32, 1, 1)], lambda x: ops.squeeze(x, 2))
-    with pytest.raises(ValueError, match=r"unsqueeze: axis=-4 is out of range for a tensor of rank 3"):
+    with pytest.raises(ValueError, match=r"unsqueeze: axis=-4 is out of range for a tensor of rank 2 "
+                                         r"\(expected -3 <= axis <= 2\)"):
         result_type([tt(DType.float32, 1, 1)], lambda x: ops.unsqueeze(x, -4))
+    with pytest.raises(ValueError, match=r"unsqueeze: axis=1 is out of range for a tensor of rank 0 "
+                                         r"\(expected -1 <= axis <= 0\)"):
+        result_type([tt(DType.float32)], lambda x: ops.unsqueeze(x, 1))
 
 
 def test_flatten() -> None:

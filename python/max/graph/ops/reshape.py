@@ -69,6 +69,11 @@ def reshape(x: Any, shape: Iterable[Any]) -> TensorValue:
     known = _dims.num_elements([d for d in target if d is not None])
     shown = "[" + ", ".join("-1" if d is None else _dims.dim_text(d) for d in target) + "]"
     if None in target:
+        if known == 0:  # numpy refuses too: every size would fit
+            raise ValueError(
+                f"reshape: cannot infer the -1 in {shown}: the other dims multiply to 0, so "
+                f"any size would fit (input shape {_dims.shape_text(x.shape)})"
+            )
         inferred = _dims.exact_div(total, known)
         if inferred is None:
             raise ValueError(
@@ -131,6 +136,11 @@ def unsqueeze(x: Any, axis: int) -> TensorValue:
         dimension is a static dimension of size 1.
     """
     x = as_strong("unsqueeze", x)
+    if isinstance(axis, int) and not isinstance(axis, bool) and not -x.rank - 1 <= axis <= x.rank:
+        raise ValueError(
+            f"unsqueeze: axis={axis} is out of range for a tensor of rank {x.rank} (expected "
+            f"{-x.rank - 1} <= axis <= {x.rank})"
+        )
     axis = _dims.normalize_axis("unsqueeze", axis, x.rank + 1)
     dims = list(x.shape)
     dims.insert(axis, Dim(1))
