@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from mlir import ir
 
+from max.dialects.mo.opdefs import OPS
+
 if TYPE_CHECKING:
     from max.compiler.lowering.context import LoweringContext
 
@@ -20,6 +22,8 @@ def lowering(*op_names: str) -> Callable[[Rule], Rule]:
 
     def wrap(fn: Rule) -> Rule:
         for name in op_names:
+            if name not in OPS:  # a rule for an op nobody defined would never be verified
+                raise ValueError(f"lowering for {name!r}: no such MO op definition")
             if name in _RULES and _RULES[name] is not fn:
                 raise ValueError(f"lowering for {name!r} registered twice")
             _RULES[name] = fn
