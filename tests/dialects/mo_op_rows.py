@@ -3,6 +3,8 @@ computed independently (PyTorch, or numpy written out differently from the op's 
 
 ``tests/dialects/test_opdefs.py`` checks that every op definition has a row here;
 ``test_mo_op_rows.py`` runs each row through the compiler and through the op's reference.
+A family of ops may keep its rows in a module ``rows_FAMILY.py`` beside this one (a ``ROWS``
+dict of the same form, importing :class:`Row` from here): they are merged in at the end.
 """
 
 from __future__ import annotations
@@ -158,3 +160,17 @@ ROWS: dict[str, list[Row]] = {
                         result=(DType.int32, (2, 3)))],
 }
 
+
+
+def _family_rows() -> None:
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("rows_*.py")):
+        rows = importlib.import_module(path.stem).ROWS
+        clash = set(rows) & set(ROWS)
+        assert not clash, f"{path.name}: rows for {sorted(clash)} are defined twice"
+        ROWS.update(rows)
+
+
+_family_rows()
