@@ -275,10 +275,19 @@ def key_lock(key: str, root: Path | None = None) -> Iterator[None]:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)  # removed since cache_dir() made it?
     path = _lock_path(root, key)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    # A separate open() per holder: flock then excludes threads of one process too.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    while True:
+        # A separate open() per holder: flock then excludes threads of one process too.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        # The stale-lock sweep may have unlinked the file we waited on: a lock on it excludes
+        # nobody who opens the path now, so start over on the file the path names.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -287,9 +296,29 @@ def key_lock(key: str, root: Path | None = None) -> Iterator[None]:
 _STALE_SECONDS = 3600.0
 
 
+def _remove_lock_if_free(path: Path) -> None:
+    """Unlinks a lock file nobody holds (key_lock re-checks the file it locked)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return
+    try:
+        if os.stat(path).st_ino == os.fstat(fd).st_ino:
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
 def _remove_stale(root: Path) -> None:
-    """Removes staging/trash directories left by processes killed mid-compile."""
+    """Removes staging/trash directories left by processes killed mid-compile, and old lock
+    files (a failed compile leaves its key's lock behind)."""
     now = time.time()
+    for path in (root / ".locks").glob("*.lock"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > _STALE_SECONDS:
+                _remove_lock_if_free(path)
     for path in root.glob(".t*-*"):
         if not path.name.startswith((".tmp-", ".trash-")):
             continue
