@@ -114,7 +114,10 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
     i64 = ir.IntegerType.get_signless(64)
     n = ctx.dim_value(x_t.dims[axis])
     keep = ctx.dim_value(out_t.dims[axis])
+    result = ctx.empty(out_t)
     if not (isinstance(x_t.dims[axis], int) and isinstance(out_t.dims[axis], int)):
+        # Positions past n stay 0, valid indices for a consumer whenever n > 0.
+        result = fill(scalar(i64, 0), result)
         # The type rule proved k <= n for static dims only.
         ctx.add_check(arith.cmpi(I.sgt, keep, n),
                       f"mo.argsort: the result keeps {out_t.dims[axis]} positions of axis "
@@ -180,7 +183,7 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
 
     # Two distinct buffers: identical tensor.empty ops would be merged by CSE into one.
     scratch = [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64))]
-    return [_nest(outer, [ctx.empty(out_t), *scratch], line)[0]]
+    return [_nest(outer, [result, *scratch], line)[0]]
 
 
 # -- mo.gather_nd ------------------------------------------------------------------------------
