@@ -1,4 +1,4 @@
-"""argsort (a stable merge sort), gather_nd, scatter and scatter_nd.
+"""argsort (a stable merge sort), gather_nd, scatter, scatter_nd and repeat_interleave.
 
 User indices are untrusted: each is wrapped once if negative and, outside ``[-n, n)``, clamped
 for a read or dropped for a write, and reported through the op's runtime check. Scatters walk
@@ -322,3 +322,53 @@ def _scatter_nd(ctx: LoweringContext) -> list[ir.Value]:
         ctx.add_check(failed, f"mo.scatter_nd: index out of range for dims "
                               f"{list(x_t.dims[:k])} of x{_where(ctx)}")
     return [out]
+
+
+# -- mo.repeat_interleave ----------------------------------------------------------------------
+
+
+@lowering("mo.repeat_interleave")
+def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
+    x, repeats = ctx.operands
+    x_t, r_t = ctx.operand_types
+    out_t = ctx.result_types[0]
+    axis = ctx.axis(x_t.rank)
+    unsigned = _unsigned(ctx, r_t.element_type)
+    n, total = ctx.dim_value(x_t.dims[axis]), ctx.dim_value(out_t.dims[axis])
+    shared = r_t.dims[0] == 1  # one count for every element
+    i1, i64 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(64)
+
+    def element(i: ir.Value, args: list[ir.Value]) -> list[ir.Value]:
+        """Maps the next count positions of the result to source element i."""
+        pos, src, bad = args
+        raw = tensor.extract(repeats, [_c(0) if shared else i])
+        count = arith.index_castui(_index(), raw) if unsigned else arith.index_cast(_index(), raw)
+        negative = arith.cmpi(I.slt, count, _c(0))  # (or an unsigned count past 2**63)
+        # pos stays <= total + 1: a running sum past the total is already a failure.
+        room = arith.subi(arith.addi(total, _c(1)), pos)
+        nxt = arith.addi(pos, arith.minsi(arith.maxsi(count, _c(0)), room))
+        stop = arith.minsi(nxt, total)
+        src = _for(pos, stop, _c(1), [src],
+                   lambda t, s: [tensor.insert(arith.index_cast(i64, i), s[0], [t])])[0]
+        return [nxt, src, arith.ori(bad, negative)]
+
+    src0 = fill(scalar(i64, 0), tensor.empty([total], i64))  # 0 where the counts fall short
+    end, src, bad = _for(_c(0), n, _c(1), [_c(0), src0, scalar(i1, 0)], element)
+    ctx.add_check(arith.ori(bad, arith.cmpi(I.ne, end, total)),
+                  f"mo.repeat_interleave: repeats must be non-negative and sum to the result's "
+                  f"dim {out_t.dims[axis]} along axis {axis}{_where(ctx)}")
+    et = element_type(out_t.element_type)
+    maybe_empty = not (isinstance(x_t.dims[axis], int) and x_t.dims[axis] > 0)
+
+    def body(_: ir.Value) -> ir.Value:
+        loop = [linalg_index(d) for d in range(out_t.rank)]
+        at = arith.index_cast(_index(), tensor.extract(src, [loop[axis]]))
+        coords = [*loop[:axis], at, *loop[axis + 1:]]
+        if not maybe_empty:
+            return tensor.extract(x, coords)
+        # Nothing to read from an empty axis (then the check has failed).
+        return _if(arith.cmpi(I.sgt, n, _c(0)), lambda: [tensor.extract(x, coords)],
+                   [scalar(et, 0)])[0]
+
+    return [generic([], [ctx.empty(out_t)], [ir.AffineMap.get_identity(out_t.rank)],
+                    [PARALLEL] * out_t.rank, body)[0]]

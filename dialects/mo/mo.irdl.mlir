@@ -485,4 +485,16 @@ irdl.dialect @mo {
     irdl.operands(x: %x, updates: %updates, indices: %indices)
     irdl.results(result: %result_type)
   }
+  // x with element i along `axis` repeated repeats[i] times (repeats of shape [1] apply to
+  // all); the result's `axis` dim declares the total: repeats that are negative or do not sum
+  // to it are a runtime error.
+  irdl.operation @repeat_interleave {
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %repeats = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x, repeats: %repeats)
+    irdl.results(result: %result_type)
+  }
 }

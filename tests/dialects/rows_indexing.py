@@ -1,5 +1,5 @@
-"""Numeric rows of the indexing MO ops (argsort, gather_nd, scatter, scatter_nd), expected
-values from PyTorch or plain Python loops."""
+"""Numeric rows of the indexing MO ops (argsort, gather_nd, scatter, scatter_nd,
+repeat_interleave), expected values from PyTorch or plain Python loops."""
 
 from __future__ import annotations
 
@@ -58,5 +58,13 @@ ROWS: dict[str, list[Row]] = {
             t(lambda x, u, i: x.index_put((i[:, 0],), u)), {}),
         Row((f32(4, 3), f32(3), np.array([[1, 2], [3, -1], [0, 0]], np.int32)),
             t(lambda x, u, i: x.index_put((i[:, 0].long(), i[:, 1].long() % 3), u)), {}),
+    ],
+    "mo.repeat_interleave": [
+        Row((f32(3, 2), np.array([2, 0, 3], np.int64)),
+            t(lambda x, r: torch.repeat_interleave(x, r, dim=0)), {"axis": 0},
+            result=(DType.float32, (5, 2))),
+        Row((i32(2, 3), np.array([2], np.uint8)),
+            t(lambda x, r: torch.repeat_interleave(x, r.long(), dim=1)), {"axis": 1},
+            result=(DType.int32, (2, 6))),
     ],
 }

@@ -1,5 +1,5 @@
 """Sorting and N-d indexing MO ops: ``mo.argsort``, ``mo.gather_nd``, ``mo.scatter``,
-``mo.scatter_nd``, with their type rules and numpy references.
+``mo.scatter_nd``, ``mo.repeat_interleave``, with their type rules and numpy references.
 
 Indices are untrusted: negative ones count from the end of their axis once (as numpy), one
 outside ``[-n, n)`` is reported by the compiled code (never read or written). Duplicate scatter
@@ -130,6 +130,31 @@ def _scatter_nd(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any])
     return TensorSig(dtype, tuple(x.shape), device)
 
 
+# -- mo.repeat_interleave --------------------------------------------------------------------------
+
+
+def _check_repeat_interleave(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
+                             result: TypeLike) -> None:
+    x, repeats = operands
+    same_device(op, ("x", "repeats"), operands)
+    if not repeats.dtype.is_integral():
+        raise TypeRuleError(f"{op}: operand repeats must have an integer dtype, got "
+                            f"{repeats.dtype.name}")
+    rank = len(x.shape)
+    axis = check_axis(op, attrs["axis"], rank)
+    if len(repeats.shape) != 1 or repeats.shape[0] not in (x.shape[axis], 1):
+        raise TypeRuleError(f"{op}: operand repeats {shape_text(repeats.shape)} must have shape "
+                            f"[1] or [{x.shape[axis]}] (dim {axis} of x)")
+    if result.dtype != x.dtype:
+        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {x.dtype.name}")
+    expect_device(op, result, x.device)
+    # The repeated dim is declared by the result (the sum of repeats is checked at run time).
+    if len(result.shape) != rank or any(
+            a != b for i, (a, b) in enumerate(zip(x.shape, result.shape)) if i != axis):
+        raise TypeRuleError(f"{op}: result shape {shape_text(result.shape)} must be operand x's "
+                            f"{shape_text(x.shape)} except on axis {axis}")
+
+
 def defs() -> list[OpDef]:
     R = ref.REFERENCES
     return [
@@ -141,4 +166,6 @@ def defs() -> list[OpDef]:
               infer=_scatter, reference=R["mo.scatter"]),
         OpDef("mo.scatter_nd", ("x", "updates", "indices"), infer=_scatter_nd,
               reference=R["mo.scatter_nd"]),
+        OpDef("mo.repeat_interleave", ("x", "repeats"), (AttrDef("axis", INT),),
+              check=_check_repeat_interleave, reference=R["mo.repeat_interleave"]),
     ]

@@ -289,6 +289,16 @@ def _scatter_nd(ctx: FoldContext, x: np.ndarray, updates: np.ndarray,
     return out
 
 
+def _repeat_interleave(ctx: FoldContext, x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+    axis = ctx.int("axis")
+    if repeats.dtype.kind not in "iu":
+        raise NotFoldable("non-integer repeats")
+    counts = np.broadcast_to(repeats.astype(np.int64), (x.shape[axis],))
+    if np.any(counts < 0) or int(counts.sum()) != ctx.shape[axis]:
+        raise NotFoldable("repeats negative or not summing to the result: reported at run time")
+    return np.repeat(x, counts, axis=axis)
+
+
 # MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
 # not written down in the MO spec, so folding could disagree with the lowering.
 REFERENCES: dict[str, Folder] = {
@@ -354,6 +364,7 @@ REFERENCES: dict[str, Folder] = {
     "mo.gather_nd": Folder(_gather_nd),
     "mo.scatter": Folder(_scatter),
     "mo.scatter_nd": Folder(_scatter_nd),
+    "mo.repeat_interleave": Folder(_repeat_interleave),
 }
 
 # Shape ops whose result is a splat when the operand is one: no need to materialize.

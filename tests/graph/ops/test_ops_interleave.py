@@ -80,12 +80,58 @@ def test_repeat_interleave_errors(kwargs, error, match) -> None:
         ops.repeat_interleave(g.inputs[0], **kwargs)
 
 
-def test_repeat_interleave_tensor_repeats_is_a_clear_error() -> None:
-    with Graph("g", input_types=[tt(DType.float32, 2, 2), tt(DType.int64, 2)]) as g:
-        x, r = g.inputs
-        for out_dim in (None, 5):
-            with pytest.raises(ValueError, match="repeat_interleave: a tensor of repeats"):
-                ops.repeat_interleave(x, r, axis=0, out_dim=out_dim)
+def test_repeat_interleave_tensor_repeats_need_out_dim() -> None:
+    with Graph("g", input_types=[tt(DType.float32, 2, 2), tt(DType.int64, 2),
+                                 tt(DType.int64, 3), tt(DType.float32, 2)]) as g:
+        x, r, r3, f = g.inputs
+        with pytest.raises(ValueError, match="repeat_interleave: a tensor of repeats needs "
+                                             "out_dim"):
+            ops.repeat_interleave(x, r, axis=0)
+        with pytest.raises(ValueError, match=r"repeat_interleave: repeats \[3\] must have one"):
+            ops.repeat_interleave(x, r3, axis=0, out_dim=5)
+        with pytest.raises(ValueError, match="repeat_interleave: repeats must have an integer"):
+            ops.repeat_interleave(x, f, axis=0, out_dim=5)
+        assert ops.repeat_interleave(x, r, axis=1, out_dim="m").type == tt(DType.float32, 2, "m")
+
+
+@pytest.mark.parametrize(("shape", "counts", "axis"), [
+    ((2, 2), [2, 3], 0),                     # the documented example
+    ((3, 4), [0, 1, 2, 0], 1),               # zero counts drop elements, as torch
+    ((2, 3), [2], None),                     # one count for every (flattened) element
+    ((4,), [1, 0, 0, 5], -1),
+])
+def test_repeat_interleave_by_tensor_matches_torch(shape, counts, axis) -> None:
+    x = RNG.integers(-9, 9, shape).astype(np.float32)
+    r = np.array(counts, np.int32)
+    want = torch.repeat_interleave(torch.from_numpy(x), torch.from_numpy(r).long(),
+                                   dim=axis).numpy()
+    total = want.shape[0 if axis is None else axis]
+    graph = Graph("ri", lambda v, c: ops.repeat_interleave(v, c, axis=axis, out_dim=total),
+                  input_types=[tt(DType.float32, *shape), tt(DType.int32, len(counts))])
+    if not _SESSION:
+        _SESSION.append(InferenceSession())
+    got = _SESSION[0].load(graph).execute(x, r)[0].to_numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_repeat_interleave_by_tensor_checks_the_counts_at_run_time() -> None:
+    graph = Graph("ri", lambda v, c, _: ops.repeat_interleave(v, c, axis=0, out_dim="total"),
+                  input_types=[tt(DType.int32, "n", 2), tt(DType.int64, "n"),
+                               tt(DType.int8, "total")])
+    # (the third input only binds the symbol "total": a dim must come from some input)
+    if not _SESSION:
+        _SESSION.append(InferenceSession())
+    model = _SESSION[0].load(graph)
+    x = np.arange(6, dtype=np.int32).reshape(3, 2)
+    got = model.execute(x, np.array([1, 0, 2]), np.zeros(3, np.int8))[0].to_numpy()
+    np.testing.assert_array_equal(got, np.repeat(x, [1, 0, 2], axis=0))
+    for counts, total in (([1, 1, 2], 3), ([1, 1, 0], 3), ([4, -1, 0], 3), ([2**62, 2**62, 9], 3)):
+        with pytest.raises(ValueError, match="mo.repeat_interleave: repeats must be non-negative "
+                                             "and sum to"):
+            model.execute(x, np.array(counts), np.zeros(total, np.int8))
+    with pytest.raises(ValueError, match="mo.repeat_interleave"):  # nothing to repeat
+        model.execute(np.zeros((0, 2), np.int32), np.zeros(0, np.int64), np.zeros(2, np.int8))
+    model.execute(x, np.array([1, 0, 2]), np.zeros(3, np.int8))  # still usable
 
 
 def test_as_interleaved_complex_pairs_the_last_dim() -> None:
