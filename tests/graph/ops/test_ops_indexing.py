@@ -216,3 +216,34 @@ def test_scatter_with_a_symbolic_indices_dim_must_match_input() -> None:
         x, i = g.inputs
         with pytest.raises(ValueError, match="scatter: dimension 0 of indices must be at most"):
             ops.scatter(x, ops.cast(i, DType.float32), i, axis=1)
+
+
+def _scatter_nd_loop(x, updates, idx):
+    out = x.copy()
+    for pos in np.ndindex(*idx.shape[:-1]):  # row-major: the last duplicate wins
+        out[tuple(int(v) % x.shape[j] for j, v in enumerate(idx[pos]))] = updates[pos]
+    return out
+
+
+@settings(deadline=None, max_examples=10, derandomize=True)
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), data=st.data())
+def test_random_scatters_and_gathers_match_the_loops(shape, data) -> None:
+    """Random in-range indices (negative ones and duplicates included) on random shapes."""
+    rank = len(shape)
+    x = RNG.standard_normal(shape).astype(np.float32)
+    axis = data.draw(st.integers(0, rank - 1))
+    ishape = [data.draw(st.integers(1, n)) if i != axis else data.draw(st.integers(1, 4))
+              for i, n in enumerate(shape)]
+    idx = RNG.integers(-shape[axis], shape[axis], ishape)
+    u = RNG.standard_normal(ishape).astype(np.float32)
+    got = _run(lambda a, b, c: ops.scatter(a, b, c, axis=axis), x, u, idx)
+    np.testing.assert_array_equal(got, _scatter_loop(x, u, idx, axis))
+
+    k = data.draw(st.integers(1, rank))
+    lead = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    nd = np.stack([RNG.integers(-shape[j], shape[j], lead) for j in range(k)], axis=-1)
+    un = RNG.standard_normal((*lead, *shape[k:])).astype(np.float32)
+    got = _run(lambda a, b, c: ops.scatter_nd(a, b, c), x, un, nd)
+    np.testing.assert_array_equal(got, _scatter_nd_loop(x, un, nd))
+    got = _run(lambda a, c: ops.gather_nd(a, c), x, nd)
+    np.testing.assert_array_equal(got, _gather_nd_loop(x, nd, 0))

@@ -164,3 +164,26 @@ def test_sort_errors_on_scalars_and_bad_arguments() -> None:
             ops.argsort(v, ascending=1)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="top_k: input must be a graph value"):
             ops.top_k(np.ones(3), 1)
+
+
+@pytest.mark.parametrize("dtype", [DType.bfloat16, DType.float8_e4m3fn, DType.float8_e5m2])
+def test_top_k_in_low_precision_orders_the_exact_values(dtype: DType) -> None:
+    wide = np.array([[0.5, -2.0, 0.5, 3.0, -0.25, 1.0, 3.0, np.nan]], np.float32)
+    x = wide.astype(dtype.to_numpy())  # every value exact in each format
+    (values, indices), _ = _run([tt(dtype, 1, 8)], lambda v: list(ops.top_k(v, 5)), x)
+    want = _stable(wide, 1, True)[:, :5]
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values.astype(np.float32), np.take_along_axis(wide, want, 1))
+
+
+def test_top_k_of_a_constant_is_folded_to_the_same_result() -> None:
+    x = _ties(3, 7)
+
+    def fn() -> list:
+        values, indices = ops.top_k(ops.constant(x, DType.float32), 4, axis=-1)
+        return [values, indices, ops.argsort(ops.constant(x[0], DType.float32), False)]
+
+    values, indices, order = _run([], fn)[0]
+    np.testing.assert_array_equal(indices, _stable(x, 1, True)[:, :4])
+    np.testing.assert_array_equal(values, np.take_along_axis(x, indices, 1))
+    np.testing.assert_array_equal(order, _stable(x[0], 0, True))
