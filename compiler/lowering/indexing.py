@@ -1,4 +1,5 @@
-"""argsort (a stable merge sort), gather_nd, scatter, scatter_nd and repeat_interleave.
+"""argsort (a stable merge sort, or insertion into a buffer of k for a small top-k),
+gather_nd, scatter, scatter_nd and repeat_interleave.
 
 User indices are untrusted: each is wrapped once if negative and, outside ``[-n, n)``, clamped
 for a read or dropped for a write, and reported through the op's runtime check. Scatters walk
@@ -66,6 +67,20 @@ def _if(cond: ir.Value, then: Callable[[], Sequence[ir.Value]],
         scf.YieldOp(list(then()))
     with ir.InsertionPoint(op.else_block):
         scf.YieldOp(list(otherwise))
+    return list(op.results)
+
+
+def _while(args: Sequence[ir.Value], cond: Callable[[list[ir.Value]], ir.Value],
+           body: Callable[[list[ir.Value]], Sequence[ir.Value]]) -> list[ir.Value]:
+    """scf.while threading ``args``: runs ``body(args)`` while ``cond(args)``."""
+    types = [v.type for v in args]
+    op = scf.WhileOp(types, list(args))
+    before = op.before.blocks.append(*types)
+    with ir.InsertionPoint(before):
+        scf.ConditionOp(cond(list(before.arguments)), list(before.arguments))
+    after = op.after.blocks.append(*types)
+    with ir.InsertionPoint(after):
+        scf.YieldOp(list(body(list(after.arguments))))
     return list(op.results)
 
 
@@ -181,9 +196,62 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
 
         return [_for(_c(0), keep, _c(1), [res], write)[0], a, b]
 
+    k_static, n_static = out_t.dims[axis], x_t.dims[axis]
+    if isinstance(k_static, int) and 0 < k_static <= SELECT_MAX_K and k_static != n_static:
+        def select(ivs: list[ir.Value], args: list[ir.Value]) -> list[ir.Value]:
+            res, buf = args
+            buf = _select_line(n, k_static, lambda p: key(ivs, p), before, buf)
+
+            def write(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
+                coords = [*ivs[:axis], t, *ivs[axis:]]
+                return [tensor.insert(tensor.extract(buf, [t]), s[0], coords)]
+
+            return [_for(_c(0), keep, _c(1), [res], write)[0], buf]
+
+        # Zeros: every slot holds a valid position (n > 0 wherever one is read), even unfilled.
+        buf = fill(scalar(i64, 0), tensor.empty([k_static], i64))
+        return [_nest(outer, [result, buf], select)[0]]
     # Two distinct buffers: identical tensor.empty ops would be merged by CSE into one.
     scratch = [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64))]
     return [_nest(outer, [result, *scratch], line)[0]]
+
+
+# A top-k of at most this many positions keeps a sorted buffer of k and inserts into it (O(n k)
+# at worst, ~O(n) on most data: an element is compared with the k-th best, rarely inserted);
+# a larger one sorts the whole line (O(n log n)).
+SELECT_MAX_K = 64
+
+
+def _select_line(n: ir.Value, k: int, key: Callable[[ir.Value], ir.Value],
+                 before: Callable[[ir.Value, ir.Value], ir.Value], buf: ir.Value) -> ir.Value:
+    """The positions of the first k of the line's stable order, in order, in ``buf``."""
+    i64 = ir.IntegerType.get_signless(64)
+
+    def visit(p: ir.Value, args: list[ir.Value]) -> list[ir.Value]:
+        buf, count = args
+        kp = key(arith.index_cast(i64, p))
+        last = tensor.extract(buf, [arith.maxsi(arith.subi(count, _c(1)), _c(0))])
+        # Only a strictly better element displaces the k-th: of equals the first stays.
+        enters = arith.ori(arith.cmpi(I.slt, count, _c(k)), before(kp, key(last)))
+
+        def insert() -> list[ir.Value]:
+            def shifts(a: list[ir.Value]) -> ir.Value:
+                j, b = a
+                prev = tensor.extract(b, [arith.maxsi(arith.subi(j, _c(1)), _c(0))])
+                return arith.andi(arith.cmpi(I.sgt, j, _c(0)), before(kp, key(prev)))
+
+            def shift(a: list[ir.Value]) -> list[ir.Value]:
+                j, b = a
+                prev = arith.subi(j, _c(1))
+                return [prev, tensor.insert(tensor.extract(b, [prev]), b, [j])]
+
+            j, b = _while([arith.minsi(count, _c(k - 1)), buf], shifts, shift)
+            return [tensor.insert(arith.index_cast(i64, p), b, [j]),
+                    arith.minsi(arith.addi(count, _c(1)), _c(k))]
+
+        return _if(enters, insert, [buf, count])
+
+    return _for(_c(0), n, _c(1), [buf, _c(0)], visit)[0]
 
 
 # -- mo.gather_nd ------------------------------------------------------------------------------

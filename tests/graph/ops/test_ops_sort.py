@@ -51,6 +51,10 @@ TOP_K_CASES = [
     (RNG.integers(0, 4, (10, 3)).astype(np.uint8), 2, 0),
     (RNG.standard_normal((2, 33)).astype(np.float16), 7, -1),
     (RNG.standard_normal((3, 5)), 5, 1),       # float64
+    # k <= 64 keeps a sorted buffer of k; larger ones sort the whole line: both, with ties
+    (_ties(2, 150), 100, -1),
+    (np.tile(np.arange(300, dtype=np.float32), (2, 1)), 64, 1),        # each one inserted first
+    (np.tile(np.arange(300, 0, -1, dtype=np.float32), (2, 1)), 64, 1),  # none inserted past k
 ]
 
 

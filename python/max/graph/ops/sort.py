@@ -1,4 +1,5 @@
-"""``top_k`` and ``argsort``: a stable sort along one axis (``mo.argsort``, O(n log n)).
+"""``top_k`` and ``argsort``: a stable sort along one axis (``mo.argsort``: O(n log n), or
+O(n k) at worst and about O(n) on most data for a top-k of at most 64).
 
 Ties keep the order of their positions (lower index first) and NaN sorts above every number
 (first in ``top_k``, last in an ascending ``argsort``), as ``torch.sort(stable=True)`` and
