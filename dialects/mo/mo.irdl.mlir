@@ -438,4 +438,63 @@ irdl.dialect @mo {
     irdl.operands(x: %x, gamma: %gamma, beta: %beta)
     irdl.results(result: %result_type)
   }
+  // Indexing (opdefs/indexing.py). Indices are untrusted: a negative one counts from the end
+  // of its axis once; one outside [-n, n) is a runtime error, never read or written.
+  // The int64 positions of a stable sort of x along `axis` (ascending, or descending when
+  // `descending` = 1; NaN sorts above every number); the result keeps the first positions,
+  // as many as its `axis` dim (at most x's: top-k), the other dims are x's.
+  irdl.operation @argsort {
+    %axis = irdl.base "#builtin.integer"
+    %descending = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis, "descending" = %descending }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // x indexed by the vectors of the last (static) dim of indices, after `batch_dims` leading
+  // dims shared by both: result shape x[:b] + indices[b:-1] + x[b + k:].
+  irdl.operation @gather_nd {
+    %batch_dims = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %indices = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "batch_dims" = %batch_dims }
+    irdl.operands(x: %x, indices: %indices)
+    irdl.results(result: %result_type)
+  }
+  // A copy of x with updates written along `axis` at indices (same shape as updates; the
+  // other coordinates are the update's own); the last duplicate in row-major order wins.
+  irdl.operation @scatter {
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %updates = irdl.base @mo::@tensor
+    %indices = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x, updates: %updates, indices: %indices)
+    irdl.results(result: %result_type)
+  }
+  // A copy of x with the slice x[indices[i]] (the first k = indices.shape[-1] coordinates)
+  // replaced by updates[i]; the last duplicate in row-major order wins.
+  irdl.operation @scatter_nd {
+    %x = irdl.base @mo::@tensor
+    %updates = irdl.base @mo::@tensor
+    %indices = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x, updates: %updates, indices: %indices)
+    irdl.results(result: %result_type)
+  }
+  // x with element i along `axis` repeated repeats[i] times (repeats of shape [1] apply to
+  // all); the result's `axis` dim declares the total: repeats that are negative or do not sum
+  // to it are a runtime error.
+  irdl.operation @repeat_interleave {
+    %axis = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %repeats = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis }
+    irdl.operands(x: %x, repeats: %repeats)
+    irdl.results(result: %result_type)
+  }
 }

@@ -13,7 +13,7 @@ not fit. Integer ``div``/``mod`` follow Python's floor semantics, as the MO spec
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +223,82 @@ def _where(ctx: FoldContext, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.
     return np.where(c.astype(np.bool_), x, y)
 
 
+# -- indexing (opdefs/indexing.py): negative indices wrap once; scatters: the last duplicate in
+# row-major order wins
+
+
+def _argsort(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    axis, descending = ctx.int("axis"), bool(ctx.int("descending"))
+    keep = ctx.shape[axis]
+    if x.dtype.kind not in "biuf":
+        raise NotFoldable(f"argsort of {x.dtype}")
+    if x.dtype == np.bool_:
+        x = x.astype(np.int8)
+    if descending:
+        # A stable descending order: sort the reversed axis ascending, then map positions back;
+        # NaN stays greatest (first), as numpy puts it last in ascending order.
+        n = x.shape[axis]
+        rev = np.flip(x, axis)
+        order = (n - 1) - np.flip(np.argsort(rev, axis=axis, kind="stable"), axis)
+    else:
+        order = np.argsort(x, axis=axis, kind="stable")
+    return np.take(order, np.arange(keep), axis=axis).astype(np.int64)
+
+
+def _wrapped(indices: np.ndarray, sizes: Sequence[int], what: str) -> np.ndarray:
+    """Indices (last axis = one per size) wrapped once; out of range is left to compiled code."""
+    if indices.dtype.kind not in "iu":
+        raise NotFoldable("non-integer indices")
+    idx = indices.astype(np.int64)
+    n = np.asarray(sizes, np.int64)
+    if idx.size and (np.any(idx < -n) or np.any(idx >= n)):
+        raise NotFoldable(f"{what} index out of range: the compiled code reports it")
+    return np.where(idx < 0, idx + n, idx)
+
+
+def _gather_nd(ctx: FoldContext, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    b = ctx.int("batch_dims")
+    k = indices.shape[-1]
+    idx = _wrapped(indices, x.shape[b:b + k], "gather_nd")
+    out = np.empty(ctx.shape, x.dtype)
+    for batch in np.ndindex(*x.shape[:b]):
+        sub = idx[batch]
+        out[batch] = x[batch][tuple(np.moveaxis(sub, -1, 0))]
+    return out
+
+
+def _scatter(ctx: FoldContext, x: np.ndarray, updates: np.ndarray,
+             indices: np.ndarray) -> np.ndarray:
+    axis = ctx.int("axis")
+    idx = _wrapped(indices[..., None], [x.shape[axis]], "scatter")[..., 0]
+    out = x.copy()
+    for pos in np.ndindex(*indices.shape):  # row-major: the last duplicate wins
+        dst = list(pos)
+        dst[axis] = idx[pos]
+        out[tuple(dst)] = updates[pos]
+    return out
+
+
+def _scatter_nd(ctx: FoldContext, x: np.ndarray, updates: np.ndarray,
+                indices: np.ndarray) -> np.ndarray:
+    k = indices.shape[-1]
+    idx = _wrapped(indices, x.shape[:k], "scatter_nd")
+    out = x.copy()
+    for pos in np.ndindex(*indices.shape[:-1]):  # row-major: the last duplicate wins
+        out[tuple(idx[pos])] = updates[pos]
+    return out
+
+
+def _repeat_interleave(ctx: FoldContext, x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+    axis = ctx.int("axis")
+    if repeats.dtype.kind not in "iu":
+        raise NotFoldable("non-integer repeats")
+    counts = np.broadcast_to(repeats.astype(np.int64), (x.shape[axis],))
+    if np.any(counts < 0) or int(counts.sum()) != ctx.shape[axis]:
+        raise NotFoldable("repeats negative or not summing to the result: reported at run time")
+    return np.repeat(x, counts, axis=axis)
+
+
 # MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
 # not written down in the MO spec, so folding could disagree with the lowering.
 REFERENCES: dict[str, Folder] = {
@@ -283,6 +359,12 @@ REFERENCES: dict[str, Folder] = {
     "mo.softmax": Folder(lambda ctx, x: _softmax(ctx, x, log=False)),
     "mo.logsoftmax": Folder(lambda ctx, x: _softmax(ctx, x, log=True)),
     "mo.layer_norm": Folder(_layer_norm),
+    # indexing
+    "mo.argsort": Folder(_argsort),
+    "mo.gather_nd": Folder(_gather_nd),
+    "mo.scatter": Folder(_scatter),
+    "mo.scatter_nd": Folder(_scatter_nd),
+    "mo.repeat_interleave": Folder(_repeat_interleave),
 }
 
 # Shape ops whose result is a splat when the operand is one: no need to materialize.

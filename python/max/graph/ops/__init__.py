@@ -81,12 +81,15 @@ from max.graph.ops.elementwise import (
     trunc,
 )
 from max.graph.ops.gather import gather
+from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
+from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
 from max.graph.ops.slice import slice_tensor
 from max.graph.ops.softmax import logsoftmax, softmax
+from max.graph.ops.sort import argsort, top_k
 from max.graph.ops.transfer_to import transfer_to
 from max.graph.ops.transpose import permute, transpose
 from max.graph.ops.where import where
@@ -99,6 +102,8 @@ __all__ = [
     "add",
     "argmax",
     "argmin",
+    "argsort",
+    "as_interleaved_complex",
     "broadcast_to",
     "cast",
     "concat",
@@ -112,6 +117,7 @@ __all__ = [
     "floor",
     "floor_div",
     "gather",
+    "gather_nd",
     "gelu",
     "greater",
     "greater_equal",
@@ -136,8 +142,11 @@ __all__ = [
     "permute",
     "pow",
     "relu",
+    "repeat_interleave",
     "reshape",
     "round",
+    "scatter",
+    "scatter_nd",
     "rsqrt",
     "sigmoid",
     "silu",
@@ -149,6 +158,7 @@ __all__ = [
     "sub",
     "sum",
     "tanh",
+    "top_k",
     "transfer_to",
     "transpose",
     "trunc",
