@@ -225,6 +225,18 @@ def _where(ctx: FoldContext, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.
 
 # MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
 # not written down in the MO spec, so folding could disagree with the lowering.
+def _dequantize(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    from max.dialects.mo.opdefs.quant_blocks import dequantize_array
+
+    return dequantize_array(ctx.str("encoding"), x)
+
+
+def _qmatmul(ctx: FoldContext, lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    from max.dialects.mo.opdefs.quant_blocks import dequantize_array
+
+    return np.matmul(lhs, dequantize_array(ctx.str("encoding"), rhs).T)
+
+
 REFERENCES: dict[str, Folder] = {
     # elementwise unary
     "mo.abs": _unary(np.abs),
@@ -272,6 +284,8 @@ REFERENCES: dict[str, Folder] = {
     "mo.concat": Folder(lambda ctx, *xs: np.concatenate(xs, axis=ctx.int("axis"))),
     "mo.slice": Folder(_slice),
     "mo.gather": Folder(_gather),
+    "mo.dequantize": Folder(_dequantize),
+    "mo.qmatmul": Folder(_qmatmul),
     "mo.matmul": Folder(_matmul),
     # reductions (the axis stays, with size 1) and normalizations
     "mo.reduce_sum": _reduce(np.sum, accumulate=True),
