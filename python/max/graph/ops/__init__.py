@@ -83,6 +83,7 @@ from max.graph.ops.elementwise import (
 from max.graph.ops.gather import gather
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
+from max.graph.ops.quantized import dequantize, qmatmul
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
 from max.graph.ops.slice import slice_tensor
@@ -104,6 +105,7 @@ __all__ = [
     "concat",
     "constant",
     "cos",
+    "dequantize",
     "div",
     "equal",
     "erf",
@@ -135,6 +137,7 @@ __all__ = [
     "not_equal",
     "permute",
     "pow",
+    "qmatmul",
     "relu",
     "reshape",
     "round",
