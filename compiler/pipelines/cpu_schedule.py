@@ -171,6 +171,22 @@ def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
     return True
 
 
+# Loops a lowering rule built around linalg ops to schedule (qmatmul's weight tiles).
+SCHEDULED_LOOP = "mo.qtiles"
+
+
+def _top_level(fn: ir.Operation) -> Iterator[ir.Operation]:
+    """The ops of a function's body, and those of the bodies of its SCHEDULED_LOOP loops."""
+    for block in fn.regions[0].blocks:
+        for child in block.operations:
+            op = child.operation
+            if op.name == "scf.for" and SCHEDULED_LOOP in op.attributes:
+                for inner in op.regions[0].blocks[0].operations:
+                    yield inner.operation
+            else:
+                yield op
+
+
 def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
     """Tags the top-level linalg ops of every function; returns sid -> (kind, rank)."""
     i64 = ir.IntegerType.get_signless(64)
@@ -178,21 +194,19 @@ def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
     for fn in module.body.operations:
         if fn.operation.name != "func.func":
             continue
-        for block in fn.operation.regions[0].blocks:
-            for child in block.operations:
-                op = child.operation
-                if not op.name.startswith("linalg."):
-                    continue
-                kind = classify(op)
-                if kind is None:
-                    continue
-                sid = len(tags)
-                op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
-                op.attributes[KIND] = ir.StringAttr.get(kind)
-                rank = ir.RankedTensorType(op.results[0].type).rank
-                if kind == "reduction":
-                    rank = len(_iterators(op))
-                tags[sid] = (kind, rank)
+        for op in _top_level(fn.operation):
+            if not op.name.startswith("linalg."):
+                continue
+            kind = classify(op)
+            if kind is None:
+                continue
+            sid = len(tags)
+            op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
+            op.attributes[KIND] = ir.StringAttr.get(kind)
+            rank = ir.RankedTensorType(op.results[0].type).rank
+            if kind == "reduction":
+                rank = len(_iterators(op))
+            tags[sid] = (kind, rank)
     return tags
 
 

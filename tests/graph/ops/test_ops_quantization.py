@@ -205,3 +205,21 @@ def test_graph_with_qmatmul_round_trips(tmp_path) -> None:  # type: ignore[no-un
     g.save(tmp_path / "g.mlirbc")
     loaded = Graph("g", path=tmp_path / "g.mlirbc")
     assert "mo.qmatmul" in str(loaded)
+
+
+def test_the_schedule_tiles_the_matmul_inside_the_tile_loop() -> None:
+    from max.compiler.lowering.quantization import TILE_LOOP
+    from max.compiler.pipelines import cpu, cpu_schedule
+
+    assert TILE_LOOP == cpu_schedule.SCHEDULED_LOOP
+    g = build([tt(DType.float32, 32, 512), tt(DType.uint8, 128, 512 // 32 * 18)],
+              lambda x, w: ops.qmatmul(Q.Q4_0, None, x, w))
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        cpu.entry_abi(module)
+        cpu._run(module, cpu.FUSION_PIPELINE)
+        # The result's zero fill, and the matmul inside the loop.
+        assert cpu_schedule.schedule_tensors(module, threads=1) == 2
+        text = str(module)
+    assert "vector.contract" in text or "vector.fma" in text or "vector<8x32xf32>" in text
