@@ -142,7 +142,8 @@ def test_qmatmul_decodes_tiles_never_the_whole_weight() -> None:
         module = ir.Module.parse(g._text())
         lower_to_linalg(module)
         text = str(module)
-    assert "tensor<4096x64xf32>" in text  # one tile of 64 weight rows
+    assert "tensor<64x4096xf32>" in text  # one tile of 64 weight rows
+    assert "tensor<4096x128xf32>" in text  # the scales, one per 32 elements
     assert "4096x4096xf32" not in text
 
 
@@ -207,19 +208,28 @@ def test_graph_with_qmatmul_round_trips(tmp_path) -> None:  # type: ignore[no-un
     assert "mo.qmatmul" in str(loaded)
 
 
-def test_the_schedule_tiles_the_matmul_inside_the_tile_loop() -> None:
+@pytest.mark.parametrize("enc", GGUF_ENCODINGS)
+@pytest.mark.parametrize("op", ["dequantize", "qmatmul"])
+def test_the_schedule_vectorizes_the_tile_loop(enc: QuantizationEncoding, op: str) -> None:
+    """Every linalg op in the tile loop is one the CPU schedule tiles and vectorizes: the
+    element decoding (elementwise) and the matmuls, none fused into unscheduled loops."""
     from max.compiler.lowering.quantization import TILE_LOOP
     from max.compiler.pipelines import cpu, cpu_schedule
 
     assert TILE_LOOP == cpu_schedule.SCHEDULED_LOOP
-    g = build([tt(DType.float32, 32, 512), tt(DType.uint8, 128, 512 // 32 * 18)],
-              lambda x, w: ops.qmatmul(Q.Q4_0, None, x, w))
+    k = 2 * enc.elements_per_block
+    w = tt(DType.uint8, 128, 2 * enc.block_size)
+    g = (build([w], lambda q: ops.dequantize(enc, q)) if op == "dequantize" else
+         build([tt(DType.float32, 32, k), w], lambda x, q: ops.qmatmul(enc, None, x, q)))
     with mo_context.make_context():
         module = ir.Module.parse(g._text())
         lower_to_linalg(module)
         cpu.entry_abi(module)
         cpu._run(module, cpu.FUSION_PIPELINE)
-        # The result's zero fill, and the matmul inside the loop.
-        assert cpu_schedule.schedule_tensors(module, threads=1) == 2
-        text = str(module)
-    assert "vector.contract" in text or "vector.fma" in text or "vector<8x32xf32>" in text
+        loops = [o for o in cpu_schedule._walk(module.operation) if TILE_LOOP in o.attributes]
+        assert len(loops) == 1
+        inner = [o for o in cpu_schedule._walk(loops[0]) if o.name.startswith("linalg.")
+                 and o.name not in ("linalg.yield", "linalg.index")]
+        kinds = sorted(str(cpu_schedule.classify(o)) for o in inner)
+        want = ["elementwise"] if op == "dequantize" else ["elementwise"] * 2 + ["matmul"] * 2
+        assert kinds == want  # the decoding and its fills; the matmuls
