@@ -5,7 +5,8 @@ where ``A``, ``B``, ``C`` belong to a group of 16 or 32 elements and ``Q`` is th
 integer code. Two linalg.generics compute it:
 
 1. the group parameters, ``[rows, groups]`` f32, read with ``tensor.extract`` from each
-   group's block (scalar code, 1/16 or 1/32 of the work);
+   group's block (scalar code, 1/16 or 1/32 of the work; ``tensor.extract`` keeps it out
+   of the vector schedule);
 2. the elements, a generic over ``[rows, blocks, *layout]`` whose inputs are strided views of
    the block bytes and of the group parameters, each read through a projected-permutation
    map: the CPU schedule tiles and vectorizes it as an elementwise op (``layout`` splits an
@@ -22,9 +23,8 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from max.compiler.lowering.builders import PARALLEL, dims_map, generic, linalg_index
+from max.compiler.lowering.builders import PARALLEL, dims_map, generic, linalg_index, scalar
 from max.compiler.lowering.context import DYNAMIC
-from max.compiler.lowering.builders import scalar
 from max.compiler.lowering.shape_ops import extract_slice
 from max.dialects.mo.opdefs.quant_blocks import BLOCKS
 
@@ -71,10 +71,6 @@ def _as_i32(v: ir.Value) -> ir.Value:
     return arith.index_castui(ir.IntegerType.get_signless(32), v)
 
 
-def _div(a: ir.Value, b: int) -> ir.Value:
-    return arith.divui(a, _idx(b))
-
-
 def _rem(a: ir.Value, b: int) -> ir.Value:
     return arith.remui(a, _idx(b))
 
@@ -100,8 +96,6 @@ def _k_scale_min(b: _Block, s: ir.Value) -> tuple[ir.Value, ir.Value]:
     hi_m = arith.ori(arith.shrui(h, c4), arith.andi(arith.shrui(m, c2), c30))
     low = arith.cmpi(arith.CmpIPredicate.ult, s, _idx(4))
     return arith.select(low, lo_sc, hi_sc), arith.select(low, lo_m, hi_m)
-
-
 
 
 @dataclass(frozen=True)

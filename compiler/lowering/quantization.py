@@ -1,13 +1,15 @@
-"""mo.dequantize and mo.qmatmul: GGUF blocks decoded by integer code, element by element.
+"""mo.dequantize and mo.qmatmul: GGUF blocks decoded by vector code, tile by tile.
 
-One decoder per encoding builds the f32 value of element ``k`` of a row from that row's block
-bytes (``tensor.extract`` at offsets inside the element's own block, so nothing out of bounds
-is read: the type rule makes the row a whole number of blocks). The arithmetic is gguf's, in
-its order and without fused multiply-adds, so results are bit-identical to it.
+Decoding is ``quant_decode``'s two stages (group scales, then elements through strided byte
+views), bit-identical to gguf: its f32 operations in its order, no fused multiply-adds. Every
+read is at an offset inside its own block (the type rule makes a row whole blocks), so nothing
+out of bounds is read.
 
-``mo.qmatmul`` never holds the whole dequantized weight: an ``scf.for`` over tiles of weight
-rows decodes one tile (``[K, TILE_N]`` f32, transposed for ``linalg.matmul``) into a small
-buffer and multiplies the lhs rows by it; the CPU schedule tiles and vectorizes that matmul.
+Both rules loop (``scf.for`` tagged ``TILE_LOOP``, which the CPU schedule looks into) over
+tiles of rows. ``mo.qmatmul`` never holds the whole dequantized weight: it computes the group
+scales of the weight (1/16 or 1/32 of its elements), then per tile of ``TILE_N`` weight rows
+decodes the tile (``[TILE_N, K]`` f32, 1 MiB at K = 4096) and multiplies it by the transposed
+lhs, building the result transposed (``W @ lhs^T``, then one transpose of ``[N, rows]``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from max.compiler.lowering.registry import lowering
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice
 from max.dialects.mo.opdefs.quant_blocks import BLOCKS
 
-# Weight rows decoded at a time by qmatmul: [K, 64] f32 is 1 MiB at K = 4096, within L2, and
-# a multiple of the matmul's register tile (32 columns).
+# Weight rows decoded at a time by qmatmul: [64, K] f32 is 1 MiB at K = 4096, within L2, and
+# each half (one matmul, see below) a multiple of the matmul's register tile (8 rows).
 TILE_N = 64
 # Attribute on qmatmul's tile loop: the CPU schedule looks inside it for the matmul.
 TILE_LOOP = "mo.qtiles"
