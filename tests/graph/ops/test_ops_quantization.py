@@ -95,6 +95,26 @@ def test_dequantize_of_ggufs_quantization(enc: QuantizationEncoding) -> None:
     np.testing.assert_allclose(got, w, atol=0.5)  # and it is w, quantized
 
 
+@pytest.mark.parametrize("enc", [Q.Q4_0, Q.Q6_K])
+def test_dequantize_ranks_and_symbolic_rows(enc: QuantizationEncoding) -> None:
+    nb = enc.block_size
+    rng = np.random.default_rng(6)
+    cases = [((2 * nb,), [(2 * nb,)]), ((1, nb), [(1, nb)]),
+             (("a", 3, nb), [(2, 3, nb), (0, 3, nb)])]
+    for dims, shapes in cases:
+        model = _session().load(build([tt(DType.uint8, *dims)],
+                                      lambda x: ops.dequantize(enc, x)))
+        for shape in shapes:
+            raw = rng.integers(0, 256, shape, dtype=np.uint8)
+            (out,) = model.execute(raw)
+            got = out.to_numpy()
+            assert got.shape == (*shape[:-1], shape[-1] // nb * enc.elements_per_block)
+            if raw.size:  # gguf cannot reshape an empty array
+                with np.errstate(invalid="ignore", over="ignore"):
+                    want = gguf.quants.dequantize(raw, _gguf_type(enc))
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_dequantize_symbolic_leading_dim_type() -> None:
     g = build([tt(DType.uint8, "batch", 4, 144)], lambda x: ops.dequantize(Q.Q4_K, x))
     assert "!mo.tensor<f32, [\"batch\", 4, 256]" in str(g).replace("'", '"')
@@ -104,7 +124,7 @@ def test_dequantize_symbolic_leading_dim_type() -> None:
 
 
 @pytest.mark.parametrize("enc", GGUF_ENCODINGS)
-@pytest.mark.parametrize(("lead", "n"), [((3,), 70), ((2, 1), 64), ((1,), 7)])
+@pytest.mark.parametrize(("lead", "n"), [((3,), 70), ((2, 1), 64), ((1,), 7), ((5,), 1)])
 def test_qmatmul_matches_numpy_on_ggufs_weight(enc: QuantizationEncoding, lead: tuple[int, ...],
                                                n: int) -> None:
     nblocks = 2
