@@ -203,9 +203,19 @@ def test_qmatmul_errors() -> None:
     msg = _error([tt(f32, 2, 32), tt(u8, 2, 8, 18)],
                  lambda a, w: ops.qmatmul(Q.Q4_0, None, a, w))
     assert "rank 2" in msg
+    with pytest.raises(TypeError, match="config must be a QuantizationConfig"):
+        build([tt(f32, 2, 32), tt(u8, 8, 18)], lambda a, w: ops.qmatmul(Q.Q4_0, "gptq", a, w))
+    msg = _error([tt(f32, 2, 32), tt(u8, 8, 18), tt(DType.int64, 32)],
+                 lambda a, w, p: ops.qmatmul(Q.Q4_0, None, a, w, p))
+    assert "qmatmul" in msg and "q4_0" in msg and "one rhs tensor" in msg
+
+
+def test_qmatmul_ignores_a_config_for_gguf_encodings() -> None:
+    """As MAX: the GGUF blocks hold their own parameters."""
     config = QuantizationConfig("gptq", 4, 128)
-    msg = _error([tt(f32, 2, 32), tt(u8, 8, 18)], lambda a, w: ops.qmatmul(Q.Q4_0, config, a, w))
-    assert "config must be None" in msg
+    t = build([tt(DType.float32, 2, 32), tt(DType.uint8, 8, 18)],
+              lambda a, w: ops.qmatmul(Q.Q4_0, config, a, w)).output_types[0]
+    assert [int(d) for d in t.shape] == [2, 8]
 
 
 def test_verifier_rule_rejects_partial_blocks() -> None:

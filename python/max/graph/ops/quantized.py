@@ -81,8 +81,8 @@ def qmatmul(encoding: QuantizationEncoding, config: QuantizationConfig | None,
 
     Args:
         encoding: The quantization encoding to use.
-        config: Quantization parameters; GGUF encodings carry theirs in the blocks, so it must
-            be None for them.
+        config: Quantization parameters (GPTQ's); the GGUF encodings carry theirs in their
+            blocks and do not read it.
         lhs: The non-quantized, left-hand-side of the matmul (float32).
         *rhs: The transposed and quantized right-hand-side of the matmul (one rank-2
             ``uint8`` tensor for the GGUF encodings).
@@ -97,15 +97,13 @@ def qmatmul(encoding: QuantizationEncoding, config: QuantizationConfig | None,
     op = "qmatmul"
     a = as_strong(op, lhs, "lhs")
     if len(rhs) != 1:
+        shapes = ", ".join(_shape(as_strong(op, r, "rhs")) for r in rhs)
         raise ValueError(f"{op}: {getattr(encoding, 'name', encoding)} takes one rhs tensor, "
-                         f"got {len(rhs)}")
+                         f"got {len(rhs)} ({shapes})")
     if config is not None and not isinstance(config, QuantizationConfig):
         raise TypeError(f"{op}: config must be a QuantizationConfig or None, got {config!r}")
     w = as_strong(op, rhs[0], "rhs")
     k = _check_blocks(op, encoding, w, "rhs")
-    if config is not None:
-        raise ValueError(f"{op}: {encoding.name} is a GGUF encoding: its parameters are in its "
-                         f"blocks, config must be None (got {config})")
     shapes = f"lhs {_shape(a)}, {encoding.name} rhs {_shape(w)}"
     if a.dtype != DType.float32:
         raise ValueError(f"{op}: lhs must be float32, got {a.dtype.name} ({shapes})")
