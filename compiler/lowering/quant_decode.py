@@ -106,8 +106,9 @@ class _Layout:
     planes: (byte offset, loop dims read) per byte view; the view's dims are those loops'.
     groups: loop dims that index a block's groups (row-major), () for one group per block.
     combine: "mul" (A*Q), "add" (A*Q + B) or "sub" (A*Q - C).
-    code: (plane bytes as i32, loop indices) -> Q as f32.
+    code: (plane bytes as i32, indices of the ``code_dims`` loops) -> Q as f32.
     params: (block reader, group index) -> (A, B or C or None).
+    code_dims: the loop dims whose indices ``code`` reads (a nibble's half, a bit's place).
     """
 
     loops: tuple[int, ...]
@@ -116,6 +117,7 @@ class _Layout:
     combine: str
     code: Callable[[Sequence[ir.Value], Sequence[ir.Value]], ir.Value]
     params: Callable[[_Block, ir.Value], tuple[ir.Value, ir.Value | None]]
+    code_dims: tuple[int, ...]
 
 
 def _nib(byte: ir.Value, half: ir.Value, width: int = 4, mask: int = 15) -> ir.Value:
@@ -149,27 +151,35 @@ def _q6_code(b: Sequence[ir.Value], ix: Sequence[ir.Value]) -> ir.Value:
     return _f32(arith.subi(q, _i32(32)))
 
 
-# Loop dims are numbered from 2 (0: row, 1: block); ``code`` gets the loop indices it names.
-LAYOUTS: dict[str, tuple[_Layout, tuple[int, ...]]] = {
+def _f16_scale(at: int) -> Callable[[_Block, ir.Value], tuple[ir.Value, None]]:
+    return lambda b, g: (b.f16(at), None)
+
+
+def _q6_params(b: _Block, g: ir.Value) -> tuple[ir.Value, None]:
+    return arith.mulf(b.f16(208), _f32(b.s8(arith.addi(_idx(192), g)))), None
+
+
+def _q8_code(b: Sequence[ir.Value], ix: Sequence[ir.Value]) -> ir.Value:
+    return _f32(arith.extsi(ir.IntegerType.get_signless(32), b[0]))
+
+
+# Loop dims are numbered from 2 (0: row, 1: block).
+LAYOUTS: dict[str, _Layout] = {
     # element j = h*16 + i: the low nibbles of bytes 2..17, then the high ones.
-    "q4_0": (_Layout((2, 16), ((2, (3,)),), (), "mul", _q4_code(8),
-                     lambda b, g: (b.f16(0), None)), (2,)),
-    "q4_1": (_Layout((2, 16), ((4, (3,)),), (), "add", _q4_code(None),
-                     lambda b, g: (b.f16(0), b.f16(2))), (2,)),
-    "q8_0": (_Layout((32,), ((2, (2,)),), (), "mul",
-                     lambda b, ix: _f32(arith.extsi(ir.IntegerType.get_signless(32), b[0])),
-                     lambda b, g: (b.f16(0), None)), ()),
+    "q4_0": _Layout((2, 16), ((2, (3,)),), (), "mul", _q4_code(8), _f16_scale(0), (2,)),
+    "q4_1": _Layout((2, 16), ((4, (3,)),), (), "add", _q4_code(None),
+                    lambda b, g: (b.f16(0), b.f16(2)), (2,)),
+    "q8_0": _Layout((32,), ((2, (2,)),), (), "mul", _q8_code, _f16_scale(0), ()),
     # j = g4*64 + h*32 + i, sub-block s = 2*g4 + h: qs[g4*32 + i] >> 4h.
-    "q4_k": (_Layout((4, 2, 32), ((16, (2, 4)),), (2, 3), "sub", _q4_code(None), _k_params),
-             (3,)),
-    "q5_k": (_Layout((4, 2, 32), ((48, (2, 4)), (16, (4,))), (2, 3), "sub", _q5_code,
-                     _k_params), (2, 3)),
+    "q4_k": _Layout((4, 2, 32), ((16, (2, 4)),), (2, 3), "sub", _q4_code(None), _k_params,
+                    (3,)),
+    # As q4_k, plus bit s of qh[i] as the fifth bit.
+    "q5_k": _Layout((4, 2, 32), ((48, (2, 4)), (16, (4,))), (2, 3), "sub", _q5_code,
+                    _k_params, (2, 3)),
     # j = a*128 + hh*64 + p*32 + u*16 + w: ql[a*64 + p*32 + u*16 + w] >> 4hh,
     # qh[a*32 + u*16 + w] >> 2(2hh + p), scale t = j // 16 = (a, hh, p, u).
-    "q6_k": (_Layout((2, 2, 2, 2, 16), ((0, (2, 4, 5, 6)), (128, (2, 5, 6))), (2, 3, 4, 5),
-                     "mul", _q6_code,
-                     lambda b, g: (arith.mulf(b.f16(208), _f32(b.s8(arith.addi(_idx(192), g)))),
-                                   None)), (3, 4)),
+    "q6_k": _Layout((2, 2, 2, 2, 16), ((0, (2, 4, 5, 6)), (128, (2, 5, 6))), (2, 3, 4, 5),
+                    "mul", _q6_code, _q6_params, (3, 4)),
 }
 
 
@@ -198,7 +208,7 @@ def _ngroups(layout: _Layout) -> int:
 
 def group_params(enc: str, w: ir.Value, rows: Mixed) -> list[ir.Value]:
     """Stage 1: ``[rows, nblocks * groups]`` f32 group parameters (A, and B or C) of ``w``."""
-    layout, _ = LAYOUTS[enc]
+    layout = LAYOUTS[enc]
     nbytes = BLOCKS[enc][1]
     nb = ir.RankedTensorType(w.type).shape[1] // nbytes
     ngroups = _ngroups(layout)
@@ -231,7 +241,7 @@ def decode_elements(enc: str, w: ir.Value, params: Sequence[ir.Value], rows: Mix
     with a single use is fused into its consumer (linalg-fuse-elementwise-ops), which would
     put the scalar group decoding back into the element loop, where it does not vectorize.
     """
-    layout, code_dims = LAYOUTS[enc]
+    layout = LAYOUTS[enc]
     per_block, nbytes = BLOCKS[enc]
     nb = ir.RankedTensorType(w.type).shape[1] // nbytes
     f32 = ir.F32Type.get()
@@ -262,7 +272,7 @@ def decode_elements(enc: str, w: ir.Value, params: Sequence[ir.Value], rows: Mix
         # Q8_0's code sign-extends its byte itself; the others read unsigned bytes.
         planes = list(args[:n_planes]) if enc == "q8_0" else [
             arith.extui(i32, b) for b in args[:n_planes]]
-        q = layout.code(planes, [linalg_index(d) for d in code_dims])
+        q = layout.code(planes, [linalg_index(d) for d in layout.code_dims])
         v = arith.mulf(args[n_planes], q)
         if layout.combine == "add":
             return arith.addf(v, args[n_planes + 1])
