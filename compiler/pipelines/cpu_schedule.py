@@ -175,16 +175,13 @@ def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
 SCHEDULED_LOOP = "mo.qtiles"
 
 
-def _top_level(fn: ir.Operation) -> Iterator[ir.Operation]:
-    """The ops of a function's body, and those of the bodies of its SCHEDULED_LOOP loops."""
-    for block in fn.regions[0].blocks:
-        for child in block.operations:
-            op = child.operation
-            if op.name == "scf.for" and SCHEDULED_LOOP in op.attributes:
-                for inner in op.regions[0].blocks[0].operations:
-                    yield inner.operation
-            else:
-                yield op
+def _ops_of(block: ir.Block) -> Iterator[ir.OpView]:
+    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them."""
+    for child in block.operations:
+        if child.operation.name == "scf.for" and SCHEDULED_LOOP in child.operation.attributes:
+            yield from child.operation.regions[0].blocks[0].operations
+        else:
+            yield child
 
 
 def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
@@ -194,19 +191,21 @@ def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
     for fn in module.body.operations:
         if fn.operation.name != "func.func":
             continue
-        for op in _top_level(fn.operation):
-            if not op.name.startswith("linalg."):
-                continue
-            kind = classify(op)
-            if kind is None:
-                continue
-            sid = len(tags)
-            op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
-            op.attributes[KIND] = ir.StringAttr.get(kind)
-            rank = ir.RankedTensorType(op.results[0].type).rank
-            if kind == "reduction":
-                rank = len(_iterators(op))
-            tags[sid] = (kind, rank)
+        for block in fn.operation.regions[0].blocks:
+            for child in _ops_of(block):
+                op = child.operation
+                if not op.name.startswith("linalg."):
+                    continue
+                kind = classify(op)
+                if kind is None:
+                    continue
+                sid = len(tags)
+                op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
+                op.attributes[KIND] = ir.StringAttr.get(kind)
+                rank = ir.RankedTensorType(op.results[0].type).rank
+                if kind == "reduction":
+                    rank = len(_iterators(op))
+                tags[sid] = (kind, rank)
     return tags
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from max.dialects.mo.opdefs.quant_blocks import dequantize_array
+
 
 class NotFoldable(Exception):
     """This op, on these values, is left to the compiled code."""
@@ -223,20 +225,16 @@ def _where(ctx: FoldContext, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.
     return np.where(c.astype(np.bool_), x, y)
 
 
-# MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
-# not written down in the MO spec, so folding could disagree with the lowering.
 def _dequantize(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
-    from max.dialects.mo.opdefs.quant_blocks import dequantize_array
-
     return dequantize_array(ctx.str("encoding"), x)
 
 
 def _qmatmul(ctx: FoldContext, lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    from max.dialects.mo.opdefs.quant_blocks import dequantize_array
-
     return np.matmul(lhs, dequantize_array(ctx.str("encoding"), rhs).T)
 
 
+# MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
+# not written down in the MO spec, so folding could disagree with the lowering.
 REFERENCES: dict[str, Folder] = {
     # elementwise unary
     "mo.abs": _unary(np.abs),
