@@ -129,10 +129,50 @@ def _layer_norm():
     )
 
 
+
+def _qmatmul(rows: int):
+    """``x @ W.T`` with W a 4096x4096 Q4_0 weight (GGUF blocks), dequantized inside the matmul."""
+
+    def setup():
+        import gguf
+        import torch
+
+        from max.graph.quantization import QuantizationEncoding
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((rows, 4096), dtype=np.float32)
+        w = rng.standard_normal((4096, 4096), dtype=np.float32)
+        raw = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_0)
+        cpu = DeviceRef.CPU()
+        types = [TensorType(DType.float32, x.shape, cpu), TensorType(DType.uint8, raw.shape, cpu)]
+        graph = Graph(f"qmatmul{rows}",
+                      lambda a, q: ops.qmatmul(QuantizationEncoding.Q4_0, None, a, q),
+                      input_types=types)
+        model = InferenceSession(devices=[CPU()]).load(graph)
+
+        def reference():
+            return x @ gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q4_0).T
+
+        tx = torch.from_numpy(x)
+        blocks = torch.from_numpy(raw).reshape(4096, -1, 18)
+        shifts = torch.tensor([0, 4], dtype=torch.uint8).reshape(1, 1, 2, 1)
+
+        def with_torch():
+            # The same dequantization in torch ops, then torch's matmul.
+            d = blocks[..., :2].contiguous().view(torch.float16).float()
+            q = ((blocks[..., 2:].unsqueeze(2) >> shifts) & 15).reshape(4096, -1, 32)
+            return tx @ (d * (q.to(torch.int8) - 8).float()).reshape(4096, 4096).T
+
+        return (lambda: model.execute(x, raw)[0].to_numpy(), reference, with_torch)
+
+    return setup
+
 WORKLOADS = [
     Workload("matmul 1024^3", _matmul, rtol=1e-3, atol=1e-3),
     Workload("MLP 32x1024 -> 4096 (GELU) -> 1024", _mlp, rtol=1e-3, atol=1e-3),
     Workload("relu(a*b+c)*0.5 over 16M floats", _elementwise),
     Workload("softmax 512x4096", _softmax, atol=1e-6),
     Workload("layer norm 512x4096", _layer_norm, rtol=1e-3, atol=1e-4),
+    Workload("qmatmul 1x4096 @ (4096x4096 Q4_0).T", _qmatmul(1), rtol=1e-3, atol=1e-3),
+    Workload("qmatmul 32x4096 @ (4096x4096 Q4_0).T", _qmatmul(32), rtol=1e-3, atol=1e-3),
 ]

@@ -171,6 +171,19 @@ def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
     return True
 
 
+# Loops a lowering rule built around linalg ops to schedule (qmatmul's weight tiles).
+SCHEDULED_LOOP = "mo.qtiles"
+
+
+def _ops_of(block: ir.Block) -> Iterator[ir.OpView]:
+    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them."""
+    for child in block.operations:
+        if child.operation.name == "scf.for" and SCHEDULED_LOOP in child.operation.attributes:
+            yield from child.operation.regions[0].blocks[0].operations
+        else:
+            yield child
+
+
 def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
     """Tags the top-level linalg ops of every function; returns sid -> (kind, rank)."""
     i64 = ir.IntegerType.get_signless(64)
@@ -179,7 +192,7 @@ def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
         if fn.operation.name != "func.func":
             continue
         for block in fn.operation.regions[0].blocks:
-            for child in block.operations:
+            for child in _ops_of(block):
                 op = child.operation
                 if not op.name.startswith("linalg."):
                     continue

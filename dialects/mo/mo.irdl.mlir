@@ -497,4 +497,28 @@ irdl.dialect @mo {
     irdl.operands(x: %x, repeats: %repeats)
     irdl.results(result: %result_type)
   }
+
+  // GGUF block quantization. `encoding` is "q4_0", "q4_1", "q8_0", "q4_k", "q5_k" or "q6_k";
+  // a quantized operand is ui8 whose static last dim holds whole blocks of that encoding's
+  // byte layout (18, 20, 34, 144, 176, 210 bytes for 32, 32, 32, 256, 256, 256 elements).
+  // dequantize: [..., nblocks * bytes] ui8 -> [..., nblocks * elements] f32, bit-exact ggml.
+  irdl.operation @dequantize {
+    %encoding = irdl.base "#builtin.string"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "encoding" = %encoding }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // qmatmul: lhs [..., M, K] f32 times the transpose of rhs [N, K / elements * bytes] ui8
+  // (row n holds weight row n's blocks) -> [..., M, N] f32, dequantizing rhs tile by tile.
+  irdl.operation @qmatmul {
+    %encoding = irdl.base "#builtin.string"
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "encoding" = %encoding }
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
+  }
 }

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from max.dialects.mo.opdefs.quant_blocks import dequantize_array
+
 
 class NotFoldable(Exception):
     """This op, on these values, is left to the compiled code."""
@@ -298,6 +300,13 @@ def _repeat_interleave(ctx: FoldContext, x: np.ndarray, repeats: np.ndarray) -> 
         raise NotFoldable("repeats negative or not summing to the result: reported at run time")
     return np.repeat(x, counts, axis=axis)
 
+def _dequantize(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    return dequantize_array(ctx.str("encoding"), x)
+
+
+def _qmatmul(ctx: FoldContext, lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return np.matmul(lhs, dequantize_array(ctx.str("encoding"), rhs).T)
+
 
 # MO op name -> how to evaluate it on constants. `mo.round` is absent: its tie-breaking rule is
 # not written down in the MO spec, so folding could disagree with the lowering.
@@ -348,6 +357,8 @@ REFERENCES: dict[str, Folder] = {
     "mo.concat": Folder(lambda ctx, *xs: np.concatenate(xs, axis=ctx.int("axis"))),
     "mo.slice": Folder(_slice),
     "mo.gather": Folder(_gather),
+    "mo.dequantize": Folder(_dequantize),
+    "mo.qmatmul": Folder(_qmatmul),
     "mo.matmul": Folder(_matmul),
     # reductions (the axis stays, with size 1) and normalizations
     "mo.reduce_sum": _reduce(np.sum, accumulate=True),

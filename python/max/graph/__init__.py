@@ -6,7 +6,7 @@ types in Python (symbolic dims, dtype promotion, broadcasting) and emit one MO o
 
 from __future__ import annotations
 
-from max.graph import ops
+from max.graph import ops, quantization
 from max.graph.dim import AlgebraicDim, Dim, DimLike, StaticDim, SymbolicDim
 from max.graph.graph import Graph
 from max.graph.shape import Shape, ShapeLike
@@ -31,4 +31,5 @@ __all__ = [
     "Type",
     "Value",
     "ops",
+    "quantization",
 ]

@@ -85,6 +85,7 @@ from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
 from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
+from max.graph.ops.quantized import dequantize, qmatmul
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
 from max.graph.ops.slice import slice_tensor
@@ -109,6 +110,7 @@ __all__ = [
     "concat",
     "constant",
     "cos",
+    "dequantize",
     "div",
     "equal",
     "erf",
@@ -141,6 +143,7 @@ __all__ = [
     "not_equal",
     "permute",
     "pow",
+    "qmatmul",
     "relu",
     "repeat_interleave",
     "reshape",
