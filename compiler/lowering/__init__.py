@@ -17,6 +17,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     matmul,
     normalization,
     reduction,
+    sequence,
     shape_ops,
 )
 from max.compiler.lowering.context import (
@@ -125,7 +126,7 @@ def _check_narrow_floats(ctx: LoweringContext) -> None:
 
 # Ops whose rules add run-time checks: they must run even where the result is empty (an
 # out-of-range gather index raises in numpy whatever the result's size).
-_CHECKED_OPS = frozenset({"mo.gather", "mo.slice"})
+_CHECKED_OPS = frozenset({"mo.gather", "mo.slice", "mo.range", "mo.rebind"})
 
 
 def _computes_nothing(name: str, ctx: LoweringContext) -> bool:

@@ -1,0 +1,221 @@
+"""cumsum (a loop over the axis), band_part (a mask by loop indices), pad, range, rebind and
+shape_to_tensor.
+
+What cannot be proved at compile time is checked at run time through the checks buffer: a
+range's declared length, a rebind's dims. The compiled code never reads or writes past a
+tensor whatever the check finds: a range writes only its declared length, a mismatched rebind
+copies what exists into a zero-filled tensor of the declared shape.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, math, scf, tensor
+
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    fill,
+    generic,
+    identity_map,
+    linalg_index,
+    scalar,
+)
+from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type, kind_of
+from max.compiler.lowering.elementwise import BINARY, F, I, convert_scalar
+from max.compiler.lowering.precision import in_f32
+from max.compiler.lowering.registry import lowering
+from max.compiler.lowering.shape_ops import Mixed, extract_slice, insert_slice
+from max.dialects.mo.dim import StaticDim, _parse_dim
+from max.dialects.mo.opdefs.sequence import shape_dims
+from max.dialects.mo.types import MOTensorType
+
+
+
+def _i64() -> ir.Type:
+    return ir.IntegerType.get_signless(64)
+
+
+def _zero(t: ir.Type) -> ir.Value:
+    """0 of a storage element type (float8 included: its all-zero bits are +0)."""
+    return scalar(t, 0.0 if isinstance(t, ir.FloatType) else 0)
+
+
+def _static_or_value(sizes: list[Mixed], ctx: LoweringContext) -> list[ir.Value]:
+    return [ctx.index(s) if isinstance(s, int) else s for s in sizes]
+
+
+@lowering("mo.cumsum")
+@in_f32  # 16-bit floats and float8 accumulate in f32, as torch does on the CPU
+def _cumsum(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    axis = ctx.axis(x_t.rank)
+    exclusive, reverse = bool(ctx.int_attr("exclusive")), bool(ctx.int_attr("reverse"))
+    add = BINARY["add"][kind_of(x_t.element_type)]
+    et = element_type(x_t.element_type)
+    rest_t = x_t.with_dims(tuple(d for i, d in enumerate(x_t.dims) if i != axis))
+    # Every dim value is emitted here, before the loop: values cached inside its body would
+    # not dominate later uses.
+    sizes = ctx.dims(x_t)
+    n = ctx.dim_value(x_t.dims[axis])
+    sizes[axis] = 1
+    acc0 = fill(scalar(et, 0), ctx.empty(rest_t))
+    row_t = ctx.tensor_type(rest_t)
+    rank = rest_t.rank
+    # One pass over the axis: the running sum (x without the axis) is carried through the
+    # loop and updated in place, each step is one vectorizable generic over the other dims.
+    loop = scf.ForOp(ctx.index(0), n, ctx.index(1), [acc0, ctx.empty(out_t)])
+    with ir.InsertionPoint(loop.body):
+        i = loop.induction_variable
+        acc, out = loop.inner_iter_args
+        pos = arith.subi(arith.subi(n, ctx.index(1)), i) if reverse else i
+        offsets: list[Mixed] = [0] * x_t.rank
+        offsets[axis] = pos
+        row = extract_slice(row_t, ctx.operands[0], offsets, sizes, [1] * x_t.rank)
+        if exclusive:
+            out = insert_slice(acc, out, offsets, sizes)
+        acc = generic([row], [acc], [identity_map(rank)] * 2, [PARALLEL] * rank,
+                      lambda v, a: add(a, v))[0]
+        if not exclusive:
+            out = insert_slice(acc, out, offsets, sizes)
+        scf.YieldOp([acc, out])
+    return [loop.results[1]]
+
+
+@lowering("mo.band_part")
+def _band_part(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    if x_t.rank < 2:
+        raise ctx.error(f"operand rank {x_t.rank} < 2")
+    lower, upper = ctx.int_attr("num_lower"), ctx.int_attr("num_upper")
+    exclude = bool(ctx.int_attr("exclude"))
+    rank = x_t.rank
+    zero = _zero(element_type(x_t.element_type))
+    index = ir.IndexType.get()
+
+    def body(v: ir.Value, _: ir.Value) -> ir.Value:
+        m, n = linalg_index(rank - 2), linalg_index(rank - 1)
+        keep = arith.constant(ir.IntegerType.get_signless(1), 1)
+        # -1 leaves that side of the band unbounded: no comparison at all.
+        if lower >= 0:
+            below = arith.cmpi(I.sle, arith.subi(m, n), arith.constant(index, lower))
+            keep = arith.andi(keep, below)
+        if upper >= 0:
+            above = arith.cmpi(I.sle, arith.subi(n, m), arith.constant(index, upper))
+            keep = arith.andi(keep, above)
+        if exclude:
+            keep = arith.xori(keep, arith.constant(ir.IntegerType.get_signless(1), 1))
+        return arith.select(keep, v, zero)
+
+    return generic([ctx.operands[0]], [ctx.empty(out_t)], [identity_map(rank)] * 2,
+                   [PARALLEL] * rank, body)
+
+
+@lowering("mo.pad")
+def _pad(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    paddings = ctx.dense_ints("paddings")
+    if len(paddings) != 2 * x_t.rank or any(p < 0 for p in paddings):
+        raise ctx.error(f"paddings {paddings} must be 2 non-negative entries per dim")
+    value = tensor.extract(ctx.operands[1], [])
+    out = fill(value, ctx.empty(out_t))
+    if 0 in x_t.dims:
+        return [out]  # nothing to copy (a static offset at the end of a dim would be rejected)
+    offsets: list[Mixed] = [paddings[2 * i] for i in range(x_t.rank)]
+    return [insert_slice(ctx.operands[0], out, offsets, ctx.dims(x_t))]
+
+
+def _range_length(kind: str, start: ir.Value, stop: ir.Value,
+                  step: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(length as i64, step == 0 as i1) of ``range(start, stop, step)`` on wide scalars."""
+    i64 = _i64()
+    if kind == "float":  # f64: ceil((stop - start) / step), NaN and overflow made -1
+        zero = scalar(step.type, 0.0)
+        q = math.ceil(arith.divf(arith.subf(stop, start), step))
+        q = arith.maximumf(q, zero)
+        finite = arith.cmpf(F.OLT, q, scalar(step.type, float(2**62)))  # false for NaN
+        length = arith.select(finite, arith.fptosi(i64, arith.select(finite, q, zero)),
+                              scalar(i64, -1))
+        return length, arith.cmpf(F.OEQ, step, zero)
+    zero = scalar(i64, 0)
+    is_zero = arith.cmpi(I.eq, step, zero)
+    safe = arith.select(is_zero, scalar(i64, 1), step)
+    length = arith.maxsi(arith.ceildivsi(arith.subi(stop, start), safe), zero)
+    return length, is_zero
+
+
+@lowering("mo.range")
+def _range(ctx: LoweringContext) -> list[ir.Value]:
+    out_t = ctx.result_types[0]
+    element = out_t.element_type
+    kind = kind_of(element)
+    if kind == "bool":
+        raise ctx.error("range of bool")
+    wide = ir.F64Type.get() if kind == "float" else _i64()
+    wide_name = "f64" if kind == "float" else "si64"
+    # Operands as f64/i64 scalars: the values are computed wide and rounded once.
+    start, stop, step = (convert_scalar(tensor.extract(v, []), t.element_type,
+                                        wide_name if kind != "uint" else "ui64")
+                         for v, t in zip(ctx.operands, ctx.operand_types))
+    length, step_zero = _range_length(kind, start, stop, step)
+    declared = arith.index_cast(_i64(), ctx.dim_value(out_t.dims[0]))
+    failed = arith.ori(step_zero, arith.cmpi(I.ne, length, declared))
+    ctx.add_check(failed, f"mo.range: step is 0, or ceil((stop - start) / step) is not the "
+                          f"declared length (out_dim) {out_t.dims[0]}")
+    if out_t.dims[0] == 0:
+        return [ctx.empty(out_t)]  # checked, nothing to write
+
+    def body(_: ir.Value) -> ir.Value:
+        i = arith.index_cast(_i64(), linalg_index(0))
+        if kind == "float":
+            v = arith.addf(start, arith.mulf(arith.sitofp(wide, i), step))
+            return convert_scalar(v, "f64", element)
+        v = arith.addi(start, arith.muli(i, step))
+        width = ir.IntegerType(element_type(element)).width
+        return v if width == 64 else arith.trunci(element_type(element), v)
+
+    return generic([], [ctx.empty(out_t)], [identity_map(1)], [PARALLEL], body)
+
+
+@lowering("mo.rebind")
+def _rebind(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    if x_t.rank != out_t.rank:
+        raise ctx.error(f"rank {x_t.rank} rebound to rank {out_t.rank}")
+    message = ir.StringAttr(ctx.attr("message")).value
+    have, want = ctx.dims(x_t), ctx.dims(out_t)
+    failed = None
+    sizes: list[Mixed] = []
+    for a, b, h, w in zip(x_t.dims, out_t.dims, have, want):
+        if _parse_dim(a) == _parse_dim(b):
+            sizes.append(h)
+            continue
+        if isinstance(h, int) and isinstance(w, int):
+            raise ctx.error(f"static dim {a} rebound to {b}")
+        hv, wv = _static_or_value([h, w], ctx)
+        ne = arith.cmpi(I.ne, hv, wv)
+        failed = ne if failed is None else arith.ori(failed, ne)
+        sizes.append(arith.minsi(hv, wv))
+    if failed is None:
+        return [ctx.operands[0]]  # provably the same shape: only the type changes
+    shapes = (f"[{', '.join(str(d) for d in x_t.dims)}] to "
+              f"[{', '.join(str(d) for d in out_t.dims)}]")
+    ctx.add_check(failed, f"rebind: {message} (rebinding {shapes})" if message
+                  else f"rebind: the tensor's shape does not match when rebinding {shapes}")
+    if 0 in out_t.dims:
+        return [ctx.empty(out_t)]  # checked, nothing to copy
+    # Copy what exists into a zero-filled tensor of the declared shape: downstream ops trust
+    # the declared dims, and the call raises anyway.
+    et = element_type(x_t.element_type)
+    part_t = ir.RankedTensorType.get([s if isinstance(s, int) else DYNAMIC for s in sizes], et)
+    part = extract_slice(part_t, ctx.operands[0], [0] * x_t.rank, sizes, [1] * x_t.rank)
+    out = fill(_zero(et), ctx.empty(out_t))
+    return [insert_slice(part, out, [0] * x_t.rank, sizes)]
+
+
+@lowering("mo.shape_to_tensor")
+def _shape_to_tensor(ctx: LoweringContext) -> list[ir.Value]:
+    out_t: MOTensorType = ctx.result_types[0]
+    dims = shape_dims(ctx.name, ir.StringAttr(ctx.attr("dims")).value)
+    values = [arith.index_cast(_i64(), ctx.dim_value(int(d) if isinstance(d, StaticDim) else str(d)))
+              for d in dims]
+    return [tensor.from_elements(ctx.tensor_type(out_t), values)]
