@@ -45,6 +45,16 @@ def test_cumsum_matches_torch(axis: int, exclusive: bool, reverse: bool) -> None
     check(got, _torch_cumsum(x, axis, exclusive, reverse), atol=1e-5)
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cumsum_all_dims_symbolic(axis: int) -> None:
+    # The lowering views x as [outer, n, inner]: dynamic sizes on either side of the axis.
+    types = [tt(DType.float64, "a", "b", "c")]
+    for shape in ((2, 3, 4), (1, 5, 1), (3, 0, 2)):
+        x = RNG.uniform(-1, 1, shape)
+        (got,) = run(lambda v: ops.cumsum(v, axis, reverse=True), types, x)
+        check(got, np.flip(np.cumsum(np.flip(x, axis), axis), axis), rtol=1e-12)
+
+
 def test_cumsum_ints_wrap_in_their_dtype() -> None:
     x = RNG.integers(60, 127, (3, 8)).astype(np.int8)
     (got,) = run(lambda v: ops.cumsum(v, axis=1), [tt(DType.int8, 3, 8)], x)
@@ -111,6 +121,19 @@ def test_band_part_torch_tril_triu_and_dtypes() -> None:
     b = RNG.integers(0, 2, (4, 3)).astype(bool)
     (got,) = run(lambda v: ops.band_part(v, 0, None, exclude=True), [tt(DType.bool, 4, 3)], b)
     check(got, _band(b, 0, None, True))
+
+
+@pytest.mark.parametrize("dtype", [DType.bfloat16, DType.float8_e4m3fn])
+def test_low_precision_dtypes(dtype: DType) -> None:
+    x = np.linspace(-2, 2, 12).reshape(3, 4).astype(dtype.to_numpy())
+    wide = x.astype(np.float32)
+    got = run(lambda v: (ops.band_part(v, 0, 1), ops.pad(v, [1, 0, 0, 1], value=1.0),
+                         ops.cumsum(v, 0)), [tt(dtype, 3, 4)], x)
+    check(got[0].astype(np.float32), _band(wide, 0, 1, False))
+    check(got[1].astype(np.float32), np.pad(wide, [(1, 0), (0, 1)], constant_values=1.0))
+    # summed in float32, rounded once
+    check(got[2].astype(np.float32),
+          np.cumsum(wide, 0).astype(dtype.to_numpy()).astype(np.float32))
 
 
 def test_band_part_errors() -> None:
