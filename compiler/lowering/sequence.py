@@ -263,6 +263,6 @@ def _rebind(ctx: LoweringContext) -> list[ir.Value]:
 def _shape_to_tensor(ctx: LoweringContext) -> list[ir.Value]:
     out_t: MOTensorType = ctx.result_types[0]
     dims = shape_dims(ctx.name, ir.StringAttr(ctx.attr("dims")).value)
-    values = [arith.index_cast(_i64(), ctx.dim_value(int(d) if isinstance(d, StaticDim) else str(d)))
-              for d in dims]
+    mo_dims = [int(d) if isinstance(d, StaticDim) else str(d) for d in dims]
+    values = [arith.index_cast(_i64(), ctx.dim_value(d)) for d in mo_dims]
     return [tensor.from_elements(ctx.tensor_type(out_t), values)]

@@ -197,7 +197,7 @@ def _ref_range(ctx: FoldContext, start: np.ndarray, stop: np.ndarray,
     if values[2] == 0:
         raise NotFoldable("range step 0: the compiled code reports it")
     if ctx.shape != (range_length(*values),):
-        raise NotFoldable("range length differs from the declared one: the compiled code reports it")
+        raise NotFoldable("range length is not the declared one: the compiled code reports it")
     i = np.arange(ctx.shape[0])
     if ctx.dtype.kind in "iu":
         return (int(values[0]) + i.astype(object) * int(values[2])).astype(ctx.dtype)

@@ -34,7 +34,8 @@ def run(fn: Callable[..., Any], types: list, *inputs: np.ndarray) -> list[np.nda
     given as tuples) and returns the outputs as numpy arrays."""
     model = _session().load(Graph("numeric", fn, input_types=types))
     # np.require, not np.ascontiguousarray: that one makes rank-0 inputs rank 1.
-    out = model.execute(*(driver.Tensor.from_numpy(np.require(a, requirements="C")) for a in inputs))
+    out = model.execute(*(driver.Tensor.from_numpy(np.require(a, requirements="C"))
+                          for a in inputs))
     return [o.to_numpy() for o in out]
 
 
