@@ -294,6 +294,9 @@ def test_range_errors() -> None:
     with pytest.raises(ValueError, match="range: out_dim is required when start, stop or step "
                                          "is a tensor"):
         build(0, "T", 1)
+    with pytest.raises(ValueError, match="range: out_dim is required for symbolic bounds"):
+        result_type([tt(DType.float32, "n")],
+                    lambda v: ops.range(0, v.shape[0], 0.5, dtype=DType.float32, device=CPU))
     with pytest.raises(ValueError, match="range: step must be non-zero"):
         build(0, 5, 0)
     with pytest.raises(ValueError, match=r"range: stop - start \(5.0 - 0.0\) must be zero or"):

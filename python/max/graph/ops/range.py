@@ -124,7 +124,8 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
             raise ValueError(f"range: stop - start ({values[1]} - {values[0]}) must be zero or "
                              f"have the same sign as step ({values[2]})")
         length = Dim(range_length(*values))
-    elif not any(isinstance(v, TensorValue) for v in bounds) and isinstance(bounds[2], int):
+    elif not any(isinstance(v, TensorValue) for v in bounds) and isinstance(
+            bounds[2], int | np.integer):
         if bounds[2] == 0:
             raise ValueError("range: step must be non-zero")
         if any(isinstance(v, float | np.floating) for v in bounds[:2]):
@@ -135,11 +136,14 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
             raise ValueError(f"range: out_dim {_dims.dim_text(given)} does not match the length "
                              f"{_dims.dim_text(length)} of the range")
         length = given
-    if length is None:
+    if length is None and any(isinstance(v, TensorValue) for v in bounds):
         raise ValueError(
             "range: out_dim is required when start, stop or step is a tensor: the length "
             "would depend on the tensor values (sizes that only the data determines are not "
             "supported)")
+    if length is None:
+        raise ValueError("range: out_dim is required for symbolic bounds with a step that is "
+                         f"not a Python int (step={bounds[2]!r})")
     require_bound("range", [length], "the length")
     # Built once validated (a bound that does not fit dtype raises here, naming it).
     operands = [_bound_tensor(v, dtype, device, n) for n, v in zip(_NAMES, bounds)]
