@@ -266,3 +266,39 @@ def _shape_to_tensor(ctx: LoweringContext) -> list[ir.Value]:
     mo_dims = [int(d) if isinstance(d, StaticDim) else str(d) for d in dims]
     values = [arith.index_cast(_i64(), ctx.dim_value(d)) for d in mo_dims]
     return [tensor.from_elements(ctx.tensor_type(out_t), values)]
+
+
+@lowering("mo.tile")
+def _tile(ctx: LoweringContext) -> list[ir.Value]:
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    have, want = ctx.dims(x_t), ctx.dims(out_t)
+    if 0 in x_t.dims:
+        return [ctx.empty(out_t)]
+    # Copies of x inserted at each multiple of its dims: plain copies into the result buffer
+    # (a broadcast followed by a reshape was written to a temporary and copied again).
+    loops: list[tuple[int, ir.Value, ir.Value]] = []  # (dim, count, dim size) of repeated dims
+    for i, (d, o) in enumerate(zip(have, want)):
+        if isinstance(d, int) and isinstance(o, int):
+            if o == d:
+                continue
+            loops.append((i, ctx.index(o // d), ctx.index(d)))
+            continue
+        dv, ov = _static_or_value([d, o], ctx)
+        # A dim 0 at run time (its result is 0 too) makes no copies; never divide by it.
+        empty = arith.cmpi(I.eq, dv, ctx.index(0))
+        count = arith.divui(ov, arith.select(empty, ctx.index(1), dv))
+        loops.append((i, arith.select(empty, ctx.index(0), count), dv))
+    x, out = ctx.operands[0], ctx.empty(out_t)
+    offsets: list[Mixed] = [0] * x_t.rank
+
+    def nest(k: int, out: ir.Value) -> ir.Value:
+        if k == len(loops):
+            return insert_slice(x, out, offsets, have)
+        axis, count, size = loops[k]
+        loop = scf.ForOp(ctx.index(0), count, ctx.index(1), [out])
+        with ir.InsertionPoint(loop.body):
+            offsets[axis] = arith.muli(loop.induction_variable, size)
+            scf.YieldOp([nest(k + 1, loop.inner_iter_args[0])])
+        return loop.results[0]
+
+    return [nest(0, out)]

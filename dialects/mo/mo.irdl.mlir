@@ -512,4 +512,12 @@ irdl.dialect @mo {
     irdl.operands()
     irdl.results(result: %result_type)
   }
+  // Copies of x along each dim: result[i...] = x[i mod d...]; each result dim is a positive
+  // multiple of x's (the repeat count), a dim 0 stays 0.
+  irdl.operation @tile {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

@@ -70,6 +70,9 @@ ROWS: dict[str, list[Row]] = {
         Row((f32(2, 3),), lambda x: x.copy(), {"message": "static shapes"},
             result=(DType.float32, (2, 3))),
     ],
+    "mo.tile": [
+        Row((i32(2, 3),), t(lambda x: x.repeat(3, 2)), result=(DType.int32, (6, 6))),
+    ],
     "mo.shape_to_tensor": [
         Row((), lambda: np.array([4, 0, 7], np.int64), {"dims": "[4, 0, 7]"},
             result=(DType.int64, (3,))),

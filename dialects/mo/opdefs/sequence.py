@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from max.dialects.mo.dim import Dim, _parse_dim
+from max.dialects.mo._dim_poly import _exact_div
+from max.dialects.mo.dim import Dim, _from_poly, _parse_dim
 from max.dialects.mo.opdefs import reference as ref
 from max.dialects.mo.opdefs.base import (
     INT,
@@ -118,6 +119,24 @@ def _check_rebind(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any
                                 f"{b} in the result {shape_text(result.shape)}")
 
 
+def _check_tile(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
+                result: TypeLike) -> None:
+    (x,) = operands
+    _expect_dtype(op, result, x.dtype)
+    expect_device(op, result, x.device)
+    if len(result.shape) != len(x.shape):
+        raise TypeRuleError(f"{op}: result {shape_text(result.shape)} must have the rank of "
+                            f"operand x {shape_text(x.shape)}")
+    for i, (d, o) in enumerate(zip(x.shape, result.shape)):
+        # o = d * k for a k >= 1, provably (a 0 dim stays 0): reads of x stay in bounds.
+        k = None if static(d) == 0 else _exact_div(o._poly, d._poly)
+        ok = o == 0 if static(d) == 0 else k is not None and (
+            _from_poly(k) != 0 and (static(_from_poly(k)) or 1) > 0)
+        if not ok:
+            raise TypeRuleError(f"{op}: dim {i} of the result ({o}) is not a positive multiple "
+                                f"of dim {i} of operand x {shape_text(x.shape)}")
+
+
 def shape_dims(op: str, text: Any) -> list[Dim]:
     """The dims of ``mo.shape_to_tensor``'s ``dims`` attribute: a JSON list in the MO type's
     own dim spelling (``[\"batch\", 3]``)."""
@@ -210,6 +229,11 @@ def _ref_rebind(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _ref_tile(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    reps = [o // d if d else 1 for o, d in zip(ctx.shape, x.shape)]
+    return np.tile(x, reps).reshape(ctx.shape)
+
+
 def _ref_shape_to_tensor(ctx: FoldContext) -> np.ndarray:
     dims = shape_dims("mo.shape_to_tensor", ctx.str("dims"))
     values = [static(d) for d in dims]
@@ -225,6 +249,7 @@ ref.REFERENCES.update({
     "mo.range": Folder(_ref_range),
     "mo.rebind": Folder(_ref_rebind),
     "mo.shape_to_tensor": Folder(_ref_shape_to_tensor),
+    "mo.tile": Folder(_ref_tile),
 })
 
 
@@ -245,4 +270,5 @@ def defs() -> list[OpDef]:
               reference=R["mo.rebind"]),
         OpDef("mo.shape_to_tensor", (), (AttrDef("dims", STR),), check=_check_shape_to_tensor,
               reference=R["mo.shape_to_tensor"]),
+        OpDef("mo.tile", ("x",), check=_check_tile, reference=R["mo.tile"]),
     ]

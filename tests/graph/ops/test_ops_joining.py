@@ -164,6 +164,10 @@ def test_tile_symbolic_repeats_and_dims() -> None:
     x = RNG.integers(0, 9, (3, 2))
     (got,) = run(lambda v, r: ops.tile(v, [r.shape[0], 2]), types, x, np.zeros(4, np.int64))
     check(got, np.tile(x, (4, 2)))
+    (got,) = run(lambda v, r: ops.tile(v, [r.shape[0], 2]), types, x, np.zeros(0, np.int64))
+    check(got, np.zeros((0, 4), np.int64))  # a symbolic repeat of 0 at run time
+    (got,) = run(lambda v, r: ops.tile(v, [r.shape[0], 2]), types, x[:0], np.zeros(3, np.int64))
+    check(got, np.zeros((0, 4), np.int64))  # an empty x
     t = result_type(types, lambda v, r: ops.tile(v, ["r", 3]))
     assert list(t.shape) == [Dim("b") * Dim("r"), Dim(6)]
 

@@ -1,15 +1,14 @@
-"""``tile``: copies of a tensor along each dim (a reshape, one ``broadcast_to``, a reshape)."""
+"""``tile``: copies of a tensor along each dim (``mo.tile``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from max.graph.dim import Dim
 from max.graph.value import TensorValue
 
 from max.graph.ops import _dims
-from max.graph.ops._promotion import as_strong
+from max.graph.ops._promotion import as_strong, emit
 
 
 def tile(x: Any, repeats: Iterable[Any]) -> TensorValue:
@@ -32,9 +31,7 @@ def tile(x: Any, repeats: Iterable[Any]) -> TensorValue:
             is not positive.
         TypeError: If ``repeats`` is not a sequence of dims.
     """
-    from max.graph.ops.broadcast_to import broadcast_to
     from max.graph.ops.rebind import require_bound
-    from max.graph.ops.reshape import reshape
 
     x = as_strong("tile", x)
     if isinstance(repeats, TensorValue | str) or not isinstance(repeats, Iterable):
@@ -50,9 +47,4 @@ def tile(x: Any, repeats: Iterable[Any]) -> TensorValue:
     require_bound("tile", counts, "repeats")
     if all(c == 1 for c in counts):
         return x
-    # [d0, d1] -> [1, d0, 1, d1] -> broadcast [r0, d0, r1, d1] -> [r0 * d0, r1 * d1]: the
-    # copy is one broadcast (read by indexing maps), the reshapes move nothing.
-    spread = [d for dim in x.shape for d in (Dim(1), dim)]
-    tiled = [d for c, dim in zip(counts, x.shape) for d in (c, dim)]
-    out = broadcast_to(reshape(x, spread), tiled)
-    return reshape(out, [c * d for c, d in zip(counts, x.shape)])
+    return emit("mo.tile", [x], x.dtype, [c * d for c, d in zip(counts, x.shape)], x.device)
