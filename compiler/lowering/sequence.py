@@ -1,5 +1,5 @@
-"""cumsum (a loop over the axis), band_part (a mask by loop indices), pad, range, rebind and
-shape_to_tensor.
+"""cumsum (a loop over the axis), band_part (a mask by loop indices), pad, range, rebind,
+shape_to_tensor and tile (copies inserted into the result).
 
 What cannot be proved at compile time is checked at run time through the checks buffer: a
 range's declared length, a rebind's dims. The compiled code never reads or writes past a
@@ -32,7 +32,6 @@ from max.dialects.mo.opdefs.sequence import shape_dims
 from max.dialects.mo.types import MOTensorType
 
 
-
 def _i64() -> ir.Type:
     return ir.IntegerType.get_signless(64)
 
@@ -43,6 +42,7 @@ def _zero(t: ir.Type) -> ir.Value:
 
 
 def _static_or_value(sizes: list[Mixed], ctx: LoweringContext) -> list[ir.Value]:
+    """Mixed sizes as index values (constants for the static ones)."""
     return [ctx.index(s) if isinstance(s, int) else s for s in sizes]
 
 

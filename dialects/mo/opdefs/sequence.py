@@ -1,5 +1,5 @@
-"""Scans, masks, padding and generated sequences: ``mo.cumsum``, ``mo.band_part``, ``mo.pad``,
-``mo.range``, ``mo.rebind`` and ``mo.shape_to_tensor``.
+"""Scans, masks, padding, copies and generated sequences: ``mo.cumsum``, ``mo.band_part``,
+``mo.pad``, ``mo.range``, ``mo.rebind``, ``mo.shape_to_tensor`` and ``mo.tile``.
 
 Their numpy references live here too (registered into ``reference.REFERENCES``, which the
 constant folder and the tests read), beside the rules they mirror.
@@ -34,8 +34,8 @@ from max.dialects.mo.opdefs.base import (
     static,
 )
 from max.dialects.mo.opdefs.elementwise import numeric
-from max.dtype import DType
 from max.dialects.mo.opdefs.reference import Folder, FoldContext, NotFoldable
+from max.dtype import DType
 
 
 def _flag(op: str, attrs: Mapping[str, Any], name: str) -> bool:
@@ -128,10 +128,14 @@ def _check_tile(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
         raise TypeRuleError(f"{op}: result {shape_text(result.shape)} must have the rank of "
                             f"operand x {shape_text(x.shape)}")
     for i, (d, o) in enumerate(zip(x.shape, result.shape)):
-        # o = d * k for a k >= 1, provably (a 0 dim stays 0): reads of x stay in bounds.
-        k = None if static(d) == 0 else _exact_div(o._poly, d._poly)
-        ok = o == 0 if static(d) == 0 else k is not None and (
-            _from_poly(k) != 0 and (static(_from_poly(k)) or 1) > 0)
+        # o = d * k, provably (a 0 dim stays 0): the copies of x fill the result exactly. A
+        # static k must be positive; a symbolic one is a repeat count bound by an input.
+        if static(d) == 0:
+            ok = static(o) == 0
+        else:
+            k = _exact_div(o._poly, d._poly)
+            count = None if k is None else static(_from_poly(k))
+            ok = k is not None and (count is None or count > 0)
         if not ok:
             raise TypeRuleError(f"{op}: dim {i} of the result ({o}) is not a positive multiple "
                                 f"of dim {i} of operand x {shape_text(x.shape)}")

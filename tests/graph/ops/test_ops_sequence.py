@@ -249,6 +249,10 @@ def test_range_of_symbolic_dims() -> None:
         check(got[0], np.arange(0, n, 2, dtype=np.float32))
         check(got[1], np.arange(1, n, dtype=np.int64))
         check(got[2], np.arange(n, -1, -3, dtype=np.int32))
+    (got,) = run(lambda v: ops.range(0.5, v.shape[0], 1, out_dim=v.shape[0],
+                                     dtype=DType.float64, device=CPU), types,
+                 np.zeros(4, np.float32))
+    check(got, np.arange(0.5, 4, 1.0))
     t = result_type(types, lambda v: ops.range(1, v.shape[0], 3, dtype=DType.int64, device=CPU))
     assert t.shape[0] == (Dim("n") + 1) // 3
 
@@ -297,6 +301,12 @@ def test_range_errors() -> None:
     with pytest.raises(ValueError, match="range: out_dim is required for symbolic bounds"):
         result_type([tt(DType.float32, "n")],
                     lambda v: ops.range(0, v.shape[0], 0.5, dtype=DType.float32, device=CPU))
+    with pytest.raises(ValueError, match="range: out_dim is required for symbolic bounds"):
+        result_type([tt(DType.float32, "n")],
+                    lambda v: ops.range(0.5, v.shape[0], 1, dtype=DType.float32, device=CPU))
+    t = result_type([tt(DType.float32, "n")], lambda v: ops.range(
+        0.5, v.shape[0], 1, out_dim=v.shape[0], dtype=DType.float32, device=CPU))
+    assert list(t.shape) == [Dim("n")]
     with pytest.raises(ValueError, match="range: step must be non-zero"):
         build(0, 5, 0)
     with pytest.raises(ValueError, match=r"range: stop - start \(5.0 - 0.0\) must be zero or"):

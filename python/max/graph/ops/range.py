@@ -76,7 +76,8 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
 
     The result has ``ceil((stop - start) / step)`` elements. With Python numbers (and static
     dims) as bounds it is computed here; with symbolic dims as bounds and an int step it is
-    the dim expression (``range(0, x.shape[0], 1, ...)`` has length ``x.shape[0]``).
+    the dim expression (``range(0, x.shape[0], 1, ...)`` has length ``x.shape[0]``; where
+    it comes out negative at run time, ``Model.execute`` raises ``ValueError``).
     Tensor bounds need ``out_dim``: the length would otherwise depend on their values,
     which is not supported. The compiled code checks the declared length (and a non-zero
     step) at run time: ``Model.execute`` raises ``ValueError`` on a mismatch.
@@ -124,12 +125,10 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
             raise ValueError(f"range: stop - start ({values[1]} - {values[0]}) must be zero or "
                              f"have the same sign as step ({values[2]})")
         length = Dim(range_length(*values))
-    elif not any(isinstance(v, TensorValue) for v in bounds) and isinstance(
+    elif all(isinstance(v, int | np.integer | Dim) for v in bounds[:2]) and isinstance(
             bounds[2], int | np.integer):
         if bounds[2] == 0:
             raise ValueError("range: step must be non-zero")
-        if any(isinstance(v, float | np.floating) for v in bounds[:2]):
-            raise TypeError("range: float bounds beside a symbolic dim need out_dim")
         length = _symbolic_length(Dim(bounds[0]), Dim(bounds[1]), int(bounds[2]))
     if given is not None:
         if length is not None and given != length:
@@ -142,8 +141,8 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
             "would depend on the tensor values (sizes that only the data determines are not "
             "supported)")
     if length is None:
-        raise ValueError("range: out_dim is required for symbolic bounds with a step that is "
-                         f"not a Python int (step={bounds[2]!r})")
+        raise ValueError("range: out_dim is required for symbolic bounds beside a float bound "
+                         f"or a step that is not a Python int (step={bounds[2]!r})")
     require_bound("range", [length], "the length")
     # Built once validated (a bound that does not fit dtype raises here, naming it).
     operands = [_bound_tensor(v, dtype, device, n) for n, v in zip(_NAMES, bounds)]
