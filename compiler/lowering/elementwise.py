@@ -59,6 +59,12 @@ def _log1p(x: ir.Value) -> ir.Value:
     return arith.select(arith.cmpf(F.OEQ, x, scalar(x.type, pymath.inf)), x, r)
 
 
+def _acos(x: ir.Value) -> ir.Value:
+    """acos of x clamped to [-1, 1] (MAX's domain rule); NaN stays NaN (minimumf propagates)."""
+    one = scalar(x.type, 1.0)
+    return math.acos(arith.maximumf(arith.minimumf(x, one), arith.negf(one)))
+
+
 def _gelu(approximate: str) -> Callable[[ir.Value], ir.Value]:
     def erf_gelu(x: ir.Value) -> ir.Value:
         t = x.type
@@ -88,6 +94,7 @@ def _gelu(approximate: str) -> Callable[[ir.Value], ir.Value]:
 # Unary ops: name -> {kind: scalar fn}; a kind left out is a CompilationError.
 UNARY: dict[str, dict[str, Callable[[ir.Value], ir.Value]]] = {
     "abs": {"float": math.absf, "sint": math.absi, "uint": lambda x: x, "bool": lambda x: x},
+    "acos": {"float": _f(_acos)},
     "exp": {"float": _f(math.exp)},
     "log": {"float": _f(math.log)},
     "log1p": {"float": _log1p},

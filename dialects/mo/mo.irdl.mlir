@@ -521,4 +521,86 @@ irdl.dialect @mo {
     irdl.operands(lhs: %lhs, rhs: %rhs)
     irdl.results(result: %result_type)
   }
+
+  // Sequence ops (dialects/mo/opdefs/sequence.py).
+  // Elementwise acos of x clamped to [-1, 1] (MAX: inputs outside the domain are clamped); float.
+  irdl.operation @acos {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Cumulative sum along the non-negative `axis`, in x's dtype; `exclusive` (0/1) starts at 0
+  // and leaves out each element itself, `reverse` (0/1) sums from the end.
+  irdl.operation @cumsum {
+    %axis = irdl.base "#builtin.integer"
+    %exclusive = irdl.base "#builtin.integer"
+    %reverse = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "axis" = %axis, "exclusive" = %exclusive, "reverse" = %reverse }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Keeps x[..., m, n] where (num_lower = -1 or m - n <= num_lower) and (num_upper = -1 or
+  // n - m <= num_upper), zero elsewhere; `exclude` (0/1) inverts the selection. Rank >= 2.
+  irdl.operation @band_part {
+    %num_lower = irdl.base "#builtin.integer"
+    %num_upper = irdl.base "#builtin.integer"
+    %exclude = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "num_lower" = %num_lower, "num_upper" = %num_upper, "exclude" = %exclude }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Constant padding: `paddings` = [before0, after0, before1, ...] (non-negative); the new
+  // elements are the rank-0 `value` (x's dtype).
+  irdl.operation @pad {
+    %paddings = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %value = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "paddings" = %paddings }
+    irdl.operands(x: %x, value: %value)
+    irdl.results(result: %result_type)
+  }
+  // result[i] = start + i * step (rank-0 operands of one numeric dtype; floats computed in f64,
+  // rounded once). The result's length is declared by its type; the compiled code checks that it
+  // is ceil((stop - start) / step) (at least 0) and that step != 0, and reports a mismatch.
+  irdl.operation @range {
+    %start = irdl.base @mo::@tensor
+    %stop = irdl.base @mo::@tensor
+    %step = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(start: %start, stop: %stop, step: %step)
+    irdl.results(result: %result_type)
+  }
+  // x with the result type's dims; the compiled code checks each dim that is not provably equal
+  // and reports `message` (reads stay within x; a mismatched result is padded with zeros).
+  irdl.operation @rebind {
+    %message = irdl.base "#builtin.string"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "message" = %message }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // The values of `dims` (a JSON list of dims in the MO type spelling, ["batch", 3]) as a 1-D
+  // si64 tensor; symbolic dims are evaluated at run time.
+  irdl.operation @shape_to_tensor {
+    %dims = irdl.base "#builtin.string"
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "dims" = %dims }
+    irdl.operands()
+    irdl.results(result: %result_type)
+  }
+  // Copies of x along each dim: result[i...] = x[i mod d...]; each result dim is a positive
+  // multiple of x's (the repeat count), a dim 0 stays 0.
+  irdl.operation @tile {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

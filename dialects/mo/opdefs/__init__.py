@@ -10,7 +10,14 @@ cover exactly these ops.
 
 from __future__ import annotations
 
-from max.dialects.mo.opdefs import elementwise, indexing, quantization, reduction, shape
+from max.dialects.mo.opdefs import (
+    elementwise,
+    indexing,
+    quantization,
+    reduction,
+    sequence,
+    shape,
+)
 from max.dialects.mo.opdefs.base import (
     ELEMENTS,
     FLOAT,
@@ -25,7 +32,7 @@ from max.dialects.mo.opdefs.base import (
 
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
-                                               *quantization.defs())}
+                                               *quantization.defs(), *sequence.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

@@ -103,7 +103,8 @@ def _check_cast(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
 
 # name -> dtype rule (the builders in max.graph.ops.elementwise read the same rules).
 UNARY: dict[str, DTypeRule] = {
-    "abs": numeric, "cos": floating, "erf": floating, "exp": floating, "floor": floating,
+    "abs": numeric, "acos": floating, "cos": floating, "erf": floating, "exp": floating,
+    "floor": floating,
     "gelu": floating, "is_inf": float_to_bool, "is_nan": float_to_bool, "log": floating,
     "log1p": floating, "logical_not": boolean, "negate": numeric, "relu": numeric,
     "round": floating, "rsqrt": floating, "sigmoid": floating, "silu": floating,

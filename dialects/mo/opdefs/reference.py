@@ -313,6 +313,7 @@ def _qmatmul(ctx: FoldContext, lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 REFERENCES: dict[str, Folder] = {
     # elementwise unary
     "mo.abs": _unary(np.abs),
+    "mo.acos": _unary(lambda x: np.arccos(np.clip(x, -1, 1)), floats=True),  # clamps
     "mo.negate": _unary(np.negative),
     "mo.exp": _unary(np.exp, floats=True),
     "mo.log": _unary(np.log, floats=True),

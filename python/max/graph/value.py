@@ -159,6 +159,10 @@ class TensorValue(Value):
         """Creates a new tensor with the same data but reshaped."""
         return _ops().reshape(self, shape)
 
+    def rebind(self, shape: Any, message: str = "") -> TensorValue:
+        """Rebinds the tensor to a new shape with error handling (see ``ops.rebind``)."""
+        return _ops().rebind(self, shape, message)
+
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> TensorValue:
         """Flattens the dims from ``start_dim`` to ``end_dim`` into one."""
         return _ops().flatten(self, start_dim, end_dim)

@@ -33,7 +33,9 @@ def run(fn: Callable[..., Any], types: list, *inputs: np.ndarray) -> list[np.nda
     """Builds ``fn`` as a graph of ``types``, runs it on ``inputs`` (several input sets may be
     given as tuples) and returns the outputs as numpy arrays."""
     model = _session().load(Graph("numeric", fn, input_types=types))
-    out = model.execute(*(driver.Tensor.from_numpy(np.ascontiguousarray(a)) for a in inputs))
+    # np.require, not np.ascontiguousarray: that one makes rank-0 inputs rank 1.
+    out = model.execute(*(driver.Tensor.from_numpy(np.require(a, requirements="C"))
+                          for a in inputs))
     return [o.to_numpy() for o in out]
 
 

@@ -39,12 +39,16 @@ shapes, dtypes and axes, ``TypeError`` for arguments of the wrong Python type.
 
 from __future__ import annotations
 
+from max.graph.ops.atanh import atanh
+from max.graph.ops.band_part import band_part
 from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
+from max.graph.ops.cumsum import cumsum
 from max.graph.ops.elementwise import (
     abs,
+    acos,
     add,
     cos,
     div,
@@ -85,12 +89,19 @@ from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
 from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
+from max.graph.ops.outer import outer
+from max.graph.ops.pad import pad
 from max.graph.ops.quantized import dequantize, qmatmul
+from max.graph.ops.range import hann_window, range
+from max.graph.ops.rebind import rebind, shape_to_tensor
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
 from max.graph.ops.slice import slice_tensor
 from max.graph.ops.softmax import logsoftmax, softmax
 from max.graph.ops.sort import argsort, top_k
+from max.graph.ops.split import chunk, split
+from max.graph.ops.stack import stack
+from max.graph.ops.tile import tile
 from max.graph.ops.transfer_to import transfer_to
 from max.graph.ops.transpose import permute, transpose
 from max.graph.ops.where import where
@@ -100,16 +111,21 @@ __all__ = [
     "DeviceRef",
     "TensorType",
     "abs",
+    "acos",
     "add",
     "argmax",
     "argmin",
     "argsort",
     "as_interleaved_complex",
+    "atanh",
+    "band_part",
     "broadcast_to",
     "cast",
+    "chunk",
     "concat",
     "constant",
     "cos",
+    "cumsum",
     "dequantize",
     "div",
     "equal",
@@ -123,6 +139,7 @@ __all__ = [
     "gelu",
     "greater",
     "greater_equal",
+    "hann_window",
     "is_inf",
     "is_nan",
     "layer_norm",
@@ -141,26 +158,34 @@ __all__ = [
     "mul",
     "negate",
     "not_equal",
+    "outer",
+    "pad",
     "permute",
     "pow",
     "qmatmul",
+    "range",
+    "rebind",
     "relu",
     "repeat_interleave",
     "reshape",
     "round",
+    "rsqrt",
     "scatter",
     "scatter_nd",
-    "rsqrt",
+    "shape_to_tensor",
     "sigmoid",
     "silu",
     "sin",
     "slice_tensor",
     "softmax",
+    "split",
     "sqrt",
     "squeeze",
+    "stack",
     "sub",
     "sum",
     "tanh",
+    "tile",
     "top_k",
     "transfer_to",
     "transpose",

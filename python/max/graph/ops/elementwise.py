@@ -104,6 +104,9 @@ BINARY_OPS: dict[str, ElementwiseOp] = {}
 
 # -- unary ops -----------------------------------------------------------------------------------
 abs = _unary("abs", _numeric, "Computes the elementwise absolute value of a symbolic tensor.")
+acos = _unary("acos", _floating, "Computes the arccosine (inverse cosine) of the input tensor. "
+              "Returns values in the range [0, π] for inputs in [-1, 1]; values outside this "
+              "domain are clamped to the valid range.")
 cos = _unary("cos", _floating, "Computes the elementwise cosine of a symbolic tensor.")
 erf = _unary("erf", _floating, "Computes the elementwise error function of a symbolic tensor.")
 exp = _unary("exp", _floating, "Computes the elementwise exp function of a symbolic tensor.")
