@@ -12,6 +12,7 @@ from mlir.dialects import arith, func, tensor
 
 from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     constant,
+    conv,
     elementwise,
     gather,
     matmul,

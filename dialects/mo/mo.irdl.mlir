@@ -438,4 +438,47 @@ irdl.dialect @mo {
     irdl.operands(x: %x, gamma: %gamma, beta: %beta)
     irdl.results(result: %result_type)
   }
+  // 2-D convolution: x NHWC, filter RSCF [R, S, C / groups, F]; paddings [top, bottom, left,
+  // right] of zeros; result [N, OH, OW, F].
+  irdl.operation @conv2d {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %groups = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "groups" = %groups }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
+  // Max over each window of x (NHWC); padding never wins; ceil_mode 0/1 rounds the window
+  // count up (a last window starting in the bottom/right padding is dropped).
+  irdl.operation @max_pool2d {
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %ceil_mode = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "ceil_mode" = %ceil_mode }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Mean over each window of x (NHWC); count_boundary 1 counts the zero padding in the
+  // divisor, 0 only the input elements.
+  irdl.operation @avg_pool2d {
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %ceil_mode = irdl.base "#builtin.integer"
+    %count_boundary = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "ceil_mode" = %ceil_mode, "count_boundary" = %count_boundary }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

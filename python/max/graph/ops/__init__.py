@@ -43,6 +43,7 @@ from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
+from max.graph.ops.conv import conv2d
 from max.graph.ops.elementwise import (
     abs,
     add,
@@ -83,6 +84,7 @@ from max.graph.ops.elementwise import (
 from max.graph.ops.gather import gather
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
+from max.graph.ops.pooling import avg_pool2d, max_pool2d
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
 from max.graph.ops.slice import slice_tensor
@@ -99,10 +101,12 @@ __all__ = [
     "add",
     "argmax",
     "argmin",
+    "avg_pool2d",
     "broadcast_to",
     "cast",
     "concat",
     "constant",
+    "conv2d",
     "cos",
     "div",
     "equal",
@@ -127,6 +131,7 @@ __all__ = [
     "logsoftmax",
     "matmul",
     "max",
+    "max_pool2d",
     "mean",
     "min",
     "mod",

@@ -1,0 +1,212 @@
+"""mo.conv2d, mo.max_pool2d, mo.avg_pool2d -> linalg's named convolution and pooling ops.
+
+The padding is materialized first: a filled tensor of the padded size whose interior is written
+by an elementwise copy generic (which the CPU schedule vectorizes; an ``insert_slice`` of the
+input would bufferize to a strided ``memref.copy``, a call into MLIR's runtime library, see
+MLIR-FACTS 7). The named ops then read only inside that tensor. conv2d is
+``linalg.conv_2d_nhwc_hwcf`` (groups 1), ``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and
+one output channel per group) or a generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other
+groups); these are what :mod:`max.compiler.pipelines.cpu_schedule` tiles, decomposes and
+vectorizes. avg_pool2d divides a ``pooling_nhwc_sum`` by the number of elements each window
+counts, computed from the output position (no per-element count tensor is read).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from mlir import ir
+from mlir.dialects import arith, linalg, tensor
+
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    identity_map,
+    linalg_index,
+    scalar,
+)
+from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type
+from max.compiler.lowering.precision import in_f32
+from max.compiler.lowering.registry import lowering
+
+Size = int | ir.Value
+
+
+def _add(a: Size, b: int) -> Size:
+    if isinstance(a, int):
+        return a + b
+    return a if b == 0 else arith.addi(a, arith.constant(ir.IndexType.get(), b))
+
+
+def _slice_args(values: Sequence[Size]) -> tuple[list[ir.Value], list[int]]:
+    dynamic = [v for v in values if not isinstance(v, int)]
+    return dynamic, [v if isinstance(v, int) else DYNAMIC for v in values]
+
+
+def _extra(ctx: LoweringContext, size: Size, out: int | str, k: int, s: int, d: int,
+           padded: Size) -> Size:
+    """Room past the padding that the last window needs (ceil mode), else 0."""
+    span = d * (k - 1) + 1
+    if isinstance(out, int) and isinstance(padded, int):
+        return max(0, (out - 1) * s + span - padded)
+    if isinstance(out, int) or not isinstance(size, ir.Value) or isinstance(padded, int):
+        return 0
+    # Symbolic ceil mode (the type rule allows it only where no window is dropped):
+    # (out - 1) * s + span - padded >= 0 whenever the result is not empty.
+    need = _add(arith.muli(_add(ctx.dim_value(out), -1), ctx.index(s)), span)
+    return arith.maxsi(arith.subi(need, padded), ctx.index(0))
+
+
+def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: float) -> ir.Value:
+    """``x`` (NHWC) with the op's paddings (and ceil mode's extra room) of ``value``."""
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    pads = ctx.dense_ints("paddings")
+    sizes = ctx.dims(x_t)
+    lo = [0, pads[0], pads[2], 0]
+    hi: list[Size] = [0, pads[1], pads[3], 0]
+    for axis in (1, 2):
+        i = axis - 1
+        padded = _add(sizes[axis], lo[axis] + int(hi[axis]))
+        extra = _extra(ctx, sizes[axis], out_t.dims[axis], kernel[i], strides[i], dilations[i],
+                       padded)
+        hi[axis] = int(hi[axis]) + extra if isinstance(extra, int) else \
+            arith.addi(extra, ctx.index(int(hi[axis])))
+    if all(p == 0 for p in lo) and all(isinstance(h, int) and h == 0 for h in hi):
+        return x
+    full: list[Size] = []
+    for axis in range(4):
+        h = hi[axis]
+        full.append(_add(sizes[axis], lo[axis] + h) if isinstance(h, int)
+                    else arith.addi(_add(sizes[axis], lo[axis]), h))
+    et = ir.RankedTensorType(x.type).element_type
+    dest = fill(scalar(et, value), tensor.empty(full, et))
+    dyn_sizes, static_sizes = _slice_args(sizes)
+    slice_t = ir.RankedTensorType.get(static_sizes, et)
+    interior = tensor.extract_slice(slice_t, dest, [], dyn_sizes, [], lo, static_sizes,
+                                    [1, 1, 1, 1])
+    copied = generic([x], [interior], [identity_map(4)] * 2, [PARALLEL] * 4,
+                     lambda a, _: a)[0]
+    return tensor.insert_slice(copied, dest, [], dyn_sizes, [], lo, static_sizes, [1, 1, 1, 1])
+
+
+def _named(op_fn: Callable[..., ir.Value], ins: Sequence[ir.Value], out: ir.Value,
+           ctx: LoweringContext) -> ir.Value:
+    """A named linalg convolution/pooling op with the MO op's strides and dilations."""
+    return op_fn(*ins, outs=[out], strides=ctx.dense_ints("strides"),
+                 dilations=ctx.dense_ints("dilations"))
+
+
+@lowering("mo.conv2d")
+@in_f32
+def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
+    x, f = ctx.operands
+    f_t, out_t = ctx.operand_types[1], ctx.result_types[0]
+    r, s, cg, fo = (int(d) for d in f_t.dims)
+    groups = ctx.int_attr("groups")
+    xp = _padded(ctx, x, (r, s), 0.0)
+    et = element_type(out_t.element_type)
+    acc = fill(scalar(et, 0), ctx.empty(out_t))
+    if groups == 1:
+        return [_named(linalg.conv_2d_nhwc_hwcf, [xp, f], acc, ctx)]
+    if cg == 1 and fo == groups:
+        # One channel in, one out per group: depthwise, filter [R, S, 1, C] -> [R, S, C].
+        f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], et), f, [[0], [1], [2, 3]])
+        return [_named(linalg.depthwise_conv_2d_nhwc_hwc, [xp, f3], acc, ctx)]
+    return [_grouped(ctx, xp, f, acc, groups)]
+
+
+def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
+             groups: int) -> ir.Value:
+    """Grouped convolution as one generic on [N, H, W, G, C/G] and [R, S, C/G, G, F/G]."""
+    r, s, cg, fo = (int(d) for d in ctx.operand_types[1].dims)
+    fg = fo // groups
+    (sh, sw), (dh, dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    xt = ir.RankedTensorType(xp.type)
+    et = xt.element_type
+    n, h, w, _ = xt.shape
+    # expand_shape takes the dynamic output sizes: those of the source dims.
+    sizes = [tensor.dim(xp, ctx.index(i)) if d == DYNAMIC else d
+             for i, d in enumerate((n, h, w))] + [groups, cg]
+    dyn, static = _slice_args(sizes)
+    x5 = tensor.expand_shape(ir.RankedTensorType.get(static, et), xp,
+                             [[0], [1], [2], [3, 4]], dyn, static)
+    f5 = tensor.expand_shape(ir.RankedTensorType.get([r, s, cg, groups, fg], et), f,
+                             [[0], [1], [2], [3, 4]], [], [r, s, cg, groups, fg])
+    at = ir.RankedTensorType(acc.type)
+    osizes = [tensor.dim(acc, ctx.index(i)) if d == DYNAMIC else d
+              for i, d in enumerate(at.shape[:3])] + [groups, fg]
+    dyn, static = _slice_args(osizes)
+    acc5 = tensor.expand_shape(ir.RankedTensorType.get(static, et), acc,
+                               [[0], [1], [2], [3, 4]], dyn, static)
+    # Loops: n, oh, ow, g, f, kh, kw, c.
+    d = [ir.AffineDimExpr.get(i) for i in range(8)]
+    x_map = ir.AffineMap.get(8, 0, [d[0], d[1] * sh + d[5] * dh, d[2] * sw + d[6] * dw, d[3], d[7]])
+    out = generic([x5, f5], [acc5], [x_map, dims_map(8, [5, 6, 7, 3, 4]),
+                                    dims_map(8, [0, 1, 2, 3, 4])],
+                  [PARALLEL] * 5 + [REDUCTION] * 3,
+                  lambda a, b, c: arith.addf(c, arith.mulf(a, b)))[0]
+    return tensor.collapse_shape(at, out, [[0], [1], [2], [3, 4]])
+
+
+def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:
+    et = element_type(ctx.result_types[0].element_type)
+    return tensor.empty(list(kernel), et)
+
+
+@lowering("mo.max_pool2d")
+@in_f32
+def _max_pool2d(ctx: LoweringContext) -> list[ir.Value]:
+    kernel = ctx.dense_ints("kernel")
+    xp = _padded(ctx, ctx.operands[0], kernel, -math.inf)
+    et = element_type(ctx.result_types[0].element_type)
+    acc = fill(scalar(et, -math.inf), ctx.empty(ctx.result_types[0]))
+    return [_named(linalg.pooling_nhwc_max, [xp, _window(ctx, kernel)], acc, ctx)]
+
+
+def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.Value:
+    """How many of the k taps of output position ``o`` fall in [lo, hi) of the padded axis."""
+    index = ir.IndexType.get()
+
+    def c(v: int) -> ir.Value:
+        return arith.constant(index, v)
+
+    start = arith.muli(o, c(s))
+    # Taps j with lo <= start + j * d < hi: j in [ceil((lo - start) / d), floor((hi - 1 - start) / d)].
+    first = arith.maxsi(arith.ceildivsi(arith.subi(c(lo), start), c(d)), c(0))
+    hi_v = hi if isinstance(hi, ir.Value) else c(hi)
+    last = arith.minsi(arith.floordivsi(arith.subi(arith.subi(hi_v, c(1)), start), c(d)),
+                       c(k - 1))
+    return arith.maxsi(arith.addi(arith.subi(last, first), c(1)), c(0))
+
+
+@lowering("mo.avg_pool2d")
+@in_f32
+def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
+    kernel = ctx.dense_ints("kernel")
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    xp = _padded(ctx, ctx.operands[0], kernel, 0.0)
+    et = element_type(out_t.element_type)
+    total = _named(linalg.pooling_nhwc_sum, [xp, _window(ctx, kernel)],
+                   fill(scalar(et, 0), ctx.empty(out_t)), ctx)
+    strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    pt, pb, pl, pr = ctx.dense_ints("paddings")
+    h, w = ctx.dims(x_t)[1:3]
+    # In padded coordinates the input is [pt, pt + H); with count_boundary the padding counts
+    # too, [0, pt + H + pb), but never ceil mode's extra room past it.
+    if ctx.int_attr("count_boundary"):
+        rows, cols = (0, _add(h, pt + pb)), (0, _add(w, pl + pr))
+    else:
+        rows, cols = (pt, _add(h, pt)), (pl, _add(w, pl))
+
+    def body(v: ir.Value, _: ir.Value) -> ir.Value:
+        nh = _taps_inside(linalg_index(1), kernel[0], strides[0], dilations[0], *rows)
+        nw = _taps_inside(linalg_index(2), kernel[1], strides[1], dilations[1], *cols)
+        count = arith.index_cast(ir.IntegerType.get_signless(64), arith.muli(nh, nw))
+        return arith.divf(v, arith.sitofp(et, count))
+
+    return generic([total], [ctx.empty(out_t)], [identity_map(4)] * 2, [PARALLEL] * 4, body)

@@ -1,0 +1,193 @@
+"""Convolution and pooling over the spatial dims of NHWC tensors: mo.conv2d, mo.max_pool2d,
+mo.avg_pool2d.
+
+Each output spatial dim follows from its input dim ``size``, window ``k``, stride ``s``,
+dilation ``d`` and paddings ``lo``/``hi`` as ``(size + lo + hi - d * (k - 1) - 1) // s + 1``
+(floor mode), so symbolic batch and spatial dims stay symbolic. Pooling's ``ceil_mode``
+rounds up instead, dropping a last window that would start in the bottom/right padding
+(PyTorch's rule); on a symbolic dim that is only allowed where no window can start there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from max.dialects.mo.dim import Dim
+from max.dialects.mo.opdefs.base import (
+    INT,
+    INTS,
+    AttrDef,
+    OpDef,
+    TensorSig,
+    TypeLike,
+    TypeRuleError,
+    same_device,
+    same_dtype,
+    shape_text,
+    static,
+)
+from max.dialects.mo.opdefs.elementwise import floating
+from max.dialects.mo.opdefs.reference import FoldContext, Folder
+
+
+def _ints(op: str, attrs: Mapping[str, Any], name: str, n: int, low: int) -> list[int]:
+    v = attrs[name]
+    if (not isinstance(v, list | tuple) or len(v) != n
+            or not all(type(i) is int and i >= low for i in v)):
+        raise TypeRuleError(f"{op}: attribute {name}={v!r} must be {n} integers >= {low}")
+    return list(v)
+
+
+def _flag(op: str, attrs: Mapping[str, Any], name: str) -> bool:
+    v = attrs[name]
+    if type(v) is not int or v not in (0, 1):
+        raise TypeRuleError(f"{op}: attribute {name}={v!r} must be 0 or 1")
+    return bool(v)
+
+
+def window_dim(op: str, axis: str, size: Dim, k: int, s: int, d: int, lo: int, hi: int,
+               ceil_mode: bool = False) -> Dim:
+    """The number of windows along one spatial dim (raises where there is none)."""
+    span = d * (k - 1) + 1
+    n = static(size)
+    if n is not None:
+        room = n + lo + hi - span
+        if room < 0:
+            raise TypeRuleError(
+                f"{op}: the {axis} window (kernel {k}, dilation {d}: {span} elements) is larger "
+                f"than the padded input {axis} {n} + {lo} + {hi}")
+        out = (room + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= n + lo:
+            out -= 1  # the last window would start in the bottom/right padding
+        return Dim(out)
+    room = size + (lo + hi - span)
+    if not ceil_mode:
+        return room // s + 1
+    # The last window starts at most s - 1 past the floor mode's; it can start in the
+    # bottom/right padding only if hi + s - 2 >= span - 1, and whether it does depends on
+    # the size: a symbolic dim cannot tell.
+    if hi + s - 2 >= span - 1 and s > 1:
+        raise TypeRuleError(
+            f"{op}: ceil_mode on the symbolic {axis} {size} with stride {s}, padding {hi} and "
+            f"a {span}-element window: whether the last window is dropped depends on the size")
+    return (room + (s - 1)) // s + 1
+
+
+def _spatial(op: str, x: TypeLike, kernel: Sequence[int], attrs: Mapping[str, Any],
+             ceil_mode: bool = False) -> tuple[Dim, Dim]:
+    strides = _ints(op, attrs, "strides", 2, 1)
+    dilations = _ints(op, attrs, "dilations", 2, 1)
+    pads = _ints(op, attrs, "paddings", 4, 0)
+    return (window_dim(op, "height", x.shape[1], kernel[0], strides[0], dilations[0], pads[0],
+                       pads[1], ceil_mode),
+            window_dim(op, "width", x.shape[2], kernel[1], strides[1], dilations[1], pads[2],
+                       pads[3], ceil_mode))
+
+
+def _rank4(op: str, name: str, t: TypeLike, layout: str) -> None:
+    if len(t.shape) != 4:
+        raise TypeRuleError(f"{op}: operand {name} {shape_text(t.shape)} must have rank 4 "
+                            f"({layout})")
+
+
+def _conv2d(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+    x, f = operands
+    device = same_device(op, ("x", "filter"), operands)
+    dtype = floating(op, same_dtype(op, ("x", "filter"), operands))
+    _rank4(op, "x", x, "NHWC")
+    _rank4(op, "filter", f, "RSCF")
+    groups = attrs["groups"]
+    if type(groups) is not int or groups < 1:
+        raise TypeRuleError(f"{op}: attribute groups={groups!r} must be an integer >= 1")
+    r, s_, cg, fo = (static(d) for d in f.shape)
+    if None in (r, s_, cg, fo):
+        raise TypeRuleError(f"{op}: operand filter {shape_text(f.shape)} must have static dims")
+    c = static(x.shape[3])
+    if c is None or c != cg * groups:
+        raise TypeRuleError(
+            f"{op}: operand x {shape_text(x.shape)} has {x.shape[3]} channels, the filter "
+            f"{shape_text(f.shape)} with groups={groups} takes {cg} * {groups}")
+    if fo % groups:
+        raise TypeRuleError(f"{op}: groups={groups} does not divide the {fo} output channels "
+                            f"of filter {shape_text(f.shape)}")
+    oh, ow = _spatial(op, x, (r, s_), attrs)
+    return TensorSig(dtype, (x.shape[0], oh, ow, f.shape[3]), device)
+
+
+def _pool(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+    (x,) = operands
+    dtype = floating(op, x.dtype)
+    _rank4(op, "x", x, "NHWC")
+    kernel = _ints(op, attrs, "kernel", 2, 1)
+    ceil_mode = _flag(op, attrs, "ceil_mode")
+    if "count_boundary" in attrs:
+        _flag(op, attrs, "count_boundary")
+    oh, ow = _spatial(op, x, kernel, attrs, ceil_mode)
+    return TensorSig(dtype, (x.shape[0], oh, ow, x.shape[3]), x.device)
+
+
+# -- numpy references: one strided slice of the padded input per kernel tap ---------------------
+
+
+def _taps(ctx: FoldContext, x: np.ndarray, kernel: Sequence[int], fill: float
+          ) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+    """The padded input and, per tap (i, j), its [N, OH, OW, C] view."""
+    (sh, sw), (dh, dw) = ctx.ints("strides"), ctx.ints("dilations")
+    pt, pb, pl, pr = ctx.ints("paddings")
+    oh, ow = ctx.shape[1], ctx.shape[2]
+    # Extra room at the bottom/right: ceil mode's last window may reach past the padding.
+    eh = max(0, (oh - 1) * sh + dh * (kernel[0] - 1) + 1 - (x.shape[1] + pt + pb))
+    ew = max(0, (ow - 1) * sw + dw * (kernel[1] - 1) + 1 - (x.shape[2] + pl + pr))
+    xp = np.pad(x, ((0, 0), (pt, pb + eh), (pl, pr + ew), (0, 0)), constant_values=fill)
+    taps = []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            v = xp[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw]
+            taps.append((i, j, v))
+    return xp, taps
+
+
+def _conv2d_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    g = ctx.int("groups")
+    r, s, cg, fo = f.shape
+    _, taps = _taps(ctx, x.astype(np.float64), (r, s), 0.0)
+    out = np.zeros(ctx.shape, np.float64)
+    fg = fo // g
+    for i, j, v in taps:
+        for k in range(g):
+            out[..., k * fg:(k + 1) * fg] += v[..., k * cg:(k + 1) * cg] @ f[i, j, :, k * fg:(k + 1) * fg]
+    return out
+
+
+def _max_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    _, taps = _taps(ctx, x, ctx.ints("kernel"), -np.inf)
+    return np.maximum.reduce([v for _, _, v in taps])
+
+
+def _avg_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    kernel = ctx.ints("kernel")
+    pt, pb, pl, pr = ctx.ints("paddings")
+    _, taps = _taps(ctx, x.astype(np.float64), kernel, 0.0)
+    # Count what each tap sees: the input, and the padding too with count_boundary.
+    ones = np.ones((1, x.shape[1], x.shape[2], 1))
+    if ctx.int("count_boundary"):
+        ones = np.pad(ones, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=1.0)
+        pt = pb = pl = pr = 0
+    sub = FoldContext({**ctx.attributes, "paddings": [pt, pb, pl, pr]}, ctx.shape, ctx.dtype)
+    _, count = _taps(sub, ones, kernel, 0.0)
+    return sum(v for _, _, v in taps) / sum(v for _, _, v in count)
+
+
+def defs() -> list[OpDef]:
+    window = (AttrDef("strides", INTS), AttrDef("dilations", INTS), AttrDef("paddings", INTS))
+    pool = (AttrDef("kernel", INTS), *window, AttrDef("ceil_mode", INT))
+    return [
+        OpDef("mo.conv2d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv2d,
+              reference=Folder(_conv2d_ref)),
+        OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=Folder(_max_pool_ref)),
+        OpDef("mo.avg_pool2d", ("x",), (*pool, AttrDef("count_boundary", INT)), infer=_pool,
+              reference=Folder(_avg_pool_ref)),
+    ]
