@@ -30,7 +30,7 @@ from max.dialects.mo.opdefs.base import (
     static,
 )
 from max.dialects.mo.opdefs.elementwise import floating
-from max.dialects.mo.opdefs.reference import FoldContext, Folder
+from max.dialects.mo.opdefs.reference import REFERENCES, FoldContext, Folder
 
 
 def _ints(op: str, attrs: Mapping[str, Any], name: str, n: int, low: int) -> list[int]:
@@ -181,13 +181,19 @@ def _avg_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     return sum(v for _, _, v in taps) / sum(v for _, _, v in count)
 
 
+# The numpy references of this family join the shared table (the constant folder's).
+REFERENCES.update({"mo.conv2d": Folder(_conv2d_ref), "mo.max_pool2d": Folder(_max_pool_ref),
+                   "mo.avg_pool2d": Folder(_avg_pool_ref)})
+
+
 def defs() -> list[OpDef]:
+    R = REFERENCES
     window = (AttrDef("strides", INTS), AttrDef("dilations", INTS), AttrDef("paddings", INTS))
     pool = (AttrDef("kernel", INTS), *window, AttrDef("ceil_mode", INT))
     return [
         OpDef("mo.conv2d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv2d,
-              reference=Folder(_conv2d_ref)),
-        OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=Folder(_max_pool_ref)),
+              reference=R["mo.conv2d"]),
+        OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=R["mo.max_pool2d"]),
         OpDef("mo.avg_pool2d", ("x",), (*pool, AttrDef("count_boundary", INT)), infer=_pool,
-              reference=Folder(_avg_pool_ref)),
+              reference=R["mo.avg_pool2d"]),
     ]
