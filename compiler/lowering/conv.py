@@ -89,8 +89,7 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
     slice_t = ir.RankedTensorType.get(static_sizes, et)
     interior = tensor.extract_slice(slice_t, dest, [], dyn_sizes, [], lo, static_sizes,
                                     [1, 1, 1, 1])
-    copied = generic([x], [interior], [identity_map(4)] * 2, [PARALLEL] * 4,
-                     lambda a, _: a)[0]
+    copied = linalg.copy(x, outs=[interior])
     return tensor.insert_slice(copied, dest, [], dyn_sizes, [], lo, static_sizes, [1, 1, 1, 1])
 
 
