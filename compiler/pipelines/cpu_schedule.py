@@ -32,6 +32,7 @@ from mlir.passmanager import PassManager
 
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
+    Levels,
     conv_schedule,
     conv_tiles,
     tiled_copies_to_linalg,
@@ -181,7 +182,7 @@ def _reads_innermost_contiguously(maps: list[ir.AffineMap], rank: int) -> bool:
     return True
 
 
-Tags = dict[int, tuple[str, int, tuple[int, ...]]]
+Tags = dict[int, tuple[str, int, Levels]]
 
 
 def _tag(module: ir.Module) -> Tags:
@@ -249,7 +250,7 @@ def _loop(name: str, i: int, n: int) -> str:
     return f"%{name}l#{i}" if n > 1 else f"%{name}l"
 
 
-def _op_schedule(sid: int, kind: str, rank: int, tiles: tuple[int, ...] = ()) -> str:
+def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     """Tiling and peeling of one tagged op (stage 1)."""
     s = (f"  %o{sid} = transform.structured.match attributes{{{SID} = {sid} : i64}} in %root"
          f" : ({_ANY}) -> {_ANY}\n")

@@ -224,7 +224,7 @@ def parallel_script(plans: dict[int, Plan], n: int) -> str:
     return _HEADER + s + _FOOTER
 
 
-def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[int, ...]]],
+def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[int, ...], ...]]],
                 n: int | None = None) -> int:
     """Wraps the large tagged ops in an ``n``-thread ``scf.forall``; returns how many.
 
