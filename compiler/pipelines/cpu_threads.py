@@ -162,8 +162,13 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         # Split the batch, or else the output rows; the init fill goes with each part.
         from max.compiler.pipelines.conv_schedule import conv_macs
 
-        batch, rows = ir.RankedTensorType(op.results[0].type).shape[:2]
-        if conv_macs(op) < MIN_PARALLEL_MACS or max(batch, rows) < n:
+        out = ir.RankedTensorType(op.results[0].type).shape
+        batch, rows = out[:2]
+        # A conv does C multiply-adds per tap and output; depthwise convs and pools one, so
+        # they are counted like elementwise ops, by their outputs.
+        big = (conv_macs(op) >= MIN_PARALLEL_MACS if kind == "conv"
+               else out[0] * out[1] * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
+        if not big or max(batch, rows) < n:
             return None
         loops = 7 if kind == "conv" else 6  # (n, oh, ow, f, kh, kw, c) / (n, oh, ow, c, kh, kw)
         axis = 0 if batch >= n else 1
