@@ -167,8 +167,8 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         # A conv does C multiply-adds per tap and output; depthwise convs and pools one, so
         # they are counted like elementwise ops, by their outputs.
         big = (conv_macs(op) >= MIN_PARALLEL_MACS if kind == "conv"
-               else out[0] * out[1] * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
-        if not big or max(batch, rows) < n:
+               else max(out[0], 1) * out[1] * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
+        if not big or max(batch, rows) < n:  # a symbolic batch (< 0) splits the rows
             return None
         loops = 7 if kind == "conv" else 6  # (n, oh, ow, f, kh, kw, c) / (n, oh, ow, c, kh, kw)
         axis = 0 if batch >= n else 1

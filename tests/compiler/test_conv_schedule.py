@@ -60,7 +60,14 @@ def test_conv_and_pool_become_vector_code(name: str, threads: int) -> None:
         assert "scf.forall" in text
 
 
-def test_symbolic_shapes_stay_loops_and_compile() -> None:
-    # Only static convolutions are scheduled; a symbolic one stays linalg (plain loops later).
-    text = _scheduled_ir([("n", 9, 9, 8)], lambda x: ops.max_pool2d(x, (2, 2), padding=1), 1)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_symbolic_batch_is_scheduled(threads: int) -> None:
+    text = _scheduled_ir([("n", 28, 28, 32), (3, 3, 32, 32)],
+                         lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), threads)
+    assert "linalg." not in text and "vector.fma" in text
+
+
+def test_symbolic_spatial_dims_stay_loops() -> None:
+    # Strips must divide the width: a symbolic one stays linalg (plain loops later).
+    text = _scheduled_ir([("n", "h", 9, 8)], lambda x: ops.max_pool2d(x, (2, 2), padding=1), 1)
     assert "linalg.pooling_nhwc_max" in text

@@ -123,6 +123,26 @@ def test_conv2d_symbolic_batch_and_spatial_dims() -> None:
                                    rtol=1e-4, atol=1e-4)
 
 
+def test_symbolic_batch_conv_and_pools() -> None:
+    # A symbolic batch keeps the vectorized schedule (tiles of one image).
+    types = [tt(DType.float32, "n", 12, 12, 16), tt(DType.float32, 3, 3, 16, 32)]
+
+    def fn(a: Any, b: Any) -> Any:
+        y = ops.conv2d(a, b, stride=(1, 1), padding=(1, 1, 1, 1))
+        return ops.avg_pool2d(ops.max_pool2d(y, (2, 2), 2), (3, 3), 1, padding=1,
+                              count_boundary=False)
+
+    model = _session().load(Graph("sym_batch", fn, input_types=types))
+    w = _f32(3, 3, 16, 32)
+    for n in (1, 3):
+        x = _f32(n, 12, 12, 16)
+        y = _torch_conv(x, w, 1, 1, (1, 1, 1, 1), 1).astype(np.float32)
+        y = _torch_pool("max", y, 2, 2, 1, 0, False)
+        want = _torch_pool("avg", y, 3, 1, 1, 1, False, False)
+        np.testing.assert_allclose(model.execute(x, w)[0].to_numpy(), want, rtol=1e-4,
+                                   atol=1e-4)
+
+
 def _torch_pool(kind: str, x: np.ndarray, k: Any, s: Any, d: Any, p: Any, ceil: bool,
                 count: bool = True) -> np.ndarray:
     if kind == "max":
