@@ -202,10 +202,11 @@ def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     else:
         rows, cols = (pt, _add(h, pt)), (pl, _add(w, pl))
 
-    def body(v: ir.Value, _: ir.Value) -> ir.Value:
+    def body(v: ir.Value) -> ir.Value:
         nh = _taps_inside(linalg_index(1), kernel[0], strides[0], dilations[0], *rows)
         nw = _taps_inside(linalg_index(2), kernel[1], strides[1], dilations[1], *cols)
         count = arith.index_cast(ir.IntegerType.get_signless(64), arith.muli(nh, nw))
         return arith.divf(v, arith.sitofp(et, count))
 
-    return generic([total], [ctx.empty(out_t)], [identity_map(4)] * 2, [PARALLEL] * 4, body)
+    # In place: the sums become the means (no second buffer).
+    return generic([], [total], [identity_map(4)], [PARALLEL] * 4, body)
