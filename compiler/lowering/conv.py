@@ -152,6 +152,48 @@ def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
     return tensor.collapse_shape(at, out, [[0], [1], [2], [3, 4]])
 
 
+def _mul(a: Size, b: int) -> Size:
+    return a * b if isinstance(a, int) else arith.muli(a, arith.constant(ir.IndexType.get(), b))
+
+
+@lowering("mo.conv2d_transpose")
+@in_f32
+def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
+    """A stride-1 conv of the input spread out by the strides (zeros between its pixels),
+    padded by ``d * (k - 1)`` less the paddings, with the filter flipped and its channel
+    dims swapped. Paddings larger than ``d * (k - 1)`` crop the conv's result instead."""
+    x, f = ctx.operands
+    x_t, f_t, out_t = ctx.operand_types[0], ctx.operand_types[1], ctx.result_types[0]
+    r, s, fo, ci = (int(d) for d in f_t.dims)
+    (sh, sw), (dh, dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    pt, pb, pl, pr = ctx.dense_ints("paddings")
+    et = element_type(out_t.element_type)
+    n, h, w, _ = ctx.dims(x_t)
+    lo = [dh * (r - 1) - pt, dw * (s - 1) - pl]
+    hi = [dh * (r - 1) - pb, dw * (s - 1) - pr]
+    spread = [_add(_mul(h, sh), 1 - sh), _add(_mul(w, sw), 1 - sw)]
+    sizes = [n, *(_add(v, max(a, 0) + max(b, 0)) for v, a, b in zip(spread, lo, hi)), ci]
+    dest = fill(scalar(et, 0), tensor.empty(sizes, et))
+    dyn, static = _slice_args(ctx.dims(x_t))
+    xp = tensor.insert_slice(x, dest, [], dyn, [], [0, max(lo[0], 0), max(lo[1], 0), 0], static,
+                             [1, sh, sw, 1])
+    # Filter [R, S, F, C] -> [R, S, C, F], flipped in R and S.
+    d = [ir.AffineDimExpr.get(i) for i in range(4)]
+    flip = ir.AffineMap.get(4, 0, [d[0] * -1 + (r - 1), d[1] * -1 + (s - 1), d[3], d[2]])
+    fl = generic([f], [tensor.empty([r, s, ci, fo], et)], [flip, identity_map(4)],
+                 [PARALLEL] * 4, lambda v, _: v)[0]
+    crop = [max(-lo[0], 0), max(-lo[1], 0)]
+    full = [n, *(_add(ctx.dim_value(o) if isinstance(o, str) else o, c + max(-b, 0))
+                 for o, c, b in zip(out_t.dims[1:3], crop, hi)), fo]
+    acc = fill(scalar(et, 0), tensor.empty(full, et))
+    y = linalg.conv_2d_nhwc_hwcf(xp, fl, outs=[acc], strides=[1, 1], dilations=[dh, dw])
+    if crop == [0, 0] and all(b >= 0 for b in hi):
+        return [y]
+    dyn, static = _slice_args(ctx.dims(out_t))
+    return [tensor.extract_slice(ctx.tensor_type(out_t), y, [], dyn, [], [0, *crop, 0], static,
+                                 [1, 1, 1, 1])]
+
+
 def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:
     et = element_type(ctx.result_types[0].element_type)
     return tensor.empty(list(kernel), et)

@@ -452,6 +452,20 @@ irdl.dialect @mo {
     irdl.operands(x: %x, filter: %filter)
     irdl.results(result: %result_type)
   }
+  // Transposed 2-D convolution (the gradient of mo.conv2d by its input): x NHWC, filter
+  // [R, S, F, C]; each input pixel scatters x @ filter^T with stride and dilation, and the
+  // paddings [top, bottom, left, right] crop the result: [N, OH, OW, F].
+  irdl.operation @conv2d_transpose {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
   // Max over each window of x (NHWC); padding never wins; ceil_mode 0/1 rounds the window
   // count up (a last window starting in the bottom/right padding is dropped).
   irdl.operation @max_pool2d {

@@ -61,6 +61,14 @@ def test_conv_and_pool_become_vector_code(name: str, threads: int) -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_transpose_conv_is_vectorized() -> None:
+    # The conv of the spread-out input is scheduled; spreading the input and flipping the
+    # filter are plain loops (input- and filter-sized).
+    text = _scheduled_ir([(1, 14, 14, 32), (4, 4, 64, 32)],
+                         lambda x, w: ops.conv2d_transpose(x, w, 2, 1, (1, 1, 1, 1)), 1)
+    assert "linalg.conv" not in text and "vector.fma" in text
+
+
 def test_symbolic_batch_is_scheduled(threads: int) -> None:
     text = _scheduled_ir([("n", 28, 28, 32), (3, 3, 32, 32)],
                          lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), threads)

@@ -37,6 +37,17 @@ def _conv_row(x: tuple[int, ...], w: tuple[int, ...], **kw: Any) -> Row:
     return Row((f32(*x), f32(*w)), _conv(a), a, rtol=1e-4, atol=1e-4)
 
 
+def _conv_transpose(a: dict[str, Any]) -> Any:
+    pt, pb, pl, pr = a["paddings"]
+
+    def fn(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        wt = torch.from_numpy(w).permute(3, 2, 0, 1)  # [R, S, F, C] -> [C, F, R, S]
+        y = F.conv_transpose2d(_nchw(x), wt, stride=a["strides"], dilation=a["dilations"])
+        return _nhwc(y[:, :, pt: y.shape[2] - pb, pl: y.shape[3] - pr])
+
+    return fn
+
+
 def _pool_row(op: str, x: tuple[int, ...], **kw: Any) -> Row:
     a = {"kernel": [2, 2], "strides": [1, 1], "dilations": [1, 1], "paddings": [0, 0, 0, 0],
          "ceil_mode": 0, **kw}
@@ -64,6 +75,12 @@ ROWS: dict[str, list[Row]] = {
         _conv_row((1, 6, 5, 6), (3, 3, 1, 6), paddings=[1, 1, 1, 1], groups=6),  # depthwise
         _conv_row((1, 6, 5, 6), (3, 3, 2, 9), paddings=[0, 1, 1, 0], strides=[2, 2],
                   groups=3),
+    ],
+    "mo.conv2d_transpose": [
+        Row((f32(1, 4, 5, 3), f32(3, 3, 2, 3)),
+            _conv_transpose({"strides": [2, 1], "dilations": [1, 2], "paddings": [1, 0, 0, 2]}),
+            {"strides": [2, 1], "dilations": [1, 2], "paddings": [1, 0, 0, 2]},
+            rtol=1e-4, atol=1e-4),
     ],
     "mo.max_pool2d": [
         _pool_row("max", (1, 8, 8, 3), kernel=[3, 3], strides=[2, 2], paddings=[1, 1, 1, 1],

@@ -1,5 +1,5 @@
-"""Convolution and pooling over the spatial dims of NHWC tensors: mo.conv2d, mo.max_pool2d,
-mo.avg_pool2d.
+"""Convolution and pooling over the spatial dims of NHWC tensors: mo.conv2d,
+mo.conv2d_transpose, mo.max_pool2d, mo.avg_pool2d.
 
 Each output spatial dim follows from its input dim ``size``, window ``k``, stride ``s``,
 dilation ``d`` and paddings ``lo``/``hi`` as ``(size + lo + hi - d * (k - 1) - 1) // s + 1``
@@ -117,6 +117,38 @@ def _conv2d(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> 
     return TensorSig(dtype, (x.shape[0], oh, ow, f.shape[3]), device)
 
 
+def transpose_dim(op: str, axis: str, size: Dim, k: int, s: int, d: int, lo: int,
+                  hi: int) -> Dim:
+    """Output length of a transposed convolution: ``(size - 1) * s - lo - hi + d * (k - 1) + 1``."""
+    out = (size - 1) * s + (d * (k - 1) + 1 - lo - hi)
+    n = static(out)
+    if n is not None and n < 1 and static(size) != 0:
+        raise TypeRuleError(f"{op}: paddings {lo} + {hi} leave no output {axis} (input {axis} "
+                            f"{size}, stride {s}, kernel {k}, dilation {d}: {n})")
+    return out
+
+
+def _conv2d_transpose(op: str, operands: Sequence[TypeLike],
+                      attrs: Mapping[str, Any]) -> TensorSig:
+    x, f = operands
+    device = same_device(op, ("x", "filter"), operands)
+    dtype = floating(op, same_dtype(op, ("x", "filter"), operands))
+    _rank4(op, "x", x, "NHWC")
+    _rank4(op, "filter", f, "RSFC: kernel height, kernel width, out channels, in channels")
+    r, s_, fo, ci = (static(d) for d in f.shape)
+    if None in (r, s_, fo, ci):
+        raise TypeRuleError(f"{op}: operand filter {shape_text(f.shape)} must have static dims")
+    if static(x.shape[3]) != ci:
+        raise TypeRuleError(f"{op}: operand x {shape_text(x.shape)} has {x.shape[3]} channels, "
+                            f"the filter {shape_text(f.shape)} takes {ci}")
+    strides = _ints(op, attrs, "strides", 2, 1)
+    dilations = _ints(op, attrs, "dilations", 2, 1)
+    pads = _ints(op, attrs, "paddings", 4, 0)
+    oh = transpose_dim(op, "height", x.shape[1], r, strides[0], dilations[0], pads[0], pads[1])
+    ow = transpose_dim(op, "width", x.shape[2], s_, strides[1], dilations[1], pads[2], pads[3])
+    return TensorSig(dtype, (x.shape[0], oh, ow, f.shape[2]), device)
+
+
 def _pool(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
     (x,) = operands
     dtype = floating(op, x.dtype)
@@ -162,6 +194,21 @@ def _conv2d_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
     return out
 
 
+def _conv2d_transpose_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    # Scatter: input pixel (i, j) adds x[i, j] @ f[a, b].T at (i * s + a * d, j * s + b * d)
+    # of the unpadded output, which the paddings then crop.
+    (sh, sw), (dh, dw) = ctx.ints("strides"), ctx.ints("dilations")
+    pt, pb, pl, pr = ctx.ints("paddings")
+    n, h, w, _ = x.shape
+    r, s, fo, _ = f.shape
+    full = np.zeros((n, (h - 1) * sh + dh * (r - 1) + 1, (w - 1) * sw + dw * (s - 1) + 1, fo))
+    for a in range(r):
+        for b in range(s):
+            full[:, a * dh: a * dh + (h - 1) * sh + 1: sh, b * dw: b * dw + (w - 1) * sw + 1: sw] \
+                += x.astype(np.float64) @ f[a, b].T.astype(np.float64)
+    return full[:, pt: full.shape[1] - pb, pl: full.shape[2] - pr]
+
+
 def _max_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     _, taps = _taps(ctx, x, ctx.ints("kernel"), -np.inf)
     return np.maximum.reduce([v for _, _, v in taps])
@@ -183,7 +230,8 @@ def _avg_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
 
 # The numpy references of this family join the shared table (the constant folder's).
 REFERENCES.update({"mo.conv2d": Folder(_conv2d_ref), "mo.max_pool2d": Folder(_max_pool_ref),
-                   "mo.avg_pool2d": Folder(_avg_pool_ref)})
+                   "mo.avg_pool2d": Folder(_avg_pool_ref),
+                   "mo.conv2d_transpose": Folder(_conv2d_transpose_ref)})
 
 
 def defs() -> list[OpDef]:
@@ -193,6 +241,8 @@ def defs() -> list[OpDef]:
     return [
         OpDef("mo.conv2d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv2d,
               reference=R["mo.conv2d"]),
+        OpDef("mo.conv2d_transpose", ("x", "filter"), window, infer=_conv2d_transpose,
+              reference=R["mo.conv2d_transpose"]),
         OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=R["mo.max_pool2d"]),
         OpDef("mo.avg_pool2d", ("x",), (*pool, AttrDef("count_boundary", INT)), infer=_pool,
               reference=R["mo.avg_pool2d"]),

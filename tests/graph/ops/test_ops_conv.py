@@ -284,3 +284,61 @@ def test_pool_errors() -> None:
         result_type([tt(DType.float32, 8, 8, 3)], lambda a: ops.max_pool2d(a, (2, 2)))
     with pytest.raises(ValueError, match=r"avg_pool2d: input must have a floating-point"):
         result_type([tt(DType.int64, 1, 8, 8, 3)], lambda a: ops.avg_pool2d(a, (2, 2)))
+
+
+def _torch_conv_transpose(x: np.ndarray, w: np.ndarray, stride: Any, dilation: Any,
+                          padding: Any, bias: np.ndarray | None = None) -> np.ndarray:
+    wt = torch.from_numpy(w.astype(np.float64)).permute(3, 2, 0, 1)  # RSFC -> CFRS
+    b = None if bias is None else torch.from_numpy(bias.astype(np.float64))
+    y = F.conv_transpose2d(_nchw(x.astype(np.float64)), wt, b, stride=stride, dilation=dilation)
+    pt, pb, pl, pr = padding
+    return _nhwc(y[:, :, pt: y.shape[2] - pb, pl: y.shape[3] - pr])
+
+
+# x shape, filter shape (R, S, F, C), stride, dilation, padding
+TRANSPOSE_CASES = [
+    ((1, 5, 5, 4), (3, 3, 6, 4), (1, 1), (1, 1), (0, 0, 0, 0)),
+    ((2, 4, 6, 3), (3, 3, 5, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    ((1, 4, 3, 2), (2, 3, 4, 2), (3, 2), (2, 1), (0, 2, 1, 0)),
+    ((1, 6, 6, 8), (2, 2, 3, 8), (2, 2), (1, 1), (2, 1, 3, 2)),  # paddings crop the conv
+    ((1, 14, 14, 32), (4, 4, 64, 32), (2, 2), (1, 1), (1, 1, 1, 1)),  # scheduled conv
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "stride", "dilation", "padding"), TRANSPOSE_CASES)
+def test_conv2d_transpose_matches_torch(xs, ws, stride, dilation, padding) -> None:
+    x, w = _f32(*xs), _f32(*ws)
+    got = _run([tt(DType.float32, *xs), tt(DType.float32, *ws)],
+               lambda a, b: ops.conv2d_transpose(a, b, stride, dilation, padding), x, w)
+    want = _torch_conv_transpose(x, w, stride, dilation, padding)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_transpose_symbolic_dims_and_bias() -> None:
+    types = [tt(DType.float32, "n", "h", "w", 3), tt(DType.float32, 3, 3, 4, 3),
+             tt(DType.float32, 4)]
+    fn = lambda a, b, c: ops.conv2d_transpose(a, b, 2, 1, (1, 0, 2, 1), bias=c)  # noqa: E731
+    assert [str(d) for d in result_type(types, fn).shape] == ["n", "h * 2", "w * 2 - 2", "4"]
+    model = _session().load(Graph("convt_sym", fn, input_types=types))
+    w, b = _f32(3, 3, 4, 3), _f32(4)
+    for xs in ((1, 3, 4, 3), (2, 5, 2, 3)):
+        x = _f32(*xs)
+        np.testing.assert_allclose(model.execute(x, w, b)[0].to_numpy(),
+                                   _torch_conv_transpose(x, w, 2, 1, (1, 0, 2, 1), b),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_transpose_errors() -> None:
+    x, w = tt(DType.float32, 1, 4, 4, 3), tt(DType.float32, 3, 3, 5, 3)
+    with pytest.raises(ValueError, match=r"conv2d_transpose: x shape \[1, 4, 4, 3\] has 3 input "
+                       r"channels, but filter shape \[3, 3, 3, 5\] expects 5"):
+        result_type([x, tt(DType.float32, 3, 3, 3, 5)], ops.conv2d_transpose)
+    with pytest.raises(ValueError, match=r"conv2d_transpose: output_paddings \(1, 0\) is not "
+                       r"supported"):
+        result_type([x, w], lambda a, b: ops.conv2d_transpose(a, b, 2, output_paddings=(1, 0)))
+    with pytest.raises(ValueError, match=r"conv2d_transpose: paddings 4 \+ 3 leave no output "
+                       r"height"):
+        result_type([x, w], lambda a, b: ops.conv2d_transpose(a, b, padding=(4, 3, 0, 0)))
+    with pytest.raises(ValueError, match=r"conv2d_transpose: stride \(0, 1\) must be"):
+        result_type([x, w], lambda a, b: ops.conv2d_transpose(a, b, (0, 1)))

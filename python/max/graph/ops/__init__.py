@@ -43,7 +43,7 @@ from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
-from max.graph.ops.conv import conv2d
+from max.graph.ops.conv import conv2d, conv2d_transpose
 from max.graph.ops.elementwise import (
     abs,
     add,
@@ -107,6 +107,7 @@ __all__ = [
     "concat",
     "constant",
     "conv2d",
+    "conv2d_transpose",
     "cos",
     "div",
     "equal",

@@ -1,4 +1,5 @@
-"""``conv2d``: 2-D convolution of an NHWC input by an RSCF filter (``mo.conv2d``)."""
+"""``conv2d`` and ``conv2d_transpose``: 2-D convolutions of NHWC inputs by RSCF filters
+(``mo.conv2d``, ``mo.conv2d_transpose``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from max.dialects.mo.dim import Dim
 from max.dialects.mo.opdefs.base import TypeRuleError
-from max.dialects.mo.opdefs.conv import window_dim
+from max.dialects.mo.opdefs.conv import transpose_dim, window_dim
 from max.graph.type import ConvInputLayout, FilterLayout
 from max.graph.value import TensorValue
 
@@ -155,3 +156,80 @@ def out_dims(op: str, x: TensorValue, kernel: Sequence[int], strides: Sequence[i
                 for axis, name in ((1, "height"), (2, "width"))]
     except TypeRuleError as e:
         raise ValueError(str(e)) from None
+
+
+def conv2d_transpose(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = (1, 1),
+                     padding: Any = (0, 0, 0, 0), output_paddings: Any = (0, 0),
+                     bias: Any = None, input_layout: ConvInputLayout = ConvInputLayout.NHWC,
+                     filter_layout: FilterLayout = FilterLayout.RSCF) -> TensorValue:
+    """Computes the 2-D deconvolution of the input with the given filter, strides,
+    dilations and paddings.
+
+    The op supports the transpose (gradient) of convolution, with the following layout
+    assumptions (the out_channel is w.r.t. the original convolution): input ``x`` has NHWC
+    layout, i.e., (batch_size, height, width, in_channels); filter has layout RSCF, i.e.,
+    (kernel_height, kernel_width, out_channels, in_channels); bias has shape (out_channels,).
+    This op effectively computes the gradient of a convolution with respect to its input (as
+    if the original convolution operation had the same filter and hyperparameters as this
+    op). The padding values (pad_dim1_before, pad_dim1_after, pad_dim2_before,
+    pad_dim2_after) are removed from the before/after ends of the output's H (dim1) and W
+    (dim2): the output height is ``(H - 1) * stride - pad_before - pad_after +
+    dilation * (kernel_height - 1) + 1``.
+
+    Args:
+        x: An NHWC input tensor to perform the convolution upon.
+        filter: The convolution filter in RSCF layout: (height, width, out_channels,
+            in_channels).
+        stride: The stride of the sliding window for each dimension of input.
+        dilation: The spacing between the kernel points.
+        padding: The amount of padding applied to the input.
+        output_paddings: Resolves the ambiguity of the output shape when a stride is
+            greater than 1; only ``(0, 0)`` is supported, as in MAX.
+        bias: A tensor of shape (out_channels,) added to the result, or None.
+        input_layout: NHWC.
+        filter_layout: RSCF.
+
+    Returns:
+        A symbolic tensor value with the convolution applied.
+    """
+    op = "conv2d_transpose"
+    x = as_strong(op, x, "x")
+    w = as_strong(op, filter, "filter")
+    if input_layout != ConvInputLayout.NHWC or filter_layout != FilterLayout.RSCF:
+        raise ValueError(f"{op}: only NHWC inputs and RSCF filters are supported, got "
+                         f"{input_layout!r} and {filter_layout!r}")
+    if x.rank != 4 or w.rank != 4:
+        raise ValueError(f"{op}: x and filter must have rank 4 (NHWC, RSCF), got shapes "
+                         f"{_dims.shape_text(x.shape)} and {_dims.shape_text(w.shape)}")
+    strides = int_tuple(op, "stride", stride, 2, 1)
+    dilations = int_tuple(op, "dilation", dilation, 2, 1)
+    pads = int_tuple(op, "padding", padding, 4, 0)
+    if int_tuple(op, "output_paddings", output_paddings, 2, 0) != [0, 0]:
+        raise ValueError(f"{op}: output_paddings {tuple(output_paddings)} is not supported "
+                         "(only (0, 0), as in MAX)")
+    if not x.dtype.is_float() or w.dtype != x.dtype:
+        raise ValueError(f"{op}: x and filter must share a floating-point dtype, got "
+                         f"{x.dtype.name} and {w.dtype.name}")
+    kernel = [_dims.static_value(d) for d in w.shape]
+    if None in kernel:
+        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
+    r, s, fo, ci = (int(k) for k in kernel)  # type: ignore[arg-type]
+    if _dims.static_value(x.shape[3]) != ci:
+        raise ValueError(f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[3]} input "
+                         f"channels, but filter shape {_dims.shape_text(w.shape)} expects {ci}")
+    device = same_device(op, [x, w])
+    try:
+        dims = [transpose_dim(op, name, x.shape[axis], (r, s)[axis - 1], strides[axis - 1],
+                              dilations[axis - 1], pads[2 * axis - 2], pads[2 * axis - 1])
+                for axis, name in ((1, "height"), (2, "width"))]
+    except TypeRuleError as e:
+        raise ValueError(str(e)) from None
+    y = emit("mo.conv2d_transpose", [x, w], x.dtype, [x.shape[0], *dims, w.shape[2]], device,
+             {"strides": strides, "dilations": dilations, "paddings": pads})
+    if bias is not None:
+        b = as_strong(op, bias, "bias")
+        if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != x.dtype:
+            raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
+                             f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
+        y = add(y, b)
+    return y
