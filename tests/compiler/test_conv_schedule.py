@@ -60,7 +60,6 @@ def test_conv_and_pool_become_vector_code(name: str, threads: int) -> None:
         assert "scf.forall" in text
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 def test_conv2d_transpose_conv_is_vectorized() -> None:
     # The conv of the spread-out input is scheduled; spreading the input and flipping the
     # filter are plain loops (input- and filter-sized).
@@ -69,6 +68,7 @@ def test_conv2d_transpose_conv_is_vectorized() -> None:
     assert "linalg.conv" not in text and "vector.fma" in text
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 def test_symbolic_batch_is_scheduled(threads: int) -> None:
     text = _scheduled_ir([("n", 28, 28, 32), (3, 3, 32, 32)],
                          lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), threads)
