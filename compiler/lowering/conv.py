@@ -62,14 +62,16 @@ def _extra(ctx: LoweringContext, size: Size, out: int | str, k: int, s: int, d: 
 
 
 def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: float) -> ir.Value:
-    """``x`` (NHWC) with the op's paddings (and ceil mode's extra room) of ``value``."""
+    """``x`` (N, spatial..., C) with the op's paddings (and ceil mode's extra room) of
+    ``value``."""
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
     strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
     pads = ctx.dense_ints("paddings")
     sizes = ctx.dims(x_t)
-    lo = [0, pads[0], pads[2], 0]
-    hi: list[Size] = [0, pads[1], pads[3], 0]
-    for axis in (1, 2):
+    rank = len(sizes)
+    lo = [0, *pads[0::2], 0]
+    hi: list[Size] = [0, *pads[1::2], 0]
+    for axis in range(1, rank - 1):
         i = axis - 1
         padded = _add(sizes[axis], lo[axis] + int(hi[axis]))
         extra = _extra(ctx, sizes[axis], out_t.dims[axis], kernel[i], strides[i], dilations[i],
@@ -79,7 +81,7 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
     if all(p == 0 for p in lo) and all(isinstance(h, int) and h == 0 for h in hi):
         return x
     full: list[Size] = []
-    for axis in range(4):
+    for axis in range(rank):
         h = hi[axis]
         full.append(_add(sizes[axis], lo[axis] + h) if isinstance(h, int)
                     else arith.addi(_add(sizes[axis], lo[axis]), h))
@@ -87,17 +89,19 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
     dest = fill(scalar(et, value), tensor.empty(full, et))
     dyn_sizes, static_sizes = _slice_args(sizes)
     slice_t = ir.RankedTensorType.get(static_sizes, et)
-    interior = tensor.extract_slice(slice_t, dest, [], dyn_sizes, [], lo, static_sizes,
-                                    [1, 1, 1, 1])
+    ones = [1] * rank
+    interior = tensor.extract_slice(slice_t, dest, [], dyn_sizes, [], lo, static_sizes, ones)
     copied = linalg.copy(x, outs=[interior])
-    return tensor.insert_slice(copied, dest, [], dyn_sizes, [], lo, static_sizes, [1, 1, 1, 1])
+    return tensor.insert_slice(copied, dest, [], dyn_sizes, [], lo, static_sizes, ones)
 
 
 def _named(op_fn: Callable[..., ir.Value], ins: Sequence[ir.Value], out: ir.Value,
-           ctx: LoweringContext) -> ir.Value:
-    """A named linalg convolution/pooling op with the MO op's strides and dilations."""
-    return op_fn(*ins, outs=[out], strides=ctx.dense_ints("strides"),
-                 dilations=ctx.dense_ints("dilations"))
+           ctx: LoweringContext, strides: Sequence[int] | None = None,
+           dilations: Sequence[int] | None = None) -> ir.Value:
+    """A named linalg convolution/pooling op with the given (or the MO op's) strides and
+    dilations."""
+    return op_fn(*ins, outs=[out], strides=list(strides or ctx.dense_ints("strides")),
+                 dilations=list(dilations or ctx.dense_ints("dilations")))
 
 
 @lowering("mo.conv2d")
@@ -106,25 +110,76 @@ def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
     x, f = ctx.operands
     f_t, out_t = ctx.operand_types[1], ctx.result_types[0]
     r, s, cg, fo = (int(d) for d in f_t.dims)
-    groups = ctx.int_attr("groups")
     xp = _padded(ctx, x, (r, s), 0.0)
+    acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
+    return [_conv2d_into(ctx, xp, f, acc, ctx.int_attr("groups"), ctx.dense_ints("strides"),
+                         ctx.dense_ints("dilations"))]
+
+
+@lowering("mo.conv3d")
+@in_f32
+def _conv3d(ctx: LoweringContext) -> list[ir.Value]:
+    """A sum over the depth taps of conv2ds: tap q reads the depth slices q * dd + od * sd,
+    collapsed with the batch into the conv2d's batch (so the conv2d schedule applies)."""
+    x, f = ctx.operands
+    out_t = ctx.result_types[0]
+    q, r, s, cg, fo = (int(d) for d in ctx.operand_types[1].dims)
+    (sd, *sw), (dd, *dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    xp = _padded(ctx, x, (q, r, s), 0.0)
     et = element_type(out_t.element_type)
-    acc = fill(scalar(et, 0), ctx.empty(out_t))
+    n, od, oh, ow, _ = ctx.dims(out_t)
+    xt = ir.RankedTensorType(xp.type)
+    c = xt.shape[4]
+    hp, wp = (v if v != DYNAMIC else tensor.dim(xp, ctx.index(i))
+              for i, v in ((2, xt.shape[2]), (3, xt.shape[3])))
+    both = n * od if isinstance(n, int) and isinstance(od, int) else DYNAMIC
+
+    def rows(v: ir.Value, t: list[int]) -> ir.Value:
+        """[N, OD, ...] -> [N * OD, ...]."""
+        return tensor.collapse_shape(ir.RankedTensorType.get([both, *t[2:]], et), v,
+                                     [[0, 1], *([i] for i in range(2, len(t)))])
+
+    out_sizes = [n, od, oh, ow, fo]
+    dyn, static = _slice_args(out_sizes)
+    acc = rows(fill(scalar(et, 0), tensor.empty(out_sizes, et)), static)
+    for tap in range(q):
+        sizes = [n, od, hp, wp, c]
+        dyn_x, static_x = _slice_args(sizes)
+        v = tensor.extract_slice(ir.RankedTensorType.get(static_x, et), xp, [], dyn_x, [],
+                                 [0, tap * dd, 0, 0, 0], static_x, [1, sd, 1, 1, 1])
+        f4 = tensor.extract_slice(ir.RankedTensorType.get([r, s, cg, fo], et), f, [], [], [],
+                                  [tap, 0, 0, 0, 0], [1, r, s, cg, fo], [1, 1, 1, 1, 1])
+        acc = _conv2d_into(ctx, rows(v, static_x), f4, acc, ctx.int_attr("groups"), sw, dw)
+    if isinstance(n, int) or isinstance(od, int):
+        return [tensor.expand_shape(ctx.tensor_type(out_t), acc, [[0, 1], [2], [3], [4]], dyn,
+                                    static)]
+    # tensor.reshape: memref.expand_shape allows one dynamic size per group (and aborts).
+    shape = tensor.from_elements(ir.RankedTensorType.get([5], ir.IndexType.get()),
+                                 [v if isinstance(v, ir.Value) else ctx.index(v)
+                                  for v in out_sizes])
+    return [tensor.reshape(ctx.tensor_type(out_t), acc, shape)]
+
+
+def _conv2d_into(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value, groups: int,
+                 strides: Sequence[int], dilations: Sequence[int]) -> ir.Value:
+    """``acc`` plus the conv of the padded NHWC ``xp`` by the RSCF filter ``f``."""
+    r, s, cg, fo = ir.RankedTensorType(f.type).shape
+    et = ir.RankedTensorType(f.type).element_type
     if groups == 1:
-        return [_named(linalg.conv_2d_nhwc_hwcf, [xp, f], acc, ctx)]
+        return _named(linalg.conv_2d_nhwc_hwcf, [xp, f], acc, ctx, strides, dilations)
     if cg == 1 and fo == groups:
         # One channel in, one out per group: depthwise, filter [R, S, 1, C] -> [R, S, C].
         f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], et), f, [[0], [1], [2, 3]])
-        return [_named(linalg.depthwise_conv_2d_nhwc_hwc, [xp, f3], acc, ctx)]
-    return [_grouped(ctx, xp, f, acc, groups)]
+        return _named(linalg.depthwise_conv_2d_nhwc_hwc, [xp, f3], acc, ctx, strides, dilations)
+    return _grouped(ctx, xp, f, acc, groups, strides, dilations)
 
 
 def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
-             groups: int) -> ir.Value:
+             groups: int, strides: Sequence[int], dilations: Sequence[int]) -> ir.Value:
     """Grouped convolution as one generic on [N, H, W, G, C/G] and [R, S, C/G, G, F/G]."""
-    r, s, cg, fo = (int(d) for d in ctx.operand_types[1].dims)
+    r, s, cg, fo = ir.RankedTensorType(f.type).shape
     fg = fo // groups
-    (sh, sw), (dh, dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    (sh, sw), (dh, dw) = strides, dilations
     xt = ir.RankedTensorType(xp.type)
     et = xt.element_type
     n, h, w, _ = xt.shape

@@ -452,6 +452,20 @@ irdl.dialect @mo {
     irdl.operands(x: %x, filter: %filter)
     irdl.results(result: %result_type)
   }
+  // 3-D convolution: x NDHWC, filter QRSCF [Q, R, S, C / groups, F]; paddings [front, back,
+  // top, bottom, left, right] of zeros; result [N, OD, OH, OW, F].
+  irdl.operation @conv3d {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %groups = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "groups" = %groups }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
   // Transposed 2-D convolution (the gradient of mo.conv2d by its input): x NHWC, filter
   // [R, S, F, C]; each input pixel scatters x @ filter^T with stride and dilation, and the
   // paddings [top, bottom, left, right] crop the result: [N, OH, OW, F].

@@ -68,6 +68,13 @@ def test_conv2d_transpose_conv_is_vectorized() -> None:
     assert "linalg.conv" not in text and "vector.fma" in text
 
 
+def test_conv3d_taps_are_vectorized_conv2ds() -> None:
+    text = _scheduled_ir([(1, 6, 12, 12, 16), (3, 3, 3, 16, 32)],
+                         lambda x, w: ops.conv3d(x, w, padding=(1, 1, 1, 1, 1, 1)), 1)
+    assert [l for l in text.splitlines() if "linalg.conv" in l] == []
+    assert text.count("vector.fma") >= 3  # one strip kernel per depth tap
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_symbolic_batch_is_scheduled(threads: int) -> None:
     text = _scheduled_ir([("n", 28, 28, 32), (3, 3, 32, 32)],

@@ -76,6 +76,15 @@ ROWS: dict[str, list[Row]] = {
         _conv_row((1, 6, 5, 6), (3, 3, 2, 9), paddings=[0, 1, 1, 0], strides=[2, 2],
                   groups=3),
     ],
+    "mo.conv3d": [
+        Row((f32(2, 5, 4, 6, 3), f32(2, 3, 2, 3, 4)),
+            lambda x, w: F.conv3d(
+                F.pad(torch.from_numpy(x).permute(0, 4, 1, 2, 3), (1, 0, 0, 1, 2, 1)),
+                torch.from_numpy(w).permute(4, 3, 0, 1, 2), stride=(2, 1, 2),
+                dilation=(1, 2, 1)).permute(0, 2, 3, 4, 1).contiguous().numpy(),
+            {"strides": [2, 1, 2], "dilations": [1, 2, 1], "paddings": [2, 1, 0, 1, 1, 0],
+             "groups": 1}, rtol=1e-4, atol=1e-4),
+    ],
     "mo.conv2d_transpose": [
         Row((f32(1, 4, 5, 3), f32(3, 3, 2, 3)),
             _conv_transpose({"strides": [2, 1], "dilations": [1, 2], "paddings": [1, 0, 0, 2]}),

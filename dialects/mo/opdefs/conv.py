@@ -1,5 +1,5 @@
-"""Convolution and pooling over the spatial dims of NHWC tensors: mo.conv2d,
-mo.conv2d_transpose, mo.max_pool2d, mo.avg_pool2d.
+"""Convolution and pooling over the spatial dims of NHWC (NDHWC) tensors: mo.conv2d,
+mo.conv3d, mo.conv2d_transpose, mo.max_pool2d, mo.avg_pool2d.
 
 Each output spatial dim follows from its input dim ``size``, window ``k``, stride ``s``,
 dilation ``d`` and paddings ``lo``/``hi`` as ``(size + lo + hi - d * (k - 1) - 1) // s + 1``
@@ -93,28 +93,39 @@ def _rank4(op: str, name: str, t: TypeLike, layout: str) -> None:
                             f"({layout})")
 
 
-def _conv2d(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+def _conv(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+    """mo.conv2d (NHWC, RSCF) and mo.conv3d (NDHWC, QRSCF)."""
     x, f = operands
     device = same_device(op, ("x", "filter"), operands)
     dtype = floating(op, same_dtype(op, ("x", "filter"), operands))
-    _rank4(op, "x", x, "NHWC")
-    _rank4(op, "filter", f, "RSCF")
+    k = 3 if op == "mo.conv3d" else 2
+    for name, t, layout in (("x", x, "NDHWC" if k == 3 else "NHWC"),
+                            ("filter", f, "QRSCF" if k == 3 else "RSCF")):
+        if len(t.shape) != k + 2:
+            raise TypeRuleError(f"{op}: operand {name} {shape_text(t.shape)} must have rank "
+                                f"{k + 2} ({layout})")
     groups = attrs["groups"]
     if type(groups) is not int or groups < 1:
         raise TypeRuleError(f"{op}: attribute groups={groups!r} must be an integer >= 1")
-    r, s_, cg, fo = (static(d) for d in f.shape)
-    if None in (r, s_, cg, fo):
+    fdims = [static(d) for d in f.shape]
+    if None in fdims:
         raise TypeRuleError(f"{op}: operand filter {shape_text(f.shape)} must have static dims")
-    c = static(x.shape[3])
+    *kernel, cg, fo = (int(d) for d in fdims)  # type: ignore[arg-type]
+    c = static(x.shape[k + 1])
     if c is None or c != cg * groups:
         raise TypeRuleError(
-            f"{op}: operand x {shape_text(x.shape)} has {x.shape[3]} channels, the filter "
+            f"{op}: operand x {shape_text(x.shape)} has {x.shape[k + 1]} channels, the filter "
             f"{shape_text(f.shape)} with groups={groups} takes {cg} * {groups}")
     if fo % groups:
         raise TypeRuleError(f"{op}: groups={groups} does not divide the {fo} output channels "
                             f"of filter {shape_text(f.shape)}")
-    oh, ow = _spatial(op, x, (r, s_), attrs)
-    return TensorSig(dtype, (x.shape[0], oh, ow, f.shape[3]), device)
+    strides = _ints(op, attrs, "strides", k, 1)
+    dilations = _ints(op, attrs, "dilations", k, 1)
+    pads = _ints(op, attrs, "paddings", 2 * k, 0)
+    axes = ("depth", "height", "width")[3 - k:]
+    dims = [window_dim(op, axes[i], x.shape[i + 1], kernel[i], strides[i], dilations[i],
+                       pads[2 * i], pads[2 * i + 1]) for i in range(k)]
+    return TensorSig(dtype, (x.shape[0], *dims, f.shape[k + 1]), device)
 
 
 def transpose_dim(op: str, axis: str, size: Dim, k: int, s: int, d: int, lo: int,
@@ -182,6 +193,21 @@ def _taps(ctx: FoldContext, x: np.ndarray, kernel: Sequence[int], fill: float
     return xp, taps
 
 
+def _conv3d_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    # Over the depth taps: each is a conv2d of the depth slices it reads.
+    (sd, *sw), (dd, *dw) = ctx.ints("strides"), ctx.ints("dilations")
+    pads = ctx.ints("paddings")
+    od = ctx.shape[1]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pads[0], pads[1]), (0, 0), (0, 0), (0, 0)))
+    sub = FoldContext({**ctx.attributes, "strides": sw, "dilations": dw, "paddings": pads[2:]},
+                      (x.shape[0] * od, *ctx.shape[2:]), ctx.dtype)
+    out = np.zeros(sub.shape)
+    for q in range(f.shape[0]):
+        v = xp[:, q * dd: q * dd + (od - 1) * sd + 1: sd]
+        out += _conv2d_ref(sub, v.reshape(-1, *v.shape[2:]), f[q])
+    return out.reshape(ctx.shape)
+
+
 def _conv2d_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
     g = ctx.int("groups")
     r, s, cg, fo = f.shape
@@ -231,7 +257,8 @@ def _avg_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
 # The numpy references of this family join the shared table (the constant folder's).
 REFERENCES.update({"mo.conv2d": Folder(_conv2d_ref), "mo.max_pool2d": Folder(_max_pool_ref),
                    "mo.avg_pool2d": Folder(_avg_pool_ref),
-                   "mo.conv2d_transpose": Folder(_conv2d_transpose_ref)})
+                   "mo.conv2d_transpose": Folder(_conv2d_transpose_ref),
+                   "mo.conv3d": Folder(_conv3d_ref)})
 
 
 def defs() -> list[OpDef]:
@@ -239,8 +266,10 @@ def defs() -> list[OpDef]:
     window = (AttrDef("strides", INTS), AttrDef("dilations", INTS), AttrDef("paddings", INTS))
     pool = (AttrDef("kernel", INTS), *window, AttrDef("ceil_mode", INT))
     return [
-        OpDef("mo.conv2d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv2d,
+        OpDef("mo.conv2d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv,
               reference=R["mo.conv2d"]),
+        OpDef("mo.conv3d", ("x", "filter"), (*window, AttrDef("groups", INT)), infer=_conv,
+              reference=R["mo.conv3d"]),
         OpDef("mo.conv2d_transpose", ("x", "filter"), window, infer=_conv2d_transpose,
               reference=R["mo.conv2d_transpose"]),
         OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=R["mo.max_pool2d"]),

@@ -342,3 +342,66 @@ def test_conv2d_transpose_errors() -> None:
         result_type([x, w], lambda a, b: ops.conv2d_transpose(a, b, padding=(4, 3, 0, 0)))
     with pytest.raises(ValueError, match=r"conv2d_transpose: stride \(0, 1\) must be"):
         result_type([x, w], lambda a, b: ops.conv2d_transpose(a, b, (0, 1)))
+
+
+def _torch_conv3d(x: np.ndarray, w: np.ndarray, stride: Any, dilation: Any, padding: Any,
+                  groups: int) -> np.ndarray:
+    xp = F.pad(torch.from_numpy(x.astype(np.float64)).permute(0, 4, 1, 2, 3),
+               (padding[4], padding[5], padding[2], padding[3], padding[0], padding[1]))
+    wt = torch.from_numpy(w.astype(np.float64)).permute(4, 3, 0, 1, 2)  # QRSCF -> FCQRS
+    y = F.conv3d(xp, wt, stride=stride, dilation=dilation, groups=groups)
+    return y.permute(0, 2, 3, 4, 1).contiguous().numpy()
+
+
+# x shape (NDHWC), filter shape (QRSCF), stride, dilation, padding, groups
+CONV3D_CASES = [
+    ((1, 4, 5, 6, 3), (2, 3, 3, 3, 4), (1, 1, 1), (1, 1, 1), (0, 0, 0, 0, 0, 0), 1),
+    ((2, 7, 6, 5, 4), (3, 2, 3, 4, 5), (2, 1, 2), (1, 2, 1), (1, 2, 0, 1, 1, 0), 1),
+    ((1, 5, 8, 8, 16), (3, 3, 3, 16, 64), (1, 1, 1), (1, 1, 1), (1, 1, 1, 1, 1, 1), 1),
+    ((1, 4, 6, 6, 8), (3, 3, 3, 1, 8), (1, 1, 1), (1, 1, 1), (1, 1, 1, 1, 1, 1), 8),
+    ((1, 4, 5, 5, 6), (2, 2, 2, 2, 9), (2, 1, 1), (1, 1, 2), (0, 1, 1, 0, 2, 2), 3),
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "stride", "dilation", "padding", "groups"), CONV3D_CASES)
+def test_conv3d_matches_torch(xs, ws, stride, dilation, padding, groups) -> None:
+    x, w = _f32(*xs), _f32(*ws)
+    got = _run([tt(DType.float32, *xs), tt(DType.float32, *ws)],
+               lambda a, b: ops.conv3d(a, b, stride, dilation, padding, groups), x, w)
+    want = _torch_conv3d(x, w, stride, dilation, padding, groups)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv3d_symbolic_dims_and_bias() -> None:
+    types = [tt(DType.float32, "n", "d", 6, "w", 3), tt(DType.float32, 2, 3, 3, 3, 4),
+             tt(DType.float32, 4)]
+    fn = lambda a, b, c: ops.conv3d(a, b, (2, 1, 1), padding=(0, 1, 1, 1, 1, 1),  # noqa: E731
+                                    bias=c)
+    assert [str(d) for d in result_type(types, fn).shape] == ["n", "(d - 1) // 2 + 1", "6",
+                                                             "w", "4"]
+    model = _session().load(Graph("conv3d_sym", fn, input_types=types))
+    w, b = _f32(2, 3, 3, 3, 4), _f32(4)
+    for xs in ((1, 4, 6, 5, 3), (2, 5, 6, 3, 3)):
+        x = _f32(*xs)
+        want = _torch_conv3d(x, w, (2, 1, 1), 1, (0, 1, 1, 1, 1, 1), 1) + b
+        np.testing.assert_allclose(model.execute(x, w, b)[0].to_numpy(), want, rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_conv3d_errors() -> None:
+    x = tt(DType.float32, 1, 4, 4, 4, 6)
+    with pytest.raises(ValueError, match=r"conv3d: x shape \[1, 4, 4, 4, 6\] has 6 input "
+                       r"channels, but filter shape \[2, 2, 2, 4, 8\] with groups=1 expects 4"):
+        result_type([x, tt(DType.float32, 2, 2, 2, 4, 8)], ops.conv3d)
+    with pytest.raises(ValueError, match=r"conv3d: groups=2 does not divide the 5 output"):
+        result_type([x, tt(DType.float32, 2, 2, 2, 3, 5)],
+                    lambda a, b: ops.conv3d(a, b, groups=2))
+    with pytest.raises(TypeError, match=r"conv3d: padding must be an int or a tuple of 6"):
+        result_type([x, tt(DType.float32, 2, 2, 2, 6, 8)],
+                    lambda a, b: ops.conv3d(a, b, padding=(1, 1, 1, 1)))
+    with pytest.raises(ValueError, match=r"conv3d: the depth window \(kernel 5, dilation 1: 5 "
+                       r"elements\) is larger than the padded input depth 4"):
+        result_type([x, tt(DType.float32, 5, 2, 2, 6, 8)], ops.conv3d)
+    with pytest.raises(ValueError, match=r"conv3d: x and filter must have rank 5"):
+        result_type([tt(DType.float32, 1, 4, 4, 6), tt(DType.float32, 2, 2, 6, 8)], ops.conv3d)

@@ -43,7 +43,7 @@ from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
-from max.graph.ops.conv import conv2d, conv2d_transpose
+from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.elementwise import (
     abs,
     add,
@@ -108,6 +108,7 @@ __all__ = [
     "constant",
     "conv2d",
     "conv2d_transpose",
+    "conv3d",
     "cos",
     "div",
     "equal",

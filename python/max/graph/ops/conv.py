@@ -233,3 +233,83 @@ def conv2d_transpose(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = 
                              f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
         y = add(y, b)
     return y
+
+
+def conv3d(x: Any, filter: Any, stride: Any = (1, 1, 1), dilation: Any = (1, 1, 1),
+           padding: Any = (0, 0, 0, 0, 0, 0), groups: int = 1, bias: Any = None,
+           input_layout: ConvInputLayout = ConvInputLayout.NHWC,
+           filter_layout: FilterLayout = FilterLayout.QRSCF) -> TensorValue:
+    """Computes the 3-D convolution product of the input with the given filter, strides,
+    dilations, paddings, and groups.
+
+    The op supports 3-D convolution, with the following layout assumptions: input has NDHWC
+    layout, i.e., (batch_size, depth, height, width, in_channels); filter has layout RSCF,
+    i.e., (depth, height, width, in_channels / num_groups, out_channels). The padding values
+    (pad_dim1_before, pad_dim1_after, pad_dim2_before, pad_dim2_after, ...) represent padding
+    0's before and after the indicated spatial dimensions in input; dim1 is D, dim2 H and
+    dim3 W.
+
+    Args:
+        x: An NDHWC input tensor to perform the convolution upon.
+        filter: The convolution filter in RSCF layout: (depth, height, width,
+            in_channels / num_groups, out_channels).
+        stride: The stride of the convolution operation.
+        dilation: The spacing between the kernel points.
+        padding: The amount of padding applied to the input.
+        groups: When greater than 1, divides the convolution into multiple parallel
+            convolutions. The number of input and output channels must both be divisible
+            by the number of groups.
+        bias: A tensor of shape (out_channels,) added to the result, or None.
+        input_layout: NHWC (meaning NDHWC here).
+        filter_layout: QRSCF.
+
+    Returns:
+        A symbolic tensor value with the convolution applied. Output shape = (batch_size,
+        depth, height, width, out_channels).
+    """
+    op = "conv3d"
+    x = as_strong(op, x, "x")
+    w = as_strong(op, filter, "filter")
+    if input_layout != ConvInputLayout.NHWC or filter_layout != FilterLayout.QRSCF:
+        raise ValueError(f"{op}: only NDHWC inputs (ConvInputLayout.NHWC) and QRSCF filters are "
+                         f"supported, got {input_layout!r} and {filter_layout!r}")
+    if x.rank != 5 or w.rank != 5:
+        raise ValueError(f"{op}: x and filter must have rank 5 (NDHWC, QRSCF), got shapes "
+                         f"{_dims.shape_text(x.shape)} and {_dims.shape_text(w.shape)}")
+    strides = int_tuple(op, "stride", stride, 3, 1)
+    dilations = int_tuple(op, "dilation", dilation, 3, 1)
+    pads = int_tuple(op, "padding", padding, 6, 0)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if not x.dtype.is_float() or w.dtype != x.dtype:
+        raise ValueError(f"{op}: x and filter must share a floating-point dtype, got "
+                         f"{x.dtype.name} and {w.dtype.name}")
+    kernel = [_dims.static_value(d) for d in w.shape]
+    if None in kernel:
+        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
+    *taps, cg, fo = (int(k) for k in kernel)  # type: ignore[arg-type]
+    c = _dims.static_value(x.shape[4])
+    if c is None or c != cg * groups:
+        raise ValueError(
+            f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[4]} input channels, but "
+            f"filter shape {_dims.shape_text(w.shape)} with groups={groups} expects "
+            f"{cg} * {groups} = {cg * groups}")
+    if fo % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the {fo} output channels of "
+                         f"filter shape {_dims.shape_text(w.shape)}")
+    device = same_device(op, [x, w])
+    try:
+        dims = [window_dim(op, name, x.shape[i + 1], taps[i], strides[i], dilations[i],
+                           pads[2 * i], pads[2 * i + 1])
+                for i, name in enumerate(("depth", "height", "width"))]
+    except TypeRuleError as e:
+        raise ValueError(str(e)) from None
+    y = emit("mo.conv3d", [x, w], x.dtype, [x.shape[0], *dims, w.shape[4]], device,
+             {"strides": strides, "dilations": dilations, "paddings": pads, "groups": groups})
+    if bias is not None:
+        b = as_strong(op, bias, "bias")
+        if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != x.dtype:
+            raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
+                             f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
+        y = add(y, b)
+    return y
