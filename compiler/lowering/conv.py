@@ -307,3 +307,40 @@ def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
 
     # In place: the sums become the means (no second buffer).
     return generic([], [total], [identity_map(4)], [PARALLEL] * 4, body)
+
+
+@lowering("mo.fold")
+@in_f32
+def _fold(ctx: LoweringContext) -> list[ir.Value]:
+    """Per kernel tap (i, j), its [N, C, BH, BW] block values are added to the strided window
+    of the padded result they belong to; the padding is cropped at the end."""
+    (x,), out_t = ctx.operands, ctx.result_types[0]
+    (kh, kw), (sh, sw), (dh, dw) = (ctx.dense_ints(a) for a in ("kernel", "strides", "dilations"))
+    pt, pb, pl, pr = ctx.dense_ints("paddings")
+    n, c, oh, ow = ctx.dims(out_t)
+    assert isinstance(oh, int) and isinstance(ow, int) and isinstance(c, int)
+    bh = (oh + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    bw = (ow + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    et = element_type(out_t.element_type)
+    six = [n, c, kh, kw, bh, bw]
+    dyn, static = _slice_args(six)
+    cols = tensor.expand_shape(ir.RankedTensorType.get(static, et), x,
+                               [[0], [1, 2, 3], [4, 5]], dyn, static)
+    full = [n, c, oh + pt + pb, ow + pl + pr]
+    out = fill(scalar(et, 0), tensor.empty(full, et))
+    block = [n, c, bh, bw]
+    dyn_b, static_b = _slice_args(block)
+    block_t = ir.RankedTensorType.get(static_b, et)
+    for i in range(kh):
+        for j in range(kw):
+            tap = tensor.extract_slice(block_t, cols, [], dyn_b, [], [0, 0, i, j, 0, 0],
+                                       [static_b[0], c, 1, 1, bh, bw], [1] * 6)
+            where = ([0, 0, i * dh, j * dw], [1, 1, sh, sw])
+            region = tensor.extract_slice(block_t, out, [], dyn_b, [], where[0], static_b,
+                                          where[1])
+            summed = generic([tap], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
+                             lambda a, b: arith.addf(a, b))[0]
+            out = tensor.insert_slice(summed, out, [], dyn_b, [], where[0], static_b, where[1])
+    dyn_o, static_o = _slice_args([n, c, oh, ow])
+    return [tensor.extract_slice(ctx.tensor_type(out_t), out, [], dyn_o, [], [0, 0, pt, pl],
+                                 static_o, [1, 1, 1, 1])]

@@ -480,6 +480,20 @@ irdl.dialect @mo {
     irdl.operands(x: %x, filter: %filter)
     irdl.results(result: %result_type)
   }
+  // col2im: x [N, C * kh * kw, L] holds L = BH * BW sliding blocks; each block's values are
+  // added at its window of the [N, C, output_size] result (paddings as in mo.max_pool2d).
+  irdl.operation @fold {
+    %output_size = irdl.base "#builtin.dense_array"
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "output_size" = %output_size, "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
   // Max over each window of x (NHWC); padding never wins; ceil_mode 0/1 rounds the window
   // count up (a last window starting in the bottom/right padding is dropped).
   irdl.operation @max_pool2d {

@@ -91,6 +91,13 @@ ROWS: dict[str, list[Row]] = {
             {"strides": [2, 1], "dilations": [1, 2], "paddings": [1, 0, 0, 2]},
             rtol=1e-4, atol=1e-4),
     ],
+    "mo.fold": [
+        Row((f32(2, 3 * 2 * 3, 5 * 3),),
+            lambda x: F.fold(torch.from_numpy(x), (5, 6), (2, 3), dilation=(2, 1), padding=1,
+                             stride=(1, 2)).numpy(),
+            {"output_size": [5, 6], "kernel": [2, 3], "strides": [1, 2], "dilations": [2, 1],
+             "paddings": [1, 1, 1, 1]}),
+    ],
     "mo.max_pool2d": [
         _pool_row("max", (1, 8, 8, 3), kernel=[3, 3], strides=[2, 2], paddings=[1, 1, 1, 1],
                   ceil_mode=1),

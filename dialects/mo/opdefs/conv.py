@@ -1,5 +1,5 @@
 """Convolution and pooling over the spatial dims of NHWC (NDHWC) tensors: mo.conv2d,
-mo.conv3d, mo.conv2d_transpose, mo.max_pool2d, mo.avg_pool2d.
+mo.conv3d, mo.conv2d_transpose, mo.max_pool2d, mo.avg_pool2d; and mo.fold (col2im, NCHW).
 
 Each output spatial dim follows from its input dim ``size``, window ``k``, stride ``s``,
 dilation ``d`` and paddings ``lo``/``hi`` as ``(size + lo + hi - d * (k - 1) - 1) // s + 1``
@@ -160,6 +160,27 @@ def _conv2d_transpose(op: str, operands: Sequence[TypeLike],
     return TensorSig(dtype, (x.shape[0], oh, ow, f.shape[2]), device)
 
 
+def _fold(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+    (x,) = operands
+    dtype = floating(op, x.dtype)
+    if len(x.shape) != 3:
+        raise TypeRuleError(f"{op}: operand x {shape_text(x.shape)} must have rank 3 "
+                            "(N, C * kernel sizes, L)")
+    out = _ints(op, attrs, "output_size", 2, 1)
+    kernel = _ints(op, attrs, "kernel", 2, 1)
+    blocks = _spatial(op, TensorSig(dtype, (x.shape[0], Dim(out[0]), Dim(out[1])), x.device),
+                      kernel, attrs)
+    ck = static(x.shape[1])
+    if ck is None or ck % (kernel[0] * kernel[1]):
+        raise TypeRuleError(f"{op}: dim 1 of operand x {shape_text(x.shape)} must be a static "
+                            f"multiple of the kernel size {kernel[0]} * {kernel[1]}")
+    if x.shape[2] != blocks[0] * blocks[1]:
+        raise TypeRuleError(f"{op}: dim 2 of operand x {shape_text(x.shape)} must be the number "
+                            f"of sliding blocks {blocks[0]} * {blocks[1]} of output_size {out}")
+    return TensorSig(dtype, (x.shape[0], Dim(ck // (kernel[0] * kernel[1])), Dim(out[0]),
+                             Dim(out[1])), x.device)
+
+
 def _pool(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
     (x,) = operands
     dtype = floating(op, x.dtype)
@@ -235,6 +256,21 @@ def _conv2d_transpose_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.
     return full[:, pt: full.shape[1] - pb, pl: full.shape[2] - pr]
 
 
+def _fold_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    (kh, kw), (sh, sw), (dh, dw) = ctx.ints("kernel"), ctx.ints("strides"), ctx.ints("dilations")
+    pt, pb, pl, pr = ctx.ints("paddings")
+    n, c, oh, ow = ctx.shape
+    bh = (oh + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    bw = (ow + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    cols = x.astype(np.float64).reshape(n, c, kh, kw, bh, bw)
+    out = np.zeros((n, c, oh + pt + pb, ow + pl + pr))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i * dh: i * dh + (bh - 1) * sh + 1: sh,
+                j * dw: j * dw + (bw - 1) * sw + 1: sw] += cols[:, :, i, j]
+    return out[:, :, pt: pt + oh, pl: pl + ow]
+
+
 def _max_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     _, taps = _taps(ctx, x, ctx.ints("kernel"), -np.inf)
     return np.maximum.reduce([v for _, _, v in taps])
@@ -258,7 +294,7 @@ def _avg_pool_ref(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
 REFERENCES.update({"mo.conv2d": Folder(_conv2d_ref), "mo.max_pool2d": Folder(_max_pool_ref),
                    "mo.avg_pool2d": Folder(_avg_pool_ref),
                    "mo.conv2d_transpose": Folder(_conv2d_transpose_ref),
-                   "mo.conv3d": Folder(_conv3d_ref)})
+                   "mo.conv3d": Folder(_conv3d_ref), "mo.fold": Folder(_fold_ref)})
 
 
 def defs() -> list[OpDef]:
@@ -272,6 +308,8 @@ def defs() -> list[OpDef]:
               reference=R["mo.conv3d"]),
         OpDef("mo.conv2d_transpose", ("x", "filter"), window, infer=_conv2d_transpose,
               reference=R["mo.conv2d_transpose"]),
+        OpDef("mo.fold", ("x",), (AttrDef("output_size", INTS), AttrDef("kernel", INTS),
+                                  *window), infer=_fold, reference=R["mo.fold"]),
         OpDef("mo.max_pool2d", ("x",), pool, infer=_pool, reference=R["mo.max_pool2d"]),
         OpDef("mo.avg_pool2d", ("x",), (*pool, AttrDef("count_boundary", INT)), infer=_pool,
               reference=R["mo.avg_pool2d"]),

@@ -405,3 +405,46 @@ def test_conv3d_errors() -> None:
         result_type([x, tt(DType.float32, 5, 2, 2, 6, 8)], ops.conv3d)
     with pytest.raises(ValueError, match=r"conv3d: x and filter must have rank 5"):
         result_type([tt(DType.float32, 1, 4, 4, 6), tt(DType.float32, 2, 2, 6, 8)], ops.conv3d)
+
+
+# input shape, output_size, kernel, stride, dilation, padding
+FOLD_CASES = [
+    ((1, 2 * 2 * 2, 3 * 4), (4, 5), (2, 2), 1, 1, 0),
+    ((2, 3 * 2 * 3, 5 * 3), (5, 6), (2, 3), (1, 2), (2, 1), 1),
+    ((1, 4 * 3 * 3, 3 * 3), (5, 5), (3, 3), 2, 1, 1),  # windows overlap: values add up
+    ((1, 1 * 2 * 2, 2 * 2), (7, 7), (2, 2), 3, 2, 0),  # gaps the blocks never reach stay 0
+]
+
+
+@pytest.mark.parametrize(("xs", "out", "k", "s", "d", "p"), FOLD_CASES)
+def test_fold_matches_torch(xs, out, k, s, d, p) -> None:
+    x = _f32(*xs)
+    got = _run([tt(DType.float32, *xs)], lambda a: ops.fold(a, out, k, s, d, p), x)
+    want = F.fold(torch.from_numpy(x), out, k, dilation=d, padding=p, stride=s).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_symbolic_batch() -> None:
+    fn = lambda a: ops.fold(a, (4, 5), (2, 2))  # noqa: E731
+    model = _session().load(Graph("fold_sym", fn, input_types=[tt(DType.float32, "n", 12, 12)]))
+    for n in (1, 3):
+        x = _f32(n, 12, 12)
+        np.testing.assert_allclose(model.execute(x)[0].to_numpy(),
+                                   F.fold(torch.from_numpy(x), (4, 5), (2, 2)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_fold_errors() -> None:
+    with pytest.raises(ValueError, match=r"fold: input shape \[1, 8, 10\] must hold 3 \* 4 = 12 "
+                       r"sliding blocks in dim 2 for output_size \(4, 5\)"):
+        result_type([tt(DType.float32, 1, 8, 10)], lambda a: ops.fold(a, (4, 5), (2, 2)))
+    with pytest.raises(ValueError, match=r"fold: dim 1 of input shape \[1, 6, 12\] must be C \* "
+                       r"2 \* 2"):
+        result_type([tt(DType.float32, 1, 6, 12)], lambda a: ops.fold(a, (4, 5), (2, 2)))
+    with pytest.raises(ValueError, match=r"fold: input must have rank 3"):
+        result_type([tt(DType.float32, 8, 12)], lambda a: ops.fold(a, (4, 5), (2, 2)))
+    with pytest.raises(ValueError, match=r"fold: stride \(0, 1\) must be integers >= 1"):
+        result_type([tt(DType.float32, 1, 8, 12)], lambda a: ops.fold(a, (4, 5), (2, 2), (0, 1)))
+    with pytest.raises(ValueError, match=r"fold: output_size must be a tuple of two static ints"):
+        result_type([tt(DType.float32, 1, 8, 12)], lambda a: ops.fold(a, ("h", 5), (2, 2)))

@@ -44,6 +44,7 @@ from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
 from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
+from max.graph.ops.fold import fold
 from max.graph.ops.elementwise import (
     abs,
     add,
@@ -117,6 +118,7 @@ __all__ = [
     "flatten",
     "floor",
     "floor_div",
+    "fold",
     "gather",
     "gelu",
     "greater",
