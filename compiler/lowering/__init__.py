@@ -18,6 +18,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     matmul,
     normalization,
     reduction,
+    resize,
     shape_ops,
 )
 from max.compiler.lowering.context import (

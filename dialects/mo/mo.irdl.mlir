@@ -523,4 +523,12 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+  // Bicubic resampling of the spatial dims of x (NCHW) to the result's H and W (PyTorch's
+  // bicubic, align_corners false: Keys' kernel with A = -0.75, reads clamped to the edge).
+  irdl.operation @resize_bicubic {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

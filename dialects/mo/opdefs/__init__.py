@@ -10,7 +10,7 @@ cover exactly these ops.
 
 from __future__ import annotations
 
-from max.dialects.mo.opdefs import conv, elementwise, reduction, shape
+from max.dialects.mo.opdefs import conv, elementwise, reduction, resize, shape
 from max.dialects.mo.opdefs.base import (
     ELEMENTS,
     FLOAT,
@@ -24,7 +24,8 @@ from max.dialects.mo.opdefs.base import (
 )
 
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
-                                               *reduction.defs(), *conv.defs())}
+                                               *reduction.defs(), *conv.defs(),
+                                               *resize.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

@@ -88,6 +88,7 @@ from max.graph.ops.matmul import matmul
 from max.graph.ops.pooling import avg_pool2d, max_pool2d
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
+from max.graph.ops.resize import InterpolationMode, resize
 from max.graph.ops.slice import slice_tensor
 from max.graph.ops.softmax import logsoftmax, softmax
 from max.graph.ops.transfer_to import transfer_to
@@ -97,6 +98,7 @@ from max.graph.type import DeviceRef, TensorType
 
 __all__ = [
     "DeviceRef",
+    "InterpolationMode",
     "TensorType",
     "abs",
     "add",
@@ -146,6 +148,7 @@ __all__ = [
     "pow",
     "relu",
     "reshape",
+    "resize",
     "round",
     "rsqrt",
     "sigmoid",
