@@ -272,7 +272,8 @@ def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.V
         return arith.constant(index, v)
 
     start = arith.muli(o, c(s))
-    # Taps j with lo <= start + j * d < hi: j in [ceil((lo - start) / d), floor((hi - 1 - start) / d)].
+    # Taps j with lo <= start + j * d < hi:
+    # j in [ceil((lo - start) / d), floor((hi - 1 - start) / d)], and in [0, k).
     first = arith.maxsi(arith.ceildivsi(arith.subi(c(lo), start), c(d)), c(0))
     hi_v = hi if isinstance(hi, ir.Value) else c(hi)
     last = arith.minsi(arith.floordivsi(arith.subi(arith.subi(hi_v, c(1)), start), c(d)),

@@ -209,7 +209,8 @@ def _taps(ctx: FoldContext, x: np.ndarray, kernel: Sequence[int], fill: float
     taps = []
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            v = xp[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw]
+            v = xp[:, i * dh: i * dh + (oh - 1) * sh + 1: sh,
+                   j * dw: j * dw + (ow - 1) * sw + 1: sw]
             taps.append((i, j, v))
     return xp, taps
 
@@ -237,7 +238,8 @@ def _conv2d_ref(ctx: FoldContext, x: np.ndarray, f: np.ndarray) -> np.ndarray:
     fg = fo // g
     for i, j, v in taps:
         for k in range(g):
-            out[..., k * fg:(k + 1) * fg] += v[..., k * cg:(k + 1) * cg] @ f[i, j, :, k * fg:(k + 1) * fg]
+            cols = slice(k * fg, (k + 1) * fg)
+            out[..., cols] += v[..., k * cg:(k + 1) * cg] @ f[i, j, :, cols]
     return out
 
 
