@@ -1,14 +1,15 @@
-"""mo.conv2d, mo.max_pool2d, mo.avg_pool2d -> linalg's named convolution and pooling ops.
+"""Convolutions, pooling and fold -> linalg's named convolution and pooling ops.
 
-The padding is materialized first: a filled tensor of the padded size whose interior is written
-by an elementwise copy generic (which the CPU schedule vectorizes; an ``insert_slice`` of the
-input would bufferize to a strided ``memref.copy``, a call into MLIR's runtime library, see
-MLIR-FACTS 7). The named ops then read only inside that tensor. conv2d is
-``linalg.conv_2d_nhwc_hwcf`` (groups 1), ``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and
-one output channel per group) or a generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other
-groups); these are what :mod:`max.compiler.pipelines.cpu_schedule` tiles, decomposes and
-vectorizes. avg_pool2d divides a ``pooling_nhwc_sum`` by the number of elements each window
-counts, computed from the output position (no per-element count tensor is read).
+The padding is materialized first: a filled tensor of the padded size whose interior is a
+``linalg.copy`` of the input (the CPU schedule vectorizes it; see ``conv_schedule``). The named
+ops then read only inside that tensor. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
+``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and one output channel per group) or a
+generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other groups); mo.conv3d is one of these per
+depth tap, mo.conv2d_transpose one stride-1 conv of the input spread out by the strides. These
+named ops are what :mod:`max.compiler.pipelines.conv_schedule` tiles, decomposes and
+vectorizes. mo.avg_pool2d divides a ``pooling_nhwc_sum`` in place by the number of elements
+each window counts, computed from the output position (no count tensor is read). mo.fold adds
+each kernel tap's block values into a strided window of its result.
 """
 
 from __future__ import annotations
