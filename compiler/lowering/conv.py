@@ -35,6 +35,9 @@ from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 
 Size = int | ir.Value
+# Up to this many groups, a grouped conv is one named (scheduled) conv per group; beyond, one
+# generic (plain loops) keeps the code size bounded.
+SPLIT_GROUPS = 8
 
 
 def _add(a: Size, b: int) -> Size:
@@ -172,7 +175,30 @@ def _conv2d_into(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
         # One channel in, one out per group: depthwise, filter [R, S, 1, C] -> [R, S, C].
         f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], et), f, [[0], [1], [2, 3]])
         return _named(linalg.depthwise_conv_2d_nhwc_hwc, [xp, f3], acc, ctx, strides, dilations)
+    if groups <= SPLIT_GROUPS:
+        # One conv_2d_nhwc_hwcf per group on its channel slices: each is scheduled (vector
+        # code), where the grouped generic is plain loops.
+        fg = fo // groups
+        out = acc
+        for g in range(groups):
+            def part(v: ir.Value, offset: int, width: int) -> ir.Value:
+                sizes = _sizes(ctx, v)[:-1] + [width]
+                dyn, static = _slice_args(sizes)
+                return tensor.extract_slice(ir.RankedTensorType.get(static, et), v, [], dyn, [],
+                                            [0, 0, 0, offset], static, [1, 1, 1, 1])
+
+            y = _named(linalg.conv_2d_nhwc_hwcf, [part(xp, g * cg, cg), part(f, g * fg, fg)],
+                       part(out, g * fg, fg), ctx, strides, dilations)
+            dyn, static = _slice_args(_sizes(ctx, y))
+            out = tensor.insert_slice(y, out, [], dyn, [], [0, 0, 0, g * fg], static, [1, 1, 1, 1])
+        return out
     return _grouped(ctx, xp, f, acc, groups, strides, dilations)
+
+
+def _sizes(ctx: LoweringContext, v: ir.Value) -> list[Size]:
+    """The sizes of a ranked tensor value (``tensor.dim`` where dynamic)."""
+    return [d if d != DYNAMIC else tensor.dim(v, ctx.index(i))
+            for i, d in enumerate(ir.RankedTensorType(v.type).shape)]
 
 
 def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,

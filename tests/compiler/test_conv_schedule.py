@@ -42,6 +42,8 @@ CASES = {
              lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), "vector.fma"),
     "depthwise": ([(1, 32, 32, 64), (3, 3, 1, 64)],
                   lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=64), "vector.fma"),
+    "grouped": ([(1, 16, 16, 64), (3, 3, 16, 128)],
+                lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=4), "vector.fma"),
     "max_pool": ([(1, 64, 64, 64)], lambda x: ops.max_pool2d(x, (3, 3), 2, padding=1),
                  "arith.maximumf"),
     "avg_pool": ([(1, 64, 64, 64)], lambda x: ops.avg_pool2d(x, (3, 3), 2, padding=1),
