@@ -33,14 +33,15 @@ _ACC = 256
 
 
 def _static_f32(op: ir.Operation) -> bool:
-    """f32 operands with static shapes, but for a symbolic batch (tiled by 1: static tiles)."""
+    """f32 operands with static shapes, but for a symbolic batch and height (both tiled by 1:
+    the tiles are static; the strips along the width must divide it)."""
     dyn = ir.ShapedType.get_dynamic_size()
     for v in list(op.operands) + list(op.results):
         t = v.type
         if not isinstance(t, ir.RankedTensorType):
             return False
         t = ir.RankedTensorType(t)
-        if str(t.element_type) != "f32" or 0 in t.shape or dyn in t.shape[1:]:
+        if str(t.element_type) != "f32" or 0 in t.shape or dyn in t.shape[2:]:
             return False
     return True
 
@@ -114,7 +115,7 @@ def conv_macs(op: ir.Operation) -> int:
     window = ir.RankedTensorType(op.operands[1].type).shape
     macs = 1
     for d in list(out) + list(window[:2]):
-        macs *= max(d, 1)  # a symbolic batch counts as 1
+        macs *= max(d, 1)  # a symbolic batch or height counts as 1
     if op.name == "linalg.conv_2d_nhwc_hwcf":
         macs *= window[2]
     return macs

@@ -166,16 +166,18 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         batch, rows = out[:2]
         # A conv does C multiply-adds per tap and output; depthwise convs and pools one, so
         # they are counted like elementwise ops, by their outputs.
+        dyn = ir.ShapedType.get_dynamic_size()
         big = (conv_macs(op) >= MIN_PARALLEL_MACS if kind == "conv"
-               else max(out[0], 1) * out[1] * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
-        if not big or max(batch, rows) < n:  # a symbolic batch (< 0) splits the rows
+               else max(out[0], 1) * max(out[1], 1) * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
+        if rows == dyn:  # a symbolic height: most likely a large image
+            big = True
+        if not big or (batch != dyn and rows != dyn and max(batch, rows) < n):
             return None
         loops = 7 if kind == "conv" else 6  # (n, oh, ow, f, kh, kw, c) / (n, oh, ow, c, kh, kw)
         axis = 0 if batch >= n else 1
-        # A static tile size, not n parts: the conv schedule needs static tiles (the
-        # affine.min of num_threads leaves the rows dynamic, and vectorization fails).
+        # Static rows: a tile size (equal static parts); symbolic: n parts.
         size = (batch, rows)[axis]
-        return (loops, len(op.operands) - 1, axis, -(-size // n))
+        return (loops, len(op.operands) - 1, axis, -(-size // n) if size != dyn else 0)
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
     sizes = _loop_sizes(op)

@@ -84,7 +84,14 @@ def test_symbolic_batch_is_scheduled(threads: int) -> None:
     assert "linalg." not in text and "vector.fma" in text
 
 
-def test_symbolic_spatial_dims_stay_loops() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_symbolic_height_is_scheduled(threads: int) -> None:
+    text = _scheduled_ir([("n", "h", 28, 32), (3, 3, 32, 32)],
+                         lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), threads)
+    assert "linalg." not in text and "vector.fma" in text
+
+
+def test_symbolic_width_stays_loops() -> None:
     # Strips must divide the width: a symbolic one stays linalg (plain loops later).
-    text = _scheduled_ir([("n", "h", 9, 8)], lambda x: ops.max_pool2d(x, (2, 2), padding=1), 1)
+    text = _scheduled_ir([("n", 9, "w", 8)], lambda x: ops.max_pool2d(x, (2, 2), padding=1), 1)
     assert "linalg.pooling_nhwc_max" in text

@@ -145,6 +145,27 @@ def test_symbolic_batch_conv_and_pools() -> None:
                                    atol=1e-4)
 
 
+def test_symbolic_height_conv_and_pools() -> None:
+    # A symbolic batch and height keep the vectorized schedule (rows of one image); threads
+    # split the rows into parts of run-time size.
+    types = [tt(DType.float32, "n", "h", 16, 16), tt(DType.float32, 3, 3, 16, 32)]
+
+    def fn(a: Any, b: Any) -> Any:
+        y = ops.conv2d(a, b, padding=(1, 1, 1, 1))
+        return ops.avg_pool2d(ops.max_pool2d(y, (3, 3), 2, padding=1), (2, 2), 1, padding=1,
+                              ceil_mode=True)
+
+    model = _session().load(Graph("sym_height", fn, input_types=types))
+    w = _f32(3, 3, 16, 32)
+    for n, h in ((1, 40), (2, 9), (1, 1)):
+        x = _f32(n, h, 16, 16)
+        y = _torch_conv(x, w, 1, 1, (1, 1, 1, 1), 1).astype(np.float32)
+        y = _torch_pool("max", y, 3, 2, 1, 1, False)
+        want = _torch_pool("avg", y, 2, 1, 1, 1, True)
+        np.testing.assert_allclose(model.execute(x, w)[0].to_numpy(), want, rtol=1e-4,
+                                   atol=1e-4)
+
+
 def _torch_pool(kind: str, x: np.ndarray, k: Any, s: Any, d: Any, p: Any, ceil: bool,
                 count: bool = True) -> np.ndarray:
     if kind == "max":
