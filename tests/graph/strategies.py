@@ -12,6 +12,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from max.dtype import DType
@@ -100,4 +101,10 @@ devices = st.one_of(
 def tensor_types(draw: st.DrawFn, shape: st.SearchStrategy[Shape] = shapes) -> TensorType:
     """A TensorType of any dtype, a shape with non-negative static dims, any device."""
     dims_ = [d for d in draw(shape) if not (isinstance(d, StaticDim) and d.dim < 0)]
-    return TensorType(draw(dtypes), dims_, draw(devices))
+    dtype = draw(dtypes)
+    nbytes = dtype.size_in_bytes
+    for d in dims_:
+        if isinstance(d, StaticDim):
+            nbytes *= d.dim
+    assume(nbytes <= 2**63 - 1)  # TensorType refuses bigger static shapes, as numpy does
+    return TensorType(dtype, dims_, draw(devices))
