@@ -1,7 +1,8 @@
 """Convolutions, pooling and fold -> linalg's named convolution and pooling ops.
 
-The padding is materialized first: a filled tensor of the padded size whose interior is a
-``linalg.copy`` of the input (the CPU schedule vectorizes it; see ``conv_schedule``). The named
+The padding is materialized first: a tensor of the padded size whose interior is a
+``linalg.copy`` of the input and whose borders are filled (the CPU schedule vectorizes both;
+see ``conv_schedule``). The named
 ops then read only inside that tensor. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
 ``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and one output channel per group) or a
 generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other groups); mo.conv3d is one of these per
@@ -90,13 +91,30 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
         full.append(_add(sizes[axis], lo[axis] + h) if isinstance(h, int)
                     else arith.addi(_add(sizes[axis], lo[axis]), h))
     et = ir.RankedTensorType(x.type).element_type
-    dest = fill(scalar(et, value), tensor.empty(full, et))
-    dyn_sizes, static_sizes = _slice_args(sizes)
-    slice_t = ir.RankedTensorType.get(static_sizes, et)
+    dest = tensor.empty(full, et)
     ones = [1] * rank
-    interior = tensor.extract_slice(slice_t, dest, [], dyn_sizes, [], lo, static_sizes, ones)
-    copied = linalg.copy(x, outs=[interior])
-    return tensor.insert_slice(copied, dest, [], dyn_sizes, [], lo, static_sizes, ones)
+
+    def region(t: ir.Value, offsets: list[Size], extent: list[Size],
+               write: Callable[[ir.Value], ir.Value]) -> ir.Value:
+        dyn_off, static_off = _slice_args(offsets)
+        dyn, static = _slice_args(extent)
+        part = tensor.extract_slice(ir.RankedTensorType.get(static, et), t, dyn_off, dyn, [],
+                                    static_off, static, ones)
+        return tensor.insert_slice(write(part), t, dyn_off, dyn, [], static_off, static, ones)
+
+    # The interior is the input; only the borders are filled (filling the whole buffer first
+    # wrote it twice: for a padded depthwise conv, the padding cost as much as the conv).
+    out = region(dest, lo, sizes, lambda part: linalg.copy(x, outs=[part]))
+    for axis in range(1, rank - 1):
+        for offset, width in ((0, lo[axis]), (_add(sizes[axis], lo[axis]), hi[axis])):
+            if isinstance(width, int) and width == 0:
+                continue
+            offsets: list[Size] = [0] * rank
+            offsets[axis] = offset
+            extent = list(full)
+            extent[axis] = width
+            out = region(out, offsets, extent, lambda part: fill(scalar(et, value), part))
+    return out
 
 
 def _named(op_fn: Callable[..., ir.Value], ins: Sequence[ir.Value], out: ir.Value,
