@@ -471,3 +471,12 @@ def test_fold_errors() -> None:
         result_type([tt(DType.float32, 1, 8, 12)], lambda a: ops.fold(a, (4, 5), (2, 2), (0, 1)))
     with pytest.raises(ValueError, match=r"fold: output_size must be a tuple of two static ints"):
         result_type([tt(DType.float32, 1, 8, 12)], lambda a: ops.fold(a, ("h", 5), (2, 2)))
+
+
+@pytest.mark.parametrize("module", ["max.graph.ops.conv", "max.graph.ops.pooling"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

@@ -84,8 +84,8 @@ def conv2d(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = (1, 1),
         ...         TensorType(DType.float32, ("n", 56, 56, 64), cpu),
         ...         TensorType(DType.float32, (3, 3, 64, 32), cpu)]) as g:
         ...     y = ops.conv2d(g.inputs[0], g.inputs[1], padding=(1, 1, 1, 1))
-        >>> y.shape
-        [Dim('n'), Dim(56), Dim(56), Dim(32)]
+        >>> print(y.shape)
+        [n, 56, 56, 32]
     """
     op = "conv2d"
     x = as_strong(op, x, "x")

@@ -70,8 +70,8 @@ def max_pool2d(input: Any, kernel_size: Any, stride: Any = 1, dilation: Any = 1,
         >>> with Graph("pool", input_types=[
         ...         TensorType(DType.float32, (1, 7, 7, 8), DeviceRef.CPU())]) as g:
         ...     y = ops.max_pool2d(g.inputs[0], (3, 3), stride=2, ceil_mode=True)
-        >>> y.shape
-        [Dim(1), Dim(3), Dim(3), Dim(8)]
+        >>> print(y.shape)
+        [1, 3, 3, 8]
     """
     return _pool("max_pool2d", "mo.max_pool2d", input, kernel_size, stride, dilation, padding,
                  ceil_mode, {})
