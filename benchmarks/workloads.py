@@ -167,6 +167,37 @@ def _qmatmul(rows: int):
 
     return setup
 
+
+def _conv2d():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 56, 56, 64), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 64, 64), dtype=np.float32) / 24  # RSCF
+    cpu = DeviceRef.CPU()
+    model = _compile(
+        "conv2d",
+        lambda v: ops.conv2d(v, ops.constant(w, DType.float32, cpu), padding=(1, 1, 1, 1)),
+        [x.shape],
+    )
+    import torch
+
+    # NCHW views of the NHWC data (channels_last strides: torch's fast layout for it).
+    tx = torch.from_numpy(x).permute(0, 3, 1, 2)
+    tw = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+
+    def reference():
+        # numpy: one [3136, 576] x [576, 64] matmul over the 3x3 windows (im2col).
+        xp = np.pad(x[0], ((1, 1), (1, 1), (0, 0)))
+        cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(0, 1))
+        cols = cols.transpose(0, 1, 3, 4, 2).reshape(56 * 56, 576)
+        return (cols @ w.reshape(576, 64)).reshape(1, 56, 56, 64)
+
+    return (
+        lambda: model.execute(x)[0].to_numpy(),
+        reference,
+        lambda: torch.nn.functional.conv2d(tx, tw, padding=1),
+    )
+
+
 WORKLOADS = [
     Workload("matmul 1024^3", _matmul, rtol=1e-3, atol=1e-3),
     Workload("MLP 32x1024 -> 4096 (GELU) -> 1024", _mlp, rtol=1e-3, atol=1e-3),
@@ -175,4 +206,5 @@ WORKLOADS = [
     Workload("layer norm 512x4096", _layer_norm, rtol=1e-3, atol=1e-4),
     Workload("qmatmul 1x4096 @ (4096x4096 Q4_0).T", _qmatmul(1), rtol=1e-3, atol=1e-3),
     Workload("qmatmul 32x4096 @ (4096x4096 Q4_0).T", _qmatmul(32), rtol=1e-3, atol=1e-3),
+    Workload("conv2d 1x56x56x64, 64 3x3 filters, pad 1", _conv2d, rtol=1e-3, atol=1e-3),
 ]

@@ -12,6 +12,7 @@ from mlir.dialects import arith, func, tensor
 
 from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     constant,
+    conv,
     elementwise,
     gather,
     indexing,
@@ -19,6 +20,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     normalization,
     quantization,
     reduction,
+    resize,
     sequence,
     shape_ops,
 )

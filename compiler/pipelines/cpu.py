@@ -9,6 +9,7 @@ After ``mo-to-linalg``, ``mo-entry-abi`` rewrites each graph into destination-pa
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -291,14 +292,28 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *, opt_l
         ll, opt_bc, obj = (Path(tmp) / n for n in ("model.ll", "model.opt.bc", "model.o"))
         ll.write_text(llvm_ir)
         level = f"-O{opt_level}"
-        _tool([llvm_bin("opt"), level, f"-mcpu={cpu}", str(ll), "-o", str(opt_bc)])
-        _tool([llvm_bin("llc"), level, f"-mcpu={cpu}", "-relocation-model=pic",
+        # The module has no target triple; without one the target library info knows no
+        # memset, and llc expanded every llvm.memset (zero fills, which opt turns into
+        # memsets) into a loop storing one byte at a time.
+        triple = f"-mtriple={host_triple()}"
+        _tool([llvm_bin("opt"), level, triple, f"-mcpu={cpu}", str(ll), "-o", str(opt_bc)])
+        _tool([llvm_bin("llc"), level, triple, f"-mcpu={cpu}", "-relocation-model=pic",
                "-filetype=obj", str(opt_bc), "-o", str(obj)])
         tmp_so = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
         from max.compiler.pipelines.cpu_threads import link_flags
 
         _tool([cc, "-shared", "-o", str(tmp_so), str(obj), "-lm", *link_flags(llvm_ir)])
         os.replace(tmp_so, out_path)  # atomic: a reader never sees half a library
+
+
+@functools.lru_cache(maxsize=1)
+def host_triple() -> str:
+    """The target triple LLVM's tools default to (this machine's), e.g. x86_64-unknown-linux-gnu."""
+    r = subprocess.run([llvm_bin("llc"), "--version"], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        if line.strip().startswith("Default target:"):
+            return line.split(":", 1)[1].strip()
+    raise CompilationError(f"llc --version names no default target: {r.stdout[-400:]}")
 
 
 def _tool(cmd: list[str]) -> None:

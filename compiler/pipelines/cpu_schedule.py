@@ -30,6 +30,14 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from max.compiler.pipelines.conv_schedule import (
+    CONV_KINDS,
+    Levels,
+    conv_schedule,
+    conv_tiles,
+    tiled_copies_to_linalg,
+)
+
 # Matmul tiles (MLIR-FACTS 1): L2 tile [MC, NC, KC], register tile [8, 32, 1] = 16 zmm accumulators.
 MC, NC, KC = 256, 256, 64
 MR, NR = 8, 32
@@ -114,6 +122,9 @@ def classify(op: ir.Operation) -> str | None:
         # No iterations: nothing to gain, and tiling a static size-0 loop asserts (aborts) in
         # computeAllSliceParameters.
         return None
+    if name in CONV_KINDS:
+        plan = conv_tiles(op)
+        return plan[0] if plan else None
     if name == "linalg.matmul":
         ts = [ir.RankedTensorType(v.type) for v in op.operands]
         if all(str(t.element_type) == "f32" for t in ts) and _body_ok(op):
@@ -184,10 +195,16 @@ def _ops_of(block: ir.Block) -> Iterator[ir.OpView]:
             yield child
 
 
-def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
-    """Tags the top-level linalg ops of every function; returns sid -> (kind, rank)."""
+Tags = dict[int, tuple[str, int, Levels]]
+
+
+def _tag(module: ir.Module) -> Tags:
+    """Tags the top-level linalg ops of every function; returns sid -> (kind, rank, tiles).
+
+    ``tiles``: the tile sizes of a convolution or pooling op (see ``conv_schedule``), else ().
+    """
     i64 = ir.IntegerType.get_signless(64)
-    tags: dict[int, tuple[str, int]] = {}
+    tags: Tags = {}
     for fn in module.body.operations:
         if fn.operation.name != "func.func":
             continue
@@ -205,7 +222,8 @@ def _tag(module: ir.Module) -> dict[int, tuple[str, int]]:
                 rank = ir.RankedTensorType(op.results[0].type).rank
                 if kind == "reduction":
                     rank = len(_iterators(op))
-                tags[sid] = (kind, rank)
+                plan = conv_tiles(op) if op.name in CONV_KINDS else None
+                tags[sid] = (kind, rank, plan[1] if plan else ())
     return tags
 
 
@@ -245,11 +263,14 @@ def _loop(name: str, i: int, n: int) -> str:
     return f"%{name}l#{i}" if n > 1 else f"%{name}l"
 
 
-def _op_schedule(sid: int, kind: str, rank: int) -> str:
+def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     """Tiling and peeling of one tagged op (stage 1)."""
     s = (f"  %o{sid} = transform.structured.match attributes{{{SID} = {sid} : i64}} in %root"
          f" : ({_ANY}) -> {_ANY}\n")
-    if kind == "matmul":
+    if kind in ("conv", "window", "copy"):
+        # Tile sizes divide the static dims: no remainder to peel.
+        body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
+    elif kind == "matmul":
         body = _tile(f"%o{sid}", f"a{sid}", [MC, NC, KC])
         body += _tile(f"%a{sid}", f"b{sid}", [MR, NR, 1]) + _done(f"%b{sid}")
         # n first: peeling m clones the n loop, which would invalidate its handle.
@@ -361,8 +382,8 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     # Before tiling: the per-op schedules below then tile each thread's part.
     cpu_threads.parallelize(module, tags, threads)
-    _apply(module, _HEADER + "".join(_op_schedule(s, k, r) for s, k, r in
-                                     ((s, *kr) for s, kr in tags.items())) + _FOOTER)
+    _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
+           + _FOOTER)
     _run(module, _CANON)
     targets = _mark(module, lambda op: None if _static(op) else False)
     if targets:
@@ -377,6 +398,8 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
         return [MR, NR, 1]
     if op.name == "linalg.fill":
         return [1] * (ir.MemRefType(op.operands[1].type).rank - 1) + [VEC]
+    if op.name == "linalg.copy":
+        return None  # static (tiled_copies_to_linalg): unmasked
     if op.name != "linalg.generic":
         return False
     # Tiled generics: all loops are tiled to 1 except the innermost, tiled to VEC.
@@ -385,6 +408,7 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
     if targets:
         _apply(module, _vectorize_script(targets))

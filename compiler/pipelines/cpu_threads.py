@@ -149,10 +149,35 @@ def _rows_worth_it(sizes: list[int], n: int) -> bool:
     return sizes[0] * rest >= MIN_PARALLEL_ELEMENTS
 
 
-def _plan(op: ir.Operation, kind: str, n: int) -> tuple[int, int | None] | None:
-    """(number of loops, operand whose producer to fuse, or None) if ``op`` goes on threads."""
+# (number of loops, operand whose producer to fuse or None, loop to split, its tile size or
+# 0 for n equal parts)
+Plan = tuple[int, int | None, int, int]
+
+
+def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
+    """How ``op`` goes on threads, or None."""
     if kind == "matmul":
-        return (3, 2) if _matmul_worth_it(op) else None
+        return (3, 2, 0, 0) if _matmul_worth_it(op) else None
+    if kind in ("conv", "window"):
+        # Split the batch, or else the output rows; the init fill goes with each part.
+        from max.compiler.pipelines.conv_schedule import conv_macs
+
+        out = ir.RankedTensorType(op.results[0].type).shape
+        batch, rows = out[:2]
+        # A conv does C multiply-adds per tap and output; depthwise convs and pools one, so
+        # they are counted like elementwise ops, by their outputs.
+        dyn = ir.ShapedType.get_dynamic_size()
+        big = (conv_macs(op) >= MIN_PARALLEL_MACS if kind == "conv"
+               else max(out[0], 1) * max(out[1], 1) * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
+        if rows == dyn:  # a symbolic height: most likely a large image
+            big = True
+        if not big or (batch != dyn and rows != dyn and max(batch, rows) < n):
+            return None
+        loops = 7 if kind == "conv" else 6  # (n, oh, ow, f, kh, kw, c) / (n, oh, ow, c, kh, kw)
+        axis = 0 if batch >= n else 1
+        # Static rows: a tile size (equal static parts); symbolic: n parts.
+        size = (batch, rows)[axis]
+        return (loops, len(op.operands) - 1, axis, -(-size // n) if size != dyn else 0)
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
     sizes = _loop_sizes(op)
@@ -160,7 +185,7 @@ def _plan(op: ir.Operation, kind: str, n: int) -> tuple[int, int | None] | None:
         return None
     # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init
     # is a tensor.empty, nothing to fuse.
-    return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None)
+    return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None, 0, 0)
 
 
 def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
@@ -176,10 +201,10 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return found
 
 
-def parallel_script(plans: dict[int, tuple[int, int | None]], n: int) -> str:
-    """Transform script: split loop 0 of each planned op into ``n`` forall iterations.
+def parallel_script(plans: dict[int, Plan], n: int) -> str:
+    """Transform script: split one loop of each planned op into ``n`` forall iterations.
 
-    ``plans``: sid -> (loops, operand). The producer of that operand (the fill that zeroes a
+    ``plans``: sid -> :data:`Plan`. The producer of that operand (the fill that zeroes a
     matmul's C or a reduction's accumulator) is fused into the forall, so that each thread
     fills its own rows, in cache; if fusing fails, the fill runs before the forall: still
     correct. Each op's split is its own ``failures(suppress)`` sequence.
@@ -187,15 +212,17 @@ def parallel_script(plans: dict[int, tuple[int, int | None]], n: int) -> str:
     from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
 
     s = ""
-    for sid, (loops, operand) in sorted(plans.items()):
-        threads = [n] + [0] * (loops - 1)
+    for sid, (loops, operand, axis, size) in sorted(plans.items()):
+        threads = [0] * loops
+        threads[axis] = size or n
+        how = "tile_sizes" if size else "num_threads"
         body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
                 f"in %root : ({_ANY}) -> {_ANY}\n")
         if operand is not None:
             body += (f"    %i{sid} = transform.get_producer_of_operand %m{sid}[{operand}] : "
                      f"({_ANY}) -> {_ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
-                 f"num_threads {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
+                 f"{how} {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
         if operand is not None:
             body += _suppress(
                 f"    %ff{sid}, %fb{sid} = transform.structured.fuse_into_containing_op "
@@ -204,7 +231,7 @@ def parallel_script(plans: dict[int, tuple[int, int | None]], n: int) -> str:
     return _HEADER + s + _FOOTER
 
 
-def parallelize(module: ir.Module, tags: dict[int, tuple[str, int]],
+def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[int, ...], ...]]],
                 n: int | None = None) -> int:
     """Wraps the large tagged ops in an ``n``-thread ``scf.forall``; returns how many.
 

@@ -603,4 +603,97 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+  // 2-D convolution: x NHWC, filter RSCF [R, S, C / groups, F]; paddings [top, bottom, left,
+  // right] of zeros; result [N, OH, OW, F].
+  irdl.operation @conv2d {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %groups = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "groups" = %groups }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
+  // 3-D convolution: x NDHWC, filter QRSCF [Q, R, S, C / groups, F]; paddings [front, back,
+  // top, bottom, left, right] of zeros; result [N, OD, OH, OW, F].
+  irdl.operation @conv3d {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %groups = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "groups" = %groups }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
+  // Transposed 2-D convolution (the gradient of mo.conv2d by its input): x NHWC, filter
+  // [R, S, F, C]; each input pixel scatters x @ filter^T with stride and dilation, and the
+  // paddings [top, bottom, left, right] crop the result: [N, OH, OW, F].
+  irdl.operation @conv2d_transpose {
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %filter = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings }
+    irdl.operands(x: %x, filter: %filter)
+    irdl.results(result: %result_type)
+  }
+  // col2im: x [N, C * kh * kw, L] holds L = BH * BW sliding blocks; each block's values are
+  // added at its window of the [N, C, output_size] result (paddings as in mo.max_pool2d).
+  irdl.operation @fold {
+    %output_size = irdl.base "#builtin.dense_array"
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "output_size" = %output_size, "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Max over each window of x (NHWC); padding never wins; ceil_mode 0/1 rounds the window
+  // count up (a last window starting in the bottom/right padding is dropped).
+  irdl.operation @max_pool2d {
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %ceil_mode = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "ceil_mode" = %ceil_mode }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Mean over each window of x (NHWC); count_boundary 1 counts the zero padding in the
+  // divisor, 0 only the input elements.
+  irdl.operation @avg_pool2d {
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %paddings = irdl.base "#builtin.dense_array"
+    %ceil_mode = irdl.base "#builtin.integer"
+    %count_boundary = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "kernel" = %kernel, "strides" = %strides, "dilations" = %dilations, "paddings" = %paddings, "ceil_mode" = %ceil_mode, "count_boundary" = %count_boundary }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // Bicubic resampling of the spatial dims of x (NCHW) to the result's H and W (PyTorch's
+  // bicubic, align_corners false: Keys' kernel with A = -0.75, reads clamped to the edge).
+  irdl.operation @resize_bicubic {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

@@ -105,6 +105,6 @@ def tensor_types(draw: st.DrawFn, shape: st.SearchStrategy[Shape] = shapes) -> T
     nbytes = dtype.size_in_bytes
     for d in dims_:
         if isinstance(d, StaticDim):
-            nbytes *= d.dim
+            nbytes *= d.dim or 1  # TensorType's rule: zeros aside (they hold no bytes)
     assume(nbytes <= 2**63 - 1)  # TensorType refuses bigger static shapes, as numpy does
     return TensorType(dtype, dims_, draw(devices))

@@ -11,10 +11,12 @@ cover exactly these ops.
 from __future__ import annotations
 
 from max.dialects.mo.opdefs import (
+    conv,
     elementwise,
     indexing,
     quantization,
     reduction,
+    resize,
     sequence,
     shape,
 )
@@ -32,7 +34,8 @@ from max.dialects.mo.opdefs.base import (
 
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
-                                               *quantization.defs(), *sequence.defs())}
+                                               *quantization.defs(), *sequence.defs(),
+                                               *conv.defs(), *resize.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

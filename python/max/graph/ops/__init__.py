@@ -45,6 +45,7 @@ from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
+from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.cumsum import cumsum
 from max.graph.ops.elementwise import (
     abs,
@@ -84,6 +85,7 @@ from max.graph.ops.elementwise import (
     tanh,
     trunc,
 )
+from max.graph.ops.fold import fold
 from max.graph.ops.gather import gather
 from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
 from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
@@ -91,11 +93,13 @@ from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
 from max.graph.ops.outer import outer
 from max.graph.ops.pad import pad
+from max.graph.ops.pooling import avg_pool2d, max_pool2d
 from max.graph.ops.quantized import dequantize, qmatmul
 from max.graph.ops.range import hann_window, range
 from max.graph.ops.rebind import rebind, shape_to_tensor
 from max.graph.ops.reduction import argmax, argmin, max, mean, min, sum
 from max.graph.ops.reshape import flatten, reshape, squeeze, unsqueeze
+from max.graph.ops.resize import InterpolationMode, resize
 from max.graph.ops.slice import slice_tensor
 from max.graph.ops.softmax import logsoftmax, softmax
 from max.graph.ops.sort import argsort, top_k
@@ -109,6 +113,7 @@ from max.graph.type import DeviceRef, TensorType
 
 __all__ = [
     "DeviceRef",
+    "InterpolationMode",
     "TensorType",
     "abs",
     "acos",
@@ -118,12 +123,16 @@ __all__ = [
     "argsort",
     "as_interleaved_complex",
     "atanh",
+    "avg_pool2d",
     "band_part",
     "broadcast_to",
     "cast",
     "chunk",
     "concat",
     "constant",
+    "conv2d",
+    "conv2d_transpose",
+    "conv3d",
     "cos",
     "cumsum",
     "dequantize",
@@ -134,6 +143,7 @@ __all__ = [
     "flatten",
     "floor",
     "floor_div",
+    "fold",
     "gather",
     "gather_nd",
     "gelu",
@@ -152,6 +162,7 @@ __all__ = [
     "logsoftmax",
     "matmul",
     "max",
+    "max_pool2d",
     "mean",
     "min",
     "mod",
@@ -168,6 +179,7 @@ __all__ = [
     "relu",
     "repeat_interleave",
     "reshape",
+    "resize",
     "round",
     "rsqrt",
     "scatter",
