@@ -14,6 +14,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     constant,
     conv,
     elementwise,
+    flow,
     gather,
     indexing,
     matmul,
@@ -24,6 +25,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     sequence,
     shape_ops,
 )
+from max.compiler.lowering.body import lower_block, mo_type
 from max.compiler.lowering.context import (
     FunctionLowering,
     LoweringContext,
@@ -31,19 +33,8 @@ from max.compiler.lowering.context import (
 )
 from max.compiler.lowering.registry import all_rules, get_rule
 from max.compiler.passes.registry import CompilationError, register_pass
-from max.dialects.mo.types import MOTensorType, parse_tensor_type
 
 __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
-
-
-def _mo_type(t: ir.Type, what: str) -> MOTensorType:
-    try:
-        mt = parse_tensor_type(t)
-    except ValueError as e:
-        raise CompilationError(f"{what}: {e}") from e
-    if mt.kind != "tensor":
-        raise CompilationError(f"{what}: {t} is not supported by the CPU lowering")
-    return mt
 
 
 @register_pass("mo-to-linalg", "lower mo.graph functions to linalg/tensor/arith on builtin tensors")
@@ -53,6 +44,21 @@ def lower_to_linalg(module: ir.Module) -> None:
         for op in list(module.body.operations):
             if op.operation.name == "func.func" and "mo.graph" in op.attributes:
                 _lower_function(op.operation)
+        # Subgraphs (cond/while bodies, add_subgraph) were inlined into their callers: none is
+        # an entry point, and MO types must not reach the rest of the pipeline.
+        for op in list(module.body.operations):
+            if op.operation.name == "func.func" and _is_subgraph(op.operation):
+                op.operation.erase()
+
+
+def _is_subgraph(fn: ir.Operation) -> bool:
+    """An MO function without ``mo.graph`` (its signature or ops are MO)."""
+    if "mo.graph" in fn.attributes:
+        return False
+    if "!mo." in str(ir.TypeAttr(fn.attributes["function_type"]).value):
+        return True
+    return any(op.operation.name.startswith("mo.")
+               for block in fn.regions[0].blocks for op in block.operations)
 
 
 def _lower_function(old: ir.Operation) -> None:
@@ -62,8 +68,8 @@ def _lower_function(old: ir.Operation) -> None:
     blocks = list(region.blocks)
     if len(blocks) != 1:
         raise CompilationError(f"graph {name!r}: expected one block, found {len(blocks)}")
-    in_mo = [_mo_type(t, f"graph {name!r} input {i}") for i, t in enumerate(ftype.inputs)]
-    out_mo = [_mo_type(t, f"graph {name!r} result {i}") for i, t in enumerate(ftype.results)]
+    in_mo = [mo_type(t, f"graph {name!r} input {i}") for i, t in enumerate(ftype.inputs)]
+    out_mo = [mo_type(t, f"graph {name!r} result {i}") for i, t in enumerate(ftype.results)]
     in_types = [builtin_tensor_type(t) for t in in_mo]
     out_types = [builtin_tensor_type(t) for t in out_mo]
 
@@ -77,82 +83,10 @@ def _lower_function(old: ir.Operation) -> None:
     values: dict[ir.Value, ir.Value] = dict(zip(blocks[0].arguments, entry.arguments))
 
     with ir.InsertionPoint(entry):
-        for op in blocks[0].operations:
-            op = op.operation
-            if op.name == "func.return":
-                with op.location:
-                    _emit_return(new, state, [values[v] for v in op.operands], out_types)
-                break
-            rule = get_rule(op.name)
-            if rule is None:
-                raise CompilationError(f"{op.name} at {op.location}: no CPU lowering for this op")
-            try:
-                ctx = LoweringContext(
-                    op=op,
-                    operands=tuple(values[v] for v in op.operands),
-                    operand_types=tuple(_mo_type(v.type, op.name) for v in op.operands),
-                    result_types=tuple(_mo_type(r.type, op.name) for r in op.results),
-                    fn=state,
-                )
-            except KeyError as e:
-                raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e
-            _check_narrow_floats(ctx)
-            with op.location:
-                if _computes_nothing(op.name, ctx):
-                    results = [ctx.empty(mt) for mt in ctx.result_types]
-                else:
-                    results = list(rule(ctx))
-                if len(results) != len(op.results):
-                    raise ctx.error(f"rule gave {len(results)} results, expected {len(op.results)}")
-                for old_r, new_r, mt in zip(op.results, results, ctx.result_types):
-                    values[old_r] = _coerce(new_r, builtin_tensor_type(mt), ctx)
-        else:
-            raise CompilationError(f"graph {name!r} has no func.return")
+        returned = lower_block(blocks[0], values, state, f"graph {name!r}")
+        with blocks[0].operations[len(blocks[0].operations) - 1].location:
+            _emit_return(new, state, returned, out_types)
     old.erase()
-
-
-# Ops that only move elements: they work on float4 as on any byte. Arithmetic and casts would
-# leave f4 ops that LLVM cannot translate (the worker crashed with SIGSEGV). (float8 is
-# computed in f32: lowering/float8.py.)
-_MOVES_ONLY = frozenset({"mo.constant", "mo.reshape", "mo.transpose", "mo.broadcast_to",
-                         "mo.concat", "mo.slice", "mo.gather"})
-
-
-def _check_narrow_floats(ctx: LoweringContext) -> None:
-    """A CompilationError for computing on float4 elements, which the CPU lacks."""
-    if ctx.name in _MOVES_ONLY:
-        return
-    for t in ctx.operand_types + ctx.result_types:
-        if t.element_type.startswith("f4"):
-            raise ctx.error(f"computing on {t.element_type} is not supported on the CPU (only "
-                            f"moving elements: reshape, transpose, slice, concat, gather)")
-
-
-# Ops whose rules add run-time checks: they must run even where the result is empty (an
-# out-of-range gather index raises in numpy whatever the result's size).
-_CHECKED_OPS = frozenset({"mo.gather", "mo.slice", "mo.gather_nd", "mo.scatter",
-                          "mo.scatter_nd", "mo.repeat_interleave", "mo.range", "mo.rebind"})
-
-
-def _computes_nothing(name: str, ctx: LoweringContext) -> bool:
-    """Whether every result of the op has a static size-0 dim: then it is ``tensor.empty``.
-
-    Not only cheaper: linalg ops with a static 0 loop beside dynamic ones abort MLIR's tiling
-    (computeAllSliceParameters), and a collapse of ``?x0`` folds to a static 0 that
-    ``memref.collapse_shape`` rejects (matmul's row collapse).
-    """
-    return (name not in _CHECKED_OPS and bool(ctx.result_types)
-            and all(0 in mt.dims for mt in ctx.result_types))
-
-
-def _coerce(v: ir.Value, want: ir.RankedTensorType, ctx: LoweringContext) -> ir.Value:
-    """Casts static <-> dynamic dims where a rule knew more (or less) than the MO type says."""
-    if v.type == want:
-        return v
-    have = ir.RankedTensorType(v.type)
-    if have.element_type != want.element_type or have.rank != want.rank:
-        raise ctx.error(f"rule produced {have}, expected {want}")
-    return tensor.cast(want, v)
 
 
 def _emit_return(new: func.FuncOp, state: FunctionLowering, results: list[ir.Value],

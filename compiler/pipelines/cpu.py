@@ -31,10 +31,12 @@ NAME_ATTR = "mo.graph_name"
 
 # Fusion, then bufferization; the schedule (cpu_schedule) runs between the two and after the
 # second. What it leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
+# allow-return-allocs-from-loops: an scf.while body (mo.while) yields new tensors, not its
+# arguments updated in place; without it bufferization refuses the loop.
 FUSION_PIPELINE = "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,cse"
 BUFFERIZE_PIPELINE = (
     "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
-    "one-shot-bufferize{bufferize-function-boundaries=1 "
+    "one-shot-bufferize{bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
     "function-boundary-type-conversion=identity-layout-map},canonicalize,cse,canonicalize"
 )
 TENSOR_PIPELINE = f"{FUSION_PIPELINE},{BUFFERIZE_PIPELINE}"

@@ -696,4 +696,141 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+
+  // Control flow. IRDL ops hold no regions: the bodies are further func.func of the module
+  // (subgraphs, without mo.graph) named by symbol attributes; values a body uses from the
+  // enclosing graph are passed explicitly as operands (the callee's trailing arguments).
+  // If the bool scalar `pred` is true, the results of @then_fn(args...), else of
+  // @else_fn(args...); both take the args and return the result types.
+  // Operands and results are split into up to 16 variadic groups (args0..args15,
+  // res0..res15; operandSegmentSizes/resultSegmentSizes): IRDL unifies the types within one
+  // group, so each group is a run of equal types; the callees see the concatenation.
+  irdl.operation @cond {
+    %then_fn = irdl.base "#builtin.symbol_ref"
+    %else_fn = irdl.base "#builtin.symbol_ref"
+    %pred = irdl.base @mo::@tensor
+    %args0 = irdl.base @mo::@tensor
+    %args1 = irdl.base @mo::@tensor
+    %args2 = irdl.base @mo::@tensor
+    %args3 = irdl.base @mo::@tensor
+    %args4 = irdl.base @mo::@tensor
+    %args5 = irdl.base @mo::@tensor
+    %args6 = irdl.base @mo::@tensor
+    %args7 = irdl.base @mo::@tensor
+    %args8 = irdl.base @mo::@tensor
+    %args9 = irdl.base @mo::@tensor
+    %args10 = irdl.base @mo::@tensor
+    %args11 = irdl.base @mo::@tensor
+    %args12 = irdl.base @mo::@tensor
+    %args13 = irdl.base @mo::@tensor
+    %args14 = irdl.base @mo::@tensor
+    %args15 = irdl.base @mo::@tensor
+    %res0 = irdl.base @mo::@tensor
+    %res1 = irdl.base @mo::@tensor
+    %res2 = irdl.base @mo::@tensor
+    %res3 = irdl.base @mo::@tensor
+    %res4 = irdl.base @mo::@tensor
+    %res5 = irdl.base @mo::@tensor
+    %res6 = irdl.base @mo::@tensor
+    %res7 = irdl.base @mo::@tensor
+    %res8 = irdl.base @mo::@tensor
+    %res9 = irdl.base @mo::@tensor
+    %res10 = irdl.base @mo::@tensor
+    %res11 = irdl.base @mo::@tensor
+    %res12 = irdl.base @mo::@tensor
+    %res13 = irdl.base @mo::@tensor
+    %res14 = irdl.base @mo::@tensor
+    %res15 = irdl.base @mo::@tensor
+    irdl.attributes { "then_fn" = %then_fn, "else_fn" = %else_fn }
+    irdl.operands(pred: %pred, args0: variadic %args0, args1: variadic %args1, args2: variadic %args2, args3: variadic %args3, args4: variadic %args4, args5: variadic %args5, args6: variadic %args6, args7: variadic %args7, args8: variadic %args8, args9: variadic %args9, args10: variadic %args10, args11: variadic %args11, args12: variadic %args12, args13: variadic %args13, args14: variadic %args14, args15: variadic %args15)
+    irdl.results(res0: variadic %res0, res1: variadic %res1, res2: variadic %res2, res3: variadic %res3, res4: variadic %res4, res5: variadic %res5, res6: variadic %res6, res7: variadic %res7, res8: variadic %res8, res9: variadic %res9, res10: variadic %res10, res11: variadic %res11, res12: variadic %res12, res13: variadic %res13, res14: variadic %res14, res15: variadic %res15)
+  }
+  // Loop on carried values: the first `num_carried` args start the loop; while
+  // @pred_fn(carried..., rest...) returns true, carried = @body_fn(carried..., rest...).
+  // The results are the final carried values (the rest of the args are loop invariants).
+  // Operands and results are split into up to 16 variadic groups (args0..args15,
+  // res0..res15; operandSegmentSizes/resultSegmentSizes): IRDL unifies the types within one
+  // group, so each group is a run of equal types; the callees see the concatenation.
+  irdl.operation @while {
+    %pred_fn = irdl.base "#builtin.symbol_ref"
+    %body_fn = irdl.base "#builtin.symbol_ref"
+    %num_carried = irdl.base "#builtin.integer"
+    %args0 = irdl.base @mo::@tensor
+    %args1 = irdl.base @mo::@tensor
+    %args2 = irdl.base @mo::@tensor
+    %args3 = irdl.base @mo::@tensor
+    %args4 = irdl.base @mo::@tensor
+    %args5 = irdl.base @mo::@tensor
+    %args6 = irdl.base @mo::@tensor
+    %args7 = irdl.base @mo::@tensor
+    %args8 = irdl.base @mo::@tensor
+    %args9 = irdl.base @mo::@tensor
+    %args10 = irdl.base @mo::@tensor
+    %args11 = irdl.base @mo::@tensor
+    %args12 = irdl.base @mo::@tensor
+    %args13 = irdl.base @mo::@tensor
+    %args14 = irdl.base @mo::@tensor
+    %args15 = irdl.base @mo::@tensor
+    %res0 = irdl.base @mo::@tensor
+    %res1 = irdl.base @mo::@tensor
+    %res2 = irdl.base @mo::@tensor
+    %res3 = irdl.base @mo::@tensor
+    %res4 = irdl.base @mo::@tensor
+    %res5 = irdl.base @mo::@tensor
+    %res6 = irdl.base @mo::@tensor
+    %res7 = irdl.base @mo::@tensor
+    %res8 = irdl.base @mo::@tensor
+    %res9 = irdl.base @mo::@tensor
+    %res10 = irdl.base @mo::@tensor
+    %res11 = irdl.base @mo::@tensor
+    %res12 = irdl.base @mo::@tensor
+    %res13 = irdl.base @mo::@tensor
+    %res14 = irdl.base @mo::@tensor
+    %res15 = irdl.base @mo::@tensor
+    irdl.attributes { "pred_fn" = %pred_fn, "body_fn" = %body_fn, "num_carried" = %num_carried }
+    irdl.operands(args0: variadic %args0, args1: variadic %args1, args2: variadic %args2, args3: variadic %args3, args4: variadic %args4, args5: variadic %args5, args6: variadic %args6, args7: variadic %args7, args8: variadic %args8, args9: variadic %args9, args10: variadic %args10, args11: variadic %args11, args12: variadic %args12, args13: variadic %args13, args14: variadic %args14, args15: variadic %args15)
+    irdl.results(res0: variadic %res0, res1: variadic %res1, res2: variadic %res2, res3: variadic %res3, res4: variadic %res4, res5: variadic %res5, res6: variadic %res6, res7: variadic %res7, res8: variadic %res8, res9: variadic %res9, res10: variadic %res10, res11: variadic %res11, res12: variadic %res12, res13: variadic %res13, res14: variadic %res14, res15: variadic %res15)
+  }
+  // The results of the subgraph @callee applied to args.
+  // Operands and results are split into up to 16 variadic groups (args0..args15,
+  // res0..res15; operandSegmentSizes/resultSegmentSizes): IRDL unifies the types within one
+  // group, so each group is a run of equal types; the callees see the concatenation.
+  irdl.operation @call {
+    %callee = irdl.base "#builtin.symbol_ref"
+    %args0 = irdl.base @mo::@tensor
+    %args1 = irdl.base @mo::@tensor
+    %args2 = irdl.base @mo::@tensor
+    %args3 = irdl.base @mo::@tensor
+    %args4 = irdl.base @mo::@tensor
+    %args5 = irdl.base @mo::@tensor
+    %args6 = irdl.base @mo::@tensor
+    %args7 = irdl.base @mo::@tensor
+    %args8 = irdl.base @mo::@tensor
+    %args9 = irdl.base @mo::@tensor
+    %args10 = irdl.base @mo::@tensor
+    %args11 = irdl.base @mo::@tensor
+    %args12 = irdl.base @mo::@tensor
+    %args13 = irdl.base @mo::@tensor
+    %args14 = irdl.base @mo::@tensor
+    %args15 = irdl.base @mo::@tensor
+    %res0 = irdl.base @mo::@tensor
+    %res1 = irdl.base @mo::@tensor
+    %res2 = irdl.base @mo::@tensor
+    %res3 = irdl.base @mo::@tensor
+    %res4 = irdl.base @mo::@tensor
+    %res5 = irdl.base @mo::@tensor
+    %res6 = irdl.base @mo::@tensor
+    %res7 = irdl.base @mo::@tensor
+    %res8 = irdl.base @mo::@tensor
+    %res9 = irdl.base @mo::@tensor
+    %res10 = irdl.base @mo::@tensor
+    %res11 = irdl.base @mo::@tensor
+    %res12 = irdl.base @mo::@tensor
+    %res13 = irdl.base @mo::@tensor
+    %res14 = irdl.base @mo::@tensor
+    %res15 = irdl.base @mo::@tensor
+    irdl.attributes { "callee" = %callee }
+    irdl.operands(args0: variadic %args0, args1: variadic %args1, args2: variadic %args2, args3: variadic %args3, args4: variadic %args4, args5: variadic %args5, args6: variadic %args6, args7: variadic %args7, args8: variadic %args8, args9: variadic %args9, args10: variadic %args10, args11: variadic %args11, args12: variadic %args12, args13: variadic %args13, args14: variadic %args14, args15: variadic %args15)
+    irdl.results(res0: variadic %res0, res1: variadic %res1, res2: variadic %res2, res3: variadic %res3, res4: variadic %res4, res5: variadic %res5, res6: variadic %res6, res7: variadic %res7, res8: variadic %res8, res9: variadic %res9, res10: variadic %res10, res11: variadic %res11, res12: variadic %res12, res13: variadic %res13, res14: variadic %res14, res15: variadic %res15)
+  }
 }

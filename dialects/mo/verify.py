@@ -17,8 +17,20 @@ from typing import Any
 from mlir import ir
 
 from max.dialects.mo.dim import Dim, SymbolicDim, _parse_dim
-from max.dialects.mo.opdefs import ELEMENTS, FLOAT, INT, INTS, OPS, STR, OpDef, TensorSig
+from max.dialects.mo.opdefs import (
+    ELEMENTS,
+    FLOAT,
+    INT,
+    INTS,
+    OPS,
+    STR,
+    SYMBOL,
+    OpDef,
+    TensorSig,
+)
+from max.dialects.mo.opdefs.flow import CALLEES
 from max.dialects.mo.types import ELEMENT_TYPES, parse_tensor_type
+from max.dialects.mo.verify_flow import FunctionInfo, check_acyclic, check_flow_op, function_table
 from max.dtype import DType
 
 _DEVICE_RE = re.compile(r"^(cpu|gpu):(0|[1-9][0-9]{0,3})$")
@@ -38,13 +50,20 @@ def verify_module(module: ir.Module, *, strict: bool = True) -> None:
             that may also hold partly lowered code.
     """
     with module.context:
+        functions = function_table(module)
+        calls: dict[str, set[str]] = {}
         for op in module.body.operations:
             op = op.operation
             if op.name == "func.func" and (strict or _is_mo_function(op)):
-                _verify_function(op)
+                name = ir.StringAttr(op.attributes["sym_name"]).value
+                calls[name] = _verify_function(op, functions)
             elif strict:
                 raise VerificationError(f"unexpected top-level op {op.name}: an MO module holds "
-                                        "func.func graphs only")
+                                        "func.func graphs and their subgraph functions only")
+        try:
+            check_acyclic(calls)
+        except ValueError as e:
+            raise VerificationError(str(e)) from None
 
 
 def _is_mo_function(fn: ir.Operation) -> bool:
@@ -78,6 +97,8 @@ def _decode(kind: str, attr: ir.Attribute) -> Any:
         return ir.FloatAttr(attr).value
     if kind == STR and isinstance(attr, ir.StringAttr):
         return ir.StringAttr(attr).value
+    if kind == SYMBOL and isinstance(attr, ir.FlatSymbolRefAttr):
+        return ir.FlatSymbolRefAttr(attr).value
     if kind == ELEMENTS and isinstance(attr, ir.DenseElementsAttr | ir.DenseResourceElementsAttr):
         return attr
     return None
@@ -114,15 +135,18 @@ def _symbols(dims: tuple[Dim, ...]) -> Iterator[str]:
             yield p.name
 
 
-def _verify_function(fn: ir.Operation) -> None:
+def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo]) -> set[str]:
+    """Checks one graph or subgraph function; returns the subgraphs its ops call."""
     name = ir.StringAttr(fn.attributes["sym_name"]).value
-    where = f"graph {name!r}"
+    where = f"graph {name!r}" if "mo.graph" in fn.attributes else f"subgraph {name!r}"
+    calls: set[str] = set()
     blocks = list(fn.regions[0].blocks)
     if len(blocks) != 1:
         raise VerificationError(f"{where}: expected one block, found {len(blocks)}")
     args = [tensor_sig(a.type, f"{where} input {i}", buffers=True)
             for i, a in enumerate(blocks[0].arguments)]
-    # The compiled code learns symbol values from the inputs' dims only.
+    # The compiled code learns symbol values from the inputs' dims only (a subgraph's inputs
+    # are values of its caller, whose types the caller's checks bind).
     bound = {d.name for t in args for d in t.shape if isinstance(d, SymbolicDim)}
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     for i, t in enumerate(ftype.results):
@@ -136,6 +160,15 @@ def _verify_function(fn: ir.Operation) -> None:
         defn = OPS.get(op.name)
         if defn is None:
             raise VerificationError(f"{at}: not an MO op")
+        if op.name in CALLEES:
+            try:
+                decode_attributes(defn, op)
+                calls.update(check_flow_op(op, functions))
+            except ValueError as e:
+                raise VerificationError(f"{at}: {e}") from None
+            for k, r in enumerate(op.results):
+                _check_bound(tensor_sig(r.type, f"{at} result {k}"), bound, f"{at} result {k}")
+            continue
         if len(op.results) != 1:
             raise VerificationError(f"{at}: expected 1 result, got {len(op.results)}")
         operands = []
@@ -149,6 +182,7 @@ def _verify_function(fn: ir.Operation) -> None:
             defn.verify(operands, attrs, result)
         except ValueError as e:
             raise VerificationError(f"{at}: {e}") from None
+    return calls
 
 
 def _check_bound(t: TensorSig, bound: set[str], what: str) -> None:

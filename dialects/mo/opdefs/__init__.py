@@ -13,6 +13,7 @@ from __future__ import annotations
 from max.dialects.mo.opdefs import (
     conv,
     elementwise,
+    flow,
     indexing,
     quantization,
     reduction,
@@ -26,6 +27,7 @@ from max.dialects.mo.opdefs.base import (
     INT,
     INTS,
     STR,
+    SYMBOL,
     AttrDef,
     OpDef,
     TensorSig,
@@ -35,7 +37,7 @@ from max.dialects.mo.opdefs.base import (
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
-                                               *conv.defs(), *resize.defs())}
+                                               *conv.defs(), *resize.defs(), *flow.defs())}
 
-__all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
+__all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

@@ -48,12 +48,14 @@ class TypeRuleError(ValueError):
 # Attribute kinds: how an attribute is stored in MLIR, decoded to Python for rules and
 # references (max.dialects.mo.verify does the decoding).
 INT, INTS, FLOAT, STR, ELEMENTS = "int", "ints", "float", "str", "elements"
+# A FlatSymbolRefAttr naming a function of the module (control-flow ops' subgraphs).
+SYMBOL = "symbol"
 
 
 @dataclass(frozen=True)
 class AttrDef:
     name: str
-    kind: str  # INT, INTS, FLOAT, STR or ELEMENTS
+    kind: str  # INT, INTS, FLOAT, STR, ELEMENTS or SYMBOL
 
 
 InferFn = Callable[[str, Sequence[TypeLike], Mapping[str, Any]], TensorSig]

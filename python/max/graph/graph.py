@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,9 @@ class Graph(metaclass=_GraphMeta):
             load(context)
         self._finished = False
         self._context_tokens: list[Any] = []
+        self._frame: Any = None  # the subgraph body being built (max.graph._subgraph.Frame)
+        self._subgraphs: dict[str, Graph] = {}
+        self._parent: Graph | None = None
         self._type_cache: dict[TensorType, ir.Type] = {}
         if path is not None:
             module = _read_module(Path(path), self._context)
@@ -97,12 +101,16 @@ class Graph(metaclass=_GraphMeta):
                 raise TypeError(
                     f"Graph {name!r}: input_types[{i}] must be a TensorType, got {type(t).__name__}"
                 )
+        parent_module = kwargs.pop("_parent_module", None)
         with self._context, ir.Location.unknown():
-            self._module = ir.Module.create()
+            self._module = parent_module or ir.Module.create()
             with ir.InsertionPoint(self._module.body):
                 fn_type = ir.FunctionType.get([t.to_mlir() for t in input_types], [])
                 self._func = func.FuncOp(name, fn_type)
-            self._func.attributes["mo.graph"] = ir.UnitAttr.get()
+            if parent_module is None:
+                self._func.attributes["mo.graph"] = ir.UnitAttr.get()
+            else:  # a subgraph: only its callers use it, never an entry point
+                self._func.attributes["sym_visibility"] = ir.StringAttr.get("private")
             self._block = self._func.add_entry_block()
         self._input_types = input_types
         self._output_types: list[TensorType] = []
@@ -171,9 +179,8 @@ class Graph(metaclass=_GraphMeta):
             if isinstance(v, TensorValue):
                 if v._graph is not None and v._graph is not self:
                     raise ValueError(f"{name}: operand belongs to another graph")
-                mlir_operands.append(v._mlir_value)
-            else:
-                mlir_operands.append(v)
+                v = v._mlir_value
+            mlir_operands.append(self._local(v))
         with self._context, ir.Location.unknown():
             attrs = {k: _to_attribute(v) for k, v in (attributes or {}).items()}
             op = ir.Operation.create(
@@ -187,6 +194,76 @@ class Graph(metaclass=_GraphMeta):
             TensorValue._from(r, t, self)
             for r, t in zip(op.results, result_types, strict=True)
         ]
+
+    def _local(self, value: ir.Value) -> ir.Value:
+        """``value`` as seen from the body being built: a value of an enclosing function is
+        captured as a body argument (through every level in between)."""
+        frame = self._frame
+        if frame is None:
+            return value
+        from max.graph._subgraph import defined_in
+
+        return value if defined_in(value, frame.func.operation) else frame.capture(value)
+
+    @contextlib.contextmanager
+    def _enter_frame(self, frame: Any) -> Iterator[None]:
+        """Emits ops into ``frame``'s subgraph function; its captures come from the frame
+        that was current (the enclosing one), localized when the outer op is emitted."""
+        saved = (self._frame, self._block)
+        self._frame, self._block = frame, frame.block
+        try:
+            with self:
+                yield
+        finally:
+            self._frame, self._block = saved
+
+    def add_subgraph(
+        self,
+        name: str,
+        forward: Callable[..., Any] | None = None,
+        input_types: Iterable[Type] = (),
+        path: Path | None = None,
+        custom_extensions: Iterable[Path] = (),
+        devices: Iterable[Any] = (),
+    ) -> Graph:
+        """Creates and adds a subgraph to the current graph.
+
+        The subgraph is a further function of this graph's module (no ``mo.graph``
+        attribute), called with :func:`max.graph.ops.call`; its body is inlined into each
+        caller when compiled. It sees only its own inputs (no values of the parent graph).
+        No chain input is added: buffer mutation inside subgraphs is not supported.
+
+        Args:
+            name: The name identifier for the subgraph.
+            forward: The optional callable that defines the sequence of operations for the
+                subgraph's forward pass. If provided, the subgraph will be built immediately
+                using this callable.
+            input_types: The data types for the subgraph's input tensors.
+            path: Loading a subgraph from disk is not supported (``NotImplementedError``).
+            custom_extensions: Not supported (must be empty).
+            devices: The list of devices this subgraph is meant to use (unused).
+        """
+        if path is not None or list(custom_extensions):
+            raise NotImplementedError("add_subgraph: path and custom_extensions are not supported")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"add_subgraph: name must be a non-empty str, got {name!r}")
+        taken = {ir.StringAttr(op.attributes["sym_name"]).value
+                 for op in self._module.body.operations if "sym_name" in op.attributes}
+        if name in taken:
+            raise ValueError(f"add_subgraph: the module already has a function named {name!r}")
+        sub = Graph(name, input_types=input_types, context=self._context, module=None,
+                    _parent_module=self._module)
+        sub._parent = self
+        self._subgraphs[name] = sub
+        if forward is not None:
+            with sub:
+                outputs = forward(*sub._inputs)
+                if outputs is None:
+                    outputs = ()
+                elif isinstance(outputs, Value) or not isinstance(outputs, Iterable):
+                    outputs = (outputs,)
+                sub.output(*outputs)
+        return sub
 
     def _mlir_type(self, t: TensorType) -> ir.Type:
         """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""

@@ -109,9 +109,13 @@ from max.graph.ops.tile import tile
 from max.graph.ops.transfer_to import transfer_to
 from max.graph.ops.transpose import permute, transpose
 from max.graph.ops.where import where
+from max.graph.ops.flow import call, cond, while_loop
 from max.graph.type import DeviceRef, TensorType
 
 __all__ = [
+    "call",
+    "cond",
+    "while_loop",
     "DeviceRef",
     "InterpolationMode",
     "TensorType",
