@@ -161,7 +161,9 @@ class Graph(metaclass=_GraphMeta):
             )
             self._func.attributes["function_type"] = ir.TypeAttr.get(fn_type)
         self._finished = True
-        if not self._module.operation.verify():  # pragma: no cover - verify raises instead
+        # A subgraph shares its parent's module, whose graph may still be unfinished.
+        checked = self._module.operation if self._parent is None else self._func.operation
+        if not checked.verify():  # pragma: no cover - verify raises instead
             raise ValueError(f"Graph {self.name!r} failed to verify")
 
     def _add_op(

@@ -22,8 +22,10 @@ from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
 from max.graph._subgraph import build_body, share_captures
 
 
-def _types_text(types: Sequence[Any]) -> str:
-    return "[" + ", ".join(str(t) for t in types) + "]"
+def _types_text(types: Sequence[TensorType]) -> str:
+    """``[float32[n, 3], bool[]]``: dtype and shape of each type."""
+    return "[" + ", ".join(f"{t.dtype.name}[{', '.join(str(d) for d in t.shape)}]"
+                           for t in types) + "]"
 
 
 def _emit(graph: Graph, name: str, fixed: Sequence[ir.Value], args: Sequence[ir.Value],
