@@ -30,6 +30,9 @@ class Row:
     result: tuple[DType, tuple[int, ...]] | None = None
     rtol: float = 1e-5
     atol: float = 1e-6
+    # For ops with subgraph bodies (rows_flow.py): builds the op with its builder from the
+    # graph inputs (a bare op cannot be emitted without the functions it names).
+    build: Callable[..., Any] | None = None
 
 
 def f32(*shape: int, lo: float = -3.0, hi: float = 3.0) -> np.ndarray:
