@@ -51,12 +51,15 @@ def verify_module(module: ir.Module, *, strict: bool = True) -> None:
     """
     with module.context:
         functions = function_table(module)
+        # Subgraphs are inlined into the graph, whose inputs bind the symbols they use too.
+        graph_bound = {d.name for info in functions.values() if info.is_graph
+                       for t in info.inputs for d in _input_dims(t) if isinstance(d, SymbolicDim)}
         calls: dict[str, set[str]] = {}
         for op in module.body.operations:
             op = op.operation
             if op.name == "func.func" and (strict or _is_mo_function(op)):
                 name = ir.StringAttr(op.attributes["sym_name"]).value
-                calls[name] = _verify_function(op, functions)
+                calls[name] = _verify_function(op, functions, graph_bound)
             elif strict:
                 raise VerificationError(f"unexpected top-level op {op.name}: an MO module holds "
                                         "func.func graphs and their subgraph functions only")
@@ -135,7 +138,16 @@ def _symbols(dims: tuple[Dim, ...]) -> Iterator[str]:
             yield p.name
 
 
-def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo]) -> set[str]:
+def _input_dims(t: ir.Type) -> tuple[Dim, ...]:
+    """The dims of a graph input type, or none where it is malformed (reported later)."""
+    try:
+        return tensor_sig(t, "input", buffers=True).shape
+    except VerificationError:
+        return ()
+
+
+def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
+                     graph_bound: set[str]) -> set[str]:
     """Checks one graph or subgraph function; returns the subgraphs its ops call."""
     name = ir.StringAttr(fn.attributes["sym_name"]).value
     where = f"graph {name!r}" if "mo.graph" in fn.attributes else f"subgraph {name!r}"
@@ -148,6 +160,8 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo]) -> se
     # The compiled code learns symbol values from the inputs' dims only (a subgraph's inputs
     # are values of its caller, whose types the caller's checks bind).
     bound = {d.name for t in args for d in t.shape if isinstance(d, SymbolicDim)}
+    if "mo.graph" not in fn.attributes:
+        bound |= graph_bound
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     for i, t in enumerate(ftype.results):
         result = tensor_sig(t, f"{where} result {i}", buffers=True)

@@ -188,3 +188,30 @@ def test_ir_holds_subgraph_functions_referred_to_by_symbol() -> None:
     assert len(model.input_metadata) == 2 and len(model.output_metadata) == 1
     x = np.array([1, 2], np.float32)
     check(model.execute(x, np.array(True))[0].to_numpy(), x + 1)
+
+
+def test_branch_may_use_a_symbol_bound_by_another_graph_input() -> None:
+    # The then branch captures nothing: `k` is bound by the graph's input only.
+    def forward(p, y):
+        two = ops.constant(2.0, DType.float32, CPU)
+        (z,) = ops.cond(p, [y.type], lambda: ops.broadcast_to(two, ["k"]), lambda: y)
+        return z
+
+    g = Graph("sym2", forward, input_types=[tt(DType.bool), tt(DType.float32, "k")])
+    model = _session().load(g)
+    y = np.array([1, 2, 3], np.float32)
+    check(model.execute(np.array(True), y)[0].to_numpy(), np.full(3, 2, np.float32))
+    check(model.execute(np.array(False), y)[0].to_numpy(), y)
+
+
+def test_runtime_checks_inside_a_body_are_refused_when_compiling() -> None:
+    # The checks buffer is written once, at the end of the graph: a flag set inside a region
+    # cannot reach it (a documented limitation), so the compile says so instead.
+    def forward(x, i):
+        return ops.cond(ops.constant(True, DType.bool, CPU), [tt(DType.float32, 1)],
+                        lambda: ops.gather(x, i, axis=0), lambda: x[:1])
+
+    g = Graph("chk", forward, input_types=[tt(DType.float32, 4), tt(DType.int64, 1)])
+    with pytest.raises(Exception, match=r"mo\.cond.*runtime checks .* not supported inside "
+                                        r"control-flow bodies"):
+        _session().load(g)
