@@ -39,5 +39,5 @@ OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *quantization.defs(), *sequence.defs(),
                                                *conv.defs(), *resize.defs(), *flow.defs())}
 
-__all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef", "TensorSig",
-           "TypeRuleError"]
+__all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef",
+           "TensorSig", "TypeRuleError"]

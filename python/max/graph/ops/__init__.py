@@ -85,6 +85,7 @@ from max.graph.ops.elementwise import (
     tanh,
     trunc,
 )
+from max.graph.ops.flow import call, cond, while_loop
 from max.graph.ops.fold import fold
 from max.graph.ops.gather import gather
 from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
@@ -109,13 +110,9 @@ from max.graph.ops.tile import tile
 from max.graph.ops.transfer_to import transfer_to
 from max.graph.ops.transpose import permute, transpose
 from max.graph.ops.where import where
-from max.graph.ops.flow import call, cond, while_loop
 from max.graph.type import DeviceRef, TensorType
 
 __all__ = [
-    "call",
-    "cond",
-    "while_loop",
     "DeviceRef",
     "InterpolationMode",
     "TensorType",
@@ -130,9 +127,11 @@ __all__ = [
     "avg_pool2d",
     "band_part",
     "broadcast_to",
+    "call",
     "cast",
     "chunk",
     "concat",
+    "cond",
     "constant",
     "conv2d",
     "conv2d_transpose",
@@ -208,4 +207,5 @@ __all__ = [
     "trunc",
     "unsqueeze",
     "where",
+    "while_loop",
 ]

@@ -16,10 +16,10 @@ from mlir import ir
 
 from max.dialects.mo.opdefs.flow import segments
 from max.dtype import DType
+from max.graph._subgraph import build_body, share_captures
 from max.graph.graph import Graph
 from max.graph.type import TensorType
 from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
-from max.graph._subgraph import build_body, share_captures
 
 
 def _types_text(types: Sequence[TensorType]) -> str:
