@@ -32,6 +32,7 @@ class Frame:
     arg_types: list[ir.Type]
     captured: dict[ir.Value, ir.Value] = field(default_factory=dict)  # outer -> argument
     order: list[ir.Value] = field(default_factory=list)  # outer values, argument order
+    parent: Frame | None = None  # the enclosing body (None: the graph itself)
 
     def capture(self, outer: ir.Value) -> ir.Value:
         """The argument standing for ``outer``, added at the end on first use."""

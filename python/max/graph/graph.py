@@ -87,6 +87,9 @@ class Graph(metaclass=_GraphMeta):
         self._finished = False
         self._context_tokens: list[Any] = []
         self._frame: Any = None  # the subgraph body being built (max.graph._subgraph.Frame)
+        # Whether any body was built: only then can a value of another function reach an op
+        # (checking every operand of every op costs graph building time otherwise).
+        self._open_bodies = False
         self._subgraphs: dict[str, Graph] = {}
         self._parent: Graph | None = None
         self._type_cache: dict[TensorType, ir.Type] = {}
@@ -153,8 +156,9 @@ class Graph(metaclass=_GraphMeta):
         with self:
             values = [as_tensor_value(o, where="Graph.output") for o in outputs]
         with self._context, ir.Location.unknown():
+            returned = [self._local(v._mlir_value) for v in values]
             with ir.InsertionPoint(self._block):
-                func.ReturnOp([v._mlir_value for v in values])
+                func.ReturnOp(returned)
             self._output_types = [v.type for v in values]
             fn_type = ir.FunctionType.get(
                 [t.to_mlir() for t in self._input_types], [t.to_mlir() for t in self._output_types]
@@ -199,19 +203,33 @@ class Graph(metaclass=_GraphMeta):
 
     def _local(self, value: ir.Value) -> ir.Value:
         """``value`` as seen from the body being built: a value of an enclosing function is
-        captured as a body argument (through every level in between)."""
-        frame = self._frame
-        if frame is None:
-            return value
+        captured as a body argument (through every level in between). A value of a body that
+        is finished (leaked out of its callable) is a ``ValueError``: no op may use it."""
         from max.graph._subgraph import defined_in
 
-        return value if defined_in(value, frame.func.operation) else frame.capture(value)
+        frame = self._frame
+        if frame is None:
+            if self._open_bodies and not defined_in(value, self._func.operation):
+                raise ValueError("a value computed inside a cond/while_loop body is used "
+                                 "outside it; return it from the body instead")
+            return value
+        if defined_in(value, frame.func.operation):
+            return value
+        outer = frame.parent
+        while outer is not None and not defined_in(value, outer.func.operation):
+            outer = outer.parent
+        if outer is None and not defined_in(value, self._func.operation):
+            raise ValueError("a value computed inside another cond/while_loop body is used "
+                             "here; return it from that body instead")
+        return frame.capture(value)
 
     @contextlib.contextmanager
     def _enter_frame(self, frame: Any) -> Iterator[None]:
         """Emits ops into ``frame``'s subgraph function; its captures come from the frame
         that was current (the enclosing one), localized when the outer op is emitted."""
         saved = (self._frame, self._block)
+        frame.parent = self._frame
+        self._open_bodies = True
         self._frame, self._block = frame, frame.block
         try:
             with self:

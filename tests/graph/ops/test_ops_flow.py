@@ -215,3 +215,21 @@ def test_runtime_checks_inside_a_body_are_refused_when_compiling() -> None:
     with pytest.raises(Exception, match=r"mo\.cond.*runtime checks .* not supported inside "
                                         r"control-flow bodies"):
         _session().load(g)
+
+
+def test_a_value_leaked_out_of_a_body_is_refused() -> None:
+    leaked = []
+
+    def then_fn(x):
+        leaked.append(x * 2.0)
+        return x
+
+    with Graph("leak", input_types=[tt(DType.float32, 2), tt(DType.bool)]) as g:
+        x, p = g.inputs
+        ops.cond(p, [x.type], lambda: then_fn(x), lambda: x)
+        with pytest.raises(ValueError, match="inside a cond/while_loop body is used outside"):
+            leaked[0] + 1.0
+        with pytest.raises(ValueError, match="inside another cond/while_loop body is used"):
+            ops.cond(p, [x.type], lambda: leaked[0], lambda: x)
+        with pytest.raises(ValueError, match="inside a cond/while_loop body is used outside"):
+            g.output(leaked[0])
