@@ -3,6 +3,8 @@
 Each ``mo.graph`` function becomes a function of the same name on builtin tensors (symbolic
 dims become ``?``, si*/ui* become signless) keeping ``mo.graph``. Runtime checks (gather bounds)
 become one extra last result ``tensor<Kxi8>`` and the attribute ``mo.checks = [messages]``.
+Subgraph functions (control-flow bodies) are inlined by their ops' rules (``flow.py``) and
+then erased.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from max.compiler.lowering.context import (
     LoweringContext,
     builtin_tensor_type,
 )
-from max.compiler.lowering.registry import all_rules, get_rule
+from max.compiler.lowering.registry import all_rules
 from max.compiler.passes.registry import CompilationError, register_pass
 
 __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
