@@ -3,6 +3,8 @@
 Each ``mo.graph`` function becomes a function of the same name on builtin tensors (symbolic
 dims become ``?``, si*/ui* become signless) keeping ``mo.graph``. Runtime checks (gather bounds)
 become one extra last result ``tensor<Kxi8>`` and the attribute ``mo.checks = [messages]``.
+A buffer (``!mo.buffer``) becomes a ``memref``: buffer inputs are memref arguments that the
+buffer ops read and write in program order (``lowering/buffers.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from mlir import ir
 from mlir.dialects import arith, func, tensor
 
 from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
+    buffers,
     constant,
     conv,
     elementwise,
@@ -28,6 +31,7 @@ from max.compiler.lowering.context import (
     FunctionLowering,
     LoweringContext,
     builtin_tensor_type,
+    builtin_type,
 )
 from max.compiler.lowering.registry import all_rules, get_rule
 from max.compiler.passes.registry import CompilationError, register_pass
@@ -36,12 +40,12 @@ from max.dialects.mo.types import MOTensorType, parse_tensor_type
 __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
 
 
-def _mo_type(t: ir.Type, what: str) -> MOTensorType:
+def _mo_type(t: ir.Type, what: str, *, buffers: bool = False) -> MOTensorType:
     try:
         mt = parse_tensor_type(t)
     except ValueError as e:
         raise CompilationError(f"{what}: {e}") from e
-    if mt.kind != "tensor":
+    if mt.kind != "tensor" and not (buffers and mt.kind == "buffer"):
         raise CompilationError(f"{what}: {t} is not supported by the CPU lowering")
     return mt
 
@@ -62,9 +66,10 @@ def _lower_function(old: ir.Operation) -> None:
     blocks = list(region.blocks)
     if len(blocks) != 1:
         raise CompilationError(f"graph {name!r}: expected one block, found {len(blocks)}")
-    in_mo = [_mo_type(t, f"graph {name!r} input {i}") for i, t in enumerate(ftype.inputs)]
+    in_mo = [_mo_type(t, f"graph {name!r} input {i}", buffers=True)
+             for i, t in enumerate(ftype.inputs)]
     out_mo = [_mo_type(t, f"graph {name!r} result {i}") for i, t in enumerate(ftype.results)]
-    in_types = [builtin_tensor_type(t) for t in in_mo]
+    in_types = [builtin_type(t) for t in in_mo]
     out_types = [builtin_tensor_type(t) for t in out_mo]
 
     with old.location, ir.InsertionPoint(old):
@@ -90,8 +95,10 @@ def _lower_function(old: ir.Operation) -> None:
                 ctx = LoweringContext(
                     op=op,
                     operands=tuple(values[v] for v in op.operands),
-                    operand_types=tuple(_mo_type(v.type, op.name) for v in op.operands),
-                    result_types=tuple(_mo_type(r.type, op.name) for r in op.results),
+                    operand_types=tuple(_mo_type(v.type, op.name, buffers=True)
+                                        for v in op.operands),
+                    result_types=tuple(_mo_type(r.type, op.name, buffers=True)
+                                       for r in op.results),
                     fn=state,
                 )
             except KeyError as e:
@@ -105,7 +112,8 @@ def _lower_function(old: ir.Operation) -> None:
                 if len(results) != len(op.results):
                     raise ctx.error(f"rule gave {len(results)} results, expected {len(op.results)}")
                 for old_r, new_r, mt in zip(op.results, results, ctx.result_types):
-                    values[old_r] = _coerce(new_r, builtin_tensor_type(mt), ctx)
+                    values[old_r] = (new_r if mt.kind == "buffer"
+                                     else _coerce(new_r, builtin_tensor_type(mt), ctx))
         else:
             raise CompilationError(f"graph {name!r} has no func.return")
     old.erase()
@@ -141,7 +149,9 @@ def _computes_nothing(name: str, ctx: LoweringContext) -> bool:
     (computeAllSliceParameters), and a collapse of ``?x0`` folds to a static 0 that
     ``memref.collapse_shape`` rejects (matmul's row collapse).
     """
-    return (name not in _CHECKED_OPS and bool(ctx.result_types)
+    # Buffer ops have effects (a store has no result; a created buffer is memory).
+    return (name not in _CHECKED_OPS and not name.startswith("mo.buffer_")
+            and bool(ctx.result_types)
             and all(0 in mt.dims for mt in ctx.result_types))
 
 

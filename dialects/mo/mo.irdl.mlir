@@ -696,4 +696,38 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+
+  // Buffers (!mo.buffer): mutable memory. A graph is one block and side effects take effect in
+  // program order (no !mo.chain operands): a load sees every store before it.
+  // A new buffer of the result type (its contents undefined until stored).
+  irdl.operation @buffer_create {
+    %result_type = irdl.base @mo::@buffer
+    irdl.operands()
+    irdl.results(result: %result_type)
+  }
+  // A copy of the buffer's current contents, as an immutable tensor of the same type.
+  irdl.operation @buffer_load {
+    %buffer = irdl.base @mo::@buffer
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(buffer: %buffer)
+    irdl.results(result: %result_type)
+  }
+  // buffer[...] = x (x has the buffer's type); no result.
+  irdl.operation @buffer_store {
+    %buffer = irdl.base @mo::@buffer
+    %x = irdl.base @mo::@tensor
+    irdl.operands(buffer: %buffer, x: %x)
+    irdl.results()
+  }
+  // buffer[starts[i] : starts[i] + x.shape[i] * steps[i] : steps[i], ...] = x; starts >= 0,
+  // steps >= 1, the window inside the buffer (checked by the MO verifier); no result.
+  irdl.operation @buffer_store_slice {
+    %starts = irdl.base "#builtin.dense_array"
+    %steps = irdl.base "#builtin.dense_array"
+    %buffer = irdl.base @mo::@buffer
+    %x = irdl.base @mo::@tensor
+    irdl.attributes { "starts" = %starts, "steps" = %steps }
+    irdl.operands(buffer: %buffer, x: %x)
+    irdl.results()
+  }
 }

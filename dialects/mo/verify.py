@@ -105,7 +105,7 @@ def tensor_sig(t: ir.Type, what: str, *, buffers: bool = False) -> TensorSig:
         if isinstance(d, int) and d < 0:
             raise VerificationError(f"{what}: negative dim {d} in {t}")
         dims.append(dim)
-    return TensorSig(DType[ELEMENT_TYPES[mt.element_type]], tuple(dims), mt.device)
+    return TensorSig(DType[ELEMENT_TYPES[mt.element_type]], tuple(dims), mt.device, mt.kind)
 
 
 def _symbols(dims: tuple[Dim, ...]) -> Iterator[str]:
@@ -126,7 +126,7 @@ def _verify_function(fn: ir.Operation) -> None:
     bound = {d.name for t in args for d in t.shape if isinstance(d, SymbolicDim)}
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     for i, t in enumerate(ftype.results):
-        result = tensor_sig(t, f"{where} result {i}", buffers=True)
+        result = tensor_sig(t, f"{where} result {i}")
         _check_bound(result, bound, f"{where} result {i}")
     for index, op in enumerate(blocks[0].operations):
         op = op.operation
@@ -136,14 +136,27 @@ def _verify_function(fn: ir.Operation) -> None:
         defn = OPS.get(op.name)
         if defn is None:
             raise VerificationError(f"{at}: not an MO op")
-        if len(op.results) != 1:
-            raise VerificationError(f"{at}: expected 1 result, got {len(op.results)}")
+        if len(op.results) != defn.results:
+            raise VerificationError(f"{at}: expected {defn.results} result(s), got "
+                                    f"{len(op.results)}")
         operands = []
         for k, v in enumerate(op.operands):
             what = defn.operands[k] if k < len(defn.operands) else str(k)
-            operands.append(tensor_sig(v.type, f"{at} operand {what}"))
-        result = tensor_sig(op.results[0].type, f"{at} result")
-        _check_bound(result, bound, f"{at} result")
+            # Each operand has the kind its definition declares: a buffer where a tensor is
+            # expected would be read as an immutable value, a tensor where a buffer is expected
+            # would be written in place.
+            want = "buffer" if what in defn.buffers else "tensor"
+            sig = tensor_sig(v.type, f"{at} operand {what}", buffers=True)
+            if sig.kind != want:
+                raise VerificationError(f"{at} operand {what}: {v.type} is not an !mo.{want}")
+            operands.append(sig)
+        result = None
+        if defn.results:
+            result = tensor_sig(op.results[0].type, f"{at} result", buffers=True)
+            if result.kind != defn.result_kind:
+                raise VerificationError(f"{at} result: {op.results[0].type} is not an "
+                                        f"!mo.{defn.result_kind}")
+            _check_bound(result, bound, f"{at} result")
         try:
             attrs = decode_attributes(defn, op)
             defn.verify(operands, attrs, result)

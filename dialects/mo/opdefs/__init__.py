@@ -11,6 +11,7 @@ cover exactly these ops.
 from __future__ import annotations
 
 from max.dialects.mo.opdefs import (
+    buffers,
     conv,
     elementwise,
     indexing,
@@ -35,7 +36,8 @@ from max.dialects.mo.opdefs.base import (
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
-                                               *conv.defs(), *resize.defs())}
+                                               *conv.defs(), *resize.defs(),
+                                               *buffers.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

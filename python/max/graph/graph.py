@@ -14,8 +14,8 @@ from mlir.dialects import func
 from max.dialects.mo import make_context, safe_parse
 from max.dialects.mo.safe_parse import BYTECODE_MAGIC, check_parses
 from max.dialects.mo.verify import VerificationError, verify_module
-from max.graph.type import TensorType, Type
-from max.graph.value import TensorValue, Value, as_tensor_value
+from max.graph.type import BufferType, TensorType, Type
+from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
 
 _CURRENT_GRAPH: contextvars.ContextVar[Graph | None] = contextvars.ContextVar(
     "max_current_graph", default=None
@@ -93,9 +93,10 @@ class Graph(metaclass=_GraphMeta):
             return
         input_types = list(input_types)
         for i, t in enumerate(input_types):
-            if not isinstance(t, TensorType):
+            if not isinstance(t, TensorType | BufferType):
                 raise TypeError(
-                    f"Graph {name!r}: input_types[{i}] must be a TensorType, got {type(t).__name__}"
+                    f"Graph {name!r}: input_types[{i}] must be a TensorType or BufferType, "
+                    f"got {type(t).__name__}"
                 )
         with self._context, ir.Location.unknown():
             self._module = ir.Module.create()
@@ -107,7 +108,7 @@ class Graph(metaclass=_GraphMeta):
         self._input_types = input_types
         self._output_types: list[TensorType] = []
         self._inputs = [
-            TensorValue._from(arg, t, self)
+            _wrap_value(arg, t, self)
             for arg, t in zip(self._block.arguments, input_types, strict=True)
         ]
         if forward is not None:
@@ -129,7 +130,7 @@ class Graph(metaclass=_GraphMeta):
         _CURRENT_GRAPH.reset(self._context_tokens.pop())
 
     @property
-    def inputs(self) -> Sequence[TensorValue]:
+    def inputs(self) -> Sequence[TensorValue | BufferValue]:
         """The input values of the graph."""
         return tuple(self._inputs)
 
@@ -159,16 +160,16 @@ class Graph(metaclass=_GraphMeta):
     def _add_op(
         self,
         name: str,
-        operands: Sequence[TensorValue | ir.Value],
-        result_types: Sequence[TensorType],
+        operands: Sequence[Value | ir.Value],
+        result_types: Sequence[TensorType | BufferType],
         attributes: Mapping[str, Any] | None = None,
-    ) -> list[TensorValue]:
+    ) -> list[Any]:
         """Emits one MO op at the end of the graph body and returns its typed results."""
         if self._finished:
             raise ValueError(f"Graph {self.name!r}: cannot add {name} after output() was called")
         mlir_operands = []
         for v in operands:
-            if isinstance(v, TensorValue):
+            if isinstance(v, Value):
                 if v._graph is not None and v._graph is not self:
                     raise ValueError(f"{name}: operand belongs to another graph")
                 mlir_operands.append(v._mlir_value)
@@ -183,12 +184,9 @@ class Graph(metaclass=_GraphMeta):
                 attributes=attrs,
                 ip=ir.InsertionPoint(self._block),
             )
-        return [
-            TensorValue._from(r, t, self)
-            for r, t in zip(op.results, result_types, strict=True)
-        ]
+        return [_wrap_value(r, t, self) for r, t in zip(op.results, result_types, strict=True)]
 
-    def _mlir_type(self, t: TensorType) -> ir.Type:
+    def _mlir_type(self, t: TensorType | BufferType) -> ir.Type:
         """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""
         cached = self._type_cache.get(t)
         if cached is None:
@@ -251,10 +249,10 @@ class Graph(metaclass=_GraphMeta):
         self.name = ir.StringAttr(self._func.attributes["sym_name"]).value
         self._block = self._func.regions[0].blocks[0]
         fn_type = ir.FunctionType(ir.TypeAttr(self._func.attributes["function_type"]).value)
-        self._input_types = [TensorType.from_mlir(t) for t in fn_type.inputs]
+        self._input_types = [Type.from_mlir(t) for t in fn_type.inputs]
         self._output_types = [TensorType.from_mlir(t) for t in fn_type.results]
         self._inputs = [
-            TensorValue._from(a, t, self)
+            _wrap_value(a, t, self)
             for a, t in zip(self._block.arguments, self._input_types, strict=True)
         ]
         self._finished = True
@@ -295,3 +293,10 @@ def _to_attribute(value: Any) -> ir.Attribute:
     ):
         return ir.DenseI64ArrayAttr.get([int(v) for v in value])
     raise TypeError(f"cannot make an MLIR attribute from {value!r}")
+
+
+def _wrap_value(value: ir.Value, t: TensorType | BufferType, graph: Graph) -> Any:
+    """The graph value of an MLIR value whose type is known: a buffer or a tensor."""
+    if isinstance(t, BufferType):
+        return BufferValue._from(value, t, graph)
+    return TensorValue._from(value, t, graph)

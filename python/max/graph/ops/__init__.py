@@ -42,6 +42,7 @@ from __future__ import annotations
 from max.graph.ops.atanh import atanh
 from max.graph.ops.band_part import band_part
 from max.graph.ops.broadcast_to import broadcast_to
+from max.graph.ops.buffer import buffer_create, buffer_load, buffer_store, buffer_store_slice
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant
@@ -126,6 +127,10 @@ __all__ = [
     "avg_pool2d",
     "band_part",
     "broadcast_to",
+    "buffer_create",
+    "buffer_load",
+    "buffer_store",
+    "buffer_store_slice",
     "cast",
     "chunk",
     "concat",
