@@ -387,6 +387,10 @@ class ArtifactRecord:
             constants_sha256=obj["constants_sha256"], target=obj["target"],
             options=_want(obj["options"], dict, "options"),
             compiler_version=obj["compiler_version"], format=obj["format"])
+        for i, t in enumerate(record.outputs):  # a graph returns tensors; buffers are inputs
+            if t.type.kind != "tensor":
+                raise _fail(f"outputs[{i}].type", f"an output must be an !mo.tensor, got "
+                                                  f"{t.type.text()!r:.120}")
         for k in ("entry", "binary"):  # derived: the file may only repeat them
             if obj[k] != getattr(record, k):
                 raise _fail(k, f"{obj[k]!r:.80}, expected {getattr(record, k)!r}")

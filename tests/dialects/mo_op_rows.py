@@ -30,6 +30,9 @@ class Row:
     result: tuple[DType, tuple[int, ...]] | None = None
     rtol: float = 1e-5
     atol: float = 1e-6
+    # Inputs passed as BufferType (mutable, updated in place). For an op without a result
+    # (a store) `expected` is the first buffer's contents after the op.
+    buffers: tuple[int, ...] = ()
 
 
 def f32(*shape: int, lo: float = -3.0, hi: float = 3.0) -> np.ndarray:

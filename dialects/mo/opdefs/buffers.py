@@ -17,6 +17,7 @@ from max.dialects.mo.opdefs.base import (
     INTS,
     AttrDef,
     OpDef,
+    TensorSig,
     TypeLike,
     TypeRuleError,
     shape_text,
@@ -42,15 +43,10 @@ def _check_create(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any
         raise TypeRuleError(f"{op}: the result must be an !mo.buffer")
 
 
-def _check_load(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
-                result: TypeLike | None) -> None:
+def _load(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]) -> TensorSig:
+    """A tensor of the buffer's dtype, shape and device."""
     (buffer,) = operands
-    if result is None:
-        raise TypeRuleError(f"{op}: expected a result")
-    _same_element_and_device(op, buffer, result, "result")
-    if list(result.shape) != list(buffer.shape):
-        raise TypeRuleError(f"{op}: result shape {shape_text(result.shape)} should be the "
-                            f"buffer's {shape_text(buffer.shape)}")
+    return TensorSig(buffer.dtype, tuple(buffer.shape), buffer.device)
 
 
 def _check_store(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
@@ -92,7 +88,7 @@ def _check_store_slice(op: str, operands: Sequence[TypeLike], attrs: Mapping[str
 def defs() -> list[OpDef]:
     return [
         OpDef("mo.buffer_create", (), check=_check_create, result_kind="buffer"),
-        OpDef("mo.buffer_load", ("buffer",), check=_check_load, buffers=("buffer",)),
+        OpDef("mo.buffer_load", ("buffer",), infer=_load, buffers=("buffer",)),
         OpDef("mo.buffer_store", ("buffer", "x"), check=_check_store, buffers=("buffer",),
               results=0),
         OpDef("mo.buffer_store_slice", ("buffer", "x"),

@@ -94,6 +94,10 @@ class Model:
     contiguous array first (zero-copy otherwise). Outputs are freshly allocated
     :class:`~max.driver.Tensor`\\ s.
 
+    An input of :class:`~max.graph.BufferType` is updated in place: pass a contiguous,
+    writeable numpy array or :class:`~max.driver.Tensor` (or DLPack array) of exactly the
+    buffer's dtype, sharing no memory with the other inputs; it is never copied.
+
     Example:
         >>> outputs = model.execute(np.ones((2, 3), np.float32))  # doctest: +SKIP
         >>> outputs[0].to_numpy()  # doctest: +SKIP
@@ -109,6 +113,9 @@ class Model:
         self._input_specs = [_spec(t, f"input{i}") for i, t in enumerate(record.inputs)]
         self._output_specs = [_spec(t, f"output{i}") for i, t in enumerate(record.outputs)]
         self._n_in = len(self._input_specs)
+        # Buffer inputs are the caller's memory, written by the compiled code.
+        self._buffers = frozenset(i for i, t in enumerate(record.inputs)
+                                  if t.type.kind == "buffer")
         self._in_sigs = executable.inputs[: self._n_in]
         # Large constants live beside the binary and follow the user's inputs in every call.
         self._constants = _constant_arrays(record, getattr(artifact, "constants", b""))
@@ -181,9 +188,13 @@ class Model:
             else:
                 arr = self._convert(i, a)
             flags = arr.flags
-            if not (flags.c_contiguous and flags.aligned):
+            if i in self._buffers:
+                self._check_buffer(i, a, arr)
+            elif not (flags.c_contiguous and flags.aligned):
                 arr = np.array(arr, order="C", copy=True)
             arrays.append(arr)
+        if self._buffers:
+            self._check_aliasing(arrays)
         outs = self._run(arrays + self._constants if self._constants else arrays)
         wrap = self._wrap
         device = self._device
@@ -210,6 +221,29 @@ class Model:
         if missing:
             raise ValueError(f"model {self.name!r}: missing inputs {', '.join(missing)}")
         return tuple(values)
+
+    def _check_buffer(self, i: int, given: Any, arr: np.ndarray) -> None:
+        """A buffer input must be the caller's own memory, usable as is: a copy would take
+        the updates away from the caller."""
+        where = f"input {i} ({self._input_specs[i].name}, a buffer)"
+        if isinstance(given, bool | int | float | np.generic):
+            raise TypeError(f"{where}: a scalar cannot be updated in place; pass an array")
+        flags = arr.flags
+        if not (flags.c_contiguous and flags.aligned):
+            raise ValueError(f"{where}: the array is not contiguous; pass a C-contiguous "
+                             "array (np.ascontiguousarray makes a copy, which is then updated)")
+        if not flags.writeable:
+            raise ValueError(f"{where}: the array is read-only; pass a writeable array")
+
+    def _check_aliasing(self, arrays: list[np.ndarray]) -> None:
+        """The compiled code may read a tensor input after it wrote a buffer (and the ABI
+        promises distinct memory): a buffer sharing memory with another input is refused."""
+        for i in sorted(self._buffers):
+            for j, other in enumerate(arrays):
+                if j != i and arrays[i].size and other.size and np.may_share_memory(
+                        arrays[i], other):
+                    raise ValueError(f"input {i} ({self._input_specs[i].name}, a buffer) shares "
+                                     f"memory with input {j}; pass a separate array")
 
     def _convert(self, i: int, a: Any) -> np.ndarray:
         sig = self._in_sigs[i]
