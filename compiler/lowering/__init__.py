@@ -16,6 +16,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     buffers,
     constant,
     conv,
+    effects,
     elementwise,
     gather,
     indexing,

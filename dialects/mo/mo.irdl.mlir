@@ -730,4 +730,22 @@ irdl.dialect @mo {
     irdl.operands(buffer: %buffer, x: %x)
     irdl.results()
   }
+
+  // Writes `label` and, when `values` is 1, x's elements in row-major order as "[e0, e1]"
+  // and a newline to standard output when it runs; no result (an effect, never removed).
+  irdl.operation @print {
+    %label = irdl.base "#builtin.string"
+    %values = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    irdl.attributes { "label" = %label, "values" = %values }
+    irdl.operands(x: %x)
+    irdl.results()
+  }
+  // x copied onto the result type's device (same dtype and shape).
+  irdl.operation @transfer {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

@@ -50,9 +50,10 @@ def test_every_definition_has_a_lowering_rule() -> None:
 
 
 # Ops whose effect no row can express, each tested on its own: mo.buffer_create has no
-# operand and its result is a buffer (which a graph cannot return); tests/graph/ops/
-# test_buffers.py creates, stores into and loads from one.
-NO_ROW = {"mo.buffer_create"}
+# operand and its result is a buffer (which a graph cannot return; tests/graph/ops/
+# test_ops_buffers.py creates, stores into and loads from one); mo.print's effect is
+# standard output (tests/graph/ops/test_ops_devices.py reads it).
+NO_ROW = {"mo.buffer_create", "mo.print"}
 
 
 def test_every_definition_has_a_numeric_test_row() -> None:
@@ -65,7 +66,7 @@ def test_references_are_the_definitions() -> None:
     used = {d.reference for d in OPS.values() if d.reference is not None}
     assert used == set(REFERENCES.values())
     # mo.round's tie rule and mo.constant (nothing to evaluate) have no reference; nor have
-    # the buffer ops: their effects are on memory, never folded (tests/dialects/rows_buffers.py)
+    # the buffer ops and mo.print: their effects are on memory or output, never folded
     assert sorted(n for n, d in OPS.items() if d.reference is None) == [
         "mo.buffer_create", "mo.buffer_load", "mo.buffer_store", "mo.buffer_store_slice",
-        "mo.constant", "mo.round"]
+        "mo.constant", "mo.print", "mo.round"]

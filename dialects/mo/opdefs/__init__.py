@@ -13,6 +13,7 @@ from __future__ import annotations
 from max.dialects.mo.opdefs import (
     buffers,
     conv,
+    effects,
     elementwise,
     indexing,
     quantization,
@@ -37,7 +38,7 @@ OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
                                                *conv.defs(), *resize.defs(),
-                                               *buffers.defs())}
+                                               *buffers.defs(), *effects.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "AttrDef", "OpDef", "TensorSig",
            "TypeRuleError"]

@@ -141,6 +141,11 @@ class TensorValue(Value):
         """Returns the tensor with its last two dimensions swapped."""
         return _ops().transpose(self, -1, -2)
 
+    def print(self, label: str = "debug_tensor") -> None:
+        """Prints detailed information about the tensor during graph execution
+        (:func:`max.graph.ops.print`)."""
+        _ops().print(self, label)
+
     def __repr__(self) -> str:
         return f"TensorValue({self._type})"
 
