@@ -162,3 +162,12 @@ def _transfer(ctx: LoweringContext) -> list[ir.Value]:
     (x,) = ctx.operands
     (mt,) = ctx.result_types
     return [linalg.copy(x, outs=[ctx.empty(mt)])]
+
+
+@lowering("mo.constant_external")
+def _external(ctx: LoweringContext) -> list[ir.Value]:
+    """Weights are graph arguments by the time graphs lower (``mo-external-weights``, which
+    the compile worker runs first): one left here has no value to lower to."""
+    name = ir.StringAttr(ctx.attr("name")).value
+    raise ctx.error(f"external constant {name!r} is not bound: run mo-external-weights "
+                    "before mo-to-linalg")

@@ -748,4 +748,14 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+  // The weight named `name`, supplied when the model is loaded (InferenceSession.load's
+  // weights_registry); the result type (static dims) is the weight's. Ops of one name share
+  // one weight; the compile worker turns them into one trailing graph argument.
+  irdl.operation @constant_external {
+    %name = irdl.base "#builtin.string"
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "name" = %name }
+    irdl.operands()
+    irdl.results(result: %result_type)
+  }
 }

@@ -52,8 +52,9 @@ def test_every_definition_has_a_lowering_rule() -> None:
 # Ops whose effect no row can express, each tested on its own: mo.buffer_create has no
 # operand and its result is a buffer (which a graph cannot return; tests/graph/ops/
 # test_ops_buffers.py creates, stores into and loads from one); mo.print's effect is
-# standard output (tests/graph/ops/test_ops_devices.py reads it).
-NO_ROW = {"mo.buffer_create", "mo.print"}
+# standard output (tests/graph/ops/test_ops_devices.py reads it); mo.constant_external's value
+# comes from the weights given at load (tests/engine/test_external_weights.py).
+NO_ROW = {"mo.buffer_create", "mo.constant_external", "mo.print"}
 
 
 def test_every_definition_has_a_numeric_test_row() -> None:
@@ -69,4 +70,4 @@ def test_references_are_the_definitions() -> None:
     # the buffer ops and mo.print: their effects are on memory or output, never folded
     assert sorted(n for n, d in OPS.items() if d.reference is None) == [
         "mo.buffer_create", "mo.buffer_load", "mo.buffer_store", "mo.buffer_store_slice",
-        "mo.constant", "mo.print", "mo.round"]
+        "mo.constant", "mo.constant_external", "mo.print", "mo.round"]

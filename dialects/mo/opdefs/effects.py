@@ -1,5 +1,6 @@
-"""Ops that act on the world rather than compute a value: ``mo.print``, and ``mo.transfer``
-(a copy of a tensor onto another device).
+"""Ops that act on the world rather than compute a value: ``mo.print``, ``mo.transfer`` (a
+copy of a tensor onto another device) and ``mo.constant_external`` (a weight supplied by name
+when the model is loaded).
 
 ``mo.print`` writes ``label`` and, when ``values`` is 1, the elements of ``x`` in row-major
 order as ``[e0, e1, ...]`` and a newline, to the process's standard output when it runs. It
@@ -19,6 +20,7 @@ from max.dialects.mo.opdefs.base import (
     TypeLike,
     TypeRuleError,
     shape_text,
+    static,
 )
 from max.dialects.mo.opdefs.reference import REFERENCES, FoldContext, Folder
 
@@ -40,6 +42,17 @@ def _check_transfer(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, A
                             f"{shape_text(x.shape)})")
 
 
+def _check_external(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
+                    result: TypeLike | None) -> None:
+    """A named weight of static shape (the engine checks the array it is given against it)."""
+    assert result is not None
+    if not attrs["name"]:
+        raise TypeRuleError(f"{op}: the weight name must not be empty")
+    if any(static(d) is None for d in result.shape):
+        raise TypeRuleError(f"{op}: weight {attrs['name']!r} has shape "
+                            f"{shape_text(result.shape)}: its dims must be static")
+
+
 def _transfer_reference(ctx: FoldContext, x: Any) -> Any:
     return x.copy()
 
@@ -51,5 +64,6 @@ def defs() -> list[OpDef]:
     return [
         OpDef("mo.print", ("x",), (AttrDef("label", STR), AttrDef("values", INT)),
               check=_check_print, results=0),
+        OpDef("mo.constant_external", (), (AttrDef("name", STR),), check=_check_external),
         OpDef("mo.transfer", ("x",), check=_check_transfer, reference=REFERENCES["mo.transfer"]),
     ]

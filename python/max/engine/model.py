@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,7 +104,7 @@ class Model:
     """
 
     def __init__(self, executable: CpuExecutable, record: ArtifactRecord, device: Device,
-                 artifact: Any = None) -> None:
+                 artifact: Any = None, weights: list[np.ndarray] | None = None) -> None:
         self._exe = executable
         self._run = executable.run
         self._record = record
@@ -117,21 +117,26 @@ class Model:
         self._buffers = frozenset(i for i, t in enumerate(record.inputs)
                                   if t.type.kind == "buffer")
         self._in_sigs = executable.inputs[: self._n_in]
-        # Large constants live beside the binary and follow the user's inputs in every call.
-        self._constants = _constant_arrays(record, getattr(artifact, "constants", b""))
+        # Named weights (given at load) and the large constants, which live beside the
+        # binary, follow the user's inputs in every call.
+        self._constants = list(weights or []) + _constant_arrays(
+            record, getattr(artifact, "constants", b""))
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
 
     @classmethod
     def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
-                     artifact: Any = None) -> Model:
+                     artifact: Any = None,
+                     weights_registry: Mapping[str, Any] | None = None) -> Model:
         # Output shapes come from these dims: the record's MO types, which the cache checked
         # against the graph being loaded.
         sigs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.inputs]
+        sigs += [TensorSig(DType[w.dtype].to_numpy(), w.dims, w.name) for w in record.weights]
         sigs += [TensorSig(DType[c.dtype].to_numpy(), c.dims) for c in record.constants]
         outs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.outputs]
         exe = CpuExecutable(function, sigs, outs, record.checks, record.name)
-        return cls(exe, record, device or CPU(), artifact)
+        weights = _weight_arrays(record, weights_registry or {})
+        return cls(exe, record, device or CPU(), artifact, weights)
 
     @property
     def name(self) -> str:
@@ -285,6 +290,34 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(str(s) for s in self._input_specs)
         return f"Model({self.name!r}, inputs=[{ins}])"
+
+
+def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[np.ndarray]:
+    """The arrays of the graph's named weights, from ``weights_registry``, each checked
+    against its declared type (the compiled code trusts the dims). A non-contiguous array is
+    copied once; the others are used in place and must outlive the model (as in MAX)."""
+    out = []
+    for w in record.weights:
+        if w.name not in registry:
+            raise ValueError(f"model {record.name!r}: weight {w.name!r} is missing from "
+                             "weights_registry")
+        value = registry[w.name]
+        if isinstance(value, Tensor):
+            array = value._array
+        elif isinstance(value, np.ndarray):
+            array = value
+        else:
+            array = _dlpack.import_array(value)
+        want = DType[w.dtype].to_numpy()
+        if array.dtype != want:
+            raise TypeError(f"weight {w.name!r}: expected dtype {w.dtype}, got {array.dtype}")
+        if tuple(array.shape) != tuple(w.dims):
+            raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
+                             f"{list(array.shape)}")
+        if not (array.flags.c_contiguous and array.flags.aligned):
+            array = np.ascontiguousarray(array)
+        out.append(array)
+    return out
 
 
 def _constant_arrays(record: ArtifactRecord, blob: bytes) -> list[np.ndarray]:

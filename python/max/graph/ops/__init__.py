@@ -45,7 +45,7 @@ from max.graph.ops.broadcast_to import broadcast_to
 from max.graph.ops.buffer import buffer_create, buffer_load, buffer_store, buffer_store_slice
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
-from max.graph.ops.constant import constant
+from max.graph.ops.constant import constant, constant_external
 from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.cumsum import cumsum
 from max.graph.ops.debug import assert_same_device, print
@@ -138,6 +138,7 @@ __all__ = [
     "chunk",
     "concat",
     "constant",
+    "constant_external",
     "conv2d",
     "conv2d_transpose",
     "conv3d",
