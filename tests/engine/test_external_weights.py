@@ -84,3 +84,26 @@ def test_builder_errors() -> None:
         with pytest.raises(TypeError, match=r"^constant_external: name must be a str, got int$"):
             ops.constant_external(3, TensorType(F32, (1,), CPU))  # type: ignore[arg-type]
         g.output()
+
+
+def test_weight_is_added_lazily_and_loaded_by_name() -> None:
+    from max.graph import Weight
+
+    w = Weight("proj.weight", F32, (3, 2), CPU)
+    assert w.shape == [3, 2] and w.dtype is F32 and w.device == CPU and w.name == "proj.weight"
+    assert w.original_dtype_and_shape == (F32, [3, 2]) and w.sharding_strategy is None
+    with pytest.raises(LookupError, match="no graph is being built"):
+        _ = w + 1
+    with Graph("proj", input_types=[TensorType(F32, (1, 3), CPU)]) as g:
+        (x,) = g.inputs
+        y = x @ w + ops.sum(w, axis=0)  # used twice: one weight
+        assert g.add_weight(w) is g.add_weight(w)
+        with pytest.raises(ValueError, match=r"^Graph 'proj': a weight named 'proj.weight' "
+                                             r"already exists in the graph$"):
+            g.add_weight(Weight("proj.weight", F32, (3, 2), CPU))
+        g.output(y)
+    assert str(g).count("mo.constant_external") == 1
+    value = np.arange(6, dtype=np.float32).reshape(3, 2)
+    model = InferenceSession().load(g, weights_registry={"proj.weight": value})
+    (out,) = model.execute(np.ones((1, 3), np.float32))
+    np.testing.assert_array_equal(out.to_numpy(), value.sum(0, keepdims=True) * 2)

@@ -12,6 +12,7 @@ from max.graph.graph import Graph
 from max.graph.shape import Shape, ShapeLike
 from max.graph.type import BufferType, DeviceKind, DeviceRef, TensorType, Type
 from max.graph.value import BufferValue, TensorValue, TensorValueLike, Value
+from max.graph.weight import Weight
 
 __all__ = [
     "AlgebraicDim",
@@ -31,6 +32,7 @@ __all__ = [
     "TensorValueLike",
     "Type",
     "Value",
+    "Weight",
     "ops",
     "quantization",
 ]

@@ -86,6 +86,7 @@ class Graph(metaclass=_GraphMeta):
         self._finished = False
         self._context_tokens: list[Any] = []
         self._type_cache: dict[TensorType, ir.Type] = {}
+        self._weights: dict[str, tuple[Any, TensorValue]] = {}  # name -> (Weight, its value)
         if path is not None:
             module = _read_module(Path(path), self._context)
         if module is not None:
@@ -185,6 +186,37 @@ class Graph(metaclass=_GraphMeta):
                 ip=ir.InsertionPoint(self._block),
             )
         return [_wrap_value(r, t, self) for r, t in zip(op.results, result_types, strict=True)]
+
+    def add_weight(self, weight: Any, force_initial_weight_on_host: bool = True) -> TensorValue:
+        """Adds a weight to the graph.
+
+        If the weight is in the graph already, return the existing value. The weight is an
+        ``ops.constant_external`` of its name and type: its value is given when the model is
+        loaded (``InferenceSession.load(graph, weights_registry={name: array})``).
+
+        Args:
+            weight: The weight to add to the graph.
+            force_initial_weight_on_host: Accepted for compatibility; weights live in host
+                memory here.
+
+        Returns:
+            A TensorValue that contains this weight.
+
+        Raises:
+            ValueError: If a weight with the same name already exists in the graph.
+        """
+        from max.graph.ops.constant import constant_external
+
+        existing = self._weights.get(weight.name)
+        if existing is not None:
+            if existing[0] is not weight:
+                raise ValueError(f"Graph {self.name!r}: a weight named {weight.name!r} already "
+                                 "exists in the graph")
+            return existing[1]
+        with self:
+            value = constant_external(weight.name, weight.type)
+        self._weights[weight.name] = (weight, value)
+        return value
 
     def _mlir_type(self, t: TensorType | BufferType) -> ir.Type:
         """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""
