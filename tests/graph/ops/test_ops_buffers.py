@@ -4,8 +4,12 @@ doing the same assignments), and bad buffer arguments fail with exact messages."
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from max import engine
 from max.driver import Tensor
@@ -162,3 +166,35 @@ def test_buffer_graph_saves_and_loads(tmp_path) -> None:
     b = np.array([1, 2, 3], np.float32)
     _model(loaded).execute(b)
     np.testing.assert_array_equal(b, [3, 6, 9])
+
+
+@st.composite
+def _stores(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=3)))
+    index = []
+    for n in shape:
+        if draw(st.booleans()):
+            index.append(draw(st.integers(-n, n - 1)))
+        else:
+            index.append(slice(draw(st.none() | st.integers(-n - 1, n + 1)),
+                               draw(st.none() | st.integers(-n - 1, n + 1)),
+                               draw(st.none() | st.integers(1, 3))))
+    return shape, tuple(index)
+
+
+@settings(max_examples=12, deadline=None)
+@given(_stores())
+def test_store_slice_matches_numpy_assignment(case: tuple[tuple[int, ...], tuple[Any, ...]]
+                                              ) -> None:
+    shape, index = case
+    want = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    source = -1 - np.arange(want[index].size, dtype=np.float32).reshape(want[index].shape)
+    with Graph("fuzz", input_types=[BufferType(F32, shape, CPU),
+                                    TensorType(F32, source.shape, CPU)]) as g:
+        buf, x = g.inputs
+        ops.buffer_store_slice(buf, x, list(index))
+        g.output()
+    got = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    want[index] = source
+    _model(g).execute(got, source)
+    np.testing.assert_array_equal(got, want)

@@ -126,13 +126,21 @@ def _window(op: str, shape: Sequence[Dim], indices: Sequence[Any]
     starts: list[int] = []
     steps: list[int] = []
     window: list[Dim] = []
-    kept: list[Dim] = []
+    kept: list[Dim] = []  # the window without integer-indexed axes (the source's shape)
+
+    def add(start: int, step: int, dim: Dim, keep: bool) -> None:
+        starts.append(start)
+        steps.append(step)
+        window.append(dim)
+        if keep:
+            kept.append(dim)
+
     for axis, (item, dim) in enumerate(zip(items, shape)):
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], slice):
             item = item[0]  # (slice, out_dim): the slice decides the window
         n = _dims.static_value(dim)
         if isinstance(item, slice) and item == slice(None):
-            starts.append(0), steps.append(1), window.append(dim), kept.append(dim)
+            add(0, 1, dim, True)
             continue
         if n is None:
             raise ValueError(f"{op}: axis {axis} has symbolic size {dim}: it can only be "
@@ -141,15 +149,14 @@ def _window(op: str, shape: Sequence[Dim], indices: Sequence[Any]
             if not -n <= item < n:
                 raise ValueError(f"{op}: index {item} is out of bounds for axis {axis} with "
                                  f"size {n}")
-            starts.append(item % n), steps.append(1), window.append(Dim(1))
+            add(item % n, 1, Dim(1), False)
             continue
         if isinstance(item, slice):
             r = range(n)[item]
             if r.step < 0:
                 raise ValueError(f"{op}: axis {axis}: negative steps are not supported "
                                  f"({item})")
-            starts.append(r.start if len(r) else 0), steps.append(r.step)
-            window.append(Dim(len(r))), kept.append(Dim(len(r)))
+            add(r.start if len(r) else 0, r.step, Dim(len(r)), True)
             continue
         raise TypeError(f"{op}: index {item!r} on axis {axis}: only ints, slices of ints and "
                         "Ellipsis are supported")
