@@ -174,8 +174,12 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         inputs = _signature(ftype.inputs, _names(fn, "arg_attrs", len(ftype.inputs)))
         outputs = _signature(ftype.results, _names(fn, "res_attrs", len(ftype.results)))
 
+        from max.compiler.passes.external_weights import bind_external_weights
         from max.compiler.passes.externalize import externalize_constants
 
+        # Entry order: inputs, named weights (given at load), externalized constants.
+        bound = bind_external_weights(module)
+        weights = _signature([t for _, t in bound], [n for n, _ in bound])
         constants = externalize_constants(module)
         get_pass("mo-to-linalg").fn(module)
         fn = _graph_function(module)
@@ -203,7 +207,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
     (out_dir / CONSTANTS_FILE).write_bytes(blob)
     record = ArtifactRecord(
         name=name, kind=kind, sha256=hashlib.sha256(binary).hexdigest(), inputs=inputs,
-        outputs=outputs, checks=tuple(checks), constants=tuple(constant_records),
+        outputs=outputs, weights=weights, checks=tuple(checks),
+        constants=tuple(constant_records),
         constants_sha256=hashlib.sha256(blob).hexdigest(), target=target, options=options,
         compiler_version=cache.compiler_version())
     assert record.binary == binary_name

@@ -29,7 +29,7 @@ from typing import Any
 
 from max.runtime.shapes import compile_dim
 
-FORMAT = 2  # bump when a field is added, removed or changes meaning
+FORMAT = 3  # bump when a field is added, removed or changes meaning
 META_FILE = "meta.json"
 META_HASH_FILE = "meta.sha256"
 CONSTANTS_FILE = "constants.bin"
@@ -252,7 +252,9 @@ class ArtifactRecord:
         sha256: the binary's sha256 (hex).
         inputs / outputs: the graph function's arguments and results, in order.
         checks: the messages of the runtime checks (one byte each in the checks buffer).
-        constants: the externalized constants, passed after the inputs.
+        weights: the named external weights (``ops.constant_external``: static dims, named),
+            supplied at load time and passed after the inputs.
+        constants: the externalized constants, passed after the weights.
         constants_sha256: the sha256 of ``constants.bin``.
         target / options / compiler_version: what built it (also in the cache key).
     """
@@ -269,6 +271,7 @@ class ArtifactRecord:
     options: Mapping[str, Any] = field(default_factory=dict)
     compiler_version: str = ""
     format: int = FORMAT
+    weights: tuple[TensorRecord, ...] = ()
 
     def __post_init__(self) -> None:
         if _want(self.format, int, "format") != FORMAT:
@@ -315,7 +318,8 @@ class ArtifactRecord:
     @property
     def num_args(self) -> int:
         """Descriptor pointers the entry takes (inputs, constants, outputs, checks)."""
-        return entry_num_args(len(self.inputs) + len(self.constants), len(self.outputs),
+        return entry_num_args(len(self.inputs) + len(self.weights) + len(self.constants),
+                              len(self.outputs),
                               len(self.checks))
 
     @property
@@ -351,6 +355,7 @@ class ArtifactRecord:
             "outputs": [t.to_json() for t in self.outputs],
             "checks": list(self.checks),
             "constants": [c.to_json() for c in self.constants],
+            "weights": [w.to_json() for w in self.weights],
             "constants_sha256": self.constants_sha256, "target": self.target,
             "options": dict(self.options), "compiler_version": self.compiler_version,
         }
@@ -373,7 +378,7 @@ class ArtifactRecord:
             raise _fail("format", f"version {obj.get('format')!r:.20}, this runtime reads "
                                   f"{FORMAT}")
         _keys(obj, {"format", "name", "entry", "kind", "binary", "sha256", "inputs", "outputs",
-                    "checks", "constants", "constants_sha256", "target", "options",
+                    "checks", "constants", "weights", "constants_sha256", "target", "options",
                     "compiler_version"}, "record")
         record = cls(
             name=obj["name"], kind=obj["kind"], sha256=obj["sha256"],
@@ -381,12 +386,22 @@ class ArtifactRecord:
                          for i, t in enumerate(_want(obj["inputs"], list, "inputs"))),
             outputs=tuple(TensorRecord.from_json(t, f"outputs[{i}]")
                           for i, t in enumerate(_want(obj["outputs"], list, "outputs"))),
+            weights=tuple(TensorRecord.from_json(t, f"weights[{i}]")
+                          for i, t in enumerate(_want(obj["weights"], list, "weights"))),
             checks=tuple(_want(obj["checks"], list, "checks")),
             constants=tuple(ConstantRecord.from_json(c, f"constants[{i}]")
                             for i, c in enumerate(_want(obj["constants"], list, "constants"))),
             constants_sha256=obj["constants_sha256"], target=obj["target"],
             options=_want(obj["options"], dict, "options"),
             compiler_version=obj["compiler_version"], format=obj["format"])
+        for i, w in enumerate(record.weights):  # the engine matches arrays to these
+            if w.name is None or w.type.kind != "tensor" or not all(
+                    type(d) is int for d in w.dims):
+                raise _fail(f"weights[{i}]", "a weight is a named !mo.tensor of static dims")
+        for i, t in enumerate(record.outputs):  # a graph returns tensors; buffers are inputs
+            if t.type.kind != "tensor":
+                raise _fail(f"outputs[{i}].type", f"an output must be an !mo.tensor, got "
+                                                  f"{t.type.text()!r:.120}")
         for k in ("entry", "binary"):  # derived: the file may only repeat them
             if obj[k] != getattr(record, k):
                 raise _fail(k, f"{obj[k]!r:.80}, expected {getattr(record, k)!r}")

@@ -4,7 +4,8 @@ Each ``mo.graph`` function becomes a function of the same name on builtin tensor
 dims become ``?``, si*/ui* become signless) keeping ``mo.graph``. Runtime checks (gather bounds)
 become one extra last result ``tensor<Kxi8>`` and the attribute ``mo.checks = [messages]``.
 Subgraph functions (control-flow bodies) are inlined by their ops' rules (``flow.py``) and
-then erased.
+then erased. A buffer (``!mo.buffer``) becomes a ``memref``: buffer inputs are memref arguments
+that the buffer ops read and write in program order (``lowering/buffers.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from mlir import ir
 from mlir.dialects import arith, func, tensor
 
 from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
+    buffers,
     constant,
     conv,
+    effects,
     elementwise,
     flow,
     gather,
@@ -32,6 +35,7 @@ from max.compiler.lowering.context import (
     FunctionLowering,
     LoweringContext,
     builtin_tensor_type,
+    builtin_type,
 )
 from max.compiler.lowering.registry import all_rules
 from max.compiler.passes.registry import CompilationError, register_pass
@@ -70,9 +74,10 @@ def _lower_function(old: ir.Operation) -> None:
     blocks = list(region.blocks)
     if len(blocks) != 1:
         raise CompilationError(f"graph {name!r}: expected one block, found {len(blocks)}")
-    in_mo = [mo_type(t, f"graph {name!r} input {i}") for i, t in enumerate(ftype.inputs)]
+    in_mo = [mo_type(t, f"graph {name!r} input {i}", buffers=True)
+             for i, t in enumerate(ftype.inputs)]
     out_mo = [mo_type(t, f"graph {name!r} result {i}") for i, t in enumerate(ftype.results)]
-    in_types = [builtin_tensor_type(t) for t in in_mo]
+    in_types = [builtin_type(t) for t in in_mo]
     out_types = [builtin_tensor_type(t) for t in out_mo]
 
     with old.location, ir.InsertionPoint(old):

@@ -28,8 +28,8 @@ def lower_block(block: ir.Block, values: dict[ir.Value, ir.Value], state: Functi
             ctx = LoweringContext(
                 op=op,
                 operands=tuple(values[v] for v in op.operands),
-                operand_types=tuple(mo_type(v.type, op.name) for v in op.operands),
-                result_types=tuple(mo_type(r.type, op.name) for r in op.results),
+                operand_types=tuple(mo_type(v.type, op.name, buffers=True) for v in op.operands),
+                result_types=tuple(mo_type(r.type, op.name, buffers=True) for r in op.results),
                 fn=state,
             )
         except KeyError as e:
@@ -43,17 +43,19 @@ def lower_block(block: ir.Block, values: dict[ir.Value, ir.Value], state: Functi
             if len(results) != len(op.results):
                 raise ctx.error(f"rule gave {len(results)} results, expected {len(op.results)}")
             for old_r, new_r, mt in zip(op.results, results, ctx.result_types):
-                values[old_r] = coerce(new_r, builtin_tensor_type(mt), ctx)
+                values[old_r] = (new_r if mt.kind == "buffer"
+                                 else coerce(new_r, builtin_tensor_type(mt), ctx))
     raise CompilationError(f"{where} has no func.return")
 
 
-def mo_type(t: ir.Type, what: str) -> MOTensorType:
-    """The MO tensor type of ``t``; anything else is a CompilationError."""
+def mo_type(t: ir.Type, what: str, *, buffers: bool = False) -> MOTensorType:
+    """The MO tensor (or, if allowed, buffer) type of ``t``; anything else is a
+    CompilationError."""
     try:
         mt = parse_tensor_type(t)
     except ValueError as e:
         raise CompilationError(f"{what}: {e}") from e
-    if mt.kind != "tensor":
+    if mt.kind != "tensor" and not (buffers and mt.kind == "buffer"):
         raise CompilationError(f"{what}: {t} is not supported by the CPU lowering")
     return mt
 
@@ -88,7 +90,9 @@ def _computes_nothing(name: str, ctx: LoweringContext) -> bool:
     (computeAllSliceParameters), and a collapse of ``?x0`` folds to a static 0 that
     ``memref.collapse_shape`` rejects (matmul's row collapse).
     """
-    return (name not in _CHECKED_OPS and bool(ctx.result_types)
+    # Buffer ops have effects (a store has no result; a created buffer is memory).
+    return (name not in _CHECKED_OPS and not name.startswith("mo.buffer_")
+            and bool(ctx.result_types)
             and all(0 in mt.dims for mt in ctx.result_types))
 
 

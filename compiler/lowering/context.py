@@ -6,7 +6,7 @@ import ast
 from dataclasses import dataclass, field
 
 from mlir import ir
-from mlir.dialects import arith, tensor
+from mlir.dialects import arith, memref, tensor
 
 from max.compiler.passes.registry import CompilationError
 from max.dialects.mo.types import Dim, MOTensorType
@@ -57,6 +57,16 @@ def builtin_tensor_type(t: MOTensorType) -> ir.RankedTensorType:
     return ir.RankedTensorType.get(shape, element_type(t.element_type))
 
 
+def builtin_memref_type(t: MOTensorType) -> ir.MemRefType:
+    """``!mo.buffer<f32, ["batch", 3]>`` -> ``memref<?x3xf32>`` (identity layout)."""
+    return ir.MemRefType.get(list(builtin_tensor_type(t).shape), element_type(t.element_type))
+
+
+def builtin_type(t: MOTensorType) -> ir.Type:
+    """The builtin type of an MO value: a memref for a buffer, else a tensor."""
+    return builtin_memref_type(t) if t.kind == "buffer" else builtin_tensor_type(t)
+
+
 class FunctionLowering:
     """Per-graph state: symbol bindings, cached dim values and the runtime checks."""
 
@@ -87,6 +97,8 @@ class FunctionLowering:
             return self.index(d)
         if d in self._bindings:
             value, axis = self._bindings[d]
+            if isinstance(value.type, ir.MemRefType):  # a buffer input
+                return memref.dim(value, self.index(axis))
             return tensor.dim(value, self.index(axis))
         try:
             tree = ast.parse(d, mode="eval").body

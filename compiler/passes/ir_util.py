@@ -20,8 +20,9 @@ def blocks(op: ir.Operation) -> Iterator[ir.Block]:
 
 
 def is_pure_mo_op(op: ir.Operation) -> bool:
-    """An MO op without regions that neither reads nor writes buffers or chains."""
-    if not op.name.startswith("mo.") or len(op.regions) != 0:
+    """An MO op without regions that neither reads nor writes buffers or chains, and has a
+    result (an op without one exists for its effect: mo.print, a buffer store)."""
+    if not op.name.startswith("mo.") or len(op.regions) != 0 or len(op.results) == 0:
         return False
     values = list(op.operands) + list(op.results)
     return not any(str(v.type).startswith(_EFFECT_TYPE_PREFIXES) for v in values)

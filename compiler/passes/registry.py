@@ -36,6 +36,7 @@ PASS_MODULES = (
     "max.compiler.passes.canonicalize",
     "max.compiler.passes.verify",
     "max.compiler.passes.externalize",
+    "max.compiler.passes.external_weights",
     "max.compiler.lowering",
     "max.compiler.pipelines.cpu",
 )

@@ -74,6 +74,8 @@ class EntrySignature:
 
 
 def _memref(t: ir.Type) -> ir.MemRefType:
+    if isinstance(t, ir.MemRefType):
+        return t
     rt = ir.RankedTensorType(t)
     return ir.MemRefType.get(list(rt.shape), rt.element_type)
 
@@ -115,7 +117,9 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
     name = ir.StringAttr(fn.attributes["sym_name"]).value
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     for t in list(ftype.inputs) + list(ftype.results):
-        if not isinstance(t, ir.RankedTensorType):
+        # A buffer input is already a memref: the caller's memory, read and written in place.
+        if not isinstance(t, ir.RankedTensorType) and not (
+                t in ftype.inputs and isinstance(t, ir.MemRefType)):
             raise CompilationError(f"graph {name!r}: {t} is not a ranked tensor (run mo-to-linalg)")
     sig = entry_signature(fn)
     symbol = entry_name(name)
@@ -124,6 +128,7 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
     with ir.InsertionPoint(fn):
         wrapper = func.FuncOp(symbol, ([_memref(t) for t in list(ftype.inputs)
                                         + list(ftype.results)], []))
+    # Buffer inputs (memrefs) are in/out: passed through, never snapshotted as tensors.
     wrapper.attributes[NAME_ATTR] = ir.StringAttr.get(name)
     for key in ("mo.graph", "mo.checks"):
         if key in fn.attributes:
@@ -137,7 +142,7 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
     n_in = len(ftype.inputs)
     with ir.InsertionPoint(block):
         # restrict: the caller passes distinct, non-aliasing buffers (the ABI promises it).
-        ins = [bufferization.to_tensor(t, a, restrict=True)
+        ins = [a if isinstance(t, ir.MemRefType) else bufferization.to_tensor(t, a, restrict=True)
                for t, a in zip(ftype.inputs, list(block.arguments)[:n_in])]
         call = func.CallOp(list(ftype.results), ir.FlatSymbolRefAttr.get(symbol + IMPL_SUFFIX),
                            ins)

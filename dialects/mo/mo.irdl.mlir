@@ -833,4 +833,66 @@ irdl.dialect @mo {
     irdl.operands(args0: variadic %args0, args1: variadic %args1, args2: variadic %args2, args3: variadic %args3, args4: variadic %args4, args5: variadic %args5, args6: variadic %args6, args7: variadic %args7, args8: variadic %args8, args9: variadic %args9, args10: variadic %args10, args11: variadic %args11, args12: variadic %args12, args13: variadic %args13, args14: variadic %args14, args15: variadic %args15)
     irdl.results(res0: variadic %res0, res1: variadic %res1, res2: variadic %res2, res3: variadic %res3, res4: variadic %res4, res5: variadic %res5, res6: variadic %res6, res7: variadic %res7, res8: variadic %res8, res9: variadic %res9, res10: variadic %res10, res11: variadic %res11, res12: variadic %res12, res13: variadic %res13, res14: variadic %res14, res15: variadic %res15)
   }
+
+  // Buffers (!mo.buffer): mutable memory. A graph is one block and side effects take effect in
+  // program order (no !mo.chain operands): a load sees every store before it.
+  // A new buffer of the result type (its contents undefined until stored).
+  irdl.operation @buffer_create {
+    %result_type = irdl.base @mo::@buffer
+    irdl.operands()
+    irdl.results(result: %result_type)
+  }
+  // A copy of the buffer's current contents, as an immutable tensor of the same type.
+  irdl.operation @buffer_load {
+    %buffer = irdl.base @mo::@buffer
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(buffer: %buffer)
+    irdl.results(result: %result_type)
+  }
+  // buffer[...] = x (x has the buffer's type); no result.
+  irdl.operation @buffer_store {
+    %buffer = irdl.base @mo::@buffer
+    %x = irdl.base @mo::@tensor
+    irdl.operands(buffer: %buffer, x: %x)
+    irdl.results()
+  }
+  // buffer[starts[i] : starts[i] + x.shape[i] * steps[i] : steps[i], ...] = x; starts >= 0,
+  // steps >= 1, the window inside the buffer (checked by the MO verifier); no result.
+  irdl.operation @buffer_store_slice {
+    %starts = irdl.base "#builtin.dense_array"
+    %steps = irdl.base "#builtin.dense_array"
+    %buffer = irdl.base @mo::@buffer
+    %x = irdl.base @mo::@tensor
+    irdl.attributes { "starts" = %starts, "steps" = %steps }
+    irdl.operands(buffer: %buffer, x: %x)
+    irdl.results()
+  }
+
+  // Writes `label` and, when `values` is 1, x's elements in row-major order as "[e0, e1]"
+  // and a newline to standard output when it runs; no result (an effect, never removed).
+  irdl.operation @print {
+    %label = irdl.base "#builtin.string"
+    %values = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    irdl.attributes { "label" = %label, "values" = %values }
+    irdl.operands(x: %x)
+    irdl.results()
+  }
+  // x copied onto the result type's device (same dtype and shape).
+  irdl.operation @transfer {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  // The weight named `name`, supplied when the model is loaded (InferenceSession.load's
+  // weights_registry); the result type (static dims) is the weight's. Ops of one name share
+  // one weight; the compile worker turns them into one trailing graph argument.
+  irdl.operation @constant_external {
+    %name = irdl.base "#builtin.string"
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "name" = %name }
+    irdl.operands()
+    irdl.results(result: %result_type)
+  }
 }

@@ -129,7 +129,7 @@ def tensor_sig(t: ir.Type, what: str, *, buffers: bool = False) -> TensorSig:
         if isinstance(d, int) and d < 0:
             raise VerificationError(f"{what}: negative dim {d} in {t}")
         dims.append(dim)
-    return TensorSig(DType[ELEMENT_TYPES[mt.element_type]], tuple(dims), mt.device)
+    return TensorSig(DType[ELEMENT_TYPES[mt.element_type]], tuple(dims), mt.device, mt.kind)
 
 
 def _symbols(dims: tuple[Dim, ...]) -> Iterator[str]:
@@ -164,7 +164,7 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
         bound |= graph_bound
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     for i, t in enumerate(ftype.results):
-        result = tensor_sig(t, f"{where} result {i}", buffers=True)
+        result = tensor_sig(t, f"{where} result {i}")
         _check_bound(result, bound, f"{where} result {i}")
     for index, op in enumerate(blocks[0].operations):
         op = op.operation
@@ -183,14 +183,27 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
             for k, r in enumerate(op.results):
                 _check_bound(tensor_sig(r.type, f"{at} result {k}"), bound, f"{at} result {k}")
             continue
-        if len(op.results) != 1:
-            raise VerificationError(f"{at}: expected 1 result, got {len(op.results)}")
+        if len(op.results) != defn.results:
+            raise VerificationError(f"{at}: expected {defn.results} result(s), got "
+                                    f"{len(op.results)}")
         operands = []
         for k, v in enumerate(op.operands):
             what = defn.operands[k] if k < len(defn.operands) else str(k)
-            operands.append(tensor_sig(v.type, f"{at} operand {what}"))
-        result = tensor_sig(op.results[0].type, f"{at} result")
-        _check_bound(result, bound, f"{at} result")
+            # Each operand has the kind its definition declares: a buffer where a tensor is
+            # expected would be read as an immutable value, a tensor where a buffer is expected
+            # would be written in place.
+            want = "buffer" if what in defn.buffers else "tensor"
+            sig = tensor_sig(v.type, f"{at} operand {what}", buffers=True)
+            if sig.kind != want:
+                raise VerificationError(f"{at} operand {what}: {v.type} is not an !mo.{want}")
+            operands.append(sig)
+        result = None
+        if defn.results:
+            result = tensor_sig(op.results[0].type, f"{at} result", buffers=True)
+            if result.kind != defn.result_kind:
+                raise VerificationError(f"{at} result: {op.results[0].type} is not an "
+                                        f"!mo.{defn.result_kind}")
+            _check_bound(result, bound, f"{at} result")
         try:
             attrs = decode_attributes(defn, op)
             defn.verify(operands, attrs, result)

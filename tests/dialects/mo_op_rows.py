@@ -33,6 +33,9 @@ class Row:
     # For ops with subgraph bodies (rows_flow.py): builds the op with its builder from the
     # graph inputs (a bare op cannot be emitted without the functions it names).
     build: Callable[..., Any] | None = None
+    # Inputs passed as BufferType (mutable, updated in place). For an op without a result
+    # (a store) `expected` is the first buffer's contents after the op.
+    buffers: tuple[int, ...] = ()
 
 
 def f32(*shape: int, lo: float = -3.0, hi: float = 3.0) -> np.ndarray:

@@ -15,7 +15,7 @@ from max.dialects.mo.opdefs import OPS
 from max.dialects.mo.opdefs.flow import CALLEES
 from max.dialects.mo.opdefs.reference import FoldContext
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, ops
+from max.graph import BufferType, DeviceRef, Graph, TensorType, ops
 
 CPU = DeviceRef.CPU()
 CASES = [pytest.param(name, k, id=f"{name}-{k}") for name in sorted(ROWS)
@@ -40,13 +40,19 @@ def _result_type(name: str, row: Row, types: list[TensorType]) -> TensorType:
 
 
 def _graph(name: str, row: Row) -> Graph:
-    types = [TensorType(DType.from_numpy(a.dtype), a.shape, CPU) for a in row.inputs]
+    types: list[TensorType | BufferType] = [
+        (BufferType if i in row.buffers else TensorType)(DType.from_numpy(a.dtype), a.shape, CPU)
+        for i, a in enumerate(row.inputs)]
     with Graph(f"row_{name[3:]}", input_types=types) as g:
         if name == "mo.constant":
             (out,) = [ops.constant(row.expected(), DType.int32)]
         elif row.build is not None:
             out = row.build(*g.inputs)
             assert f'"{name}"' in str(g)  # the row runs the op it is filed under
+        elif OPS[name].results == 0:  # a store: its effect is the buffer's new contents
+            OPS[name].verify(types, row.attrs, None)
+            g._add_op(name, list(g.inputs), [], row.attrs)
+            out = ops.buffer_load(g.inputs[row.buffers[0]])
         else:
             result = _result_type(name, row, types)
             OPS[name].verify(types, row.attrs, result)
@@ -66,8 +72,12 @@ def _check(got: np.ndarray, want: Any, row: Row) -> None:
 def test_compiled_op_matches_row(name: str, k: int) -> None:
     row = ROWS[name][k]
     model = _session().load(_graph(name, row))
-    (out,) = model.execute(*row.inputs)
-    _check(out.to_numpy(), row.expected(*row.inputs), row)
+    inputs = [a.copy() for a in row.inputs]  # buffers are updated in place
+    want = row.expected(*row.inputs)
+    (out,) = model.execute(*inputs)
+    _check(out.to_numpy(), want, row)
+    if OPS[name].results == 0:
+        _check(inputs[row.buffers[0]], want, row)  # the caller's array itself
 
 
 @pytest.mark.parametrize(("name", "k"), CASES)
@@ -75,8 +85,10 @@ def test_reference_matches_row(name: str, k: int) -> None:
     row = ROWS[name][k]
     reference = OPS[name].reference
     if reference is None:
-        # nothing to evaluate / tie rule unwritten / bodies are subgraphs, not numpy
-        assert name in ("mo.constant", "mo.round", *CALLEES)
+        # nothing to evaluate / tie rule unwritten / bodies are subgraphs, not numpy / effects
+        # on buffers and output (never folded)
+        assert (name in ("mo.constant", "mo.round", "mo.print", *CALLEES)
+                or name.startswith("mo.buffer_"))
         return
     want = np.asarray(row.expected(*row.inputs))
     ctx = FoldContext(row.attrs, want.shape, want.dtype)

@@ -72,8 +72,13 @@ def test_bad_construction() -> None:
         Tensor(DType.float32)
     with pytest.raises(TypeError, match="device must be a max.driver.Device"):
         Tensor(DType.float32, (2,), device="cpu")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="pinned .* needs an accelerator"):
-        Tensor(DType.float32, (2,), pinned=True)
+
+
+def test_pinned_is_accepted_on_the_cpu() -> None:
+    t = Tensor(DType.float32, (2,), pinned=True)
+    assert t.pinned and t.is_host
+    z = Tensor.zeros((3,), DType.int32, pinned=True)
+    assert z.pinned and z.to_numpy().tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=lambda d: d.name)
@@ -96,10 +101,13 @@ def test_zeros_keywords_and_errors() -> None:
         Tensor.zeros((2,), np.float32)  # type: ignore[arg-type]
 
 
-def test_item_needs_rank0() -> None:
+def test_item_needs_one_element() -> None:
     t = Tensor.from_numpy(np.arange(6, dtype=np.int32).reshape(2, 3))
-    with pytest.raises(ValueError, match=r"item\(\) needs a rank-0 tensor, got shape \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"item\(\) needs a tensor of one element, got shape \(2, 3\)"):
         t.item()
+    assert Tensor.from_numpy(np.array([[4]], np.int64)).item() == 4
+    assert Tensor.from_numpy(np.array([2.5], np.float32)).item() == 2.5
     assert t[1, 2].item() == 5
     assert Tensor.from_numpy(np.array([7.5], np.float32))[0].item() == 7.5
 

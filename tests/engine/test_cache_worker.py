@@ -158,10 +158,14 @@ def test_bad_text_and_missing_file(private_cache, tmp_path):
 
 
 def test_compilation_error(private_cache, tmp_path):
-    text = """
-    func.func @buf(%b: !mo.buffer<f32, [2], "cpu:0">) attributes {mo.graph} { return }
+    t = '!mo.tensor<f4E2M1FN, [2], "cpu:0">'
+    text = f"""
+    func.func @f4(%x: {t}) -> {t} attributes {{mo.graph}} {{
+      %0 = "mo.relu"(%x) : ({t}) -> {t}
+      return %0 : {t}
+    }}
     """
-    with pytest.raises(CompilationError, match=r"not supported by the CPU lowering"):
+    with pytest.raises(CompilationError, match=r"is not supported on the CPU"):
         InferenceSession().load(_write(tmp_path, text))
 
 

@@ -11,7 +11,9 @@ cover exactly these ops.
 from __future__ import annotations
 
 from max.dialects.mo.opdefs import (
+    buffers,
     conv,
+    effects,
     elementwise,
     flow,
     indexing,
@@ -37,7 +39,8 @@ from max.dialects.mo.opdefs.base import (
 OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
-                                               *conv.defs(), *resize.defs(), *flow.defs())}
+                                               *conv.defs(), *resize.defs(), *flow.defs(),
+                                               *buffers.defs(), *effects.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef",
            "TensorSig", "TypeRuleError"]

@@ -35,6 +35,7 @@ class TensorSig:
     dtype: DType
     shape: tuple[Dim, ...]
     device: Any
+    kind: str = "tensor"  # or "buffer" (!mo.buffer: mutable memory)
 
     @property
     def rank(self) -> int:
@@ -76,6 +77,10 @@ class OpDef:
             and ``check`` is set.
         reference: evaluates the op with numpy (``max.dialects.mo.opdefs.reference``), or
             None where no exact reference exists.
+        buffers: the operands that are ``!mo.buffer`` values (all others are tensors).
+        results: how many results the op has: 1, or 0 for an op that only has an effect
+            (``mo.buffer_store``; its ``check`` is then handed ``None`` as the result).
+        result_kind: ``"tensor"`` or ``"buffer"`` (``mo.buffer_create``).
     """
 
     name: str
@@ -84,13 +89,16 @@ class OpDef:
     infer: InferFn | None = None
     check: CheckFn | None = None
     reference: Any = None
+    buffers: tuple[str, ...] = ()
+    results: int = 1
+    result_kind: str = "tensor"
 
     def __post_init__(self) -> None:
         if (self.infer is None) == (self.check is None):
             raise ValueError(f"{self.name}: exactly one of infer and check must be given")
 
     def verify(self, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
-               result: TypeLike) -> None:
+               result: TypeLike | None) -> None:
         """Raises :class:`TypeRuleError` unless ``result`` is what the rule allows."""
         if len(operands) != len(self.operands):
             raise TypeRuleError(
@@ -99,7 +107,7 @@ class OpDef:
         if self.check is not None:
             self.check(self.name, operands, attrs, result)
             return
-        assert self.infer is not None
+        assert self.infer is not None and result is not None
         expected = self.infer(self.name, operands, attrs)
         if expected.dtype != result.dtype:
             raise TypeRuleError(f"{self.name}: result dtype {result.dtype.name} should be "

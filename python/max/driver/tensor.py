@@ -113,8 +113,7 @@ class Tensor:
 
         Raises:
             TypeError: If ``dtype`` is not a ``DType`` or ``shape`` not a sequence of ints.
-            ValueError: If ``shape`` has negative dims, the device is not the CPU, or
-                ``pinned`` is asked without an accelerator.
+            ValueError: If ``shape`` has negative dims or the device is not the CPU.
         """
         device = stream if stream is not None else device
         if isinstance(dtype, np.ndarray) or (dtype is None and isinstance(shape, np.ndarray)):
@@ -129,12 +128,10 @@ class Tensor:
         dtype = _check_dtype(dtype, "Tensor")
         dims = _check_shape(shape, "Tensor")
         target = _host(device, "Tensor")
-        if pinned:
-            raise ValueError(
-                "Tensor: pinned (page-locked) host memory needs an accelerator, "
-                "which this build cannot allocate on"
-            )
         self._set(np.empty(dims, dtype.to_numpy()), dtype, target)
+        # Host memory is what a CPU computes on: pinning (page-locking for accelerator
+        # transfers) changes nothing there, so it is accepted and reported.
+        self._pinned = bool(pinned)
 
     def _set(self, array: np.ndarray, dtype: DType, device: Device) -> None:
         self._array = array
@@ -337,14 +334,17 @@ class Tensor:
         return array.copy() if copy else array
 
     def item(self) -> Any:
-        """Returns the value of a rank-0 tensor as a Python built-in type.
+        """Returns the scalar value at a given location. The return type is converted to a
+        Python built-in type.
+
+        Any tensor of one element qualifies (rank 0, or every dim 1), as numpy's ``item()``.
 
         Raises:
-            ValueError: If the tensor has a rank above 0.
+            ValueError: If the tensor does not hold exactly one element.
         """
-        if self._array.ndim != 0:
+        if self._array.size != 1:
             raise ValueError(
-                f"item() needs a rank-0 tensor, got shape {self.shape}; index it first"
+                f"item() needs a tensor of one element, got shape {self.shape}; index it first"
             )
         value = self._array.item()
         if self._dtype.is_float() and not isinstance(value, float):

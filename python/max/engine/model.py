@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,13 +94,17 @@ class Model:
     contiguous array first (zero-copy otherwise). Outputs are freshly allocated
     :class:`~max.driver.Tensor`\\ s.
 
+    An input of :class:`~max.graph.BufferType` is updated in place: pass a contiguous,
+    writeable numpy array or :class:`~max.driver.Tensor` (or DLPack array) of exactly the
+    buffer's dtype, sharing no memory with the other inputs; it is never copied.
+
     Example:
         >>> outputs = model.execute(np.ones((2, 3), np.float32))  # doctest: +SKIP
         >>> outputs[0].to_numpy()  # doctest: +SKIP
     """
 
     def __init__(self, executable: CpuExecutable, record: ArtifactRecord, device: Device,
-                 artifact: Any = None) -> None:
+                 artifact: Any = None, weights: list[np.ndarray] | None = None) -> None:
         self._exe = executable
         self._run = executable.run
         self._record = record
@@ -109,22 +113,30 @@ class Model:
         self._input_specs = [_spec(t, f"input{i}") for i, t in enumerate(record.inputs)]
         self._output_specs = [_spec(t, f"output{i}") for i, t in enumerate(record.outputs)]
         self._n_in = len(self._input_specs)
+        # Buffer inputs are the caller's memory, written by the compiled code.
+        self._buffers = frozenset(i for i, t in enumerate(record.inputs)
+                                  if t.type.kind == "buffer")
         self._in_sigs = executable.inputs[: self._n_in]
-        # Large constants live beside the binary and follow the user's inputs in every call.
-        self._constants = _constant_arrays(record, getattr(artifact, "constants", b""))
+        # Named weights (given at load) and the large constants, which live beside the
+        # binary, follow the user's inputs in every call.
+        self._constants = list(weights or []) + _constant_arrays(
+            record, getattr(artifact, "constants", b""))
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
 
     @classmethod
     def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
-                     artifact: Any = None) -> Model:
+                     artifact: Any = None,
+                     weights_registry: Mapping[str, Any] | None = None) -> Model:
         # Output shapes come from these dims: the record's MO types, which the cache checked
         # against the graph being loaded.
         sigs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.inputs]
+        sigs += [TensorSig(DType[w.dtype].to_numpy(), w.dims, w.name) for w in record.weights]
         sigs += [TensorSig(DType[c.dtype].to_numpy(), c.dims) for c in record.constants]
         outs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.outputs]
         exe = CpuExecutable(function, sigs, outs, record.checks, record.name)
-        return cls(exe, record, device or CPU(), artifact)
+        weights = _weight_arrays(record, weights_registry or {})
+        return cls(exe, record, device or CPU(), artifact, weights)
 
     @property
     def name(self) -> str:
@@ -181,9 +193,13 @@ class Model:
             else:
                 arr = self._convert(i, a)
             flags = arr.flags
-            if not (flags.c_contiguous and flags.aligned):
+            if i in self._buffers:
+                self._check_buffer(i, a, arr)
+            elif not (flags.c_contiguous and flags.aligned):
                 arr = np.array(arr, order="C", copy=True)
             arrays.append(arr)
+        if self._buffers:
+            self._check_aliasing(arrays)
         outs = self._run(arrays + self._constants if self._constants else arrays)
         wrap = self._wrap
         device = self._device
@@ -210,6 +226,29 @@ class Model:
         if missing:
             raise ValueError(f"model {self.name!r}: missing inputs {', '.join(missing)}")
         return tuple(values)
+
+    def _check_buffer(self, i: int, given: Any, arr: np.ndarray) -> None:
+        """A buffer input must be the caller's own memory, usable as is: a copy would take
+        the updates away from the caller."""
+        where = f"input {i} ({self._input_specs[i].name}, a buffer)"
+        if isinstance(given, bool | int | float | np.generic):
+            raise TypeError(f"{where}: a scalar cannot be updated in place; pass an array")
+        flags = arr.flags
+        if not (flags.c_contiguous and flags.aligned):
+            raise ValueError(f"{where}: the array is not contiguous; pass a C-contiguous "
+                             "array (np.ascontiguousarray makes a copy, which is then updated)")
+        if not flags.writeable:
+            raise ValueError(f"{where}: the array is read-only; pass a writeable array")
+
+    def _check_aliasing(self, arrays: list[np.ndarray]) -> None:
+        """The compiled code may read a tensor input after it wrote a buffer (and the ABI
+        promises distinct memory): a buffer sharing memory with another input is refused."""
+        for i in sorted(self._buffers):
+            for j, other in enumerate(arrays):
+                if j != i and arrays[i].size and other.size and np.may_share_memory(
+                        arrays[i], other):
+                    raise ValueError(f"input {i} ({self._input_specs[i].name}, a buffer) shares "
+                                     f"memory with input {j}; pass a separate array")
 
     def _convert(self, i: int, a: Any) -> np.ndarray:
         sig = self._in_sigs[i]
@@ -251,6 +290,34 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(str(s) for s in self._input_specs)
         return f"Model({self.name!r}, inputs=[{ins}])"
+
+
+def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[np.ndarray]:
+    """The arrays of the graph's named weights, from ``weights_registry``, each checked
+    against its declared type (the compiled code trusts the dims). A non-contiguous array is
+    copied once; the others are used in place and must outlive the model (as in MAX)."""
+    out = []
+    for w in record.weights:
+        if w.name not in registry:
+            raise ValueError(f"model {record.name!r}: weight {w.name!r} is missing from "
+                             "weights_registry")
+        value = registry[w.name]
+        if isinstance(value, Tensor):
+            array = value._array
+        elif isinstance(value, np.ndarray):
+            array = value
+        else:
+            array = _dlpack.import_array(value)
+        want = DType[w.dtype].to_numpy()
+        if array.dtype != want:
+            raise TypeError(f"weight {w.name!r}: expected dtype {w.dtype}, got {array.dtype}")
+        if tuple(array.shape) != tuple(w.dims):
+            raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
+                             f"{list(array.shape)}")
+        if not (array.flags.c_contiguous and array.flags.aligned):
+            array = np.ascontiguousarray(array)
+        out.append(array)
+    return out
 
 
 def _constant_arrays(record: ArtifactRecord, blob: bytes) -> list[np.ndarray]:

@@ -101,8 +101,10 @@ class InferenceSession:
                 a path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
             custom_extensions: Not supported here: must be ``None`` or empty.
             custom_ops_path: Deprecated, use ``custom_extensions`` instead. Not supported.
-            weights_registry: A mapping from names of model weights' names to their values.
-                Weights are embedded as constants in our graphs, so it must be empty.
+            weights_registry: A mapping from names of model weights' names to their values
+                (numpy arrays, :class:`~max.driver.Tensor`\\ s or DLPack arrays): the values
+                of the graph's ``ops.constant_external`` weights. The arrays are used in
+                place (not copied unless non-contiguous) and must outlive the model.
 
         Returns:
             The loaded model, compiled and ready to execute.
@@ -111,7 +113,9 @@ class InferenceSession:
             RuntimeError: If the path provided is invalid, the file is not a graph, or the
                 compiler crashed.
             CompilationError: If the compiler rejects the graph.
-            ValueError: If ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
+            ValueError: If ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed, or a weight
+                is missing from ``weights_registry`` or has another shape.
+            TypeError: If a weight has another dtype.
         """
         from max.compiler.driver import compile_graph
         from max.runtime import load_jit, load_shared_object
@@ -119,9 +123,6 @@ class InferenceSession:
         _no_extensions(custom_extensions, "InferenceSession.load")
         if custom_ops_path is not None:
             _no_extensions([custom_ops_path], "InferenceSession.load")
-        if weights_registry:
-            raise NotImplementedError("weights_registry is not supported: build the graph with "
-                                      "its weights as constants")
         graph: Any = model
         label = None
         if isinstance(model, str | pathlib.Path | os.PathLike):
@@ -156,7 +157,8 @@ class InferenceSession:
         host = next((d for d in self._devices if getattr(d, "label", "") == "cpu"), None)
         # The model keeps the entry's constants (its inputs) but not a second copy of the code.
         kept = dataclasses.replace(artifact, binary=b"")
-        return Model._from_record(function, record, host or CPU(), kept)
+        return Model._from_record(function, record, host or CPU(), kept,
+                                  weights_registry=weights_registry)
 
     def gpu_profiling(self, mode: GPUProfilingMode) -> None:
         """Enables end to end gpu profiling configuration."""

@@ -11,7 +11,8 @@ from max.graph.dim import AlgebraicDim, Dim, DimLike, StaticDim, SymbolicDim
 from max.graph.graph import Graph
 from max.graph.shape import Shape, ShapeLike
 from max.graph.type import BufferType, DeviceKind, DeviceRef, TensorType, Type
-from max.graph.value import BufferValue, TensorValue, Value
+from max.graph.value import BufferValue, TensorValue, TensorValueLike, Value
+from max.graph.weight import Weight
 
 __all__ = [
     "AlgebraicDim",
@@ -28,8 +29,10 @@ __all__ = [
     "SymbolicDim",
     "TensorType",
     "TensorValue",
+    "TensorValueLike",
     "Type",
     "Value",
+    "Weight",
     "ops",
     "quantization",
 ]

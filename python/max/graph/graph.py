@@ -15,8 +15,8 @@ from mlir.dialects import func
 from max.dialects.mo import make_context, safe_parse
 from max.dialects.mo.safe_parse import BYTECODE_MAGIC, check_parses
 from max.dialects.mo.verify import VerificationError, verify_module
-from max.graph.type import TensorType, Type
-from max.graph.value import TensorValue, Value, as_tensor_value
+from max.graph.type import BufferType, TensorType, Type
+from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
 
 _CURRENT_GRAPH: contextvars.ContextVar[Graph | None] = contextvars.ContextVar(
     "max_current_graph", default=None
@@ -93,6 +93,7 @@ class Graph(metaclass=_GraphMeta):
         self._subgraphs: dict[str, Graph] = {}
         self._parent: Graph | None = None
         self._type_cache: dict[TensorType, ir.Type] = {}
+        self._weights: dict[str, tuple[Any, TensorValue]] = {}  # name -> (Weight, its value)
         if path is not None:
             module = _read_module(Path(path), self._context)
         if module is not None:
@@ -100,9 +101,10 @@ class Graph(metaclass=_GraphMeta):
             return
         input_types = list(input_types)
         for i, t in enumerate(input_types):
-            if not isinstance(t, TensorType):
+            if not isinstance(t, TensorType | BufferType):
                 raise TypeError(
-                    f"Graph {name!r}: input_types[{i}] must be a TensorType, got {type(t).__name__}"
+                    f"Graph {name!r}: input_types[{i}] must be a TensorType or BufferType, "
+                    f"got {type(t).__name__}"
                 )
         parent_module = kwargs.pop("_parent_module", None)
         with self._context, ir.Location.unknown():
@@ -118,7 +120,7 @@ class Graph(metaclass=_GraphMeta):
         self._input_types = input_types
         self._output_types: list[TensorType] = []
         self._inputs = [
-            TensorValue._from(arg, t, self)
+            _wrap_value(arg, t, self)
             for arg, t in zip(self._block.arguments, input_types, strict=True)
         ]
         if forward is not None:
@@ -140,7 +142,7 @@ class Graph(metaclass=_GraphMeta):
         _CURRENT_GRAPH.reset(self._context_tokens.pop())
 
     @property
-    def inputs(self) -> Sequence[TensorValue]:
+    def inputs(self) -> Sequence[TensorValue | BufferValue]:
         """The input values of the graph."""
         return tuple(self._inputs)
 
@@ -173,16 +175,16 @@ class Graph(metaclass=_GraphMeta):
     def _add_op(
         self,
         name: str,
-        operands: Sequence[TensorValue | ir.Value],
-        result_types: Sequence[TensorType],
+        operands: Sequence[Value | ir.Value],
+        result_types: Sequence[TensorType | BufferType],
         attributes: Mapping[str, Any] | None = None,
-    ) -> list[TensorValue]:
+    ) -> list[Any]:
         """Emits one MO op at the end of the graph body and returns its typed results."""
         if self._finished:
             raise ValueError(f"Graph {self.name!r}: cannot add {name} after output() was called")
         mlir_operands = []
         for v in operands:
-            if isinstance(v, TensorValue):
+            if isinstance(v, Value):
                 if v._graph is not None and v._graph is not self:
                     raise ValueError(f"{name}: operand belongs to another graph")
                 v = v._mlir_value
@@ -196,10 +198,7 @@ class Graph(metaclass=_GraphMeta):
                 attributes=attrs,
                 ip=ir.InsertionPoint(self._block),
             )
-        return [
-            TensorValue._from(r, t, self)
-            for r, t in zip(op.results, result_types, strict=True)
-        ]
+        return [_wrap_value(r, t, self) for r, t in zip(op.results, result_types, strict=True)]
 
     def _local(self, value: ir.Value) -> ir.Value:
         """``value`` as seen from the body being built: a value of an enclosing function is
@@ -285,7 +284,38 @@ class Graph(metaclass=_GraphMeta):
                 sub.output(*outputs)
         return sub
 
-    def _mlir_type(self, t: TensorType) -> ir.Type:
+    def add_weight(self, weight: Any, force_initial_weight_on_host: bool = True) -> TensorValue:
+        """Adds a weight to the graph.
+
+        If the weight is in the graph already, return the existing value. The weight is an
+        ``ops.constant_external`` of its name and type: its value is given when the model is
+        loaded (``InferenceSession.load(graph, weights_registry={name: array})``).
+
+        Args:
+            weight: The weight to add to the graph.
+            force_initial_weight_on_host: Accepted for compatibility; weights live in host
+                memory here.
+
+        Returns:
+            A TensorValue that contains this weight.
+
+        Raises:
+            ValueError: If a weight with the same name already exists in the graph.
+        """
+        from max.graph.ops.constant import constant_external
+
+        existing = self._weights.get(weight.name)
+        if existing is not None:
+            if existing[0] is not weight:
+                raise ValueError(f"Graph {self.name!r}: a weight named {weight.name!r} already "
+                                 "exists in the graph")
+            return existing[1]
+        with self:
+            value = constant_external(weight.name, weight.type)
+        self._weights[weight.name] = (weight, value)
+        return value
+
+    def _mlir_type(self, t: TensorType | BufferType) -> ir.Type:
         """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""
         cached = self._type_cache.get(t)
         if cached is None:
@@ -348,10 +378,10 @@ class Graph(metaclass=_GraphMeta):
         self.name = ir.StringAttr(self._func.attributes["sym_name"]).value
         self._block = self._func.regions[0].blocks[0]
         fn_type = ir.FunctionType(ir.TypeAttr(self._func.attributes["function_type"]).value)
-        self._input_types = [TensorType.from_mlir(t) for t in fn_type.inputs]
+        self._input_types = [Type.from_mlir(t) for t in fn_type.inputs]
         self._output_types = [TensorType.from_mlir(t) for t in fn_type.results]
         self._inputs = [
-            TensorValue._from(a, t, self)
+            _wrap_value(a, t, self)
             for a, t in zip(self._block.arguments, self._input_types, strict=True)
         ]
         self._finished = True
@@ -392,3 +422,10 @@ def _to_attribute(value: Any) -> ir.Attribute:
     ):
         return ir.DenseI64ArrayAttr.get([int(v) for v in value])
     raise TypeError(f"cannot make an MLIR attribute from {value!r}")
+
+
+def _wrap_value(value: ir.Value, t: TensorType | BufferType, graph: Graph) -> Any:
+    """The graph value of an MLIR value whose type is known: a buffer or a tensor."""
+    if isinstance(t, BufferType):
+        return BufferValue._from(value, t, graph)
+    return TensorValue._from(value, t, graph)

@@ -141,6 +141,11 @@ class TensorValue(Value):
         """Returns the tensor with its last two dimensions swapped."""
         return _ops().transpose(self, -1, -2)
 
+    def print(self, label: str = "debug_tensor") -> None:
+        """Prints detailed information about the tensor during graph execution
+        (:func:`max.graph.ops.print`)."""
+        _ops().print(self, label)
+
     def __repr__(self) -> str:
         return f"TensorValue({self._type})"
 
@@ -337,8 +342,29 @@ class BufferValue(Value):
 
     @classmethod
     def from_mlir(cls, value: ir.Value) -> BufferValue:
-        """Creates a :class:`BufferValue` from an MLIR value."""
+        """Creates a :class:`BufferValue` from an MLIR buffer value."""
         return cls(value)
+
+    @classmethod
+    def _from(cls, value: ir.Value, type: BufferType, graph: Any = None) -> BufferValue:
+        """Wraps an MLIR value of ``graph`` whose type the caller already knows."""
+        self = cls.__new__(cls)
+        self._mlir_value, self._type, self._graph = value, type, graph
+        return self
+
+    def __getitem__(self, index: Any) -> TensorValue:
+        """Loads the buffer and indexes the loaded tensor (``buffer_load(self)[index]``)."""
+        return _ops().buffer_load(self)[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Stores ``value`` into a slice of the buffer (``buffer_store_slice``)."""
+        if not isinstance(index, tuple):
+            index = (index,)
+        _ops().buffer_store_slice(self, value, list(index))
+
+    def print(self, label: str = "debug_buffer") -> None:
+        """Prints detailed information about the buffer (its loaded contents, at run time)."""
+        _ops().print(_ops().buffer_load(self), label)
 
     @property
     def type(self) -> BufferType:
@@ -367,3 +393,8 @@ def as_tensor_value(value: Any, *, where: str) -> TensorValue:
     elif isinstance(value, int) and not isinstance(value, bool):
         array = array.astype(np.int64)
     return _ops().constant(array, DType.from_numpy(array.dtype), DeviceRef.CPU())
+
+
+# What a tensor-valued argument of an op accepts: a graph value, or something ops.constant
+# or a shape conversion turns into one (the reference's ``TensorValueLike``).
+TensorValueLike = TensorValue | Value | Any

@@ -42,11 +42,13 @@ from __future__ import annotations
 from max.graph.ops.atanh import atanh
 from max.graph.ops.band_part import band_part
 from max.graph.ops.broadcast_to import broadcast_to
+from max.graph.ops.buffer import buffer_create, buffer_load, buffer_store, buffer_store_slice
 from max.graph.ops.cast import cast
 from max.graph.ops.concat import concat
-from max.graph.ops.constant import constant
+from max.graph.ops.constant import constant, constant_external
 from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.cumsum import cumsum
+from max.graph.ops.debug import assert_same_device, print
 from max.graph.ops.elementwise import (
     abs,
     acos,
@@ -107,7 +109,7 @@ from max.graph.ops.sort import argsort, top_k
 from max.graph.ops.split import chunk, split
 from max.graph.ops.stack import stack
 from max.graph.ops.tile import tile
-from max.graph.ops.transfer_to import transfer_to
+from max.graph.ops.transfer_to import allgather, transfer_to
 from max.graph.ops.transpose import permute, transpose
 from max.graph.ops.where import where
 from max.graph.type import DeviceRef, TensorType
@@ -119,20 +121,27 @@ __all__ = [
     "abs",
     "acos",
     "add",
+    "allgather",
     "argmax",
     "argmin",
     "argsort",
     "as_interleaved_complex",
+    "assert_same_device",
     "atanh",
     "avg_pool2d",
     "band_part",
     "broadcast_to",
+    "buffer_create",
+    "buffer_load",
+    "buffer_store",
+    "buffer_store_slice",
     "call",
     "cast",
     "chunk",
     "concat",
     "cond",
     "constant",
+    "constant_external",
     "conv2d",
     "conv2d_transpose",
     "conv3d",
@@ -176,6 +185,7 @@ __all__ = [
     "pad",
     "permute",
     "pow",
+    "print",
     "qmatmul",
     "range",
     "rebind",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ from mlir import ir
 
 from max.dtype import DType
 from max.graph.graph import Graph
-from max.graph.type import DeviceRef, _dtype_to_mlir
+from max.graph.type import DeviceRef, TensorType, _dtype_to_mlir
 from max.graph.value import TensorValue, Value
 
 from max.graph.ops._promotion import _EXACT_INT_RANGE, emit
@@ -139,3 +140,32 @@ def constant(value: Any, dtype: DType | None = None, device: Any = None) -> Tens
     with Graph.current._context:
         attr = _dense_attr(converted, dtype)
     return emit("mo.constant", [], dtype, list(array.shape), ref, {"value": attr})
+
+
+def constant_external(name: str, type: TensorType) -> TensorValue:
+    """Registers an external constant (weight) in the graph of a given type.
+
+    Two external constants with the same name and type refer to the same weight. Two
+    external constants with the same name and different types are incompatible and will
+    fail compilation. The value is supplied when the model is loaded:
+    ``InferenceSession.load(graph, weights_registry={name: array})``.
+
+    Args:
+        name: The name of the external constant. This should be the fully-qualified weight
+            name and must be unique.
+        type: The type of the constant value (static dims).
+
+    Returns:
+        A tensor value of the specified type, representing the weight value associated with
+        the name at compile time.
+    """
+    from max.dialects.mo.opdefs import OPS
+
+    if not isinstance(name, str):
+        raise TypeError(f"constant_external: name must be a str, got "
+                        f"{builtins.type(name).__name__}")
+    if not isinstance(type, TensorType):
+        raise TypeError(f"constant_external: type must be a TensorType, got {type!r}")
+    attrs = {"name": name}
+    OPS["mo.constant_external"].verify([], attrs, type)
+    return Graph.current._add_op("mo.constant_external", [], [type], attrs)[0]

@@ -1,0 +1,99 @@
+"""``Weight``: a named tensor whose value is given when the model is loaded.
+
+A weight is created outside any graph and added lazily, as ``ops.constant_external``, to the
+graph it is used in (``Graph.add_weight``); its value comes from
+``InferenceSession.load(graph, weights_registry={name: array})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mlir import ir
+
+from max.dtype import DType
+from max.graph.shape import Shape
+from max.graph.type import DeviceRef, TensorType
+from max.graph.value import TensorValue
+
+
+class Weight(TensorValue):
+    """Represents a value in a Graph that can be loaded at a later time.
+
+    Weights can be initialized outside of a Graph and are lazily-added to the parent graph
+    when used. If there is no parent graph when a weight is used, an error will be raised.
+
+    Args:
+        name: The name of the weight.
+        dtype: The data type of the weight.
+        shape: The shape of the weight (static dims).
+        device: The device where the weight resides.
+        quantization_encoding: Optional quantization encoding for the weight.
+        align: Optional alignment requirement in bytes.
+        sharding_strategy: Optional sharding strategy for distributed execution; sharding
+            is not supported here, so it must be None.
+    """
+
+    # No __slots__: a weight keeps its name and metadata beside TensorValue's slots.
+
+    def __init__(self, name: str, dtype: DType, shape: Iterable[Any],
+                 device: DeviceRef | None = None, quantization_encoding: Any = None,
+                 align: int | None = None, sharding_strategy: Any = None,
+                 _placeholder: bool = False, _has_alias: bool = False) -> None:
+        if sharding_strategy is not None:
+            raise NotImplementedError(f"Weight {name!r}: sharding is not supported")
+        self.name = name
+        self._type = TensorType(dtype, list(shape), device or DeviceRef.CPU())
+        self.quantization_encoding = quantization_encoding
+        self.align = align
+        self.shard_idx: int | None = None
+        self._original = (self._type.dtype, self._type.shape)
+
+    # A weight is a value of whichever graph is being built: its MLIR value is the graph's
+    # mo.constant_external for this name (added on first use).
+    @property
+    def _mlir_value(self) -> ir.Value:  # type: ignore[override]
+        from max.graph.graph import Graph
+
+        return Graph.current.add_weight(self)._mlir_value
+
+    @property
+    def _graph(self) -> Any:  # type: ignore[override]
+        from max.graph.graph import Graph
+
+        return Graph.current
+
+    @property
+    def dtype(self) -> DType:
+        """The data type of the weight."""
+        return self._type.dtype
+
+    @property
+    def shape(self) -> Shape:
+        """The shape of the weight."""
+        return self._type.shape
+
+    @property
+    def device(self) -> DeviceRef:
+        """The device where the weight resides."""
+        return self._type.device
+
+    @property
+    def sharding_strategy(self) -> None:
+        """Gets the weight sharding strategy (always None: sharding is not supported)."""
+        return None
+
+    @property
+    def original_dtype_and_shape(self) -> tuple[DType, Shape]:
+        """The original dtype and shape of this weight (a quantization encoding makes the
+        weight load as ``uint8`` blocks; this keeps what it stands for)."""
+        return self._original
+
+    @original_dtype_and_shape.setter
+    def original_dtype_and_shape(self, value: tuple[DType, Iterable[Any]]) -> None:
+        dtype, shape = value
+        self._original = (dtype, Shape(shape))
+
+    def __repr__(self) -> str:
+        return f"Weight({self.name!r}, {self.dtype}, {list(self.shape)}, {self.device})"
