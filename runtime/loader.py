@@ -122,7 +122,7 @@ def _open_library(data: bytes, sha: str, stem: str) -> ctypes.CDLL:
 
 
 def load_shared_object(data: bytes, *, symbol: str, num_args: int,
-                       stem: str = "model") -> CpuFunction:
+                       stem: str = "model", sha256: str | None = None) -> CpuFunction:
     """Loads a shared object from its bytes (or shares the mapping of the same bytes).
 
     Args:
@@ -130,11 +130,13 @@ def load_shared_object(data: bytes, *, symbol: str, num_args: int,
         symbol: the exported entry symbol (``_mlir_ciface_NAME``).
         num_args: the number of memref descriptor pointers the entry takes.
         stem: a prefix for the private file name (for debugging).
+        sha256: the hex sha256 of ``data`` where the caller has it (the cache checked the
+            binary against its record's): the key of the shared mapping, not computed again.
 
     Raises:
         RuntimeError: if the library cannot be loaded or lacks ``symbol``.
     """
-    lib = _open_library(data, hashlib.sha256(data).hexdigest(), stem)
+    lib = _open_library(data, sha256 or hashlib.sha256(data).hexdigest(), stem)
     try:
         address = _ctypes.dlsym(lib._handle, symbol)
     except OSError:

@@ -150,7 +150,8 @@ class InferenceSession:
         if record.kind == "so":
             stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"
             function = load_shared_object(artifact.binary, symbol=record.entry,
-                                          num_args=record.num_args, stem=stem)
+                                          num_args=record.num_args, stem=stem,
+                                          sha256=record.sha256)
         else:
             function = load_jit(artifact.binary, symbol=record.entry, num_args=record.num_args)
         # Compiled code runs on the host: outputs live in host memory.
