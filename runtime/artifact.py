@@ -86,7 +86,8 @@ def entry_name(name: str) -> str:
 def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int) -> int:
     """Descriptor pointers the entry takes: ``@NAME(inputs..., outputs..., [checks])``.
 
-    ``num_inputs`` counts the externalized constants too (they follow the user's inputs).
+    ``num_inputs`` counts the named weights and externalized constants too (they follow the
+    user's inputs).
     The one place this arithmetic lives (docs/architecture.md, "CPU entry ABI").
     """
     return num_inputs + num_outputs + (1 if num_checks else 0)
@@ -317,7 +318,7 @@ class ArtifactRecord:
 
     @property
     def num_args(self) -> int:
-        """Descriptor pointers the entry takes (inputs, constants, outputs, checks)."""
+        """Descriptor pointers the entry takes (inputs, weights, constants, outputs, checks)."""
         return entry_num_args(len(self.inputs) + len(self.weights) + len(self.constants),
                               len(self.outputs),
                               len(self.checks))
