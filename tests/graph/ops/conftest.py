@@ -14,6 +14,7 @@ import pytest
 from hypothesis import strategies as st
 
 from max.dtype import DType
+from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType
 
 CPU = DeviceRef.CPU()
@@ -26,6 +27,16 @@ NUMPY_DTYPES = [
 ]
 ALL_DTYPES = [*NUMPY_DTYPES, DType.bfloat16, DType.float8_e4m3fn, DType.float8_e5m2]
 FLOAT_DTYPES = [DType.float16, DType.bfloat16, DType.float32, DType.float64]
+
+
+_SESSION: list[InferenceSession] = []
+
+
+def shared_session() -> InferenceSession:
+    """One InferenceSession for the numeric op tests, made on first use."""
+    if not _SESSION:
+        _SESSION.append(InferenceSession())
+    return _SESSION[0]
 
 
 def tt(dtype: DType, *dims: Any) -> TensorType:
