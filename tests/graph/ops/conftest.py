@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import strategies as st
 
@@ -119,7 +118,3 @@ def symbolic_broadcastable_shapes(draw: st.DrawFn) -> tuple[list[Any], list[Any]
         dims = full[rank - r :]
         shapes.append([1 if draw(st.booleans()) else d for d in dims])
     return shapes[0], shapes[1]
-
-
-def np_zeros(shape: Sequence[int], dtype: DType = DType.float32) -> np.ndarray:
-    return np.zeros(shape, dtype=dtype.to_numpy())
