@@ -3,8 +3,8 @@
     ./dev bench [--only NAME] [--repeat N]
 
 Prints the median latency of each workload for each engine and the ratios
-numpy/ours and torch/ours (above 1 means we are faster). Every output is checked against
-numpy before timing. Timings are not assertions: the machine is shared and noisy.
+numpy/ours and torch/ours (above 1 means we are faster). Every output, ours and torch's, is
+checked against numpy before timing. Timings are not assertions: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main() -> None:
         got = ours()
         want = reference()
         np.testing.assert_allclose(got, want, rtol=workload.rtol, atol=workload.atol)
+        np.testing.assert_allclose(np.asarray(torch_fn()), want, rtol=workload.rtol,
+                                   atol=workload.atol, err_msg="torch's version")
         t_ours = _median_ms(ours, args.repeat)
         t_np = _median_ms(reference, args.repeat)
         t_torch = _median_ms(torch_fn, args.repeat)

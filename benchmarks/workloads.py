@@ -129,7 +129,6 @@ def _layer_norm():
     )
 
 
-
 def _qmatmul(rows: int):
     """``x @ W.T`` with W a 4096x4096 Q4_0 weight (GGUF blocks), dequantized inside the matmul."""
 
@@ -194,7 +193,7 @@ def _conv2d():
     return (
         lambda: model.execute(x)[0].to_numpy(),
         reference,
-        lambda: torch.nn.functional.conv2d(tx, tw, padding=1),
+        lambda: torch.nn.functional.conv2d(tx, tw, padding=1).permute(0, 2, 3, 1),  # NHWC view
     )
 
 

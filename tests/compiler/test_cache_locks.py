@@ -3,6 +3,7 @@ waiter whose lock file was swept locks the file the path names now."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -14,6 +15,22 @@ from max.compiler import cache
 def _age(path: Path, seconds: float) -> None:
     t = time.time() - seconds
     os.utime(path, (t, t))
+
+
+def _wait_until_open(path: Path, count: int, timeout: float = 10.0) -> None:
+    """Returns once ``count`` descriptors of this process have ``path`` open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                n += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+            except OSError:
+                pass
+        if n >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{path} is not open {count} times")
 
 
 def test_stale_free_lock_files_are_swept(tmp_path: Path) -> None:
@@ -45,11 +62,20 @@ def test_a_waiter_relocks_when_its_file_was_swept(tmp_path: Path) -> None:
     with cache.key_lock(key, root):
         def wait() -> None:
             with cache.key_lock(key, root):
-                acquired.append(os.stat(path).st_ino)
+                # The inode the path names, if the lock we hold is on it (a fresh open of the
+                # path cannot lock it then); -1 if we hold a lock on a file no longer there.
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    acquired.append(-1)
+                except BlockingIOError:
+                    acquired.append(os.fstat(fd).st_ino)
+                finally:
+                    os.close(fd)
 
         waiter = threading.Thread(target=wait)
         waiter.start()
-        time.sleep(0.2)  # the waiter now blocks on the old file
+        _wait_until_open(path, 2)  # ours and the waiter's: it now blocks on the old file
         old_inode = os.stat(path).st_ino
         os.unlink(path)  # what the sweep does to a free lock file
         other = open(path, "w")  # noqa: SIM115  (a newcomer creates the file anew)

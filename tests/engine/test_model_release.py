@@ -14,16 +14,7 @@ from max.engine import InferenceSession
 from max.runtime import loaded_artifact_count
 
 import graphs
-
-
-def mapped_models() -> int:
-    """Compiled models mapped in this process now (the loader's private files)."""
-    paths = set()
-    with open("/proc/self/maps") as f:
-        for line in f:
-            if "/max-rt-" in line:
-                paths.add(line.split(None, 5)[5].strip())
-    return len(paths)
+from proc_maps import mapped_models
 
 
 def _state() -> tuple[int, int]:

@@ -10,18 +10,9 @@ import pytest
 from max.runtime import CpuExecutable, TensorSig, load_shared_object, loaded_artifact_count
 
 from kernels import CONCAT, build_so
+from proc_maps import mapped_models
 
 F32 = np.dtype("float32")
-
-
-def mapped_models() -> int:
-    """Shared objects from the loader's private directory mapped in this process now."""
-    paths = set()
-    with open("/proc/self/maps") as f:
-        for line in f:
-            if "/max-rt-" in line:
-                paths.add(line.split(None, 5)[5].strip())
-    return len(paths)
 
 
 @pytest.fixture(scope="module")

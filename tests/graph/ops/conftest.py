@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import strategies as st
 
 from max.dtype import DType
+from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType
 
 CPU = DeviceRef.CPU()
@@ -26,6 +26,16 @@ NUMPY_DTYPES = [
 ]
 ALL_DTYPES = [*NUMPY_DTYPES, DType.bfloat16, DType.float8_e4m3fn, DType.float8_e5m2]
 FLOAT_DTYPES = [DType.float16, DType.bfloat16, DType.float32, DType.float64]
+
+
+_SESSION: list[InferenceSession] = []
+
+
+def shared_session() -> InferenceSession:
+    """One InferenceSession for the numeric op tests, made on first use."""
+    if not _SESSION:
+        _SESSION.append(InferenceSession())
+    return _SESSION[0]
 
 
 def tt(dtype: DType, *dims: Any) -> TensorType:
@@ -108,7 +118,3 @@ def symbolic_broadcastable_shapes(draw: st.DrawFn) -> tuple[list[Any], list[Any]
         dims = full[rank - r :]
         shapes.append([1 if draw(st.booleans()) else d for d in dims])
     return shapes[0], shapes[1]
-
-
-def np_zeros(shape: Sequence[int], dtype: DType = DType.float32) -> np.ndarray:
-    return np.zeros(shape, dtype=dtype.to_numpy())

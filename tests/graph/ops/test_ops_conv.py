@@ -9,25 +9,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import result_type, tt
+from conftest import result_type, shared_session, tt
 
-from max import engine
 from max.dtype import DType
 from max.graph import Graph, ops
 from max.graph.type import ConvInputLayout, FilterLayout
 
 RNG = np.random.default_rng(11)
-_SESSION: list[engine.InferenceSession] = []
-
-
-def _session() -> engine.InferenceSession:
-    if not _SESSION:
-        _SESSION.append(engine.InferenceSession())
-    return _SESSION[0]
 
 
 def _run(types: list[Any], fn: Any, *inputs: np.ndarray) -> np.ndarray:
-    model = _session().load(Graph("conv_test", fn, input_types=types))
+    model = shared_session().load(Graph("conv_test", fn, input_types=types))
     return model.execute(*inputs)[0].to_numpy()
 
 
@@ -117,7 +109,7 @@ def test_conv2d_symbolic_batch_and_spatial_dims() -> None:
     fn = lambda a, b: ops.conv2d(a, b, stride=(2, 1), padding=(1, 1, 0, 2))  # noqa: E731
     t = result_type(types, fn)
     assert [str(d) for d in t.shape] == ["n", "(h - 1) // 2 + 1", "w", "8"]
-    model = _session().load(Graph("conv_sym", fn, input_types=types))
+    model = shared_session().load(Graph("conv_sym", fn, input_types=types))
     for xs in ((1, 7, 5, 4), (3, 10, 9, 4)):
         x, w = _f32(*xs), _f32(3, 3, 4, 8)
         got = model.execute(x, w)[0].to_numpy()
@@ -134,7 +126,7 @@ def test_symbolic_batch_conv_and_pools() -> None:
         return ops.avg_pool2d(ops.max_pool2d(y, (2, 2), 2), (3, 3), 1, padding=1,
                               count_boundary=False)
 
-    model = _session().load(Graph("sym_batch", fn, input_types=types))
+    model = shared_session().load(Graph("sym_batch", fn, input_types=types))
     w = _f32(3, 3, 16, 32)
     for n in (1, 3):
         x = _f32(n, 12, 12, 16)
@@ -155,7 +147,7 @@ def test_symbolic_height_conv_and_pools() -> None:
         return ops.avg_pool2d(ops.max_pool2d(y, (3, 3), 2, padding=1), (2, 2), 1, padding=1,
                               ceil_mode=True)
 
-    model = _session().load(Graph("sym_height", fn, input_types=types))
+    model = shared_session().load(Graph("sym_height", fn, input_types=types))
     w = _f32(3, 3, 16, 32)
     for n, h in ((1, 40), (2, 9), (1, 1)):
         x = _f32(n, h, 16, 16)
@@ -233,7 +225,7 @@ def test_pools_symbolic_dims() -> None:
     # ceil mode where no window can start in the padding: kernel 3, stride 2, padding 0.
     fn = lambda a: ops.avg_pool2d(a, (3, 3), 2, ceil_mode=True)  # noqa: E731
     assert [str(d) for d in result_type(types, fn).shape] == ["n", "h // 2", "w // 2", "3"]
-    model = _session().load(Graph("pool_sym", fn, input_types=types))
+    model = shared_session().load(Graph("pool_sym", fn, input_types=types))
     for xs in ((1, 7, 8, 3), (2, 10, 5, 3)):
         x = _f32(*xs)
         np.testing.assert_allclose(model.execute(x)[0].to_numpy(),
@@ -343,7 +335,7 @@ def test_conv2d_transpose_symbolic_dims_and_bias() -> None:
              tt(DType.float32, 4)]
     fn = lambda a, b, c: ops.conv2d_transpose(a, b, 2, 1, (1, 0, 2, 1), bias=c)  # noqa: E731
     assert [str(d) for d in result_type(types, fn).shape] == ["n", "h * 2", "w * 2 - 2", "4"]
-    model = _session().load(Graph("convt_sym", fn, input_types=types))
+    model = shared_session().load(Graph("convt_sym", fn, input_types=types))
     w, b = _f32(3, 3, 4, 3), _f32(4)
     for xs in ((1, 3, 4, 3), (2, 5, 2, 3)):
         x = _f32(*xs)
@@ -403,7 +395,7 @@ def test_conv3d_symbolic_dims_and_bias() -> None:
                                     bias=c)
     assert [str(d) for d in result_type(types, fn).shape] == ["n", "(d - 1) // 2 + 1", "6",
                                                              "w", "4"]
-    model = _session().load(Graph("conv3d_sym", fn, input_types=types))
+    model = shared_session().load(Graph("conv3d_sym", fn, input_types=types))
     w, b = _f32(2, 3, 3, 3, 4), _f32(4)
     for xs in ((1, 4, 6, 5, 3), (2, 5, 6, 3, 3)):
         x = _f32(*xs)
@@ -450,7 +442,7 @@ def test_fold_matches_torch(xs, out, k, s, d, p) -> None:
 
 def test_fold_symbolic_batch() -> None:
     fn = lambda a: ops.fold(a, (4, 5), (2, 2))  # noqa: E731
-    model = _session().load(Graph("fold_sym", fn, input_types=[tt(DType.float32, "n", 12, 12)]))
+    model = shared_session().load(Graph("fold_sym", fn, input_types=[tt(DType.float32, "n", 12, 12)]))
     for n in (1, 3):
         x = _f32(n, 12, 12)
         np.testing.assert_allclose(model.execute(x)[0].to_numpy(),

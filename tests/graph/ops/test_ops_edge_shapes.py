@@ -10,15 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tt
+from conftest import shared_session, tt
 
 from max.dtype import DType
-from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, ops
 
 CPU = DeviceRef.CPU()
 RNG = np.random.default_rng(7)
-_SESSION: list[InferenceSession] = []
 
 
 def f(*shape: int) -> np.ndarray:
@@ -39,9 +37,7 @@ def run_case(fn: Callable[..., Any], expected: Callable[..., Any], arrays: Seque
     bind at run time), runs it and compares every output's shape, dtype and values."""
     types = [tt(DType.from_numpy(a.dtype), *(a.shape if d is None else d))
              for a, d in zip(arrays, dims or [None] * len(arrays))]
-    if not _SESSION:
-        _SESSION.append(InferenceSession())
-    model = _SESSION[0].load(Graph("edge", fn, input_types=types))
+    model = shared_session().load(Graph("edge", fn, input_types=types))
     got = [o.to_numpy() for o in model.execute(*arrays)]
     want = expected(*arrays)
     want = want if isinstance(want, list) else [want]

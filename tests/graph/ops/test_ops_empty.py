@@ -14,20 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tt
+from conftest import shared_session, tt
 
-from max import driver, engine
+from max import driver
 from max.dtype import DType
 from max.graph import Graph, ops
-
-_SESSION: engine.InferenceSession | None = None
-
-
-def _session() -> engine.InferenceSession:
-    global _SESSION
-    if _SESSION is None:
-        _SESSION = engine.InferenceSession()
-    return _SESSION
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -63,7 +54,7 @@ def _run(op: str, shape: tuple[Any, ...], axis: int, x: np.ndarray,
          dtype: DType = DType.float32) -> np.ndarray:
     fn = getattr(ops, op)
     graph = Graph(op, lambda v: fn(v, axis=axis), input_types=[tt(dtype, *shape)])
-    (out,) = _session().load(graph).execute(driver.Tensor.from_numpy(x))
+    (out,) = shared_session().load(graph).execute(driver.Tensor.from_numpy(x))
     return out.to_numpy()
 
 
@@ -107,7 +98,7 @@ def test_no_identity_static_empty_axis_raises(op: str, shape: tuple[int, ...], a
 def test_no_identity_symbolic_empty_axis_is_a_runtime_error(op: str) -> None:
     """Size 0 at run time: the runtime check raises; the model stays usable."""
     fn = getattr(ops, op)
-    model = _session().load(Graph(op, lambda v: fn(v, axis=1), input_types=[
+    model = shared_session().load(Graph(op, lambda v: fn(v, axis=1), input_types=[
         tt(DType.int32, 2, "n")]))
     with pytest.raises(ValueError, match=rf"mo\.\w*{op[-3:]}: axis 1 of shape \[2, n\] is empty"):
         model.execute(driver.Tensor.from_numpy(np.zeros((2, 0), np.int32)))
@@ -119,7 +110,7 @@ def test_no_identity_symbolic_empty_axis_is_a_runtime_error(op: str) -> None:
 @pytest.mark.parametrize("op", sorted(WITH_IDENTITY))
 def test_with_identity_symbolic_empty_axis(op: str) -> None:
     fn = getattr(ops, op)
-    model = _session().load(Graph(op, lambda v: fn(v, axis=1), input_types=[
+    model = shared_session().load(Graph(op, lambda v: fn(v, axis=1), input_types=[
         tt(DType.float32, 2, "n")]))
     for n in (0, 3):
         x = np.arange(2 * n, dtype=np.float32).reshape(2, n)
@@ -133,7 +124,7 @@ def test_sum_mean_of_nothing_other_dtypes(dtype: DType) -> None:
     x = np.zeros((3, 0), dtype.to_numpy())
     graph = Graph("s", lambda v: (ops.sum(v, axis=1), ops.mean(v, axis=0)),
                   input_types=[tt(dtype, 3, 0)])
-    s, m = (o.to_numpy() for o in _session().load(graph).execute(driver.Tensor.from_numpy(x)))
+    s, m = (o.to_numpy() for o in shared_session().load(graph).execute(driver.Tensor.from_numpy(x)))
     np.testing.assert_array_equal(s, np.zeros((3, 1), dtype.to_numpy()))
     assert m.shape == (1, 0)
 
@@ -147,7 +138,7 @@ def test_matmul_and_layer_norm_with_empty_dims() -> None:
                                tt(DType.float32, 4)])
     args = [np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32),
             np.zeros((0, 4), np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)]
-    mm, ln = (o.to_numpy() for o in _session().load(graph).execute(
+    mm, ln = (o.to_numpy() for o in shared_session().load(graph).execute(
         *map(driver.Tensor.from_numpy, args)))
     _check(mm, np.zeros((3, 4), np.float32))
     assert ln.shape == (0, 4)
@@ -164,5 +155,5 @@ def test_static_empty_max_in_mo_text_is_rejected(tmp_path) -> None:
         '  func.return %0 : !mo.tensor<f32, [3, 1], "cpu:0">\n}\n')
     with pytest.raises(ValueError, match=r"mo\.reduce_max: axis 1 of operand x \[3, 0\] is "
                                          r"empty") as info:
-        _session().load(path)
+        shared_session().load(path)
     assert "crashed" not in str(info.value)

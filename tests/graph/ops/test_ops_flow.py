@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tt
-from test_ops_numeric import _session, check, run
+from conftest import shared_session, tt
+from test_ops_numeric import check, run
 
 from max.dtype import DType
 from max.graph import DeviceRef, Dim, Graph, ops
@@ -34,7 +34,7 @@ def test_while_loop_runs_a_data_dependent_count_with_a_nested_cond() -> None:
 
         return ops.while_loop([n, ops.constant(0, DType.int64, CPU)], pred, body)
 
-    model = _session().load(Graph("collatz", forward, input_types=[tt(DType.int64)]))
+    model = shared_session().load(Graph("collatz", forward, input_types=[tt(DType.int64)]))
     for n in (1, 2, 6, 7, 27, 97):
         v, steps = (o.to_numpy() for o in model.execute(np.array(n, np.int64)))
         assert int(v) == 1 and int(steps) == _collatz_steps(n), n
@@ -47,7 +47,7 @@ def test_cond_selects_the_branch_on_input_data() -> None:
                         lambda: [x * 2, ops.constant(np.array([1, 2], np.int32), DType.int32, CPU)],
                         lambda: [-x, ops.constant(np.array([3, 4], np.int32), DType.int32, CPU)])
 
-    model = _session().load(Graph("sel", forward, input_types=[tt(DType.float32, 4)]))
+    model = shared_session().load(Graph("sel", forward, input_types=[tt(DType.float32, 4)]))
     for x in (np.array([1, -2, 3, 0.5], np.float32), np.array([-1, -2, 3, 0], np.float32)):
         a, b = (o.to_numpy() for o in model.execute(x))
         if x.sum() > 0:
@@ -71,7 +71,7 @@ def test_symbolic_dims_through_branches_and_loops() -> None:
     types = [tt(DType.float32, "n", 3), tt(DType.int32), tt(DType.bool)]
     g = Graph("sym", forward, input_types=types)
     assert list(g.output_types[0].shape) == [Dim("n"), Dim(3)]
-    model = _session().load(g)
+    model = shared_session().load(g)
     for rows, k, flip in ((2, 3, True), (5, 0, False), (1, 4, False), (0, 2, True)):
         x = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)
         acc = x.copy()
@@ -89,7 +89,7 @@ def test_call_a_subgraph_twice_with_different_inputs() -> None:
         y1, s1 = ops.call(sub, a)
         y2, s2 = ops.call(sub, b)
         g.output(y1 - y2, s1, s2)
-    model = _session().load(g)
+    model = shared_session().load(g)
     a = np.array([1, 2, 3], np.float32)
     b = np.array([0.5, -1, 4], np.float32)
     d, s1, s2 = (o.to_numpy() for o in model.execute(a, b))
@@ -184,7 +184,7 @@ def test_ir_holds_subgraph_functions_referred_to_by_symbol() -> None:
     assert '"mo.cond"' in text and "then_fn = @ir_cond_then" in text
     assert "func.func private @ir_cond_then(%arg0: !mo.tensor<f32, [\"n\"]" in text
     # the subgraphs are not entry points: the model has the graph's inputs and outputs only
-    model = _session().load(g)
+    model = shared_session().load(g)
     assert len(model.input_metadata) == 2 and len(model.output_metadata) == 1
     x = np.array([1, 2], np.float32)
     check(model.execute(x, np.array(True))[0].to_numpy(), x + 1)
@@ -198,7 +198,7 @@ def test_branch_may_use_a_symbol_bound_by_another_graph_input() -> None:
         return z
 
     g = Graph("sym2", forward, input_types=[tt(DType.bool), tt(DType.float32, "k")])
-    model = _session().load(g)
+    model = shared_session().load(g)
     y = np.array([1, 2, 3], np.float32)
     check(model.execute(np.array(True), y)[0].to_numpy(), np.full(3, 2, np.float32))
     check(model.execute(np.array(False), y)[0].to_numpy(), y)
@@ -214,7 +214,7 @@ def test_runtime_checks_inside_a_body_are_refused_when_compiling() -> None:
     g = Graph("chk", forward, input_types=[tt(DType.float32, 4), tt(DType.int64, 1)])
     with pytest.raises(Exception, match=r"mo\.cond.*runtime checks .* not supported inside "
                                         r"control-flow bodies"):
-        _session().load(g)
+        shared_session().load(g)
 
 
 def test_a_value_leaked_out_of_a_body_is_refused() -> None:

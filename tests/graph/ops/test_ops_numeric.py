@@ -9,30 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tt
+from conftest import shared_session, tt
 
 from max.dtype import DType
 from max.graph import Graph, ops
 
-from max import driver, engine
+from max import driver
 from max.graph import DeviceRef
 
 CPU = DeviceRef.CPU()
-
-_SESSION = None
-
-
-def _session() -> Any:
-    global _SESSION
-    if _SESSION is None:
-        _SESSION = engine.InferenceSession()
-    return _SESSION
 
 
 def run(fn: Callable[..., Any], types: list, *inputs: np.ndarray) -> list[np.ndarray]:
     """Builds ``fn`` as a graph of ``types``, runs it on ``inputs`` (several input sets may be
     given as tuples) and returns the outputs as numpy arrays."""
-    model = _session().load(Graph("numeric", fn, input_types=types))
+    model = shared_session().load(Graph("numeric", fn, input_types=types))
     # np.require, not np.ascontiguousarray: that one makes rank-0 inputs rank 1.
     out = model.execute(*(driver.Tensor.from_numpy(np.require(a, requirements="C"))
                           for a in inputs))
@@ -87,7 +78,7 @@ UNARY = {
 def test_unary_float32(name: str) -> None:
     ref, bounds = UNARY[name]
     fn = getattr(ops, name)
-    model = _session().load(Graph(name, fn, input_types=[tt(DType.float32, "batch", 3)]))
+    model = shared_session().load(Graph(name, fn, input_types=[tt(DType.float32, "batch", 3)]))
     for batch in (2, 5):
         x = _floats(batch, 3, **bounds)
         (got,) = [o.to_numpy() for o in model.execute(driver.Tensor.from_numpy(x))]
@@ -133,7 +124,7 @@ BINARY_FLOAT = {
 @pytest.mark.parametrize("name", sorted(BINARY_FLOAT))
 def test_binary_float32_broadcasting(name: str) -> None:
     fn = getattr(ops, name)
-    model = _session().load(
+    model = shared_session().load(
         Graph(name, lambda a, b: fn(a, b), input_types=[tt(DType.float32, "batch", 1), tt(DType.float32, 3)])
     )
     for batch in (2, 5):
@@ -208,7 +199,7 @@ def test_matmul(a, b) -> None:
 def test_matmul_rows_of_symbolic_batch_by_weight(dtype) -> None:
     """[b, s, k] @ [k, n] with two symbolic dims is one 2-D matmul over b * s rows."""
     w = (_floats(16, 40) * 4).astype(dtype.to_numpy())
-    model = _session().load(Graph(
+    model = shared_session().load(Graph(
         "rows", lambda x: x @ ops.constant(w, dtype, CPU),
         input_types=[tt(dtype, "b", "s", 16)]))
     for b, s in ((2, 33), (1, 1), (3, 0)):

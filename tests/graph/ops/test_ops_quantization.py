@@ -7,10 +7,9 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from conftest import CPU, build, tt
+from conftest import CPU, build, shared_session, tt
 from mlir import ir
 
-from max import engine
 from max.compiler.lowering import lower_to_linalg
 from max.dialects.mo import context as mo_context
 from max.dialects.mo.opdefs import OPS, TypeRuleError
@@ -23,13 +22,6 @@ GGUF_ENCODINGS = [Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 # The float16 fields of each block (scale, min): kept finite for matmul data.
 _HALVES = {Q.Q4_0: (0,), Q.Q4_1: (0, 2), Q.Q8_0: (0,), Q.Q4_K: (0, 2), Q.Q5_K: (0, 2),
            Q.Q6_K: (208,)}
-_SESSION: list[engine.InferenceSession] = []
-
-
-def _session() -> engine.InferenceSession:
-    if not _SESSION:
-        _SESSION.append(engine.InferenceSession())
-    return _SESSION[0]
 
 
 def _gguf_type(enc: QuantizationEncoding) -> gguf.GGMLQuantizationType:
@@ -47,7 +39,7 @@ def _blocks(enc: QuantizationEncoding, rows: int, nblocks: int, seed: int = 0) -
 
 
 def _run(types: list[TensorType], fn, *inputs: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
-    (out,) = _session().load(build(types, fn)).execute(*inputs)
+    (out,) = shared_session().load(build(types, fn)).execute(*inputs)
     return out.to_numpy()
 
 
@@ -102,7 +94,7 @@ def test_dequantize_ranks_and_symbolic_rows(enc: QuantizationEncoding) -> None:
     cases = [((2 * nb,), [(2 * nb,)]), ((1, nb), [(1, nb)]),
              (("a", 3, nb), [(2, 3, nb), (0, 3, nb)])]
     for dims, shapes in cases:
-        model = _session().load(build([tt(DType.uint8, *dims)],
+        model = shared_session().load(build([tt(DType.uint8, *dims)],
                                       lambda x: ops.dequantize(enc, x)))
         for shape in shapes:
             raw = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -145,7 +137,7 @@ def test_qmatmul_symbolic_rows() -> None:
     enc = Q.Q4_0
     w = np.random.default_rng(4).standard_normal((40, 64)).astype(np.float32)
     raw = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_0)
-    model = _session().load(build([tt(DType.float32, "batch", "seq", 64),
+    model = shared_session().load(build([tt(DType.float32, "batch", "seq", 64),
                                    tt(DType.uint8, 40, raw.shape[1])],
                                   lambda x, w: ops.qmatmul(enc, None, x, w)))
     deq = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q4_0)

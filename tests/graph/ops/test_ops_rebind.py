@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build, filecheck, result_type, tt
-from test_ops_numeric import _session, check, run
+from conftest import build, filecheck, result_type, shared_session, tt
+from test_ops_numeric import check, run
 
 from max.dtype import DType
 from max.graph import Dim, Graph, ops
@@ -16,7 +16,7 @@ def test_rebind_symbolic_to_static_checks_at_run_time() -> None:
     g = Graph("rb", lambda v: ops.rebind(v, [4, 3], "rows must be 4") * 2,
               input_types=[tt(DType.float32, "batch", 3)])
     assert list(g.output_types[0].shape) == [Dim(4), Dim(3)]
-    model = _session().load(g)
+    model = shared_session().load(g)
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     check(model.execute(x)[0].to_numpy(), x * 2)
     for rows in (2, 6, 0):  # fewer and more rows: the model reports, reads nothing beyond x

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build, filecheck, result_type, tt
+from conftest import build, filecheck, graph_of, result_type, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,10 +119,10 @@ def test_full_slices_and_new_axes_only_reshape() -> None:
     CHECK-NOT: mo.slice
     CHECK: "mo.reshape"(%arg0) {{.*}} -> !mo.tensor<f32, ["batch", 1, 3], "cpu:0">
     """)
-    with build.__globals__["graph_of"](tt(DType.float32, 2)) as gr:
+    with graph_of(tt(DType.float32, 2)) as gr:
         x = gr.inputs[0]
         assert x[...] is x and x[:] is x
-    with build.__globals__["graph_of"](tt(DType.float32, 0, 2)) as gr:
+    with graph_of(tt(DType.float32, 0, 2)) as gr:
         x = gr.inputs[0]
         assert x[:] is x and x[:, :] is x  # an empty dim's full slice is no op either
 

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tt
+from conftest import shared_session, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from max.dtype import DType
-from max.engine import InferenceSession
 from max.graph import Graph, ops
-
-_SESSION: list[InferenceSession] = []
 
 
 def _load(graph: Graph):
-    if not _SESSION:
-        _SESSION.append(InferenceSession())
-    return _SESSION[0].load(graph)
+    return shared_session().load(graph)
 
 
 STEPS = [None, 1, 2, 3, -1, -2, -3]

@@ -6,22 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tt
+from conftest import shared_session, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from max.dtype import DType
-from max.engine import InferenceSession
 from max.graph import Graph, ops
 
-_SESSION: list[InferenceSession] = []
 RNG = np.random.default_rng(11)
 
 
 def _run(types, fn, *inputs):
-    if not _SESSION:
-        _SESSION.append(InferenceSession())
-    model = _SESSION[0].load(Graph("sort", fn, input_types=list(types)))
+    model = shared_session().load(Graph("sort", fn, input_types=list(types)))
     return [o.to_numpy() for o in model.execute(*inputs)], model
 
 
