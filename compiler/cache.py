@@ -52,6 +52,8 @@ from max.runtime.artifact import (
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _SOURCE_DIRS = ("compiler", "dialects")
+# The artifact record (and the entry symbol it derives) is the compiler's output format too.
+_SOURCE_FILES = ("runtime/artifact.py",)
 _SOURCE_SUFFIXES = (".py", ".mlir")
 
 CACHE_DIR_ENV = "MAX_CACHE_DIR"
@@ -193,12 +195,11 @@ def compiler_version() -> str:
             h.update(f"{dist}={metadata.version(dist)}".encode())
         except metadata.PackageNotFoundError:
             h.update(f"{dist}=none".encode())
-    for folder in _SOURCE_DIRS:
-        root = _PACKAGE_ROOT / folder
-        for path in sorted(root.rglob("*")):
-            if path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts:
-                h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
-                h.update(hashlib.sha256(path.read_bytes()).digest())
+    paths = [p for folder in _SOURCE_DIRS for p in sorted((_PACKAGE_ROOT / folder).rglob("*"))
+             if p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts]
+    for path in paths + [_PACKAGE_ROOT / f for f in _SOURCE_FILES]:
+        h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return "0.1.0+" + h.hexdigest()[:16]
 
 
