@@ -9,7 +9,16 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, scf, tensor
 
-from max.compiler.lowering.builders import linalg_index, PARALLEL, REDUCTION, dims_map, fill, generic, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    index_constant,
+    linalg_index,
+    scalar,
+)
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.registry import lowering
 
@@ -54,8 +63,7 @@ def any_oob(ctx: LoweringContext, indices: ir.Value, sizes: list[ir.Value],
         if len(sizes) > 1:
             last = linalg_index(rank - 1)
             for j in range(1, len(sizes)):
-                n = arith.select(arith.cmpi(I.eq, last, arith.constant(ir.IndexType.get(), j)),
-                                 sizes[j], n)
+                n = arith.select(arith.cmpi(I.eq, last, index_constant(j)), sizes[j], n)
         _, oob = _normalize(ctx, raw, n, unsigned)
         return arith.ori(acc, arith.extui(i8, oob))
 

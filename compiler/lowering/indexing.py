@@ -17,6 +17,7 @@ from max.compiler.lowering.builders import (
     PARALLEL,
     fill,
     generic,
+    index_constant,
     linalg_index,
     scalar,
 )
@@ -35,8 +36,7 @@ def _index() -> ir.Type:
     return ir.IndexType.get()
 
 
-def _c(v: int) -> ir.Value:
-    return arith.constant(_index(), v)
+_c = index_constant  # short: on most lines
 
 
 def _for(lo: ir.Value, hi: ir.Value, step: ir.Value, args: Sequence[ir.Value],
