@@ -60,7 +60,7 @@ def _store_slice(ctx: LoweringContext) -> list[ir.Value]:
     src_shape = list(ir.MemRefType(buffer.type).shape)
     layout = ir.Attribute.parse(f"strided<[{', '.join(['?'] * rank)}], offset: ?>")
     dynamic_view = memref.cast(ir.MemRefType.get(src_shape, elem, layout), buffer)
-    sizes = [d if isinstance(d, int) else ctx.dim_value(d) for d in x_type.dims]
+    sizes = ctx.dims(x_type)
     view_type = ir.MemRefType.get([d if isinstance(d, int) else DYNAMIC for d in x_type.dims],
                                   elem, layout)
     window = memref.subview(dynamic_view, starts, sizes, steps, result_type=view_type)

@@ -67,6 +67,11 @@ def scalar(t: ir.Type, value: float | int | bool) -> ir.Value:
     return arith.constant(t, ir.FloatAttr.get(t, float(value)))
 
 
+def index_constant(v: int) -> ir.Value:
+    """An arith.constant of type index (``scalar`` makes element constants, not indices)."""
+    return arith.constant(ir.IndexType.get(), v)
+
+
 def fill(value: ir.Value, dest: ir.Value) -> ir.Value:
     """linalg.fill of ``dest`` with the scalar ``value``."""
     return linalg.fill(value, outs=[dest])

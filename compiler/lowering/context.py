@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mlir import ir
 from mlir.dialects import arith, memref, tensor
 
+from max.compiler.lowering.builders import index_constant
 from max.compiler.passes.registry import CompilationError
 from max.dialects.mo.types import Dim, MOTensorType
 
@@ -83,7 +84,7 @@ class FunctionLowering:
 
     def index(self, v: int) -> ir.Value:
         """An index constant."""
-        return arith.constant(ir.IndexType.get(), v)
+        return index_constant(v)
 
     def dim_value(self, d: Dim) -> ir.Value:
         """The runtime value (index) of a dim: static, bound symbol or algebraic expression."""

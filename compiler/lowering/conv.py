@@ -28,6 +28,7 @@ from max.compiler.lowering.builders import (
     fill,
     generic,
     identity_map,
+    index_constant,
     linalg_index,
     scalar,
 )
@@ -44,7 +45,7 @@ SPLIT_GROUPS = 8
 def _add(a: Size, b: int) -> Size:
     if isinstance(a, int):
         return a + b
-    return a if b == 0 else arith.addi(a, arith.constant(ir.IndexType.get(), b))
+    return a if b == 0 else arith.addi(a, index_constant(b))
 
 
 def _slice_args(values: Sequence[Size]) -> tuple[list[ir.Value], list[int]]:
@@ -253,7 +254,7 @@ def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
 
 
 def _mul(a: Size, b: int) -> Size:
-    return a * b if isinstance(a, int) else arith.muli(a, arith.constant(ir.IndexType.get(), b))
+    return a * b if isinstance(a, int) else arith.muli(a, index_constant(b))
 
 
 @lowering("mo.conv2d_transpose")
@@ -311,11 +312,7 @@ def _max_pool2d(ctx: LoweringContext) -> list[ir.Value]:
 
 def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.Value:
     """How many of the k taps of output position ``o`` fall in [lo, hi) of the padded axis."""
-    index = ir.IndexType.get()
-
-    def c(v: int) -> ir.Value:
-        return arith.constant(index, v)
-
+    c = index_constant
     start = arith.muli(o, c(s))
     # Taps j with lo <= start + j * d < hi:
     # j in [ceil((lo - start) / d), floor((hi - 1 - start) / d)], and in [0, k).

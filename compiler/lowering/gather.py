@@ -9,7 +9,16 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, scf, tensor
 
-from max.compiler.lowering.builders import linalg_index, PARALLEL, REDUCTION, dims_map, fill, generic, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    index_constant,
+    linalg_index,
+    scalar,
+)
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.registry import lowering
 
@@ -28,18 +37,50 @@ def _normalize(ctx: LoweringContext, raw: ir.Value, n: ir.Value, unsigned: bool
     return i, oob
 
 
+def where(ctx: LoweringContext) -> str:
+    """The suffix ' (at LOCATION)' of a check message, or '' where the location is unknown."""
+    at = str(ctx.op.location)
+    return "" if at == "loc(unknown)" else f" (at {at})"
+
+
+def unsigned_indices(ctx: LoweringContext, mo_element: str) -> bool:
+    """Whether indices of element type ``mo_element`` are unsigned; non-integers are refused."""
+    kind = kind_of(mo_element)
+    if kind not in ("sint", "uint"):
+        raise ctx.error(f"indices must be integers, not {mo_element}")
+    return kind == "uint"
+
+
+def any_oob(ctx: LoweringContext, indices: ir.Value, sizes: list[ir.Value],
+            unsigned: bool) -> ir.Value:
+    """A rank-0 i8 tensor: 1 when some index is out of range. With one size every index is
+    checked against it; with several, an index at position j of the last dim against sizes[j]."""
+    rank = ir.RankedTensorType(indices.type).rank
+    i8 = ir.IntegerType.get_signless(8)
+
+    def check(raw: ir.Value, acc: ir.Value) -> ir.Value:
+        n = sizes[0]
+        if len(sizes) > 1:
+            last = linalg_index(rank - 1)
+            for j in range(1, len(sizes)):
+                n = arith.select(arith.cmpi(I.eq, last, index_constant(j)), sizes[j], n)
+        _, oob = _normalize(ctx, raw, n, unsigned)
+        return arith.ori(acc, arith.extui(i8, oob))
+
+    return generic([indices], [fill(scalar(i8, 0), tensor.empty([], i8))],
+                   [ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [])],
+                   [REDUCTION] * rank, check)[0]
+
+
 @lowering("mo.gather")
 def _gather(ctx: LoweringContext) -> list[ir.Value]:
     x, indices = ctx.operands
     x_t, i_t = ctx.operand_types
     out_t = ctx.result_types[0]
     axis = ctx.axis(x_t.rank)
-    ik = kind_of(i_t.element_type)
-    if ik not in ("sint", "uint"):
-        raise ctx.error(f"indices must be integers, not {i_t.element_type}")
+    unsigned = unsigned_indices(ctx, i_t.element_type)
     if out_t.rank != x_t.rank - 1 + i_t.rank:
         raise ctx.error(f"result rank {out_t.rank} != {x_t.rank} - 1 + {i_t.rank}")
-    unsigned = ik == "uint"
     n = ctx.dim_value(x_t.dims[axis])
     rank = out_t.rank
     k = i_t.rank
@@ -68,17 +109,7 @@ def _gather(ctx: LoweringContext) -> list[ir.Value]:
     out = generic([indices], [ctx.empty(out_t)], [idx_map, ir.AffineMap.get_identity(rank)],
                   [PARALLEL] * rank, body)[0]
 
-    i8 = ir.IntegerType.get_signless(8)
-    flag0 = fill(scalar(i8, 0), tensor.empty([], i8))
-
-    def check(raw: ir.Value, acc: ir.Value) -> ir.Value:
-        _, oob = _normalize(ctx, raw, n, unsigned)
-        return arith.ori(acc, arith.extui(i8, oob))
-
-    flag = generic([indices], [flag0], [ir.AffineMap.get_identity(k), ir.AffineMap.get(k, 0, [])],
-                   [REDUCTION] * k, check)[0]
-    where = str(ctx.op.location)
-    where = "" if where == "loc(unknown)" else f" (at {where})"
-    ctx.add_check(flag, f"mo.gather: index out of range for axis {axis} of size "
-                        f"{x_t.dims[axis]}{where}")
+    ctx.add_check(any_oob(ctx, indices, [n], unsigned),
+                  f"mo.gather: index out of range for axis {axis} of size "
+                  f"{x_t.dims[axis]}{where(ctx)}")
     return [out]

@@ -15,15 +15,15 @@ from mlir.dialects import arith, math, scf, tensor
 
 from max.compiler.lowering.builders import (
     PARALLEL,
-    REDUCTION,
     fill,
     generic,
+    index_constant,
     linalg_index,
     scalar,
 )
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.float8 import decode, is_float8
-from max.compiler.lowering.gather import _normalize
+from max.compiler.lowering.gather import _normalize, any_oob, unsigned_indices, where
 from max.compiler.lowering.registry import lowering
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice
 
@@ -36,8 +36,7 @@ def _index() -> ir.Type:
     return ir.IndexType.get()
 
 
-def _c(v: int) -> ir.Value:
-    return arith.constant(_index(), v)
+_c = index_constant  # short: on most lines
 
 
 def _for(lo: ir.Value, hi: ir.Value, step: ir.Value, args: Sequence[ir.Value],
@@ -82,11 +81,6 @@ def _while(args: Sequence[ir.Value], cond: Callable[[list[ir.Value]], ir.Value],
     with ir.InsertionPoint(after):
         scf.YieldOp(list(body(list(after.arguments))))
     return list(op.results)
-
-
-def _where(ctx: LoweringContext) -> str:
-    where = str(ctx.op.location)
-    return "" if where == "loc(unknown)" else f" (at {where})"
 
 
 def _dims(ctx: LoweringContext, t: object) -> list[ir.Value]:
@@ -136,7 +130,7 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
         # The type rule proved k <= n for static dims only.
         ctx.add_check(arith.cmpi(I.sgt, keep, n),
                       f"mo.argsort: the result keeps {out_t.dims[axis]} positions of axis "
-                      f"{axis}, larger than its size {x_t.dims[axis]}{_where(ctx)}")
+                      f"{axis}, larger than its size {x_t.dims[axis]}{where(ctx)}")
         keep = arith.minsi(keep, n)
     outer = [ctx.dim_value(d) for i, d in enumerate(x_t.dims) if i != axis]
 
@@ -257,38 +251,12 @@ def _select_line(n: ir.Value, k: int, key: Callable[[ir.Value], ir.Value],
 # -- mo.gather_nd ------------------------------------------------------------------------------
 
 
-def _any_oob(ctx: LoweringContext, indices: ir.Value, sizes: list[ir.Value],
-             unsigned: bool) -> ir.Value:
-    """A rank-0 i8 tensor: 1 when some index (last dim j against sizes[j]) is out of range."""
-    rank = ir.RankedTensorType(indices.type).rank
-    i8 = ir.IntegerType.get_signless(8)
-
-    def check(raw: ir.Value, acc: ir.Value) -> ir.Value:
-        last = linalg_index(rank - 1)
-        n = sizes[0]
-        for j in range(1, len(sizes)):
-            n = arith.select(arith.cmpi(I.eq, last, _c(j)), sizes[j], n)
-        _, oob = _normalize(ctx, raw, n, unsigned)
-        return arith.ori(acc, arith.extui(i8, oob))
-
-    return generic([indices], [fill(scalar(i8, 0), tensor.empty([], i8))],
-                   [ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [])],
-                   [REDUCTION] * rank, check)[0]
-
-
-def _unsigned(ctx: LoweringContext, mo_element: str) -> bool:
-    kind = kind_of(mo_element)
-    if kind not in ("sint", "uint"):
-        raise ctx.error(f"indices must be integers, not {mo_element}")
-    return kind == "uint"
-
-
 @lowering("mo.gather_nd")
 def _gather_nd(ctx: LoweringContext) -> list[ir.Value]:
     x, indices = ctx.operands
     x_t, i_t = ctx.operand_types
     out_t = ctx.result_types[0]
-    unsigned = _unsigned(ctx, i_t.element_type)
+    unsigned = unsigned_indices(ctx, i_t.element_type)
     b, k = ctx.int_attr("batch_dims"), i_t.dims[-1]
     if not isinstance(k, int) or b + k > x_t.rank or out_t.rank != x_t.rank - k + i_t.rank - 1 - b:
         raise ctx.error(f"bad shapes: x {x_t.dims}, indices {i_t.dims}, batch_dims {b}")
@@ -318,9 +286,9 @@ def _gather_nd(ctx: LoweringContext) -> list[ir.Value]:
     out = generic([], [ctx.empty(out_t)], [ir.AffineMap.get_identity(out_t.rank)],
                   [PARALLEL] * out_t.rank, body)[0]
     if k:
-        ctx.add_check(_any_oob(ctx, indices, sizes, unsigned),
+        ctx.add_check(any_oob(ctx, indices, sizes, unsigned),
                       f"mo.gather_nd: index out of range for dims {list(x_t.dims[b:b + k])} "
-                      f"of x{_where(ctx)}")
+                      f"of x{where(ctx)}")
     return [out]
 
 
@@ -332,7 +300,7 @@ def _scatter(ctx: LoweringContext) -> list[ir.Value]:
     x, updates, indices = ctx.operands
     x_t, _, i_t = ctx.operand_types
     axis = ctx.axis(x_t.rank)
-    unsigned = _unsigned(ctx, i_t.element_type)
+    unsigned = unsigned_indices(ctx, i_t.element_type)
     n = ctx.dim_value(x_t.dims[axis])
     i1 = ir.IntegerType.get_signless(1)
 
@@ -347,7 +315,7 @@ def _scatter(ctx: LoweringContext) -> list[ir.Value]:
 
     out, failed = _nest(_dims(ctx, i_t), [x, scalar(i1, 0)], body)
     ctx.add_check(failed, f"mo.scatter: index out of range for axis {axis} of size "
-                          f"{x_t.dims[axis]}{_where(ctx)}")
+                          f"{x_t.dims[axis]}{where(ctx)}")
     return [out]
 
 
@@ -355,7 +323,7 @@ def _scatter(ctx: LoweringContext) -> list[ir.Value]:
 def _scatter_nd(ctx: LoweringContext) -> list[ir.Value]:
     x, updates, indices = ctx.operands
     x_t, u_t, i_t = ctx.operand_types
-    unsigned = _unsigned(ctx, i_t.element_type)
+    unsigned = unsigned_indices(ctx, i_t.element_type)
     k = i_t.dims[-1]
     if not isinstance(k, int) or k > x_t.rank:
         raise ctx.error(f"bad index vector {i_t.dims} for x {x_t.dims}")
@@ -388,7 +356,7 @@ def _scatter_nd(ctx: LoweringContext) -> list[ir.Value]:
     out, failed = _nest(_dims(ctx, i_t)[:-1], [x, scalar(i1, 0)], body)
     if k:
         ctx.add_check(failed, f"mo.scatter_nd: index out of range for dims "
-                              f"{list(x_t.dims[:k])} of x{_where(ctx)}")
+                              f"{list(x_t.dims[:k])} of x{where(ctx)}")
     return [out]
 
 
@@ -401,7 +369,7 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
     x_t, r_t = ctx.operand_types
     out_t = ctx.result_types[0]
     axis = ctx.axis(x_t.rank)
-    unsigned = _unsigned(ctx, r_t.element_type)
+    unsigned = unsigned_indices(ctx, r_t.element_type)
     n, total = ctx.dim_value(x_t.dims[axis]), ctx.dim_value(out_t.dims[axis])
     shared = r_t.dims[0] == 1  # one count for every element
     i1, i64 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(64)
@@ -424,7 +392,7 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
     end, src, bad = _for(_c(0), n, _c(1), [_c(0), src0, scalar(i1, 0)], element)
     ctx.add_check(arith.ori(bad, arith.cmpi(I.ne, end, total)),
                   f"mo.repeat_interleave: repeats must be non-negative and sum to the result's "
-                  f"dim {out_t.dims[axis]} along axis {axis}{_where(ctx)}")
+                  f"dim {out_t.dims[axis]} along axis {axis}{where(ctx)}")
     et = element_type(out_t.element_type)
     maybe_empty = not (isinstance(x_t.dims[axis], int) and x_t.dims[axis] > 0)
 

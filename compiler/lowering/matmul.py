@@ -9,6 +9,7 @@ from max.compiler.lowering.builders import PARALLEL, REDUCTION, dims_map, fill, 
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type, kind_of
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
+from max.compiler.lowering.shape_ops import reshape_to
 
 
 @lowering("mo.matmul")
@@ -55,7 +56,6 @@ def _rows_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type) ->
         return linalg.matmul(a, b, outs=[fill(scalar(et, 0), ctx.empty(out_t))])
     lead = list(range(a_t.rank - 1))
     a_shape = ir.RankedTensorType(a.type).shape
-    out_tensor = ctx.tensor_type(out_t)
     rows_static = all(d != DYNAMIC for d in a_shape[:-1])
     rows = 1
     for d in a_shape[:-1]:
@@ -68,7 +68,4 @@ def _rows_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type) ->
                                    n if n != DYNAMIC else tensor.dim(b, ctx.index(1))]
     acc = fill(scalar(et, 0), tensor.empty(sizes, et))
     product = linalg.matmul(a2, b, outs=[acc])
-    # tensor.reshape, not expand_shape: memref.expand_shape allows one dynamic size per group.
-    shape = tensor.from_elements(ir.RankedTensorType.get([out_t.rank], ir.IndexType.get()),
-                                 [ctx.dim_value(d) for d in out_t.dims])
-    return tensor.reshape(out_tensor, product, shape)
+    return reshape_to(ctx, product, out_t)

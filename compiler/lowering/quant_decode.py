@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from max.compiler.lowering.builders import PARALLEL, dims_map, generic, linalg_index, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    dims_map,
+    generic,
+    index_constant,
+    linalg_index,
+    scalar,
+)
 from max.compiler.lowering.context import DYNAMIC
 from max.compiler.lowering.shape_ops import extract_slice
 from max.dialects.mo.opdefs.quant_blocks import BLOCKS
@@ -59,8 +66,7 @@ class _Block:
         return arith.extf(ir.F32Type.get(), arith.bitcast(ir.F16Type.get(), bits))
 
 
-def _idx(v: int) -> ir.Value:
-    return arith.constant(ir.IndexType.get(), v)
+_idx = index_constant  # short: on most lines
 
 
 def _i32(v: int) -> ir.Value:

@@ -28,7 +28,7 @@ from max.compiler.lowering.quant_decode import (
     slice_rows,
 )
 from max.compiler.lowering.registry import lowering
-from max.compiler.lowering.shape_ops import extract_slice, insert_slice
+from max.compiler.lowering.shape_ops import extract_slice, insert_slice, reshape_to
 from max.dialects.mo.opdefs.quant_blocks import BLOCKS
 
 # Weight rows decoded at a time by qmatmul: [64, K] f32 is 1 MiB at K = 4096, within L2, and
@@ -76,10 +76,7 @@ def _from_rows(ctx: LoweringContext, x: ir.Value) -> ir.Value:
     out_t = ctx.result_types[0]
     if out_t.rank == 2:
         return x
-    # tensor.reshape, not expand_shape: memref.expand_shape allows one dynamic size per group.
-    shape = tensor.from_elements(ir.RankedTensorType.get([out_t.rank], ir.IndexType.get()),
-                                 [ctx.dim_value(d) for d in out_t.dims])
-    return tensor.reshape(ctx.tensor_type(out_t), x, shape)
+    return reshape_to(ctx, x, out_t)
 
 
 @lowering("mo.dequantize")

@@ -10,6 +10,7 @@ from mlir.dialects import arith, linalg, tensor
 from max.compiler.lowering.builders import linalg_index, PARALLEL, broadcast_map, generic, identity_map
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.registry import lowering
+from max.dialects.mo.types import MOTensorType
 
 Mixed = int | ir.Value
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -36,6 +37,16 @@ def extract_slice(result: ir.Type, src: ir.Value, offsets: Sequence[Mixed],
     return tensor.extract_slice(result, src, do, ds, dt, so, ss, st)
 
 
+def reshape_to(ctx: LoweringContext, x: ir.Value, t: MOTensorType) -> ir.Value:
+    """``tensor.reshape`` of the contiguous tensor ``x`` to the shape of ``t`` (a view, no copy).
+
+    Not ``tensor.expand_shape``: ``memref.expand_shape`` allows one dynamic size per group.
+    """
+    shape = tensor.from_elements(ir.RankedTensorType.get([t.rank], ir.IndexType.get()),
+                                 [ctx.dim_value(d) for d in t.dims])
+    return tensor.reshape(ctx.tensor_type(t), x, shape)
+
+
 @lowering("mo.reshape")
 def _reshape(ctx: LoweringContext) -> list[ir.Value]:
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
@@ -48,10 +59,7 @@ def _reshape(ctx: LoweringContext) -> list[ir.Value]:
             n_out *= d
         if n_in != n_out:
             raise ctx.error(f"cannot reshape {x_t.dims} ({n_in} elements) to {out_t.dims}")
-    index = ir.IndexType.get()
-    shape = tensor.from_elements(ir.RankedTensorType.get([out_t.rank], index),
-                                 [ctx.dim_value(d) for d in out_t.dims])
-    return [tensor.reshape(ctx.tensor_type(out_t), ctx.operands[0], shape)]
+    return [reshape_to(ctx, ctx.operands[0], out_t)]
 
 
 @lowering("mo.transpose")

@@ -173,3 +173,21 @@ def test_schedule_failure_falls_back_to_plain_loops(monkeypatch: pytest.MonkeyPa
     b = rng.standard_normal((9, 33), dtype=np.float32)
     (out,), _ = c([a, b], [((5, 33), "float32")])
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["softmax", "layer_norm", "reduce_sum", "reduce_max"])
+def test_row_ops_are_vector_code_with_no_linalg_left(op: str) -> None:
+    # Each op's schedule runs with failures suppressed: one it stops handling would stay plain
+    # (scalar) loops and still compute the right values, which the numeric tests cannot see.
+    tx, tg = mo_type("f32", ("n", 256)), mo_type("f32", (256,))
+    if op == "layer_norm":
+        text = (f"func.func @g(%x: {tx}, %g: {tg}, %b: {tg}) -> {tx} attributes {{mo.graph}} {{\n"
+                f'  %r = "mo.layer_norm"(%x, %g, %b) {{epsilon = 1.0e-05 : f32}} : '
+                f"({tx}, {tg}, {tg}) -> {tx}\n  func.return %r : {tx}\n}}\n")
+    elif op == "softmax":
+        text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 256)), "axis = 1 : i64")
+    else:
+        text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 1)), "axis = 1 : i64")
+    ir_text = _scheduled_ir(text)
+    assert "vector.reduction" in ir_text
+    assert "linalg." not in ir_text
