@@ -201,6 +201,11 @@ def expect_shape(op: str, result: TypeLike, shape: Sequence[Dim], why: str) -> N
                             f"{shape_text(shape)} ({why})")
 
 
+def expect_dtype(op: str, result: TypeLike, dtype: DType) -> None:
+    if result.dtype != dtype:
+        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {dtype.name}")
+
+
 def expect_device(op: str, result: TypeLike, device: Any) -> None:
     if result.device != device:
         raise TypeRuleError(f"{op}: result device {result.device} should be {device}")
