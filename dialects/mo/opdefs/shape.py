@@ -21,7 +21,6 @@ from max.dialects.mo.opdefs.base import (
     check_axis,
     expect_device,
     expect_dtype,
-    expect_shape,
     num_elements,
     same_device,
     same_dtype,
