@@ -150,6 +150,11 @@ def same_dtype(op: str, names: Sequence[str], operands: Sequence[TypeLike]) -> D
 
 def broadcast(op: str, names: Sequence[str], shapes: Sequence[Sequence[Dim]]) -> tuple[Dim, ...]:
     """numpy broadcasting: each pair of dims equal (canonically) or one of them a static 1."""
+    # Fast path (graph building: most elementwise ops see operands of one shape). Equal shapes
+    # broadcast to themselves; list equality tries identity before Dim.__eq__.
+    first = list(shapes[0]) if shapes else []
+    if all(list(s) == first for s in shapes[1:]):
+        return tuple(first)
     rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for i in range(rank):
@@ -194,6 +199,11 @@ def expect_shape(op: str, result: TypeLike, shape: Sequence[Dim], why: str) -> N
     if list(result.shape) != list(shape):
         raise TypeRuleError(f"{op}: result shape {shape_text(result.shape)} should be "
                             f"{shape_text(shape)} ({why})")
+
+
+def expect_dtype(op: str, result: TypeLike, dtype: DType) -> None:
+    if result.dtype != dtype:
+        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {dtype.name}")
 
 
 def expect_device(op: str, result: TypeLike, device: Any) -> None:

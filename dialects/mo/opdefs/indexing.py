@@ -22,6 +22,7 @@ from max.dialects.mo.opdefs.base import (
     TypeRuleError,
     check_axis,
     expect_device,
+    expect_dtype,
     same_device,
     same_dtype,
     shape_text,
@@ -46,8 +47,7 @@ def _check_argsort(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, An
     axis = check_axis(op, attrs["axis"], rank)
     if attrs["descending"] not in (0, 1):
         raise TypeRuleError(f"{op}: attribute descending={attrs['descending']!r} must be 0 or 1")
-    if result.dtype != DType.int64:
-        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be int64")
+    expect_dtype(op, result, DType.int64)
     expect_device(op, result, x.device)
     if len(result.shape) != rank or any(
             a != b for i, (a, b) in enumerate(zip(x.shape, result.shape)) if i != axis):
@@ -145,8 +145,7 @@ def _check_repeat_interleave(op: str, operands: Sequence[TypeLike], attrs: Mappi
     if len(repeats.shape) != 1 or repeats.shape[0] not in (x.shape[axis], 1):
         raise TypeRuleError(f"{op}: operand repeats {shape_text(repeats.shape)} must have shape "
                             f"[1] or [{x.shape[axis]}] (dim {axis} of x)")
-    if result.dtype != x.dtype:
-        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {x.dtype.name}")
+    expect_dtype(op, result, x.dtype)
     expect_device(op, result, x.device)
     # The repeated dim is declared by the result (the sum of repeats is checked at run time).
     if len(result.shape) != rank or any(

@@ -28,6 +28,7 @@ from max.dialects.mo.opdefs.base import (
     TypeRuleError,
     check_axis,
     expect_device,
+    expect_dtype,
     same_device,
     same_dtype,
     shape_text,
@@ -43,11 +44,6 @@ def _flag(op: str, attrs: Mapping[str, Any], name: str) -> bool:
     if value not in (0, 1):
         raise TypeRuleError(f"{op}: attribute {name}={value!r} must be 0 or 1")
     return bool(value)
-
-
-def _expect_dtype(op: str, result: TypeLike, dtype: DType) -> None:
-    if result.dtype != dtype:
-        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {dtype.name}")
 
 
 # -- type rules ------------------------------------------------------------------------------------
@@ -96,7 +92,7 @@ def _check_range(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]
     for name, v in zip(names, operands):
         if len(v.shape) != 0:
             raise TypeRuleError(f"{op}: operand {name} {shape_text(v.shape)} must have rank 0")
-    _expect_dtype(op, result, dtype)
+    expect_dtype(op, result, dtype)
     expect_device(op, result, device)
     if len(result.shape) != 1:
         raise TypeRuleError(f"{op}: result {shape_text(result.shape)} must have rank 1 (its "
@@ -106,7 +102,7 @@ def _check_range(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any]
 def _check_rebind(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
                   result: TypeLike) -> None:
     (x,) = operands
-    _expect_dtype(op, result, x.dtype)
+    expect_dtype(op, result, x.dtype)
     expect_device(op, result, x.device)
     if not isinstance(attrs["message"], str):
         raise TypeRuleError(f"{op}: attribute message must be a string")
@@ -122,7 +118,7 @@ def _check_rebind(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any
 def _check_tile(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
                 result: TypeLike) -> None:
     (x,) = operands
-    _expect_dtype(op, result, x.dtype)
+    expect_dtype(op, result, x.dtype)
     expect_device(op, result, x.device)
     if len(result.shape) != len(x.shape):
         raise TypeRuleError(f"{op}: result {shape_text(result.shape)} must have the rank of "
@@ -163,7 +159,7 @@ def shape_dims(op: str, text: Any) -> list[Dim]:
 def _check_shape_to_tensor(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
                            result: TypeLike) -> None:
     dims = shape_dims(op, attrs["dims"])
-    _expect_dtype(op, result, DType.int64)
+    expect_dtype(op, result, DType.int64)
     if list(result.shape) != [Dim(len(dims))]:
         raise TypeRuleError(f"{op}: result {shape_text(result.shape)} should be "
                             f"[{len(dims)}] (one element per dim)")

@@ -20,7 +20,7 @@ from max.dialects.mo.opdefs.base import (
     TypeRuleError,
     check_axis,
     expect_device,
-    expect_shape,
+    expect_dtype,
     num_elements,
     same_device,
     same_dtype,
@@ -31,13 +31,8 @@ from max.dialects.mo.types import ELEMENT_TYPES
 from max.dtype import DType
 
 
-def _expect_dtype(op: str, result: TypeLike, dtype: DType) -> None:
-    if result.dtype != dtype:
-        raise TypeRuleError(f"{op}: result dtype {result.dtype.name} should be {dtype.name}")
-
-
 def _keeps(op: str, x: TypeLike, result: TypeLike) -> None:
-    _expect_dtype(op, result, x.dtype)
+    expect_dtype(op, result, x.dtype)
     expect_device(op, result, x.device)
 
 

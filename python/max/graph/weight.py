@@ -65,21 +65,6 @@ class Weight(TensorValue):
         return Graph.current
 
     @property
-    def dtype(self) -> DType:
-        """The data type of the weight."""
-        return self._type.dtype
-
-    @property
-    def shape(self) -> Shape:
-        """The shape of the weight."""
-        return self._type.shape
-
-    @property
-    def device(self) -> DeviceRef:
-        """The device where the weight resides."""
-        return self._type.device
-
-    @property
     def sharding_strategy(self) -> None:
         """Gets the weight sharding strategy (always None: sharding is not supported)."""
         return None

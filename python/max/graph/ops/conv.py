@@ -31,6 +31,42 @@ def int_tuple(op: str, name: str, value: Any, n: int, low: int) -> list[int]:
     raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
 
 
+def static_kernel(op: str, w: TensorValue) -> list[int]:
+    """The filter's dims as Python ints; raises ValueError unless all are static."""
+    kernel = [_dims.static_value(d) for d in w.shape]
+    if None in kernel:
+        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
+    return [int(k) for k in kernel]  # type: ignore[arg-type]
+
+
+def check_groups(op: str, groups: Any) -> None:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+
+
+def check_channels(op: str, x: TensorValue, w: TensorValue, cg: int, fo: int,
+                   groups: int) -> None:
+    """x's channels (its last dim) must be ``cg * groups``, and ``groups`` must divide ``fo``."""
+    c = _dims.static_value(x.shape[-1])
+    if c is None or c != cg * groups:
+        raise ValueError(
+            f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[-1]} input channels, but "
+            f"filter shape {_dims.shape_text(w.shape)} with groups={groups} expects "
+            f"{cg} * {groups} = {cg * groups}")
+    if fo % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the {fo} output channels of "
+                         f"filter shape {_dims.shape_text(w.shape)}")
+
+
+def add_bias(op: str, y: TensorValue, bias: Any, fo: int) -> TensorValue:
+    """``y + bias`` for a bias of shape ``[fo]`` (out_channels) and ``y``'s dtype."""
+    b = as_strong(op, bias, "bias")
+    if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != y.dtype:
+        raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
+                         f"{y.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
+    return add(y, b)
+
+
 def check_window(op: str, x: TensorValue, kernel: Sequence[int], strides: Sequence[int],
                  dilations: Sequence[int], pads: Sequence[int], kernel_what: str) -> None:
     """Raises ValueError where a static spatial dim is smaller than one dilated window."""
@@ -109,37 +145,21 @@ def conv2d(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = (1, 1),
     strides = int_tuple(op, "stride", stride, 2, 1)
     dilations = int_tuple(op, "dilation", dilation, 2, 1)
     pads = int_tuple(op, "padding", padding, 4, 0)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    check_groups(op, groups)
     if not x.dtype.is_float():
         raise ValueError(f"{op}: x must have a floating-point dtype, got {x.dtype.name}")
     if w.dtype != x.dtype:
         raise ValueError(f"{op}: filter dtype {w.dtype.name} differs from x dtype "
                          f"{x.dtype.name}")
-    kernel = [_dims.static_value(d) for d in w.shape]
-    if None in kernel:
-        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
-    r, s, cg, fo = (int(k) for k in kernel)  # type: ignore[arg-type]
-    c = _dims.static_value(x.shape[3])
-    if c is None or c != cg * groups:
-        raise ValueError(
-            f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[3]} input channels, but "
-            f"filter shape {_dims.shape_text(w.shape)} with groups={groups} expects "
-            f"{cg} * {groups} = {cg * groups}")
-    if fo % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the {fo} output channels of "
-                         f"filter shape {_dims.shape_text(w.shape)}")
+    r, s, cg, fo = static_kernel(op, w)
+    check_channels(op, x, w, cg, fo, groups)
     check_window(op, x, (r, s), strides, dilations, pads, "filter")
     device = same_device(op, [x, w])
     shape = [x.shape[0], *out_dims(op, x, (r, s), strides, dilations, pads), w.shape[3]]
     y = emit("mo.conv2d", [x, w], x.dtype, shape, device,
              {"strides": strides, "dilations": dilations, "paddings": pads, "groups": groups})
     if bias is not None:
-        b = as_strong(op, bias, "bias")
-        if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != x.dtype:
-            raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
-                             f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
-        y = add(y, b)
+        y = add_bias(op, y, bias, fo)
     if input_layout == ConvInputLayout.NCHW:
         y = permute(y, [0, 3, 1, 2])
     return y
@@ -210,10 +230,7 @@ def conv2d_transpose(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = 
     if not x.dtype.is_float() or w.dtype != x.dtype:
         raise ValueError(f"{op}: x and filter must share a floating-point dtype, got "
                          f"{x.dtype.name} and {w.dtype.name}")
-    kernel = [_dims.static_value(d) for d in w.shape]
-    if None in kernel:
-        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
-    r, s, fo, ci = (int(k) for k in kernel)  # type: ignore[arg-type]
+    r, s, fo, ci = static_kernel(op, w)
     if _dims.static_value(x.shape[3]) != ci:
         raise ValueError(f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[3]} input "
                          f"channels, but filter shape {_dims.shape_text(w.shape)} expects {ci}")
@@ -227,11 +244,7 @@ def conv2d_transpose(x: Any, filter: Any, stride: Any = (1, 1), dilation: Any = 
     y = emit("mo.conv2d_transpose", [x, w], x.dtype, [x.shape[0], *dims, w.shape[2]], device,
              {"strides": strides, "dilations": dilations, "paddings": pads})
     if bias is not None:
-        b = as_strong(op, bias, "bias")
-        if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != x.dtype:
-            raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
-                             f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
-        y = add(y, b)
+        y = add_bias(op, y, bias, fo)
     return y
 
 
@@ -279,24 +292,12 @@ def conv3d(x: Any, filter: Any, stride: Any = (1, 1, 1), dilation: Any = (1, 1, 
     strides = int_tuple(op, "stride", stride, 3, 1)
     dilations = int_tuple(op, "dilation", dilation, 3, 1)
     pads = int_tuple(op, "padding", padding, 6, 0)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    check_groups(op, groups)
     if not x.dtype.is_float() or w.dtype != x.dtype:
         raise ValueError(f"{op}: x and filter must share a floating-point dtype, got "
                          f"{x.dtype.name} and {w.dtype.name}")
-    kernel = [_dims.static_value(d) for d in w.shape]
-    if None in kernel:
-        raise ValueError(f"{op}: filter shape {_dims.shape_text(w.shape)} must be static")
-    *taps, cg, fo = (int(k) for k in kernel)  # type: ignore[arg-type]
-    c = _dims.static_value(x.shape[4])
-    if c is None or c != cg * groups:
-        raise ValueError(
-            f"{op}: x shape {_dims.shape_text(x.shape)} has {x.shape[4]} input channels, but "
-            f"filter shape {_dims.shape_text(w.shape)} with groups={groups} expects "
-            f"{cg} * {groups} = {cg * groups}")
-    if fo % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the {fo} output channels of "
-                         f"filter shape {_dims.shape_text(w.shape)}")
+    *taps, cg, fo = static_kernel(op, w)
+    check_channels(op, x, w, cg, fo, groups)
     device = same_device(op, [x, w])
     try:
         dims = [window_dim(op, name, x.shape[i + 1], taps[i], strides[i], dilations[i],
@@ -307,9 +308,5 @@ def conv3d(x: Any, filter: Any, stride: Any = (1, 1, 1), dilation: Any = (1, 1, 
     y = emit("mo.conv3d", [x, w], x.dtype, [x.shape[0], *dims, w.shape[4]], device,
              {"strides": strides, "dilations": dilations, "paddings": pads, "groups": groups})
     if bias is not None:
-        b = as_strong(op, bias, "bias")
-        if b.rank != 1 or _dims.static_value(b.shape[0]) != fo or b.dtype != x.dtype:
-            raise ValueError(f"{op}: bias must have shape [{fo}] (out_channels) and dtype "
-                             f"{x.dtype.name}, got {_dims.shape_text(b.shape)} {b.dtype.name}")
-        y = add(y, b)
+        y = add_bias(op, y, bias, fo)
     return y
