@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from max.runtime.shapes import compile_dim
+from max.runtime.shapes import compile_dim, is_symbol
 
 FORMAT = 3  # bump when a field is added, removed or changes meaning
 META_FILE = "meta.json"
@@ -83,14 +83,38 @@ def entry_name(name: str) -> str:
     return f"mo_graphx_{safe}_{digest}"
 
 
-def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int) -> int:
-    """Descriptor pointers the entry takes: ``@NAME(inputs..., outputs..., [checks])``.
+def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int,
+                   num_returned: int = 0) -> int:
+    """Descriptor pointers the entry takes: ``@NAME([returned], inputs..., outputs...,
+    [checks])``.
 
     ``num_inputs`` counts the named weights and externalized constants too (they follow the
-    user's inputs).
+    user's inputs). ``num_returned`` of the ``num_outputs`` are allocated by the compiled code
+    (:func:`data_dependent_outputs`): they come back through one pointer, first, to a struct
+    of their descriptors.
     The one place this arithmetic lives (docs/architecture.md, "CPU entry ABI").
     """
-    return num_inputs + num_outputs + (1 if num_checks else 0)
+    return ((1 if num_returned else 0) + num_inputs + num_outputs - num_returned
+            + (1 if num_checks else 0))
+
+
+def data_dependent_outputs(input_dims: Sequence[Sequence[int | str]],
+                           output_dims: Sequence[Sequence[int | str]]) -> tuple[int, ...]:
+    """The outputs whose size only the data determines: a dim uses a symbol that no input
+    has as a dim (an op such as ``mo.nonzero`` binds it when the graph runs). The compiled
+    code allocates these and returns them; the caller allocates every other output.
+    The compiler (``mo-to-linalg``) and the runtime both decide it here.
+    """
+    bound = {d for dims in input_dims for d in dims if is_symbol(d)}
+    returned = []
+    for i, dims in enumerate(output_dims):
+        names: set[str] = set()
+        for d in dims:
+            if isinstance(d, str):
+                names |= compile_dim(d)[1]
+        if names - bound:
+            returned.append(i)
+    return tuple(returned)
 
 
 def _fail(where: str, message: str) -> ArtifactError:
@@ -321,7 +345,13 @@ class ArtifactRecord:
         """Descriptor pointers the entry takes (inputs, weights, constants, outputs, checks)."""
         return entry_num_args(len(self.inputs) + len(self.weights) + len(self.constants),
                               len(self.outputs),
-                              len(self.checks))
+                              len(self.checks), len(self.returned_outputs))
+
+    @property
+    def returned_outputs(self) -> tuple[int, ...]:
+        """The outputs the compiled code allocates (:func:`data_dependent_outputs`)."""
+        return data_dependent_outputs([t.dims for t in self.inputs],
+                                      [t.dims for t in self.outputs])
 
     @property
     def constants_size(self) -> int:

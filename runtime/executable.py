@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from max.runtime.artifact import entry_num_args
+from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
-from max.runtime.memref import data_pointer, descriptor_class, set_shape
+from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
 from max.runtime.shapes import DimFn, compile_dim, is_symbol
 
 
@@ -50,34 +50,26 @@ class _InputPlan:
 
 
 class _OutputPlan:
+    """An output the caller allocates, its shape computed from the input symbols."""
+
     __slots__ = ("sig", "dtype", "static_shape", "dim_fns")
 
-    def __init__(self, sig: TensorSig, index: int, bound: set[str]) -> None:
+    def __init__(self, sig: TensorSig) -> None:
         self.sig = sig
         self.dtype = np.dtype(sig.dtype)
         self.static_shape = tuple(sig.dims) if all(type(d) is int for d in sig.dims) else None
-        fns: list[DimFn | int] = []
-        for d in sig.dims:
-            if type(d) is int:
-                fns.append(d)
-                continue
-            fn, names = compile_dim(str(d))
-            missing = sorted(names - bound)
-            if missing:
-                raise ValueError(
-                    f"output {index} dim {d!r} uses symbol(s) {', '.join(missing)} that no "
-                    f"input binds; data-dependent output shapes are not supported")
-            fns.append(fn)
-        self.dim_fns = fns
+        self.dim_fns: list[DimFn | int] = [
+            d if type(d) is int else compile_dim(str(d))[0] for d in sig.dims]
 
 
 class _Frame:
     """One thread's descriptors and argument pointers."""
 
     __slots__ = ("in_descs", "out_descs", "in_sizes", "in_strides", "out_sizes", "out_strides",
-                 "args", "checks", "_keep")
+                 "args", "checks", "returned", "_keep")
 
-    def __init__(self, inputs: list[_InputPlan], outputs: list[_OutputPlan], num_checks: int):
+    def __init__(self, inputs: list[_InputPlan], outputs: list[_OutputPlan], num_checks: int,
+                 returned_ranks: Sequence[int] = ()):
         self.in_descs = [descriptor_class(p.rank)() for p in inputs]
         self.out_descs = [descriptor_class(len(p.sig.dims))() for p in outputs]
         for desc, plan in zip(self.in_descs, inputs):
@@ -99,6 +91,13 @@ class _Frame:
             set_shape(cdesc, (num_checks,))
             cdesc.allocated = cdesc.aligned = self.checks.ctypes.data
             descs.append(cdesc)
+        # Outputs the compiled code allocates come back through one pointer, first, to a
+        # struct of their descriptors (the C interface of a function with results).
+        self.returned = None
+        if returned_ranks:
+            fields = [(f"r{k}", descriptor_class(r)) for k, r in enumerate(returned_ranks)]
+            self.returned = type("Returned", (ctypes.Structure,), {"_fields_": fields})()
+            descs.insert(0, self.returned)
         self._keep = descs
         self.args = tuple(ctypes.c_void_p(ctypes.addressof(d)) for d in descs)
 
@@ -120,21 +119,27 @@ class CpuExecutable:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.checks = list(checks)
-        expected = entry_num_args(len(self.inputs), len(self.outputs), len(self.checks))
+        # Outputs sized by the data are allocated by the compiled code and returned.
+        self._returned = data_dependent_outputs([s.dims for s in self.inputs],
+                                                [s.dims for s in self.outputs])
+        expected = entry_num_args(len(self.inputs), len(self.outputs), len(self.checks),
+                                  len(self._returned))
         if function.num_args != expected:
             raise ValueError(f"entry of {name!r} takes {function.num_args} arguments, "
                              f"expected {expected}")
         self._function = function
         self._fn = function.fn
         self._in = [_InputPlan(s) for s in self.inputs]
-        bound = {d for p in self._in for _, d in p.symbols}
-        self._out = [_OutputPlan(s, j, bound) for j, s in enumerate(self.outputs)]
+        self._out = [_OutputPlan(s) for j, s in enumerate(self.outputs)
+                     if j not in self._returned]
+        self._returned_sigs = [self.outputs[j] for j in self._returned]
         self._all_static = all(p.static_shape is not None for p in self._in)
         self._has_exprs = any(p.exprs for p in self._in)
         self._local = threading.local()
 
     def _frame(self) -> _Frame:
-        frame = _Frame(self._in, self._out, len(self.checks))
+        frame = _Frame(self._in, self._out, len(self.checks),
+                       [len(sig.dims) for sig in self._returned_sigs])
         self._local.frame = frame
         return frame
 
@@ -205,6 +210,10 @@ class CpuExecutable:
             desc.aligned = p
             outs.append(out)
         self._fn(*frame.args)
+        if frame.returned is not None:
+            # Taken over before any check raises: each array frees its memory when dropped.
+            for j, sig, k in zip(self._returned, self._returned_sigs, range(len(self._returned))):
+                outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype))
         checks = frame.checks
         if checks is not None and checks.any():
             self._raise_check(checks)

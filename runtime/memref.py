@@ -60,3 +60,51 @@ def set_shape(desc: ctypes.Structure, shape: tuple[int, ...]) -> None:
         sizes[k] = d
         strides[k] = acc
         acc *= d
+
+
+_libc = ctypes.CDLL(None)
+_free = _libc.free
+_free.argtypes = [ctypes.c_void_p]
+_free.restype = None
+
+
+class _Allocation:
+    """Owns memory the compiled code allocated with ``malloc``; frees it when dropped.
+
+    Exposes the bytes through the array interface, so that numpy arrays built on it keep it
+    alive as their base.
+    """
+
+    __slots__ = ("__array_interface__", "_allocated")
+
+    def __init__(self, allocated: int, data: int, nbytes: int) -> None:
+        self._allocated = allocated
+        self.__array_interface__ = {"data": (data, False), "shape": (nbytes,), "typestr": "|u1",
+                                    "version": 3}
+
+    def __del__(self) -> None:
+        if self._allocated:
+            _free(self._allocated)
+            self._allocated = 0
+
+
+def adopt_allocation(desc: ctypes.Structure, dtype: np.dtype) -> np.ndarray:
+    """A numpy array over a memref the compiled code allocated and returned (identity
+    layout), owning that memory: no copy, freed with the array."""
+    rank = len(desc.sizes) if hasattr(desc, "sizes") else 0
+    shape = tuple(int(desc.sizes[k]) for k in range(rank))
+    dtype = np.dtype(dtype)
+    count = 1
+    for d in shape:
+        count *= d
+    allocated = desc.allocated or 0
+    if count == 0:
+        if allocated:
+            _free(allocated)
+        return np.empty(shape, dtype)
+    if rank and list(desc.strides) != contiguous_strides(shape):
+        raise RuntimeError(f"compiled code returned a non-contiguous memref (sizes {shape}, "
+                           f"strides {list(desc.strides)})")
+    data = (desc.aligned or 0) + int(desc.offset) * dtype.itemsize
+    owner = _Allocation(allocated, data, count * dtype.itemsize)
+    return np.asarray(owner).view(dtype).reshape(shape)

@@ -23,6 +23,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     gather,
     indexing,
     matmul,
+    nonzero,
     normalization,
     quantization,
     reduction,
@@ -39,6 +40,8 @@ from max.compiler.lowering.context import (
 )
 from max.compiler.lowering.registry import all_rules
 from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines.cpu import RETURNED_ATTR
+from max.runtime.artifact import data_dependent_outputs
 
 __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
 
@@ -93,6 +96,9 @@ def _lower_function(old: ir.Operation) -> None:
         returned = lower_block(blocks[0], values, state, f"graph {name!r}")
         with blocks[0].operations[len(blocks[0].operations) - 1].location:
             _emit_return(new, state, returned, out_types)
+    dynamic = data_dependent_outputs([t.dims for t in in_mo], [t.dims for t in out_mo])
+    if dynamic:  # sizes only the data determines: the entry ABI returns these (cpu.py)
+        new.attributes[RETURNED_ATTR] = ir.DenseI64ArrayAttr.get(list(dynamic))
     old.erase()
 
 

@@ -13,6 +13,9 @@ from max.compiler.passes.registry import CompilationError
 from max.dialects.mo.types import Dim, MOTensorType
 
 DYNAMIC = ir.ShapedType.get_dynamic_size()
+# The largest size (in elements along one dim) that an op may compute from the data: a range
+# from 0 to 2**60 must be an error, not a malloc that fails or exhausts memory.
+MAX_DATA_SIZE = 2**31
 
 # MO element spellings that are not builtin-signless: the sign lives in the MO type only.
 _SIGNLESS = {f"{p}{w}": f"i{w}" for p in ("si", "ui") for w in (8, 16, 32, 64)}
@@ -80,7 +83,24 @@ class FunctionLowering:
                 if isinstance(d, str):
                     self._bindings.setdefault(_normalize(d), (value, axis))
         self._dims: dict[Dim, ir.Value] = {}
+        # Symbols whose value an op computed (mo.nonzero's count): bound to that index value.
+        self._defined: set[str] = set()
         self.checks: list[tuple[ir.Value, str]] = []
+
+    def is_new_symbol(self, d: Dim) -> bool:
+        """Whether ``d`` is a symbol that nothing has bound yet: an op like ``mo.nonzero``
+        whose result has it binds it (:meth:`define`) instead of checking it."""
+        return (isinstance(d, str) and d.isidentifier() and d not in self._bindings
+                and d not in self._defined)
+
+    def define(self, symbol: str, value: ir.Value) -> None:
+        """Binds ``symbol`` to ``value`` (an index computed at run time, >= 0). It must be
+        emitted in the graph's own block: every later use is dominated by it."""
+        if not self.is_new_symbol(symbol):
+            raise CompilationError(f"dim symbol {symbol!r} is bound twice in graph "
+                                   f"{self.func_name!r}")
+        self._defined.add(symbol)
+        self._dims[symbol] = value
 
     def index(self, v: int) -> ir.Value:
         """An index constant."""
@@ -92,6 +112,16 @@ class FunctionLowering:
         if key not in self._dims:
             self._dims[key] = self._emit_dim(key)
         return self._dims[key]
+
+    def define_size(self, symbol: str, value: ir.Value, op: str) -> None:
+        """Binds ``symbol`` to a size computed from the data (an index), as :meth:`define`,
+        clamped below at 0 and checked against :data:`MAX_DATA_SIZE`: past it the check fails
+        and the symbol is 0, so that no absurd size is ever allocated."""
+        too_big = arith.cmpi(arith.CmpIPredicate.sgt, value, self.index(MAX_DATA_SIZE))
+        self.add_check(too_big, f"{op}: the size {symbol} that the data gives exceeds "
+                                f"{MAX_DATA_SIZE} (2**31) elements")
+        zero = self.index(0)
+        self.define(symbol, arith.select(too_big, zero, arith.maxsi(value, zero)))
 
     def _emit_dim(self, d: Dim) -> ir.Value:
         if isinstance(d, int):
@@ -111,7 +141,7 @@ class FunctionLowering:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return self.dim_value(int(node.value))
         if isinstance(node, ast.Name):
-            if node.id not in self._bindings:
+            if node.id not in self._bindings and node.id not in self._defined:
                 raise CompilationError(
                     f"dim symbol {node.id!r} (in {text!r}) is not bound by any input of "
                     f"graph {self.func_name!r}")

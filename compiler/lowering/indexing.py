@@ -21,7 +21,7 @@ from max.compiler.lowering.builders import (
     linalg_index,
     scalar,
 )
-from max.compiler.lowering.context import LoweringContext, element_type, kind_of
+from max.compiler.lowering.context import MAX_DATA_SIZE, LoweringContext, element_type, kind_of
 from max.compiler.lowering.float8 import decode, is_float8
 from max.compiler.lowering.gather import _normalize, any_oob, unsigned_indices, where
 from max.compiler.lowering.registry import lowering
@@ -370,15 +370,27 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
     out_t = ctx.result_types[0]
     axis = ctx.axis(x_t.rank)
     unsigned = unsigned_indices(ctx, r_t.element_type)
-    n, total = ctx.dim_value(x_t.dims[axis]), ctx.dim_value(out_t.dims[axis])
     shared = r_t.dims[0] == 1  # one count for every element
     i1, i64 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(64)
+    n = ctx.dim_value(x_t.dims[axis])
+
+    def count_of(i: ir.Value) -> ir.Value:
+        raw = tensor.extract(repeats, [_c(0) if shared else i])
+        return arith.index_castui(_index(), raw) if unsigned else arith.index_cast(_index(), raw)
+
+    if ctx.fn.is_new_symbol(out_t.dims[axis]):
+        # The total only the counts determine: summed first (negative counts as 0, reported
+        # below; the sum saturates past the size limit), then bound.
+        cap = _c(MAX_DATA_SIZE + 1)
+        (summed,) = _for(_c(0), n, _c(1), [_c(0)], lambda i, acc: [arith.minsi(
+            arith.addi(acc[0], arith.minsi(arith.maxsi(count_of(i), _c(0)), cap)), cap)])
+        ctx.fn.define_size(str(out_t.dims[axis]), summed, "mo.repeat_interleave")
+    total = ctx.dim_value(out_t.dims[axis])
 
     def element(i: ir.Value, args: list[ir.Value]) -> list[ir.Value]:
         """Maps the next count positions of the result to source element i."""
         pos, src, bad = args
-        raw = tensor.extract(repeats, [_c(0) if shared else i])
-        count = arith.index_castui(_index(), raw) if unsigned else arith.index_cast(_index(), raw)
+        count = count_of(i)
         negative = arith.cmpi(I.slt, count, _c(0))  # (or an unsigned count past 2**63)
         # pos stays <= total + 1: a running sum past the total is already a failure.
         room = arith.subi(arith.addi(total, _c(1)), pos)

@@ -204,10 +204,19 @@ def _range(ctx: LoweringContext) -> list[ir.Value]:
                                         wide_name if kind != "uint" else "ui64")
                          for v, t in zip(ctx.operands, ctx.operand_types))
     length, step_zero = _range_length(kind, start, stop, step)
-    declared = arith.index_cast(_i64(), ctx.dim_value(out_t.dims[0]))
-    failed = arith.ori(step_zero, arith.cmpi(I.ne, length, declared))
-    ctx.add_check(failed, f"mo.range: step is 0, or ceil((stop - start) / step) is not the "
-                          f"declared length (out_dim) {out_t.dims[0]}")
+    if ctx.fn.is_new_symbol(out_t.dims[0]):
+        # A length only the data determines: the op binds it (0 where step is 0 or the
+        # length is not finite, -1).
+        ctx.fn.define_size(str(out_t.dims[0]), arith.index_cast(
+            ir.IndexType.get(), arith.select(step_zero, scalar(_i64(), 0), length)), "mo.range")
+        failed = arith.ori(step_zero, arith.cmpi(I.slt, length, scalar(_i64(), 0)))
+        ctx.add_check(failed, "mo.range: step is 0, or ceil((stop - start) / step) is not "
+                              "finite")
+    else:
+        declared = arith.index_cast(_i64(), ctx.dim_value(out_t.dims[0]))
+        failed = arith.ori(step_zero, arith.cmpi(I.ne, length, declared))
+        ctx.add_check(failed, f"mo.range: step is 0, or ceil((stop - start) / step) is not the "
+                              f"declared length (out_dim) {out_t.dims[0]}")
     if out_t.dims[0] == 0:
         return [ctx.empty(out_t)]  # checked, nothing to write
 

@@ -6,6 +6,9 @@ from collections.abc import Iterator, Sequence
 
 from mlir import ir
 
+from max.dialects.mo.opdefs import OPS
+from max.dialects.mo.types import parse_tensor_type
+
 # Ops on these types order side effects; an op touching them is never pure.
 _EFFECT_TYPE_PREFIXES = ("!mo.buffer<", "!mo.chain")
 
@@ -25,7 +28,22 @@ def is_pure_mo_op(op: ir.Operation) -> bool:
     if not op.name.startswith("mo.") or len(op.regions) != 0 or len(op.results) == 0:
         return False
     values = list(op.operands) + list(op.results)
-    return not any(str(v.type).startswith(_EFFECT_TYPE_PREFIXES) for v in values)
+    if any(str(v.type).startswith(_EFFECT_TYPE_PREFIXES) for v in values):
+        return False
+    return not (op.name in _SIZE_DEFINERS and _may_bind_symbol(op))
+
+
+# Ops that may bind a symbol from data (mo.nonzero's count): removing one whose result is
+# unused would leave the symbol unbound where later types use it.
+_SIZE_DEFINERS = frozenset(name for name, d in OPS.items() if d.defines_dim is not None)
+
+
+def _may_bind_symbol(op: ir.Operation) -> bool:
+    try:
+        dims = parse_tensor_type(op.results[0].type).dims
+    except ValueError:
+        return False  # not for this helper to report (the verifier does)
+    return any(isinstance(d, str) and d.isidentifier() for d in dims)
 
 
 def has_uses(value: ir.Value) -> bool:

@@ -4,7 +4,10 @@ After ``mo-to-linalg``, ``mo-entry-abi`` rewrites each graph into destination-pa
 ``@SYM(inputs..., outputs..., [checks])``, every argument a ranked identity-layout memref, with
 ``llvm.emit_c_interface`` so that the ``.so`` exports ``_mlir_ciface_SYM``, where ``SYM`` is
 :func:`entry_name` of the graph's name. The check messages stay on the function as ``mo.checks``
-(read them before :func:`lower_to_llvm`, or from :func:`entry_signature`).
+(read them before :func:`lower_to_llvm`, or from :func:`entry_signature`). Outputs whose
+sizes only the data determines (``mo.returned_results``) are not arguments: the entry
+allocates and returns them (``@SYM(...) -> (memref...)``, whose C interface takes a pointer to
+the struct of their descriptors first).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlir import ir
-from mlir.dialects import bufferization, func, linalg
+from mlir.dialects import arith, bufferization, func, linalg, memref, tensor
 from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
@@ -28,6 +31,9 @@ from max.runtime.artifact import entry_name
 IMPL_SUFFIX = "__mo_impl"
 # The user's graph name on the wrapper, whose symbol is the mangled one.
 NAME_ATTR = "mo.graph_name"
+# On a lowered graph (set by mo-to-linalg) and its wrapper: the indices of the results whose
+# sizes only the data determines, which the entry returns instead of writing into the caller's.
+RETURNED_ATTR = "mo.returned_results"
 
 # Fusion, then bufferization; the schedule (cpu_schedule) runs between the two and after the
 # second. What it leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
@@ -122,15 +128,20 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
                 t in ftype.inputs and isinstance(t, ir.MemRefType)):
             raise CompilationError(f"graph {name!r}: {t} is not a ranked tensor (run mo-to-linalg)")
     sig = entry_signature(fn)
+    returned: set[int] = set()
+    if RETURNED_ATTR in fn.attributes:
+        returned = set(ir.DenseI64ArrayAttr(fn.attributes[RETURNED_ATTR]))
     symbol = entry_name(name)
     fn.attributes["sym_name"] = ir.StringAttr.get(symbol + IMPL_SUFFIX)
     fn.attributes["sym_visibility"] = ir.StringAttr.get("private")
+    results = list(ftype.results)
+    dests = [t for k, t in enumerate(results) if k not in returned]
     with ir.InsertionPoint(fn):
-        wrapper = func.FuncOp(symbol, ([_memref(t) for t in list(ftype.inputs)
-                                        + list(ftype.results)], []))
+        wrapper = func.FuncOp(symbol, ([_memref(t) for t in list(ftype.inputs) + dests],
+                                       [_memref(results[k]) for k in sorted(returned)]))
     # Buffer inputs (memrefs) are in/out: passed through, never snapshotted as tensors.
     wrapper.attributes[NAME_ATTR] = ir.StringAttr.get(name)
-    for key in ("mo.graph", "mo.checks"):
+    for key in ("mo.graph", "mo.checks", RETURNED_ATTR):
         if key in fn.attributes:
             wrapper.attributes[key] = fn.attributes[key]
             del fn.attributes[key]
@@ -146,9 +157,20 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
                for t, a in zip(ftype.inputs, list(block.arguments)[:n_in])]
         call = func.CallOp(list(ftype.results), ir.FlatSymbolRefAttr.get(symbol + IMPL_SUFFIX),
                            ins)
-        for r, dest in zip(call.results, list(block.arguments)[n_in:]):
+        out_args = iter(list(block.arguments)[n_in:])
+        allocated = []
+        for k, r in enumerate(call.results):
+            if k in returned:
+                # Sized by the data: a fresh allocation, owned by the caller (who frees it).
+                mt = _memref(r.type)
+                sizes = [tensor.dim(r, arith.constant(ir.IndexType.get(), i))
+                         for i, d in enumerate(mt.shape) if d == ir.ShapedType.get_dynamic_size()]
+                dest = memref.alloc(mt, sizes, [], alignment=64)
+                allocated.append(dest)
+            else:
+                dest = next(out_args)
             bufferization.materialize_in_destination(None, r, dest, restrict=True, writable=True)
-        func.ReturnOp([])
+        func.ReturnOp(allocated)
 
 
 def lower_to_llvm(module: ir.Module, *, schedule: bool = True,

@@ -895,4 +895,13 @@ irdl.dialect @mo {
     irdl.operands()
     irdl.results(result: %result_type)
   }
+  // The indices of the non-zero elements of x (NaN counts as non-zero), one row of rank(x)
+  // si64 per element in row-major order: [count, rank]. A count dim that is a new symbol is
+  // bound by this op when it runs (a size only the data determines); a bound one is checked.
+  irdl.operation @nonzero {
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
 }

@@ -163,9 +163,7 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
     if "mo.graph" not in fn.attributes:
         bound |= graph_bound
     ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
-    for i, t in enumerate(ftype.results):
-        result = tensor_sig(t, f"{where} result {i}")
-        _check_bound(result, bound, f"{where} result {i}")
+    results = [tensor_sig(t, f"{where} result {i}") for i, t in enumerate(ftype.results)]
     for index, op in enumerate(blocks[0].operations):
         op = op.operation
         if op.name == "func.return":
@@ -203,13 +201,34 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
             if result.kind != defn.result_kind:
                 raise VerificationError(f"{at} result: {op.results[0].type} is not an "
                                         f"!mo.{defn.result_kind}")
-            _check_bound(result, bound, f"{at} result")
         try:
             attrs = decode_attributes(defn, op)
             defn.verify(operands, attrs, result)
         except ValueError as e:
             raise VerificationError(f"{at}: {e}") from None
+        if result is not None:
+            if defn.defines_dim is not None:
+                _define(result, defn.defines_dim(attrs), bound, "mo.graph" in fn.attributes, at)
+            _check_bound(result, bound, f"{at} result")
+    # Checked last: a result's symbol may be one an op of the graph binds.
+    for i, result in enumerate(results):
+        _check_bound(result, bound, f"{where} result {i}")
     return calls
+
+
+def _define(result: TensorSig, axis: int, bound: set[str], in_graph: bool, at: str) -> None:
+    """Binds the symbol an op like ``mo.nonzero`` defines (its result size on ``axis``).
+
+    Only in a graph's own block: a symbol defined in a control-flow body would have no value
+    outside the region it was computed in.
+    """
+    d = result.shape[axis]
+    if not isinstance(d, SymbolicDim) or d.name in bound:
+        return  # static, bound (checked at run time) or an expression (checked by _check_bound)
+    if not in_graph:
+        raise VerificationError(f"{at}: result dim {axis} ({d.name}) is a new symbol, whose "
+                                "value only the data determines: not supported in a subgraph")
+    bound.add(d.name)
 
 
 def _check_bound(t: TensorSig, bound: set[str], what: str) -> None:

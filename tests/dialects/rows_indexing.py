@@ -1,5 +1,5 @@
 """Numeric rows of the indexing MO ops (argsort, gather_nd, scatter, scatter_nd,
-repeat_interleave), expected values from PyTorch or plain Python loops."""
+repeat_interleave, nonzero), expected values from PyTorch or plain Python loops."""
 
 from __future__ import annotations
 
@@ -66,5 +66,15 @@ ROWS: dict[str, list[Row]] = {
         Row((i32(2, 3), np.array([2], np.uint8)),
             t(lambda x, r: torch.repeat_interleave(x, r.long(), dim=1)), {"axis": 1},
             result=(DType.int32, (2, 6))),
+    ],
+    # A static count: checked at run time (the symbolic, data-bound count is tested in
+    # tests/graph/ops/test_ops_data_sizes.py).
+    "mo.nonzero": [
+        Row((np.array([[0.0, np.nan, -0.0], [2.5, 0.0, -1.0]], np.float32),),
+            t(lambda x: torch.nonzero(x)), result=(DType.int64, (3, 2))),
+        Row((np.array([[[True, False], [False, True]], [[True, True], [False, False]]]),),
+            t(lambda x: torch.nonzero(x)), result=(DType.int64, (4, 3))),
+        Row((np.array(7, np.int32),), t(lambda x: torch.nonzero(x)),
+            result=(DType.int64, (1, 0))),
     ],
 }

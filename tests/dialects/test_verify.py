@@ -130,7 +130,7 @@ BAD = {
         r"input 0: bad dim '__import__\(0\)'"),
     "unbound symbol": (
         graph([N], op("mo.broadcast_to", [("%a0", N)], T("f32", '"k", "n"')), T("f32", '"k", "n"')),
-        r"result 0: dim symbol 'k' is not bound by any input's dims"),
+        r"result: dim symbol 'k' is not bound by any input's dims"),
     "bad device": (
         graph([T("f32", "2").replace("cpu:0", "tpu:0")],
               op("mo.relu", [("%a0", T("f32", "2").replace("cpu:0", "tpu:0"))],
@@ -195,6 +195,39 @@ def test_a_good_file_still_runs(tmp_path: Path) -> None:
     a, b = np.ones((4, 3), np.float32), np.arange(3, dtype=np.float32)
     (out,) = InferenceSession().load(path).execute(a, b)
     np.testing.assert_array_equal(out.to_numpy(), a + b)
+
+
+def test_a_file_whose_op_binds_a_symbol_from_data_runs(tmp_path: Path) -> None:
+    """mo.nonzero binds "k": a result of that size is allowed, and returned sized by the data."""
+    k = T("si64", '"k", 1')
+    path = tmp_path / "nonzero.mlir"
+    path.write_text(graph([N], op("mo.nonzero", [("%a0", N)], k), k))
+    x = np.array([0, 2, 0, 5], np.float32)
+    (out,) = InferenceSession().load(path).execute(x)
+    np.testing.assert_array_equal(out.to_numpy(), np.argwhere(x))
+
+
+def test_a_symbol_is_bound_only_after_the_op_that_binds_it() -> None:
+    k, k1, s = T("f32", '"k"'), T("si64", '"k", 1'), T("f32", "")
+    text = (f"func.func @g(%a0: {N}, %a1: {s}) -> {k} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.broadcast_to"(%a1) : ({s}) -> {k}\n'
+            f'  %1 = "mo.nonzero"(%a0) : ({N}) -> {k1}\n'
+            f"  func.return %0 : {k}\n}}\n")
+    with pytest.raises(VerificationError, match="op 0 .* dim symbol 'k' is not bound"):
+        verify_module(ir.Module.parse(text, make_context()))
+
+
+def test_a_subgraph_may_not_bind_a_symbol_from_data() -> None:
+    k = T("si64", '"k", 1')
+    text = (f"func.func private @body(%a0: {N}) -> {k} {{\n"
+            f'  %0 = "mo.nonzero"(%a0) : ({N}) -> {k}\n'
+            f"  func.return %0 : {k}\n}}\n"
+            f"func.func @g(%a0: {N}) -> {N} attributes {{mo.graph}} {{\n"
+            f"  func.return %a0 : {N}\n}}\n")
+    with pytest.raises(VerificationError, match=r"subgraph 'body', op 0 \(mo.nonzero.*result "
+                                                r"dim 0 \(k\) is a new symbol.*not supported in "
+                                                "a subgraph"):
+        verify_module(ir.Module.parse(text, make_context()))
 
 
 def test_the_process_survives_the_issue_cases(tmp_path: Path) -> None:

@@ -81,6 +81,10 @@ class OpDef:
         results: how many results the op has: 1, or 0 for an op that only has an effect
             (``mo.buffer_store``; its ``check`` is then handed ``None`` as the result).
         result_kind: ``"tensor"`` or ``"buffer"`` (``mo.buffer_create``).
+        defines_dim: for ops whose result size only the data determines (``mo.nonzero``,
+            ``mo.range``, ``mo.repeat_interleave``): the result axis (from the attributes)
+            whose dim may be a new symbol that this op binds when it runs. A symbol already
+            bound there is checked at run time instead.
     """
 
     name: str
@@ -92,6 +96,7 @@ class OpDef:
     buffers: tuple[str, ...] = ()
     results: int = 1
     result_kind: str = "tensor"
+    defines_dim: Callable[[Mapping[str, Any]], int] | None = None
 
     def __post_init__(self) -> None:
         if (self.infer is None) == (self.check is None):

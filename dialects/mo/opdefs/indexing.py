@@ -1,5 +1,6 @@
 """Sorting and N-d indexing MO ops: ``mo.argsort``, ``mo.gather_nd``, ``mo.scatter``,
-``mo.scatter_nd``, ``mo.repeat_interleave``, with their type rules and numpy references.
+``mo.scatter_nd``, ``mo.repeat_interleave``, ``mo.nonzero``, with their type rules and numpy
+references.
 
 Indices are untrusted: negative ones count from the end of their axis once (as numpy), one
 outside ``[-n, n)`` is reported by the compiled code (never read or written). Duplicate scatter
@@ -154,6 +155,22 @@ def _check_repeat_interleave(op: str, operands: Sequence[TypeLike], attrs: Mappi
                             f"{shape_text(x.shape)} except on axis {axis}")
 
 
+# -- mo.nonzero -----------------------------------------------------------------------------------
+
+
+def _check_nonzero(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, Any],
+                   result: TypeLike) -> None:
+    (x,) = operands
+    expect_dtype(op, result, DType.int64)
+    expect_device(op, result, x.device)
+    # The row count is the number of non-zero elements: a symbol this op binds, or a dim
+    # checked at run time.
+    if len(result.shape) != 2 or result.shape[1] != len(x.shape):
+        raise TypeRuleError(f"{op}: result {shape_text(result.shape)} should be [count, "
+                            f"{len(x.shape)}] (one row of indices per non-zero element of "
+                            f"operand x {shape_text(x.shape)})")
+
+
 def defs() -> list[OpDef]:
     R = ref.REFERENCES
     return [
@@ -166,5 +183,8 @@ def defs() -> list[OpDef]:
         OpDef("mo.scatter_nd", ("x", "updates", "indices"), infer=_scatter_nd,
               reference=R["mo.scatter_nd"]),
         OpDef("mo.repeat_interleave", ("x", "repeats"), (AttrDef("axis", INT),),
-              check=_check_repeat_interleave, reference=R["mo.repeat_interleave"]),
+              check=_check_repeat_interleave, reference=R["mo.repeat_interleave"],
+              defines_dim=lambda attrs: int(attrs["axis"])),
+        OpDef("mo.nonzero", ("x",), check=_check_nonzero, reference=R["mo.nonzero"],
+              defines_dim=lambda attrs: 0),
     ]

@@ -300,6 +300,10 @@ def _repeat_interleave(ctx: FoldContext, x: np.ndarray, repeats: np.ndarray) -> 
         raise NotFoldable("repeats negative or not summing to the result: reported at run time")
     return np.repeat(x, counts, axis=axis)
 
+def _nonzero(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
+    return np.argwhere(x).astype(np.int64)  # row-major, as the compiled loop writes them
+
+
 def _dequantize(ctx: FoldContext, x: np.ndarray) -> np.ndarray:
     return dequantize_array(ctx.str("encoding"), x)
 
@@ -377,6 +381,7 @@ REFERENCES: dict[str, Folder] = {
     "mo.scatter": Folder(_scatter),
     "mo.scatter_nd": Folder(_scatter_nd),
     "mo.repeat_interleave": Folder(_repeat_interleave),
+    "mo.nonzero": Folder(_nonzero),
 }
 
 # Shape ops whose result is a splat when the operand is one: no need to materialize.

@@ -265,7 +265,7 @@ def defs() -> list[OpDef]:
         OpDef("mo.pad", ("x", "value"), (AttrDef("paddings", INTS),), infer=_pad,
               reference=R["mo.pad"]),
         OpDef("mo.range", ("start", "stop", "step"), check=_check_range,
-              reference=R["mo.range"]),
+              reference=R["mo.range"], defines_dim=lambda attrs: 0),
         OpDef("mo.rebind", ("x",), (AttrDef("message", STR),), check=_check_rebind,
               reference=R["mo.rebind"]),
         OpDef("mo.shape_to_tensor", (), (AttrDef("dims", STR),), check=_check_shape_to_tensor,

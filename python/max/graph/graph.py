@@ -91,6 +91,8 @@ class Graph(metaclass=_GraphMeta):
         # (checking every operand of every op costs graph building time otherwise).
         self._open_bodies = False
         self._subgraphs: dict[str, Graph] = {}
+        # Symbols that ops of this graph bind from data (nonzero's count: ops/rebind.py).
+        self._data_symbols: set[str] = set()
         self._parent: Graph | None = None
         self._type_cache: dict[TensorType, ir.Type] = {}
         self._weights: dict[str, tuple[Any, TensorValue]] = {}  # name -> (Weight, its value)

@@ -91,6 +91,7 @@ from max.graph.ops.flow import call, cond, while_loop
 from max.graph.ops.fold import fold
 from max.graph.ops.gather import gather
 from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
+from max.graph.ops.nonzero import masked_scatter, nonzero
 from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
@@ -197,6 +198,8 @@ __all__ = [
     "rsqrt",
     "scatter",
     "scatter_nd",
+    "masked_scatter",
+    "nonzero",
     "shape_to_tensor",
     "sigmoid",
     "silu",

@@ -38,6 +38,10 @@ def _repeat_by_tensor(x: TensorValue, repeats: Any, axis: int | None,
             f"repeat_interleave: repeats {_dims.shape_text(repeats.shape)} must have one count "
             f"per element of dim {axis} of {_dims.shape_text(x.shape)}, or a single one")
     same_device("repeat_interleave", [x, repeats])
+    from max.graph.ops.rebind import bind_data_symbol
+
+    # A new symbol is the total that only the counts determine: the op binds it.
+    bind_data_symbol("repeat_interleave", declared, "out_dim")
     dims = list(x.shape)
     dims[axis] = declared
     return emit("mo.repeat_interleave", [x, repeats], x.dtype, dims, x.device, {"axis": axis})
@@ -59,9 +63,11 @@ def repeat_interleave(x: Any, repeats: int | TensorValue, axis: int | None = Non
             all) of non-negative counts.
         axis: The dimension along which to repeat values. If axis is not specified or None
             (the default), flatten the input array and repeat the flattened values.
-        out_dim: The size of the repeated dimension. Required with a tensor of repeats (the
-            model raises ``ValueError`` when the counts are negative or do not sum to it);
-            with an int it must equal ``x.shape[axis] * repeats``.
+        out_dim: The size of the repeated dimension. Required with a tensor of repeats: a
+            new symbol (no input has it) is the total the counts give, bound when the graph
+            runs; a known dim is checked (the model raises ``ValueError`` when the counts are
+            negative or do not sum to it). With an int it must equal
+            ``x.shape[axis] * repeats``.
 
     Returns:
         A symbolic tensor with the elements interleaved.

@@ -16,7 +16,7 @@ from max.graph.value import TensorValue
 
 from max.graph.ops import _dims
 from max.graph.ops._promotion import emit, weak_to_tensor
-from max.graph.ops.rebind import require_bound
+from max.graph.ops.rebind import bind_data_symbol, require_bound
 
 _NAMES = ("start", "stop", "step")
 
@@ -78,9 +78,11 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
     dims) as bounds it is computed here; with symbolic dims as bounds and an int step it is
     the dim expression (``range(0, x.shape[0], 1, ...)`` has length ``x.shape[0]``; where
     it comes out negative at run time, ``Model.execute`` raises ``ValueError``).
-    Tensor bounds need ``out_dim``: the length would otherwise depend on their values,
-    which is not supported. The compiled code checks the declared length (and a non-zero
-    step) at run time: ``Model.execute`` raises ``ValueError`` on a mismatch.
+    Tensor bounds need ``out_dim``. A new symbol there (``out_dim="n"``, no input has it) is
+    a length only the data determines: the op computes it when the graph runs, the result is
+    allocated with it, and later ops may use ``n``; an output of that size is returned as
+    allocated by the model. A known ``out_dim`` (static or bound) is checked at run time, as
+    is a non-zero step: ``Model.execute`` raises ``ValueError`` on a mismatch.
 
     Args:
         start: The start of the range to generate.
@@ -130,20 +132,24 @@ def range(start: Any, stop: Any, step: Any = 1, out_dim: Any = None, *, dtype: D
         if bounds[2] == 0:
             raise ValueError("range: step must be non-zero")
         length = _symbolic_length(Dim(bounds[0]), Dim(bounds[1]), int(bounds[2]))
-    if given is not None:
-        if length is not None and given != length:
-            raise ValueError(f"range: out_dim {_dims.dim_text(given)} does not match the length "
-                             f"{_dims.dim_text(length)} of the range")
-        length = given
-    if length is None and any(isinstance(v, TensorValue) for v in bounds):
-        raise ValueError(
-            "range: out_dim is required when start, stop or step is a tensor: the length "
-            "would depend on the tensor values (sizes that only the data determines are not "
-            "supported)")
-    if length is None:
+    if length is None and given is None:
+        if any(isinstance(v, TensorValue) for v in bounds):
+            raise ValueError(
+                "range: out_dim is required when start, stop or step is a tensor: the length "
+                "depends on the tensor values (name it with a new symbol, e.g. "
+                "out_dim=\"n\", for a length that only the data determines)")
         raise ValueError("range: out_dim is required for symbolic bounds beside a float bound "
                          f"or a step that is not a Python int (step={bounds[2]!r})")
-    require_bound("range", [length], "the length")
+    if length is None:
+        assert given is not None
+        # A new symbol is bound by the op from the values; a known length is checked.
+        bind_data_symbol("range", given, "out_dim")
+        length = given
+    else:
+        if given is not None and given != length:
+            raise ValueError(f"range: out_dim {_dims.dim_text(given)} does not match the length "
+                             f"{_dims.dim_text(length)} of the range")
+        require_bound("range", [length], "the length")
     # Built once validated (a bound that does not fit dtype raises here, naming it).
     operands = [_bound_tensor(v, dtype, device, n) for n, v in zip(_NAMES, bounds)]
     return emit("mo.range", operands, dtype, [length], device)

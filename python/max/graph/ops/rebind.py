@@ -19,21 +19,55 @@ from max.graph.ops import _dims
 from max.graph.ops._promotion import as_strong, emit
 
 
-def require_bound(op: str, dims: Iterable[Dim], what: str) -> None:
-    """ValueError unless every symbol of ``dims`` is a dim of a graph input.
+def _bound_symbols() -> set[str]:
+    """The symbols whose values the compiled code knows here: the graph inputs' dims, and in
+    the graph's own body (not a control-flow body or subgraph) the symbols its ops bound
+    from data (:func:`bind_data_symbol`)."""
+    graph = Graph.current
+    bound = {d.name for t in graph.inputs for d in t.shape if isinstance(d, SymbolicDim)}
+    if graph._frame is None and graph._parent is None:
+        bound |= graph._data_symbols
+    return bound
 
-    The compiled code learns symbol values from the inputs' shapes only: a symbol that first
-    appears here would be a size known from data alone, which is not supported.
+
+def require_bound(op: str, dims: Iterable[Dim], what: str) -> None:
+    """ValueError unless every symbol of ``dims`` has a value when the graph runs: it is a
+    dim of a graph input, or an op of the graph bound it from data (``nonzero``'s count).
     """
-    bound = {d.name for t in Graph.current.inputs for d in t.shape if isinstance(d, SymbolicDim)}
+    bound = _bound_symbols()
     for d in dims:
         for p in d.parameters:
             if p.name not in bound:
                 raise ValueError(
                     f"{op}: {what} uses the symbol {p.name!r}, which no graph input has as a "
-                    "dim; sizes that only the data determines are not supported (declare the "
-                    "symbol on an input, or use static dims)"
+                    "dim and no earlier op binds (declare the symbol on an input, or use "
+                    "static dims)"
                 )
+
+
+def bind_data_symbol(op: str, dim: Dim, what: str) -> bool:
+    """For an op whose size only the data determines (``nonzero``, ``range`` and
+    ``repeat_interleave`` with tensor arguments): whether ``dim`` is a new symbol, which the
+    op then binds when the graph runs. A bound symbol or a static dim is checked at run time
+    instead; an expression must use bound symbols only.
+
+    Raises:
+        ValueError: for a new symbol inside a control-flow body or subgraph (its value would
+            exist only inside that region), or an expression over unbound symbols.
+    """
+    if not isinstance(dim, SymbolicDim):
+        require_bound(op, [dim], what)
+        return False
+    graph = Graph.current
+    if dim.name in _bound_symbols():
+        return False
+    if graph._frame is not None or graph._parent is not None:
+        raise ValueError(
+            f"{op}: {what} is the new symbol {dim.name!r}, whose value only the data "
+            "determines: that is supported in a graph's own body, not inside a control-flow "
+            "body or subgraph (compute it outside and pass the tensor in)")
+    graph._data_symbols.add(dim.name)
+    return True
 
 
 def _dims_of(op: str, shape: Any, name: str) -> list[Dim]:
