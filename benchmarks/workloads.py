@@ -197,6 +197,26 @@ def _conv2d():
     )
 
 
+def _joining(kind: str, count: int):
+    """``stack``/``concat`` of ``count`` [256, 256] tensors: one copy of each (a chain of
+    binary ``mo.concat`` once copied O(count^2) data)."""
+
+    def setup():
+        import torch
+
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal((256, 256), dtype=np.float32) for _ in range(count)]
+        join = ops.stack if kind == "stack" else ops.concat
+        model = _compile(f"{kind}{count}", lambda *vs: join(list(vs), 0), [x.shape for x in xs])
+        np_join = np.stack if kind == "stack" else np.concatenate
+        torch_join = torch.stack if kind == "stack" else torch.cat
+        txs = [torch.from_numpy(x) for x in xs]
+        return (lambda: model.execute(*xs)[0].to_numpy(), lambda: np_join(xs),
+                lambda: torch_join(txs))
+
+    return setup
+
+
 WORKLOADS = [
     Workload("matmul 1024^3", _matmul, rtol=1e-3, atol=1e-3),
     Workload("MLP 32x1024 -> 4096 (GELU) -> 1024", _mlp, rtol=1e-3, atol=1e-3),
@@ -206,4 +226,6 @@ WORKLOADS = [
     Workload("qmatmul 1x4096 @ (4096x4096 Q4_0).T", _qmatmul(1), rtol=1e-3, atol=1e-3),
     Workload("qmatmul 32x4096 @ (4096x4096 Q4_0).T", _qmatmul(32), rtol=1e-3, atol=1e-3),
     Workload("conv2d 1x56x56x64, 64 3x3 filters, pad 1", _conv2d, rtol=1e-3, atol=1e-3),
+    Workload("stack of 64 [256, 256]", _joining("stack", 64), rtol=0, atol=0),
+    Workload("concat of 32 [256, 256]", _joining("concat", 32), rtol=0, atol=0),
 ]

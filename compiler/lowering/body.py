@@ -31,6 +31,7 @@ def lower_block(block: ir.Block, values: dict[ir.Value, ir.Value], state: Functi
                 operand_types=tuple(mo_type(v.type, op.name, buffers=True) for v in op.operands),
                 result_types=tuple(mo_type(r.type, op.name, buffers=True) for r in op.results),
                 fn=state,
+                lowered=values,
             )
         except KeyError as e:
             raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e

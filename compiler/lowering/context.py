@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlir import ir
@@ -184,6 +185,9 @@ class LoweringContext:
     operand_types: tuple[MOTensorType, ...]
     result_types: tuple[MOTensorType, ...]
     fn: FunctionLowering = field(repr=False)
+    # The lowered values of the MO values defined so far in this block (for rules that look
+    # through their producers, as concat does through a chain of concats).
+    lowered: Mapping[ir.Value, ir.Value] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ from mlir.dialects import arith, linalg, tensor
 from max.compiler.lowering.builders import linalg_index, PARALLEL, broadcast_map, generic, identity_map
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.registry import lowering
-from max.dialects.mo.types import MOTensorType
+from max.dialects.mo.types import MOTensorType, parse_tensor_type
 
 Mixed = int | ir.Value
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -82,13 +82,50 @@ def _broadcast_to(ctx: LoweringContext) -> list[ir.Value]:
                    lambda v, _: v)
 
 
+def _absorbed(op: ir.Operation) -> bool:
+    """Whether ``op`` is an ``mo.concat`` whose one use is an ``mo.concat`` on the same axis in
+    the same block: that consumer then copies its leaves itself, and ``op`` emits nothing."""
+    if op.name != "mo.concat":
+        return False
+    uses = list(op.results[0].uses)
+    if len(uses) != 1:
+        return False
+    user = uses[0].owner.operation
+    return (user.name == "mo.concat" and user.block == op.block
+            and user.attributes["axis"] == op.attributes["axis"])
+
+
+def _leaves(op: ir.Operation) -> list[ir.Value]:
+    """The MO operands of a tree of absorbed concats under ``op``, left to right."""
+    leaves: list[ir.Value] = []
+    pending = list(reversed(list(op.operands)))  # a stack, not recursion: chains can be long
+    while pending:
+        v = pending.pop()
+        owner = v.owner
+        if not isinstance(owner, ir.Block) and _absorbed(owner.operation):
+            pending.extend(reversed(list(owner.operation.operands)))
+        else:
+            leaves.append(v)
+    return leaves
+
+
 @lowering("mo.concat")
 def _concat(ctx: LoweringContext) -> list[ir.Value]:
+    """One ``tensor.empty`` and one ``insert_slice`` per leaf of the whole chain.
+
+    ``mo.concat`` is binary, so an N-way concat arrives as a chain of N-1: lowered one by one,
+    each copied everything before it again (O(N^2) data; a stack of 64 [256, 256] was 160x
+    numpy). A concat whose only use is the next concat on the same axis lowers to a
+    placeholder (dead once the chain's last concat has copied its operands directly).
+    """
     out_t = ctx.result_types[0]
     axis = ctx.axis(out_t.rank)
+    if _absorbed(ctx.op):
+        return [ctx.empty(out_t)]
     out = ctx.empty(out_t)
     offset: Mixed = 0
-    for v, t in zip(ctx.operands, ctx.operand_types):
+    for leaf in _leaves(ctx.op):
+        v, t = ctx.lowered[leaf], parse_tensor_type(leaf.type)
         if t.rank != out_t.rank:
             raise ctx.error(f"operand rank {t.rank} differs from result rank {out_t.rank}")
         sizes = ctx.dims(t)

@@ -67,6 +67,27 @@ def test_concat_symbolic() -> None:
         check(out, np.concatenate([a, b, a]))
 
 
+def test_concat_chain_copies_each_leaf_once() -> None:
+    # A chain of binary concats lowers to one tensor.empty and one insert_slice per leaf (not
+    # 2 per concat, each copying all before it again); the shared %r stays a concat of its own.
+    t = mo_type("f32", ("n", 2))
+    t2, t3, t4 = (mo_type("f32", (f"n * {k}", 2)) for k in (2, 3, 4))
+    text = (f"func.func @g(%a: {t}, %b: {t}) -> ({t4}, {t3}) attributes {{mo.graph}} {{\n"
+            f'  %r = "mo.concat"(%a, %b) {{axis = 0 : i64}} : ({t}, {t}) -> {t2}\n'
+            f'  %s = "mo.concat"(%r, %a) {{axis = 0 : i64}} : ({t2}, {t}) -> {t3}\n'
+            f'  %u = "mo.concat"(%s, %b) {{axis = 0 : i64}} : ({t3}, {t}) -> {t4}\n'
+            f'  %v = "mo.concat"(%b, %r) {{axis = 0 : i64}} : ({t}, {t2}) -> {t3}\n'
+            f"  func.return %u, %v : {t4}, {t3}\n}}\n")
+    c = Compiled(text, keep_ir=True)
+    assert c.lowered.count("tensor.insert_slice") == 2 + 3 + 2, c.lowered
+    for n in (0, 3):
+        a = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+        b = -1 - a
+        (u, v), _ = c([a, b], [((4 * n, 2), "float32"), ((3 * n, 2), "float32")])
+        check(u, np.concatenate([a, b, a, b]))
+        check(v, np.concatenate([b, a, b]))
+
+
 def test_concat_last_axis() -> None:
     t = mo_type("si64", (2, "k"))
     out_t = mo_type("si64", (2, "k * 2"))

@@ -60,6 +60,52 @@ def test_stack_errors() -> None:
         result_type(two, lambda a, b: ops.stack([a, 1.0]))
 
 
+# -- long chains: the lowering copies each leaf once (see lowering/shape_ops.py) ----------------
+
+
+def test_stack_of_many_with_a_symbolic_dim() -> None:
+    xs = [_f32(3, 4) for _ in range(40)]
+    (got,) = run(lambda *v: ops.stack(v, 1), [tt(DType.float32, "b", 4)] * 40, *xs)
+    check(got, np.stack(xs, 1))
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+def test_concat_of_many_mixed_static_and_symbolic_sizes(axis: int) -> None:
+    sizes = [1, "n", 3, 2, "m", 1, "n", 5, 4, "m", 2, 1]
+    names = {"n": 2, "m": 0}  # m is empty at run time
+    lengths = [names.get(s, s) for s in sizes]
+    xs = [_f32(2, k) if axis == -1 else _f32(k, 2) for k in lengths]
+    types = [tt(DType.float32, 2, s) if axis == -1 else tt(DType.float32, s, 2) for s in sizes]
+    (got,) = run(lambda *v: ops.concat(v, axis), types, *xs)
+    check(got, np.concatenate(xs, axis))
+
+
+def test_concat_chain_with_shared_intermediates() -> None:
+    # r is used by the chain and by a negation (the chain being its latest use), q by the
+    # chain and as an output, s twice by one concat; u joins on another axis: none of them
+    # may be folded into its consumer's copies.
+    def fn(a, b, c, d):
+        r = ops.concat([a, b])
+        minus_r = -r
+        s = ops.concat([r, c])
+        t = ops.concat([s, d])
+        u = ops.concat([ops.concat([a, c]), ops.concat([b, d])], 1)
+        right = ops.concat([a, ops.concat([b, ops.concat([c, d])])])
+        q = ops.concat([c, d])
+        return t, ops.concat([q, a]), ops.concat([s, s]), right, u, minus_r, q
+
+    xs = [_f32(2, 3) for _ in range(4)]
+    a, b, c, d = xs
+    got = run(fn, [tt(DType.float32, "k", 3)] * 4, *xs)
+    want = [np.concatenate([a, b, c, d]), np.concatenate([c, d, a]),
+            np.concatenate([a, b, c, a, b, c]), np.concatenate([a, b, c, d]),
+            np.concatenate([np.concatenate([a, c]), np.concatenate([b, d])], 1),
+            -np.concatenate([a, b]), np.concatenate([c, d])]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        check(g, w)
+
+
 # -- split and chunk -------------------------------------------------------------------------------
 
 

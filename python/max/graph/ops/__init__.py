@@ -93,6 +93,7 @@ from max.graph.ops.gather import gather
 from max.graph.ops.indexing import gather_nd, scatter, scatter_nd
 from max.graph.ops.nonzero import masked_scatter, nonzero
 from max.graph.ops.interleave import as_interleaved_complex, repeat_interleave
+from max.graph.ops.irfft import irfft
 from max.graph.ops.layer_norm import layer_norm
 from max.graph.ops.matmul import matmul
 from max.graph.ops.outer import outer
@@ -163,6 +164,7 @@ __all__ = [
     "greater",
     "greater_equal",
     "hann_window",
+    "irfft",
     "is_inf",
     "is_nan",
     "layer_norm",
