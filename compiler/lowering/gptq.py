@@ -29,8 +29,13 @@ from max.compiler.lowering.quantization import TILE_LOOP, _as_rows, _from_rows, 
 from max.compiler.lowering.registry import lowering
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice
 
-_I8 = lambda: ir.IntegerType.get_signless(8)  # noqa: E731
-_I32 = lambda: ir.IntegerType.get_signless(32)  # noqa: E731
+
+def _I8() -> ir.Type:
+    return ir.IntegerType.get_signless(8)
+
+
+def _I32() -> ir.Type:
+    return ir.IntegerType.get_signless(32)
 
 
 class _Packed:
