@@ -167,6 +167,59 @@ def _qmatmul(rows: int):
     return setup
 
 
+def _gptq_qmatmul(rows: int, desc_act: bool = False):
+    """``x @ W`` with W a 4096x4096 GPTQ weight (MAX's packed layout, group 128, 4-bit)."""
+
+    def setup():
+        import torch
+
+        from max.graph.quantization import QuantizationConfig, QuantizationEncoding
+
+        k = n = 4096
+        g = 128
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((rows, k), dtype=np.float32)
+        words = rng.integers(0, 2**32, (k // 8, n), dtype=np.uint64).astype("<u4")
+        scales = rng.uniform(-0.02, 0.02, (k // g, n)).astype("<f2")
+        packed = np.concatenate([words.view(np.uint8).reshape(k // 2, n),
+                                 scales.view(np.uint8).reshape(2 * k // g, n)])
+        perm = rng.permutation(k).astype(np.int32)
+        config = QuantizationConfig("gptq", 4, g, desc_act=desc_act, sym=True)
+        cpu = DeviceRef.CPU()
+        types = [TensorType(DType.float32, x.shape, cpu),
+                 TensorType(DType.uint8, packed.shape, cpu)]
+        enc = QuantizationEncoding.GPTQ
+        if desc_act:
+            types.append(TensorType(DType.int32, (k,), cpu))
+            graph = Graph(f"gptq_act{rows}",
+                          lambda a, q, p: ops.qmatmul(enc, config, a, q, p), input_types=types)
+            inputs = (x, packed, perm)
+        else:
+            graph = Graph(f"gptq{rows}", lambda a, q: ops.qmatmul(enc, config, a, q),
+                          input_types=types)
+            inputs = (x, packed)
+        model = InferenceSession(devices=[CPU()]).load(graph)
+        rows_of = perm if desc_act else np.arange(k)
+
+        def reference():
+            q = ((words[:, None, :] >> (4 * np.arange(8, dtype=np.uint32))[None, :, None]) & 15)
+            w = scales.astype(np.float32)[np.arange(k) // g] * (
+                q.reshape(k, n)[rows_of].astype(np.float32) - 8)
+            return x @ w
+
+        tx, tw = torch.from_numpy(x), torch.from_numpy(words.view(np.int32))
+        ts, trows = torch.from_numpy(scales.astype(np.float32)), torch.from_numpy(rows_of)
+        shifts = torch.arange(0, 32, 4, dtype=torch.int32).reshape(1, 8, 1)
+
+        def with_torch():
+            q = ((tw.unsqueeze(1) >> shifts) & 15).reshape(k, n)[trows]
+            return tx @ (ts.repeat_interleave(g, 0) * (q.float() - 8))
+
+        return (lambda: model.execute(*inputs)[0].to_numpy(), reference, with_torch)
+
+    return setup
+
+
 def _conv2d():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 56, 56, 64), dtype=np.float32)
@@ -225,6 +278,10 @@ WORKLOADS = [
     Workload("layer norm 512x4096", _layer_norm, rtol=1e-3, atol=1e-4),
     Workload("qmatmul 1x4096 @ (4096x4096 Q4_0).T", _qmatmul(1), rtol=1e-3, atol=1e-3),
     Workload("qmatmul 32x4096 @ (4096x4096 Q4_0).T", _qmatmul(32), rtol=1e-3, atol=1e-3),
+    Workload("qmatmul 1x4096 @ 4096x4096 GPTQ g128", _gptq_qmatmul(1), rtol=1e-3, atol=1e-3),
+    Workload("qmatmul 32x4096 @ 4096x4096 GPTQ g128", _gptq_qmatmul(32), rtol=1e-3, atol=1e-3),
+    Workload("qmatmul 32x4096 @ 4096x4096 GPTQ act", _gptq_qmatmul(32, True), rtol=1e-3,
+             atol=1e-3),
     Workload("conv2d 1x56x56x64, 64 3x3 filters, pad 1", _conv2d, rtol=1e-3, atol=1e-3),
     Workload("stack of 64 [256, 256]", _joining("stack", 64), rtol=0, atol=0),
     Workload("concat of 32 [256, 256]", _joining("concat", 32), rtol=0, atol=0),

@@ -21,6 +21,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     elementwise,
     flow,
     gather,
+    gptq,
     indexing,
     matmul,
     nonzero,

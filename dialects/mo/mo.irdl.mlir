@@ -904,4 +904,45 @@ irdl.dialect @mo {
     irdl.operands(x: %x)
     irdl.results(result: %result_type)
   }
+
+  // GPTQ (dialects/mo/opdefs/gptq.py): x/rhs is MAX's packed ui8 [K/2 + 2K/group_size, N],
+  // uint32 [K/8, N] of 4-bit codes along K then f16 scales [K/group_size, N]; symmetric, zero
+  // point 8. dequantize -> [K, N] f32; qmatmul: lhs [..., M, K] f32 @ W -> [..., M, N] f32,
+  // dequantizing W tile by tile. _perm forms: row p of W is scales[p // group] * (code[perm[p]] - 8).
+  irdl.operation @gptq_dequantize {
+    %group_size = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "group_size" = %group_size }
+    irdl.operands(x: %x)
+    irdl.results(result: %result_type)
+  }
+  irdl.operation @gptq_dequantize_perm {
+    %group_size = irdl.base "#builtin.integer"
+    %x = irdl.base @mo::@tensor
+    %perm = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "group_size" = %group_size }
+    irdl.operands(x: %x, perm: %perm)
+    irdl.results(result: %result_type)
+  }
+  irdl.operation @gptq_qmatmul {
+    %group_size = irdl.base "#builtin.integer"
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "group_size" = %group_size }
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result_type)
+  }
+  irdl.operation @gptq_qmatmul_perm {
+    %group_size = irdl.base "#builtin.integer"
+    %lhs = irdl.base @mo::@tensor
+    %rhs = irdl.base @mo::@tensor
+    %perm = irdl.base @mo::@tensor
+    %result_type = irdl.base @mo::@tensor
+    irdl.attributes { "group_size" = %group_size }
+    irdl.operands(lhs: %lhs, rhs: %rhs, perm: %perm)
+    irdl.results(result: %result_type)
+  }
 }

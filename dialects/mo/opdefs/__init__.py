@@ -16,6 +16,7 @@ from max.dialects.mo.opdefs import (
     effects,
     elementwise,
     flow,
+    gptq,
     indexing,
     quantization,
     reduction,
@@ -40,7 +41,8 @@ OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
                                                *conv.defs(), *resize.defs(), *flow.defs(),
-                                               *buffers.defs(), *effects.defs())}
+                                               *buffers.defs(), *effects.defs(),
+                                               *gptq.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef",
            "TensorSig", "TypeRuleError"]

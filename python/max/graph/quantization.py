@@ -56,7 +56,10 @@ class QuantizationEncoding(enum.Enum):
     (especially GGUF format) or can be applied during weight allocation.
 
     A quantized tensor is a ``uint8`` tensor whose last dim holds whole blocks in the GGUF
-    byte layout (``block_size`` bytes for each ``elements_per_block`` elements).
+    byte layout (``block_size`` bytes for each ``elements_per_block`` elements). A GPTQ weight
+    is MAX's packed ``uint8 [K/2 + 2K/group_size, N]``: AutoGPTQ's ``qweight`` bytes, then its
+    float16 ``scales`` (see ``ops.qmatmul``); its group size comes from a
+    :class:`QuantizationConfig`.
 
     Example:
         >>> from max.graph.quantization import QuantizationEncoding
@@ -126,7 +129,7 @@ class QuantizationEncoding(enum.Enum):
 
 # GGUF's block sizes (ggml's GGML_QUANT_SIZES): K-quants hold 256 elements in super-blocks.
 # GPTQ packs eight 4-bit values in an int32 along K, 32 elements in 16 bytes (groups of
-# ``group_size`` rows share a scale in separate tensors).
+# ``group_size`` rows share a float16 scale, stored after all the codes in the packed tensor).
 _BLOCK_PARAMETERS: dict[QuantizationEncoding, BlockParameters] = {
     QuantizationEncoding.Q4_0: BlockParameters(32, 18),
     QuantizationEncoding.Q4_1: BlockParameters(32, 20),
