@@ -13,6 +13,7 @@ from __future__ import annotations
 from max.dialects.mo.opdefs import (
     buffers,
     conv,
+    custom,
     effects,
     elementwise,
     flow,
@@ -40,7 +41,8 @@ OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *reduction.defs(), *indexing.defs(),
                                                *quantization.defs(), *sequence.defs(),
                                                *conv.defs(), *resize.defs(), *flow.defs(),
-                                               *buffers.defs(), *effects.defs())}
+                                               *buffers.defs(), *effects.defs(),
+                                               *custom.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef",
            "TensorSig", "TypeRuleError"]

@@ -48,6 +48,7 @@ from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant, constant_external
 from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.cumsum import cumsum
+from max.graph.ops.custom import custom, inplace_custom
 from max.graph.ops.debug import assert_same_device, print
 from max.graph.ops.elementwise import (
     abs,
@@ -147,6 +148,7 @@ __all__ = [
     "conv3d",
     "cos",
     "cumsum",
+    "custom",
     "dequantize",
     "div",
     "equal",
@@ -162,6 +164,7 @@ __all__ = [
     "greater",
     "greater_equal",
     "hann_window",
+    "inplace_custom",
     "is_inf",
     "is_nan",
     "layer_norm",
