@@ -25,7 +25,8 @@ from typing import BinaryIO
 from mlir import ir
 from mlir.passmanager import PassManager
 
-from max.compiler.kernels import KernelLibrary, find_extensions, read_extensions, use_library
+from max.compiler.extensions import find_extensions, read_extensions
+from max.compiler.kernels import KernelLibrary, use_library
 
 BYTECODE_MAGIC = b"ML\xefR"
 PROG = "max-opt"

@@ -16,6 +16,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from max.dialects.mo.opdefs.base import STR, AttrDef, OpDef, TypeLike, TypeRuleError
 from max.dialects.mo.opdefs.flow import ARGS
 
@@ -34,6 +36,8 @@ def parameters_text(op: str, parameters: Mapping[str, Any] | None) -> str:
     for name, value in (parameters or {}).items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"{op}: parameter names must be non-empty strings, got {name!r}")
+        if isinstance(value, np.bool_ | np.integer | np.floating):
+            value = value.item()  # a numpy scalar: its Python value
         if not isinstance(value, bool | int | float):
             raise TypeError(f"{op}: parameter {name!r} is a {type(value).__name__}; MLIR "
                             f"kernels take bool, int and float parameters only")

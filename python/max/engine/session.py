@@ -71,7 +71,7 @@ class InferenceSession:
         # Checked here, not only where a compile reads it: a typo fails at once, clearly.
         env_threads = threads_from_env()
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
-        from max.compiler.kernels import find_extensions, read_extensions
+        from max.compiler.extensions import find_extensions, read_extensions
 
         self._extensions = find_extensions(custom_extensions, "InferenceSession")
         self._gpu_profiling = GPUProfilingMode.OFF
@@ -118,7 +118,7 @@ class InferenceSession:
             TypeError: If a weight has another dtype.
         """
         from max.compiler.driver import compile_graph
-        from max.compiler.kernels import find_extensions, read_extensions
+        from max.compiler.extensions import find_extensions, read_extensions
         from max.runtime import load_jit, load_shared_object
 
         where = "InferenceSession.load"

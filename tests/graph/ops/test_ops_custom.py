@@ -163,7 +163,7 @@ def test_int_and_bool_parameters(tmp_path: Path, negate: bool) -> None:
     t = TensorType(DType.int32, ("n",), CPU)
     with Graph("pick", input_types=[t]) as g:
         g.output(*ops.custom("pick", CPU, [g.inputs[0]], [t],
-                             parameters={"k": -3, "negate": negate}))
+                             parameters={"k": np.int64(-3), "negate": negate}))
     x = np.arange(-4, 6, dtype=np.int32)
     (y,) = _load(g, _kernel_file(tmp_path, PICK)).execute(x)
     np.testing.assert_array_equal(y.to_numpy(), (3 if negate else -3) * x)
