@@ -207,11 +207,13 @@ def lower_custom(ctx: LoweringContext) -> list[ir.Value]:
                                f"{n} values")
     args = _operands(ctx, kernel, inputs)
     taken = _parameters(kernel, n)
-    for key in sorted(set(given) - set(taken)):
-        raise CompilationError(f"{kernel.where}: the op gives parameter {key!r}, which the "
-                               f"kernel does not take (its parameters: "
+    extra, missing = sorted(set(given) - set(taken)), sorted(set(taken) - set(given))
+    if extra:
+        raise CompilationError(f"{kernel.where}: the op gives parameter {extra[0]!r}, which "
+                               f"the kernel does not take (its parameters: "
                                f"{', '.join(sorted(taken)) or 'none'})")
-    for key in sorted(set(taken) - set(given)):
+    if missing:
+        key = missing[0]
         raise CompilationError(f"{kernel.where}: parameter {key!r} (argument {taken[key]}, "
                                f"{inputs[taken[key]]}) is not given by the op")
     _check_results(ctx, kernel, results)

@@ -464,3 +464,12 @@ def test_docstring_example_runs() -> None:
     # (the package attribute ops.custom is the function, not the module)
     result = doctest.testmod(importlib.import_module("max.graph.ops.custom"))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_saved_graph_loaded_from_a_file(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.mlir"
+    graph.write_text(str(_scale_graph(alpha=-2)._module))
+    session = engine.InferenceSession(custom_extensions=_kernel_file(tmp_path, SCALE))
+    model = session.load(graph)  # parsed (graph and kernels) by the compile worker only
+    (y,) = model.execute(np.full((2, 1), 3.0, np.float32))
+    np.testing.assert_array_equal(y.to_numpy(), np.full((2, 1), -5.0, np.float32))
