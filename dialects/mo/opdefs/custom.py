@@ -86,5 +86,5 @@ def _module_checked(op: str, operands: Sequence[TypeLike], attrs: Mapping[str, A
 def defs() -> list[OpDef]:
     return [
         OpDef("mo.custom", ARGS, (AttrDef("symbol", STR), AttrDef("parameters", STR)),
-              check=_module_checked, results=0),
+              check=_module_checked),
     ]

@@ -473,3 +473,34 @@ def test_a_saved_graph_loaded_from_a_file(tmp_path: Path) -> None:
     model = session.load(graph)  # parsed (graph and kernels) by the compile worker only
     (y,) = model.execute(np.full((2, 1), 3.0, np.float32))
     np.testing.assert_array_equal(y.to_numpy(), np.full((2, 1), -5.0, np.float32))
+
+
+def test_bool_and_unsigned_tensors_are_i8_and_signless(tmp_path: Path) -> None:
+    text = """
+#id = affine_map<(i) -> (i)>
+func.func @mask(%x: tensor<?xi8>, %u: tensor<?xi16>) -> (tensor<?xi8>, tensor<?xi16>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?xi8>
+  %e = tensor.empty(%n) : tensor<?xi8>
+  %f = tensor.empty(%n) : tensor<?xi16>
+  %r:2 = linalg.generic {indexing_maps = [#id, #id, #id, #id], iterator_types = ["parallel"]}
+      ins(%x, %u : tensor<?xi8>, tensor<?xi16>) outs(%e, %f : tensor<?xi8>, tensor<?xi16>) {
+  ^bb0(%b: i8, %v: i16, %o: i8, %p: i16):
+    %one = arith.constant 1 : i8
+    %not = arith.xori %b, %one : i8
+    %wide = arith.extui %b : i8 to i16
+    %kept = arith.muli %v, %wide : i16
+    linalg.yield %not, %kept : i8, i16
+  } -> (tensor<?xi8>, tensor<?xi16>)
+  return %r#0, %r#1 : tensor<?xi8>, tensor<?xi16>
+}
+"""
+    tb, tu = TensorType(DType.bool, ("n",), CPU), TensorType(DType.uint16, ("n",), CPU)
+    with Graph("mask", input_types=[tb, tu]) as g:
+        g.output(*ops.custom("mask", CPU, list(g.inputs), [tb, tu]))
+    x = np.array([True, False, True, True])
+    u = np.array([1, 2, 65535, 40000], np.uint16)
+    a, b = _load(g, _kernel_file(tmp_path, text)).execute(x, u)
+    assert (a.to_numpy().dtype, b.to_numpy().dtype) == (np.bool_, np.uint16)
+    np.testing.assert_array_equal(a.to_numpy(), ~x)
+    np.testing.assert_array_equal(b.to_numpy(), np.where(x, u, 0).astype(np.uint16))
