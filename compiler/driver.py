@@ -13,6 +13,8 @@ graph or a crashed compiler.
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +222,8 @@ def _agrees(found: Artifact, types: Types) -> bool:
 
 
 def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | None = None,
-                  *, label: str | None = None, timeout: float | None = None) -> Artifact:
+                  *, label: str | None = None, timeout: float | None = None,
+                  extensions: Sequence[tuple[str, str]] | None = None) -> Artifact:
     """Compiles an MO graph for ``target``, or finds it in the cache.
 
     Args:
@@ -230,6 +234,9 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
             (bool: the ExecutionEngine fallback even where a linker exists).
         label: what to call the graph in messages until its name is known (a file path).
         timeout: seconds after which the compiler is killed (``$MAX_COMPILE_TIMEOUT``).
+        extensions: ``(label, text)`` of each custom kernel ``.mlir`` file the graph's
+            ``mo.custom`` ops may call; parsed by the worker only. The texts' hash is an option
+            (``custom_extensions``), so part of the cache key and of the record.
 
     Returns:
         The validated cache entry, whose record has the graph's argument and result types
@@ -243,6 +250,10 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         ValueError: ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
     """
     options = dict(options or {})
+    extensions = [(str(k), str(t)) for k, t in extensions or ()]
+    if extensions:
+        options["custom_extensions"] = hashlib.sha256(
+            json.dumps([t for _, t in extensions]).encode()).hexdigest()
     data, default_label, types = _serialize(graph)
     label = label or default_label
     key = cache.cache_key(data, target, options)
@@ -275,7 +286,8 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         try:
             request = {"op": "compile", "graph": data, "target": target, "options": options,
                        "out_dir": str(staging),
-                       "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort"}
+                       "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort",
+                       "extensions": extensions}
             name, reply = _worker.compile(request, label, timeout)
             if not reply.get("ok"):
                 raise _error(reply, name)

@@ -25,6 +25,9 @@ from typing import BinaryIO
 from mlir import ir
 from mlir.passmanager import PassManager
 
+from max.compiler.extensions import find_extensions, read_extensions
+from max.compiler.kernels import KernelLibrary, use_library
+
 BYTECODE_MAGIC = b"ML\xefR"
 PROG = "max-opt"
 
@@ -223,7 +226,7 @@ def run_steps(module: ir.Module, steps: list[Step], print_after_all: bool) -> No
 
 # ---- command line ----------------------------------------------------------------------------
 
-_OPTIONS_WITH_VALUE = {"-o", "--pass-pipeline"}
+_OPTIONS_WITH_VALUE = {"-o", "--pass-pipeline", "--custom-extensions"}
 _FLAGS = {"--emit-bytecode", "--print-ir-after-all", "--list-passes", "--no-verify", "-h",
           "--help"}
 
@@ -278,6 +281,9 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-passes", action="store_true", help="list our passes and exit")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MO verifier on the input (it runs first by default)")
+    p.add_argument("--custom-extensions", action="append", metavar="PATH", default=[],
+                   help="a .mlir file (or folder of them) of custom kernels that mo.custom "
+                   "ops call (repeatable)")
     return p
 
 
@@ -310,9 +316,22 @@ def run(argv: list[str]) -> int:
                 verify_module(module, strict=False)
             except VerificationError as e:
                 raise ToolError(f"{source}: {e}") from None
-        run_steps(module, steps, args.print_ir_after_all)
+        with use_library(_kernels(args.custom_extensions)):
+            run_steps(module, steps, args.print_ir_after_all)
         write_output(module, args.output, args.emit_bytecode)
     return 0
+
+
+def _kernels(paths: list[str]) -> KernelLibrary | None:
+    """The custom kernels of ``--custom-extensions`` (text: parsed here, as the input is)."""
+    if not paths:
+        return None
+    from max.compiler.passes.registry import CompilationError
+
+    try:
+        return KernelLibrary(read_extensions(find_extensions(paths, "--custom-extensions")))
+    except (CompilationError, ValueError, TypeError, NotImplementedError) as e:
+        raise ToolError(_first_line(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ parent never compiles itself; it keeps one worker process per parent and sends i
 Protocol (over the child's stdin/stdout; stray prints are redirected to stderr): each message is
 an 8-byte little-endian length followed by a pickled dict. A request is
 ``{"op": "compile", "graph": bytes, "target": str, "options": dict, "out_dir": str,
-"debug": str | None}``. The worker answers ``{"event": "parsed", "name": NAME}`` once the graph
+"debug": str | None, "extensions": [(label, text), ...]}`` (the custom kernels' ``.mlir``
+sources, parsed here: ``max.compiler.kernels``). The worker answers ``{"event": "parsed", "name": NAME}`` once the graph
 parsed, then ``{"event": "done", "ok": True, "meta": META}`` or
 ``{"event": "done", "ok": False, "kind": "parse" | "compile" | "internal", "message": str}``.
 EOF at stdin ends the worker.
@@ -21,7 +22,7 @@ import pickle
 import struct
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -128,9 +129,11 @@ def _pack_constants(values: list[Any]) -> tuple[list[ConstantRecord], bytes]:
 
 def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: Path,
                    *, on_parsed: Callable[[str], None] | None = None,
-                   debug: str | None = None) -> ArtifactRecord:
+                   debug: str | None = None,
+                   extensions: Sequence[tuple[str, str]] = ()) -> ArtifactRecord:
     """Compiles MO bytecode or text into ``out_dir`` (binary, constants, ``meta.json`` and
-    ``meta.sha256``); returns the record.
+    ``meta.sha256``); returns the record. ``extensions`` are the ``(label, text)`` of the
+    custom kernels' ``.mlir`` files that ``mo.custom`` ops call.
 
     Raises:
         ParseError: if the graph cannot be read.
@@ -163,6 +166,10 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
             raise InvalidGraphError(str(e)) from None
         if debug == "abort":  # tests: simulate MLIR aborting on a bad graph
             os.abort()
+        from max.compiler.kernels import KernelLibrary, use_library
+
+        # Parsed whether or not an op calls them: a broken file is an error either way.
+        library = KernelLibrary(extensions) if extensions else None
         try:
             canonicalize = get_pass("mo-canonicalize").fn
         except KeyError:
@@ -181,7 +188,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         bound = bind_external_weights(module)
         weights = _signature([t for _, t in bound], [n for n, _ in bound])
         constants = externalize_constants(module)
-        get_pass("mo-to-linalg").fn(module)
+        with use_library(library):
+            get_pass("mo-to-linalg").fn(module)
         fn = _graph_function(module)
         checks: list[str] = []
         if "mo.checks" in fn.attributes:
@@ -250,7 +258,8 @@ def _handle(request: dict[str, Any], out: BinaryIO) -> None:
             return
         record = compile_to_dir(request["graph"], request["target"],
                                 request.get("options") or {}, Path(request["out_dir"]),
-                                on_parsed=parsed, debug=request.get("debug"))
+                                on_parsed=parsed, debug=request.get("debug"),
+                                extensions=request.get("extensions") or ())
     except ParseError as e:
         reply = {"event": "done", "ok": False, "kind": "parse", "message": str(e)}
     except InvalidGraphError as e:

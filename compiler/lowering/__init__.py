@@ -17,6 +17,7 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     buffers,
     constant,
     conv,
+    custom,
     effects,
     elementwise,
     flow,

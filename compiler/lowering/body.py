@@ -79,10 +79,12 @@ def _check_narrow_floats(ctx: LoweringContext) -> None:
 
 
 # Ops whose rules add run-time checks: they must run even where the result is empty (an
-# out-of-range gather index raises in numpy whatever the result's size).
+# out-of-range gather index raises in numpy whatever the result's size). A custom kernel also
+# may write buffers.
 _CHECKED_OPS = frozenset({"mo.gather", "mo.slice", "mo.gather_nd", "mo.scatter",
                           "mo.scatter_nd", "mo.repeat_interleave", "mo.range", "mo.rebind",
-                          "mo.nonzero"})
+                          "mo.nonzero",
+                          "mo.custom"})
 
 
 def _computes_nothing(name: str, ctx: LoweringContext) -> bool:

@@ -709,22 +709,22 @@ irdl.dialect @mo {
     %then_fn = irdl.base "#builtin.symbol_ref"
     %else_fn = irdl.base "#builtin.symbol_ref"
     %pred = irdl.base @mo::@tensor
-    %args0 = irdl.base @mo::@tensor
-    %args1 = irdl.base @mo::@tensor
-    %args2 = irdl.base @mo::@tensor
-    %args3 = irdl.base @mo::@tensor
-    %args4 = irdl.base @mo::@tensor
-    %args5 = irdl.base @mo::@tensor
-    %args6 = irdl.base @mo::@tensor
-    %args7 = irdl.base @mo::@tensor
-    %args8 = irdl.base @mo::@tensor
-    %args9 = irdl.base @mo::@tensor
-    %args10 = irdl.base @mo::@tensor
-    %args11 = irdl.base @mo::@tensor
-    %args12 = irdl.base @mo::@tensor
-    %args13 = irdl.base @mo::@tensor
-    %args14 = irdl.base @mo::@tensor
-    %args15 = irdl.base @mo::@tensor
+    %args0 = irdl.any
+    %args1 = irdl.any
+    %args2 = irdl.any
+    %args3 = irdl.any
+    %args4 = irdl.any
+    %args5 = irdl.any
+    %args6 = irdl.any
+    %args7 = irdl.any
+    %args8 = irdl.any
+    %args9 = irdl.any
+    %args10 = irdl.any
+    %args11 = irdl.any
+    %args12 = irdl.any
+    %args13 = irdl.any
+    %args14 = irdl.any
+    %args15 = irdl.any
     %res0 = irdl.base @mo::@tensor
     %res1 = irdl.base @mo::@tensor
     %res2 = irdl.base @mo::@tensor
@@ -755,22 +755,22 @@ irdl.dialect @mo {
     %pred_fn = irdl.base "#builtin.symbol_ref"
     %body_fn = irdl.base "#builtin.symbol_ref"
     %num_carried = irdl.base "#builtin.integer"
-    %args0 = irdl.base @mo::@tensor
-    %args1 = irdl.base @mo::@tensor
-    %args2 = irdl.base @mo::@tensor
-    %args3 = irdl.base @mo::@tensor
-    %args4 = irdl.base @mo::@tensor
-    %args5 = irdl.base @mo::@tensor
-    %args6 = irdl.base @mo::@tensor
-    %args7 = irdl.base @mo::@tensor
-    %args8 = irdl.base @mo::@tensor
-    %args9 = irdl.base @mo::@tensor
-    %args10 = irdl.base @mo::@tensor
-    %args11 = irdl.base @mo::@tensor
-    %args12 = irdl.base @mo::@tensor
-    %args13 = irdl.base @mo::@tensor
-    %args14 = irdl.base @mo::@tensor
-    %args15 = irdl.base @mo::@tensor
+    %args0 = irdl.any
+    %args1 = irdl.any
+    %args2 = irdl.any
+    %args3 = irdl.any
+    %args4 = irdl.any
+    %args5 = irdl.any
+    %args6 = irdl.any
+    %args7 = irdl.any
+    %args8 = irdl.any
+    %args9 = irdl.any
+    %args10 = irdl.any
+    %args11 = irdl.any
+    %args12 = irdl.any
+    %args13 = irdl.any
+    %args14 = irdl.any
+    %args15 = irdl.any
     %res0 = irdl.base @mo::@tensor
     %res1 = irdl.base @mo::@tensor
     %res2 = irdl.base @mo::@tensor
@@ -797,22 +797,22 @@ irdl.dialect @mo {
   // group, so each group is a run of equal types; the callees see the concatenation.
   irdl.operation @call {
     %callee = irdl.base "#builtin.symbol_ref"
-    %args0 = irdl.base @mo::@tensor
-    %args1 = irdl.base @mo::@tensor
-    %args2 = irdl.base @mo::@tensor
-    %args3 = irdl.base @mo::@tensor
-    %args4 = irdl.base @mo::@tensor
-    %args5 = irdl.base @mo::@tensor
-    %args6 = irdl.base @mo::@tensor
-    %args7 = irdl.base @mo::@tensor
-    %args8 = irdl.base @mo::@tensor
-    %args9 = irdl.base @mo::@tensor
-    %args10 = irdl.base @mo::@tensor
-    %args11 = irdl.base @mo::@tensor
-    %args12 = irdl.base @mo::@tensor
-    %args13 = irdl.base @mo::@tensor
-    %args14 = irdl.base @mo::@tensor
-    %args15 = irdl.base @mo::@tensor
+    %args0 = irdl.any
+    %args1 = irdl.any
+    %args2 = irdl.any
+    %args3 = irdl.any
+    %args4 = irdl.any
+    %args5 = irdl.any
+    %args6 = irdl.any
+    %args7 = irdl.any
+    %args8 = irdl.any
+    %args9 = irdl.any
+    %args10 = irdl.any
+    %args11 = irdl.any
+    %args12 = irdl.any
+    %args13 = irdl.any
+    %args14 = irdl.any
+    %args15 = irdl.any
     %res0 = irdl.base @mo::@tensor
     %res1 = irdl.base @mo::@tensor
     %res2 = irdl.base @mo::@tensor
@@ -944,5 +944,53 @@ irdl.dialect @mo {
     irdl.attributes { "group_size" = %group_size }
     irdl.operands(lhs: %lhs, rhs: %rhs, perm: %perm)
     irdl.results(result: %result_type)
+  }
+
+  // The results of the user kernel `symbol` (a func.func of a .mlir file given at load:
+  // InferenceSession(custom_extensions=...)) applied to args, then `parameters` (a JSON object
+  // of names to bools, ints and floats, passed as the kernel's arguments that carry
+  // {max.parameter = "name"}). Buffer args are memref arguments the kernel may write.
+  // Operands and results are split into up to 16 variadic groups (args0..args15,
+  // res0..res15; operandSegmentSizes/resultSegmentSizes), each a run of equal types. An
+  // operand is an !mo.tensor or an !mo.buffer (IRDL's any_of of the two could not be loaded:
+  // the MO verifier checks the kinds).
+  irdl.operation @custom {
+    %symbol = irdl.base "#builtin.string"
+    %parameters = irdl.base "#builtin.string"
+    %args0 = irdl.any
+    %args1 = irdl.any
+    %args2 = irdl.any
+    %args3 = irdl.any
+    %args4 = irdl.any
+    %args5 = irdl.any
+    %args6 = irdl.any
+    %args7 = irdl.any
+    %args8 = irdl.any
+    %args9 = irdl.any
+    %args10 = irdl.any
+    %args11 = irdl.any
+    %args12 = irdl.any
+    %args13 = irdl.any
+    %args14 = irdl.any
+    %args15 = irdl.any
+    %res0 = irdl.base @mo::@tensor
+    %res1 = irdl.base @mo::@tensor
+    %res2 = irdl.base @mo::@tensor
+    %res3 = irdl.base @mo::@tensor
+    %res4 = irdl.base @mo::@tensor
+    %res5 = irdl.base @mo::@tensor
+    %res6 = irdl.base @mo::@tensor
+    %res7 = irdl.base @mo::@tensor
+    %res8 = irdl.base @mo::@tensor
+    %res9 = irdl.base @mo::@tensor
+    %res10 = irdl.base @mo::@tensor
+    %res11 = irdl.base @mo::@tensor
+    %res12 = irdl.base @mo::@tensor
+    %res13 = irdl.base @mo::@tensor
+    %res14 = irdl.base @mo::@tensor
+    %res15 = irdl.base @mo::@tensor
+    irdl.attributes { "symbol" = %symbol, "parameters" = %parameters }
+    irdl.operands(args0: variadic %args0, args1: variadic %args1, args2: variadic %args2, args3: variadic %args3, args4: variadic %args4, args5: variadic %args5, args6: variadic %args6, args7: variadic %args7, args8: variadic %args8, args9: variadic %args9, args10: variadic %args10, args11: variadic %args11, args12: variadic %args12, args13: variadic %args13, args14: variadic %args14, args15: variadic %args15)
+    irdl.results(res0: variadic %res0, res1: variadic %res1, res2: variadic %res2, res3: variadic %res3, res4: variadic %res4, res5: variadic %res5, res6: variadic %res6, res7: variadic %res7, res8: variadic %res8, res9: variadic %res9, res10: variadic %res10, res11: variadic %res11, res12: variadic %res12, res13: variadic %res13, res14: variadic %res14, res15: variadic %res15)
   }
 }

@@ -28,6 +28,7 @@ from max.dialects.mo.opdefs import (
     OpDef,
     TensorSig,
 )
+from max.dialects.mo.opdefs.custom import check_symbol, parse_parameters
 from max.dialects.mo.opdefs.flow import CALLEES
 from max.dialects.mo.types import ELEMENT_TYPES, parse_tensor_type
 from max.dialects.mo.verify_flow import FunctionInfo, check_acyclic, check_flow_op, function_table
@@ -181,6 +182,9 @@ def _verify_function(fn: ir.Operation, functions: dict[str, FunctionInfo],
             for k, r in enumerate(op.results):
                 _check_bound(tensor_sig(r.type, f"{at} result {k}"), bound, f"{at} result {k}")
             continue
+        if op.name == "mo.custom":
+            _verify_custom(op, defn, at, bound)
+            continue
         if len(op.results) != defn.results:
             raise VerificationError(f"{at}: expected {defn.results} result(s), got "
                                     f"{len(op.results)}")
@@ -229,6 +233,22 @@ def _define(result: TensorSig, axis: int, bound: set[str], in_graph: bool, at: s
         raise VerificationError(f"{at}: result dim {axis} ({d.name}) is a new symbol, whose "
                                 "value only the data determines: not supported in a subgraph")
     bound.add(d.name)
+
+
+def _verify_custom(op: ir.Operation, defn: OpDef, at: str, bound: set[str]) -> None:
+    """A kernel call: well-formed tensor or buffer operands, tensor results whose symbols the
+    inputs bind, a kernel name and parameters (the kernel's signature is checked when the
+    compiler links it in: the kernel is not part of the module)."""
+    for k, v in enumerate(op.operands):
+        tensor_sig(v.type, f"{at} operand {k}", buffers=True)
+    for k, r in enumerate(op.results):
+        _check_bound(tensor_sig(r.type, f"{at} result {k}"), bound, f"{at} result {k}")
+    try:
+        attrs = decode_attributes(defn, op)
+        check_symbol(op.name, attrs["symbol"])
+        parse_parameters(op.name, attrs["parameters"])
+    except ValueError as e:
+        raise VerificationError(f"{at}: {e}") from None
 
 
 def _check_bound(t: TensorSig, bound: set[str], what: str) -> None:

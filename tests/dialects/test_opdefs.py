@@ -53,8 +53,9 @@ def test_every_definition_has_a_lowering_rule() -> None:
 # operand and its result is a buffer (which a graph cannot return; tests/graph/ops/
 # test_ops_buffers.py creates, stores into and loads from one); mo.print's effect is
 # standard output (tests/graph/ops/test_ops_devices.py reads it); mo.constant_external's value
-# comes from the weights given at load (tests/engine/test_external_weights.py).
-NO_ROW = {"mo.buffer_create", "mo.constant_external", "mo.print"}
+# comes from the weights given at load (tests/engine/test_external_weights.py); mo.custom calls
+# a kernel from a file given at load (tests/graph/ops/test_ops_custom.py).
+NO_ROW = {"mo.buffer_create", "mo.constant_external", "mo.custom", "mo.print"}
 
 
 def test_every_definition_has_a_numeric_test_row() -> None:
@@ -69,8 +70,9 @@ def test_references_are_the_definitions() -> None:
     # mo.round's tie rule and mo.constant (nothing to evaluate) have no reference; nor have the
     # control-flow ops (their bodies are subgraph functions, which the constant folder cannot
     # evaluate; their rows build them with the builders: rows_flow.py), nor the buffer ops and
-    # mo.print (their effects are on memory or output, never folded)
+    # mo.print (their effects are on memory or output, never folded), nor mo.custom (the
+    # kernel is the user's)
     assert sorted(n for n, d in OPS.items() if d.reference is None) == [
         "mo.buffer_create", "mo.buffer_load", "mo.buffer_store", "mo.buffer_store_slice",
-        "mo.call", "mo.cond", "mo.constant", "mo.constant_external", "mo.print", "mo.round",
-        "mo.while"]
+        "mo.call", "mo.cond", "mo.constant", "mo.constant_external", "mo.custom", "mo.print",
+        "mo.round", "mo.while"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from max.dialects.mo.opdefs import (
     buffers,
     conv,
+    custom,
     effects,
     elementwise,
     flow,
@@ -42,7 +43,8 @@ OPS: dict[str, OpDef] = {d.name: d for d in (*elementwise.defs(), *shape.defs(),
                                                *quantization.defs(), *sequence.defs(),
                                                *conv.defs(), *resize.defs(), *flow.defs(),
                                                *buffers.defs(), *effects.defs(),
-                                               *gptq.defs())}
+                                               *gptq.defs(),
+                                               *custom.defs())}
 
 __all__ = ["ELEMENTS", "FLOAT", "INT", "INTS", "OPS", "STR", "SYMBOL", "AttrDef", "OpDef",
            "TensorSig", "TypeRuleError"]

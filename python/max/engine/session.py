@@ -38,15 +38,6 @@ class LogLevel(str, enum.Enum):
     CRITICAL = "critical"
 
 
-def _no_extensions(custom_extensions: Any, where: str) -> None:
-    if custom_extensions is None:
-        return
-    if isinstance(custom_extensions, list | tuple) and not custom_extensions:
-        return
-    raise NotImplementedError(f"{where}: custom extensions (Mojo packages) are not supported by "
-                              f"this implementation")
-
-
 class InferenceSession:
     """Manages an inference session in which you can load and run models.
 
@@ -61,8 +52,10 @@ class InferenceSession:
         devices: A list of devices on which to run inference. Default is the host CPU only.
         num_threads: Number of threads to use for the inference session. This defaults to the
             CPUs this process may run on (or ``$MAX_CPU_THREADS``).
-        custom_extensions: The extensions to load for the model. Not supported here: must be
-            ``None`` or empty.
+        custom_extensions: The extensions to load for the model: paths to ``.mlir`` files
+            of custom kernels, or folders of them (each ``*.mlir`` file in it), which
+            :func:`~max.graph.ops.custom` ops call (README, "Custom kernels"). Mojo packages are
+            not supported (``NotImplementedError``).
     """
 
     def __init__(self, devices: Iterable[Device] | None = None, num_threads: int | None = None,
@@ -78,7 +71,9 @@ class InferenceSession:
         # Checked here, not only where a compile reads it: a typo fails at once, clearly.
         env_threads = threads_from_env()
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
-        _no_extensions(custom_extensions, "InferenceSession")
+        from max.compiler.extensions import find_extensions, read_extensions
+
+        self._extensions = find_extensions(custom_extensions, "InferenceSession")
         self._gpu_profiling = GPUProfilingMode.OFF
         self._log_level = LogLevel.NOTSET
         self._options: dict[str, Any] = {}
@@ -99,8 +94,10 @@ class InferenceSession:
         Args:
             model: A :class:`~max.graph.Graph`, an ``mlir.ir.Module`` holding one graph, or
                 a path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
-            custom_extensions: Not supported here: must be ``None`` or empty.
-            custom_ops_path: Deprecated, use ``custom_extensions`` instead. Not supported.
+            custom_extensions: Further ``.mlir`` kernel files or folders for this model, beside
+                the session's. The files are read at each load (their text is part of the
+                cache key).
+            custom_ops_path: Deprecated, use ``custom_extensions`` instead.
             weights_registry: A mapping from names of model weights' names to their values
                 (numpy arrays, :class:`~max.driver.Tensor`\\ s or DLPack arrays): the values
                 of the graph's ``ops.constant_external`` weights. The arrays are used in
@@ -112,17 +109,22 @@ class InferenceSession:
         Raises:
             RuntimeError: If the path provided is invalid, the file is not a graph, or the
                 compiler crashed.
-            CompilationError: If the compiler rejects the graph.
-            ValueError: If ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed, or a weight
-                is missing from ``weights_registry`` or has another shape.
+            CompilationError: If the compiler rejects the graph, or a custom kernel: a file
+                that does not parse, a kernel that is missing or whose signature does not
+                match its op (the message names the kernel, argument and types).
+            ValueError: If ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed, a weight
+                is missing from ``weights_registry`` or has another shape, or a custom
+                extension is missing or unreadable.
             TypeError: If a weight has another dtype.
         """
         from max.compiler.driver import compile_graph
+        from max.compiler.extensions import find_extensions, read_extensions
         from max.runtime import load_jit, load_shared_object
 
-        _no_extensions(custom_extensions, "InferenceSession.load")
+        where = "InferenceSession.load"
+        paths = [*self._extensions, *find_extensions(custom_extensions, where)]
         if custom_ops_path is not None:
-            _no_extensions([custom_ops_path], "InferenceSession.load")
+            paths += find_extensions([custom_ops_path], where)
         graph: Any = model
         label = None
         if isinstance(model, str | pathlib.Path | os.PathLike):
@@ -140,12 +142,15 @@ class InferenceSession:
             if hasattr(model, "_require_output"):
                 model._require_output("load")
             graph = model._module
+            paths += find_extensions(getattr(model, "_custom_extensions", None), "Graph")
         elif hasattr(model, "operation") and hasattr(model, "body"):  # an mlir.ir.Module
             graph = model
         else:
             raise TypeError(f"InferenceSession.load: expected a Graph or a path, got "
                             f"{type(model).__name__}")
-        artifact = compile_graph(graph, "cpu", self._options or None, label=label)
+        extensions = read_extensions(paths)
+        artifact = compile_graph(graph, "cpu", self._options or None, label=label,
+                                 extensions=extensions)
         record = artifact.record  # validated by the cache, types checked against the graph
         if record.kind == "so":
             stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"

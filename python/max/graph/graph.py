@@ -55,6 +55,9 @@ class Graph(metaclass=_GraphMeta):
             output.
         input_types: The data type(s) for the input tensor(s).
         path: The path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
+        custom_extensions: The extensions to load for the model: ``.mlir`` kernel files or
+            folders that its :func:`~max.graph.ops.custom` ops call, read (with the session's)
+            when an ``InferenceSession`` loads the graph.
         context: An MLIR Context to build in (one with the MO dialect is made otherwise).
         module: An existing MLIR module holding an MO graph.
     """
@@ -79,6 +82,8 @@ class Graph(metaclass=_GraphMeta):
         except UnicodeEncodeError as e:
             raise ValueError(f"Graph name {name!r} is not valid unicode: {e.reason}") from None
         self.name = name
+        # Kernel files for its ops.custom calls, read when a session loads the graph.
+        self._custom_extensions = list(custom_extensions or ())
         self._context = context or make_context()
         if context is not None:
             from max.dialects.mo import load

@@ -48,6 +48,7 @@ from max.graph.ops.concat import concat
 from max.graph.ops.constant import constant, constant_external
 from max.graph.ops.conv import conv2d, conv2d_transpose, conv3d
 from max.graph.ops.cumsum import cumsum
+from max.graph.ops.custom import custom, inplace_custom
 from max.graph.ops.debug import assert_same_device, print
 from max.graph.ops.elementwise import (
     abs,
@@ -149,6 +150,7 @@ __all__ = [
     "conv3d",
     "cos",
     "cumsum",
+    "custom",
     "dequantize",
     "div",
     "equal",
@@ -165,6 +167,7 @@ __all__ = [
     "greater_equal",
     "hann_window",
     "irfft",
+    "inplace_custom",
     "is_inf",
     "is_nan",
     "layer_norm",

@@ -3,8 +3,8 @@
 Each builds one ``mo.cond``/``mo.while``/``mo.call`` whose bodies are subgraph functions of
 the module (``max.graph._subgraph``): the branches and loop bodies are compiled into the
 model (the lowering inlines them into ``scf.if``/``scf.while``), never run in Python. Values
-of the enclosing graph that a body uses become explicit operands of the op. Buffer mutation
-inside bodies (chains) is not supported.
+of the enclosing graph that a body uses become explicit operands of the op, buffers too: a
+body may read and write them (``buffer_store``, ``inplace_custom``) in program order.
 """
 
 from __future__ import annotations
