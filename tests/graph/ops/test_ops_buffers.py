@@ -319,3 +319,40 @@ def test_while_loop_refuses_a_buffer_as_a_carried_value() -> None:
                                                       r"are not supported \(the predicate and "
                                                       r"body may use the buffer directly\)"):
             ops.while_loop([buf], lambda b: ops.constant(False, DType.bool, CPU), lambda b: b)
+
+
+def test_buffer_and_checks_through_cond_in_while_in_cond() -> None:
+    # The buffer and x are captured through three levels; the gather's check leaves them all.
+    with Graph("bnest", input_types=[BufferType(F32, ("n",), CPU), TensorType(F32, ("n",), CPU),
+                                     TensorType(DType.bool, (), CPU),
+                                     TensorType(DType.int64, (1,), CPU)]) as g:
+        buf, x, p, j = g.inputs
+
+        def outer() -> None:
+            def body(i):
+                def add() -> None:
+                    ops.buffer_store(buf, ops.buffer_load(buf) + ops.gather(x, j, axis=0))
+
+                def sub() -> None:
+                    ops.buffer_store(buf, ops.buffer_load(buf) - 1.0)
+
+                ops.cond(i % 2 == 0, None, add, sub)
+                return i + 1
+
+            ops.while_loop(ops.constant(0, DType.int64, CPU), lambda i: i < 5, body)
+
+        ops.cond(p, None, outer, lambda: None)
+        g.output(ops.buffer_load(buf))
+    model = _model(g)
+    x = np.array([1, 10, 100], np.float32)
+    for p, j in ((True, 1), (True, -1), (False, 3)):
+        b = np.arange(3, dtype=np.float32)
+        want = b.copy()
+        if p:
+            for i in range(5):
+                want = want + x[j] if i % 2 == 0 else want - 1
+        (got,) = model.execute(b, x, np.array(p), np.array([j], np.int64))
+        np.testing.assert_allclose(b, want, rtol=1e-6)
+        np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-6)
+    with pytest.raises(IndexError, match=r"mo\.gather: index out of range for axis 0 of size n"):
+        model.execute(np.zeros(3, np.float32), x, np.array(True), np.array([3], np.int64))
