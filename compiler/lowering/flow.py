@@ -5,9 +5,16 @@ Each body (a subgraph function named by a symbol attribute) is lowered in place,
 region, with its arguments mapped to the op's lowered operands, so nested control flow and
 every op rule work unchanged, and the rest of the pipeline (bufferization of scf, the entry
 ABI) sees one function. Dim values computed inside a region are dropped from the cache
-afterwards (they do not dominate what follows). Ops with runtime checks inside a body are
-refused: their flags would be defined inside the region, and the checks buffer is written
-once at the end of the graph.
+afterwards (they do not dominate what follows).
+
+A runtime check inside a body has its flag defined inside the region, which nothing after the
+op may use. So each such check gets a cell (an ``i8`` ``memref.alloca`` zeroed at the entry
+of the function: one per check, never inside a loop, where an alloca would grow the stack
+each iteration); the region ORs its flag into the cell before its terminator (a loop's
+regions run many times: a failure in any iteration stays), and the value loaded from the cell
+after the op is a check of the enclosing region or function. Nested bodies repeat this level
+by level. Buffers (memrefs) pass into bodies as they are: their accesses are memref ops in
+program order.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from mlir import ir
-from mlir.dialects import scf, tensor
+from mlir.dialects import arith, memref, scf, tensor
 
 from max.compiler.lowering.body import coerce, lower_block
 from max.compiler.lowering.context import LoweringContext, builtin_tensor_type, to_i1
@@ -37,18 +44,64 @@ def _callee(ctx: LoweringContext, attr: str) -> ir.Block:
     raise ctx.error(f"{attr} @{name}: no such function")
 
 
+class _Scope:
+    """The checks a region's body added (set when the ``with`` block ends)."""
+
+    checks: list[tuple[ir.Value, str]]
+
+
 @contextmanager
-def _region_scope(ctx: LoweringContext) -> Iterator[None]:
-    """Keeps dims computed inside a region out of the function's cache; refuses checks."""
+def _region_scope(ctx: LoweringContext) -> Iterator[_Scope]:
+    """Keeps dims computed inside a region out of the function's cache, and the region's
+    checks out of the function's list (they go to ``scope.checks``)."""
     state = ctx.fn
-    dims, checks = dict(state._dims), len(state.checks)
+    dims, checks = state._dims, state.checks
+    state._dims, state.checks = dict(dims), []
+    scope = _Scope()
     try:
-        yield
+        yield scope
     finally:
-        state._dims = dims
-    if len(state.checks) != checks:
-        raise ctx.error("ops with runtime checks (gather, slice of a symbolic dim, ...) are not "
-                        "supported inside control-flow bodies")
+        scope.checks = state.checks
+        state._dims, state.checks = dims, checks
+
+
+def _i8_flag(flag: ir.Value) -> ir.Value:
+    """A check flag (i1/i8 scalar or rank-0 i8 tensor) as an i8 scalar."""
+    i8 = ir.IntegerType.get_signless(8)
+    if isinstance(flag.type, ir.RankedTensorType):
+        flag = tensor.extract(flag, [])
+    return flag if flag.type == i8 else arith.extui(i8, flag)
+
+
+def _entry_block(block: ir.Block) -> ir.Block:
+    """The entry block of the function that (at some depth) holds ``block``."""
+    op = block.owner.operation
+    while op.name != "func.func":
+        op = op.parent.operation
+    return op.regions[0].blocks[0]
+
+
+class _Cells:
+    """The memory cells through which the checks of an op's regions leave them."""
+
+    def __init__(self) -> None:
+        self.cells: list[tuple[ir.Value, str]] = []
+
+    def store(self, checks: list[tuple[ir.Value, str]]) -> None:
+        """ORs each flag into a fresh cell, at the end of the current region."""
+        i8 = ir.IntegerType.get_signless(8)
+        for flag, message in checks:
+            here = ir.InsertionPoint.current
+            with ir.InsertionPoint.at_block_begin(_entry_block(here.block)):
+                cell = memref.alloca(ir.MemRefType.get([], i8), [], [])
+                memref.store(arith.constant(i8, 0), cell, [])
+            memref.store(arith.ori(memref.load(cell, []), _i8_flag(flag)), cell, [])
+            self.cells.append((cell, message))
+
+    def register(self, ctx: LoweringContext) -> None:
+        """After the op: each cell's value is a check of the enclosing region/function."""
+        for cell, message in self.cells:
+            ctx.add_check(memref.load(cell, []), message)
 
 
 def _inline(ctx: LoweringContext, attr: str, args: Sequence[ir.Value],
@@ -71,9 +124,14 @@ def lower_cond(ctx: LoweringContext) -> list[ir.Value]:
     types = [builtin_tensor_type(t) for t in ctx.result_types]
     pred, args = ctx.operands[0], ctx.operands[1:]
     if_op = scf.IfOp(_scalar_i1(pred), types, has_else=True)
+    cells = _Cells()
     for block, attr in ((if_op.then_block, "then_fn"), (if_op.else_block, "else_fn")):
-        with ir.InsertionPoint(block), _region_scope(ctx):
-            scf.YieldOp(_inline(ctx, attr, args, types))
+        with ir.InsertionPoint(block):
+            with _region_scope(ctx) as scope:
+                out = _inline(ctx, attr, args, types)
+            cells.store(scope.checks)
+            scf.YieldOp(out)
+    cells.register(ctx)
     return list(if_op.results)
 
 
@@ -86,11 +144,18 @@ def lower_while(ctx: LoweringContext) -> list[ir.Value]:
     before = while_op.before.blocks.append(*types)
     after = while_op.after.blocks.append(*types)
     bool_type = ir.RankedTensorType.get([], ir.IntegerType.get_signless(8))
-    with ir.InsertionPoint(before), _region_scope(ctx):
-        (flag,) = _inline(ctx, "pred_fn", [*before.arguments, *invariant], [bool_type])
+    cells = _Cells()
+    with ir.InsertionPoint(before):
+        with _region_scope(ctx) as scope:
+            (flag,) = _inline(ctx, "pred_fn", [*before.arguments, *invariant], [bool_type])
+        cells.store(scope.checks)
         scf.ConditionOp(_scalar_i1(flag), list(before.arguments))
-    with ir.InsertionPoint(after), _region_scope(ctx):
-        scf.YieldOp(_inline(ctx, "body_fn", [*after.arguments, *invariant], types))
+    with ir.InsertionPoint(after):
+        with _region_scope(ctx) as scope:
+            out = _inline(ctx, "body_fn", [*after.arguments, *invariant], types)
+        cells.store(scope.checks)
+        scf.YieldOp(out)
+    cells.register(ctx)
     return list(while_op.results)
 
 

@@ -22,15 +22,24 @@ def blocks(op: ir.Operation) -> Iterator[ir.Block]:
                 yield from blocks(inner.operation)
 
 
+# Control-flow ops and the attributes naming their bodies (max.dialects.mo.opdefs.flow).
+_BODIES = {"mo.cond": ("then_fn", "else_fn"), "mo.while": ("pred_fn", "body_fn"),
+           "mo.call": ("callee",)}
+
+
 def is_pure_mo_op(op: ir.Operation) -> bool:
     """An MO op without regions that neither reads nor writes buffers or chains, and has a
-    result (an op without one exists for its effect: mo.print, a buffer store)."""
+    result (an op without one exists for its effect: mo.print, a buffer store). A
+    control-flow op is pure only if its bodies are (a buffer a body touches is an operand
+    of the op, but a body may also print)."""
     if not op.name.startswith("mo.") or len(op.regions) != 0 or len(op.results) == 0:
         return False
     values = list(op.operands) + list(op.results)
     if any(str(v.type).startswith(_EFFECT_TYPE_PREFIXES) for v in values):
         return False
-    return not (op.name in _SIZE_DEFINERS and _may_bind_symbol(op))
+    if op.name in _SIZE_DEFINERS and _may_bind_symbol(op):
+        return False
+    return op.name not in _BODIES or not _bodies_have_effects(op)
 
 
 # Ops that may bind a symbol from data (mo.nonzero's count): removing one whose result is
@@ -44,6 +53,27 @@ def _may_bind_symbol(op: ir.Operation) -> bool:
     except ValueError:
         return False  # not for this helper to report (the verifier does)
     return any(isinstance(d, str) and d.isidentifier() for d in dims)
+
+
+def _bodies_have_effects(op: ir.Operation) -> bool:
+    """Whether an op of a body ``op`` names is not pure (the verifier refuses recursion)."""
+    module = op.parent
+    while module is not None and module.name != "builtin.module":
+        module = module.parent
+    if module is None:
+        return True
+    names = {ir.FlatSymbolRefAttr(op.attributes[a]).value for a in _BODIES[op.name]
+             if a in op.attributes}
+    for fn in module.regions[0].blocks[0].operations:
+        fn = fn.operation
+        if fn.name != "func.func" or ir.StringAttr(fn.attributes["sym_name"]).value not in names:
+            continue
+        for block in fn.regions[0].blocks:
+            for inner in block.operations:
+                inner = inner.operation
+                if inner.name != "func.return" and not is_pure_mo_op(inner):
+                    return True
+    return False
 
 
 def has_uses(value: ir.Value) -> bool:

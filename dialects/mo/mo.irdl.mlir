@@ -705,6 +705,8 @@ irdl.dialect @mo {
   // Operands and results are split into up to 16 variadic groups (args0..args15,
   // res0..res15; operandSegmentSizes/resultSegmentSizes): IRDL unifies the types within one
   // group, so each group is a run of equal types; the callees see the concatenation.
+  // An arg is a !mo.tensor or a !mo.buffer the body reads or writes (irdl.any: IRDL's
+  // any_of of the two aborts the loader; the MO verifier checks the kind).
   irdl.operation @cond {
     %then_fn = irdl.base "#builtin.symbol_ref"
     %else_fn = irdl.base "#builtin.symbol_ref"

@@ -4,8 +4,10 @@ subgraph functions they name.
 A control-flow op's result types are its callees' (which only the module knows), so the type
 rules of ``opdefs`` cannot check them: here each callee must be a subgraph function of the
 module (a ``func.func`` without ``mo.graph``) whose signature the op's operands and results
-match exactly, and the subgraphs must not call one another in a cycle (the lowering inlines
-them). Problems are ``ValueError``\\ s; ``verify.py`` names the graph and the op.
+match exactly (a ``!mo.buffer`` argument, which the body reads or writes in place, only where
+the callee takes that buffer type; a loop carries tensors only), and the subgraphs must not
+call one another in a cycle (the lowering inlines them). Problems are ``ValueError``\\ s;
+``verify.py`` names the graph and the op.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def _expect(what: str, have: Sequence[ir.Type], want: Sequence[ir.Type]) -> None
 
 
 def check_flow_op(op: ir.Operation, functions: Mapping[str, FunctionInfo]) -> list[str]:
-    """Checks a control-flow op against its callees; returns the callee names."""
+    """Checks a control-flow op against its callees; returns the callee names. A buffer
+    argument must be a buffer of the callee's exact type (a body stores into it)."""
     operands = [v.type for v in op.operands]
     results = [r.type for r in op.results]
     callees = {a: _callee(op, a, functions) for a in CALLEES[op.name]}
@@ -82,6 +85,10 @@ def check_flow_op(op: ir.Operation, functions: Mapping[str, FunctionInfo]) -> li
         k = ir.IntegerAttr(op.attributes["num_carried"]).value
         if not 0 <= k <= len(operands):
             raise ValueError(f"num_carried {k} out of range for {len(operands)} operands")
+        for i, t in enumerate(operands[:k]):
+            if parse_tensor_type(t).kind != "tensor":
+                raise ValueError(f"carried operand {i} {t} is not a tensor (a buffer is passed "
+                                 "as a loop invariant)")
         _expect("results", results, operands[:k])
         for a, info in callees.items():
             _expect(f"{a} takes", info.inputs, operands)

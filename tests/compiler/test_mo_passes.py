@@ -88,6 +88,47 @@ func.func @g(%a: {F}) -> {F} attributes {{mo.graph}} {{
     """)
 
 
+def _flow_with_effects() -> str:
+    from max.dtype import DType
+    from max.graph import BufferType, DeviceRef, Graph, TensorType, ops
+
+    cpu = DeviceRef.CPU()
+    with Graph("fx", input_types=[TensorType(DType.float32, [2], cpu),
+                                  TensorType(DType.bool, [], cpu),
+                                  BufferType(DType.float32, [2], cpu)]) as g:
+        x, p, buf = g.inputs
+
+        def noisy():
+            ops.print(x, "x")
+            return x + 1.0
+
+        def stores():
+            ops.buffer_store(buf, x)
+            return x
+
+        ops.cond(p, [x.type], noisy, lambda: x)  # unused results, prints: kept
+        ops.cond(p, [x.type], stores, lambda: x)  # unused results, stores: kept
+        ops.cond(p, [x.type], lambda: x * 2.0, lambda: x)  # unused and pure: erased
+        sub = g.add_subgraph("twice", lambda a: (ops.print(a, "a"), a)[1], input_types=[x.type])
+        (y1,) = ops.call(sub, x)
+        (y2,) = ops.call(sub, x)  # prints again: not merged into the first
+        pure = g.add_subgraph("pure", lambda a: a * 3.0, input_types=[x.type])
+        (z1,) = ops.call(pure, x)
+        (z2,) = ops.call(pure, x)  # merged
+        g.output(y1 + y2 + z1 + z2)
+    return str(g)
+
+
+def test_control_flow_whose_bodies_have_effects_is_kept_and_not_merged() -> None:
+    text = _flow_with_effects()
+    graph_fn = lambda out: out[:out.index("func.func private")]  # noqa: E731
+    dce = graph_fn(run_pass("mo-dce", text))
+    assert dce.count('"mo.cond"') == 2
+    assert "then_fn = @fx_cond_then}" in dce and "then_fn = @fx_cond_then_1}" in dce
+    cse = graph_fn(run_pass("mo-cse", text))
+    assert cse.count("callee = @twice") == 2 and cse.count("callee = @pure") == 1
+
+
 # ---- mo-cse ---------------------------------------------------------------------------------
 
 

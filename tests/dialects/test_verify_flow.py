@@ -14,7 +14,7 @@ from max.dialects.mo import make_context
 from max.dialects.mo.verify import VerificationError, verify_module
 from max.dtype import DType
 from max.engine import InferenceSession
-from max.graph import DeviceRef, Graph, TensorType, ops
+from max.graph import BufferType, DeviceRef, Graph, TensorType, ops
 from mlir import ir
 
 CPU = DeviceRef.CPU()
@@ -108,3 +108,46 @@ def test_a_saved_graph_with_control_flow_round_trips(tmp_path: Path) -> None:
     x = np.array([1, 2], np.float32)
     # p false: the cond gives x and the loop does not run
     np.testing.assert_array_equal(model.execute(x, np.array(False))[0].to_numpy(), x)
+
+
+def _buffer_module() -> str:
+    with Graph("bc", input_types=[BufferType(DType.float32, [3], CPU),
+                                  TensorType(DType.float32, [3], CPU),
+                                  TensorType(DType.bool, [], CPU)]) as g:
+        buf, x, p = g.inputs
+        ops.cond(p, None, lambda: ops.buffer_store(buf, x), lambda: None)
+        ops.while_loop(x, lambda v: p, lambda v: ops.buffer_load(buf) + v)
+        g.output(ops.buffer_load(buf))
+    return str(g)
+
+
+FB = '!mo.buffer<f32, [3], "cpu:0">'
+F3 = '!mo.tensor<f32, [3], "cpu:0">'
+BAD_BUFFERS = {
+    # a tensor passed where the bodies take the buffer
+    "tensor for buffer": (lambda t: _sub(_sub(t, '"mo.cond"(%arg2, %arg0, %arg1)',
+                                              '"mo.cond"(%arg2, %arg1, %arg1)'),
+                                         f": ({B}, {FB}, {F3}) -> ()",
+                                         f": ({B}, {F3}, {F3}) -> ()"),
+                          r"op 0 \(mo\.cond.*?\): then_fn takes \(!mo\.buffer.*\) should be "
+                          r"\(!mo\.tensor<f32, \[3\], \"cpu:0\">, !mo\.tensor"),
+    "carried buffer": (lambda t: _sub(t, "num_carried = 1 : i64", "num_carried = 3 : i64"),
+                       r"op 1 \(mo\.while.*?\): carried operand 2 !mo\.buffer<f32, \[3\], "
+                       r"\"cpu:0\"> is not a tensor"),
+}
+
+
+def test_buffer_arguments_of_bodies_verify() -> None:
+    text = _buffer_module()
+    assert f"({B}, {FB}, {F3}) -> ()" in text
+    with make_context() as ctx:
+        verify_module(ir.Module.parse(text, ctx))
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BUFFERS))
+def test_mismatched_buffer_arguments_are_rejected(case: str) -> None:
+    tamper, message = BAD_BUFFERS[case]
+    with make_context() as ctx:
+        module = ir.Module.parse(tamper(_buffer_module()), ctx)
+        with pytest.raises(VerificationError, match=message):
+            verify_module(module)

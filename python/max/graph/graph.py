@@ -257,7 +257,8 @@ class Graph(metaclass=_GraphMeta):
         The subgraph is a further function of this graph's module (no ``mo.graph``
         attribute), called with :func:`max.graph.ops.call`; its body is inlined into each
         caller when compiled. It sees only its own inputs (no values of the parent graph).
-        No chain input is added: buffer mutation inside subgraphs is not supported.
+        A ``BufferType`` input takes the caller's buffer itself: the subgraph's loads and
+        stores act on it, in program order with the caller's (no chain input is added).
 
         Args:
             name: The name identifier for the subgraph.

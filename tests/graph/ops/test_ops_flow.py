@@ -204,17 +204,76 @@ def test_branch_may_use_a_symbol_bound_by_another_graph_input() -> None:
     check(model.execute(np.array(False), y)[0].to_numpy(), y)
 
 
-def test_runtime_checks_inside_a_body_are_refused_when_compiling() -> None:
-    # The checks buffer is written once, at the end of the graph: a flag set inside a region
-    # cannot reach it (a documented limitation), so the compile says so instead.
-    def forward(x, i):
-        return ops.cond(ops.constant(True, DType.bool, CPU), [tt(DType.float32, 1)],
+def test_runtime_check_in_a_taken_branch_raises_and_an_untaken_one_does_not() -> None:
+    # The gather's index check lives inside the scf.if region; its flag leaves the region
+    # through a cell and reaches the checks buffer.
+    def forward(p, x, i):
+        (y,) = ops.cond(p, [tt(DType.float32, 1)],
                         lambda: ops.gather(x, i, axis=0), lambda: x[:1])
+        return y
 
-    g = Graph("chk", forward, input_types=[tt(DType.float32, 4), tt(DType.int64, 1)])
-    with pytest.raises(Exception, match=r"mo\.cond.*runtime checks .* not supported inside "
-                                        r"control-flow bodies"):
-        shared_session().load(g)
+    g = Graph("chk", forward, input_types=[tt(DType.bool), tt(DType.float32, 4),
+                                           tt(DType.int64, 1)])
+    model = shared_session().load(g)
+    x = np.arange(4, dtype=np.float32) + 10
+    bad, good = np.array([7], np.int64), np.array([-2], np.int64)
+    check(model.execute(np.array(False), x, bad)[0].to_numpy(), x[:1])
+    with pytest.raises(IndexError, match=r"mo\.gather: index out of range for axis 0 of size 4"):
+        model.execute(np.array(True), x, bad)
+    check(model.execute(np.array(True), x, good)[0].to_numpy(), x[good])
+    check(model.execute(np.array(False), x, bad)[0].to_numpy(), x[:1])
+
+
+def test_runtime_check_in_a_loop_body_on_a_later_iteration_and_nested() -> None:
+    # cond inside while inside cond: the loop gathers x[idx[i]] for i < k; one bad index at
+    # position j fails only when the loop reaches it (k > j) and the outer branch is taken.
+    def forward(p, x, idx, k):
+        def loop():
+            def body(i, acc):
+                (v,) = ops.cond(i >= 0, [tt(DType.float32, 1)],
+                                lambda: ops.gather(x, ops.gather(idx, i.reshape([1]), axis=0),
+                                                   axis=0),
+                                lambda: x[:1])
+                return [i + 1, acc + v]
+
+            _, acc = ops.while_loop([ops.constant(0, DType.int64, CPU),
+                                     ops.constant(np.zeros(1, np.float32), DType.float32, CPU)],
+                                    lambda i, acc: i < k, body)
+            return acc
+
+        (y,) = ops.cond(p, [tt(DType.float32, 1)], loop, lambda: x[:1] * 0.0)
+        return y
+
+    g = Graph("chk_loop", forward, input_types=[tt(DType.bool), tt(DType.float32, 4),
+                                                tt(DType.int64, 3), tt(DType.int64)])
+    model = shared_session().load(g)
+    x = np.array([1, 2, 4, 8], np.float32)
+    idx = np.array([0, 3, 9], np.int64)  # idx[2] is out of range for x
+    for steps in (0, 1, 2):
+        (got,) = model.execute(np.array(True), x, idx, np.array(steps, np.int64))
+        check(got.to_numpy(), np.array([x[idx[:steps]].sum()], np.float32))
+    with pytest.raises(IndexError, match=r"mo\.gather: index out of range for axis 0 of size 4"):
+        model.execute(np.array(True), x, idx, np.array(3, np.int64))
+    check(model.execute(np.array(False), x, idx, np.array(3, np.int64))[0].to_numpy(),
+          np.zeros(1, np.float32))
+    # The loop's own index (i = 3) into idx is out of range too.
+    with pytest.raises(IndexError, match=r"mo\.gather: index out of range for axis 0 of size 3"):
+        model.execute(np.array(True), x, idx, np.array(4, np.int64))
+    (got,) = model.execute(np.array(True), x, idx, np.array(2, np.int64))  # still usable
+    check(got.to_numpy(), np.array([9], np.float32))
+
+
+def test_runtime_check_in_a_called_subgraph() -> None:
+    with Graph("chk_call", input_types=[tt(DType.float32, 4), tt(DType.int64, 1)]) as g:
+        x, i = g.inputs
+        sub = g.add_subgraph("pick", lambda a, b: ops.gather(a, b, axis=0),
+                             input_types=[x.type, i.type])
+        g.output(*ops.call(sub, x, i))
+    model = shared_session().load(g)
+    x = np.arange(4, dtype=np.float32)
+    check(model.execute(x, np.array([3], np.int64))[0].to_numpy(), x[[3]])
+    with pytest.raises(IndexError, match=r"mo\.gather: index out of range for axis 0 of size 4"):
+        model.execute(x, np.array([4], np.int64))
 
 
 def test_a_value_leaked_out_of_a_body_is_refused() -> None:

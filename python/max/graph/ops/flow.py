@@ -3,8 +3,9 @@
 Each builds one ``mo.cond``/``mo.while``/``mo.call`` whose bodies are subgraph functions of
 the module (``max.graph._subgraph``): the branches and loop bodies are compiled into the
 model (the lowering inlines them into ``scf.if``/``scf.while``), never run in Python. Values
-of the enclosing graph that a body uses become explicit operands of the op, buffers too: a
-body may read and write them (``buffer_store``, ``inplace_custom``) in program order.
+of the enclosing graph that a body uses become explicit operands of the op; a buffer of the
+enclosing graph is passed as itself, so that loads and stores in a body act on it, in program
+order with the graph's other buffer ops (``buffer_store``, ``inplace_custom``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from max.dialects.mo.opdefs.flow import segments
 from max.dtype import DType
 from max.graph._subgraph import build_body, share_captures
 from max.graph.graph import Graph
-from max.graph.type import TensorType
+from max.graph.type import BufferType, TensorType
 from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
 
 
-def _types_text(types: Sequence[TensorType]) -> str:
-    """``[float32[n, 3], bool[]]``: dtype and shape of each type."""
-    return "[" + ", ".join(f"{t.dtype.name}[{', '.join(str(d) for d in t.shape)}]"
-                           for t in types) + "]"
+def _types_text(types: Sequence[TensorType | BufferType]) -> str:
+    """``[float32[n, 3], buffer bool[]]``: kind, dtype and shape of each type."""
+    return "[" + ", ".join(f"{'buffer ' if isinstance(t, BufferType) else ''}{t.dtype.name}"
+                           f"[{', '.join(str(d) for d in t.shape)}]" for t in types) + "]"
 
 
 def _emit(graph: Graph, name: str, fixed: Sequence[ir.Value], args: Sequence[ir.Value],
@@ -55,7 +56,8 @@ def cond(
     """Conditionally execute one of two branches based on a boolean predicate.
 
     Both branches must return the same number and types of values as specified in
-    ``out_types``. The branches may use values of the enclosing graph.
+    ``out_types``. The branches may use values of the enclosing graph, and load from and
+    store to its buffers (the stores of the branch taken happen in program order).
 
     Args:
         pred: Boolean scalar tensor of type ``DType.bool`` determining branch execution.
@@ -110,7 +112,8 @@ def while_loop(
     types of values as specified in the init_args. The predication function must return
     only a boolean scalar tensor of type ``DType.bool``. The body function must return a
     list of values matching the types of init_args, (or may return a value directly if there
-    is only one). Both may use values of the enclosing graph.
+    is only one). Both may use values of the enclosing graph, and load from and store to its
+    buffers (each iteration sees the previous one's stores).
 
     Args:
         initial_values: Initial values for loop arguments. Must be non-empty.
@@ -133,7 +136,8 @@ def while_loop(
     if not values:
         raise ValueError("while_loop: initial_values must be non-empty")
     if any(isinstance(v, BufferValue) for v in values):
-        raise NotImplementedError("while_loop: BufferValue loop arguments are not supported")
+        raise NotImplementedError("while_loop: BufferValue loop arguments are not supported "
+                                  "(the predicate and body may use the buffer directly)")
     inits = [as_tensor_value(v, where="while_loop") for v in values]
     types = [v.type for v in inits]
     pred = build_body(graph, "mo.while", "pred", types, predicate)
@@ -169,7 +173,8 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
 
     Args:
         graph: The graph to call.
-        *args: Arguments to pass to the called graph.
+        *args: Arguments to pass to the called graph (a ``BufferValue`` where the subgraph
+            takes a ``BufferType``: the subgraph's buffer ops act on it).
         prefix: Prefix to add to the names of any weights in the subgraph (subgraphs hold no
             weights here: it is accepted and unused).
 
@@ -193,7 +198,9 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
         raise ValueError(f"call: subgraph {graph.name!r} cannot call itself")
     if not graph._finished:
         raise ValueError(f"call: subgraph {graph.name!r} has no outputs yet (call output())")
-    values = [as_tensor_value(a, where="call") for a in args]
+    # A buffer input of the subgraph takes the caller's buffer itself (its stores land there).
+    values = [a if isinstance(a, BufferValue) else as_tensor_value(a, where="call")
+              for a in args]
     types = [v.type for v in values]
     if types != list(graph._input_types):
         raise ValueError(f"call: subgraph {graph.name!r} takes "
