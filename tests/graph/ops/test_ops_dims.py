@@ -55,3 +55,4 @@ def test_reshape_minus_one_with_symbols() -> None:
     t = result_type([tt(DType.float32, "batch", "seq", 8)],
                     lambda x: ops.reshape(x, ["batch", -1, 2, 4]))
     assert [str(d) for d in t.shape] == ["batch", "seq", "2", "4"]
+

@@ -65,13 +65,22 @@ def shape_text(dims: Sequence[Dim]) -> str:
     return "[" + ", ".join(dim_text(d) for d in dims) + "]"
 
 
+class AxisError(IndexError, ValueError):
+    """An axis out of range for a tensor's rank.
+
+    An ``IndexError``, as MAX raises (and numpy's ``AxisError``); also a ``ValueError``, as
+    every other bad argument of an op builder is.
+    """
+
+
 def normalize_axis(op: str, axis: int, rank: int, *, name: str = "axis") -> int:
-    """A non-negative axis in ``[0, rank)``; raises ValueError naming the op otherwise."""
+    """A non-negative axis in ``[0, rank)``; raises :class:`AxisError` naming the op
+    otherwise."""
     if isinstance(axis, bool) or not isinstance(axis, int) and not _is_np_int(axis):
         raise TypeError(f"{op}: {name} must be an int, got {axis!r}")
     axis = int(axis)
     if not -rank <= axis < rank:
-        raise ValueError(
+        raise AxisError(
             f"{op}: {name}={axis} is out of range for a tensor of rank {rank} "
             f"(expected {-rank} <= {name} < {rank})"
         )

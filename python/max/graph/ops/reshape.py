@@ -137,7 +137,7 @@ def unsqueeze(x: Any, axis: int) -> TensorValue:
     """
     x = as_strong("unsqueeze", x)
     if isinstance(axis, int) and not isinstance(axis, bool) and not -x.rank - 1 <= axis <= x.rank:
-        raise ValueError(
+        raise _dims.AxisError(
             f"unsqueeze: axis={axis} is out of range for a tensor of rank {x.rank} (expected "
             f"{-x.rank - 1} <= axis <= {x.rank})"
         )

@@ -46,7 +46,7 @@ def stack(values: Iterable[Any], axis: int = 0) -> TensorValue:
     if isinstance(axis, bool) or not isinstance(axis, int) and not _dims._is_np_int(axis):
         raise TypeError(f"stack: axis must be an int, got {axis!r}")
     if not -rank - 1 <= int(axis) <= rank:
-        raise ValueError(f"stack: axis={axis} is out of range for stacking tensors of rank "
+        raise _dims.AxisError(f"stack: axis={axis} is out of range for stacking tensors of rank "
                          f"{rank} (expected {-rank - 1} <= axis <= {rank})")
     for i, v in enumerate(tensors[1:], 1):
         if v.dtype != first.dtype:

@@ -9,6 +9,7 @@ from typing import Any
 from max.graph.type import DeviceRef
 from max.graph.value import BufferValue, TensorValue
 
+from max.graph.ops import _dims
 from max.graph.ops._promotion import as_strong, emit
 
 
@@ -79,5 +80,5 @@ def allgather(inputs: Iterable[Any], signal_buffers: Iterable[Any],
             raise ValueError(f"allgather: inputs[{i}] is {v.dtype.name} of rank {v.rank}, "
                              f"inputs[0] {values[0].dtype.name} of rank {rank}")
     if not -rank <= axis < rank:
-        raise ValueError(f"allgather: axis {axis} is out of range for rank {rank}")
+        raise _dims.AxisError(f"allgather: axis {axis} is out of range for rank {rank}")
     return [concat([transfer_to(v, device) for v in values], axis=axis) for device in devices]
