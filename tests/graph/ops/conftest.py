@@ -118,3 +118,26 @@ def symbolic_broadcastable_shapes(draw: st.DrawFn) -> tuple[list[Any], list[Any]
         dims = full[rank - r :]
         shapes.append([1 if draw(st.booleans()) else d for d in dims])
     return shapes[0], shapes[1]
+
+
+def tile_loop_kinds(graph: Graph) -> list[tuple[str, str]]:
+    """(op name, schedule class) of each linalg op inside the one ``mo.qtiles`` loop of a
+    quantized graph after fusion: what the CPU schedule will see there."""
+    from mlir import ir
+
+    from max.compiler.lowering import lower_to_linalg
+    from max.compiler.lowering.quantization import TILE_LOOP
+    from max.compiler.pipelines import cpu, cpu_schedule
+    from max.dialects.mo import context as mo_context
+
+    with mo_context.make_context():
+        module = ir.Module.parse(graph._text())
+        lower_to_linalg(module)
+        cpu.entry_abi(module)
+        cpu._run(module, cpu.FUSION_PIPELINE)
+        loops = [o for o in cpu_schedule._walk(module.operation) if TILE_LOOP in o.attributes]
+        assert len(loops) == 1
+        return sorted((o.name, str(cpu_schedule.classify(o)))
+                      for o in cpu_schedule._walk(loops[0])
+                      if o.name.startswith("linalg.")
+                      and o.name not in ("linalg.yield", "linalg.index"))

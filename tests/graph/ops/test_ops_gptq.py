@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CPU, build, shared_session, tt
+from conftest import CPU, build, shared_session, tile_loop_kinds, tt
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg
@@ -143,21 +143,9 @@ def test_qmatmul_decodes_column_tiles_never_the_whole_weight() -> None:
 
 
 def test_the_schedule_vectorizes_the_decoding() -> None:
-    from max.compiler.lowering.quantization import TILE_LOOP
-    from max.compiler.pipelines import cpu, cpu_schedule
-
     g = build([tt(DType.float32, 32, 256), tt(DType.uint8, 136, 128)],
               lambda x, q: ops.qmatmul(GPTQ, _config(64), x, q))
-    with mo_context.make_context():
-        module = ir.Module.parse(g._text())
-        lower_to_linalg(module)
-        cpu.entry_abi(module)
-        cpu._run(module, cpu.FUSION_PIPELINE)
-        loops = [o for o in cpu_schedule._walk(module.operation) if TILE_LOOP in o.attributes]
-        assert len(loops) == 1
-        inner = [o for o in cpu_schedule._walk(loops[0]) if o.name.startswith("linalg.")
-                 and o.name not in ("linalg.yield", "linalg.index")]
-        kinds = sorted((o.name, str(cpu_schedule.classify(o))) for o in inner)
+    kinds = tile_loop_kinds(g)
     # The decoding, the accumulators' fill (CSE'd into one) and the two matmuls.
     assert kinds == [("linalg.fill", "elementwise"), ("linalg.generic", "elementwise"),
                      ("linalg.matmul", "matmul"), ("linalg.matmul", "matmul")]

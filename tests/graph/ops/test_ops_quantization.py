@@ -7,7 +7,7 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from conftest import CPU, build, shared_session, tt
+from conftest import CPU, build, shared_session, tile_loop_kinds, tt
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg
@@ -236,22 +236,13 @@ def test_the_schedule_vectorizes_the_tile_loop(enc: QuantizationEncoding, op: st
     """Every linalg op in the tile loop is one the CPU schedule tiles and vectorizes: the
     element decoding (elementwise) and the matmuls, none fused into unscheduled loops."""
     from max.compiler.lowering.quantization import TILE_LOOP
-    from max.compiler.pipelines import cpu, cpu_schedule
+    from max.compiler.pipelines import cpu_schedule
 
     assert TILE_LOOP == cpu_schedule.SCHEDULED_LOOP
     k = 2 * enc.elements_per_block
     w = tt(DType.uint8, 128, 2 * enc.block_size)
     g = (build([w], lambda q: ops.dequantize(enc, q)) if op == "dequantize" else
          build([tt(DType.float32, 32, k), w], lambda x, q: ops.qmatmul(enc, None, x, q)))
-    with mo_context.make_context():
-        module = ir.Module.parse(g._text())
-        lower_to_linalg(module)
-        cpu.entry_abi(module)
-        cpu._run(module, cpu.FUSION_PIPELINE)
-        loops = [o for o in cpu_schedule._walk(module.operation) if TILE_LOOP in o.attributes]
-        assert len(loops) == 1
-        inner = [o for o in cpu_schedule._walk(loops[0]) if o.name.startswith("linalg.")
-                 and o.name not in ("linalg.yield", "linalg.index")]
-        kinds = sorted(str(cpu_schedule.classify(o)) for o in inner)
-        want = ["elementwise"] if op == "dequantize" else ["elementwise"] * 2 + ["matmul"] * 2
-        assert kinds == want  # the decoding and its fills; the matmuls
+    kinds = [kind for _, kind in tile_loop_kinds(g)]
+    want = ["elementwise"] if op == "dequantize" else ["elementwise"] * 2 + ["matmul"] * 2
+    assert kinds == want  # the decoding and its fills; the matmuls
