@@ -268,3 +268,20 @@ def test_an_unused_nonzero_still_binds_its_symbol() -> None:
         g.output(ops.range(0, k, 1, dtype=DType.int32, device=CPU))
     (out,) = _run(g, np.array([1, 0, 2, 3], np.float32))
     np.testing.assert_array_equal(out, [0, 1, 2])
+
+
+def test_returned_outputs_through_the_jit_fallback() -> None:
+    """The JIT (no system linker) calls the same C interface: the returned struct first."""
+    from max.engine import InferenceSession
+
+    session = InferenceSession()
+    session._options = {"force_jit": True}
+    with Graph("nz_jit", input_types=[TensorType(DType.float32, ("n",), CPU)]) as g:
+        x = g.inputs[0]
+        idx = ops.nonzero(x, "k")
+        g.output(x + 1, idx, ops.range(0, idx.shape[0], 1, dtype=DType.int32, device=CPU))
+    x = np.array([0, 1, 0, 3, 5], np.float32)
+    out = _run(g, x, session=session)
+    np.testing.assert_array_equal(out[0], x + 1)
+    np.testing.assert_array_equal(out[1], np.argwhere(x))
+    np.testing.assert_array_equal(out[2], np.arange(3, dtype=np.int32))
