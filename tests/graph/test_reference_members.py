@@ -88,10 +88,10 @@ def test_kernel_library_refuses_mojo_and_missing_paths(tmp_path: Path) -> None:
     for name in ("ops.mojopkg", "kernel.mojo"):
         with pytest.raises(NotImplementedError, match=re.escape(name) + ": Mojo custom ops"):
             library.add_path(tmp_path / name)
-    mojo_dir = tmp_path / "mojo_ops"
+    mojo_dir = tmp_path / "mojo_ops.v1"
     mojo_dir.mkdir()
     (mojo_dir / "add.mojo").write_text("")
-    with pytest.raises(NotImplementedError, match="mojo_ops: Mojo custom ops are not supported"):
+    with pytest.raises(NotImplementedError, match="mojo_ops.v1: Mojo custom ops are not supported"):
         library.add_path(mojo_dir)
     with pytest.raises(NotImplementedError, match="x.mojopkg: Mojo custom ops"):
         Graph("g", custom_extensions=[tmp_path / "x.mojopkg"])

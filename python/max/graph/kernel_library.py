@@ -57,13 +57,12 @@ class KernelLibrary:
             raise TypeError(f"KernelLibrary.add_path: path must be a path to a .mlir file or "
                             f"folder, got {type(path).__name__}")
         path = Path(path)
-        if path.is_dir() and path.suffix == "":
-            # A folder of Mojo sources (no .mlir file) is MAX's other library format.
-            if not any(path.glob("*.mlir")) and any(path.glob("*.mojo")):
-                raise NotImplementedError(
-                    f"KernelLibrary: {path}: Mojo custom ops are not supported by this "
-                    f"implementation; write the kernel in MLIR (a .mlir file: README, "
-                    f"Custom kernels)")
+        # A folder of Mojo sources (no .mlir file) is MAX's other library format.
+        if path.is_dir() and not any(path.glob("*.mlir")) and any(path.glob("*.mojo")):
+            raise NotImplementedError(
+                f"KernelLibrary: {path}: Mojo custom ops are not supported by this "
+                f"implementation; write the kernel in MLIR (a .mlir file: README, "
+                f"Custom kernels)")
         find_extensions([path], "KernelLibrary")  # raises for a path that holds no kernel
         if path not in self._paths:
             self._paths.append(path)
