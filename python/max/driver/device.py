@@ -19,8 +19,7 @@ class Device:
 
     __slots__ = ("_id", "_stream", "__weakref__")
 
-    label: ClassVar[str]
-    """``cpu`` for host devices, ``gpu`` for accelerators."""
+    _LABEL: ClassVar[str]  # set by each subclass; the label property reads it
 
     _id: int
     _stream: DeviceStream | None
@@ -33,6 +32,11 @@ class Device:
     def _init(self, id: int) -> None:
         self._id = id
         self._stream = None
+
+    @property
+    def label(self) -> str:
+        """Returns device label: ``cpu`` for host devices, ``gpu`` for accelerators."""
+        return self._LABEL
 
     @property
     def id(self) -> int:
@@ -126,7 +130,7 @@ class CPU(Device):
     """
 
     __slots__ = ()
-    label: ClassVar[str] = "cpu"
+    _LABEL: ClassVar[str] = "cpu"
     _instance: ClassVar[CPU | None] = None
 
     def __new__(cls, id: int = -1) -> CPU:
@@ -187,7 +191,7 @@ class Accelerator(Device):
     """
 
     __slots__ = ("_memory_limit",)
-    label: ClassVar[str] = "gpu"
+    _LABEL: ClassVar[str] = "gpu"
     _memory_limit: int
     _instances: ClassVar[dict[int, Accelerator]] = {}
 

@@ -142,7 +142,7 @@ class InferenceSession:
             if hasattr(model, "_require_output"):
                 model._require_output("load")
             graph = model._module
-            paths += find_extensions(getattr(model, "_custom_extensions", None), "Graph")
+            paths += find_extensions(getattr(model, "kernel_libraries_paths", None), "Graph")
         elif hasattr(model, "operation") and hasattr(model, "body"):  # an mlir.ir.Module
             graph = model
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from max.graph import ops, quantization
 from max.graph.dim import AlgebraicDim, Dim, DimLike, StaticDim, SymbolicDim
 from max.graph.graph import Graph
+from max.graph.kernel_library import KernelLibrary
 from max.graph.shape import Shape, ShapeLike
 from max.graph.type import BufferType, DeviceKind, DeviceRef, TensorType, Type
 from max.graph.value import BufferValue, TensorValue, TensorValueLike, Value
@@ -23,6 +24,7 @@ __all__ = [
     "Dim",
     "DimLike",
     "Graph",
+    "KernelLibrary",
     "Shape",
     "ShapeLike",
     "StaticDim",

@@ -15,6 +15,8 @@ from mlir.dialects import func
 from max.dialects.mo import make_context, safe_parse
 from max.dialects.mo.safe_parse import BYTECODE_MAGIC, check_parses
 from max.dialects.mo.verify import VerificationError, verify_module
+from max.graph._chain import _ChainValue, _DeviceChainMap
+from max.graph.kernel_library import KernelLibrary
 from max.graph.type import BufferType, TensorType, Type
 from max.graph.value import BufferValue, TensorValue, Value, as_tensor_value
 
@@ -57,9 +59,17 @@ class Graph(metaclass=_GraphMeta):
         path: The path to a saved graph (``.mlirbc`` bytecode or ``.mlir`` text).
         custom_extensions: The extensions to load for the model: ``.mlir`` kernel files or
             folders that its :func:`~max.graph.ops.custom` ops call, read (with the session's)
-            when an ``InferenceSession`` loads the graph.
+            when an ``InferenceSession`` loads the graph. They are added to the graph's
+            kernel library (Mojo packages and sources: ``NotImplementedError``).
         context: An MLIR Context to build in (one with the MO dialect is made otherwise).
+        kernel_library: The graph's :class:`KernelLibrary` (of the same context): its paths
+            are the graph's kernel paths, as ``custom_extensions`` are (both may be given).
         module: An existing MLIR module holding an MO graph.
+
+    Attributes:
+        device_chains: The current chain of each device (``DeviceRef -> chain``, a chain made
+            on first read). Side effects are ordered by program order here, not by chains:
+            the map holds what MAX code stores in it and orders nothing.
     """
 
     def __init__(
@@ -71,7 +81,7 @@ class Graph(metaclass=_GraphMeta):
         *args: Any,
         custom_extensions: Iterable[Path] = (),
         context: ir.Context | None = None,
-        kernel_library: Any = None,
+        kernel_library: KernelLibrary | None = None,
         module: ir.Module | None = None,
         **kwargs: Any,
     ) -> None:
@@ -82,13 +92,25 @@ class Graph(metaclass=_GraphMeta):
         except UnicodeEncodeError as e:
             raise ValueError(f"Graph name {name!r} is not valid unicode: {e.reason}") from None
         self.name = name
-        # Kernel files for its ops.custom calls, read when a session loads the graph.
-        self._custom_extensions = list(custom_extensions or ())
         self._context = context or make_context()
         if context is not None:
             from max.dialects.mo import load
 
             load(context)
+        # Kernel paths for its ops.custom calls, read when a session loads the graph.
+        if kernel_library is None:
+            kernel_library = KernelLibrary(self._context)
+        elif not isinstance(kernel_library, KernelLibrary):
+            raise TypeError(f"Graph {name!r}: kernel_library must be a KernelLibrary, got "
+                            f"{type(kernel_library).__name__}")
+        elif kernel_library._context is not self._context:
+            raise ValueError(f"Graph {name!r}: kernel_library belongs to another MLIR context; "
+                             f"pass context=<the library's context>")
+        kernel_library.load_paths(self._context, custom_extensions or ())
+        self._kernel_library = kernel_library
+        # Side effects are ordered by program order; these are MAX's chain handles (_chain.py).
+        self._always_ready_chain = _ChainValue(self)
+        self.device_chains = _DeviceChainMap(self)
         self._finished = False
         self._context_tokens: list[Any] = []
         self._frame: Any = None  # the subgraph body being built (max.graph._subgraph.Frame)
@@ -147,6 +169,21 @@ class Graph(metaclass=_GraphMeta):
 
     def __exit__(self, *exc: object) -> None:
         _CURRENT_GRAPH.reset(self._context_tokens.pop())
+
+    @property
+    def kernel_libraries_paths(self) -> list[Path]:
+        """Returns the list of extra kernel libraries paths for the custom ops."""
+        return self._kernel_library.library_paths()
+
+    @property
+    def always_ready_chain(self) -> _ChainValue:
+        """A graph-global, immutable chain that is always ready.
+
+        Created once per graph and never advanced or merged by the graph itself. Chains
+        order nothing here (side effects follow program order): it is a token that code
+        written for MAX can pass where a chain is expected.
+        """
+        return self._always_ready_chain
 
     @property
     def inputs(self) -> Sequence[TensorValue | BufferValue]:

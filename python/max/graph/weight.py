@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from mlir import ir
 
 from max.dtype import DType
+from max.graph.quantization import QuantizationEncoding
 from max.graph.shape import Shape
 from max.graph.type import DeviceRef, TensorType
 from max.graph.value import TensorValue
@@ -29,8 +31,9 @@ class Weight(TensorValue):
         dtype: The data type of the weight.
         shape: The shape of the weight (static dims).
         device: The device where the weight resides.
-        quantization_encoding: Optional quantization encoding for the weight.
-        align: Optional alignment requirement in bytes.
+        quantization_encoding: Optional quantization encoding for the weight (a
+            :class:`~max.graph.quantization.QuantizationEncoding`).
+        align: Optional alignment requirement in bytes: a positive power of two.
         sharding_strategy: Optional sharding strategy for distributed execution; sharding
             is not supported here, so it must be None.
     """
@@ -38,7 +41,8 @@ class Weight(TensorValue):
     # No __slots__: a weight keeps its name and metadata beside TensorValue's slots.
 
     def __init__(self, name: str, dtype: DType, shape: Iterable[Any],
-                 device: DeviceRef | None = None, quantization_encoding: Any = None,
+                 device: DeviceRef | None = None,
+                 quantization_encoding: QuantizationEncoding | None = None,
                  align: int | None = None, sharding_strategy: Any = None,
                  _placeholder: bool = False, _has_alias: bool = False) -> None:
         if sharding_strategy is not None:
@@ -47,6 +51,8 @@ class Weight(TensorValue):
         self._type = TensorType(dtype, list(shape), device or DeviceRef.CPU())
         self.quantization_encoding = quantization_encoding
         self.align = align
+        # The index of this weight among the shards of its original; None for a weight
+        # that is not a shard (always, since sharding is not supported).
         self.shard_idx: int | None = None
         self._original = (self._type.dtype, self._type.shape)
 
@@ -65,6 +71,35 @@ class Weight(TensorValue):
         return Graph.current
 
     @property
+    def align(self) -> int | None:
+        """The alignment requirement of the weight's data in bytes, or None."""
+        return self._align
+
+    @align.setter
+    def align(self, value: int | None) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"Weight {self.name!r}: align must be an int or None, got "
+                                f"{type(value).__name__}")
+            if value <= 0 or value & (value - 1):
+                raise ValueError(f"Weight {self.name!r}: align must be a positive power of "
+                                 f"two, got {value}")
+            value = int(value)
+        self._align = value
+
+    @property
+    def quantization_encoding(self) -> QuantizationEncoding | None:
+        """The quantization encoding of the weight's data, or None."""
+        return self._quantization_encoding
+
+    @quantization_encoding.setter
+    def quantization_encoding(self, value: QuantizationEncoding | None) -> None:
+        if value is not None and not isinstance(value, QuantizationEncoding):
+            raise TypeError(f"Weight {self.name!r}: quantization_encoding must be a "
+                            f"QuantizationEncoding or None, got {value!r}")
+        self._quantization_encoding = value
+
+    @property
     def sharding_strategy(self) -> None:
         """Gets the weight sharding strategy (always None: sharding is not supported)."""
         return None
@@ -81,4 +116,7 @@ class Weight(TensorValue):
         self._original = (dtype, Shape(shape))
 
     def __repr__(self) -> str:
-        return f"Weight({self.name!r}, {self.dtype}, {list(self.shape)}, {self.device})"
+        extra = "".join(f", {k}={v!r}" for k, v in (
+            ("quantization_encoding", self._quantization_encoding), ("align", self._align),
+            ("shard_idx", self.shard_idx)) if v is not None)
+        return f"Weight({self.name!r}, {self.dtype}, {list(self.shape)}, {self.device}{extra})"
