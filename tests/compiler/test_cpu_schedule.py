@@ -75,6 +75,24 @@ def test_batched_matmul_rank2_rhs() -> None:
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [(1,), (2,), (1, 3)])
+def test_static_batch_rows_stay_one_scheduled_matmul(batch: tuple[int, ...]) -> None:
+    """[*batch, m, k] @ [k, n] with static batch dims (a linear layer on [1, 128, 384]): the
+    collapsed rows must stay a linalg.matmul, which the schedule turns into FMAs. A static
+    collapse_shape was folded back into a 4-loop generic that stayed plain loops (100x
+    slower); the numbers must still be numpy's."""
+    text = _matmul_text(16, 32, 24, batch=batch)
+    scheduled = _scheduled_ir(text)
+    assert "linalg.generic" not in scheduled and "linalg.matmul" not in scheduled
+    assert scheduled.count("vector.fma") >= 8
+    c = Compiled(text)
+    rng = np.random.default_rng(len(batch))
+    a = rng.standard_normal((*batch, 16, 24), dtype=np.float32)
+    b = rng.standard_normal((24, 32), dtype=np.float32)
+    (out,), _ = c([a, b], [((*batch, 16, 32), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(1,), (63,), (64,), (65,), (1000,), (3, 5), (7, 129)])
 def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
     dims = ("n",) + shape[1:]
