@@ -93,6 +93,23 @@ def test_static_batch_rows_stay_one_scheduled_matmul(batch: tuple[int, ...]) -> 
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [(12,), ("b",), (2, 3)])
+def test_batched_matmul_is_scheduled_per_batch_element(batch: tuple) -> None:
+    """[*batch, m, k] @ [*batch, k, n] (attention's q @ k^T): one scheduled linalg.matmul per
+    batch element, not a batched generic left to plain loops."""
+    text = one_op_module("matmul", [("f32", (*batch, 16, 24)), ("f32", (*batch, 24, 32))],
+                         ("f32", (*batch, 16, 32)))
+    scheduled = _scheduled_ir(text)
+    assert "linalg.generic" not in scheduled and "linalg.matmul" not in scheduled
+    assert scheduled.count("vector.fma") >= 8
+    shape = tuple(3 if d == "b" else d for d in batch)
+    rng = np.random.default_rng(len(batch))
+    a = rng.standard_normal((*shape, 16, 24), dtype=np.float32)
+    b = rng.standard_normal((*shape, 24, 32), dtype=np.float32)
+    (out,), _ = Compiled(text)([a, b], [((*shape, 16, 32), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(1,), (63,), (64,), (65,), (1000,), (3, 5), (7, 129)])
 def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
     dims = ("n",) + shape[1:]
