@@ -37,7 +37,9 @@ def _matmul(ctx: LoweringContext) -> list[ir.Value]:
         # [..., m, k] @ [k, n] is one 2-D matmul over the collapsed rows: the named op is
         # what the CPU schedule tiles and vectorizes. (bool stays a generic: and/or, no wrap.)
         return [_rows_matmul(ctx, a, b, et)]
-    if kind != "bool" and b_t.rank == a_t.rank and 0 not in a_t.dims[:-2]:
+    # (A static 0 anywhere stays the generic: slices of static 0 dims at a loop's offset do
+    # not verify; the sizes known only at run time may be 0.)
+    if kind != "bool" and b_t.rank == a_t.rank and 0 not in (*a_t.dims, *b_t.dims):
         return [_batched_matmul(ctx, a, b, et)]
     acc = fill(scalar(et, 0), ctx.empty(out_t))
     # Loops: batch..., m, n, k.
