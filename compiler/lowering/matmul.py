@@ -3,6 +3,9 @@ batch element for equal batch dims (in a loop the schedule looks into), a generi
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
@@ -10,11 +13,9 @@ from max.compiler.lowering.builders import PARALLEL, REDUCTION, dims_map, fill, 
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type, kind_of
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
+from max.compiler.lowering.quantization import TILE_LOOP
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice, reshape_to
 from max.dialects.mo.types import Dim
-
-# The scf.for tag the CPU schedule looks into (cpu_schedule.SCHEDULED_LOOP).
-TILE_LOOP = "mo.qtiles"
 
 
 @lowering("mo.matmul")
@@ -63,28 +64,11 @@ def _rows_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type) ->
     a_t, out_t = ctx.operand_types[0], ctx.result_types[0]
     if a_t.rank == 2:
         return linalg.matmul(a, b, outs=[fill(scalar(et, 0), ctx.empty(out_t))])
-    lead = list(range(a_t.rank - 1))
-    a_shape = ir.RankedTensorType(a.type).shape
-    rows_static = all(d != DYNAMIC for d in a_shape[:-1])
-    rows = 1
-    for d in a_shape[:-1]:
-        rows *= d
-    rows_t = ir.RankedTensorType.get([rows if rows_static else DYNAMIC, a_shape[-1]],
-                                     ir.RankedTensorType(a.type).element_type)
-    if rows_static:
-        # A static collapse_shape would be folded back into the matmul by the reshape
-        # propagation of linalg-fuse-elementwise-ops, turning it into a 4-loop generic that
-        # the schedule does not recognize (plain loops: 100x slower on [1, 128, 384]).
-        # tensor.reshape is not propagated.
-        shape = tensor.from_elements(ir.RankedTensorType.get([2], ir.IndexType.get()),
-                                     [ctx.index(d) for d in rows_t.shape])
-        a2 = tensor.reshape(rows_t, a, shape)
-    else:
-        a2 = tensor.collapse_shape(rows_t, a, [lead, [a_t.rank - 1]])
+    rows = _count(ctx, a_t.dims[:-1])
+    a2 = _view(ctx, a, [rows, _size(ctx, a_t.dims[-1])])
     n = ir.RankedTensorType(b.type).shape[1]
-    sizes: list[int | ir.Value] = [rows_t.shape[0] if rows_static else tensor.dim(a2, ctx.index(0)),
-                                   n if n != DYNAMIC else tensor.dim(b, ctx.index(1))]
-    acc = fill(scalar(et, 0), tensor.empty(sizes, et))
+    acc = fill(scalar(et, 0), tensor.empty(
+        [rows, n if n != DYNAMIC else tensor.dim(b, ctx.index(1))], et))
     product = linalg.matmul(a2, b, outs=[acc])
     return reshape_to(ctx, product, out_t)
 
@@ -94,40 +78,56 @@ def _batched_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type)
     CPU schedule looks into (attention's q @ k^T and p @ v). A batched generic stayed plain
     loops (40x slower than PyTorch on [12, 128, 64] @ [12, 64, 128])."""
     a_t, b_t, out_t = ctx.operand_types[0], ctx.operand_types[1], ctx.result_types[0]
-    m, k, n = a_t.dims[-2], a_t.dims[-1], b_t.dims[-1]
-    count = ctx.index(1)
-    static_count: int | None = 1
-    for d in a_t.dims[:-2]:
-        count = arith.muli(count, ctx.dim_value(d))
-        static_count = static_count * d if static_count is not None and isinstance(d, int) \
-            else None
-    lead = static_count if static_count is not None else DYNAMIC
-
-    def flat(x: ir.Value, rows: Dim, cols: Dim) -> ir.Value:
-        sizes = [static_count if static_count is not None else count,
-                 ctx.dim_value(rows), ctx.dim_value(cols)]
-        t = ir.RankedTensorType.get([lead, _static(rows), _static(cols)], et)
-        shape = tensor.from_elements(ir.RankedTensorType.get([3], ir.IndexType.get()),
-                                     [s if isinstance(s, ir.Value) else ctx.index(s)
-                                      for s in sizes])
-        return tensor.reshape(t, x, shape)
-
-    a3, b3 = flat(a, m, k), flat(b, k, n)
-    mv, kv, nv = (d if isinstance(d, int) else ctx.dim_value(d) for d in (m, k, n))
-    out3 = tensor.empty([static_count if static_count is not None else count, mv, nv], et)
-    loop = scf.ForOp(ctx.index(0), count, ctx.index(1), [out3])
+    batch = _count(ctx, a_t.dims[:-2])
+    m, k, n = (_size(ctx, d) for d in (a_t.dims[-2], a_t.dims[-1], b_t.dims[-1]))
+    a3, b3 = _view(ctx, a, [batch, m, k]), _view(ctx, b, [batch, k, n])
+    loop = scf.ForOp(ctx.index(0), _index_of(ctx, batch), ctx.index(1),
+                     [tensor.empty([batch, m, n], et)])
     loop.operation.attributes[TILE_LOOP] = ir.UnitAttr.get()  # scheduled inside
     with ir.InsertionPoint(loop.body):
         i = loop.induction_variable
-        a_i = extract_slice(ir.RankedTensorType.get([_static(m), _static(k)], et), a3,
-                            [i, 0, 0], [1, mv, kv], [1, 1, 1])
-        b_i = extract_slice(ir.RankedTensorType.get([_static(k), _static(n)], et), b3,
-                            [i, 0, 0], [1, kv, nv], [1, 1, 1])
-        acc = fill(scalar(et, 0), tensor.empty([mv, nv], et))
+        a_i = extract_slice(_tensor_type([m, k], et), a3, [i, 0, 0], [1, m, k], [1, 1, 1])
+        b_i = extract_slice(_tensor_type([k, n], et), b3, [i, 0, 0], [1, k, n], [1, 1, 1])
+        acc = fill(scalar(et, 0), tensor.empty([m, n], et))
         product = linalg.matmul(a_i, b_i, outs=[acc])
-        scf.YieldOp([insert_slice(product, loop.inner_iter_args[0], [i, 0, 0], [1, mv, nv])])
+        scf.YieldOp([insert_slice(product, loop.inner_iter_args[0], [i, 0, 0], [1, m, n])])
     return reshape_to(ctx, loop.results[0], out_t)
 
 
-def _static(d: Dim) -> int:
-    return d if isinstance(d, int) else DYNAMIC
+Mixed = int | ir.Value
+
+
+def _size(ctx: LoweringContext, d: Dim | Mixed) -> Mixed:
+    """A static size as an int, a symbolic one as its index value."""
+    return d if isinstance(d, int | ir.Value) else ctx.dim_value(d)
+
+
+def _count(ctx: LoweringContext, dims: Sequence[Dim]) -> Mixed:
+    """The product of ``dims``: an int where all are static."""
+    if all(isinstance(d, int) for d in dims):
+        return math.prod(dims)  # type: ignore[arg-type]
+    count = ctx.index(1)
+    for d in dims:
+        count = arith.muli(count, ctx.dim_value(d))
+    return count
+
+
+def _index_of(ctx: LoweringContext, size: Mixed) -> ir.Value:
+    return ctx.index(size) if isinstance(size, int) else size
+
+
+def _tensor_type(sizes: Sequence[Mixed], et: ir.Type) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get([s if isinstance(s, int) else DYNAMIC for s in sizes], et)
+
+
+def _view(ctx: LoweringContext, x: ir.Value, sizes: Sequence[Mixed]) -> ir.Value:
+    """``x`` (contiguous) viewed with ``sizes`` by ``tensor.reshape``.
+
+    Not ``tensor.collapse_shape``: a static one is folded back into the matmul by the reshape
+    propagation of ``linalg-fuse-elementwise-ops``, which makes it a generic of more loops
+    that the schedule does not recognize (plain loops: 100x slower on [1, 128, 384]).
+    """
+    shape = tensor.from_elements(ir.RankedTensorType.get([len(sizes)], ir.IndexType.get()),
+                                 [_index_of(ctx, s) for s in sizes])
+    return tensor.reshape(_tensor_type(sizes, ir.RankedTensorType(x.type).element_type), x,
+                          shape)

@@ -93,6 +93,19 @@ def test_static_batch_rows_stay_one_scheduled_matmul(batch: tuple[int, ...]) -> 
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
 
 
+def test_static_rows_with_a_symbolic_k() -> None:
+    """[1, 8, k] @ [k, 5]: the rows are static, k is not (a static-rows view once put k's
+    dynamic-size sentinel into the shape: silently wrong numbers)."""
+    c = Compiled(one_op_module("matmul", [("f32", (1, 8, "k")), ("f32", ("k", 5))],
+                               ("f32", (1, 8, 5))))
+    rng = np.random.default_rng(3)
+    for k in (1, 6, 70):
+        a = rng.standard_normal((1, 8, k), dtype=np.float32)
+        b = rng.standard_normal((k, 5), dtype=np.float32)
+        (out,), _ = c([a, b], [((1, 8, 5), "float32")])
+        check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("batch", [(12,), ("b",), (2, 3)])
 def test_batched_matmul_is_scheduled_per_batch_element(batch: tuple) -> None:
     """[*batch, m, k] @ [*batch, k, n] (attention's q @ k^T): one scheduled linalg.matmul per
