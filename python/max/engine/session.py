@@ -71,7 +71,7 @@ class InferenceSession:
         # Checked here, not only where a compile reads it: a typo fails at once, clearly.
         env_threads = threads_from_env()
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
-        from max.compiler.extensions import find_extensions, read_extensions
+        from max.compiler.extensions import find_extensions
 
         self._extensions = find_extensions(custom_extensions, "InferenceSession")
         self._gpu_profiling = GPUProfilingMode.OFF
