@@ -212,7 +212,7 @@ class CpuExecutable:
         self._fn(*frame.args)
         if frame.returned is not None:
             # Taken over before any check raises: each array frees its memory when dropped.
-            for j, sig, k in zip(self._returned, self._returned_sigs, range(len(self._returned))):
+            for k, (j, sig) in enumerate(zip(self._returned, self._returned_sigs)):
                 outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype))
         checks = frame.checks
         if checks is not None and checks.any():

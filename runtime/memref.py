@@ -8,6 +8,7 @@ ctypes Structure class costs hundreds of microseconds, filling an instance well 
 from __future__ import annotations
 
 import ctypes
+import math
 
 import numpy as np
 
@@ -94,15 +95,14 @@ def adopt_allocation(desc: ctypes.Structure, dtype: np.dtype) -> np.ndarray:
     rank = len(desc.sizes) if hasattr(desc, "sizes") else 0
     shape = tuple(int(desc.sizes[k]) for k in range(rank))
     dtype = np.dtype(dtype)
-    count = 1
-    for d in shape:
-        count *= d
+    count = math.prod(shape)
     allocated = desc.allocated or 0
-    if count == 0:
+    contiguous = not rank or list(desc.strides) == contiguous_strides(shape)
+    if count == 0 or not contiguous:
         if allocated:
             _free(allocated)
-        return np.empty(shape, dtype)
-    if rank and list(desc.strides) != contiguous_strides(shape):
+        if count == 0:
+            return np.empty(shape, dtype)
         raise RuntimeError(f"compiled code returned a non-contiguous memref (sizes {shape}, "
                            f"strides {list(desc.strides)})")
     data = (desc.aligned or 0) + int(desc.offset) * dtype.itemsize
