@@ -36,7 +36,9 @@ def lower_block(block: ir.Block, values: dict[ir.Value, ir.Value], state: Functi
         except KeyError as e:
             raise CompilationError(f"{op.name} at {op.location}: unknown operand") from e
         _check_narrow_floats(ctx)
-        with op.location:
+        # Every op a rule builds is located at its MO op's name: fusion merges them into fused
+        # locations, and the fallback records and the kernel profile name kernels by them.
+        with ir.Location.name(op.name, childLoc=op.location):
             if _computes_nothing(op.name, ctx):
                 results = [ctx.empty(mt) for mt in ctx.result_types]
             else:
