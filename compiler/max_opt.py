@@ -186,7 +186,17 @@ def make_step(element: str, ours: dict) -> Step:
         info = ours[element]
         return Step(element, info.fn)
     if name in ours:
-        raise ToolError(f"pass {name!r} takes no options: {element!r}")
+        from max.compiler.passes.registry import split_element
+
+        info = ours[name]
+        base, text = split_element(element)
+        if base != name or text is None:
+            raise ToolError(f"bad pass {element!r}: options go in braces, {name}{{key=value}}")
+        try:
+            options = info.parse_options(text)
+        except ValueError as e:
+            raise ToolError(str(e)) from None
+        return Step(element, lambda module: info.fn(module, **options))
     try:
         pm = PassManager.parse(f"builtin.module({element})")
     except (ValueError, ir.MLIRError) as e:
@@ -291,6 +301,9 @@ def list_passes() -> str:
     lines = ["Passes of max (run with --NAME or inside --pass-pipeline):"]
     for name, info in _our_passes().items():
         lines.append(f"  --{name:<24} {info.description}")
+        if info.options:
+            opts = " ".join(f"{k}=<{t.__name__}>" for k, t in info.options.items())
+            lines.append(f"  {'':<26} options: {name}{{{opts}}}")
     lines.append("Any upstream MLIR pass is accepted by name too (--canonicalize, --cse, ...).")
     return "\n".join(lines)
 

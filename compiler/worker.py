@@ -199,7 +199,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
         use_so = cpu.have_system_linker() and not options.get("force_jit")
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
-        cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1)
+        fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1)
         if use_so:
             kind, binary_name = "so", "model.so"
             llvm_ir = cpu.translate_to_llvm_ir(module)
@@ -218,7 +218,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         outputs=outputs, weights=weights, checks=tuple(checks),
         constants=tuple(constant_records),
         constants_sha256=hashlib.sha256(blob).hexdigest(), target=target, options=options,
-        compiler_version=cache.compiler_version())
+        compiler_version=cache.compiler_version(), fallbacks=tuple(fallbacks))
     assert record.binary == binary_name
     meta, meta_hash = encode(record)
     (out_dir / META_FILE).write_bytes(meta)

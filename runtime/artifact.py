@@ -29,7 +29,7 @@ from typing import Any
 
 from max.runtime.shapes import compile_dim, is_symbol
 
-FORMAT = 3  # bump when a field is added, removed or changes meaning
+FORMAT = 4  # bump when a field is added, removed or changes meaning
 META_FILE = "meta.json"
 META_HASH_FILE = "meta.sha256"
 CONSTANTS_FILE = "constants.bin"
@@ -282,6 +282,9 @@ class ArtifactRecord:
         constants: the externalized constants, passed after the weights.
         constants_sha256: the sha256 of ``constants.bin``.
         target / options / compiler_version: what built it (also in the cache key).
+        fallbacks: the kernels the compiler left to plain scalar loops (the CPU target's
+            fallback records, e.g. ``"relu+add (linalg.generic)"``; ``"whole module: ..."``
+            when the schedule failed); empty when everything was scheduled.
     """
 
     name: str
@@ -297,6 +300,7 @@ class ArtifactRecord:
     compiler_version: str = ""
     format: int = FORMAT
     weights: tuple[TensorRecord, ...] = ()
+    fallbacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if _want(self.format, int, "format") != FORMAT:
@@ -308,7 +312,7 @@ class ArtifactRecord:
             if not _SHA_RE.match(_want(getattr(self, k), str, k)):
                 raise _fail(k, "not a hex sha256")
         for k, cls in (("inputs", TensorRecord), ("outputs", TensorRecord),
-                       ("checks", str), ("constants", ConstantRecord)):
+                       ("checks", str), ("constants", ConstantRecord), ("fallbacks", str)):
             for i, v in enumerate(_want(getattr(self, k), tuple, k)):
                 _want(v, cls, f"{k}[{i}]")
         _want(self.target, str, "target")
@@ -389,6 +393,7 @@ class ArtifactRecord:
             "weights": [w.to_json() for w in self.weights],
             "constants_sha256": self.constants_sha256, "target": self.target,
             "options": dict(self.options), "compiler_version": self.compiler_version,
+            "fallbacks": list(self.fallbacks),
         }
         return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
 
@@ -410,7 +415,7 @@ class ArtifactRecord:
                                   f"{FORMAT}")
         _keys(obj, {"format", "name", "entry", "kind", "binary", "sha256", "inputs", "outputs",
                     "checks", "constants", "weights", "constants_sha256", "target", "options",
-                    "compiler_version"}, "record")
+                    "compiler_version", "fallbacks"}, "record")
         record = cls(
             name=obj["name"], kind=obj["kind"], sha256=obj["sha256"],
             inputs=tuple(TensorRecord.from_json(t, f"inputs[{i}]")
@@ -424,7 +429,8 @@ class ArtifactRecord:
                             for i, c in enumerate(_want(obj["constants"], list, "constants"))),
             constants_sha256=obj["constants_sha256"], target=obj["target"],
             options=_want(obj["options"], dict, "options"),
-            compiler_version=obj["compiler_version"], format=obj["format"])
+            compiler_version=obj["compiler_version"], format=obj["format"],
+            fallbacks=tuple(_want(obj["fallbacks"], list, "fallbacks")))
         for i, w in enumerate(record.weights):  # the engine matches arrays to these
             if w.name is None or w.type.kind != "tensor" or not all(
                     type(d) is int for d in w.dims):

@@ -25,7 +25,6 @@ from mlir.dialects import arith, bufferization, func, linalg, memref, tensor
 from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
-from max.compiler.pipelines.dps_inits import duplicate_shared_inits
 from max.runtime.artifact import entry_name
 
 IMPL_SUFFIX = "__mo_impl"
@@ -35,8 +34,9 @@ NAME_ATTR = "mo.graph_name"
 # sizes only the data determines, which the entry returns instead of writing into the caller's.
 RETURNED_ATTR = "mo.returned_results"
 
-# Fusion, then bufferization; the schedule (cpu_schedule) runs between the two and after the
-# second. What it leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
+# The upstream parts of the CPU pipeline (compiler/targets/cpu.py lists the order): fusion, then
+# bufferization; the schedule (cpu_schedule) runs between the two and after the second. What it
+# leaves as linalg becomes plain loops. The dealloc pipeline frees every allocation.
 # allow-return-allocs-from-loops: an scf.while body (mo.while) yields new tensors, not its
 # arguments updated in place; without it bufferization refuses the loop.
 FUSION_PIPELINE = "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,cse"
@@ -173,83 +173,19 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         func.ReturnOp(allocated)
 
 
-def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
-                  threads: int | None = None) -> None:
-    """Runs the whole CPU pipeline in place: lowered MO (linalg on tensors) -> LLVM dialect.
+def lower_to_llvm(module: ir.Module, *, schedule: bool = True, threads: int | None = None,
+                  profile: bool = False) -> list[str]:
+    """Runs the CPU target's pipeline (``compiler/targets/cpu.py``) in place: lowered MO (linalg
+    on tensors) -> LLVM dialect. Returns the fallback records (kernels left to plain loops).
 
-    Applies ``mo-entry-abi`` first when the graphs still return tensors. ``schedule=False``
-    skips the tiling and vectorization of :mod:`cpu_schedule` (plain loops only). ``threads``:
-    how many threads the heavy ops use (:mod:`cpu_threads`; None = as many as the CPUs, where
-    libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which does not load libiomp5).
+    ``schedule=False`` leaves out the tiling and vectorization of :mod:`cpu_schedule` (plain
+    loops only). ``threads``: how many threads the heavy ops use (:mod:`cpu_threads`; None = as
+    many as the CPUs, where libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which
+    does not load libiomp5). ``profile``: time each kernel (``mo-profile-kernels``).
     """
-    with module.context, ir.Location.unknown():
-        # Wrapped graphs carry mo.num_inputs (a graph without outputs returns nothing either
-        # way, so the result count cannot tell).
-        if any("mo.num_inputs" not in f.attributes for f in graph_functions(module)):
-            entry_abi(module)
-        _run(module, FUSION_PIPELINE)
-        duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
-        if not (schedule and _scheduled(module, threads)):
-            _lower_plain(module)
+    from max.compiler.targets import cpu as target
 
-
-def _has_op(module: ir.Module, name: str) -> bool:
-    """Whether any op of the module is named ``name`` (no printing: constants may be huge)."""
-    found = False
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        nonlocal found
-        found = op.name == name
-        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
-
-
-def _lower_plain(module: ir.Module) -> None:
-    """Bufferization and plain loops: the pipeline without the schedule."""
-    _run(module, BUFFERIZE_PIPELINE)
-    _run(module, DEALLOC_PIPELINE)
-    copies_to_linalg(module)
-    _run(module, LOWER_TO_LLVM)
-
-
-def _scheduled(module: ir.Module, threads: int | None = None) -> bool:
-    """Tiles and vectorizes (cpu_schedule) around bufferization, then lowers to the LLVM dialect.
-
-    False, with the module as it was, if any of it failed: the caller then lowers plain loops.
-    """
-    from max.compiler.pipelines import cpu_schedule, cpu_threads, fast_math
-
-    n = cpu_threads.num_threads() if threads is None else threads
-    snapshot = module.operation.clone()
-    try:
-        cpu_schedule.schedule_tensors(module, threads=n)
-        _run(module, BUFFERIZE_PIPELINE)
-        cpu_schedule.vectorize_memrefs(module)
-        fast_math.expand(module)  # exp, erf, tanh, log, log1p: no scalar libm calls
-        _run(module, DEALLOC_PIPELINE)
-        copies_to_linalg(module)
-        if cpu_threads.has_forall(module):  # threads (cpu_threads.parallelize): OpenMP
-            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
-            _run(module, cpu_threads.LOWER_TO_LLVM_OMP)
-        else:
-            _run(module, LOWER_TO_LLVM)
-        if not module.operation.verify() or _has_op(module, "builtin.unrealized_conversion_cast"):
-            raise CompilationError("the scheduled module did not lower to the LLVM dialect")
-        return True
-    except Exception:  # noqa: BLE001 - any schedule failure falls back to plain loops
-        if os.environ.get("MAX_SCHEDULE_DEBUG"):
-            raise
-        body = module.body
-        for op in list(body.operations):
-            op.operation.erase()
-        with ir.InsertionPoint(body):
-            for op in snapshot.regions[0].blocks[0].operations:
-                op.operation.clone()
-        return False
-    finally:
-        snapshot.erase()
+    return target.lower(module, schedule=schedule, threads=threads, profile=profile)
 
 
 def copies_to_linalg(module: ir.Module) -> None:

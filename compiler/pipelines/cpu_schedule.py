@@ -359,7 +359,8 @@ def _mark(module: ir.Module,
     for op in _walk(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
-        if TILED not in op.attributes or not _in_loop(op):
+        # A static op no larger than its tile got no loop from tiling: it is its own tile.
+        if TILED not in op.attributes or not (_in_loop(op) or _static(op)):
             continue
         sizes = pick(op)
         if sizes is False:

@@ -48,7 +48,7 @@ class Compiled:
             self.lowered = str(module) if keep_ir else ""
             fn = cpu.graph_functions(module)[0]
             self.sig = cpu.entry_signature(fn)
-            cpu.lower_to_llvm(module)
+            self.fallbacks = cpu.lower_to_llvm(module)  # kernels left to plain loops
             llvm_ir = cpu.translate_to_llvm_ir(module)
         self._dir = tempfile.TemporaryDirectory(prefix="mo-test-")
         so = Path(self._dir.name) / "model.so"

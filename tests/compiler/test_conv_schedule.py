@@ -12,7 +12,8 @@ from mlir import ir
 from mo_helpers import make_context
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.pipelines import cpu, cpu_schedule, cpu_threads
+from max.compiler.pipelines import cpu_schedule, cpu_threads
+from max.compiler.targets.cpu import CPU
 from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, ops
 
@@ -29,11 +30,7 @@ def _scheduled_ir(shapes: list[tuple[int | str, ...]], fn: Callable[..., Any], t
     with make_context():
         m = ir.Module.parse(str(g._module))
         lower_to_linalg(m)
-        cpu.entry_abi(m)
-        cpu._run(m, cpu.FUSION_PIPELINE)
-        cpu_schedule.schedule_tensors(m, threads=threads)
-        cpu._run(m, cpu.BUFFERIZE_PIPELINE)
-        cpu_schedule.vectorize_memrefs(m)
+        CPU.run(m, until="mo-vectorize-memrefs", threads=threads)
         return str(m)
 
 

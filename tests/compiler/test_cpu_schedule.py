@@ -8,7 +8,8 @@ from mlir import ir
 from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.pipelines import cpu, cpu_schedule, fast_math
+from max.compiler.pipelines import cpu_schedule
+from max.compiler.targets.cpu import CPU
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +23,7 @@ def _scheduled_ir(text: str) -> str:
     with make_context():
         m = ir.Module.parse(text)
         lower_to_linalg(m)
-        cpu.entry_abi(m)
-        cpu._run(m, cpu.FUSION_PIPELINE)
-        cpu_schedule.schedule_tensors(m)
-        cpu._run(m, cpu.BUFFERIZE_PIPELINE)
-        cpu_schedule.vectorize_memrefs(m)
-        fast_math.expand(m)
+        CPU.run(m, until="mo-fast-math")
         return str(m)
 
 
@@ -221,6 +217,10 @@ def test_schedule_failure_falls_back_to_plain_loops(monkeypatch: pytest.MonkeyPa
     b = rng.standard_normal((9, 33), dtype=np.float32)
     (out,), _ = c([a, b], [((5, 33), "float32")])
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+    # Never silent: the records say the whole module fell back, and which kernels are plain.
+    assert c.fallbacks[0] == ("whole module: a schedule that fails half-way (the module is "
+                              "already bufferized)")
+    assert c.fallbacks[1:] == ["matmul (linalg.fill)", "matmul (linalg.matmul)"]
 
 
 @pytest.mark.parametrize("op", ["softmax", "layer_norm", "reduce_sum", "reduce_max"])

@@ -14,7 +14,8 @@ from mlir import ir
 from mo_helpers import Compiled, check, make_context, one_op_module
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.pipelines import cpu, cpu_schedule
+from max.compiler.pipelines import cpu_schedule
+from max.compiler.targets.cpu import CPU
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +36,7 @@ def _fused(dims: tuple, axis: int) -> ir.Module:
     """The module after fusion, before the schedule (the caller holds the context)."""
     m = ir.Module.parse(_module(dims, axis))
     lower_to_linalg(m)
-    cpu.entry_abi(m)
-    cpu._run(m, cpu.FUSION_PIPELINE)
+    CPU.run(m, until="mo-dps-inits")
     return m
 
 

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
+import logging
+
 from max.driver import CPU, Device
 from max.engine.model import Model
 
@@ -152,6 +154,7 @@ class InferenceSession:
         artifact = compile_graph(graph, "cpu", self._options or None, label=label,
                                  extensions=extensions)
         record = artifact.record  # validated by the cache, types checked against the graph
+        _report_fallbacks(record.name, record.fallbacks)
         if record.kind == "so":
             stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"
             function = load_shared_object(artifact.binary, symbol=record.entry,
@@ -188,3 +191,17 @@ class InferenceSession:
 
     def __repr__(self) -> str:
         return f"InferenceSession(devices={self._devices!r}, num_threads={self._num_threads})"
+
+
+_log = logging.getLogger("max.engine")
+
+
+def _report_fallbacks(name: str, fallbacks: tuple[str, ...]) -> None:
+    """Kernels left to plain loops are never silent: logged on every load (the compile may have
+    been another process's, long ago), a warning when the whole schedule failed."""
+    if not fallbacks:
+        return
+    whole = fallbacks[0].startswith("whole module:")
+    _log.log(logging.WARNING if whole else logging.INFO,
+             "graph %r: %d kernel(s) left to plain loops (not tiled or vectorized): %s",
+             name, len(fallbacks), "; ".join(fallbacks))

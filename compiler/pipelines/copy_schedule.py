@@ -1,0 +1,57 @@
+"""Vectorized copies: every ``linalg.copy`` left after bufferization becomes vector code.
+
+Bufferization copies where it cannot write in place (an ``insert_slice`` into a concat's
+result, a fill that two users need): ``mo-copies-to-linalg`` makes those ``memref.copy`` ops
+``linalg.copy`` (no runtime library), which would otherwise become scalar loops. Each is tiled
+``[1, .., 1, VEC]`` and vectorized with masks of those sizes, like the remainders of stage 2 of
+``cpu_schedule``: the vector sizes bound every tile, so no access leaves its slice. A copy the
+transforms cannot handle stays a loop and is recorded by ``mo-record-fallbacks``.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+
+from max.compiler.pipelines import cpu_schedule
+
+_CID = "mo.cid"
+_ANY = "!transform.any_op"
+
+
+def _copies(module: ir.Module) -> list[ir.Operation]:
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "linalg.copy" and all(
+                isinstance(v.type, ir.MemRefType) and ir.MemRefType(v.type).rank >= 1
+                for v in op.operands):
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def vectorize_copies(module: ir.Module) -> int:
+    """Tiles and vectorizes every ranked ``linalg.copy`` on memrefs; returns how many."""
+    copies = _copies(module)
+    if not copies:
+        return 0
+    i64 = ir.IntegerType.get_signless(64)
+    script = ""
+    for i, op in enumerate(copies):
+        op.attributes[_CID] = ir.IntegerAttr.get(i64, i)
+        rank = ir.MemRefType(op.operands[0].type).rank
+        sizes = [1] * (rank - 1) + [cpu_schedule.VEC]
+        body = (f"    %t{i}, %l{i}:{rank} = transform.structured.tile_using_for %c{i} "
+                f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"
+                f"    transform.structured.vectorize %t{i} vector_sizes {sizes} : {_ANY}\n")
+        script += (f"  %c{i} = transform.structured.match attributes{{{_CID} = {i} : i64}} in "
+                   f"%root : ({_ANY}) -> {_ANY}\n" + cpu_schedule._suppress(body))
+    cpu_schedule._apply(module, cpu_schedule._HEADER + script + cpu_schedule._FOOTER)
+    cpu_schedule._apply(module, cpu_schedule._LOWER_VECTORS)
+    cpu_schedule._run(module, cpu_schedule._CANON)
+    return len(copies)
+
+
+__all__ = ["vectorize_copies"]

@@ -1,0 +1,172 @@
+"""The Python stages of the CPU pipeline, as registered passes.
+
+Each is a thin entry to its implementation, so that a target (``compiler/targets/``) lists
+them by name beside upstream passes, and ``max-opt`` replays any one of them on a module saved
+between two stages (``--print-ir-after-all`` shows every stage of ``mo-cpu-pipeline``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlir import ir
+from mlir.passmanager import PassManager
+
+from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines.kernel_names import kernel_label
+
+# Module attribute set by mo-record-fallbacks: the kernels left to plain loops.
+FALLBACKS_ATTR = "mo.fallbacks"
+_NOT_KERNELS = ("linalg.yield", "linalg.index")
+
+
+def _threads(threads: int) -> int:
+    from max.compiler.pipelines import cpu_threads
+
+    return cpu_threads.num_threads() if threads <= 0 else threads
+
+
+def _run(module: ir.Module, pipeline: str) -> None:
+    try:
+        PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+    except Exception as e:  # MLIRError carries the diagnostics naming the failing op
+        raise CompilationError(f"CPU pipeline failed: {e}") from e
+
+
+@register_pass("mo-dps-inits", "give every destination-passing chain its own init "
+               "(before eliminate-empty-tensors)")
+def dps_inits(module: ir.Module) -> None:
+    from max.compiler.pipelines.dps_inits import duplicate_shared_inits
+
+    with module.context:
+        duplicate_shared_inits(module)
+
+
+@register_pass("mo-schedule-tensors", "tag, split over threads, tile, peel and vectorize "
+               "the linalg ops a schedule knows (on tensors, after fusion)",
+               {"threads": int})
+def schedule_tensors(module: ir.Module, threads: int = 0) -> None:
+    """``threads``: how many threads the heavy ops use; 0 = as many as the CPUs."""
+    from max.compiler.pipelines import cpu_schedule
+
+    with module.context, ir.Location.unknown():
+        cpu_schedule.schedule_tensors(module, threads=_threads(threads))
+
+
+@register_pass("mo-vectorize-memrefs", "masked vectorization of the remainder tiles, then "
+               "the lowering of vector ops (after bufferization)")
+def vectorize_memrefs(module: ir.Module) -> None:
+    from max.compiler.pipelines import cpu_schedule
+
+    with module.context, ir.Location.unknown():
+        cpu_schedule.vectorize_memrefs(module)
+
+
+@register_pass("mo-fast-math", "f32 exp, erf, tanh, log, log1p as vector polynomials "
+               "instead of libm calls")
+def fast_math(module: ir.Module) -> None:
+    from max.compiler.pipelines import fast_math as impl
+
+    with module.context, ir.Location.unknown():
+        impl.expand(module)
+
+
+@register_pass("mo-copies-to-linalg", "memref.copy -> linalg.copy (loops, no runtime library)")
+def copies_to_linalg(module: ir.Module) -> None:
+    from max.compiler.pipelines.cpu import copies_to_linalg as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
+@register_pass("mo-vectorize-copies", "tile and vectorize (masked) every linalg.copy on memrefs "
+               "(after mo-copies-to-linalg)")
+def vectorize_copies(module: ir.Module) -> None:
+    from max.compiler.pipelines.copy_schedule import vectorize_copies as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
+def plain_kernels(module: ir.Module) -> list[str]:
+    """The kernels of a bufferized module that will become plain scalar loops.
+
+    After the schedule, a linalg op still present (other than inside another's body) was not
+    tiled and vectorized: ``convert-linalg-to-loops`` makes scalar loops of it. Each is named
+    by its MO ops and its linalg op, once per name.
+    """
+    found: dict[str, None] = {}
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name.startswith("linalg.") and op.name not in _NOT_KERNELS:
+            found.setdefault(f"{kernel_label(op)} ({op.name})", None)
+            return ir.WalkResult.SKIP
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return list(found)
+
+
+def fallbacks(module: ir.Module) -> list[str]:
+    """What :func:`record_fallbacks` recorded on ``module`` (empty: nothing fell back)."""
+    if FALLBACKS_ATTR not in module.operation.attributes:
+        return []
+    return [ir.StringAttr(a).value
+            for a in ir.ArrayAttr(module.operation.attributes[FALLBACKS_ATTR])]
+
+
+def set_fallbacks(module: ir.Module, records: list[str]) -> None:
+    with module.context:
+        module.operation.attributes[FALLBACKS_ATTR] = ir.ArrayAttr.get(
+            [ir.StringAttr.get(r) for r in records])
+
+
+@register_pass("mo-record-fallbacks", "record the kernels left to plain loops as the module's "
+               "mo.fallbacks (after bufferization and the schedule)")
+def record_fallbacks(module: ir.Module) -> None:
+    set_fallbacks(module, fallbacks(module) + [r for r in plain_kernels(module)
+                                               if r not in fallbacks(module)])
+
+
+@register_pass("mo-forall-to-openmp", "scf.forall (the schedule's thread split) -> OpenMP "
+               "parallel loops", {"threads": int})
+def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
+    from max.compiler.pipelines import cpu_threads
+
+    with module.context:
+        if cpu_threads.has_forall(module):
+            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=_threads(threads)))
+
+
+@register_pass("mo-lower-to-llvm", "loops, vectors, memrefs, math, OpenMP -> LLVM dialect, "
+               "checked (nothing unconverted may remain)")
+def lower_to_llvm(module: ir.Module) -> None:
+    from max.compiler.pipelines import cpu, cpu_threads
+
+    with module.context:
+        omp = _has_op_prefix(module, "omp.")
+        _run(module, cpu_threads.LOWER_TO_LLVM_OMP if omp else cpu.LOWER_TO_LLVM)
+        if not module.operation.verify() or _has_op_prefix(module,
+                                                          "builtin.unrealized_conversion_cast"):
+            raise CompilationError("the module did not lower to the LLVM dialect")
+
+
+def _has_op_prefix(module: ir.Module, prefix: str) -> bool:
+    """Whether any op's name starts with ``prefix`` (a walk: constants may be huge to print)."""
+    found = False
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal found
+        found = op.name.startswith(prefix)
+        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def schedule_debug() -> bool:
+    """``MAX_SCHEDULE_DEBUG=1``: a schedule failure raises instead of falling back."""
+    return bool(os.environ.get("MAX_SCHEDULE_DEBUG"))
+
+
+__all__ = ["FALLBACKS_ATTR", "fallbacks", "plain_kernels", "set_fallbacks"]

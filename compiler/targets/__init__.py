@@ -1,0 +1,109 @@
+"""Targets: each one's pipeline as data, an ordered list of stages.
+
+A stage is one of our registered passes (``compiler/passes/registry.py``) or an upstream MLIR
+pipeline text; :meth:`Target.pipeline` gives the list as pipeline elements that ``max-opt``
+accepts one by one, and :meth:`Target.run` runs it. A target module (``cpu.py``; the GPU
+targets will be others of the same shape) only lists stages: no stage order is written
+anywhere else, in the compiler or in the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from mlir import ir
+from mlir.passmanager import PassManager
+
+from max.compiler.passes.registry import CompilationError, all_passes, split_element
+
+log = logging.getLogger("max.compiler")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a target's pipeline.
+
+    Attributes:
+        element: a registered pass, or an upstream pipeline text.
+        options: the run's options this (registered) pass takes, written after its name as
+            ``mo-schedule-tensors{threads=2}``.
+        schedule: part of the schedule; the plain-loops pipeline leaves it out.
+        when: the name of a boolean option that must be set for the stage to run.
+    """
+
+    element: str
+    options: tuple[str, ...] = ()
+    schedule: bool = False
+    when: str | None = None
+
+    def text(self, options: dict[str, Any]) -> str:
+        if not self.options:
+            return self.element
+        values = " ".join(f"{k}={_option_text(options[k])}" for k in self.options)
+        return f"{self.element}{{{values}}}"
+
+
+def _option_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named pipeline: ``defaults`` are the options a run does not give."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+    def _options(self, options: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(self.defaults)
+        unknown = set(options) - set(merged)
+        if unknown:
+            raise ValueError(f"target {self.name!r}: unknown options {sorted(unknown)} "
+                             f"(options: {sorted(merged)})")
+        merged.update({k: v for k, v in options.items() if v is not None})
+        return merged
+
+    def pipeline(self, *, schedule: bool = True, **options: Any) -> list[str]:
+        """The pipeline elements of one run, in order."""
+        opts = self._options(options)
+        return [s.text(opts) for s in self.stages
+                if (schedule or not s.schedule) and (s.when is None or opts.get(s.when))]
+
+    def run(self, module: ir.Module, *, schedule: bool = True, until: str | None = None,
+            **options: Any) -> None:
+        """Runs the pipeline on ``module`` in place.
+
+        ``until``: stop after the first stage whose element starts with this text (tests and
+        ``max-opt`` users look at the module between two stages).
+        """
+        elements = self.pipeline(schedule=schedule, **options)
+        if until is not None:
+            ends = [i for i, e in enumerate(elements) if e.startswith(until)]
+            if not ends:
+                raise ValueError(f"target {self.name!r} has no stage {until!r}: {elements}")
+            elements = elements[:ends[0] + 1]
+        for element in elements:
+            run_element(module, element)
+
+
+def run_element(module: ir.Module, element: str) -> None:
+    """Runs one pipeline element: a registered pass (with its options), else upstream passes."""
+    name, option_text = split_element(element)
+    ours = all_passes()
+    if name in ours:
+        info = ours[name]
+        options = info.parse_options(option_text or "")
+        info.fn(module, **options)
+        return
+    try:
+        with module.context:
+            PassManager.parse(f"builtin.module({element})").run(module.operation)
+    except Exception as e:  # MLIRError carries the diagnostics naming the failing op
+        raise CompilationError(f"pipeline stage {element.split(',')[0]!r}... failed: {e}") \
+            from e
+
+
+__all__ = ["Stage", "Target", "run_element"]

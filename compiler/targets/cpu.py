@@ -1,0 +1,100 @@
+"""The CPU target: MO lowered to linalg on tensors -> a module in the LLVM dialect.
+
+Read top to bottom, this is the pipeline. Fusion, then the schedule (tiling and vectorization,
+``cpu_schedule``) around bufferization; what the schedule leaves as linalg becomes plain loops
+and is recorded (``mo-record-fallbacks``). :func:`lower` runs it, and falls back to the
+plain-loops pipeline (the ``schedule=True`` stages left out) when any schedule stage fails,
+recording that too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mlir import ir
+
+from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines import stages as _stages  # registers the stage passes
+from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, DEALLOC_PIPELINE, FUSION_PIPELINE
+from max.compiler.targets import Stage, Target
+
+CPU = Target("cpu", (
+    Stage("mo-entry-abi"),  # destination-passing memref entry (skips wrapped graphs)
+    Stage(FUSION_PIPELINE),
+    Stage("mo-dps-inits"),  # before eliminate-empty-tensors: see dps_inits
+    Stage("mo-schedule-tensors", ("threads",), schedule=True),
+    Stage(BUFFERIZE_PIPELINE),
+    Stage("mo-vectorize-memrefs", schedule=True),
+    Stage("mo-fast-math", schedule=True),  # after vectorization: vector polynomials
+    Stage(DEALLOC_PIPELINE),
+    Stage("mo-copies-to-linalg"),
+    Stage("mo-vectorize-copies", schedule=True),
+    Stage("mo-record-fallbacks"),
+    Stage("mo-profile-kernels", when="profile"),
+    # After dealloc + canonicalize: constants inside omp.wsloop fail its verifier (MLIR-FACTS).
+    Stage("mo-forall-to-openmp", ("threads",), schedule=True),
+    Stage("mo-lower-to-llvm"),
+), defaults=(("threads", 0), ("profile", False)))
+
+log = logging.getLogger("max.compiler")
+
+
+def lower(module: ir.Module, *, schedule: bool = True, threads: int | None = None,
+          profile: bool = False) -> list[str]:
+    """Runs :data:`CPU` on ``module`` in place; returns the fallback records.
+
+    A record names a kernel left to plain loops (``"relu+add (linalg.generic)"``), or, first,
+    ``"whole module: REASON"`` when a schedule stage failed and the plain pipeline ran instead
+    (``MAX_SCHEDULE_DEBUG=1`` raises then). ``threads``: None or 0 = as many as the CPUs.
+    """
+    options = {"threads": threads or 0, "profile": profile}
+    if not schedule:
+        CPU.run(module, schedule=False, **options)
+        return _take_fallbacks(module)
+    snapshot = module.operation.clone()
+    try:
+        CPU.run(module, **options)
+        return _take_fallbacks(module)
+    except Exception as e:  # noqa: BLE001 - any schedule failure falls back to plain loops
+        if _stages.schedule_debug():
+            raise
+        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        log.warning("the CPU schedule failed (%s); the whole module runs as plain loops",
+                    reason)
+        _restore(module, snapshot)
+        _stages.set_fallbacks(module, [f"whole module: {reason}"])
+        CPU.run(module, schedule=False, **options)
+        return _take_fallbacks(module)
+    finally:
+        snapshot.erase()
+
+
+@register_pass("mo-lower-cpu", "the whole CPU pipeline (compiler/targets/cpu.py), with the "
+               "plain-loops fallback: lowered MO -> LLVM dialect", {"threads": int})
+def lower_cpu(module: ir.Module, threads: int = 0) -> None:
+    records = lower(module, threads=threads)
+    _stages.set_fallbacks(module, records)  # kept on the module for the reader
+
+
+def _take_fallbacks(module: ir.Module) -> list[str]:
+    records = _stages.fallbacks(module)
+    if _stages.FALLBACKS_ATTR in module.operation.attributes:
+        del module.operation.attributes[_stages.FALLBACKS_ATTR]
+    if records:
+        log.info("kernels left to plain loops: %s", "; ".join(records))
+    return records
+
+
+def _restore(module: ir.Module, snapshot: ir.Operation) -> None:
+    body = module.body
+    for op in list(body.operations):
+        op.operation.erase()
+    with module.context, ir.InsertionPoint(body):
+        for op in snapshot.regions[0].blocks[0].operations:
+            op.operation.clone()
+    for attr in list(module.operation.attributes):
+        if attr.name == _stages.FALLBACKS_ATTR:
+            del module.operation.attributes[attr.name]
+
+
+__all__ = ["CPU", "CompilationError", "lower"]
