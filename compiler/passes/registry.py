@@ -39,6 +39,7 @@ PASS_MODULES = (
     "max.compiler.passes.external_weights",
     "max.compiler.lowering",
     "max.compiler.pipelines.cpu",
+    "max.compiler.passes.profile_kernels",
 )
 
 

@@ -174,13 +174,14 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
 
 
 def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
-                  threads: int | None = None) -> None:
+                  threads: int | None = None, profile: bool = False) -> None:
     """Runs the whole CPU pipeline in place: lowered MO (linalg on tensors) -> LLVM dialect.
 
     Applies ``mo-entry-abi`` first when the graphs still return tensors. ``schedule=False``
     skips the tiling and vectorization of :mod:`cpu_schedule` (plain loops only). ``threads``:
     how many threads the heavy ops use (:mod:`cpu_threads`; None = as many as the CPUs, where
     libiomp5 is installed; 1 = no OpenMP calls, e.g. for the JIT, which does not load libiomp5).
+    ``profile``: time each kernel (``mo-profile-kernels``, run before the final lowering).
     """
     with module.context, ir.Location.unknown():
         # Wrapped graphs carry mo.num_inputs (a graph without outputs returns nothing either
@@ -189,8 +190,8 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
             entry_abi(module)
         _run(module, FUSION_PIPELINE)
         duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
-        if not (schedule and _scheduled(module, threads)):
-            _lower_plain(module)
+        if not (schedule and _scheduled(module, threads, profile)):
+            _lower_plain(module, profile)
 
 
 def _has_op(module: ir.Module, name: str) -> bool:
@@ -206,15 +207,23 @@ def _has_op(module: ir.Module, name: str) -> bool:
     return found
 
 
-def _lower_plain(module: ir.Module) -> None:
+def _lower_plain(module: ir.Module, profile: bool = False) -> None:
     """Bufferization and plain loops: the pipeline without the schedule."""
     _run(module, BUFFERIZE_PIPELINE)
     _run(module, DEALLOC_PIPELINE)
     copies_to_linalg(module)
+    _profile_hook(module, profile)
     _run(module, LOWER_TO_LLVM)
 
 
-def _scheduled(module: ir.Module, threads: int | None = None) -> bool:
+def _profile_hook(module: ir.Module, profile: bool) -> None:
+    if profile:  # imported here: profile_kernels imports this module's neighbours
+        from max.compiler.passes.profile_kernels import profile_kernels
+
+        profile_kernels(module)
+
+
+def _scheduled(module: ir.Module, threads: int | None = None, profile: bool = False) -> bool:
     """Tiles and vectorizes (cpu_schedule) around bufferization, then lowers to the LLVM dialect.
 
     False, with the module as it was, if any of it failed: the caller then lowers plain loops.
@@ -232,8 +241,10 @@ def _scheduled(module: ir.Module, threads: int | None = None) -> bool:
         copies_to_linalg(module)
         if cpu_threads.has_forall(module):  # threads (cpu_threads.parallelize): OpenMP
             _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
+            _profile_hook(module, profile)
             _run(module, cpu_threads.LOWER_TO_LLVM_OMP)
         else:
+            _profile_hook(module, profile)
             _run(module, LOWER_TO_LLVM)
         if not module.operation.verify() or _has_op(module, "builtin.unrealized_conversion_cast"):
             raise CompilationError("the scheduled module did not lower to the LLVM dialect")

@@ -262,6 +262,14 @@ def record_complete(name: str, start_ns: int, duration_ns: int, *, category: str
         record("X", name, start_ns, duration_ns, category=category, args=args)
 
 
+def kernel_report() -> str:
+    """The kernel tables of the models profiled so far (``MAX_PROFILE_KERNELS``): per kernel,
+    its MO ops, scheduled or plain, calls, total ms, mean us and % of the calls' time."""
+    from max.runtime.kernel_profile import report
+
+    return report()
+
+
 __all__ = [
     "ENABLE_ENV",
     "Trace",
@@ -269,6 +277,7 @@ __all__ = [
     "chrome_trace",
     "enable_profiling",
     "is_profiling_enabled",
+    "kernel_report",
     "record_complete",
     "reset",
     "summary",

@@ -1,0 +1,182 @@
+"""``mo-profile-kernels``: time every kernel of a compiled graph (``MAX_PROFILE_KERNELS``).
+
+Runs on the bufferized module (memrefs, loops, vectors, what is left of linalg), right before
+the final lowering to the LLVM dialect. A kernel is a top-level op of the entry function that
+writes memory: a loop nest (``scf.for``, ``scf.forall``, ``omp.parallel``...), a linalg op, a
+copy or a call. Allocations, views, constants and deallocations are not kernels. Each kernel is
+bracketed by two calls:
+
+    %t = llvm.call @__mo_prof_now() : () -> i64        // clock_gettime(CLOCK_MONOTONIC) in ns
+    <kernel>
+    llvm.call @__mo_prof_end(%k, %t) : (i64, i64) -> ()
+
+``__mo_prof_end`` adds the elapsed time to slot ``3k`` of an exported global ``i64`` array,
+counts the call in slot ``3k+1`` and keeps the first start time in ``3k+2`` (the runtime reads
+and zeroes the array after each call of the model: ``runtime/kernel_profile.py``; the start
+times are on the clock of Python's ``time.monotonic_ns``, so the kernels land inside the
+``Model.execute`` span of the trace). Only the entry function is instrumented: a function it
+calls is part of the caller's kernel, and the kernels' times add up to the call's.
+
+Which kernels were scheduled is read here too: a kernel still holding a linalg op (other than
+``linalg.yield``/``linalg.index``; ``linalg.copy`` included) becomes plain scalar loops. The
+kernel table (label, plain, outer op) is left on the module as ``mo.kernel_profile``, for the
+worker to put into the artifact record.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, llvm
+
+from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines.kernel_names import kernel_label
+from max.runtime.artifact import profile_symbol
+
+PROFILE_ATTR = "mo.kernel_profile"
+NOW_FN = "__mo_prof_now"
+END_FN = "__mo_prof_end"
+SLOTS = 3  # per kernel: total ns, calls, first start (ns)
+
+# Ops inside a region that make it a kernel: it writes memory (or calls code that may).
+_WRITES = frozenset({
+    "memref.store", "memref.copy", "memref.atomic_rmw", "memref.generic_atomic_rmw",
+    "vector.transfer_write", "vector.store", "vector.maskedstore", "vector.scatter",
+    "vector.compressstore", "affine.store", "func.call", "llvm.call", "llvm.store",
+})
+# Top-level ops without regions that are kernels by themselves.
+_TOP_KERNELS = frozenset({"memref.copy", "func.call", "vector.transfer_write", "vector.store",
+                          "vector.maskedstore", "vector.scatter"})
+_LINALG_FREE = frozenset({"linalg.yield", "linalg.index"})
+
+# The helpers, in the LLVM dialect (the .so links libc: clock_gettime is there).
+_HELPERS = """
+llvm.mlir.global external @{sym}(dense<0> : tensor<{n}xi64>) {{addr_space = 0 : i32}}
+    : !llvm.array<{n} x i64>
+llvm.func @clock_gettime(i32, !llvm.ptr) -> i32
+llvm.func internal @{now}() -> i64 {{
+  %one = llvm.mlir.constant(1 : i64) : i64
+  %monotonic = llvm.mlir.constant(1 : i32) : i32
+  %ts = llvm.alloca %one x !llvm.struct<(i64, i64)> : (i64) -> !llvm.ptr
+  %r = llvm.call @clock_gettime(%monotonic, %ts) : (i32, !llvm.ptr) -> i32
+  %s = llvm.load %ts : !llvm.ptr -> i64
+  %pns = llvm.getelementptr %ts[0, 1] : (!llvm.ptr) -> !llvm.ptr, !llvm.struct<(i64, i64)>
+  %ns = llvm.load %pns : !llvm.ptr -> i64
+  %giga = llvm.mlir.constant(1000000000 : i64) : i64
+  %s_ns = llvm.mul %s, %giga : i64
+  %t = llvm.add %s_ns, %ns : i64
+  llvm.return %t : i64
+}}
+llvm.func internal @{end}(%k: i64, %start: i64) {{
+  %now = llvm.call @{now}() : () -> i64
+  %dur = llvm.sub %now, %start : i64
+  %base = llvm.mlir.addressof @{sym} : !llvm.ptr
+  %three = llvm.mlir.constant({slots} : i64) : i64
+  %zero = llvm.mlir.constant(0 : i64) : i64
+  %one = llvm.mlir.constant(1 : i64) : i64
+  %i = llvm.mul %k, %three : i64
+  %ptot = llvm.getelementptr %base[%i] : (!llvm.ptr, i64) -> !llvm.ptr, i64
+  %pcnt = llvm.getelementptr %ptot[1] : (!llvm.ptr) -> !llvm.ptr, i64
+  %pfirst = llvm.getelementptr %ptot[2] : (!llvm.ptr) -> !llvm.ptr, i64
+  %tot = llvm.load %ptot : !llvm.ptr -> i64
+  %tot2 = llvm.add %tot, %dur : i64
+  llvm.store %tot2, %ptot : i64, !llvm.ptr
+  %cnt = llvm.load %pcnt : !llvm.ptr -> i64
+  %cnt2 = llvm.add %cnt, %one : i64
+  llvm.store %cnt2, %pcnt : i64, !llvm.ptr
+  %first = llvm.load %pfirst : !llvm.ptr -> i64
+  %fresh = llvm.icmp "eq" %cnt, %zero : i64
+  %first2 = llvm.select %fresh, %start, %first : i1, i64
+  llvm.store %first2, %pfirst : i64, !llvm.ptr
+  llvm.return
+}}
+"""
+
+
+def _walk_names(op: ir.Operation) -> list[str]:
+    names: list[str] = []
+
+    def visit(inner: ir.Operation) -> ir.WalkResult:
+        names.append(inner.name)
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+    return names
+
+
+def is_kernel(op: ir.Operation) -> bool:
+    """Whether a top-level op of a function body does work (writes memory)."""
+    name = op.name
+    if name.startswith("linalg.") or name in _TOP_KERNELS:
+        return True
+    if not len(op.regions):
+        return False
+    return any(n in _WRITES or (n.startswith("linalg.") and n not in _LINALG_FREE)
+               for n in _walk_names(op))
+
+
+def is_plain(op: ir.Operation) -> bool:
+    """Whether a kernel is left to plain scalar loops: it still holds a linalg op."""
+    return any(n.startswith("linalg.") and n not in _LINALG_FREE for n in _walk_names(op))
+
+
+def _entry_functions(module: ir.Module) -> list[ir.Operation]:
+    return [op.operation for op in module.body.operations
+            if op.operation.name == "func.func" and "mo.num_inputs" in op.operation.attributes]
+
+
+@register_pass("mo-profile-kernels",
+               "time each kernel of the entry function (bufferized module, before LLVM)")
+def profile_kernels(module: ir.Module) -> None:
+    """Instruments every kernel of the graph's entry function; see the module docstring.
+
+    Raises:
+        CompilationError: if the module has no entry function (run ``mo-entry-abi``), more
+            than one, or is instrumented already.
+    """
+    entries = _entry_functions(module)
+    if len(entries) != 1:
+        raise CompilationError(f"mo-profile-kernels: expected one entry function (after "
+                               f"mo-entry-abi), found {len(entries)}")
+    fn = entries[0]
+    name = ir.StringAttr(fn.attributes["mo.graph_name"]).value
+    symbol = profile_symbol(name)
+    with module.context, ir.Location.unknown():
+        taken = {ir.StringAttr(op.operation.attributes["sym_name"]).value
+                 for op in module.body.operations if "sym_name" in op.operation.attributes}
+        if taken & {symbol, NOW_FN, END_FN}:
+            raise CompilationError(f"mo-profile-kernels: graph {name!r} is instrumented already")
+        body = fn.regions[0].blocks[0]
+        kernels = [op.operation for op in body.operations if is_kernel(op.operation)]
+        table = [(kernel_label(k), is_plain(k), k.name) for k in kernels]
+        i64 = ir.IntegerType.get_signless(64)
+        for index, kernel in enumerate(kernels):
+            with ir.InsertionPoint(kernel), kernel.location:
+                start = llvm.CallOp(i64, [], [], [], callee=NOW_FN).result
+            with ir.InsertionPoint.after(kernel), kernel.location:
+                k = arith.constant(i64, index)
+                llvm.CallOp(None, [k, start], [], [], callee=END_FN)
+        helpers = ir.Module.parse(_HELPERS.format(sym=symbol, n=max(SLOTS * len(kernels), 1),
+                                                  now=NOW_FN, end=END_FN, slots=SLOTS))
+        with ir.InsertionPoint(module.body):
+            for op in helpers.body.operations:
+                op.operation.clone()  # helpers is freed on return
+        module.operation.attributes[PROFILE_ATTR] = ir.ArrayAttr.get([
+            ir.DictAttr.get({"label": ir.StringAttr.get(label), "plain": ir.BoolAttr.get(plain),
+                             "op": ir.StringAttr.get(op_name)})
+            for label, plain, op_name in table])
+
+
+def kernel_table(module: ir.Module) -> list[tuple[str, bool, str]] | None:
+    """The ``(label, plain, op)`` of each instrumented kernel, or None if not instrumented."""
+    attrs = module.operation.attributes
+    if PROFILE_ATTR not in attrs:
+        return None
+    out = []
+    for entry in ir.ArrayAttr(attrs[PROFILE_ATTR]):
+        d = ir.DictAttr(entry)
+        out.append((ir.StringAttr(d["label"]).value, ir.BoolAttr(d["plain"]).value,
+                    ir.StringAttr(d["op"]).value))
+    return out
+
+
+__all__ = ["PROFILE_ATTR", "SLOTS", "is_kernel", "is_plain", "kernel_table", "profile_kernels"]
