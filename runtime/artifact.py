@@ -269,25 +269,28 @@ class ConstantRecord:
 @dataclass(frozen=True)
 class KernelRecord:
     """A kernel of a profiled build: its MO ops (``label``), whether it was left to plain
-    loops (a linalg op survived the schedule) and its outermost op (``scf.for``...)."""
+    loops (a linalg op survived the schedule), its outermost op (``scf.for``...) and whether
+    it is vector code (else scalar loops)."""
 
     label: str
     plain: bool
     op: str
+    vector: bool = False
 
     def __post_init__(self) -> None:
         _want(self.label, str, "kernel.label")
         _want(self.plain, bool, "kernel.plain")
         _want(self.op, str, "kernel.op")
+        _want(self.vector, bool, "kernel.vector")
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "plain": self.plain, "op": self.op}
+        return {"label": self.label, "plain": self.plain, "op": self.op, "vector": self.vector}
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> KernelRecord:
-        _keys(obj, {"label", "plain", "op"}, where)
+        _keys(obj, {"label", "plain", "op", "vector"}, where)
         try:
-            return cls(obj["label"], obj["plain"], obj["op"])
+            return cls(obj["label"], obj["plain"], obj["op"], obj["vector"])
         except ArtifactError as e:
             raise ArtifactError(str(e).replace("kernel", where, 1)) from None
 

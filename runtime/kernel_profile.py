@@ -66,6 +66,7 @@ class KernelRow:
     index: int
     label: str
     scheduled: bool
+    vector: bool
     op: str
     calls: int
     total_ms: float
@@ -98,14 +99,15 @@ class KernelStats:
         -1) is the wall time no kernel accounts for: allocations, the call itself.
         """
         wall = max(self.wall_ns, 1)
-        rows = [KernelRow(i, k.label, not k.plain, k.op, int(self.calls[i]),
+        rows = [KernelRow(i, k.label, not k.plain, k.vector, k.op, int(self.calls[i]),
                           self.total_ns[i] / 1e6,
                           self.total_ns[i] / max(int(self.calls[i]), 1) / 1e3,
                           100.0 * self.total_ns[i] / wall)
                 for i, k in enumerate(self.kernels)]
         rows.sort(key=lambda r: -r.total_ms)
         rest = max(self.wall_ns - int(self.total_ns.sum()), 0)
-        rows.append(KernelRow(-1, "(outside kernels)", True, "", self.model_calls, rest / 1e6,
+        rows.append(KernelRow(-1, "(outside kernels)", True, False, "", self.model_calls,
+                              rest / 1e6,
                               rest / max(self.model_calls, 1) / 1e3, 100.0 * rest / wall))
         return rows
 
@@ -120,7 +122,9 @@ class KernelStats:
         lines = [head, f"{'#':>3}  {'kernel':<{width}}  {'how':<9} {'op':<14} {'calls':>7} "
                        f"{'total ms':>10} {'mean us':>10} {'%':>6}"]
         for r in rows:
-            how = "" if r.index < 0 else ("scheduled" if r.scheduled else "PLAIN")
+            # PLAIN: left to scalar loops by the schedule; scalar: loops the lowering wrote.
+            how = ("" if r.index < 0 else "PLAIN" if not r.scheduled
+                   else "vector" if r.vector else "scalar")
             index = "" if r.index < 0 else str(r.index)
             lines.append(f"{index:>3}  {r.label:<{width}}  {how:<9} {r.op:<14} {r.calls:>7} "
                          f"{r.total_ms:>10.3f} {r.mean_us:>10.1f} {r.percent:>6.1f}")
@@ -198,7 +202,8 @@ class ProfiledRun:
             if calls:
                 k = self.stats.kernels[i]
                 events.append((k.label, first, total, {"kernel": i, "scheduled": not k.plain,
-                                                       "op": k.op, "calls": calls}))
+                                                       "vector": k.vector, "op": k.op,
+                                                       "calls": calls}))
         return events
 
 

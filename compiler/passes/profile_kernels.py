@@ -18,9 +18,11 @@ times are on the clock of Python's ``time.monotonic_ns``, so the kernels land in
 calls is part of the caller's kernel, and the kernels' times add up to the call's.
 
 Which kernels were scheduled is read here too: a kernel still holding a linalg op (other than
-``linalg.yield``/``linalg.index``; ``linalg.copy`` included) becomes plain scalar loops. The
-kernel table (label, plain, outer op) is left on the module as ``mo.kernel_profile``, for the
-worker to put into the artifact record.
+``linalg.yield``/``linalg.index``; ``linalg.copy`` included) becomes plain scalar loops. A
+kernel without linalg ops is vector code if it holds vector ops; else it is scalar loops that
+the lowering wrote itself (sorts, scatters: not a fallback, but not vector code either). The
+kernel table (label, plain, outer op, vector) is left on the module as ``mo.kernel_profile``,
+for the worker to put into the artifact record.
 """
 
 from __future__ import annotations
@@ -119,6 +121,11 @@ def is_plain(op: ir.Operation) -> bool:
     return any(n.startswith("linalg.") and n not in _LINALG_FREE for n in _walk_names(op))
 
 
+def is_vector(op: ir.Operation) -> bool:
+    """Whether a kernel holds vector ops (what the schedule's vectorization leaves)."""
+    return any(n.startswith("vector.") for n in _walk_names(op))
+
+
 def _entry_functions(module: ir.Module) -> list[ir.Operation]:
     return [op.operation for op in module.body.operations
             if op.operation.name == "func.func" and "mo.num_inputs" in op.operation.attributes]
@@ -147,7 +154,7 @@ def profile_kernels(module: ir.Module) -> None:
             raise CompilationError(f"mo-profile-kernels: graph {name!r} is instrumented already")
         body = fn.regions[0].blocks[0]
         kernels = [op.operation for op in body.operations if is_kernel(op.operation)]
-        table = [(kernel_label(k), is_plain(k), k.name) for k in kernels]
+        table = [(kernel_label(k), is_plain(k), k.name, is_vector(k)) for k in kernels]
         i64 = ir.IntegerType.get_signless(64)
         for index, kernel in enumerate(kernels):
             with ir.InsertionPoint(kernel), kernel.location:
@@ -162,12 +169,14 @@ def profile_kernels(module: ir.Module) -> None:
                 op.operation.clone()  # helpers is freed on return
         module.operation.attributes[PROFILE_ATTR] = ir.ArrayAttr.get([
             ir.DictAttr.get({"label": ir.StringAttr.get(label), "plain": ir.BoolAttr.get(plain),
-                             "op": ir.StringAttr.get(op_name)})
-            for label, plain, op_name in table])
+                             "op": ir.StringAttr.get(op_name),
+                             "vector": ir.BoolAttr.get(vector)})
+            for label, plain, op_name, vector in table])
 
 
-def kernel_table(module: ir.Module) -> list[tuple[str, bool, str]] | None:
-    """The ``(label, plain, op)`` of each instrumented kernel, or None if not instrumented."""
+def kernel_table(module: ir.Module) -> list[tuple[str, bool, str, bool]] | None:
+    """The ``(label, plain, op, vector)`` of each instrumented kernel, or None if not
+    instrumented."""
     attrs = module.operation.attributes
     if PROFILE_ATTR not in attrs:
         return None
@@ -175,8 +184,9 @@ def kernel_table(module: ir.Module) -> list[tuple[str, bool, str]] | None:
     for entry in ir.ArrayAttr(attrs[PROFILE_ATTR]):
         d = ir.DictAttr(entry)
         out.append((ir.StringAttr(d["label"]).value, ir.BoolAttr(d["plain"]).value,
-                    ir.StringAttr(d["op"]).value))
+                    ir.StringAttr(d["op"]).value, ir.BoolAttr(d["vector"]).value))
     return out
 
 
-__all__ = ["PROFILE_ATTR", "SLOTS", "is_kernel", "is_plain", "kernel_table", "profile_kernels"]
+__all__ = ["PROFILE_ATTR", "SLOTS", "is_kernel", "is_plain", "is_vector", "kernel_table",
+           "profile_kernels"]

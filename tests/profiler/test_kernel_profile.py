@@ -87,7 +87,7 @@ def test_kernel_table_lists_scheduled_kernels(models, inputs):
     assert any("softmax" in label for label in labels), labels
     for k in record.kernels:
         if "matmul" in k.label or "softmax" in k.label:
-            assert not k.plain, k
+            assert not k.plain and k.vector, k
     stats = profiled._kernel_run.stats
     before = stats.model_calls
     for _ in range(3):
@@ -101,7 +101,7 @@ def test_kernel_table_lists_scheduled_kernels(models, inputs):
                                                      reverse=True)
     assert abs(sum(r.percent for r in rows) - 100.0) < 1e-6
     table = stats.table()
-    assert "'mm_softmax'" in table and "scheduled" in table and "PLAIN" not in table
+    assert "'mm_softmax'" in table and "vector" in table and "PLAIN" not in table
     assert "softmax" in profiler.kernel_report()
 
 
@@ -131,6 +131,20 @@ def test_plain_kernels_are_reported(tmp_path, monkeypatch):
     plain = [k for k in model._record.kernels if k.plain]
     assert any("matmul" in k.label for k in plain), model._record.kernels
     assert "PLAIN" in model._kernel_run.stats.table()
+
+
+def test_scalar_loops_of_the_lowering_are_neither_plain_nor_vector(tmp_path, monkeypatch):
+    # nonzero is written as scalar loops by its lowering: no linalg left, no vector code.
+    monkeypatch.setenv("MAX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(ENV, "1")
+    t = TensorType(DType.float32, ("n",), CPU)
+    model = InferenceSession().load(Graph("nz", lambda x: ops.nonzero(x, "k"), input_types=[t]))
+    x = np.array([0, 1.5, 0, -2, 0, 0, 3], np.float32)
+    got = model.execute(x)[0].to_numpy()
+    np.testing.assert_array_equal(got.ravel(), np.nonzero(x)[0])
+    (kernel,) = [k for k in model._record.kernels if "nonzero" in k.label]
+    assert not kernel.plain and not kernel.vector
+    assert "scalar" in model._kernel_run.stats.table()
 
 
 def test_kernels_nest_in_execute_spans(models, inputs):

@@ -9,8 +9,8 @@ import pytest
 from max.runtime.artifact import ArtifactError, ArtifactRecord, KernelRecord, MOType, TensorRecord
 
 SHA = "cd" * 32
-KERNELS = (KernelRecord("matmul", False, "scf.for"), KernelRecord("cast+matmul", True,
-                                                                  "linalg.matmul"))
+KERNELS = (KernelRecord("matmul", False, "scf.for", True),
+           KernelRecord("cast+matmul", True, "linalg.matmul", False))
 
 
 def _record(**changes) -> ArtifactRecord:
@@ -47,6 +47,7 @@ def test_table_only_with_the_option_and_a_shared_object():
     (lambda m: m["kernels"][0].update(plain=1), r"kernels\[0\]\.plain: expected bool"),
     (lambda m: m["kernels"][1].update(label=None), r"kernels\[1\]\.label: expected str"),
     (lambda m: m["kernels"][0].pop("op"), r"kernels\[0\]: missing keys \['op'\]"),
+    (lambda m: m["kernels"][0].update(vector="yes"), r"kernels\[0\]\.vector: expected bool"),
     (lambda m: m["kernels"][0].update(extra=1), r"unknown keys \['extra'\]"),
     (lambda m: m.update(kernels={}), "kernels: expected list"),
     (lambda m: m.pop("kernels"), r"record: missing keys \['kernels'\]"),
