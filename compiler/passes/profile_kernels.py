@@ -4,18 +4,20 @@ Runs on the bufferized module (memrefs, loops, vectors, what is left of linalg),
 the final lowering to the LLVM dialect. A kernel is a top-level op of the entry function that
 writes memory: a loop nest (``scf.for``, ``scf.forall``, ``omp.parallel``...), a linalg op, a
 copy or a call. Allocations, views, constants and deallocations are not kernels. Each kernel is
-bracketed by two calls:
+bracketed by two calls, and so is the whole body (timer 0; kernel ``k`` is timer ``k + 1``):
 
     %t = llvm.call @__mo_prof_now() : () -> i64        // clock_gettime(CLOCK_MONOTONIC) in ns
     <kernel>
     llvm.call @__mo_prof_end(%k, %t) : (i64, i64) -> ()
 
-``__mo_prof_end`` adds the elapsed time to slot ``3k`` of an exported global ``i64`` array,
-counts the call in slot ``3k+1`` and keeps the first start time in ``3k+2`` (the runtime reads
-and zeroes the array after each call of the model: ``runtime/kernel_profile.py``; the start
-times are on the clock of Python's ``time.monotonic_ns``, so the kernels land inside the
-``Model.execute`` span of the trace). Only the entry function is instrumented: a function it
-calls is part of the caller's kernel, and the kernels' times add up to the call's.
+``__mo_prof_end`` adds the elapsed time to slot ``4k`` of an exported global ``i64`` array,
+counts the call in ``4k+1`` and keeps this run's start and duration in ``4k+2`` and ``4k+3``.
+The sums grow from load to exit, so a call pays nothing in Python for them; the runtime reads
+the array when it prints the table, and the last run's slots after a traced call
+(``runtime/kernel_profile.py``; the starts are on the clock of Python's ``time.monotonic_ns``,
+so the kernels land inside the ``Model.execute`` span of the trace). Only the entry function
+is instrumented: a function it calls is part of the caller's kernel; a top-level op runs once
+per call.
 
 Which kernels were scheduled is read here too: a kernel still holding a linalg op (other than
 ``linalg.yield``/``linalg.index``; ``linalg.copy`` included) becomes plain scalar loops. A
@@ -37,7 +39,7 @@ from max.runtime.artifact import profile_symbol
 PROFILE_ATTR = "mo.kernel_profile"
 NOW_FN = "__mo_prof_now"
 END_FN = "__mo_prof_end"
-SLOTS = 3  # per kernel: total ns, calls, first start (ns)
+SLOTS = 4  # per timer: total ns, calls, last start ns, last duration ns
 
 # Ops inside a region that make it a kernel: it writes memory (or calls code that may).
 _WRITES = frozenset({
@@ -72,23 +74,21 @@ llvm.func internal @{end}(%k: i64, %start: i64) {{
   %now = llvm.call @{now}() : () -> i64
   %dur = llvm.sub %now, %start : i64
   %base = llvm.mlir.addressof @{sym} : !llvm.ptr
-  %three = llvm.mlir.constant({slots} : i64) : i64
-  %zero = llvm.mlir.constant(0 : i64) : i64
+  %slots = llvm.mlir.constant({slots} : i64) : i64
   %one = llvm.mlir.constant(1 : i64) : i64
-  %i = llvm.mul %k, %three : i64
+  %i = llvm.mul %k, %slots : i64
   %ptot = llvm.getelementptr %base[%i] : (!llvm.ptr, i64) -> !llvm.ptr, i64
   %pcnt = llvm.getelementptr %ptot[1] : (!llvm.ptr) -> !llvm.ptr, i64
-  %pfirst = llvm.getelementptr %ptot[2] : (!llvm.ptr) -> !llvm.ptr, i64
+  %pstart = llvm.getelementptr %ptot[2] : (!llvm.ptr) -> !llvm.ptr, i64
+  %plast = llvm.getelementptr %ptot[3] : (!llvm.ptr) -> !llvm.ptr, i64
   %tot = llvm.load %ptot : !llvm.ptr -> i64
   %tot2 = llvm.add %tot, %dur : i64
   llvm.store %tot2, %ptot : i64, !llvm.ptr
   %cnt = llvm.load %pcnt : !llvm.ptr -> i64
   %cnt2 = llvm.add %cnt, %one : i64
   llvm.store %cnt2, %pcnt : i64, !llvm.ptr
-  %first = llvm.load %pfirst : !llvm.ptr -> i64
-  %fresh = llvm.icmp "eq" %cnt, %zero : i64
-  %first2 = llvm.select %fresh, %start, %first : i1, i64
-  llvm.store %first2, %pfirst : i64, !llvm.ptr
+  llvm.store %start, %pstart : i64, !llvm.ptr
+  llvm.store %dur, %plast : i64, !llvm.ptr
   llvm.return
 }}
 """
@@ -156,13 +156,19 @@ def profile_kernels(module: ir.Module) -> None:
         kernels = [op.operation for op in body.operations if is_kernel(op.operation)]
         table = [(kernel_label(k), is_plain(k), k.name, is_vector(k)) for k in kernels]
         i64 = ir.IntegerType.get_signless(64)
-        for index, kernel in enumerate(kernels):
-            with ir.InsertionPoint(kernel), kernel.location:
+
+        def timer(first: ir.Operation, last: ir.Operation, index: int, after: bool) -> None:
+            with ir.InsertionPoint(first), first.location:
                 start = llvm.CallOp(i64, [], [], [], callee=NOW_FN).result
-            with ir.InsertionPoint.after(kernel), kernel.location:
-                k = arith.constant(i64, index)
-                llvm.CallOp(None, [k, start], [], [], callee=END_FN)
-        helpers = ir.Module.parse(_HELPERS.format(sym=symbol, n=max(SLOTS * len(kernels), 1),
+            where = ir.InsertionPoint.after(last) if after else ir.InsertionPoint(last)
+            with where, last.location:
+                llvm.CallOp(None, [arith.constant(i64, index), start], [], [], callee=END_FN)
+
+        ops = list(body.operations)
+        timer(ops[0].operation, ops[-1].operation, 0, after=False)  # the body, up to return
+        for index, kernel in enumerate(kernels):
+            timer(kernel, kernel, index + 1, after=True)
+        helpers = ir.Module.parse(_HELPERS.format(sym=symbol, n=SLOTS * (len(kernels) + 1),
                                                   now=NOW_FN, end=END_FN, slots=SLOTS))
         with ir.InsertionPoint(module.body):
             for op in helpers.body.operations:

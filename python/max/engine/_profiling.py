@@ -23,7 +23,7 @@ import numpy as np
 from max import profiler
 from max.profiler._trace import env_enabled, record
 from max.runtime import ArtifactRecord, CpuFunction
-from max.runtime.kernel_profile import ProfiledRun, profile_setting, report
+from max.runtime.kernel_profile import ProfiledRun, kernel_stats, profile_setting, report
 
 _lock = threading.Lock()
 _registered: set[Path | None] = set()
@@ -63,7 +63,7 @@ def _at_exit(trace_path: Path | None) -> None:
 
 
 def kernel_run(function: CpuFunction, record: ArtifactRecord, run: Any) -> ProfiledRun | None:
-    """The profiled run function of a model whose binary times its kernels, else None."""
+    """What runs a model whose binary times its kernels for a trace, else None."""
     if record.kernels is None:
         if record.options.get("profile_kernels"):
             warnings.warn(f"model {record.name!r}: kernel profiling needs a shared object "
@@ -71,18 +71,21 @@ def kernel_run(function: CpuFunction, record: ArtifactRecord, run: Any) -> Profi
                           RuntimeWarning, stacklevel=3)
         return None
     setup()
-    return ProfiledRun(function, record, run)
+    return ProfiledRun(kernel_stats(function, record), run)
 
 
 def traced_run(model: Any, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``model._run(arrays)`` recorded as a span, with its kernels (if timed) inside."""
+    kernels = model._kernel_run
+    events: list[tuple[str, int, int, dict[str, Any]]] = []
     start = time.monotonic_ns()
     try:
-        return model._run(arrays)
+        if kernels is None:
+            return model._run(arrays)
+        outs, events = kernels.traced_call(arrays)
+        return outs
     finally:
         end = time.monotonic_ns()
         record("X", f"{model.name}.execute", start, end - start, category="model")
-        kernels = model._kernel_run
-        if kernels is not None:
-            for label, first, total, args in kernels.kernel_events():
-                record("X", label, first, total, category="kernel", args=args)
+        for label, first, total, args in events:
+            record("X", label, first, total, category="kernel", args=args)

@@ -109,7 +109,7 @@ class Model:
                  artifact: Any = None, weights: list[np.ndarray] | None = None) -> None:
         self._exe = executable
         self._run = executable.run
-        self._kernel_run: Any = None  # a ProfiledRun where the binary times its kernels
+        self._kernel_run: Any = None  # where the binary times its kernels: for the trace
         self._record = record
         self._device = device
         self._artifact = artifact
@@ -141,8 +141,7 @@ class Model:
         weights = _weight_arrays(record, weights_registry or {})
         model = cls(exe, record, device or CPU(), artifact, weights)
         kernel_run = _profiling.kernel_run(function, record, exe.run)
-        if kernel_run is not None:
-            model._run = model._kernel_run = kernel_run
+        model._kernel_run = kernel_run
         return model
 
     @property
