@@ -52,7 +52,8 @@ _TOP_KERNELS = frozenset({"memref.copy", "func.call", "vector.transfer_write", "
                           "vector.maskedstore", "vector.scatter"})
 _LINALG_FREE = frozenset({"linalg.yield", "linalg.index"})
 
-# The helpers, in the LLVM dialect (the .so links libc: clock_gettime is there).
+# The helpers, in the LLVM dialect (the .so links libc: clock_gettime is there). Linux's
+# CLOCK_MONOTONIC is 1 and its struct timespec two i64s (x86-64, aarch64).
 _HELPERS = """
 llvm.mlir.global external @{sym}(dense<0> : tensor<{n}xi64>) {{addr_space = 0 : i32}}
     : !llvm.array<{n} x i64>
