@@ -231,7 +231,8 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
             function, or its MLIR bytecode/text as ``bytes``/``str``.
         target: ``"cpu"``.
         options: compiler options (part of the cache key): ``opt_level`` (int), ``force_jit``
-            (bool: the ExecutionEngine fallback even where a linker exists).
+            (bool: the ExecutionEngine fallback even where a linker exists),
+            ``profile_kernels`` (bool: time each kernel; set by ``$MAX_PROFILE_KERNELS``).
         label: what to call the graph in messages until its name is known (a file path).
         timeout: seconds after which the compiler is killed (``$MAX_COMPILE_TIMEOUT``).
         extensions: ``(label, text)`` of each custom kernel ``.mlir`` file the graph's
@@ -247,9 +248,14 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         CompilationError: the compiler rejected the graph.
         ValueError: the MO verifier rejected the graph (an op's types break its rule).
         RuntimeError: the graph could not be read, or the compiler crashed.
-        ValueError: ``$MAX_CPU_THREADS`` or ``$MAX_CACHE_SIZE`` is malformed.
+        ValueError: ``$MAX_CPU_THREADS``, ``$MAX_CACHE_SIZE`` or ``$MAX_PROFILE_KERNELS`` is
+            malformed.
     """
     options = dict(options or {})
+    from max.runtime.kernel_profile import profile_setting
+
+    if profile_setting() is not None:  # MAX_PROFILE_KERNELS: time each kernel
+        options["profile_kernels"] = True
     extensions = [(str(k), str(t)) for k, t in extensions or ()]
     if extensions:
         options["custom_extensions"] = hashlib.sha256(

@@ -33,6 +33,7 @@ from max.runtime.artifact import (
     META_HASH_FILE,
     ArtifactRecord,
     ConstantRecord,
+    KernelRecord,
     MOType,
     TensorRecord,
     encode,
@@ -198,8 +199,16 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         from max.compiler.pipelines import cpu
 
         use_so = cpu.have_system_linker() and not options.get("force_jit")
+        # Kernel timers only in a .so, whose counters the runtime finds with dlsym.
+        profile = bool(options.get("profile_kernels")) and use_so
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
-        fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1)
+        fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1,
+                                      profile=profile)
+        kernels = None
+        if profile:
+            from max.compiler.passes.profile_kernels import kernel_table
+
+            kernels = tuple(KernelRecord(*row) for row in kernel_table(module) or ())
         if use_so:
             kind, binary_name = "so", "model.so"
             llvm_ir = cpu.translate_to_llvm_ir(module)
@@ -218,7 +227,7 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         outputs=outputs, weights=weights, checks=tuple(checks),
         constants=tuple(constant_records),
         constants_sha256=hashlib.sha256(blob).hexdigest(), target=target, options=options,
-        compiler_version=cache.compiler_version(), fallbacks=tuple(fallbacks))
+        compiler_version=cache.compiler_version(), kernels=kernels, fallbacks=tuple(fallbacks))
     assert record.binary == binary_name
     meta, meta_hash = encode(record)
     (out_dir / META_FILE).write_bytes(meta)

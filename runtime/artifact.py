@@ -83,6 +83,12 @@ def entry_name(name: str) -> str:
     return f"mo_graphx_{safe}_{digest}"
 
 
+def profile_symbol(name: str) -> str:
+    """The exported ``i64`` array where a profiled build (``MAX_PROFILE_KERNELS``) counts the
+    time of each kernel (``compiler/passes/profile_kernels.py``, ``runtime/kernel_profile.py``)."""
+    return f"{entry_name(name)}__kernel_profile"
+
+
 def entry_num_args(num_inputs: int, num_outputs: int, num_checks: int,
                    num_returned: int = 0) -> int:
     """Descriptor pointers the entry takes: ``@NAME([returned], inputs..., outputs...,
@@ -260,6 +266,35 @@ class ConstantRecord:
             raise ArtifactError(str(e).replace("constant", where, 1)) from None
 
 
+@dataclass(frozen=True)
+class KernelRecord:
+    """A kernel of a profiled build: its MO ops (``label``), whether it was left to plain
+    loops (a linalg op survived the schedule), its outermost op (``scf.for``...) and whether
+    it is vector code (else scalar loops)."""
+
+    label: str
+    plain: bool
+    op: str
+    vector: bool = False
+
+    def __post_init__(self) -> None:
+        _want(self.label, str, "kernel.label")
+        _want(self.plain, bool, "kernel.plain")
+        _want(self.op, str, "kernel.op")
+        _want(self.vector, bool, "kernel.vector")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "plain": self.plain, "op": self.op, "vector": self.vector}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> KernelRecord:
+        _keys(obj, {"label", "plain", "op", "vector"}, where)
+        try:
+            return cls(obj["label"], obj["plain"], obj["op"], obj["vector"])
+        except ArtifactError as e:
+            raise ArtifactError(str(e).replace("kernel", where, 1)) from None
+
+
 def _keys(obj: Any, keys: set[str], where: str) -> None:
     _want(obj, dict, where)
     if set(obj) != keys:
@@ -285,6 +320,8 @@ class ArtifactRecord:
         fallbacks: the kernels the compiler left to plain scalar loops (the CPU target's
             fallback records, e.g. ``"relu+add (linalg.generic)"``; ``"whole module: ..."``
             when the schedule failed); empty when everything was scheduled.
+        kernels: for a shared object built with the option ``profile_kernels``, every
+            kernel the binary times, in the order of its counters; None otherwise.
     """
 
     name: str
@@ -301,6 +338,7 @@ class ArtifactRecord:
     format: int = FORMAT
     weights: tuple[TensorRecord, ...] = ()
     fallbacks: tuple[str, ...] = ()
+    kernels: tuple[KernelRecord, ...] | None = None
 
     def __post_init__(self) -> None:
         if _want(self.format, int, "format") != FORMAT:
@@ -322,6 +360,14 @@ class ArtifactRecord:
             _want(k, str, "options")
             _want(v, _OPTION_TYPES, f"options.{k}")
         object.__setattr__(self, "options", MappingProxyType(opts))
+        # A profiled .so has counters, so a table to read them by; nothing else has either.
+        profiled = opts.get("profile_kernels") is True and self.kind == "so"
+        if self.kernels is not None:
+            for i, k in enumerate(_want(self.kernels, tuple, "kernels")):
+                _want(k, KernelRecord, f"kernels[{i}]")
+        if profiled != (self.kernels is not None):
+            raise _fail("kernels", "a kernel table belongs to, and only to, a shared object "
+                                   "built with the option profile_kernels")
         # The layout is the packer's, exactly (each constant on the next aligned offset; the
         # cache also wants constants.bin to end where the last one does): one constant's dims
         # cannot be changed alone. The code reads each constant at its compiled size, which
@@ -394,6 +440,7 @@ class ArtifactRecord:
             "constants_sha256": self.constants_sha256, "target": self.target,
             "options": dict(self.options), "compiler_version": self.compiler_version,
             "fallbacks": list(self.fallbacks),
+            "kernels": None if self.kernels is None else [k.to_json() for k in self.kernels],
         }
         return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
 
@@ -415,7 +462,11 @@ class ArtifactRecord:
                                   f"{FORMAT}")
         _keys(obj, {"format", "name", "entry", "kind", "binary", "sha256", "inputs", "outputs",
                     "checks", "constants", "weights", "constants_sha256", "target", "options",
-                    "compiler_version", "fallbacks"}, "record")
+                    "compiler_version", "fallbacks", "kernels"}, "record")
+        kernels = obj["kernels"]
+        if kernels is not None:
+            kernels = tuple(KernelRecord.from_json(k, f"kernels[{i}]")
+                            for i, k in enumerate(_want(kernels, list, "kernels")))
         record = cls(
             name=obj["name"], kind=obj["kind"], sha256=obj["sha256"],
             inputs=tuple(TensorRecord.from_json(t, f"inputs[{i}]")
@@ -429,7 +480,7 @@ class ArtifactRecord:
                             for i, c in enumerate(_want(obj["constants"], list, "constants"))),
             constants_sha256=obj["constants_sha256"], target=obj["target"],
             options=_want(obj["options"], dict, "options"),
-            compiler_version=obj["compiler_version"], format=obj["format"],
+            compiler_version=obj["compiler_version"], format=obj["format"], kernels=kernels,
             fallbacks=tuple(_want(obj["fallbacks"], list, "fallbacks")))
         for i, w in enumerate(record.weights):  # the engine matches arrays to these
             if w.name is None or w.type.kind != "tensor" or not all(

@@ -149,6 +149,23 @@ def load_shared_object(data: bytes, *, symbol: str, num_args: int,
     return CpuFunction(fn, num_args, lib)
 
 
+def global_address(function: CpuFunction, symbol: str) -> int:
+    """The address of the exported data ``symbol`` in the shared object of ``function``.
+
+    The caller keeps ``function`` while it uses the address (its mapping lives as long).
+
+    Raises:
+        RuntimeError: if ``function`` was not loaded from a shared object or lacks ``symbol``.
+    """
+    lib = function._keepalive
+    if not isinstance(lib, ctypes.CDLL):
+        raise RuntimeError(f"{symbol!r}: only a shared object's symbols can be looked up")
+    try:
+        return _ctypes.dlsym(lib._handle, symbol)
+    except OSError:
+        raise RuntimeError(f"compiled model has no symbol {symbol!r}") from None
+
+
 def load_jit(bytecode: bytes, *, symbol: str, num_args: int, opt_level: int = 3,
              shared_libs: Sequence[str] = ()) -> CpuFunction:
     """JIT-compiles an LLVM-dialect module (MLIR bytecode) and finds ``symbol`` in it.

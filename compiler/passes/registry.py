@@ -72,6 +72,7 @@ PASS_MODULES = (
     "max.compiler.pipelines.cpu",
     "max.compiler.pipelines.stages",
     "max.compiler.targets.cpu",
+    "max.compiler.passes.profile_kernels",
 )
 
 

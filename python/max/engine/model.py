@@ -10,6 +10,8 @@ import numpy as np
 from max.driver import CPU, Device, Tensor
 from max.driver import _dlpack
 from max.dtype import DType
+from max.engine import _profiling
+from max.profiler._trace import STATE as _TRACE
 from max.runtime import ArtifactRecord, CpuExecutable, TensorRecord, TensorSig
 
 
@@ -107,6 +109,7 @@ class Model:
                  artifact: Any = None, weights: list[np.ndarray] | None = None) -> None:
         self._exe = executable
         self._run = executable.run
+        self._kernel_run: Any = None  # where the binary times its kernels: for the trace
         self._record = record
         self._device = device
         self._artifact = artifact
@@ -136,7 +139,10 @@ class Model:
         outs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.outputs]
         exe = CpuExecutable(function, sigs, outs, record.checks, record.name)
         weights = _weight_arrays(record, weights_registry or {})
-        return cls(exe, record, device or CPU(), artifact, weights)
+        model = cls(exe, record, device or CPU(), artifact, weights)
+        kernel_run = _profiling.kernel_run(function, record, exe.run)
+        model._kernel_run = kernel_run
+        return model
 
     @property
     def name(self) -> str:
@@ -200,7 +206,10 @@ class Model:
             arrays.append(arr)
         if self._buffers:
             self._check_aliasing(arrays)
-        outs = self._run(arrays + self._constants if self._constants else arrays)
+        if self._constants:
+            arrays += self._constants
+        # max.profiler on: the call is a span, with the kernels of a profiled build inside.
+        outs = _profiling.traced_run(self, arrays) if _TRACE.enabled else self._run(arrays)
         wrap = self._wrap
         device = self._device
         return [wrap(o, dt, device) for o, dt in zip(outs, self._out_dtypes)]

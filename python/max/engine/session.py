@@ -72,6 +72,9 @@ class InferenceSession:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
         # Checked here, not only where a compile reads it: a typo fails at once, clearly.
         env_threads = threads_from_env()
+        from max.engine import _profiling
+
+        _profiling.setup()  # MAX_PROFILE_KERNELS, MODULAR_ENABLE_PROFILING
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
         from max.compiler.extensions import find_extensions
 
