@@ -4,7 +4,8 @@ Each peer maps a workload key (``benchmarks/graphs.py``) to a builder taking the
 :class:`~benchmarks.graphs.BenchGraph` and returning a :class:`Run`, or lacks the key (the
 table prints ``-``). A peer that is not installed is skipped the same way. Inputs are
 converted to the peer's types and layouts (NCHW for PyTorch and ONNX convolutions) before
-timing; ``Run.fetch`` turns a result back into the reference layout, outside the timed call.
+timing (PyTorch's are NCHW tensors in channels_last memory, its fast CPU layout);
+``Run.fetch`` turns a result back into the reference layout, outside the timed call.
 The ONNX graphs are written with ``onnx.helper`` (no exporter).
 """
 
@@ -105,8 +106,12 @@ def torch_run(bg: BenchGraph) -> Run | None:
     if fn is None:
         return None
     conv = bg.key in ("conv2d", "dwsep")
-    xs = [torch.from_numpy(_nchw(a) if conv else a) for a in bg.inputs]
-    p = {k: torch.from_numpy(_fcrs(v) if conv else v) for k, v in bg.params.items()}
+    xs = [torch.from_numpy(a) for a in bg.inputs]
+    p = {k: torch.from_numpy(v) for k, v in bg.params.items()}
+    if conv:  # NCHW tensors in channels_last memory (the NHWC bytes): oneDNN's fast layout
+        xs = [t.permute(0, 3, 1, 2) for t in xs]
+        p = {k: t.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+             for k, t in p.items()}
     if bg.key.startswith("q4_0"):
         p["shifts"] = torch.tensor([0, 4], dtype=torch.uint8).reshape(1, 1, 2, 1)
     if bg.key.startswith("gptq"):
@@ -115,7 +120,7 @@ def torch_run(bg: BenchGraph) -> Run | None:
                  scales=torch.from_numpy(scales.astype(np.float32)),
                  rows=torch.from_numpy(bg.inputs[2] if len(bg.inputs) > 2 else np.arange(GPTQ_K)),
                  shifts=torch.arange(0, 32, 4, dtype=torch.int32).reshape(1, 8, 1))
-    fetch = (lambda t: _nhwc(t.numpy())) if conv else (lambda t: t.numpy())
+    fetch = (lambda t: t.permute(0, 2, 3, 1).numpy()) if conv else (lambda t: t.numpy())
     return Run(lambda: fn(xs, p), fetch)
 
 

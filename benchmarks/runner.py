@@ -118,21 +118,30 @@ def _check(engine: str, run: Run, want: np.ndarray, bg: BenchGraph) -> int | str
 
 
 def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, float]:
-    """Median ms per engine; one sample of each engine per round, the order rotated."""
+    """Median ms per engine. The samples come in rounds: in each, every engine (the order
+    rotated) makes one untimed call, then a block of consecutive samples. Blocks, not one
+    sample each in turn: the engines' thread pools spin for a while after a call (libiomp5
+    200 ms), which would slow whichever engine runs next on 2 cores; rounds, so that a
+    drift of the machine's load spreads over all engines."""
     samples: dict[str, list[float]] = {e: [] for e in runs}
     order = list(runs)
-    for r in range(repeat):
+    rounds = min(repeat, 3)
+    for r in range(rounds):
+        block = repeat // rounds + (r < repeat % rounds)
         for engine in order[r % len(order):] + order[:r % len(order)]:
             run, n = runs[engine], inner[engine]
-            if run.prepare:
-                run.prepare()
-            gc.disable()
-            t0 = time.perf_counter()
-            for _ in range(n):
+            if not run.prepare:
                 run.call()
-            t1 = time.perf_counter()
-            gc.enable()
-            samples[engine].append((t1 - t0) / n)
+            for _ in range(block):
+                if run.prepare:
+                    run.prepare()
+                gc.disable()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    run.call()
+                t1 = time.perf_counter()
+                gc.enable()
+                samples[engine].append((t1 - t0) / n)
     return {e: statistics.median(s) * 1e3 for e, s in samples.items()}
 
 
