@@ -27,14 +27,19 @@ MIN_SAMPLE_S = 2e-3
 
 
 def _cpu_model() -> str:
+    """``lscpu``'s model name, family/model numbers and the vector extensions that matter."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
+    flags = set(fields.get("flags", "").split())
+    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}; {' '.join(wanted)})")
 
 
 def _version(dist: str) -> str:
@@ -219,7 +224,7 @@ def run_all(only: str | None, repeat: int, threads: int, markdown: bool) -> None
     missing = [m for m in ("torch", "onnxruntime", "jax") if not peers.installed(m)]
     if missing:
         print(f"not installed (their columns print '-'): {', '.join(missing)}; "
-              f"pip install -e '.[bench]'")
+              f"pip install -e '.[test,bench]' (or ./dev bench)")
     table = Table(markdown)
     for key, build in GRAPHS.items():
         if key == "tiny":
