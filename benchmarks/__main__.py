@@ -1,6 +1,6 @@
 """Side-by-side speed: our compiled graphs vs numpy, PyTorch (eager), ONNX Runtime and JAX.
 
-    ./dev bench [--only TEXT] [--repeat N] [--threads N] [--markdown]
+    ./dev bench [--only TEXT] [--repeat N] [--threads N] [--peers numpy,torch,ort,jax] [--markdown]
 
 Every engine runs in this process with the same thread count (``--threads``, default 2):
 PyTorch through ``torch.set_num_threads``, ONNX Runtime through its session options (intra-op
@@ -44,14 +44,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="samples per engine (median)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--peers", default="numpy,torch,ort,jax",
+                        help="comma-separated peers to run (numpy, torch, ort, jax); others '-'")
     args = parser.parse_args()
     if args.threads < 1 or args.repeat < 1:
         parser.error("--threads and --repeat must be positive")
+    chosen = {p.strip() for p in args.peers.split(",") if p.strip()}
+    unknown = chosen - {"numpy", "torch", "ort", "jax"}
+    if unknown:
+        parser.error(f"--peers: unknown {sorted(unknown)}; choose from numpy, torch, ort, jax")
     _limit_threads(args.threads)
 
     from benchmarks.runner import run_all
 
-    run_all(args.only, args.repeat, args.threads, args.markdown)
+    run_all(args.only, args.repeat, args.threads, args.markdown, frozenset(chosen | {"ours"}))
 
 
 if __name__ == "__main__":

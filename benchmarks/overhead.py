@@ -136,20 +136,24 @@ def _jax_persistent_cache(path: str) -> Iterator[None]:
         cc.reset_cache()
 
 
-def overhead_rows(bg: BenchGraph, threads: int) -> list[OverheadRow]:
-    """The cold-compile and warm-load rows for the encoder block ``bg``."""
+def overhead_rows(bg: BenchGraph, threads: int,
+                  engines: frozenset[str] = frozenset({"ours", "ort", "jax"})) -> list[OverheadRow]:
+    """The cold-compile and warm-load rows for the encoder block ``bg``; only ``engines`` are
+    prepared."""
     scratch = tempfile.mkdtemp(prefix="max-bench-")
     jax_dir = os.path.join(scratch, "jax-cache")
-    has_jax = peers.installed("jax")
+    use_jax = "jax" in engines and peers.installed("jax")
 
     def warm_context():
-        return _jax_persistent_cache(jax_dir) if has_jax else contextlib.nullcontext()
+        return _jax_persistent_cache(jax_dir) if use_jax else contextlib.nullcontext()
 
-    cold = OverheadRow("cold compile: encoder block", {
-        "ours": _ours(bg, threads, True, scratch), "numpy": None, "torch": None,
-        "ort": _ort(bg, threads, True, scratch), "jax": _jax(bg)})
-    warm = OverheadRow("warm load: encoder block", {
-        "ours": _ours(bg, threads, False, scratch), "numpy": None, "torch": None,
-        "ort": _ort(bg, threads, False, scratch), "jax": _jax(bg)}, warm_context)
-    warm.cleanup.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
-    return [cold, warm]
+    rows = []
+    for cold in (True, False):
+        runs: dict[str, Run | None] = {
+            "ours": _ours(bg, threads, cold, scratch), "numpy": None, "torch": None,
+            "ort": _ort(bg, threads, cold, scratch) if "ort" in engines else None,
+            "jax": _jax(bg) if use_jax else None}
+        title = "cold compile: encoder block" if cold else "warm load: encoder block"
+        rows.append(OverheadRow(title, runs, contextlib.nullcontext if cold else warm_context))
+    rows[-1].cleanup.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    return rows

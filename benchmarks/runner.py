@@ -1,11 +1,12 @@
 """Runs the benchmark table (``python -m benchmarks``): checks every engine, then times them
-interleaved and prints medians and ratios."""
+in alternating blocks and prints medians and ratios."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import gc
+import os
 import platform
 import statistics
 import time
@@ -51,8 +52,6 @@ def _version(dist: str) -> str:
 
 def describe(threads: int) -> list[str]:
     """The header lines: date, machine, versions, threads."""
-    import os
-
     dists = ("numpy", "torch", "onnxruntime", "onnx", "jax", "jaxlib",
              "xtc-mlir-python-bindings")
     return [
@@ -77,8 +76,9 @@ def _numpy(bg: BenchGraph) -> Run:
     return Run(lambda: bg.numpy(bg.inputs, bg.params))
 
 
-def _runs(bg: BenchGraph, threads: int) -> dict[str, Run | None | str]:
-    """Each engine's prepared call; a string where preparing failed (it is printed)."""
+def _runs(bg: BenchGraph, threads: int, engines: frozenset[str]) -> dict[str, Run | None | str]:
+    """Each engine's prepared call (None for one not in ``engines``); a string where preparing
+    failed (it is printed)."""
     makers: dict[str, Callable[[], Run | None]] = {
         "ours": lambda: _ours(bg, threads),
         "numpy": lambda: _numpy(bg),
@@ -88,6 +88,9 @@ def _runs(bg: BenchGraph, threads: int) -> dict[str, Run | None | str]:
     }
     runs: dict[str, Run | None | str] = {}
     for engine, make in makers.items():
+        if engine not in engines:
+            runs[engine] = None
+            continue
         try:
             runs[engine] = make()
         except Exception as e:  # noqa: BLE001 - reported in the table, the others still run
@@ -213,8 +216,20 @@ def _wanted(only: str | None, *names: str) -> bool:
     return only is None or any(only.lower() in n.lower() for n in names)
 
 
-def run_all(only: str | None, repeat: int, threads: int, markdown: bool) -> None:
-    if peers.installed("torch"):
+def _selected(only: str | None) -> list[str]:
+    """The workload keys to run: by key, else (nothing matched) by title."""
+    keys = [k for k in GRAPHS if k != "tiny"]
+    if only is None:
+        return keys
+    by_key = [k for k in keys if only.lower() in k.lower()]
+    return by_key or [k for k in keys if only.lower() in GRAPHS[k]().title.lower()]
+
+
+def run_all(only: str | None, repeat: int, threads: int, markdown: bool,
+            engines: frozenset[str] = frozenset(ENGINES)) -> None:
+    """Prints the header and the table: ``only`` filters the rows, ``engines`` the columns
+    (the others print ``-``)."""
+    if peers.installed("torch") and "torch" in engines:
         import torch
 
         torch.set_num_threads(threads)
@@ -226,19 +241,21 @@ def run_all(only: str | None, repeat: int, threads: int, markdown: bool) -> None
         print(f"not installed (their columns print '-'): {', '.join(missing)}; "
               f"pip install -e '.[test,bench]' (or ./dev bench)")
     table = Table(markdown)
-    for key, build in GRAPHS.items():
-        if key == "tiny":
-            continue  # last, beside the other overhead rows
-        bg = build()
-        if _wanted(only, key, bg.title):
-            _measure(bg.title, bg, _runs(bg, threads), repeat, table)
-    encoder = GRAPHS["encoder"]()
-    for row in overhead.overhead_rows(encoder, threads) if _wanted(
-            only, "cold compile encoder", "warm load encoder", "overhead") else []:
-        # Each sample compiles: a few suffice.
-        _measure(row.title, encoder, dict(row.runs), min(repeat, 5), table, row.context)
-        for clean in row.cleanup:
-            clean()
+
+    def measure(title: str, bg: BenchGraph, runs: dict, samples: int, context=None) -> None:
+        runs = {e: (r if e in engines else None) for e, r in runs.items()}
+        _measure(title, bg, runs, samples, table, context or contextlib.nullcontext)
+
+    for key in _selected(only):
+        bg = GRAPHS[key]()
+        measure(bg.title, bg, _runs(bg, threads, engines), repeat)
+    if _wanted(only, "cold compile encoder", "warm load encoder", "overhead"):
+        encoder = GRAPHS["encoder"]()
+        for row in overhead.overhead_rows(encoder, threads, engines):
+            # Each sample compiles: a few suffice.
+            measure(row.title, encoder, dict(row.runs), min(repeat, 5), row.context)
+            for clean in row.cleanup:
+                clean()
     tiny = GRAPHS["tiny"]()
     if _wanted(only, "tiny", tiny.title, "overhead"):
-        _measure(tiny.title, tiny, _runs(tiny, threads), repeat, table)
+        measure(tiny.title, tiny, _runs(tiny, threads, engines), repeat)

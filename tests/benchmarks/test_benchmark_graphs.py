@@ -49,3 +49,18 @@ def test_benchmark_graph_matches_numpy(key: str, session: InferenceSession) -> N
                                atol=bg.atol)
     if key in MUST_SCHEDULE:
         check_scheduled(bg, model)
+
+
+def test_bench_command_prints_ratio_and_dash_for_absent_peers() -> None:
+    """The README command's table: a peer left out (as one not installed is) prints '-',
+    and the row still has its best peer and ratio."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "tiny", "--repeat", "1", "--peers", "numpy"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("call overhead"))
+    cells = row.split()[-7:]  # ours, numpy, torch, ORT, jax, best peer, ratio
+    assert float(cells[0]) > 0 and float(cells[1]) > 0
+    assert cells[2:5] == ["-", "-", "-"] and cells[5] == "numpy"
+    assert float(cells[6]) == pytest.approx(float(cells[0]) / float(cells[1]), rel=0.25)  # cells rounded
