@@ -14,8 +14,9 @@ nothing changes).
 Each engine's output is checked against the numpy reference in float64 before timing; a wrong
 one prints ``wrong`` and is left out. Each engine makes ``--repeat`` timed samples, in blocks
 that alternate between the engines over three rounds (``runner._time`` says why), and the table
-shows medians in ms, the best peer and ours / best peer (the target is <= 1.0). A peer that is not installed, or has no version of a workload,
-prints ``-``. Timings are not assertions: the machine may be shared and noisy.
+shows medians in ms, the best peer and ours / best peer (the target is <= 1.0). A peer that is
+not installed, left out by ``--peers``, or without a version of a workload prints ``-``.
+Timings are not assertions: the machine may be shared and noisy.
 """
 
 from __future__ import annotations
