@@ -36,6 +36,8 @@ class BenchGraph:
         params: the constants (weights) baked into the graph, by name, for the peers.
         numpy: ``numpy(inputs, params) -> output``, generic in the float dtype.
         rtol, atol: tolerances against the float64 reference.
+        flops: floating-point operations of one call, where the rate matters (GFLOP/s).
+        traffic: bytes one call must move at least, where bandwidth bounds it (GB/s).
     """
 
     key: str
@@ -46,6 +48,8 @@ class BenchGraph:
     numpy: Callable[[Arrays, Params], np.ndarray] | None = None
     rtol: float = 1e-4
     atol: float = 1e-5
+    flops: int = 0
+    traffic: int = 0
 
     def reference(self) -> np.ndarray:
         """The numpy version in float64 (integer arrays, such as packed weights, kept)."""
@@ -128,7 +132,8 @@ def matmul() -> BenchGraph:
     rng = np.random.default_rng(0)
     a, b = _randn(rng, 1024, 1024), _randn(rng, 1024, 1024)
     return BenchGraph("matmul", "matmul 1024^3", _graph("matmul", lambda x, y: x @ y, [a, b]),
-                      (a, b), numpy=lambda xs, p: xs[0] @ xs[1], rtol=1e-3, atol=1e-3)
+                      (a, b), numpy=lambda xs, p: xs[0] @ xs[1], rtol=1e-3, atol=1e-3,
+                      flops=2 * 1024**3)
 
 
 def attention_qk() -> BenchGraph:
@@ -163,7 +168,8 @@ def elementwise() -> BenchGraph:
     a, b, c = (_randn(rng, 1 << 24) for _ in range(3))
     graph = _graph("chain", lambda x, y, z: ops.relu(x * y + z) * 0.5, [a, b, c])
     return BenchGraph("chain", "relu(a*b+c)*0.5 over 16M floats", graph, (a, b, c),
-                      numpy=lambda xs, p: np.maximum(xs[0] * xs[1] + xs[2], 0) * 0.5)
+                      numpy=lambda xs, p: np.maximum(xs[0] * xs[1] + xs[2], 0) * 0.5,
+                      traffic=4 * 4 << 24)  # three inputs read, one output written
 
 
 def softmax() -> BenchGraph:

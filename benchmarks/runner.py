@@ -166,6 +166,7 @@ def _fmt(ms: float) -> str:
 class Table:
     def __init__(self, markdown: bool) -> None:
         self.markdown = markdown
+        self.notes: list[str] = []  # printed after the table (rates)
         cols = ["workload", *(HEADERS[e] + " ms" for e in ENGINES), "best peer", "ours/best"]
         if markdown:
             print("| " + " | ".join(cols) + " |")
@@ -210,6 +211,11 @@ def _measure(title: str, bg: BenchGraph, runs: dict[str, Run | None | str], repe
                 ready[engine], inner[engine] = run, checked
         cells.update(_time(ready, inner, repeat))
     table.row(title, cells)
+    if bg.flops or bg.traffic:
+        unit, amount = ("GFLOP/s", bg.flops) if bg.flops else ("GB/s (least traffic)", bg.traffic)
+        rates = [f"{HEADERS[e]} {amount / ms / 1e6:.1f}" for e, ms in cells.items()
+                 if isinstance(ms, float)]
+        table.notes.append(f"{title}, {unit}: {', '.join(rates)}")
 
 
 def _wanted(only: str | None, *names: str) -> bool:
@@ -259,3 +265,7 @@ def run_all(only: str | None, repeat: int, threads: int, markdown: bool,
     tiny = GRAPHS["tiny"]()
     if _wanted(only, "tiny", tiny.title, "overhead"):
         measure(tiny.title, tiny, _runs(tiny, threads, engines), repeat)
+    if table.notes:
+        print()
+        for note in table.notes:
+            print(note)
