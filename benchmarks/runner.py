@@ -125,8 +125,8 @@ def _check(engine: str, run: Run, want: np.ndarray, bg: BenchGraph) -> int | str
     return max(1, min(1000, int(MIN_SAMPLE_S / max(once, 1e-9))))
 
 
-def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, float]:
-    """Median ms per engine. The samples come in rounds: in each, every engine (the order
+def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, list[float]]:
+    """The samples of each engine, ms. They come in rounds: in each, every engine (the order
     rotated) makes one untimed call, then a block of consecutive samples. Blocks, not one
     sample each in turn: the engines' thread pools spin for a while after a call (libiomp5
     200 ms), which would slow whichever engine runs next on 2 cores; rounds, so that a
@@ -149,8 +149,8 @@ def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str,
                     run.call()
                 t1 = time.perf_counter()
                 gc.enable()
-                samples[engine].append((t1 - t0) / n)
-    return {e: statistics.median(s) * 1e3 for e, s in samples.items()}
+                samples[engine].append((t1 - t0) / n * 1e3)
+    return samples
 
 
 def _fmt(ms: float) -> str:
@@ -164,11 +164,18 @@ def _fmt(ms: float) -> str:
 
 
 class Table:
+    """Prints the rows of medians as they come; keeps each engine's fastest sample for a
+    second table at the end (on a shared machine, the least disturbed one)."""
+
     def __init__(self, markdown: bool) -> None:
         self.markdown = markdown
         self.notes: list[str] = []  # printed after the table (rates)
+        self.fastest: list[tuple[str, dict[str, float | str | None]]] = []
+        self.header()
+
+    def header(self) -> None:
         cols = ["workload", *(HEADERS[e] + " ms" for e in ENGINES), "best peer", "ours/best"]
-        if markdown:
+        if self.markdown:
             print("| " + " | ".join(cols) + " |")
             print("|" + " --- |" * len(cols))
         else:
@@ -191,6 +198,17 @@ class Table:
             print(f"{title[:56]:56}" + "".join(f"{v:>11}" for v in values)
                   + f"{best_text:>11}{ratio:>10}", flush=True)
 
+    def finish(self) -> None:
+        if self.notes:
+            print()
+            for note in self.notes:
+                print(note)
+        if self.fastest:
+            print("\nThe fastest sample of each engine, ms (the same run):")
+            self.header()
+            for title, cells in self.fastest:
+                self.row(title, cells)
+
 
 def _measure(title: str, bg: BenchGraph, runs: dict[str, Run | None | str], repeat: int,
              table: Table, context=contextlib.nullcontext) -> None:
@@ -209,13 +227,17 @@ def _measure(title: str, bg: BenchGraph, runs: dict[str, Run | None | str], repe
                 cells[engine] = checked
             else:
                 ready[engine], inner[engine] = run, checked
-        cells.update(_time(ready, inner, repeat))
+        samples = _time(ready, inner, repeat)
+    fastest = dict(cells)
+    cells.update({e: statistics.median(s) for e, s in samples.items()})
+    fastest.update({e: min(s) for e, s in samples.items()})
     table.row(title, cells)
+    table.fastest.append((title, fastest))
     if bg.flops or bg.traffic:
         unit, amount = ("GFLOP/s", bg.flops) if bg.flops else ("GB/s (least traffic)", bg.traffic)
         rates = [f"{HEADERS[e]} {amount / ms / 1e6:.1f}" for e, ms in cells.items()
                  if isinstance(ms, float)]
-        table.notes.append(f"{title}, {unit}: {', '.join(rates)}")
+        table.notes.append(f"{title}, median {unit}: {', '.join(rates)}")
 
 
 def _wanted(only: str | None, *names: str) -> bool:
@@ -265,7 +287,4 @@ def run_all(only: str | None, repeat: int, threads: int, markdown: bool,
     tiny = GRAPHS["tiny"]()
     if _wanted(only, "tiny", tiny.title, "overhead"):
         measure(tiny.title, tiny, _runs(tiny, threads, engines), repeat)
-    if table.notes:
-        print()
-        for note in table.notes:
-            print(note)
+    table.finish()
