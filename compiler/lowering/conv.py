@@ -118,6 +118,107 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
     return out
 
 
+def _split_window(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: float,
+                  acc: ir.Value, compute: Callable[[ir.Value, ir.Value], ir.Value]
+                  ) -> ir.Value | None:
+    """``compute`` (a window op: the input part, the init part -> the result part) over the
+    padded ``x`` without padding all of it: the interior outputs read ``x`` itself, and
+    only the bands of outputs whose windows reach into the padding read padded copies of
+    the few input rows or columns they need. None where the sizes are symbolic or no output
+    is interior (then pad the whole input).
+
+    A depthwise conv or pool does 9 multiply-adds per element: copying the input into a
+    padded buffer cost more than the op itself.
+    """
+    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
+    strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    pads = ctx.dense_ints("paddings")
+    n, h, w, c = ctx.dims(x_t)
+    _, oh, ow, _ = ctx.dims(out_t)
+    if not all(isinstance(v, int) for v in (h, w, c, oh, ow)):
+        return None
+    # Per spatial axis: input size, outputs, stride, dilation, kernel, low padding.
+    axes = [(h, oh, strides[0], dilations[0], kernel[0], pads[0]),
+            (w, ow, strides[1], dilations[1], kernel[1], pads[2])]
+    inner = []  # [first, end) of the interior outputs on each axis
+    for size, out, st, dl, k, lo in axes:
+        first = -(-lo // st)
+        end = min(out, (size - 1 + lo - (k - 1) * dl) // st + 1)
+        if end <= first:
+            return None
+        inner.append((first, end))
+    et = ir.RankedTensorType(x.type).element_type
+
+    def part(t: ir.Value, offsets: list[Size], sizes: list[Size]) -> ir.Value:
+        dyn, static = _slice_args(sizes)
+        dyn_o, static_o = _slice_args(offsets)
+        return tensor.extract_slice(ir.RankedTensorType.get(static, et), t, dyn_o, dyn, [],
+                                    static_o, static, [1, 1, 1, 1])
+
+    def put(v: ir.Value, t: ir.Value, offsets: list[Size]) -> ir.Value:
+        dyn, static = _slice_args(_sizes(ctx, v))
+        dyn_o, static_o = _slice_args(offsets)
+        return tensor.insert_slice(v, t, dyn_o, dyn, [], static_o, static, [1, 1, 1, 1])
+
+    def block(out: ir.Value, rows: tuple[int, int], cols: tuple[int, int]) -> ir.Value:
+        """The outputs [rows) x [cols) computed into ``out``."""
+        if rows[0] >= rows[1] or cols[0] >= cols[1]:
+            return out
+        span = []  # the input each axis needs, in padded coordinates: [start, end)
+        for (o0, o1), (size, _, st, dl, k, lo) in zip((rows, cols), axes):
+            span.append((o0 * st, (o1 - 1) * st + (k - 1) * dl + 1))
+        inside = all(a - lo >= 0 and b - lo <= size
+                     for (a, b), (size, _, _, _, _, lo) in zip(span, axes))
+        sizes = [n, *(b - a for a, b in span), c]
+        if inside:  # a view of x
+            src = part(x, [0, *(a - ax[5] for (a, _), ax in zip(span, axes)), 0], sizes)
+        else:  # a small padded copy: the part of x inside it, the pad value around
+            src = _pad_block(x, [(a - ax[5], b - ax[5]) for (a, b), ax in zip(span, axes)],
+                             (h, w), value, sizes, part, put)
+        osizes = [n, rows[1] - rows[0], cols[1] - cols[0], ir.RankedTensorType(out.type).shape[3]]
+        offsets: list[Size] = [0, rows[0], cols[0], 0]
+        return put(compute(src, part(out, offsets, osizes)), out, offsets)
+
+    (r0, r1), (c0, c1) = inner
+    out = block(acc, (r0, r1), (c0, c1))
+    out = block(out, (0, r0), (0, ow))
+    out = block(out, (r1, oh), (0, ow))
+    out = block(out, (r0, r1), (0, c0))
+    return block(out, (r0, r1), (c1, ow))
+
+
+def _pad_block(x: ir.Value, span: list[tuple[int, int]], hw: tuple[int, int], value: float,
+               sizes: list[Size], part: Callable[..., ir.Value],
+               put: Callable[..., ir.Value]) -> ir.Value:
+    """Rows and columns ``span`` ([start, end) in ``x``'s coordinates, reaching past its
+    edges) of ``x``, the positions outside ``x`` set to ``value``.
+
+    Only the margins are filled: a fill of the whole block, identical in two blocks, was
+    merged by CSE and then copied by bufferization.
+    """
+    et = ir.RankedTensorType(x.type).element_type
+    src = tensor.empty(sizes, et)
+    clip = [(max(a, 0), min(b, size)) for (a, b), size in zip(span, hw)]
+    if any(a >= b for a, b in clip):
+        return fill(scalar(et, value), src)
+    at = [a - s0 for (a, _), (s0, _) in zip(clip, span)]  # where x's part lands
+    inner = [b - a for a, b in clip]
+    full = [b - a for a, b in span]
+    src = put(linalg.copy(part(x, [0, clip[0][0], clip[1][0], 0], [sizes[0], *inner, sizes[3]]),
+                          outs=[part(src, [0, *at, 0], [sizes[0], *inner, sizes[3]])]),
+              src, [0, *at, 0])
+    margins = [((0, 0), (at[0], full[1])), ((at[0] + inner[0], 0),
+                                            (full[0] - at[0] - inner[0], full[1])),
+               ((at[0], 0), (inner[0], at[1])),
+               ((at[0], at[1] + inner[1]), (inner[0], full[1] - at[1] - inner[1]))]
+    for (r0, c0), (nr, nc) in margins:
+        if nr > 0 and nc > 0:
+            where = [0, r0, c0, 0]
+            src = put(fill(scalar(et, value), part(src, where, [sizes[0], nr, nc, sizes[3]])),
+                      src, where)
+    return src
+
+
 def _named(op_fn: Callable[..., ir.Value], ins: Sequence[ir.Value], out: ir.Value,
            ctx: LoweringContext, strides: Sequence[int] | None = None,
            dilations: Sequence[int] | None = None) -> ir.Value:
@@ -133,8 +234,16 @@ def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
     x, f = ctx.operands
     f_t, out_t = ctx.operand_types[1], ctx.result_types[0]
     r, s, cg, fo = (int(d) for d in f_t.dims)
-    xp = _padded(ctx, x, (r, s), 0.0)
     acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
+    groups = ctx.int_attr("groups")
+    if cg == 1 and fo == groups > 1:
+        f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], element_type(
+            out_t.element_type)), f, [[0], [1], [2, 3]])
+        y = _split_window(ctx, x, (r, s), 0.0, acc, lambda xin, o: _named(
+            linalg.depthwise_conv_2d_nhwc_hwc, [xin, f3], o, ctx))
+        if y is not None:
+            return [y]
+    xp = _padded(ctx, x, (r, s), 0.0)
     return [_conv2d_into(ctx, xp, f, acc, ctx.int_attr("groups"), ctx.dense_ints("strides"),
                          ctx.dense_ints("dilations"))]
 
@@ -304,10 +413,21 @@ def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:
 @in_f32
 def _max_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     kernel = ctx.dense_ints("kernel")
-    xp = _padded(ctx, ctx.operands[0], kernel, -math.inf)
     et = element_type(ctx.result_types[0].element_type)
     acc = fill(scalar(et, -math.inf), ctx.empty(ctx.result_types[0]))
-    return [_named(linalg.pooling_nhwc_max, [xp, _window(ctx, kernel)], acc, ctx)]
+    return [_pool(ctx, linalg.pooling_nhwc_max, kernel, -math.inf, acc)]
+
+
+def _pool(ctx: LoweringContext, op_fn: Callable[..., ir.Value], kernel: Sequence[int],
+          value: float, acc: ir.Value) -> ir.Value:
+    """A pooling op over the input padded with ``value``: split (:func:`_split_window`)
+    where the sizes allow, else over a padded copy."""
+    x = ctx.operands[0]
+    y = _split_window(ctx, x, kernel, value, acc,
+                      lambda xin, o: _named(op_fn, [xin, _window(ctx, kernel)], o, ctx))
+    if y is not None:
+        return y
+    return _named(op_fn, [_padded(ctx, x, kernel, value), _window(ctx, kernel)], acc, ctx)
 
 
 def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.Value:
@@ -328,10 +448,8 @@ def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.V
 def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     kernel = ctx.dense_ints("kernel")
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
-    xp = _padded(ctx, ctx.operands[0], kernel, 0.0)
     et = element_type(out_t.element_type)
-    total = _named(linalg.pooling_nhwc_sum, [xp, _window(ctx, kernel)],
-                   fill(scalar(et, 0), ctx.empty(out_t)), ctx)
+    total = _pool(ctx, linalg.pooling_nhwc_sum, kernel, 0.0, fill(scalar(et, 0), ctx.empty(out_t)))
     strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
     pt, pb, pl, pr = ctx.dense_ints("paddings")
     h, w = ctx.dims(x_t)[1:3]
