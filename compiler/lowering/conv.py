@@ -37,6 +37,8 @@ from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 
 Size = int | ir.Value
+# Marks a fill that CSE must not merge with an equal one (see _split_window).
+OWN_INIT = "mo.own_init"
 # Up to this many groups, a grouped conv is one named (scheduled) conv per group; beyond, one
 # generic (plain loops) keeps the code size bounded.
 SPLIT_GROUPS = 8
@@ -119,13 +121,20 @@ def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: flo
 
 
 def _split_window(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: float,
-                  acc: ir.Value, compute: Callable[[ir.Value, ir.Value], ir.Value]
+                  init: float, compute: Callable[[ir.Value, ir.Value], ir.Value]
                   ) -> ir.Value | None:
-    """``compute`` (a window op: the input part, the init part -> the result part) over the
+    """``compute`` (a window op: the input part, its init -> the result part) over the
     padded ``x`` without padding all of it: the interior outputs read ``x`` itself, and
     only the bands of outputs whose windows reach into the padding read padded copies of
     the few input rows or columns they need. None where the sizes are symbolic or no output
     is interior (then pad the whole input).
+
+    The parts are computed in slices of one ``fill(init, empty)`` of the result, which
+    bufferization puts in the caller's buffer. That fill is marked :data:`OWN_INIT` so that
+    CSE does not merge it with an equal fill (the next conv's accumulator):
+    ``duplicate_shared_inits`` would then split its slices apart, and the parts were copied.
+    (Each part's own ``fill(init, empty)`` was merged by CSE where two parts have one
+    shape; into a bare empty result, the first part was left on a temporary.)
 
     A depthwise conv or pool does 9 multiply-adds per element: copying the input into a
     padded buffer cost more than the op itself.
@@ -160,6 +169,8 @@ def _split_window(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], valu
         dyn_o, static_o = _slice_args(offsets)
         return tensor.insert_slice(v, t, dyn_o, dyn, [], static_o, static, [1, 1, 1, 1])
 
+    out_et = element_type(out_t.element_type)
+
     def block(out: ir.Value, rows: tuple[int, int], cols: tuple[int, int]) -> ir.Value:
         """The outputs [rows) x [cols) computed into ``out``."""
         if rows[0] >= rows[1] or cols[0] >= cols[1]:
@@ -180,11 +191,13 @@ def _split_window(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], valu
         return put(compute(src, part(out, offsets, osizes)), out, offsets)
 
     (r0, r1), (c0, c1) = inner
-    out = block(acc, (r0, r1), (c0, c1))
-    out = block(out, (0, r0), (0, ow))
+    start = fill(scalar(out_et, init), ctx.empty(out_t))
+    start.owner.attributes[OWN_INIT] = ir.UnitAttr.get()
+    out = block(start, (0, r0), (0, ow))
     out = block(out, (r1, oh), (0, ow))
     out = block(out, (r0, r1), (0, c0))
-    return block(out, (r0, r1), (c1, ow))
+    out = block(out, (r0, r1), (c1, ow))
+    return block(out, (r0, r1), (c0, c1))
 
 
 def _pad_block(x: ir.Value, span: list[tuple[int, int]], hw: tuple[int, int], value: float,
@@ -234,15 +247,15 @@ def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
     x, f = ctx.operands
     f_t, out_t = ctx.operand_types[1], ctx.result_types[0]
     r, s, cg, fo = (int(d) for d in f_t.dims)
-    acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
     groups = ctx.int_attr("groups")
     if cg == 1 and fo == groups > 1:
         f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], element_type(
             out_t.element_type)), f, [[0], [1], [2, 3]])
-        y = _split_window(ctx, x, (r, s), 0.0, acc, lambda xin, o: _named(
+        y = _split_window(ctx, x, (r, s), 0.0, 0.0, lambda xin, o: _named(
             linalg.depthwise_conv_2d_nhwc_hwc, [xin, f3], o, ctx))
         if y is not None:
             return [y]
+    acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
     xp = _padded(ctx, x, (r, s), 0.0)
     return [_conv2d_into(ctx, xp, f, acc, ctx.int_attr("groups"), ctx.dense_ints("strides"),
                          ctx.dense_ints("dilations"))]
@@ -412,21 +425,20 @@ def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:
 @lowering("mo.max_pool2d")
 @in_f32
 def _max_pool2d(ctx: LoweringContext) -> list[ir.Value]:
-    kernel = ctx.dense_ints("kernel")
-    et = element_type(ctx.result_types[0].element_type)
-    acc = fill(scalar(et, -math.inf), ctx.empty(ctx.result_types[0]))
-    return [_pool(ctx, linalg.pooling_nhwc_max, kernel, -math.inf, acc)]
+    return [_pool(ctx, linalg.pooling_nhwc_max, ctx.dense_ints("kernel"), -math.inf)]
 
 
 def _pool(ctx: LoweringContext, op_fn: Callable[..., ir.Value], kernel: Sequence[int],
-          value: float, acc: ir.Value) -> ir.Value:
-    """A pooling op over the input padded with ``value``: split (:func:`_split_window`)
-    where the sizes allow, else over a padded copy."""
+          value: float) -> ir.Value:
+    """A pooling op over the input padded with ``value`` (also its accumulators' start):
+    split (:func:`_split_window`) where the sizes allow, else over a padded copy."""
     x = ctx.operands[0]
-    y = _split_window(ctx, x, kernel, value, acc,
+    y = _split_window(ctx, x, kernel, value, value,
                       lambda xin, o: _named(op_fn, [xin, _window(ctx, kernel)], o, ctx))
     if y is not None:
         return y
+    et = element_type(ctx.result_types[0].element_type)
+    acc = fill(scalar(et, value), ctx.empty(ctx.result_types[0]))
     return _named(op_fn, [_padded(ctx, x, kernel, value), _window(ctx, kernel)], acc, ctx)
 
 
@@ -449,7 +461,7 @@ def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     kernel = ctx.dense_ints("kernel")
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
     et = element_type(out_t.element_type)
-    total = _pool(ctx, linalg.pooling_nhwc_sum, kernel, 0.0, fill(scalar(et, 0), ctx.empty(out_t)))
+    total = _pool(ctx, linalg.pooling_nhwc_sum, kernel, 0.0)
     strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
     pt, pb, pl, pr = ctx.dense_ints("paddings")
     h, w = ctx.dims(x_t)[1:3]
