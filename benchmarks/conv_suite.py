@@ -145,6 +145,10 @@ def main() -> None:
     parser.add_argument("--cpu-time", action="store_true",
                         help="with --threads 1: time the calling thread's CPU time, which "
                              "the neighbours' load on a shared machine disturbs far less")
+    parser.add_argument("--engine", choices=["ours", "torch", "numpy"], action="append",
+                        help="time only these (repeatable). Ours and torch each bring an "
+                             "OpenMP runtime (libiomp5, libgomp) whose idle threads spin and "
+                             "starve the other's at 2 threads: run them in separate processes")
     args = parser.parse_args()
     if args.cpu_time and args.threads != 1:
         parser.error("--cpu-time measures one thread: use it with --threads 1")
@@ -177,6 +181,8 @@ def main() -> None:
             want = case.torch(*tin).permute(0, 2, 3, 1).numpy()
             got = fns["ours"]()
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3, err_msg=case.name)
+            if args.engine:
+                fns = {k: f for k, f in fns.items() if k in args.engine}
             for fn in fns.values():
                 fn()
             per: dict[str, list[float]] = {k: [] for k in fns}
@@ -184,9 +190,10 @@ def main() -> None:
                 for k, fn in fns.items():
                     per[k].append(_median_ms(fn, args.reps, clock))
         med = {k: float(np.median(v)) for k, v in per.items()}
-        np_ms = f"{med['numpy']:9.3f}" if "numpy" in med else f"{'-':>9}"
-        print(f"{case.name:38} {med['ours']:8.3f} {med['torch']:9.3f} {np_ms} "
-              f"{med['torch'] / med['ours']:10.2f}", flush=True)
+        cols = [f"{med[k]:{w}.3f}" if k in med else f"{'-':>{w}}"
+                for k, w in (("ours", 8), ("torch", 9), ("numpy", 9))]
+        ratio = f"{med['torch'] / med['ours']:10.2f}" if "ours" in med and "torch" in med else ""
+        print(f"{case.name:38} {' '.join(cols)} {ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ _ANY = "!transform.any_op"
 # One register block: 24 of the 32 zmm registers accumulate f32 (MLIR-FACTS 7.1 used 16;
 # 24 hid the FMA latency better here: 12 x 32 beat 8 x 32 and 4 x 64 on 3x3 and 7x7 convs).
 _ACC = 384
+_L1_SLICE = 32 << 10  # bytes of filter kept in L1 per channel chunk (of 48 KB)
 
 
 def _static_f32(op: ir.Operation) -> bool:
@@ -110,11 +111,16 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         # a power of two up to 32 dividing it.
         ft = ch if ch <= 32 and (ch & (ch - 1) == 0 or ch < 16) else _pow2_divisor(ch, 32)
         wt = min(ow, max(1, _ACC // max(ft, 16)), 16)
-        # Per output row and F tile, 16 input channels at a time: their filter slice stays
-        # in L1 while the strips of the row stream past it; the whole filter per strip came
-        # from L2 (25% slower).
+        # Input channels in chunks whose filter slice (all taps x chunk x ft) fits in 32 KB
+        # of L1 while the strips of a row stream past it; the whole 3x3 filter per strip
+        # came from L2 (25% slower). A 1x1 conv keeps all its channels: longer runs per
+        # accumulator load.
         r, s, c, _ = ir.RankedTensorType(op.operands[1].type).shape
-        cc = 16 if c % 16 == 0 and c > 16 else 0
+        cc = 0
+        if r * s * c * ft * 4 > _L1_SLICE and c % 16 == 0:
+            cc = 16
+            while c % (cc * 2) == 0 and r * s * cc * 2 * ft * 4 <= _L1_SLICE:
+                cc *= 2
         # A filter larger than (half) the output, as in the deep layers of a CNN (a 3x3x256x256
         # filter, 2.4 MB, for a 7x7 output): the F tile and channel chunk loops go outside
         # the rows, so that each filter slice is read from memory once, not once a row.
