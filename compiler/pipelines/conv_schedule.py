@@ -33,9 +33,10 @@ CONV_KINDS = {
     "linalg.copy": "copy",
 }
 _ANY = "!transform.any_op"
-# One register block: 24 of the 32 zmm registers accumulate f32 (MLIR-FACTS 7.1 used 16;
-# 24 hid the FMA latency better here: 12 x 32 beat 8 x 32 and 4 x 64 on 3x3 and 7x7 convs).
-_ACC = 384
+# One register block: up to 28 of the 32 zmm registers accumulate f32 (MLIR-FACTS 7.1 used
+# 16; more hid the FMA latency better here: 14 x 32 beat 8 x 32 and 4 x 64 on 3x3 convs by
+# 10-20%), the rest hold the filter vectors and a broadcast.
+_ACC = 448
 _L1_SLICE = 32 << 10  # bytes of filter kept in L1 per channel chunk (of 48 KB)
 
 
@@ -69,6 +70,14 @@ class Levels(NamedTuple):
     sizes: tuple[tuple[int, ...], ...]
     peel: tuple[int, ...] = ()
     interchange: tuple[int, ...] = ()  # loop order of the outer level, if not the dims'
+
+
+def _strip(ow: int, most: int) -> int:
+    """Pixels per strip: the largest divisor of ``ow`` in [2/3 most, most] (a peeled
+    remainder strip runs at a fraction of the speed: 12 + 4 on 28 pixels was 20% slower than
+    14 + 14), else ``most`` and a remainder."""
+    most = max(1, min(ow, most))
+    return next((w for w in range(most, -(-2 * most // 3) - 1, -1) if ow % w == 0), most)
 
 
 def _peeled(shape: Sequence[int], sizes: tuple[int, ...]) -> tuple[int, ...]:
@@ -106,11 +115,11 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         return None
     _, _, ow, ch = shape
     if kind == "conv":
-        # A register block of 12 pixels x 32 output channels: 32 (not the probe's 64) was
+        # A register block of 14 pixels x 32 output channels: 32 (not the probe's 64) was
         # 20% faster on 128 channels (a smaller filter slice per step). A whole small F, else
         # a power of two up to 32 dividing it.
         ft = ch if ch <= 32 and (ch & (ch - 1) == 0 or ch < 16) else _pow2_divisor(ch, 32)
-        wt = min(ow, max(1, _ACC // max(ft, 16)), 16)
+        wt = _strip(ow, min(_ACC // max(ft, 16), 16))
         # Input channels in chunks whose filter slice (all taps x chunk x ft) fits in 32 KB
         # of L1 while the strips of a row stream past it; the whole 3x3 filter per strip
         # came from L2 (25% slower). A 1x1 conv keeps all its channels: longer runs per
@@ -127,8 +136,9 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         order = (3, 6, 0, 1, 2, 4, 5) if r * s * c * ch > max(shape[1], 1) * ow * ch // 2 else ()
         return kind, _plan((1, 1, 0, ft if ft < ch else 0, 0, 0, cc), (0, 0, wt, 0, 1, 1, 1),
                            shape=shape, interchange=order)
-    # Channels: 16 (one zmm) at a time, a remainder peeled, or all of fewer.
-    return kind, _plan((1, 1, min(ow, 8), min(ch, 16), 1, 0), shape=shape)
+    # Channels: 16 (one zmm) at a time, a remainder peeled, or all of fewer; strips of 6-8
+    # pixels (MLIR-FACTS 7.4: 7 or 8 best; longer strips spill).
+    return kind, _plan((1, 1, _strip(ow, 8), min(ch, 16), 1, 0), shape=shape)
 
 
 def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) -> str:
