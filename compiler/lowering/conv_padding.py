@@ -11,10 +11,9 @@ from mlir.dialects import arith, linalg, tensor
 
 from max.compiler.lowering.builders import fill, index_constant, scalar
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type
+from max.compiler.pipelines.conv_schedule import OWN_INIT
 
 Size = int | ir.Value
-# Marks a fill that CSE must not merge with an equal one (see split_window).
-OWN_INIT = "mo.own_init"
 
 
 def add_size(a: Size, b: int) -> Size:
@@ -211,4 +210,4 @@ def _pad_block(x: ir.Value, span: list[tuple[int, int]], hw: tuple[int, int], va
     return src
 
 
-__all__ = ["OWN_INIT", "Size", "add_size", "padded", "sizes_of", "slice_args", "split_window"]
+__all__ = ["Size", "add_size", "padded", "sizes_of", "slice_args", "split_window"]

@@ -38,6 +38,9 @@ _ANY = "!transform.any_op"
 # 10-20%), the rest hold the filter vectors and a broadcast.
 _ACC = 448
 _L1_SLICE = 32 << 10  # bytes of filter kept in L1 per channel chunk (of 48 KB)
+# Marks the fill that starts a split window op's result (lowering.conv_padding.split_window):
+# CSE must not merge it with an equal fill, and it goes on threads like the padded copies.
+OWN_INIT = "mo.own_init"
 
 
 def _static_f32(op: ir.Operation) -> bool:
@@ -193,12 +196,14 @@ def _peel_loops(name: str, peel: tuple[int, ...]) -> str:
     return s
 
 
-def copy_thread_plan(op: ir.Operation, n: int, min_elements: int
+def copy_thread_plan(op: ir.Operation, kind: str, n: int, min_elements: int
                      ) -> tuple[int, None, int, int] | None:
-    """How the copy of a padded input's interior goes on ``n`` threads (a
-    ``cpu_threads`` plan: loops, no producer to fuse, the axis split, its tile size), or
-    None: by images, else by rows, when it has ``min_elements`` at least. Serial, it was
-    7% of a 3x3 conv on two threads."""
+    """How the copy of a padded input's interior, or the :data:`OWN_INIT` fill of a split
+    window op's result, goes on ``n`` threads (a ``cpu_threads`` plan: loops, no producer to
+    fuse, the axis split, its tile size), or None: by images, else by rows, when it has
+    ``min_elements`` at least. Serial, the copy was 7% of a 3x3 conv on two threads."""
+    if kind != "copy" and OWN_INIT not in op.attributes:
+        return None
     shape = ir.RankedTensorType(op.results[0].type).shape
     if len(shape) != 4 or any(d <= 0 for d in shape[1:]):
         return None
@@ -249,5 +254,5 @@ def tiled_copies_to_linalg(module: ir.Module, tiled: str) -> int:
     return len(copies)
 
 
-__all__ = ["CONV_KINDS", "Levels", "conv_macs", "copy_thread_plan", "conv_schedule", "conv_tiles",
-           "tiled_copies_to_linalg"]
+__all__ = ["CONV_KINDS", "OWN_INIT", "Levels", "conv_macs", "conv_schedule", "conv_tiles",
+           "copy_thread_plan", "tiled_copies_to_linalg"]
