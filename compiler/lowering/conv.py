@@ -1,9 +1,12 @@
 """Convolutions, pooling and fold -> linalg's named convolution and pooling ops.
 
-The padding is materialized first: a tensor of the padded size whose interior is a
-``linalg.copy`` of the input and whose borders are filled (the CPU schedule vectorizes both;
-see ``conv_schedule``). The named
-ops then read only inside that tensor. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
+Padding: a depthwise conv or pool with static sizes is split (``split_window``): its
+interior outputs read the input itself, and only the bands of outputs whose windows reach
+into the padding read small padded copies of the rows or columns they need (a padded copy
+of the whole input cost more than these 9-multiply-add ops). Other convolutions pad first:
+a tensor of the padded size whose interior is a ``linalg.copy`` of the input and whose
+borders are filled (the CPU schedule vectorizes both; see ``conv_schedule``); the copy is
+~4% of a 3x3 conv. The named ops then read only inside their input. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
 ``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and one output channel per group) or a
 generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other groups); mo.conv3d is one of these per
 depth tap, mo.conv2d_transpose one stride-1 conv of the input spread out by the strides. These
@@ -33,89 +36,20 @@ from max.compiler.lowering.builders import (
     scalar,
 )
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type
+from max.compiler.lowering.conv_padding import (
+    Size,
+    add_size,
+    padded,
+    sizes_of,
+    slice_args,
+    split_window,
+)
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 
-Size = int | ir.Value
 # Up to this many groups, a grouped conv is one named (scheduled) conv per group; beyond, one
 # generic (plain loops) keeps the code size bounded.
 SPLIT_GROUPS = 8
-
-
-def _add(a: Size, b: int) -> Size:
-    if isinstance(a, int):
-        return a + b
-    return a if b == 0 else arith.addi(a, index_constant(b))
-
-
-def _slice_args(values: Sequence[Size]) -> tuple[list[ir.Value], list[int]]:
-    dynamic = [v for v in values if not isinstance(v, int)]
-    return dynamic, [v if isinstance(v, int) else DYNAMIC for v in values]
-
-
-def _extra(ctx: LoweringContext, size: Size, out: int | str, k: int, s: int, d: int,
-           padded: Size) -> Size:
-    """Room past the padding that the last window needs (ceil mode), else 0."""
-    span = d * (k - 1) + 1
-    if isinstance(out, int) and isinstance(padded, int):
-        return max(0, (out - 1) * s + span - padded)
-    if isinstance(out, int) or not isinstance(size, ir.Value) or isinstance(padded, int):
-        return 0
-    # Symbolic ceil mode (the type rule allows it only where no window is dropped):
-    # (out - 1) * s + span - padded >= 0 whenever the result is not empty.
-    need = _add(arith.muli(_add(ctx.dim_value(out), -1), ctx.index(s)), span)
-    return arith.maxsi(arith.subi(need, padded), ctx.index(0))
-
-
-def _padded(ctx: LoweringContext, x: ir.Value, kernel: Sequence[int], value: float) -> ir.Value:
-    """``x`` (N, spatial..., C) with the op's paddings (and ceil mode's extra room) of
-    ``value``."""
-    x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
-    strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
-    pads = ctx.dense_ints("paddings")
-    sizes = ctx.dims(x_t)
-    rank = len(sizes)
-    lo = [0, *pads[0::2], 0]
-    hi: list[Size] = [0, *pads[1::2], 0]
-    for axis in range(1, rank - 1):
-        i = axis - 1
-        padded = _add(sizes[axis], lo[axis] + int(hi[axis]))
-        extra = _extra(ctx, sizes[axis], out_t.dims[axis], kernel[i], strides[i], dilations[i],
-                       padded)
-        hi[axis] = int(hi[axis]) + extra if isinstance(extra, int) else \
-            arith.addi(extra, ctx.index(int(hi[axis])))
-    if all(p == 0 for p in lo) and all(isinstance(h, int) and h == 0 for h in hi):
-        return x
-    full: list[Size] = []
-    for axis in range(rank):
-        h = hi[axis]
-        full.append(_add(sizes[axis], lo[axis] + h) if isinstance(h, int)
-                    else arith.addi(_add(sizes[axis], lo[axis]), h))
-    et = ir.RankedTensorType(x.type).element_type
-    dest = tensor.empty(full, et)
-    ones = [1] * rank
-
-    def region(t: ir.Value, offsets: list[Size], extent: list[Size],
-               write: Callable[[ir.Value], ir.Value]) -> ir.Value:
-        dyn_off, static_off = _slice_args(offsets)
-        dyn, static = _slice_args(extent)
-        part = tensor.extract_slice(ir.RankedTensorType.get(static, et), t, dyn_off, dyn, [],
-                                    static_off, static, ones)
-        return tensor.insert_slice(write(part), t, dyn_off, dyn, [], static_off, static, ones)
-
-    # The interior is the input; only the borders are filled (filling the whole buffer first
-    # wrote it twice: for a padded depthwise conv, the padding cost as much as the conv).
-    out = region(dest, lo, sizes, lambda part: linalg.copy(x, outs=[part]))
-    for axis in range(1, rank - 1):
-        for offset, width in ((0, lo[axis]), (_add(sizes[axis], lo[axis]), hi[axis])):
-            if isinstance(width, int) and width == 0:
-                continue
-            offsets: list[Size] = [0] * rank
-            offsets[axis] = offset
-            extent = list(full)
-            extent[axis] = width
-            out = region(out, offsets, extent, lambda part: fill(scalar(et, value), part))
-    return out
 
 
 def _named(op_fn: Callable[..., ir.Value], ins: Sequence[ir.Value], out: ir.Value,
@@ -133,8 +67,16 @@ def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
     x, f = ctx.operands
     f_t, out_t = ctx.operand_types[1], ctx.result_types[0]
     r, s, cg, fo = (int(d) for d in f_t.dims)
-    xp = _padded(ctx, x, (r, s), 0.0)
+    groups = ctx.int_attr("groups")
+    if cg == 1 and fo == groups > 1:
+        f3 = tensor.collapse_shape(ir.RankedTensorType.get([r, s, fo], element_type(
+            out_t.element_type)), f, [[0], [1], [2, 3]])
+        y = split_window(ctx, x, (r, s), 0.0, 0.0, lambda xin, o: _named(
+            linalg.depthwise_conv_2d_nhwc_hwc, [xin, f3], o, ctx))
+        if y is not None:
+            return [y]
     acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
+    xp = padded(ctx, x, (r, s), 0.0)
     return [_conv2d_into(ctx, xp, f, acc, ctx.int_attr("groups"), ctx.dense_ints("strides"),
                          ctx.dense_ints("dilations"))]
 
@@ -148,7 +90,7 @@ def _conv3d(ctx: LoweringContext) -> list[ir.Value]:
     out_t = ctx.result_types[0]
     q, r, s, cg, fo = (int(d) for d in ctx.operand_types[1].dims)
     (sd, *sw), (dd, *dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
-    xp = _padded(ctx, x, (q, r, s), 0.0)
+    xp = padded(ctx, x, (q, r, s), 0.0)
     et = element_type(out_t.element_type)
     n, od, oh, ow, _ = ctx.dims(out_t)
     xt = ir.RankedTensorType(xp.type)
@@ -163,11 +105,11 @@ def _conv3d(ctx: LoweringContext) -> list[ir.Value]:
                                      [[0, 1], *([i] for i in range(2, len(t)))])
 
     out_sizes = [n, od, oh, ow, fo]
-    dyn, static = _slice_args(out_sizes)
+    dyn, static = slice_args(out_sizes)
     acc = rows(fill(scalar(et, 0), tensor.empty(out_sizes, et)), static)
     for tap in range(q):
         sizes = [n, od, hp, wp, c]
-        dyn_x, static_x = _slice_args(sizes)
+        dyn_x, static_x = slice_args(sizes)
         v = tensor.extract_slice(ir.RankedTensorType.get(static_x, et), xp, [], dyn_x, [],
                                  [0, tap * dd, 0, 0, 0], static_x, [1, sd, 1, 1, 1])
         f4 = tensor.extract_slice(ir.RankedTensorType.get([r, s, cg, fo], et), f, [], [], [],
@@ -201,23 +143,17 @@ def _conv2d_into(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
         out = acc
         for g in range(groups):
             def part(v: ir.Value, offset: int, width: int) -> ir.Value:
-                sizes = _sizes(ctx, v)[:-1] + [width]
-                dyn, static = _slice_args(sizes)
+                sizes = sizes_of(ctx, v)[:-1] + [width]
+                dyn, static = slice_args(sizes)
                 return tensor.extract_slice(ir.RankedTensorType.get(static, et), v, [], dyn, [],
                                             [0, 0, 0, offset], static, [1, 1, 1, 1])
 
             y = _named(linalg.conv_2d_nhwc_hwcf, [part(xp, g * cg, cg), part(f, g * fg, fg)],
                        part(out, g * fg, fg), ctx, strides, dilations)
-            dyn, static = _slice_args(_sizes(ctx, y))
+            dyn, static = slice_args(sizes_of(ctx, y))
             out = tensor.insert_slice(y, out, [], dyn, [], [0, 0, 0, g * fg], static, [1, 1, 1, 1])
         return out
     return _grouped(ctx, xp, f, acc, groups, strides, dilations)
-
-
-def _sizes(ctx: LoweringContext, v: ir.Value) -> list[Size]:
-    """The sizes of a ranked tensor value (``tensor.dim`` where dynamic)."""
-    return [d if d != DYNAMIC else tensor.dim(v, ctx.index(i))
-            for i, d in enumerate(ir.RankedTensorType(v.type).shape)]
 
 
 def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
@@ -232,7 +168,7 @@ def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
     # expand_shape takes the dynamic output sizes: those of the source dims.
     sizes = [tensor.dim(xp, ctx.index(i)) if d == DYNAMIC else d
              for i, d in enumerate((n, h, w))] + [groups, cg]
-    dyn, static = _slice_args(sizes)
+    dyn, static = slice_args(sizes)
     x5 = tensor.expand_shape(ir.RankedTensorType.get(static, et), xp,
                              [[0], [1], [2], [3, 4]], dyn, static)
     f5 = tensor.expand_shape(ir.RankedTensorType.get([r, s, cg, groups, fg], et), f,
@@ -240,7 +176,7 @@ def _grouped(ctx: LoweringContext, xp: ir.Value, f: ir.Value, acc: ir.Value,
     at = ir.RankedTensorType(acc.type)
     osizes = [tensor.dim(acc, ctx.index(i)) if d == DYNAMIC else d
               for i, d in enumerate(at.shape[:3])] + [groups, fg]
-    dyn, static = _slice_args(osizes)
+    dyn, static = slice_args(osizes)
     acc5 = tensor.expand_shape(ir.RankedTensorType.get(static, et), acc,
                                [[0], [1], [2], [3, 4]], dyn, static)
     # Loops: n, oh, ow, g, f, kh, kw, c.
@@ -272,10 +208,10 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     n, h, w, _ = ctx.dims(x_t)
     lo = [dh * (r - 1) - pt, dw * (s - 1) - pl]
     hi = [dh * (r - 1) - pb, dw * (s - 1) - pr]
-    spread = [_add(_mul(h, sh), 1 - sh), _add(_mul(w, sw), 1 - sw)]
-    sizes = [n, *(_add(v, max(a, 0) + max(b, 0)) for v, a, b in zip(spread, lo, hi)), ci]
+    spread = [add_size(_mul(h, sh), 1 - sh), add_size(_mul(w, sw), 1 - sw)]
+    sizes = [n, *(add_size(v, max(a, 0) + max(b, 0)) for v, a, b in zip(spread, lo, hi)), ci]
     dest = fill(scalar(et, 0), tensor.empty(sizes, et))
-    dyn, static = _slice_args(ctx.dims(x_t))
+    dyn, static = slice_args(ctx.dims(x_t))
     xp = tensor.insert_slice(x, dest, [], dyn, [], [0, max(lo[0], 0), max(lo[1], 0), 0], static,
                              [1, sh, sw, 1])
     # Filter [R, S, F, C] -> [R, S, C, F], flipped in R and S.
@@ -284,13 +220,13 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     fl = generic([f], [tensor.empty([r, s, ci, fo], et)], [flip, identity_map(4)],
                  [PARALLEL] * 4, lambda v, _: v)[0]
     crop = [max(-lo[0], 0), max(-lo[1], 0)]
-    full = [n, *(_add(ctx.dim_value(o) if isinstance(o, str) else o, c + max(-b, 0))
+    full = [n, *(add_size(ctx.dim_value(o) if isinstance(o, str) else o, c + max(-b, 0))
                  for o, c, b in zip(out_t.dims[1:3], crop, hi)), fo]
     acc = fill(scalar(et, 0), tensor.empty(full, et))
     y = linalg.conv_2d_nhwc_hwcf(xp, fl, outs=[acc], strides=[1, 1], dilations=[dh, dw])
     if crop == [0, 0] and all(b >= 0 for b in hi):
         return [y]
-    dyn, static = _slice_args(ctx.dims(out_t))
+    dyn, static = slice_args(ctx.dims(out_t))
     return [tensor.extract_slice(ctx.tensor_type(out_t), y, [], dyn, [], [0, *crop, 0], static,
                                  [1, 1, 1, 1])]
 
@@ -303,11 +239,21 @@ def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:
 @lowering("mo.max_pool2d")
 @in_f32
 def _max_pool2d(ctx: LoweringContext) -> list[ir.Value]:
-    kernel = ctx.dense_ints("kernel")
-    xp = _padded(ctx, ctx.operands[0], kernel, -math.inf)
+    return [_pool(ctx, linalg.pooling_nhwc_max, ctx.dense_ints("kernel"), -math.inf)]
+
+
+def _pool(ctx: LoweringContext, op_fn: Callable[..., ir.Value], kernel: Sequence[int],
+          value: float) -> ir.Value:
+    """A pooling op over the input padded with ``value`` (also its accumulators' start):
+    split (:func:`split_window`) where the sizes allow, else over a padded copy."""
+    x = ctx.operands[0]
+    y = split_window(ctx, x, kernel, value, value,
+                      lambda xin, o: _named(op_fn, [xin, _window(ctx, kernel)], o, ctx))
+    if y is not None:
+        return y
     et = element_type(ctx.result_types[0].element_type)
-    acc = fill(scalar(et, -math.inf), ctx.empty(ctx.result_types[0]))
-    return [_named(linalg.pooling_nhwc_max, [xp, _window(ctx, kernel)], acc, ctx)]
+    acc = fill(scalar(et, value), ctx.empty(ctx.result_types[0]))
+    return _named(op_fn, [padded(ctx, x, kernel, value), _window(ctx, kernel)], acc, ctx)
 
 
 def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.Value:
@@ -328,19 +274,17 @@ def _taps_inside(o: ir.Value, k: int, s: int, d: int, lo: int, hi: Size) -> ir.V
 def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     kernel = ctx.dense_ints("kernel")
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
-    xp = _padded(ctx, ctx.operands[0], kernel, 0.0)
     et = element_type(out_t.element_type)
-    total = _named(linalg.pooling_nhwc_sum, [xp, _window(ctx, kernel)],
-                   fill(scalar(et, 0), ctx.empty(out_t)), ctx)
+    total = _pool(ctx, linalg.pooling_nhwc_sum, kernel, 0.0)
     strides, dilations = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
     pt, pb, pl, pr = ctx.dense_ints("paddings")
     h, w = ctx.dims(x_t)[1:3]
     # In padded coordinates the input is [pt, pt + H); with count_boundary the padding counts
     # too, [0, pt + H + pb), but never ceil mode's extra room past it.
     if ctx.int_attr("count_boundary"):
-        rows, cols = (0, _add(h, pt + pb)), (0, _add(w, pl + pr))
+        rows, cols = (0, add_size(h, pt + pb)), (0, add_size(w, pl + pr))
     else:
-        rows, cols = (pt, _add(h, pt)), (pl, _add(w, pl))
+        rows, cols = (pt, add_size(h, pt)), (pl, add_size(w, pl))
 
     def body(v: ir.Value) -> ir.Value:
         nh = _taps_inside(linalg_index(1), kernel[0], strides[0], dilations[0], *rows)
@@ -366,13 +310,13 @@ def _fold(ctx: LoweringContext) -> list[ir.Value]:
     bw = (ow + pl + pr - dw * (kw - 1) - 1) // sw + 1
     et = element_type(out_t.element_type)
     six = [n, c, kh, kw, bh, bw]
-    dyn, static = _slice_args(six)
+    dyn, static = slice_args(six)
     cols = tensor.expand_shape(ir.RankedTensorType.get(static, et), x,
                                [[0], [1, 2, 3], [4, 5]], dyn, static)
     full = [n, c, oh + pt + pb, ow + pl + pr]
     out = fill(scalar(et, 0), tensor.empty(full, et))
     block = [n, c, bh, bw]
-    dyn_b, static_b = _slice_args(block)
+    dyn_b, static_b = slice_args(block)
     block_t = ir.RankedTensorType.get(static_b, et)
     for i in range(kh):
         for j in range(kw):
@@ -384,6 +328,6 @@ def _fold(ctx: LoweringContext) -> list[ir.Value]:
             summed = generic([tap], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
                              lambda a, b: arith.addf(a, b))[0]
             out = tensor.insert_slice(summed, out, [], dyn_b, [], where[0], static_b, where[1])
-    dyn_o, static_o = _slice_args([n, c, oh, ow])
+    dyn_o, static_o = slice_args([n, c, oh, ow])
     return [tensor.extract_slice(ctx.tensor_type(out_t), out, [], dyn_o, [], [0, 0, pt, pl],
                                  static_o, [1, 1, 1, 1])]

@@ -8,12 +8,17 @@ kw and channel loops (loop-invariant subset hoisting), and each step is ``wt`` b
 an input element, ``ft / 16`` filter loads and ``wt * ft / 16`` FMAs, as in the matmul's
 register tile. (A chunk of 16 input channels per step, the probe's choice on Zen 4, was 25%
 slower here: the [wt, 16] input tile must be transposed into broadcasts.) Only f32 ops
-with static shapes are scheduled, and the tile sizes divide the dims, so each tile is static
-(vectorizing a conv tile with a remainder fails). The channel tile of depthwise convolutions
-and pools is a power of two: a ``vector<48xf32>`` is legalized lane by lane, ~10x slower.
+with static widths and channels are scheduled. A strip or channel tile that does not divide
+its dim leaves a remainder tile, which is peeled into its own loop: every tile is static
+(vectorizing a conv tile of dynamic size fails), so odd widths and channel counts stay vector
+code. The channel tile of depthwise convolutions and pools is at most 16: a
+``vector<48xf32>`` was legalized lane by lane, ~10x slower.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from mlir import ir
 from mlir.dialects import linalg
@@ -28,8 +33,14 @@ CONV_KINDS = {
     "linalg.copy": "copy",
 }
 _ANY = "!transform.any_op"
-# One register block: 16 zmm accumulators of f32 (4 pixels x 64 channels, MLIR-FACTS 7.1).
-_ACC = 256
+# One register block: up to 28 of the 32 zmm registers accumulate f32 (MLIR-FACTS 7.1 used
+# 16; more hid the FMA latency better here: 14 x 32 beat 8 x 32 and 4 x 64 on 3x3 convs by
+# 10-20%), the rest hold the filter vectors and a broadcast.
+_ACC = 448
+_L1_SLICE = 32 << 10  # bytes of filter kept in L1 per channel chunk (of 48 KB)
+# Marks the fill that starts a split window op's result (lowering.conv_padding.split_window):
+# CSE must not merge it with an equal fill, and it goes on threads like the padded copies.
+OWN_INIT = "mo.own_init"
 
 
 def _static_f32(op: ir.Operation) -> bool:
@@ -54,59 +65,152 @@ def _pow2_divisor(n: int, cap: int) -> int:
     return d
 
 
-def _divisor(n: int, options: tuple[int, ...]) -> int:
-    return next(o for o in options if n % o == 0)
+class Levels(NamedTuple):
+    """Tile sizes per level (outer first), and the loops of the innermost level to peel:
+    their indices among its tiled loops, innermost first (peeling an outer loop clones the
+    inner ones, whose handles then die)."""
+
+    sizes: tuple[tuple[int, ...], ...]
+    peel: tuple[int, ...] = ()
+    interchange: tuple[int, ...] = ()  # loop order of the outer level, if not the dims'
 
 
-Levels = tuple[tuple[int, ...], ...]  # tile sizes, outer level first
+def _strip(ow: int, most: int) -> int:
+    """Pixels per strip: the largest divisor of ``ow`` in [2/3 most, most] (a peeled
+    remainder strip runs at a fraction of the speed: 12 + 4 on 28 pixels was 20% slower than
+    14 + 14), else ``most`` and a remainder."""
+    most = max(1, min(ow, most))
+    return next((w for w in range(most, -(-2 * most // 3) - 1, -1) if ow % w == 0), most)
+
+
+def _peeled(shape: Sequence[int], sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The tiled loops among the result's dims (n, oh, ow, c: the first loops of every kind)
+    whose static size the tile does not divide, as :attr:`Levels.peel` indices."""
+    tiled = [i for i, t in enumerate(sizes) if t]
+    rem = [i for i in tiled if i < len(shape) and shape[i] > 0 and shape[i] % sizes[i]]
+    return tuple(sorted((tiled.index(i) for i in rem), reverse=True))
+
+
+def _plan(*levels: tuple[int, ...], shape: Sequence[int],
+          interchange: tuple[int, ...] = ()) -> Levels:
+    return Levels(tuple(levels), _peeled(shape, levels[-1]), interchange)
 
 
 def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
-    """(kind, tile sizes per level) for a convolution or pooling op we schedule, else None."""
+    """(kind, tile sizes per level) for a convolution or pooling op we schedule, else None.
+
+    Strips along the width (and channel tiles of window ops) need not divide their dims: the
+    remainder is peeled (:attr:`Levels.peel`), so every tile stays static.
+    """
     kind = CONV_KINDS.get(op.name)
     if kind is None or not _static_f32(op):
         return None
     shape = ir.RankedTensorType(op.results[0].type).shape
     if kind == "copy":
         c = shape[-1]
-        return kind, ((*[1] * (len(shape) - 1), c if c <= 64 else _pow2_divisor(c, 64)),)
+        if len(shape) == 4 and c < 64:
+            # Whole pixels per step (a 224x224x3 image copied 3 floats at a time cost more
+            # than its conv): about 64 floats, the width remainder peeled.
+            return kind, _plan((1, 1, min(shape[2], max(1, 64 // c)), c), shape=shape)
+        return kind, _plan((*[1] * (len(shape) - 1), c if c <= 64 else _pow2_divisor(c, 64)),
+                           shape=shape)
     if len(shape) != 4:
         return None
     _, _, ow, ch = shape
     if kind == "conv":
-        # Output channels: a whole small F, else a power of two up to 64 dividing it.
-        ft = ch if ch <= 64 and (ch & (ch - 1) == 0 or ch < 16) else _pow2_divisor(ch, 64)
-        wt = _divisor(ow, tuple(w for w in (4, 8, 2, 1) if w * ft <= _ACC) or (1,))
-        # Per output row, 16 input channels at a time: their filter slice (36 KB for 3x3 taps
-        # and 64 outputs) stays in L1 while the strips of the row stream past it; the whole
-        # filter per strip came from L2 (25% slower).
-        c = ir.RankedTensorType(op.operands[0].type).shape[3]
-        cc = 16 if c % 16 == 0 and c > 16 else 0
-        return kind, ((1, 1, 0, 0, 0, 0, cc), (0, 0, wt, ft, 1, 1, 1))
-    ct = ch if ch < 16 and ch & (ch - 1) == 0 else _pow2_divisor(ch, 16)
-    wt = _divisor(ow, (8, 7, 4, 2, 1))
-    return kind, ((1, 1, wt, ct, 1, 0),)
+        # A register block of 14 pixels x 32 output channels: 32 (not the probe's 64) was
+        # 20% faster on 128 channels (a smaller filter slice per step). A whole small F, else
+        # a power of two up to 32 dividing it.
+        ft = ch if ch <= 32 and (ch & (ch - 1) == 0 or ch < 16) else _pow2_divisor(ch, 32)
+        wt = _strip(ow, min(_ACC // max(ft, 16), 16))
+        # Input channels in chunks whose filter slice (all taps x chunk x ft) fits in 32 KB
+        # of L1 while the strips of a row stream past it; the whole 3x3 filter per strip
+        # came from L2 (25% slower). A 1x1 conv keeps all its channels: longer runs per
+        # accumulator load.
+        r, s, c, _ = ir.RankedTensorType(op.operands[1].type).shape
+        cc = 0
+        if r * s * c * ft * 4 > _L1_SLICE and c % 16 == 0:
+            cc = 16
+            while c % (cc * 2) == 0 and r * s * cc * 2 * ft * 4 <= _L1_SLICE:
+                cc *= 2
+        # A filter larger than (half) the output, as in the deep layers of a CNN (a 3x3x256x256
+        # filter, 2.4 MB, for a 7x7 output): the F tile and channel chunk loops go outside
+        # the rows, so that each filter slice is read from memory once, not once a row.
+        order = (3, 6, 0, 1, 2, 4, 5) if r * s * c * ch > max(shape[1], 1) * ow * ch // 2 else ()
+        return kind, _plan((1, 1, 0, ft if ft < ch else 0, 0, 0, cc), (0, 0, wt, 0, 1, 1, 1),
+                           shape=shape, interchange=order)
+    # Channels: 16 (one zmm) at a time, a remainder peeled, or all of fewer; strips of 6-8
+    # pixels (MLIR-FACTS 7.4: 7 or 8 best; longer strips spill).
+    return kind, _plan((1, 1, _strip(ow, 8), min(ch, 16), 1, 0), shape=shape)
 
 
-def conv_schedule(handle: str, name: str, kind: str, tiles: Levels, done: str) -> str:
-    """Transform IR: tile ``handle`` level by level, decompose the tile to 1-D, mark it for
-    vectorization (``done`` formats the mark for a handle).
+def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) -> str:
+    """Transform IR: tile ``handle`` level by level, peel the remainders of the innermost
+    level's loops, decompose each tile to 1-D and mark it for vectorization (``done``
+    formats the mark for a handle).
 
-    A copy's tile is vectorized at once: canonicalization would fold a copy on tensors away
-    (into an ``insert_slice``, a scalar ``memref.copy`` after bufferization).
+    Peeling consumes the loops, and the handle of the tile with them: the tiles (the full
+    one and the remainders) are found again by a mark set before peeling. A copy's tile is
+    vectorized at once: canonicalization would fold a copy on tensors away (into an
+    ``insert_slice``, a scalar ``memref.copy`` after bufferization).
     """
     s = ""
+    tiles, peel, interchange = plan
     for level, sizes in enumerate(tiles):
         n = sum(1 for t in sizes if t)
         loops = ", ".join([_ANY] * n)
         tiled = f"%{name}" if level == len(tiles) - 1 else f"%{name}{level}"
+        order = f" interchange = {list(interchange)}" if interchange and level == 0 else ""
         s += (f"    {tiled}, {tiled}l:{n} = transform.structured.tile_using_for {handle} "
-              f"tile_sizes {list(sizes)} : ({_ANY}) -> ({_ANY}, {loops})\n")
+              f"tile_sizes {list(sizes)}{order} : ({_ANY}) -> ({_ANY}, {loops})\n")
         handle = tiled
+    tile = f"%{name}"
+    if peel:
+        mark = f"mo.ctile_{name}"
+        s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n'
+        s += _peel_loops(name, peel)
+        tile = f"%{name}m"
+        s += (f"    {tile} = transform.structured.match attributes{{{mark}}} in %root "
+              f": ({_ANY}) -> {_ANY}\n")
     if kind == "copy":
-        return s + f"    transform.structured.vectorize %{name} : {_ANY}\n"
-    return (s + f"    %{name}d = transform.structured.decompose %{name} : ({_ANY}) -> {_ANY}\n"
+        # Peeled, the remainder is static only after canonicalization: both tiles are
+        # vectorized by the later stages (as copies, or as the memref.copy they fold to).
+        return s + (done.format(tile) if peel else
+                    f"    transform.structured.vectorize {tile} : {_ANY}\n")
+    return (s + f"    %{name}d = transform.structured.decompose {tile} : ({_ANY}) -> {_ANY}\n"
             + done.format(f"%{name}d"))
+
+
+def _peel_loops(name: str, peel: tuple[int, ...]) -> str:
+    """Peels loops ``%{name}l#i``, each in its own suppressed sequence (a loop that has no
+    remainder left after canonicalization cannot be peeled: nothing is lost)."""
+    cast = '!transform.op<"scf.for">'
+    s = ""
+    for i in peel:
+        p = f"{name}p{i}"
+        s += (f"    transform.sequence %root : {_ANY} failures(suppress) {{\n"
+              f"    ^bb0(%{p}r: {_ANY}):\n"
+              f"      %{p}c = transform.cast %{name}l#{i} : {_ANY} to {cast}\n"
+              f"      %{p}a, %{p}b = transform.loop.peel %{p}c : ({cast}) -> ({_ANY}, {_ANY})\n"
+              f"    }}\n")
+    return s
+
+
+def copy_thread_plan(op: ir.Operation, kind: str, n: int, min_elements: int
+                     ) -> tuple[int, None, int, int] | None:
+    """How the copy of a padded input's interior, or the :data:`OWN_INIT` fill of a split
+    window op's result, goes on ``n`` threads (a ``cpu_threads`` plan: loops, no producer to
+    fuse, the axis split, its tile size), or None: by images, else by rows, when it has
+    ``min_elements`` at least. Serial, the copy was 7% of a 3x3 conv on two threads."""
+    if kind != "copy" and OWN_INIT not in op.attributes:
+        return None
+    shape = ir.RankedTensorType(op.results[0].type).shape
+    if len(shape) != 4 or any(d <= 0 for d in shape[1:]):
+        return None
+    axis = 0 if shape[0] >= n else 1
+    if shape[axis] < n or max(shape[0], 1) * shape[1] * shape[2] * shape[3] < min_elements:
+        return None
+    return (4, None, axis, -(-shape[axis] // n))
 
 
 def conv_macs(op: ir.Operation) -> int:
@@ -150,4 +254,5 @@ def tiled_copies_to_linalg(module: ir.Module, tiled: str) -> int:
     return len(copies)
 
 
-__all__ = ["CONV_KINDS", "conv_macs", "conv_schedule", "conv_tiles", "tiled_copies_to_linalg"]
+__all__ = ["CONV_KINDS", "OWN_INIT", "Levels", "conv_macs", "conv_schedule", "conv_tiles",
+           "copy_thread_plan", "tiled_copies_to_linalg"]

@@ -178,6 +178,10 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         # Static rows: a tile size (equal static parts); symbolic: n parts.
         size = (batch, rows)[axis]
         return (loops, len(op.operands) - 1, axis, -(-size // n) if size != dyn else 0)
+    if op.name in ("linalg.copy", "linalg.fill"):  # of convs and pools: by rows
+        from max.compiler.pipelines.conv_schedule import copy_thread_plan
+
+        return copy_thread_plan(op, kind, n, MIN_PARALLEL_ELEMENTS)
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
     sizes = _loop_sizes(op)

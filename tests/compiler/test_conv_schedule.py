@@ -37,15 +37,47 @@ def _scheduled_ir(shapes: list[tuple[int | str, ...]], fn: Callable[..., Any], t
 CASES = {
     "conv": ([(1, 16, 16, 32), (3, 3, 32, 64)],
              lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), "vector.fma"),
-    "depthwise": ([(1, 32, 32, 64), (3, 3, 1, 64)],
+    "depthwise": ([(1, 40, 40, 64), (3, 3, 1, 64)],
                   lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=64), "vector.fma"),
     "grouped": ([(1, 16, 16, 64), (3, 3, 16, 128)],
                 lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=4), "vector.fma"),
-    "max_pool": ([(1, 64, 64, 64)], lambda x: ops.max_pool2d(x, (3, 3), 2, padding=1),
+    "max_pool": ([(1, 80, 80, 64)], lambda x: ops.max_pool2d(x, (3, 3), 2, padding=1),
                  "arith.maximumf"),
-    "avg_pool": ([(1, 64, 64, 64)], lambda x: ops.avg_pool2d(x, (3, 3), 2, padding=1),
+    "avg_pool": ([(1, 80, 80, 64)], lambda x: ops.avg_pool2d(x, (3, 3), 2, padding=1),
                  "arith.addf"),
 }
+
+
+# Odd sizes: width strips and channel tiles that do not divide their dims are peeled; the
+# remainders are vector code too. Their results: tests/graph/ops/test_ops_conv.py.
+CASES.update({
+    "conv_prime_width": ([(1, 13, 37, 24), (3, 3, 24, 40)],
+                         lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)), "vector.fma"),
+    "conv_stride2_odd": ([(2, 15, 17, 19), (3, 3, 19, 48)],
+                         lambda x, w: ops.conv2d(x, w, (2, 2), padding=(1, 1, 1, 1)),
+                         "vector.fma"),
+    "conv_dilation2": ([(1, 17, 19, 16), (3, 3, 16, 33)],
+                       lambda x, w: ops.conv2d(x, w, (1, 1), (2, 2), (2, 2, 2, 2)),
+                       "vector.fma"),
+    "conv_groups2": ([(1, 31, 33, 34), (3, 3, 17, 18)],
+                     lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=2),
+                     "vector.fma"),
+    "conv_7x7_stride2": ([(1, 63, 67, 3), (7, 7, 3, 20)],
+                         lambda x, w: ops.conv2d(x, w, (2, 2), padding=(3, 3, 3, 3)),
+                         "vector.fma"),
+    "depthwise_24": ([(1, 61, 67, 24), (3, 3, 1, 24)],
+                     lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1), groups=24),
+                     "vector.fma"),
+    "pointwise": ([(1, 28, 28, 64), (1, 1, 64, 96)], lambda x, w: ops.conv2d(x, w),
+                  "vector.fma"),
+    "dw_separable": ([(1, 40, 40, 32), (3, 3, 1, 32), (1, 1, 32, 64)],
+                     lambda x, d, p: ops.conv2d(ops.conv2d(x, d, padding=(1, 1, 1, 1),
+                                                           groups=32), p), "vector.fma"),
+    "max_pool_odd": ([(1, 83, 89, 40)], lambda x: ops.max_pool2d(x, (3, 3), 2, padding=1),
+                     "arith.maximumf"),
+    "avg_pool_odd": ([(1, 83, 89, 40)], lambda x: ops.avg_pool2d(x, (3, 3), 2, padding=1),
+                     "arith.addf"),
+})
 
 
 @pytest.mark.parametrize("threads", [1, 2])
