@@ -152,6 +152,7 @@ class CpuExecutable:
                              f"expected {expected}")
         self._function = function
         self._fn = function.fn
+        self._free = getattr(function, "free", None)
         self._plans = [_InputPlan(s) for s in self.inputs]
         self._fixed = list(fixed)
         self._in = self._plans[: len(self._plans) - len(self._fixed)]
@@ -258,7 +259,8 @@ class CpuExecutable:
         if frame.returned is not None:
             # Taken over before any check raises: each array frees its memory when dropped.
             for k, (j, sig) in enumerate(zip(self._returned, self._returned_sigs)):
-                outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype))
+                outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype,
+                                                self._free))
         checks = frame.checks
         if checks is not None and checks.any():
             self._raise_check(checks)

@@ -38,22 +38,25 @@ _PAGE = mmap.PAGESIZE
 _HUGE = 2 << 20  # transparent huge pages: fewer faults and TLB misses on large blocks
 
 
-def pool_limit_from_env() -> int:
-    """``$MAX_OUTPUT_POOL_BYTES`` as a byte count (default :data:`DEFAULT_POOL_BYTES`).
+#: Idle scratch (intermediate) blocks each model keeps; read by the model's own allocator
+#: (compiler/pipelines/scratch.py), checked here.
+SCRATCH_BYTES_ENV = "MAX_SCRATCH_POOL_BYTES"
+
+
+def pool_limit_from_env(name: str = POOL_BYTES_ENV) -> int:
+    """``$MAX_OUTPUT_POOL_BYTES`` (or ``$name``) as a byte count (default
+    :data:`DEFAULT_POOL_BYTES`, also the scratch default).
 
     Raises:
         ValueError: if it is set to anything but a non-negative integer.
     """
-    text = os.environ.get(POOL_BYTES_ENV, "").strip()
+    text = os.environ.get(name, "").strip()
     if not text:
         return DEFAULT_POOL_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    value = int(text) if text.isascii() and text.isdigit() else -1  # digits only: what the C side parses
     if value < 0:
-        raise ValueError(f"{POOL_BYTES_ENV} must be a non-negative integer (bytes; 0 turns the "
-                         f"output pool off), got {text!r}")
+        raise ValueError(f"{name} must be a non-negative integer (bytes; 0 keeps nothing), "
+                         f"got {text!r}")
     return value
 
 

@@ -70,9 +70,10 @@ class InferenceSession:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
         # Checked here, not only where a compile reads it: a typo fails at once, clearly.
         env_threads = threads_from_env()
-        from max.runtime.pool import pool_limit_from_env
+        from max.runtime.pool import SCRATCH_BYTES_ENV, pool_limit_from_env
 
         pool_limit_from_env()  # likewise a malformed $MAX_OUTPUT_POOL_BYTES
+        pool_limit_from_env(SCRATCH_BYTES_ENV)  # and $MAX_SCRATCH_POOL_BYTES
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
         from max.compiler.extensions import find_extensions
 
