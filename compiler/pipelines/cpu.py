@@ -332,7 +332,7 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *, opt_l
         from max.compiler.pipelines import scratch
         from max.compiler.pipelines.cpu_threads import link_flags
 
-        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), *scratch.link_args(llvm_ir, Path(tmp)),
+        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), *scratch.link_args(llvm_ir, cc),
                "-lm", *link_flags(llvm_ir)])
         os.replace(tmp_so, out_path)  # atomic: a reader never sees half a library
 

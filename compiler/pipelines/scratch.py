@@ -23,7 +23,14 @@ a pointer that libc already released (``max.runtime.memref.adopt_allocation``).
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import subprocess
+import tempfile
+import threading
 from pathlib import Path
+
+from max.compiler.passes.registry import CompilationError
 
 #: The symbol the runtime frees returned outputs with, where a model exports it.
 FREE_SYMBOL = "max_scratch_free"
@@ -138,11 +145,32 @@ __attribute__((destructor)) static void release_idle(void) {
 """
 
 
-def link_args(llvm_ir: str, tmp: Path) -> list[str]:
+_lock = threading.Lock()
+_object: Path | None = None
+
+
+def _compiled(cc: str) -> Path:
+    """The allocator's object file, compiled once per process (~50 ms of cc) into a private
+    directory removed at exit."""
+    global _object
+    with _lock:
+        if _object is None or not _object.exists():
+            folder = Path(tempfile.mkdtemp(prefix="max-scratch-"))
+            atexit.register(shutil.rmtree, folder, True)
+            source = folder / "max_scratch.c"
+            source.write_text(_SOURCE)
+            obj = folder / "max_scratch.o"
+            r = subprocess.run([cc, "-c", "-O2", "-fPIC", "-pthread", str(source), "-o", str(obj)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise CompilationError(f"cc failed on the scratch allocator: {r.stderr[-2000:]}")
+            _object = obj
+        return _object
+
+
+def link_args(llvm_ir: str, cc: str) -> list[str]:
     """Extra ``cc -shared`` arguments that link the scratch allocator into a model whose
     code calls ``malloc`` (none otherwise: nothing to keep)."""
     if "@malloc(" not in llvm_ir:
         return []
-    source = tmp / "max_scratch.c"
-    source.write_text(_SOURCE)
-    return ["-O2", "-fPIC", "-pthread", str(source), "-Wl,--wrap=malloc,--wrap=free"]
+    return [str(_compiled(cc)), "-pthread", "-Wl,--wrap=malloc,--wrap=free"]
