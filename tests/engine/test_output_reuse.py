@@ -163,3 +163,24 @@ def test_a_malformed_pool_size_fails_at_session_creation(monkeypatch) -> None:
     monkeypatch.setenv("MAX_OUTPUT_POOL_BYTES", "256M")
     with pytest.raises(ValueError, match="MAX_OUTPUT_POOL_BYTES"):
         InferenceSession()
+
+
+def test_threads_never_share_an_output(add) -> None:
+    """Concurrent calls, some outputs dropped at once (their blocks return from any thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed: int) -> list[tuple[Tensor, np.ndarray]]:
+        kept = []
+        for k in range(12):
+            a, b = _inputs(1000 * seed + k)
+            out = add.execute(a, b)[0]
+            if k % 3:
+                kept.append((out, a + b))
+        return kept
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [r for kept in pool.map(work, range(4)) for r in kept]
+    gc.collect()
+    for out, want in results:
+        np.testing.assert_array_equal(out.to_numpy(), want)
+    assert len({out._data_ptr() for out, _ in results}) == len(results)
