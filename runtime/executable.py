@@ -9,6 +9,7 @@ are per thread, so concurrent calls on one executable never share mutable descri
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ import numpy as np
 from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
+from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL
+
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 from max.runtime.shapes import DimFn, compile_dim, is_symbol
 
 
@@ -52,7 +57,7 @@ class _InputPlan:
 class _OutputPlan:
     """An output the caller allocates, its shape computed from the input symbols."""
 
-    __slots__ = ("sig", "dtype", "static_shape", "dim_fns")
+    __slots__ = ("sig", "dtype", "static_shape", "dim_fns", "pooled")
 
     def __init__(self, sig: TensorSig) -> None:
         self.sig = sig
@@ -60,6 +65,9 @@ class _OutputPlan:
         self.static_shape = tuple(sig.dims) if all(type(d) is int for d in sig.dims) else None
         self.dim_fns: list[DimFn | int] = [
             d if type(d) is int else compile_dim(str(d))[0] for d in sig.dims]
+        # Whether a static output is large enough for the pool (dynamic ones: per call).
+        self.pooled = (self.static_shape is not None and self.dtype.itemsize
+                       * math.prod(self.static_shape) >= MIN_POOLED_BYTES)
 
 
 class _Frame:
@@ -69,8 +77,12 @@ class _Frame:
                  "args", "checks", "returned", "_keep")
 
     def __init__(self, inputs: list[_InputPlan], outputs: list[_OutputPlan], num_checks: int,
-                 returned_ranks: Sequence[int] = ()):
+                 returned_ranks: Sequence[int] = (), fixed: Sequence[np.ndarray] = ()):
         self.in_descs = [descriptor_class(p.rank)() for p in inputs]
+        # The fixed inputs (weights, constants: static shapes, checked once) are the last
+        # ones; their descriptors are complete from the start.
+        for desc, arr in zip(self.in_descs[len(inputs) - len(fixed):], fixed):
+            desc.allocated = desc.aligned = data_pointer(arr)
         self.out_descs = [descriptor_class(len(p.sig.dims))() for p in outputs]
         for desc, plan in zip(self.in_descs, inputs):
             if plan.static_shape is not None and plan.rank:
@@ -100,6 +112,10 @@ class _Frame:
             descs.insert(0, self.returned)
         self._keep = descs
         self.args = tuple(ctypes.c_void_p(ctypes.addressof(d)) for d in descs)
+        # Only the inputs given at each call are written by run().
+        n = len(inputs) - len(fixed)
+        self.in_descs, self.in_sizes, self.in_strides = (
+            self.in_descs[:n], self.in_sizes[:n], self.in_strides[:n])
 
 
 class CpuExecutable:
@@ -111,10 +127,17 @@ class CpuExecutable:
         outputs: the graph's outputs.
         checks: the messages of the runtime checks (one byte each in the checks buffer).
         name: the graph's name, for messages.
+        fixed: arrays of the last inputs, the same at every call (weights, constants), of
+            static shapes: checked and bound here, once; :meth:`run` then takes only the
+            inputs before them. They must stay alive and unmoved (this object keeps them).
+
+    Outputs of at least :data:`~max.runtime.pool.MIN_POOLED_BYTES` come from the process's
+    output pool (:mod:`max.runtime.pool`): their pages are reused once the arrays are gone.
     """
 
     def __init__(self, function: CpuFunction, inputs: Sequence[TensorSig],
-                 outputs: Sequence[TensorSig], checks: Sequence[str] = (), name: str = "graph"):
+                 outputs: Sequence[TensorSig], checks: Sequence[str] = (), name: str = "graph",
+                 fixed: Sequence[np.ndarray] = ()):
         self.name = name
         self.inputs = list(inputs)
         self.outputs = list(outputs)
@@ -129,7 +152,12 @@ class CpuExecutable:
                              f"expected {expected}")
         self._function = function
         self._fn = function.fn
-        self._in = [_InputPlan(s) for s in self.inputs]
+        self._free = getattr(function, "free", None)
+        self._plans = [_InputPlan(s) for s in self.inputs]
+        self._fixed = list(fixed)
+        self._in = self._plans[: len(self._plans) - len(self._fixed)]
+        if self._fixed:
+            self._check_fixed(self._plans[len(self._in):], self._fixed)
         self._out = [_OutputPlan(s) for j, s in enumerate(self.outputs)
                      if j not in self._returned]
         self._returned_sigs = [self.outputs[j] for j in self._returned]
@@ -138,13 +166,14 @@ class CpuExecutable:
         self._local = threading.local()
 
     def _frame(self) -> _Frame:
-        frame = _Frame(self._in, self._out, len(self.checks),
-                       [len(sig.dims) for sig in self._returned_sigs])
+        frame = _Frame(self._plans, self._out, len(self.checks),
+                       [len(sig.dims) for sig in self._returned_sigs], self._fixed)
         self._local.frame = frame
         return frame
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Runs the graph on C-contiguous arrays and returns freshly allocated outputs.
+        """Runs the graph on C-contiguous arrays (the inputs before the fixed ones) and
+        returns its outputs, in memory no other live array uses.
 
         Raises:
             ValueError: wrong number of inputs, wrong rank or shape, a symbol bound to two
@@ -161,7 +190,8 @@ class CpuExecutable:
         bindings: dict[str, int] = {}
         for arr, plan, desc, sizes, strides in zip(arrays, self._in, frame.in_descs,
                                                    frame.in_sizes, frame.in_strides):
-            if arr.dtype != plan.dtype:
+            dtype = arr.dtype
+            if dtype is not plan.dtype and dtype != plan.dtype:
                 i = self._in.index(plan)
                 raise TypeError(f"input {i}{self._label(plan)}: expected dtype {plan.dtype}, "
                                 f"got {arr.dtype}")
@@ -184,12 +214,16 @@ class CpuExecutable:
                 for k in range(plan.rank - 1, -1, -1):
                     strides[k] = acc
                     acc *= shape[k]
-            p = data_pointer(arr)
+            try:
+                p = _addressof(_from_buffer(arr))
+            except (TypeError, ValueError, BufferError):  # read-only or empty
+                p = arr.ctypes.data
             desc.allocated = p
             desc.aligned = p
         if self._has_exprs:
             self._check_input_exprs(arrays, bindings)
         outs = []
+        pool = OUTPUT_POOL
         for plan, desc, sizes, strides in zip(self._out, frame.out_descs, frame.out_sizes,
                                               frame.out_strides):
             shape = plan.static_shape
@@ -204,8 +238,20 @@ class CpuExecutable:
                 for k in range(len(shape) - 1, -1, -1):
                     strides[k] = acc
                     acc *= shape[k]
-            out = np.empty(shape, plan.dtype)
-            p = data_pointer(out)
+            if plan.pooled or (shape is not plan.static_shape and plan.dtype.itemsize
+                               * math.prod(shape) >= MIN_POOLED_BYTES):
+                if pool.limit:
+                    out, p = pool.empty(shape, plan.dtype,
+                                        plan.dtype.itemsize * math.prod(shape))
+                else:
+                    out = np.empty(shape, plan.dtype)
+                    p = data_pointer(out)
+            else:
+                out = np.empty(shape, plan.dtype)
+                try:
+                    p = _addressof(_from_buffer(out))
+                except (TypeError, ValueError, BufferError):  # empty
+                    p = out.ctypes.data
             desc.allocated = p
             desc.aligned = p
             outs.append(out)
@@ -213,11 +259,27 @@ class CpuExecutable:
         if frame.returned is not None:
             # Taken over before any check raises: each array frees its memory when dropped.
             for k, (j, sig) in enumerate(zip(self._returned, self._returned_sigs)):
-                outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype))
+                outs.insert(j, adopt_allocation(getattr(frame.returned, f"r{k}"), sig.dtype,
+                                                self._free))
         checks = frame.checks
         if checks is not None and checks.any():
             self._raise_check(checks)
         return outs
+
+    def _check_fixed(self, plans: list[_InputPlan], arrays: list[np.ndarray]) -> None:
+        for k, (plan, arr) in enumerate(zip(plans, arrays)):
+            i = len(self.inputs) - len(arrays) + k
+            if plan.static_shape is None:
+                raise ValueError(f"input {i}{self._label(plan)} of {self.name!r}: a fixed input "
+                                 f"must have a static shape, not {_fmt_dims(plan.sig.dims)}")
+            if arr.dtype != plan.dtype:
+                raise TypeError(f"input {i}{self._label(plan)}: expected dtype {plan.dtype}, "
+                                f"got {arr.dtype}")
+            if arr.shape != plan.static_shape:
+                self._shape_error(i, plan, arr.shape)
+            if not (arr.flags.c_contiguous and arr.flags.aligned):
+                raise ValueError(f"input {i}{self._label(plan)}: a fixed input must be "
+                                 "C-contiguous and aligned")
 
     # Error paths (kept out of the loop above).
 

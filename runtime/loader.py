@@ -56,12 +56,22 @@ class CpuFunction:
         fn: the ctypes function; call it with one ``c_void_p`` per argument. It releases the
             GIL while it runs.
         num_args: the number of descriptor pointers it takes.
+        free: the function that frees memory the code allocated and returned (the model's
+            own ``max_scratch_free`` where it links the scratch allocator, else libc's
+            ``free``); it keeps the code mapped while it lives.
     """
 
-    def __init__(self, fn: Any, num_args: int, keepalive: Any) -> None:
+    def __init__(self, fn: Any, num_args: int, keepalive: Any, free: Any = None) -> None:
         self.fn = fn
         self.num_args = num_args
         self._keepalive = keepalive  # the CDLL or ExecutionEngine: unmapping it kills `fn`
+        self.free = free if free is not None else _libc_free
+
+
+_FREE_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_libc_free = ctypes.CDLL(None).free
+_libc_free.argtypes = [ctypes.c_void_p]
+_libc_free.restype = None
 
 
 def loaded_artifact_count() -> int:
@@ -146,7 +156,13 @@ def load_shared_object(data: bytes, *, symbol: str, num_args: int,
     # run. This function holds the library itself, and nothing points back.
     fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * num_args))(address)
     fn._library = lib
-    return CpuFunction(fn, num_args, lib)
+    free = None
+    try:  # the scratch allocator (compiler/pipelines/scratch.py), where linked in
+        free = _FREE_PROTO(_ctypes.dlsym(lib._handle, "max_scratch_free"))
+        free._library = lib
+    except OSError:
+        pass
+    return CpuFunction(fn, num_args, lib, free)
 
 
 def global_address(function: CpuFunction, symbol: str) -> int:

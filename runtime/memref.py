@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from typing import Any
 
 import numpy as np
 
@@ -73,38 +74,42 @@ class _Allocation:
     """Owns memory the compiled code allocated with ``malloc``; frees it when dropped.
 
     Exposes the bytes through the array interface, so that numpy arrays built on it keep it
-    alive as their base.
+    alive as their base. ``free`` is the model's own (it may keep large blocks for reuse:
+    compiler/pipelines/scratch.py) and keeps the model's code mapped.
     """
 
-    __slots__ = ("__array_interface__", "_allocated")
+    __slots__ = ("__array_interface__", "_allocated", "_free")
 
-    def __init__(self, allocated: int, data: int, nbytes: int) -> None:
+    def __init__(self, allocated: int, data: int, nbytes: int, free: Any = None) -> None:
         self._allocated = allocated
+        self._free = free or _free
         self.__array_interface__ = {"data": (data, False), "shape": (nbytes,), "typestr": "|u1",
                                     "version": 3}
 
     def __del__(self) -> None:
         if self._allocated:
-            _free(self._allocated)
+            self._free(self._allocated)
             self._allocated = 0
 
 
-def adopt_allocation(desc: ctypes.Structure, dtype: np.dtype) -> np.ndarray:
+def adopt_allocation(desc: ctypes.Structure, dtype: np.dtype, free: Any = None) -> np.ndarray:
     """A numpy array over a memref the compiled code allocated and returned (identity
-    layout), owning that memory: no copy, freed with the array."""
+    layout), owning that memory: no copy, freed with the array by ``free`` (the model's
+    ``CpuFunction.free``; libc's ``free`` if None)."""
     rank = len(desc.sizes) if hasattr(desc, "sizes") else 0
     shape = tuple(int(desc.sizes[k]) for k in range(rank))
     dtype = np.dtype(dtype)
     count = math.prod(shape)
     allocated = desc.allocated or 0
     contiguous = not rank or list(desc.strides) == contiguous_strides(shape)
+    free = free or _free
     if count == 0 or not contiguous:
         if allocated:
-            _free(allocated)
+            free(allocated)
         if count == 0:
             return np.empty(shape, dtype)
         raise RuntimeError(f"compiled code returned a non-contiguous memref (sizes {shape}, "
                            f"strides {list(desc.strides)})")
     data = (desc.aligned or 0) + int(desc.offset) * dtype.itemsize
-    owner = _Allocation(allocated, data, count * dtype.itemsize)
+    owner = _Allocation(allocated, data, count * dtype.itemsize, free)
     return np.asarray(owner).view(dtype).reshape(shape)

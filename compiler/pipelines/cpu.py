@@ -265,9 +265,11 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *, opt_l
         _tool([llvm_bin("llc"), level, triple, f"-mcpu={cpu}", "-relocation-model=pic",
                "-filetype=obj", str(opt_bc), "-o", str(obj)])
         tmp_so = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
+        from max.compiler.pipelines import scratch
         from max.compiler.pipelines.cpu_threads import link_flags
 
-        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), "-lm", *link_flags(llvm_ir)])
+        _tool([cc, "-shared", "-o", str(tmp_so), str(obj), *scratch.link_args(llvm_ir, cc),
+               "-lm", *link_flags(llvm_ir)])
         os.replace(tmp_so, out_path)  # atomic: a reader never sees half a library
 
 

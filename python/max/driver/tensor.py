@@ -143,7 +143,11 @@ class Tensor:
     def _wrap(cls, array: np.ndarray, dtype: DType, device: Device | None = None) -> Tensor:
         """Wraps a host array without checks (the array's dtype must be ``dtype``'s)."""
         tensor = object.__new__(cls)
-        tensor._set(array, dtype, CPU() if device is None else device)
+        # _set's fields, written here: this runs once per output of every model call.
+        tensor._array = array
+        tensor._dtype = dtype
+        tensor._device = CPU() if device is None else device
+        tensor._pinned = False
         return tensor
 
     # Construction from data.

@@ -93,8 +93,10 @@ class Model:
 
     Inputs may be numpy arrays, :class:`~max.driver.Tensor`\\ s, any DLPack array (a PyTorch
     tensor), or Python scalars for rank-0 inputs. Non-contiguous inputs are copied to a
-    contiguous array first (zero-copy otherwise). Outputs are freshly allocated
-    :class:`~max.driver.Tensor`\\ s.
+    contiguous array first (zero-copy otherwise). Outputs are new
+    :class:`~max.driver.Tensor`\\ s that no later call writes: large ones (1 MiB and up) reuse
+    the memory of earlier outputs that are gone (garbage collected), which saves the page
+    faults of fresh memory (``max.runtime.pool``, ``$MAX_OUTPUT_POOL_BYTES``).
 
     An input of :class:`~max.graph.BufferType` is updated in place: pass a contiguous,
     writeable numpy array or :class:`~max.driver.Tensor` (or DLPack array) of exactly the
@@ -106,7 +108,7 @@ class Model:
     """
 
     def __init__(self, executable: CpuExecutable, record: ArtifactRecord, device: Device,
-                 artifact: Any = None, weights: list[np.ndarray] | None = None) -> None:
+                 artifact: Any = None) -> None:
         self._exe = executable
         self._run = executable.run
         self._kernel_run: Any = None  # where the binary times its kernels: for the trace
@@ -120,12 +122,11 @@ class Model:
         self._buffers = frozenset(i for i, t in enumerate(record.inputs)
                                   if t.type.kind == "buffer")
         self._in_sigs = executable.inputs[: self._n_in]
-        # Named weights (given at load) and the large constants, which live beside the
-        # binary, follow the user's inputs in every call.
-        self._constants = list(weights or []) + _constant_arrays(
-            record, getattr(artifact, "constants", b""))
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
+        # The plain case, taken by execute() without per-input branches: numpy arrays and
+        # Tensors, no buffer inputs.
+        self._plain = frozenset((np.ndarray, Tensor))
 
     @classmethod
     def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
@@ -137,11 +138,13 @@ class Model:
         sigs += [TensorSig(DType[w.dtype].to_numpy(), w.dims, w.name) for w in record.weights]
         sigs += [TensorSig(DType[c.dtype].to_numpy(), c.dims) for c in record.constants]
         outs = [TensorSig(DType[t.dtype].to_numpy(), t.dims, t.name) for t in record.outputs]
-        exe = CpuExecutable(function, sigs, outs, record.checks, record.name)
-        weights = _weight_arrays(record, weights_registry or {})
-        model = cls(exe, record, device or CPU(), artifact, weights)
-        kernel_run = _profiling.kernel_run(function, record, exe.run)
-        model._kernel_run = kernel_run
+        # Named weights (given at load) and the large constants, which live beside the
+        # binary, follow the user's inputs: bound once, not passed at each call.
+        fixed = _weight_arrays(record, weights_registry or {}) + _constant_arrays(
+            record, getattr(artifact, "constants", b""))
+        exe = CpuExecutable(function, sigs, outs, record.checks, record.name, fixed=fixed)
+        model = cls(exe, record, device or CPU(), artifact)
+        model._kernel_run = _profiling.kernel_run(function, record, exe.run)
         return model
 
     @property
@@ -189,6 +192,25 @@ class Model:
         """
         if len(args) != self._n_in:
             raise ValueError(f"model {self.name!r} expects {self._n_in} inputs, got {len(args)}")
+        wrap = self._wrap
+        device = self._device
+        if not self._buffers and not _TRACE.enabled:
+            # The fast path: numpy arrays and Tensors, C-contiguous and aligned. Anything
+            # else takes the general loop below (conversion, copies); run() checks dtypes
+            # and shapes either way.
+            plain = self._plain
+            arrays = []
+            for a in args:
+                t = type(a)
+                if t not in plain:
+                    break
+                arr = a if t is np.ndarray else a._array
+                flags = arr.flags
+                if not (flags.c_contiguous and flags.aligned):
+                    break
+                arrays.append(arr)
+            else:
+                return [wrap(o, dt, device) for o, dt in zip(self._run(arrays), self._out_dtypes)]
         arrays = []
         for i, a in enumerate(args):
             t = type(a)
@@ -206,12 +228,8 @@ class Model:
             arrays.append(arr)
         if self._buffers:
             self._check_aliasing(arrays)
-        if self._constants:
-            arrays += self._constants
         # max.profiler on: the call is a span, with the kernels of a profiled build inside.
         outs = _profiling.traced_run(self, arrays) if _TRACE.enabled else self._run(arrays)
-        wrap = self._wrap
-        device = self._device
         return [wrap(o, dt, device) for o, dt in zip(outs, self._out_dtypes)]
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[Tensor]:

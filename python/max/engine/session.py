@@ -75,6 +75,10 @@ class InferenceSession:
         from max.engine import _profiling
 
         _profiling.setup()  # MAX_PROFILE_KERNELS, MODULAR_ENABLE_PROFILING
+        from max.runtime.pool import SCRATCH_BYTES_ENV, pool_limit_from_env
+
+        pool_limit_from_env()  # likewise a malformed $MAX_OUTPUT_POOL_BYTES
+        pool_limit_from_env(SCRATCH_BYTES_ENV)  # and $MAX_SCRATCH_POOL_BYTES
         self._num_threads = num_threads or env_threads or os.cpu_count() or 1
         from max.compiler.extensions import find_extensions
 
