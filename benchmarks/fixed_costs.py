@@ -98,7 +98,7 @@ def call_overhead() -> None:
 _WARM_CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from benchmarks.overhead import _tiny_graph, encoder_graph, encoder_weights
+from benchmarks.fixed_costs import _tiny_graph, encoder_graph, encoder_weights
 from max.engine import InferenceSession
 graphs = {"tiny": [_tiny_graph(), _tiny_graph()]}
 if sys.argv[2] == "1":
@@ -128,7 +128,7 @@ def warm_load(encoder: bool) -> None:
 _COLD_CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from benchmarks.overhead import encoder_graph, encoder_weights
+from benchmarks.fixed_costs import encoder_graph, encoder_weights
 graph = encoder_graph(encoder_weights())
 from max.engine import InferenceSession
 t = time.perf_counter(); InferenceSession().load(graph)
