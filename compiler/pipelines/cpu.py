@@ -26,6 +26,7 @@ from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines.dps_inits import duplicate_shared_inits
+from max.compiler.pipelines.widenings import duplicate_widenings
 from max.runtime.artifact import entry_name
 
 IMPL_SUFFIX = "__mo_impl"
@@ -187,6 +188,7 @@ def lower_to_llvm(module: ir.Module, *, schedule: bool = True,
         # way, so the result count cannot tell).
         if any("mo.num_inputs" not in f.attributes for f in graph_functions(module)):
             entry_abi(module)
+        duplicate_widenings(module)  # f16/bf16 inputs widened inside each consumer
         _run(module, FUSION_PIPELINE)
         duplicate_shared_inits(module)  # before eliminate-empty-tensors: see dps_inits
         if not (schedule and _scheduled(module, threads)):

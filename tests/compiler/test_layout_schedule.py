@@ -11,6 +11,7 @@ from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu, cpu_schedule, fast_math
+from max.compiler.pipelines.widenings import duplicate_widenings
 
 NP = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
@@ -27,6 +28,7 @@ def scheduled_ir(text: str) -> str:
         m = ir.Module.parse(text)
         lower_to_linalg(m)
         cpu.entry_abi(m)
+        duplicate_widenings(m)
         cpu._run(m, cpu.FUSION_PIPELINE)
         cpu_schedule.schedule_tensors(m)
         cpu._run(m, cpu.BUFFERIZE_PIPELINE)
@@ -220,3 +222,15 @@ def test_masked_softmax(axis: int) -> None:
     (got,), _ = Compiled(text)([x, mask, fill], [(shape, "float32")])
     want = _softmax(np.where(mask, x, fill).astype(np.float64), axis).astype(np.float32)
     check(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("elt", ["f16", "bf16"])
+def test_half_softmax_widens_inside_each_consumer(elt: str) -> None:
+    """The widened input is no f32 tensor of its own: only exp(x - max) is (one f32 buffer)."""
+    shape = (64, 256)
+    text = one_op_module("softmax", [(elt, shape)], (elt, shape), "axis = 1 : i64")
+    lowered = scheduled_ir(text)
+    assert lowered.count("memref.alloc() {alignment = 64 : i64} : memref<64x256xf32>") == 1
+    x = _data(shape, elt, 7)
+    (got,), _ = Compiled(text)([x], [(shape, np.dtype(NP[elt]).name)])
+    assert _ulps(got, _softmax(x.astype(np.float32), 1).astype(NP[elt])) <= 1
