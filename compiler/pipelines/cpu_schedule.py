@@ -354,6 +354,15 @@ def _static(op: ir.Operation) -> bool:
     return True
 
 
+def _in_loop(op: ir.Operation) -> bool:
+    parent = op.parent
+    while parent is not None and parent.name != "func.func":
+        if parent.name == "scf.for":
+            return True
+        parent = parent.parent
+    return False
+
+
 def _mark(module: ir.Module,
           pick: Callable[[ir.Operation], list[int] | None | bool]) -> dict[int, list[int] | None]:
     """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``."""
@@ -363,7 +372,7 @@ def _mark(module: ir.Module,
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
         # Not only in loops: a tile whose loop had one iteration (a [1, 63] fill, a static
-        # remainder of a peeled 2-D tiling) is no longer in one.
+        # remainder of a peeled 2-D tiling) is no longer in one (see schedule_tensors).
         if TILED not in op.attributes:
             continue
         sizes = pick(op)
@@ -391,7 +400,10 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
-    targets = _mark(module, lambda op: None if _static(op) else False)
+    # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
+    # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
+    # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
+    targets = _mark(module, lambda op: None if _static(op) and _in_loop(op) else False)
     if targets:
         _apply(module, _vectorize_script(targets))
     _run(module, _HOIST)
@@ -406,6 +418,10 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
         return [1] * (ir.MemRefType(op.operands[1].type).rank - 1) + [VEC]
     if op.name == "linalg.copy":
         return None  # static (tiled_copies_to_linalg): unmasked
+    if op.name == "linalg.reduce":
+        # The merge of tile_reduction_using_for's partial sums (static) left outside any loop
+        # (a single row): not vectorized on tensors (see schedule_tensors).
+        return None if _static(op) else False
     if op.name != "linalg.generic":
         return False
     if (sizes := layout_schedule.vector_sizes(op)) is not None:

@@ -234,3 +234,17 @@ def test_half_softmax_widens_inside_each_consumer(elt: str) -> None:
     x = _data(shape, elt, 7)
     (got,), _ = Compiled(text)([x], [(shape, np.dtype(NP[elt]).name)])
     assert _ulps(got, _softmax(x.astype(np.float32), 1).astype(NP[elt])) <= 1
+
+
+def test_argmax_and_argmin_of_one_tensor_keep_their_own_inits() -> None:
+    """Small static fills are vectorized on memrefs, not on tensors: there, two identical
+    vectorized inits were merged by CSE and argmin returned argmax's indices."""
+    t, o = mo_type("f32", (3, 4)), mo_type("si64", (1, 4))
+    text = (f"func.func @g(%x: {t}) -> ({o}, {o}) attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.argmax"(%x) {{axis = 0 : i64}} : ({t}) -> {o}\n'
+            f'  %1 = "mo.argmin"(%x) {{axis = 0 : i64}} : ({t}) -> {o}\n'
+            f"  func.return %0, %1 : {o}, {o}\n}}\n")
+    x = _data((3, 4), seed=9)
+    (a, b), _ = Compiled(text)([x], [((1, 4), "int64")] * 2)
+    check(a, x.argmax(0, keepdims=True))
+    check(b, x.argmin(0, keepdims=True))
