@@ -30,6 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from max.compiler.pipelines import layout_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -48,7 +49,10 @@ KIND = "mo.sched"  # tag: matmul | elementwise | reduction
 # such ops are vectorized, since only their dynamic sizes are known to be <= the tile sizes.
 TILED = "mo.tiled"
 
-_ELEMENTS = {"f32", "f64", "i1", "i8", "i16", "i32", "i64", "index"}
+# f16/bf16: the lowering computes their arithmetic in f32 (precision.py); vectors of them are
+# only loaded, converted and stored (bf16 rounding: SOFT_BF16, on vectors too).
+_ELEMENTS = {"f32", "f64", "f16", "bf16", "i1", "i8", "i16", "i32", "i64", "index"}
+_HALF = {"f16", "bf16"}
 # Body ops the vectorizer turns into vector ops one for one.
 _BODY_OK = ("arith.", "math.", "linalg.yield", "linalg.index")
 # i1 <-> i8 bitcasts of vectors change the element count; math ops that have no LLVM intrinsic
@@ -92,6 +96,9 @@ def _body_ok(op: ir.Operation) -> bool:
             return False
         if any(_element(r.type) not in _ELEMENTS for r in inner.results):
             return False
+        if inner.name.startswith("math.") and any(_element(r.type) in _HALF
+                                                  for r in inner.results):
+            return False  # 16-bit math: libm calls per element (the lowering widens first)
     return True
 
 
@@ -141,15 +148,16 @@ def classify(op: ir.Operation) -> str | None:
     if all("parallel" in i for i in iters):
         # The output must be the loop order itself: transposed stores would scatter.
         n_in = len(op.operands) - len(op.results)
-        return "elementwise" if all(m == ir.AffineMap.get_identity(len(iters))
-                                    for m in maps[n_in:]) else None
+        identity = all(m == ir.AffineMap.get_identity(len(iters)) for m in maps[n_in:])
+        # A transposed read: square tiles (layout_schedule).
+        return layout_schedule.classify(op, identity) or ("elementwise" if identity else None)
     reductions = [i for i, it in enumerate(iters) if "reduction" in it]
     # tile_reduction_using_for asserts (aborts) on a constant in the output map: (d0, 0).
     if (reductions == [len(iters) - 1] and len(op.results) == 1 and len(iters) >= 2
             and maps[-1].is_projected_permutation
             and _reads_innermost_contiguously(maps[:len(op.operands) - 1], len(iters))):
         return "reduction"
-    return None
+    return layout_schedule.classify(op, False)  # reductions over outer axes
 
 
 def _has_empty_dim(op: ir.Operation) -> bool:
@@ -223,6 +231,8 @@ def _tag(module: ir.Module) -> Tags:
                 if kind == "reduction":
                     rank = len(_iterators(op))
                 plan = conv_tiles(op) if op.name in CONV_KINDS else None
+                if kind in layout_schedule.LAYOUT_KINDS:
+                    plan = (kind, layout_schedule.tag(op, kind))
                 tags[sid] = (kind, rank, plan[1] if plan else ())
     return tags
 
@@ -270,6 +280,8 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     if kind in ("conv", "window", "copy"):
         # Tile sizes divide the static dims: no remainder to peel.
         body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
+    elif kind in layout_schedule.LAYOUT_KINDS:
+        body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
     elif kind == "matmul":
         body = _tile(f"%o{sid}", f"a{sid}", [MC, NC, KC])
         body += _tile(f"%a{sid}", f"b{sid}", [MR, NR, 1]) + _done(f"%b{sid}")
@@ -359,8 +371,9 @@ def _mark(module: ir.Module,
     for op in _walk(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
-        # A static op no larger than its tile got no loop from tiling: it is its own tile.
-        if TILED not in op.attributes or not (_in_loop(op) or _static(op)):
+        # Not only in loops: a tile whose loop had one iteration (a [1, 63] fill, a static
+        # remainder of a peeled 2-D tiling) is no longer in one (see schedule_tensors).
+        if TILED not in op.attributes:
             continue
         sizes = pick(op)
         if sizes is False:
@@ -376,6 +389,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
+    _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     tags = _tag(module)
     if not tags:
         return 0
@@ -386,7 +400,10 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
-    targets = _mark(module, lambda op: None if _static(op) else False)
+    # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
+    # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
+    # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
+    targets = _mark(module, lambda op: None if _static(op) and _in_loop(op) else False)
     if targets:
         _apply(module, _vectorize_script(targets))
     _run(module, _HOIST)
@@ -401,8 +418,14 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
         return [1] * (ir.MemRefType(op.operands[1].type).rank - 1) + [VEC]
     if op.name == "linalg.copy":
         return None  # static (tiled_copies_to_linalg): unmasked
+    if op.name == "linalg.reduce":
+        # The merge of tile_reduction_using_for's partial sums (static) left outside any loop
+        # (a single row): not vectorized on tensors (see schedule_tensors).
+        return None if _static(op) else False
     if op.name != "linalg.generic":
         return False
+    if (sizes := layout_schedule.vector_sizes(op)) is not None:
+        return sizes
     # Tiled generics: all loops are tiled to 1 except the innermost, tiled to VEC.
     return [1] * (len(_iterators(op)) - 1) + [VEC]
 
@@ -413,6 +436,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     targets = _mark(module, _vector_sizes)
     if targets:
         _apply(module, _vectorize_script(targets))
+    _apply(module, layout_schedule.PREPARE_VECTORS)
     _apply(module, _LOWER_VECTORS)
     _run(module, _CANON)
 

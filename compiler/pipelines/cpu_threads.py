@@ -185,6 +185,15 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
     sizes = _loop_sizes(op)
+    from max.compiler.pipelines import layout_schedule
+
+    if kind in layout_schedule.LAYOUT_KINDS:  # split a parallel loop, not loop 0
+        total = 1
+        for s in sizes:
+            total *= s if s != ir.ShapedType.get_dynamic_size() else MIN_PARALLEL_ELEMENTS
+        if 0 in sizes or total < MIN_PARALLEL_ELEMENTS:
+            return None
+        return layout_schedule.thread_plan(op, kind, sizes, n)
     if 0 in sizes or not _rows_worth_it(sizes, n):  # 0: no work, and tiling it aborts MLIR
         return None
     # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init

@@ -33,6 +33,15 @@ def _run(module: ir.Module, pipeline: str) -> None:
         raise CompilationError(f"CPU pipeline failed: {e}") from e
 
 
+@register_pass("mo-duplicate-widenings", "clone an f16/bf16 -> f32 widening per consumer "
+               "(before fusion, which would otherwise keep a whole f32 copy)")
+def duplicate_widenings(module: ir.Module) -> None:
+    from max.compiler.pipelines.widenings import duplicate_widenings as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
 @register_pass("mo-dps-inits", "give every destination-passing chain its own init "
                "(before eliminate-empty-tensors)")
 def dps_inits(module: ir.Module) -> None:
