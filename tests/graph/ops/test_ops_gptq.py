@@ -146,8 +146,9 @@ def test_the_schedule_vectorizes_the_decoding() -> None:
     g = build([tt(DType.float32, 32, 256), tt(DType.uint8, 136, 128)],
               lambda x, q: ops.qmatmul(GPTQ, _config(64), x, q))
     kinds = tile_loop_kinds(g)
-    # The decoding, the accumulators' fill (CSE'd into one) and the two matmuls.
-    assert kinds == [("linalg.fill", "elementwise"), ("linalg.generic", "elementwise"),
+    # The decoding (it reads the codes across their rows: the transpose schedule's 16x16
+    # blocks), the accumulators' fill (CSE'd into one) and the two matmuls.
+    assert kinds == [("linalg.fill", "elementwise"), ("linalg.generic", "transpose"),
                      ("linalg.matmul", "matmul"), ("linalg.matmul", "matmul")]
 
 
