@@ -30,6 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from max.compiler.pipelines import matmul_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -214,8 +215,10 @@ def _tag(module: ir.Module) -> Tags:
                 if not op.name.startswith("linalg."):
                     continue
                 kind = classify(op)
-                if kind is None:
-                    continue
+                if kind is None or matmul_schedule.FUSED in op.attributes:
+                    continue  # (a fused matmul or fill: its epilogue's schedule takes it)
+                if matmul_schedule.EPILOGUE in op.attributes:
+                    kind = "epilogue"
                 sid = len(tags)
                 op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
                 op.attributes[KIND] = ir.StringAttr.get(kind)
@@ -223,7 +226,12 @@ def _tag(module: ir.Module) -> Tags:
                 if kind == "reduction":
                     rank = len(_iterators(op))
                 plan = conv_tiles(op) if op.name in CONV_KINDS else None
-                tags[sid] = (kind, rank, plan[1] if plan else ())
+                tiles: Levels = plan[1] if plan else ()
+                if kind == "matmul":
+                    tiles = matmul_schedule.mark_matmul(op)
+                elif kind == "epilogue":
+                    tiles = matmul_schedule.epilogue_tiles(op)
+                tags[sid] = (kind, rank, tiles)
     return tags
 
 
@@ -270,9 +278,12 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     if kind in ("conv", "window", "copy"):
         # Tile sizes divide the static dims: no remainder to peel.
         body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
+    elif kind == "epilogue":
+        body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
     elif kind == "matmul":
-        body = _tile(f"%o{sid}", f"a{sid}", [MC, NC, KC])
-        body += _tile(f"%a{sid}", f"b{sid}", [MR, NR, 1]) + _done(f"%b{sid}")
+        cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
+        body = _tile(f"%o{sid}", f"a{sid}", list(cache))
+        body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")
         # n first: peeling m clones the n loop, which would invalidate its handle.
         body += _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
     elif kind == "elementwise":
@@ -375,6 +386,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
+    matmul_schedule.fuse_epilogues(module, classify)
     tags = _tag(module)
     if not tags:
         return 0
@@ -394,6 +406,9 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
 def _vector_sizes(op: ir.Operation) -> list[int] | bool:
     """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
+    recorded = matmul_schedule.vector_sizes(op)
+    if recorded is not None:
+        return recorded
     if op.name == "linalg.matmul":
         return [MR, NR, 1]
     if op.name == "linalg.fill":
