@@ -370,7 +370,8 @@ def _mark(module: ir.Module,
     for op in _walk(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
-        if TILED not in op.attributes or not _in_loop(op):
+        # (A static tile may have lost its loops: a peeled corner runs once.)
+        if TILED not in op.attributes or not (_in_loop(op) or _static(op)):
             continue
         sizes = pick(op)
         if sizes is False:
@@ -408,7 +409,7 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
     """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
     recorded = matmul_schedule.vector_sizes(op)
     if recorded is not None:
-        return recorded
+        return None if _static(op) else recorded
     if op.name == "linalg.matmul":
         return [MR, NR, 1]
     if op.name == "linalg.fill":

@@ -203,18 +203,18 @@ def parallel_script(plans: dict[int, Plan], n: int) -> str:
         body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
                 f"in %root : ({_ANY}) -> {_ANY}\n")
         chain = () if operand is None else (operand,) if isinstance(operand, int) else operand
-        if chain:
-            body += (f"    %i{sid}_0 = transform.get_producer_of_operand %m{sid}[{chain[0]}] : "
+        # Every producer's handle is taken before tiling: after it, the fused op's operand
+        # is a slice of its producer, not the producer itself.
+        for j, nxt in enumerate(chain):
+            of = f"%m{sid}" if j == 0 else f"%i{sid}_{j - 1}"
+            body += (f"    %i{sid}_{j} = transform.get_producer_of_operand {of}[{nxt}] : "
                      f"({_ANY}) -> {_ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
                  f"{how} {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
         fuse = ""
-        for j, nxt in enumerate(chain):
+        for j in range(len(chain)):
             fuse += (f"    %ff{sid}_{j}, %fb{sid}_{j} = transform.structured.fuse_into_containing_op "
                      f"%i{sid}_{j} into %fa{sid} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n")
-            if j + 1 < len(chain):
-                fuse += (f"    %i{sid}_{j + 1} = transform.get_producer_of_operand "
-                         f"%ff{sid}_{j}[{chain[j + 1]}] : ({_ANY}) -> {_ANY}\n")
         if fuse:
             body += _suppress(fuse)
         s += _suppress(body)

@@ -80,7 +80,9 @@ def _epilogue_tiles(mm: ir.Operation) -> Tiles:
     nc = NC
     while k != _DYN and nc > nr and k * nc * 4 > B_BLOCK_BYTES:
         nc //= 2
-    return (_fit(m, MC, mr), _fit(n, max(nc, nr), nr), 0), (mr, nr, 1)
+    mc, nc = _fit(m, MC, mr), _fit(n, max(nc, nr), nr)
+    # 0: a cache tile that covers its whole static dim is no loop (and no fusion level).
+    return (0 if mc == m else mc, 0 if nc == n else nc, 0), (mr, nr, 1)
 
 
 def _set_vsizes(op: ir.Operation, sizes: list[int]) -> None:
@@ -309,15 +311,21 @@ def epilogue_schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> st
     pulled into each level; the fused matmul's K is tiled by 1 (the accumulator is hoisted
     into registers later), and the register loops are peeled (n first: peeling m clones it).
     """
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _loop, _peel, _tile
 
     (mc, nc, _), (mr, nr, _), (p,) = plan
     s = (f"    %em{sid} = transform.get_producer_of_operand {g}[{p}] : ({_ANY}) -> {_ANY}\n"
          f"    %ef{sid} = transform.get_producer_of_operand %em{sid}[2] : ({_ANY}) -> {_ANY}\n")
-    s += _tile(g, f"ea{sid}", [mc, nc])
-    s += _fuse(f"%em{sid}", f"%ea{sid}l#1", f"em1{sid}")
-    s += _fuse(f"%ef{sid}", f"%ea{sid}l#1", f"ef1{sid}")
-    s += _tile(f"%ea{sid}", f"eb{sid}", [mr, nr])
+    loops = (mc > 0) + (nc > 0)
+    if loops:  # cache tiles, the matmul and fill pulled into the innermost of their loops
+        s += _tile(g, f"ea{sid}", [mc, nc])
+        s += _fuse(f"%em{sid}", _loop(f"ea{sid}", loops - 1, loops), f"em1{sid}")
+        s += _fuse(f"%ef{sid}", _loop(f"ea{sid}", loops - 1, loops), f"ef1{sid}")
+        g = f"%ea{sid}"
+    else:
+        s += f"    %em1{sid} = transform.merge_handles %em{sid} : {_ANY}\n"
+        s += f"    %ef1{sid} = transform.merge_handles %ef{sid} : {_ANY}\n"
+    s += _tile(g, f"eb{sid}", [mr, nr])
     s += _fuse(f"%em1{sid}", f"%eb{sid}l#1", f"em2{sid}")
     s += _fuse(f"%ef1{sid}", f"%eb{sid}l#1", f"ef2{sid}")
     s += _tile(f"%em2{sid}", f"ek{sid}", [0, 0, 1])

@@ -109,15 +109,19 @@ def test_epilogue_symbolic_rows(threads: int, monkeypatch: pytest.MonkeyPatch) -
     _run_epilogue("residual", (2, 45), 24, 70, threads, monkeypatch, sym=("batch", "seq"))
 
 
-def test_epilogue_is_one_group_with_no_linalg_left() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,k,n", [(67, 256, 100), (300, 64, 600), (128, 384, 1536)])
+def test_epilogue_is_one_group_with_no_linalg_left(threads: int, m: int, k: int, n: int) -> None:
     """The bias+GELU generic is tagged as the matmul's epilogue; its matmul and fill are not
-    scheduled by themselves, and nothing is left to plain loops."""
-    w = np.ones((64, 96), np.float32)
-    b = np.ones(96, np.float32)
+    scheduled by themselves (with threads: both fused into the forall), and nothing is left
+    to plain loops."""
+    w = np.ones((k, n), np.float32)
+    b = np.ones(n, np.float32)
     text = _text(lambda x: ops.gelu(x @ ops.constant(w, DType.float32, CPU)
-                                    + ops.constant(b, DType.float32, CPU)), [(1, 40, 64)])
+                                    + ops.constant(b, DType.float32, CPU)), [(1, m, k)])
     assert _kinds(text) == ["epilogue"]
-    _, mem = _scheduled(text).split("// ---- memrefs")
+    tagged, mem = _scheduled(text, threads).split("// ---- memrefs")
+    assert ("scf.forall" in tagged) == (threads > 1)
     assert "linalg." not in mem
     assert "vector.fma" in mem or "vector.contract" in mem or "vector.outerproduct" in mem
 
