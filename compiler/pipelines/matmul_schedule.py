@@ -31,6 +31,8 @@ SMALL_M_NR = {1: 128, 2: 64, 3: 32, 4: 32, 5: 32, 6: 32, 7: 32}
 N_SPLIT_ROWS = 64  # up to this many static rows, threads split N (columns) instead of rows
 B_BLOCK_BYTES = 512 * 1024  # K x NC panel of B an epilogue's cache tile keeps in L2
 
+LEVEL = "cache"  # where the epilogue meets the matmul: "cache" (C block) or "register"
+EPI_MC = 64  # rows of an epilogue's cache tile: a 64 x 256 C block is 64 KiB
 VSIZES = "mo.vsizes"  # i64 array: masked vector sizes bounding each remainder tile
 EPILOGUE = "mo.epi"  # on an epilogue generic: the operand index of its matmul
 FUSED = "mo.fused"  # on the matmul and fill of an epilogue group: not tagged by themselves
@@ -80,9 +82,12 @@ def _epilogue_tiles(mm: ir.Operation) -> Tiles:
     nc = NC
     while k != _DYN and nc > nr and k * nc * 4 > B_BLOCK_BYTES:
         nc //= 2
-    mc, nc = _fit(m, MC, mr), _fit(n, max(nc, nr), nr)
+    kc = 0
+    if LEVEL == "cache":  # a C block that stays in L2 between the matmul and the epilogue
+        nc, kc = NC, _fit(k, KC, 16)
+    mc, nc = _fit(m, EPI_MC if LEVEL == "cache" else MC, mr), _fit(n, max(nc, nr), nr)
     # 0: a cache tile that covers its whole static dim is no loop (and no fusion level).
-    return (0 if mc == m else mc, 0 if nc == n else nc, 0), (mr, nr, 1)
+    return (0 if mc == m else mc, 0 if nc == n else nc, 0 if kc == k else kc), (mr, nr, 1)
 
 
 def _set_vsizes(op: ir.Operation, sizes: list[int]) -> None:
@@ -313,7 +318,7 @@ def epilogue_schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> st
     """
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _loop, _peel, _tile
 
-    (mc, nc, _), (mr, nr, _), (p,) = plan
+    (mc, nc, kc), (mr, nr, _), (p,) = plan
     s = (f"    %em{sid} = transform.get_producer_of_operand {g}[{p}] : ({_ANY}) -> {_ANY}\n"
          f"    %ef{sid} = transform.get_producer_of_operand %em{sid}[2] : ({_ANY}) -> {_ANY}\n")
     loops = (mc > 0) + (nc > 0)
@@ -325,12 +330,30 @@ def epilogue_schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> st
     else:
         s += f"    %em1{sid} = transform.merge_handles %em{sid} : {_ANY}\n"
         s += f"    %ef1{sid} = transform.merge_handles %ef{sid} : {_ANY}\n"
+    if LEVEL == "cache":
+        return s + _cache_level(sid, g, (mr, nr), kc)
     s += _tile(g, f"eb{sid}", [mr, nr])
     s += _fuse(f"%em1{sid}", f"%eb{sid}l#1", f"em2{sid}")
     s += _fuse(f"%ef1{sid}", f"%eb{sid}l#1", f"ef2{sid}")
     s += _tile(f"%em2{sid}", f"ek{sid}", [0, 0, 1])
     s += _done(f"%eb{sid}") + _done(f"%ek{sid}") + _done(f"%ef2{sid}")
     s += _peel(f"%eb{sid}l#1", f"epn{sid}") + _peel(f"%eb{sid}l#0", f"epm{sid}")
+    return s
+
+
+def _cache_level(sid: int, g: str, reg: tuple[int, int], kc: int) -> str:
+    """Matmul, fill and epilogue each register-tiled inside the shared cache tile: the
+    matmul keeps its K blocks, the epilogue reads the C block from cache, not memory."""
+    from max.compiler.pipelines.cpu_schedule import _done, _peel, _tile
+
+    mr, nr = reg
+    s = _tile(f"%em1{sid}", f"ck{sid}", [0, 0, kc]) if kc else ""
+    mm = f"%ck{sid}" if kc else f"%em1{sid}"
+    s += _tile(mm, f"cm{sid}", [mr, nr, 1]) + _done(f"%cm{sid}")
+    s += _tile(f"%ef1{sid}", f"cf{sid}", [mr, nr]) + _done(f"%cf{sid}")
+    s += _tile(g, f"cg{sid}", [mr, nr]) + _done(f"%cg{sid}")
+    for name in ("cm", "cf", "cg"):
+        s += _peel(f"%{name}{sid}l#1", f"p{name}n{sid}") + _peel(f"%{name}{sid}l#0", f"p{name}m{sid}")
     return s
 
 

@@ -99,7 +99,10 @@ def test_epilogue_matches_numpy(name: str, lead: tuple, k: int, n: int, threads:
 
 @pytest.mark.parametrize("lead,k,n", [((1,), 9, 1), ((9,), 65, 257), ((1, 1, 257), 31, 40),
                                       ((3, 67), 300, 64)])
-def test_epilogue_odd_sizes(lead: tuple, k: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("level", ["cache", "register"])
+def test_epilogue_odd_sizes(lead: tuple, k: int, n: int, level: str,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matmul_schedule, "LEVEL", level)
     _run_epilogue("bias_gelu", lead, k, n, 2, monkeypatch)
 
 
