@@ -131,6 +131,8 @@ def classify(op: ir.Operation) -> str | None:
         if all(str(t.element_type) == "f32" for t in ts) and _body_ok(op):
             return "matmul"
         return None
+    if name == "linalg.batch_matmul":
+        return matmul_schedule.classify_bmm(op) if _body_ok(op) else None
     if name == "linalg.fill":
         return "elementwise" if _operands_ok(op) else None
     if name != "linalg.generic" or not _operands_ok(op) or not _body_ok(op):
@@ -229,6 +231,8 @@ def _tag(module: ir.Module) -> Tags:
                 tiles: Levels = plan[1] if plan else ()
                 if kind == "matmul":
                     tiles = matmul_schedule.mark_matmul(op)
+                elif kind == "bmm":
+                    tiles = matmul_schedule.mark_bmm(op)
                 elif kind == "epilogue":
                     tiles = matmul_schedule.epilogue_tiles(op)
                 tags[sid] = (kind, rank, tiles)
@@ -280,7 +284,7 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
     elif kind == "epilogue":
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
-    elif kind == "matmul":
+    elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
         cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
         body = _tile(f"%o{sid}", f"a{sid}", list(cache))
         body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")

@@ -138,7 +138,7 @@ Plan = tuple[int, int | tuple[int, ...] | None, int, int]
 
 def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
     """How ``op`` goes on threads, or None."""
-    if kind in ("matmul", "epilogue"):  # rows, or columns for few rows (matmul_schedule)
+    if kind in ("matmul", "epilogue", "bmm"):  # rows, or columns for few rows (matmul_schedule)
         from max.compiler.pipelines.matmul_schedule import thread_plan
 
         return thread_plan(op, kind, n, MIN_PARALLEL_MACS, MIN_ROWS)

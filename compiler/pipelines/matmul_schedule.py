@@ -44,8 +44,9 @@ Tiles = tuple[tuple[int, int, int], tuple[int, int, int]]
 # ----------------------------------------------------------------------------- shapes
 
 def _mnk(mm: ir.Operation) -> tuple[int, int, int]:
+    """(m, n, k) of a matmul or batch matmul."""
     a, b = (ir.RankedTensorType(v.type) for v in list(mm.operands)[:2])
-    return a.shape[0], b.shape[1], a.shape[1]
+    return a.shape[-2], b.shape[-1], a.shape[-1]
 
 
 def _fit(size: int, limit: int, step: int) -> int:
@@ -108,6 +109,23 @@ def mark_matmul(mm: ir.Operation) -> Tiles:
     return t
 
 
+def classify_bmm(op: ir.Operation) -> str | None:
+    """``bmm`` for an f32 ``linalg.batch_matmul`` on rank-3 tensors (attention), else None."""
+    ts = [ir.RankedTensorType(v.type) for v in op.operands]
+    if all(t.rank == 3 and str(t.element_type) == "f32" for t in ts):
+        return "bmm"
+    return None
+
+
+def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Tiles of a batch matmul: one batch element per cache tile, then the matmul's tiles
+    (no register loop over the batch: it is 1 already). Records its vector sizes."""
+    m, n, k = _mnk(op)
+    mr, nr = register_tile(m)
+    _set_vsizes(op, [1, mr, nr, 1])
+    return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1)
+
+
 # ----------------------------------------------------------------------------- threads
 
 Plan = tuple[int, "int | tuple[int, ...] | None", int, int]
@@ -133,6 +151,15 @@ def thread_plan(op: ir.Operation, kind: str, threads: int, min_macs: int,
     Many rows: ``threads`` equal parts of M. Few static rows: parts of N, a multiple of the
     register tile NR wide, so only the last part has a remainder.
     """
+    if kind == "bmm":  # one batch element per part: attention heads split over threads
+        batch = ir.RankedTensorType(op.operands[0].type).shape[0]
+        m, n, k = _mnk(op)
+        if 0 in (batch, m, n, k) or (batch != _DYN and batch < threads):
+            return None
+        macs = (batch if batch != _DYN else threads) * m * n * k
+        if _DYN in (m, n, k) or macs >= min_macs:
+            return 4, 2, 0, 0
+        return None
     if kind == "epilogue":
         p = ir.IntegerAttr(op.attributes[EPILOGUE]).value
         mm = _op(op.operands[p].owner)
@@ -363,6 +390,6 @@ def _fuse(producer: str, loop: str, name: str) -> str:
             f"into {loop} : ({any_}, {any_}) -> ({any_}, {any_})\n")
 
 
-__all__ = ["EPILOGUE", "FUSED", "VSIZES", "epilogue_schedule", "epilogue_tiles",
-           "fuse_epilogues", "mark_matmul", "register_tile", "thread_plan", "tiles",
+__all__ = ["EPILOGUE", "FUSED", "VSIZES", "classify_bmm", "epilogue_schedule", "epilogue_tiles",
+           "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile", "thread_plan", "tiles",
            "vector_sizes"]

@@ -159,3 +159,36 @@ def test_few_rows_split_columns_over_threads() -> None:
     assert "scf.forall" in tagged
     forall = tagged[tagged.index("scf.forall"):].split("\n")[0]
     assert "512" in forall or "(2)" in forall, forall
+
+
+@pytest.mark.parametrize("batch,m,k,n", [((12,), 128, 64, 128), ((1, 12), 128, 128, 64),
+                                         ((3,), 1, 7, 9), ((5,), 9, 33, 130), ((2, 3), 33, 5, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_matmul_matches_numpy(batch: tuple, m: int, k: int, n: int, threads: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention-shaped batch matmuls (3-D and 4-D operands), heads split over threads."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((*batch, m, k), dtype=np.float32)
+    b = rng.standard_normal((*batch, k, n), dtype=np.float32)
+    c = Compiled(_text(lambda x, y: x @ y, [a.shape, b.shape]))
+    (out,), _ = c([a, b], [((*batch, m, n), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_batch_matmul_symbolic_sizes_one_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
+    c = Compiled(_text(lambda x, y: x @ y, [("b", "m", 40), ("b", 40, "n")]))
+    rng = np.random.default_rng(0)
+    for bsz, m, n in [(1, 1, 1), (12, 128, 128), (3, 9, 33)]:
+        a = rng.standard_normal((bsz, m, 40), dtype=np.float32)
+        b = rng.standard_normal((bsz, 40, n), dtype=np.float32)
+        (out,), _ = c([a, b], [((bsz, m, n), "float32")])
+        check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_attention_batch_matmul_splits_heads_over_threads() -> None:
+    text = _text(lambda x, y: x @ y, [(12, 128, 64), (12, 64, 128)])
+    assert _kinds(text) == ["bmm", "elementwise"]  # and its zero fill
+    tagged, mem = _scheduled(text, threads=2).split("// ---- memrefs")
+    assert "scf.forall" in tagged and "linalg." not in mem
