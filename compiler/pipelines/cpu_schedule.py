@@ -374,8 +374,9 @@ def _mark(module: ir.Module,
     for op in _walk(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
-        # (A static tile may have lost its loops: a peeled corner runs once.)
-        if TILED not in op.attributes or not (_in_loop(op) or _static(op)):
+        # (A static matmul-group tile may have lost its loops: a peeled corner runs once.)
+        corner = _static(op) and matmul_schedule.VSIZES in op.attributes
+        if TILED not in op.attributes or not (_in_loop(op) or corner):
             continue
         sizes = pick(op)
         if sizes is False:
