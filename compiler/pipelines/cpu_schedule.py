@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
-from max.compiler.pipelines import layout_schedule
+from max.compiler.pipelines import layout_schedule, matmul_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -137,6 +137,8 @@ def classify(op: ir.Operation) -> str | None:
         if all(str(t.element_type) == "f32" for t in ts) and _body_ok(op):
             return "matmul"
         return None
+    if name == "linalg.batch_matmul":
+        return matmul_schedule.classify_bmm(op) if _body_ok(op) else None
     if name == "linalg.fill":
         return "elementwise" if _operands_ok(op) else None
     if name != "linalg.generic" or not _operands_ok(op) or not _body_ok(op):
@@ -222,8 +224,10 @@ def _tag(module: ir.Module) -> Tags:
                 if not op.name.startswith("linalg."):
                     continue
                 kind = classify(op)
-                if kind is None:
-                    continue
+                if kind is None or matmul_schedule.FUSED in op.attributes:
+                    continue  # (a fused matmul or fill: its epilogue's schedule takes it)
+                if matmul_schedule.EPILOGUE in op.attributes:
+                    kind = "epilogue"
                 sid = len(tags)
                 op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
                 op.attributes[KIND] = ir.StringAttr.get(kind)
@@ -231,9 +235,16 @@ def _tag(module: ir.Module) -> Tags:
                 if kind == "reduction":
                     rank = len(_iterators(op))
                 plan = conv_tiles(op) if op.name in CONV_KINDS else None
+                tiles: Levels = plan[1] if plan else ()
                 if kind in layout_schedule.LAYOUT_KINDS:
-                    plan = (kind, layout_schedule.tag(op, kind))
-                tags[sid] = (kind, rank, plan[1] if plan else ())
+                    tiles = layout_schedule.tag(op, kind)
+                elif kind == "matmul":
+                    tiles = matmul_schedule.mark_matmul(op)
+                elif kind == "bmm":
+                    tiles = matmul_schedule.mark_bmm(op)
+                elif kind == "epilogue":
+                    tiles = matmul_schedule.epilogue_tiles(op)
+                tags[sid] = (kind, rank, tiles)
     return tags
 
 
@@ -282,9 +293,12 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
     elif kind in layout_schedule.LAYOUT_KINDS:
         body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
-    elif kind == "matmul":
-        body = _tile(f"%o{sid}", f"a{sid}", [MC, NC, KC])
-        body += _tile(f"%a{sid}", f"b{sid}", [MR, NR, 1]) + _done(f"%b{sid}")
+    elif kind == "epilogue":
+        body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
+    elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
+        cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
+        body = _tile(f"%o{sid}", f"a{sid}", list(cache))
+        body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")
         # n first: peeling m clones the n loop, which would invalidate its handle.
         body += _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
     elif kind == "elementwise":
@@ -372,7 +386,8 @@ def _mark(module: ir.Module,
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
         # Not only in loops: a tile whose loop had one iteration (a [1, 63] fill, a static
-        # remainder of a peeled 2-D tiling) is no longer in one (see schedule_tensors).
+        # remainder of a peeled 2-D tiling, a matmul group's peeled corner) is no longer in
+        # one (see schedule_tensors).
         if TILED not in op.attributes:
             continue
         sizes = pick(op)
@@ -390,6 +405,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
     _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
+    matmul_schedule.fuse_epilogues(module, classify)
     tags = _tag(module)
     if not tags:
         return 0
@@ -403,7 +419,9 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
     # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
     # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
-    targets = _mark(module, lambda op: None if _static(op) and _in_loop(op) else False)
+    # Matmul-group tiles are never fills: their static corners outside loops are safe here.
+    targets = _mark(module, lambda op: None if _static(op) and (
+        _in_loop(op) or matmul_schedule.VSIZES in op.attributes) else False)
     if targets:
         _apply(module, _vectorize_script(targets))
     _run(module, _HOIST)
@@ -412,6 +430,9 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
 def _vector_sizes(op: ir.Operation) -> list[int] | bool:
     """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
+    recorded = matmul_schedule.vector_sizes(op)
+    if recorded is not None:
+        return None if _static(op) else recorded
     if op.name == "linalg.matmul":
         return [MR, NR, 1]
     if op.name == "linalg.fill":

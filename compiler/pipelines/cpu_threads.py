@@ -100,24 +100,6 @@ def num_threads() -> int:
     return n if n > 1 and omp_library_dir() is not None else 1
 
 
-def _matmul_worth_it(op: ir.Operation) -> bool:
-    """Whether splitting the rows of ``C[M,N] = A[M,K] @ B[K,N]`` over threads pays.
-
-    A dynamic M counts as large (a batch): the work per row N*K must still be worth a fork.
-    """
-    a, b = (ir.RankedTensorType(v.type) for v in list(op.operands)[:2])
-    m, k = a.shape
-    n = b.shape[1]
-    if 0 in (m, n, k):
-        return False  # nothing to split (and tiling a static 0 beside a dynamic dim aborts)
-    dyn = ir.ShapedType.get_dynamic_size()
-    if n == dyn or k == dyn:
-        return True  # unknown: the batch of a large layer, most likely
-    if m == dyn:
-        return n * k >= MIN_PARALLEL_MACS // 64
-    return m >= MIN_ROWS and m * n * k >= MIN_PARALLEL_MACS
-
-
 def _loop_sizes(op: ir.Operation) -> list[int]:
     """Static size of each loop of a linalg.generic (dynamic size where unknown)."""
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
@@ -149,15 +131,17 @@ def _rows_worth_it(sizes: list[int], n: int) -> bool:
     return sizes[0] * rest >= MIN_PARALLEL_ELEMENTS
 
 
-# (number of loops, operand whose producer to fuse or None, loop to split, its tile size or
-# 0 for n equal parts)
-Plan = tuple[int, int | None, int, int]
+# (number of loops, operand whose producer to fuse or None (a tuple: a chain, each the next
+# producer's operand), loop to split, its tile size or 0 for n equal parts)
+Plan = tuple[int, int | tuple[int, ...] | None, int, int]
 
 
 def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
     """How ``op`` goes on threads, or None."""
-    if kind == "matmul":
-        return (3, 2, 0, 0) if _matmul_worth_it(op) else None
+    if kind in ("matmul", "epilogue", "bmm"):  # rows, or columns for few rows (matmul_schedule)
+        from max.compiler.pipelines.matmul_schedule import thread_plan
+
+        return thread_plan(op, kind, n, MIN_PARALLEL_MACS, MIN_ROWS)
     if kind in ("conv", "window"):
         # Split the batch, or else the output rows; the init fill goes with each part.
         from max.compiler.pipelines.conv_schedule import conv_macs
@@ -231,15 +215,21 @@ def parallel_script(plans: dict[int, Plan], n: int) -> str:
         how = "tile_sizes" if size else "num_threads"
         body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
                 f"in %root : ({_ANY}) -> {_ANY}\n")
-        if operand is not None:
-            body += (f"    %i{sid} = transform.get_producer_of_operand %m{sid}[{operand}] : "
+        chain = () if operand is None else (operand,) if isinstance(operand, int) else operand
+        # Every producer's handle is taken before tiling: after it, the fused op's operand
+        # is a slice of its producer, not the producer itself.
+        for j, nxt in enumerate(chain):
+            of = f"%m{sid}" if j == 0 else f"%i{sid}_{j - 1}"
+            body += (f"    %i{sid}_{j} = transform.get_producer_of_operand {of}[{nxt}] : "
                      f"({_ANY}) -> {_ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
                  f"{how} {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
-        if operand is not None:
-            body += _suppress(
-                f"    %ff{sid}, %fb{sid} = transform.structured.fuse_into_containing_op "
-                f"%i{sid} into %fa{sid} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n")
+        fuse = ""
+        for j in range(len(chain)):
+            fuse += (f"    %ff{sid}_{j}, %fb{sid}_{j} = transform.structured.fuse_into_containing_op "
+                     f"%i{sid}_{j} into %fa{sid} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n")
+        if fuse:
+            body += _suppress(fuse)
         s += _suppress(body)
     return _HEADER + s + _FOOTER
 

@@ -72,21 +72,24 @@ class Target:
         return [s.text(opts) for s in self.stages
                 if (schedule or not s.schedule) and (s.when is None or opts.get(s.when))]
 
-    def run(self, module: ir.Module, *, schedule: bool = True, until: str | None = None,
-            **options: Any) -> None:
+    def run(self, module: ir.Module, *, schedule: bool = True, after: str | None = None,
+            until: str | None = None, **options: Any) -> None:
         """Runs the pipeline on ``module`` in place.
 
-        ``until``: stop after the first stage whose element starts with this text (tests and
-        ``max-opt`` users look at the module between two stages).
+        ``after`` / ``until``: start after / stop after the first stage whose element starts
+        with this text (tests and ``max-opt`` users look at the module between two stages).
         """
         elements = self.pipeline(schedule=schedule, **options)
-        if until is not None:
-            ends = [i for i, e in enumerate(elements) if e.startswith(until)]
-            if not ends:
-                raise ValueError(f"target {self.name!r} has no stage {until!r}: {elements}")
-            elements = elements[:ends[0] + 1]
-        for element in elements:
+        first = 0 if after is None else self._index(elements, after) + 1
+        last = len(elements) if until is None else self._index(elements, until) + 1
+        for element in elements[first:last]:
             run_element(module, element)
+
+    def _index(self, elements: list[str], name: str) -> int:
+        for i, e in enumerate(elements):
+            if e.startswith(name):
+                return i
+        raise ValueError(f"target {self.name!r} has no stage {name!r}: {elements}")
 
 
 def run_element(module: ir.Module, element: str) -> None:

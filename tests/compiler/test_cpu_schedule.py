@@ -103,13 +103,13 @@ def test_static_rows_with_a_symbolic_k() -> None:
 
 
 @pytest.mark.parametrize("batch", [(12,), ("b",), (2, 3)])
-def test_batched_matmul_is_scheduled_per_batch_element(batch: tuple) -> None:
-    """[*batch, m, k] @ [*batch, k, n] (attention's q @ k^T): one scheduled linalg.matmul per
-    batch element, not a batched generic left to plain loops."""
+def test_batched_matmul_is_one_scheduled_batch_matmul(batch: tuple) -> None:
+    """[*batch, m, k] @ [*batch, k, n] (attention's q @ k^T): one scheduled
+    linalg.batch_matmul over the collapsed batch, not a batched generic left to plain loops."""
     text = one_op_module("matmul", [("f32", (*batch, 16, 24)), ("f32", (*batch, 24, 32))],
                          ("f32", (*batch, 16, 32)))
     scheduled = _scheduled_ir(text)
-    assert "linalg.generic" not in scheduled and "linalg.matmul" not in scheduled
+    assert "linalg." not in scheduled
     assert scheduled.count("vector.fma") >= 8
     shape = tuple(3 if d == "b" else d for d in batch)
     rng = np.random.default_rng(len(batch))

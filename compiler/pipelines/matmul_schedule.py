@@ -1,0 +1,395 @@
+"""Matmul schedules: tiles chosen by shape, threads split by shape, fused epilogues.
+
+Hooks (see :mod:`cpu_schedule` and :mod:`cpu_threads`):
+
+* :func:`fuse_epilogues`, before tagging: an elementwise ``linalg.generic`` that consumes a 2-D
+  ``linalg.matmul`` (directly, or through the ``tensor.reshape`` that puts back the rows the
+  lowering collapsed: ``x[b, s, h] @ w + bias``) becomes one *epilogue group*. The generic is
+  rewritten to 2-D over the matmul's rows where needed, tagged ``epilogue``, and its matmul and
+  the matmul's zero fill are left untagged: the epilogue's schedule pulls them into its tiles
+  (``fuse_into_containing_op`` fuses producers, so the consumer is tiled), and each 8x32
+  accumulator runs through the bias/activation in registers before its one store.
+* :func:`tiles`: the cache and register tiles of a matmul of this shape. Rows fewer than a
+  register tile (decode-style ``[1..7, K] @ [K, N]``) get a register tile of exactly that many
+  rows, wider in N, instead of a masked 8-row tile that computes mostly padding.
+* :func:`thread_plan`: few rows (<= :data:`N_SPLIT_ROWS`) are split over threads by columns:
+  each thread then reads half of B (the weights, the bulk of the traffic) and not all of it.
+* :data:`VSIZES`: the vector sizes that bound every remainder tile of a tagged op, kept on
+  the op (tiling clones keep attributes) for the masked vectorization after bufferization.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import tensor
+
+MC, NC, KC = 256, 256, 64  # cache tile of a plain matmul (MLIR-FACTS 1)
+MR, NR = 8, 32  # register tile: 16 zmm accumulators
+# Static row counts below MR: a tile of exactly those rows; N widened to keep ~8 accumulators
+# in flight (FMA latency 4 x 2 ports). Powers of two only: vector<48> legalizes to scalars.
+SMALL_M_NR = {1: 128, 2: 64, 3: 32, 4: 32, 5: 32, 6: 32, 7: 32}
+N_SPLIT_ROWS = 64  # up to this many static rows, threads split N (columns) instead of rows
+B_BLOCK_BYTES = 512 * 1024  # K x NC panel of B an epilogue's cache tile keeps in L2
+
+LEVEL = "cache"  # where the epilogue meets the matmul: "cache" (C block) or "register"
+EPI_MC = 64  # rows of an epilogue's cache tile: a 64 x 256 C block is 64 KiB
+VSIZES = "mo.vsizes"  # i64 array: masked vector sizes bounding each remainder tile
+EPILOGUE = "mo.epi"  # on an epilogue generic: the operand index of its matmul
+FUSED = "mo.fused"  # on the matmul and fill of an epilogue group: not tagged by themselves
+
+_DYN = ir.ShapedType.get_dynamic_size()
+Tiles = tuple[tuple[int, int, int], tuple[int, int, int]]
+
+
+# ----------------------------------------------------------------------------- shapes
+
+def _mnk(mm: ir.Operation) -> tuple[int, int, int]:
+    """(m, n, k) of a matmul or batch matmul."""
+    a, b = (ir.RankedTensorType(v.type) for v in list(mm.operands)[:2])
+    return a.shape[-2], b.shape[-1], a.shape[-1]
+
+
+def _fit(size: int, limit: int, step: int) -> int:
+    """A tile <= ``limit``: the largest multiple of ``step`` dividing a static ``size`` (so the
+    cache loop leaves no remainder tile), else ``limit``."""
+    if size != _DYN and size <= limit:
+        return max(size, 1)
+    if size != _DYN:
+        for t in range(limit - limit % step, 2 * step - 1, -step):
+            if size % t == 0:
+                return t
+    return limit
+
+
+def register_tile(m: int) -> tuple[int, int]:
+    """(MR, NR) for ``m`` rows (dynamic: the 8x32 tile)."""
+    if m != _DYN and 0 < m < MR:
+        return m, SMALL_M_NR[m]
+    return MR, NR
+
+
+def tiles(mm: ir.Operation) -> Tiles:
+    """Cache tile [MC, NC, KC] and register tile [MR, NR, 1] of a 2-D ``linalg.matmul``."""
+    m, n, k = _mnk(mm)
+    mr, nr = register_tile(m)
+    return (_fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (mr, nr, 1)
+
+
+def _epilogue_tiles(mm: ir.Operation) -> Tiles:
+    """Cache tile [MC, NC, 0]: K is not blocked (the accumulator lives across all of K, then
+    meets the epilogue); NC keeps the K x NC panel of B within :data:`B_BLOCK_BYTES`."""
+    m, n, k = _mnk(mm)
+    mr, nr = register_tile(m)
+    nc = NC
+    while k != _DYN and nc > nr and k * nc * 4 > B_BLOCK_BYTES:
+        nc //= 2
+    kc = 0
+    if LEVEL == "cache":  # a C block that stays in L2 between the matmul and the epilogue
+        nc, kc = NC, _fit(k, KC, 16)
+    mc, nc = _fit(m, EPI_MC if LEVEL == "cache" else MC, mr), _fit(n, max(nc, nr), nr)
+    # 0: a cache tile that covers its whole static dim is no loop (and no fusion level).
+    return (0 if mc == m else mc, 0 if nc == n else nc, 0 if kc == k else kc), (mr, nr, 1)
+
+
+def _set_vsizes(op: ir.Operation, sizes: list[int]) -> None:
+    op.attributes[VSIZES] = ir.DenseI64ArrayAttr.get(sizes)
+
+
+def vector_sizes(op: ir.Operation) -> list[int] | None:
+    """The masked vector sizes recorded on ``op`` (or a tiled clone of it), or None."""
+    if VSIZES not in op.attributes:
+        return None
+    return list(ir.DenseI64ArrayAttr(op.attributes[VSIZES]))
+
+
+def mark_matmul(mm: ir.Operation) -> Tiles:
+    """Tiles of a plain tagged matmul; records its register tile as its vector sizes."""
+    t = tiles(mm)
+    _set_vsizes(mm, list(t[1]))
+    return t
+
+
+def classify_bmm(op: ir.Operation) -> str | None:
+    """``bmm`` for an f32 ``linalg.batch_matmul`` on rank-3 tensors (attention), else None."""
+    ts = [ir.RankedTensorType(v.type) for v in op.operands]
+    if all(t.rank == 3 and str(t.element_type) == "f32" for t in ts):
+        return "bmm"
+    return None
+
+
+def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Tiles of a batch matmul: one batch element per cache tile, then the matmul's tiles
+    (no register loop over the batch: it is 1 already). Records its vector sizes."""
+    m, n, k = _mnk(op)
+    mr, nr = register_tile(m)
+    _set_vsizes(op, [1, mr, nr, 1])
+    return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1)
+
+
+# ----------------------------------------------------------------------------- threads
+
+Plan = tuple[int, "int | tuple[int, ...] | None", int, int]
+
+
+def _worth_it(m: int, n: int, k: int, min_macs: int, min_rows: int, threads: int) -> bool:
+    if 0 in (m, n, k):
+        return False  # nothing to split (and tiling a static 0 beside a dynamic dim aborts)
+    if n == _DYN or k == _DYN:
+        return True  # unknown: the batch of a large layer, most likely
+    if m == _DYN:
+        return n * k >= min_macs // 64
+    if m < min_rows:
+        # Too few rows to split: split the columns, if each thread gets whole register tiles.
+        return m * n * k >= min_macs and n >= threads * NR
+    return m * n * k >= min_macs
+
+
+def thread_plan(op: ir.Operation, kind: str, threads: int, min_macs: int,
+                min_rows: int) -> Plan | None:
+    """How a tagged matmul (or epilogue generic) goes on ``threads`` threads, or None.
+
+    Many rows: ``threads`` equal parts of M. Few static rows: parts of N, a multiple of the
+    register tile NR wide, so only the last part has a remainder.
+    """
+    if kind == "bmm":  # one batch element per part: attention heads split over threads
+        batch = ir.RankedTensorType(op.operands[0].type).shape[0]
+        m, n, k = _mnk(op)
+        if 0 in (batch, m, n, k) or (batch != _DYN and batch < threads):
+            return None
+        macs = (batch if batch != _DYN else threads) * m * n * k
+        if _DYN in (m, n, k) or macs >= min_macs:
+            return 4, 2, 0, 0
+        return None
+    if kind == "epilogue":
+        p = ir.IntegerAttr(op.attributes[EPILOGUE]).value
+        mm = _op(op.operands[p].owner)
+        loops, fuse = 2, (p, 2)  # the matmul, then its fill, into each thread's part
+    else:
+        mm, loops, fuse = op, 3, 2
+    m, n, k = _mnk(mm)
+    if not _worth_it(m, n, k, min_macs, min_rows, threads):
+        return None
+    if m != _DYN and (m <= N_SPLIT_ROWS or m < min_rows) and n != _DYN and n >= threads * NR:
+        part = -(-n // threads)
+        return loops, fuse, 1, -(-part // NR) * NR
+    return loops, fuse, 0, 0
+
+
+# ----------------------------------------------------------------------------- epilogues
+
+def _op(x: object) -> ir.Operation | None:
+    """The Operation of an op or OpView (None for a block argument's owner, a Block)."""
+    if isinstance(x, ir.Operation):
+        return x
+    return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
+
+
+def _used_only_by(v: ir.Value, op: ir.Operation) -> bool:
+    uses = list(v.uses)
+    owner = _op(uses[0].owner) if len(uses) == 1 else None
+    return owner is not None and owner == _op(op)
+
+
+def _is_f32_matmul(op: ir.Operation) -> bool:
+    if op.name != "linalg.matmul" or len(op.results) != 1:
+        return False
+    ts = [ir.RankedTensorType(v.type) for v in op.operands]
+    return all(t.rank == 2 and str(t.element_type) == "f32" for t in ts)
+
+
+def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.Operation] | None:
+    """(operand index, matmul) of an elementwise generic reading a matmul's whole result."""
+    rank = len(maps[0].results) if maps else 0
+    for i, v in enumerate(list(g.operands)[:-1]):
+        if maps[i] != ir.AffineMap.get_identity(rank):
+            continue
+        owner = _op(v.owner)
+        if owner is None:
+            continue
+        if rank > 2:
+            # The row collapse put back: tensor.reshape(matmul [rows, n]) -> [*lead, n].
+            if owner.name != "tensor.reshape" or not _used_only_by(owner.results[0], g):
+                continue
+            src = _op(owner.operands[0].owner)
+            n_out = ir.RankedTensorType(v.type).shape[-1]
+            if src is None or not _is_f32_matmul(src):
+                continue
+            if ir.RankedTensorType(src.results[0].type).shape[1] != n_out:
+                continue
+            if not _used_only_by(src.results[0], owner):
+                continue
+            return i, src
+        if _is_f32_matmul(owner) and _used_only_by(owner.results[0], g):
+            return i, owner
+    return None
+
+
+def _flat_map(m: ir.AffineMap, rank: int) -> ir.AffineMap | None:
+    """``m`` over 2 loops (rows, n) where it reads only the last loop and constants."""
+    exprs = []
+    for e in m.results:
+        if isinstance(e, ir.AffineConstantExpr):
+            exprs.append(e)
+        elif isinstance(e, ir.AffineDimExpr) and ir.AffineDimExpr(e).position == rank - 1:
+            exprs.append(ir.AffineDimExpr.get(1))
+        else:
+            return None
+    return ir.AffineMap.get(2, 0, exprs)
+
+
+def _body_reads_output_or_index(g: ir.Operation) -> bool:
+    block = g.regions[0].blocks[0]
+    if len(list(block.arguments[len(block.arguments) - 1].uses)):
+        return True
+    return any(op.operation.name == "linalg.index" for op in block.operations)
+
+
+def _flatten(g: ir.Operation, p: int, mm: ir.Operation, maps: list[ir.AffineMap]) -> bool:
+    """Rewrites the rank-r epilogue ``g`` to 2-D over the matmul's [rows, n]; False if it can't."""
+    rank = len(maps[0].results)
+    ins = list(g.operands)[:-1]
+    new_maps: list[ir.AffineMap | None] = []
+    for i, v in enumerate(ins):
+        if i == p or maps[i] == ir.AffineMap.get_identity(rank):
+            new_maps.append(None)  # identity: viewed as [rows, n]
+        else:
+            fm = _flat_map(maps[i], rank)
+            if fm is None:
+                return False
+            new_maps.append(fm)
+    reshape = _op(g.operands[p].owner)
+    out_t = ir.RankedTensorType(g.results[0].type)
+    mm_t = ir.RankedTensorType(mm.results[0].type)
+    with ir.InsertionPoint(g):
+        sizes = [mm_t.shape[d] if mm_t.shape[d] != _DYN else tensor.dim(mm.results[0], _idx(d))
+                 for d in range(2)]
+        shape2 = tensor.from_elements(ir.RankedTensorType.get([2], ir.IndexType.get()),
+                                      [s if isinstance(s, ir.Value) else _idx(s) for s in sizes])
+        for i, v in enumerate(ins):
+            if i == p:
+                g.operands[i] = mm.results[0]
+            elif new_maps[i] is None:
+                et = ir.RankedTensorType(v.type).element_type
+                g.operands[i] = tensor.reshape(ir.RankedTensorType.get(mm_t.shape, et), v, shape2)
+        g.operands[len(ins)] = tensor.empty(sizes, out_t.element_type)
+    ident = ir.AffineMap.get_identity(2)
+    g.attributes["indexing_maps"] = ir.ArrayAttr.get(
+        [ir.AffineMapAttr.get(m or ident) for m in new_maps] + [ir.AffineMapAttr.get(ident)])
+    g.attributes["iterator_types"] = ir.ArrayAttr.get(
+        list(ir.ArrayAttr(g.attributes["iterator_types"]))[:2])
+    result = g.results[0]
+    result.set_type(ir.RankedTensorType.get(mm_t.shape, out_t.element_type))
+    with ir.InsertionPoint.after(g):
+        back = tensor.reshape(out_t, result, reshape.operands[1])
+    result.replace_all_uses_except(back, back.owner.operation)
+    reshape.operation.erase()
+    return True
+
+
+def _idx(i: int) -> ir.Value:
+    from mlir.dialects import arith
+
+    return arith.constant(ir.IndexType.get(), i)
+
+
+def fuse_epilogues(module: ir.Module, classify) -> int:
+    """Forms the epilogue groups of every function (see the module doc); returns how many."""
+    count = 0
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        for block in fn.operation.regions[0].blocks:
+            for child in list(block.operations):
+                g = child.operation
+                if g.name != "linalg.generic" or classify(g) != "elementwise":
+                    continue
+                if len(g.results) != 1 or _body_reads_output_or_index(g):
+                    continue
+                maps = [ir.AffineMapAttr(a).value
+                        for a in ir.ArrayAttr(g.attributes["indexing_maps"])]
+                found = _matmul_operand(g, maps)
+                if found is None or classify(found[1]) != "matmul":
+                    continue
+                p, mm = found
+                fill = _op(mm.operands[2].owner)
+                if (fill is None or fill.name != "linalg.fill"
+                        or not _used_only_by(fill.results[0], mm)):
+                    continue
+                if len(maps[0].results) > 2:
+                    with g.location:
+                        if not _flatten(g, p, mm, maps):
+                            continue
+                cache, reg = _epilogue_tiles(mm)
+                g.attributes[EPILOGUE] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), p)
+                for op in (mm, fill):
+                    op.attributes[FUSED] = ir.UnitAttr.get()
+                _set_vsizes(g, list(reg[:2]))
+                _set_vsizes(fill, list(reg[:2]))
+                _set_vsizes(mm, list(reg))
+                count += 1
+    return count
+
+
+def epilogue_tiles(g: ir.Operation) -> tuple[tuple[int, ...], ...]:
+    """(cache tile, register tile, (matmul operand index,)) of an epilogue generic."""
+    p = ir.IntegerAttr(g.attributes[EPILOGUE]).value
+    return (*_epilogue_tiles(g.operands[p].owner), (p,))
+
+
+def epilogue_schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> str:
+    """Transform ops (inside a suppressed sequence) for the epilogue group of generic ``g``.
+
+    The generic is tiled to cache tiles and then to register tiles, the matmul and its fill
+    pulled into each level; the fused matmul's K is tiled by 1 (the accumulator is hoisted
+    into registers later), and the register loops are peeled (n first: peeling m clones it).
+    """
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _loop, _peel, _tile
+
+    (mc, nc, kc), (mr, nr, _), (p,) = plan
+    s = (f"    %em{sid} = transform.get_producer_of_operand {g}[{p}] : ({_ANY}) -> {_ANY}\n"
+         f"    %ef{sid} = transform.get_producer_of_operand %em{sid}[2] : ({_ANY}) -> {_ANY}\n")
+    loops = (mc > 0) + (nc > 0)
+    if loops:  # cache tiles, the matmul and fill pulled into the innermost of their loops
+        s += _tile(g, f"ea{sid}", [mc, nc])
+        s += _fuse(f"%em{sid}", _loop(f"ea{sid}", loops - 1, loops), f"em1{sid}")
+        s += _fuse(f"%ef{sid}", _loop(f"ea{sid}", loops - 1, loops), f"ef1{sid}")
+        g = f"%ea{sid}"
+    else:
+        s += f"    %em1{sid} = transform.merge_handles %em{sid} : {_ANY}\n"
+        s += f"    %ef1{sid} = transform.merge_handles %ef{sid} : {_ANY}\n"
+    if LEVEL == "cache":
+        return s + _cache_level(sid, g, (mr, nr), kc)
+    s += _tile(g, f"eb{sid}", [mr, nr])
+    s += _fuse(f"%em1{sid}", f"%eb{sid}l#1", f"em2{sid}")
+    s += _fuse(f"%ef1{sid}", f"%eb{sid}l#1", f"ef2{sid}")
+    s += _tile(f"%em2{sid}", f"ek{sid}", [0, 0, 1])
+    s += _done(f"%eb{sid}") + _done(f"%ek{sid}") + _done(f"%ef2{sid}")
+    s += _peel(f"%eb{sid}l#1", f"epn{sid}") + _peel(f"%eb{sid}l#0", f"epm{sid}")
+    return s
+
+
+def _cache_level(sid: int, g: str, reg: tuple[int, int], kc: int) -> str:
+    """Matmul, fill and epilogue each register-tiled inside the shared cache tile: the
+    matmul keeps its K blocks, the epilogue reads the C block from cache, not memory."""
+    from max.compiler.pipelines.cpu_schedule import _done, _peel, _tile
+
+    mr, nr = reg
+    s = _tile(f"%em1{sid}", f"ck{sid}", [0, 0, kc]) if kc else ""
+    mm = f"%ck{sid}" if kc else f"%em1{sid}"
+    s += _tile(mm, f"cm{sid}", [mr, nr, 1]) + _done(f"%cm{sid}")
+    s += _tile(f"%ef1{sid}", f"cf{sid}", [mr, nr]) + _done(f"%cf{sid}")
+    s += _tile(g, f"cg{sid}", [mr, nr]) + _done(f"%cg{sid}")
+    for name in ("cm", "cf", "cg"):
+        s += _peel(f"%{name}{sid}l#1", f"p{name}n{sid}") + _peel(f"%{name}{sid}l#0", f"p{name}m{sid}")
+    return s
+
+
+def _fuse(producer: str, loop: str, name: str) -> str:
+    any_ = "!transform.any_op"
+    return (f"    %{name}, %{name}c = transform.structured.fuse_into_containing_op {producer} "
+            f"into {loop} : ({any_}, {any_}) -> ({any_}, {any_})\n")
+
+
+__all__ = ["EPILOGUE", "FUSED", "VSIZES", "classify_bmm", "epilogue_schedule", "epilogue_tiles",
+           "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile", "thread_plan", "tiles",
+           "vector_sizes"]
