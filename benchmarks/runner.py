@@ -125,6 +125,9 @@ def _check(engine: str, run: Run, want: np.ndarray, bg: BenchGraph) -> int | str
     return max(1, min(1000, int(MIN_SAMPLE_S / max(once, 1e-9))))
 
 
+SETTLE_S = 0.3  # longer than any peer's thread-pool spin (libiomp5: 200 ms)
+
+
 def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, list[float]]:
     """The samples of each engine, ms. They come in rounds: in each, every engine (the order
     rotated) makes one untimed call, then a block of consecutive samples. Blocks, not one
@@ -133,11 +136,16 @@ def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str,
     drift of the machine's load spreads over all engines."""
     samples: dict[str, list[float]] = {e: [] for e in runs}
     order = list(runs)
+    # Before each block, the previous engine's spinning threads are left to go idle (libiomp5
+    # spins 200 ms, libgomp and ONNX Runtime's pool a while too): measured without it, a
+    # short multi-threaded op of whichever engine came next waited for a core a whole time
+    # slice (p@v: median 3.95 ms, fastest sample 0.097 ms, in one run).
     rounds = min(repeat, 3)
     for r in range(rounds):
         block = repeat // rounds + (r < repeat % rounds)
         for engine in order[r % len(order):] + order[:r % len(order)]:
             run, n = runs[engine], inner[engine]
+            time.sleep(SETTLE_S)
             if not run.prepare:
                 run.call()
             for _ in range(block):
