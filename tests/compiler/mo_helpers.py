@@ -111,3 +111,16 @@ def check(actual: np.ndarray, expected: np.ndarray, *, rtol: float = 1e-6,
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def scheduled_ir(text: str, until: str = "mo-fast-math") -> str:
+    """An MO module's text through the CPU target up to the stage ``until`` (by default the
+    memref level: scheduled, vectorized, before the LLVM lowering)."""
+    from max.compiler.lowering import lower_to_linalg
+    from max.compiler.targets.cpu import CPU
+
+    with make_context():
+        m = ir.Module.parse(text)
+        lower_to_linalg(m)
+        CPU.run(m, until=until)
+        return str(m)

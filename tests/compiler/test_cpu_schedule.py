@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
+from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
 
-from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu_schedule
-from max.compiler.targets.cpu import CPU
 
 
 @pytest.fixture(autouse=True)
@@ -18,22 +16,13 @@ def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
 
 
-def _scheduled_ir(text: str) -> str:
-    """The module after the schedule and vector lowering, before LLVM lowering."""
-    with make_context():
-        m = ir.Module.parse(text)
-        lower_to_linalg(m)
-        CPU.run(m, until="mo-fast-math")
-        return str(m)
-
-
 def _matmul_text(m: int | str, n: int, k: int, batch: tuple = ()) -> str:
     return one_op_module("matmul", [("f32", (*batch, m, k)), ("f32", (k, n))],
                          ("f32", (*batch, m, n)))
 
 
 def test_matmul_becomes_fmas_with_no_linalg_left() -> None:
-    text = _scheduled_ir(_matmul_text(64, 64, 64))
+    text = scheduled_ir(_matmul_text(64, 64, 64))
     assert "linalg." not in text
     assert text.count("vector.fma") >= 8
     assert "vector.mask" not in text  # divisible: no remainder
@@ -78,7 +67,7 @@ def test_static_batch_rows_stay_one_scheduled_matmul(batch: tuple[int, ...]) -> 
     collapse_shape was folded back into a 4-loop generic that stayed plain loops (100x
     slower); the numbers must still be numpy's."""
     text = _matmul_text(16, 32, 24, batch=batch)
-    scheduled = _scheduled_ir(text)
+    scheduled = scheduled_ir(text)
     assert "linalg.generic" not in scheduled and "linalg.matmul" not in scheduled
     assert scheduled.count("vector.fma") >= 8
     c = Compiled(text)
@@ -108,7 +97,7 @@ def test_batched_matmul_is_one_scheduled_batch_matmul(batch: tuple) -> None:
     linalg.batch_matmul over the collapsed batch, not a batched generic left to plain loops."""
     text = one_op_module("matmul", [("f32", (*batch, 16, 24)), ("f32", (*batch, 24, 32))],
                          ("f32", (*batch, 16, 32)))
-    scheduled = _scheduled_ir(text)
+    scheduled = scheduled_ir(text)
     assert "linalg." not in scheduled
     assert scheduled.count("vector.fma") >= 8
     shape = tuple(3 if d == "b" else d for d in batch)
@@ -129,7 +118,7 @@ def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
             f'  %2 = "mo.relu"(%1) : ({t}) -> {t}\n'
             f'  %3 = "mo.exp"(%2) : ({t}) -> {t}\n'
             f"  func.return %3 : {t}\n}}\n")
-    ir_text = _scheduled_ir(text)
+    ir_text = scheduled_ir(text)
     assert "linalg." not in ir_text and "math.exp" not in ir_text
     c = Compiled(text)
     rng = np.random.default_rng(2)
@@ -236,6 +225,6 @@ def test_row_ops_are_vector_code_with_no_linalg_left(op: str) -> None:
         text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 256)), "axis = 1 : i64")
     else:
         text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 1)), "axis = 1 : i64")
-    ir_text = _scheduled_ir(text)
+    ir_text = scheduled_ir(text)
     assert "vector.reduction" in ir_text
     assert "linalg." not in ir_text

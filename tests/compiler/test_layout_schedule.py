@@ -6,11 +6,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from mlir import ir
-from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
+from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
 
-from max.compiler.lowering import lower_to_linalg
-from max.compiler.targets.cpu import CPU
 
 NP = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
@@ -19,15 +16,6 @@ NP = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
 def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """A schedule failure raises here instead of silently compiling plain loops."""
     monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
-
-
-def scheduled_ir(text: str) -> str:
-    """The module after the schedule and the vector lowering (the memref level)."""
-    with make_context():
-        m = ir.Module.parse(text)
-        lower_to_linalg(m)
-        CPU.run(m, until="mo-fast-math")
-        return str(m)
 
 
 def unscheduled_ops(text: str) -> list[str]:
