@@ -20,9 +20,6 @@ from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
 from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL
-
-_from_buffer = ctypes.c_char.from_buffer
-_addressof = ctypes.addressof
 from max.runtime.shapes import DimFn, compile_dim, is_symbol
 
 
@@ -214,10 +211,7 @@ class CpuExecutable:
                 for k in range(plan.rank - 1, -1, -1):
                     strides[k] = acc
                     acc *= shape[k]
-            try:
-                p = _addressof(_from_buffer(arr))
-            except (TypeError, ValueError, BufferError):  # read-only or empty
-                p = arr.ctypes.data
+            p = data_pointer(arr)
             desc.allocated = p
             desc.aligned = p
         if self._has_exprs:
@@ -248,10 +242,7 @@ class CpuExecutable:
                     p = data_pointer(out)
             else:
                 out = np.empty(shape, plan.dtype)
-                try:
-                    p = _addressof(_from_buffer(out))
-                except (TypeError, ValueError, BufferError):  # empty
-                    p = out.ctypes.data
+                p = data_pointer(out)
             desc.allocated = p
             desc.aligned = p
             outs.append(out)

@@ -57,7 +57,7 @@ class CpuFunction:
             GIL while it runs.
         num_args: the number of descriptor pointers it takes.
         free: the function that frees memory the code allocated and returned (the model's
-            own ``max_scratch_free`` where it links the scratch allocator, else libc's
+            own ``max_scratch_free`` where it links the scratch allocator; None: libc's
             ``free``); it keeps the code mapped while it lives.
     """
 
@@ -65,13 +65,10 @@ class CpuFunction:
         self.fn = fn
         self.num_args = num_args
         self._keepalive = keepalive  # the CDLL or ExecutionEngine: unmapping it kills `fn`
-        self.free = free if free is not None else _libc_free
+        self.free = free  # None: libc's (memref.adopt_allocation's default)
 
 
 _FREE_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_libc_free = ctypes.CDLL(None).free
-_libc_free.argtypes = [ctypes.c_void_p]
-_libc_free.restype = None
 
 
 def loaded_artifact_count() -> int:

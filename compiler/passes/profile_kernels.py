@@ -33,7 +33,7 @@ from mlir import ir
 from mlir.dialects import arith, llvm
 
 from max.compiler.passes.registry import CompilationError, register_pass
-from max.compiler.pipelines.kernel_names import kernel_label
+from max.compiler.pipelines.kernel_names import is_plain_op, kernel_label
 from max.runtime.artifact import profile_symbol
 
 PROFILE_ATTR = "mo.kernel_profile"
@@ -50,7 +50,6 @@ _WRITES = frozenset({
 # Top-level ops without regions that are kernels by themselves.
 _TOP_KERNELS = frozenset({"memref.copy", "func.call", "vector.transfer_write", "vector.store",
                           "vector.maskedstore", "vector.scatter"})
-_LINALG_FREE = frozenset({"linalg.yield", "linalg.index"})
 
 # The helpers, in the LLVM dialect (the .so links libc: clock_gettime is there). Linux's
 # CLOCK_MONOTONIC is 1 and its struct timespec two i64s (x86-64, aarch64).
@@ -113,13 +112,12 @@ def is_kernel(op: ir.Operation) -> bool:
         return True
     if not len(op.regions):
         return False
-    return any(n in _WRITES or (n.startswith("linalg.") and n not in _LINALG_FREE)
-               for n in _walk_names(op))
+    return any(n in _WRITES or is_plain_op(n) for n in _walk_names(op))
 
 
 def is_plain(op: ir.Operation) -> bool:
     """Whether a kernel is left to plain scalar loops: it still holds a linalg op."""
-    return any(n.startswith("linalg.") and n not in _LINALG_FREE for n in _walk_names(op))
+    return any(is_plain_op(n) for n in _walk_names(op))
 
 
 def is_vector(op: ir.Operation) -> bool:

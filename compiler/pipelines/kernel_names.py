@@ -35,6 +35,12 @@ def mo_op_names(op: ir.Operation) -> list[str]:
     return list(seen)
 
 
+def is_plain_op(name: str) -> bool:
+    """Whether an op of this name, still present after the schedule (at the memref level),
+    becomes plain scalar loops: every linalg op but the parts of another's body."""
+    return name.startswith("linalg.") and name not in ("linalg.yield", "linalg.index")
+
+
 def kernel_label(op: ir.Operation) -> str:
     """A short name for the kernel ``op`` computes: its MO ops joined by ``+`` (max. 6)."""
     names = mo_op_names(op)
@@ -44,4 +50,4 @@ def kernel_label(op: ir.Operation) -> str:
     return "+".join(short[:6]) + ("+..." if len(short) > 6 else "")
 
 
-__all__ = ["kernel_label", "location_names", "mo_op_names"]
+__all__ = ["is_plain_op", "kernel_label", "location_names", "mo_op_names"]

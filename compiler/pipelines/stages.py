@@ -2,7 +2,8 @@
 
 Each is a thin entry to its implementation, so that a target (``compiler/targets/``) lists
 them by name beside upstream passes, and ``max-opt`` replays any one of them on a module saved
-between two stages (``--print-ir-after-all`` shows every stage of ``mo-cpu-pipeline``).
+between two stages (``--print-ir-after-all`` with the elements of ``CPU.pipeline()`` shows
+each stage's result).
 """
 
 from __future__ import annotations
@@ -10,27 +11,19 @@ from __future__ import annotations
 import os
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, register_pass
-from max.compiler.pipelines.kernel_names import kernel_label
+from max.compiler.pipelines.cpu import _run
+from max.compiler.pipelines.kernel_names import is_plain_op, kernel_label
 
 # Module attribute set by mo-record-fallbacks: the kernels left to plain loops.
 FALLBACKS_ATTR = "mo.fallbacks"
-_NOT_KERNELS = ("linalg.yield", "linalg.index")
 
 
 def _threads(threads: int) -> int:
     from max.compiler.pipelines import cpu_threads
 
     return cpu_threads.num_threads() if threads <= 0 else threads
-
-
-def _run(module: ir.Module, pipeline: str) -> None:
-    try:
-        PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
-    except Exception as e:  # MLIRError carries the diagnostics naming the failing op
-        raise CompilationError(f"CPU pipeline failed: {e}") from e
 
 
 @register_pass("mo-duplicate-widenings", "clone an f16/bf16 -> f32 widening per consumer "
@@ -107,7 +100,7 @@ def plain_kernels(module: ir.Module) -> list[str]:
     found: dict[str, None] = {}
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name.startswith("linalg.") and op.name not in _NOT_KERNELS:
+        if is_plain_op(op.name):
             found.setdefault(f"{kernel_label(op)} ({op.name})", None)
             return ir.WalkResult.SKIP
         return ir.WalkResult.ADVANCE
@@ -133,8 +126,8 @@ def set_fallbacks(module: ir.Module, records: list[str]) -> None:
 @register_pass("mo-record-fallbacks", "record the kernels left to plain loops as the module's "
                "mo.fallbacks (after bufferization and the schedule)")
 def record_fallbacks(module: ir.Module) -> None:
-    set_fallbacks(module, fallbacks(module) + [r for r in plain_kernels(module)
-                                               if r not in fallbacks(module)])
+    known = fallbacks(module)  # a whole-module fallback's record comes first
+    set_fallbacks(module, known + [r for r in plain_kernels(module) if r not in known])
 
 
 @register_pass("mo-forall-to-openmp", "scf.forall (the schedule's thread split) -> OpenMP "

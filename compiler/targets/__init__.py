@@ -9,7 +9,6 @@ anywhere else, in the compiler or in the tests.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,6 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from max.compiler.passes.registry import CompilationError, all_passes, split_element
-
-log = logging.getLogger("max.compiler")
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,12 @@ def _restore(module: ir.Module, snapshot: ir.Operation) -> None:
     with module.context, ir.InsertionPoint(body):
         for op in snapshot.regions[0].blocks[0].operations:
             op.operation.clone()
-    for attr in list(module.operation.attributes):
-        if attr.name == _stages.FALLBACKS_ATTR:
-            del module.operation.attributes[attr.name]
+    # The module's own attributes too (a failed run may have set some, e.g. mo.fallbacks).
+    attrs = module.operation.attributes
+    for attr in list(attrs):
+        del attrs[attr.name]
+    for attr in snapshot.attributes:
+        attrs[attr.name] = attr.attr
 
 
 __all__ = ["CPU", "CompilationError", "lower"]

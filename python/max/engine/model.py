@@ -85,6 +85,10 @@ def _spec(tensor: TensorRecord, default_name: str) -> TensorSpec:
                       tensor.name or default_name, dims=dims)
 
 
+# execute()'s fast path takes these input types (no conversion).
+_PLAIN_INPUTS = frozenset((np.ndarray, Tensor))
+
+
 class Model:
     """A loaded model that you can execute.
 
@@ -124,9 +128,6 @@ class Model:
         self._in_sigs = executable.inputs[: self._n_in]
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
-        # The plain case, taken by execute() without per-input branches: numpy arrays and
-        # Tensors, no buffer inputs.
-        self._plain = frozenset((np.ndarray, Tensor))
 
     @classmethod
     def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
@@ -198,7 +199,7 @@ class Model:
             # The fast path: numpy arrays and Tensors, C-contiguous and aligned. Anything
             # else takes the general loop below (conversion, copies); run() checks dtypes
             # and shapes either way.
-            plain = self._plain
+            plain = _PLAIN_INPUTS
             arrays = []
             for a in args:
                 t = type(a)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import os
 import pathlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
-
-import logging
 
 from max.driver import CPU, Device
 from max.engine.model import Model
