@@ -19,7 +19,7 @@ import numpy as np
 from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
-from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL
+from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL, aligned_empty
 from max.runtime.shapes import DimFn, compile_dim, is_symbol
 
 
@@ -238,8 +238,8 @@ class CpuExecutable:
                     out, p = pool.empty(shape, plan.dtype,
                                         plan.dtype.itemsize * math.prod(shape))
                 else:
-                    out = np.empty(shape, plan.dtype)
-                    p = data_pointer(out)
+                    out, p = aligned_empty(shape, plan.dtype,
+                                           plan.dtype.itemsize * math.prod(shape))
             else:
                 out = np.empty(shape, plan.dtype)
                 p = data_pointer(out)

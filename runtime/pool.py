@@ -60,6 +60,22 @@ def pool_limit_from_env(name: str = POOL_BYTES_ENV) -> int:
     return value
 
 
+#: Every output of at least MIN_POOLED_BYTES starts on this boundary, pooled or not: the
+#: compiled code streams into large outputs with aligned non-temporal stores when they are
+#: (``compiler/pipelines/streaming_stores.py``; it checks, and runs plain stores otherwise).
+OUTPUT_ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype,
+                  nbytes: int) -> tuple[np.ndarray, int]:
+    """An uninitialized C-contiguous array on an :data:`OUTPUT_ALIGNMENT` boundary, outside the
+    pool (turned off), and its data address."""
+    raw = np.empty(nbytes + OUTPUT_ALIGNMENT, np.uint8)
+    skip = -raw.ctypes.data % OUTPUT_ALIGNMENT
+    out = raw[skip:skip + nbytes].view(dtype).reshape(shape)
+    return out, raw.ctypes.data + skip
+
+
 class _Lent:
     """Owns one lent block for as long as any array over it lives; then returns it."""
 

@@ -140,6 +140,15 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
             _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=_threads(threads)))
 
 
+@register_pass("mo-streaming-stores", "non-temporal stores into large outputs that nothing "
+               "reads back (no read-for-ownership traffic)")
+def streaming_stores(module: ir.Module) -> None:
+    from max.compiler.pipelines.streaming_stores import mark
+
+    with module.context:
+        mark(module)
+
+
 @register_pass("mo-lower-to-llvm", "loops, vectors, memrefs, math, OpenMP -> LLVM dialect, "
                "checked (nothing unconverted may remain)")
 def lower_to_llvm(module: ir.Module) -> None:

@@ -33,6 +33,7 @@ CPU = Target("cpu", (
     Stage("mo-record-fallbacks"),
     # After dealloc + canonicalize: constants inside omp.wsloop fail its verifier (MLIR-FACTS).
     Stage("mo-forall-to-openmp", ("threads",), schedule=True),
+    Stage("mo-streaming-stores", schedule=True),
     Stage("mo-profile-kernels", when="profile"),  # each top-level op of the entry: a kernel
     Stage("mo-lower-to-llvm"),
 ), defaults=(("threads", 0), ("profile", False)))
