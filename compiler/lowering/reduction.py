@@ -154,37 +154,63 @@ def _arg(op: str) -> None:
     @lowering(f"mo.{op}")
     @functools.partial(in_f32, types=FLOAT8)
     def rule(ctx: LoweringContext) -> list[ir.Value]:
+        """Two reductions the CPU schedule vectorizes (one reduction with two results, value
+        and index, it cannot): the extreme value ``m``, then the first index whose element
+        matches it, ``min(i if match(x[i], m) else BIG)``. A row holding a NaN has ``m`` NaN
+        (maximumf/minimumf propagate it), and its first NaN matches: numpy's answer."""
         x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
         axis = ctx.axis(x_t.rank)
         check_not_empty(ctx, x_t, axis)
         kind = kind_of(x_t.element_type)
-        if kind_of(out_t.element_type) not in ("sint", "uint"):
+        out_kind = kind_of(out_t.element_type)
+        if out_kind not in ("sint", "uint"):
             raise ctx.error("the result must have an integer dtype")
-        et = element_type(x_t.element_type)
         it = element_type(out_t.element_type)
-        low = op == "argmax"
-        best0 = fill(scalar(et, identity_value("max" if low else "min", x_t.element_type)),
-                     ctx.empty(out_t, x_t.element_type))
-        idx0 = fill(scalar(it, 0), ctx.empty(out_t))
+        extreme = "max" if op == "argmax" else "min"
+        m = reduce_axes(ctx, ctx.operands[0], x_t, [axis], BINARY[extreme][kind],
+                        identity_value(extreme, x_t.element_type), keepdims=False)
         rank = x_t.rank
-        out_map = dims_map(rank, [None if i == axis else i for i in range(rank)])
+        kept = [i for i in range(rank) if i != axis]
+        row_map = dims_map(rank, kept)
+        first = BINARY["min"][out_kind]
 
-        def body(v: ir.Value, best: ir.Value, bi: ir.Value) -> list[ir.Value]:
-            # Strict comparison keeps the first occurrence; the first NaN wins, as in numpy.
+        # The positions come in as a tensor, not as linalg.index in the reduction: the
+        # schedule tiles this reduction into vector-wide partial ones, and the index inside a
+        # partial reduction's body is its position inside the tile (MLIR 22). A
+        # tensor.generate, not a linalg op, so that fusion does not put the index back.
+        iota = _positions(ctx, it, x_t.dims[axis])
+        never = scalar(it, _never(it, out_kind))
+
+        def body(v: ir.Value, mv: ir.Value, i: ir.Value, acc: ir.Value) -> ir.Value:
             if kind == "float":
-                better = arith.cmpf(F.OGT if low else F.OLT, v, best)
-                nan_first = arith.andi(arith.cmpf(F.UNO, v, v), arith.cmpf(F.ORD, best, best))
-                better = arith.ori(better, nan_first)
+                match = arith.ori(arith.cmpf(F.OEQ, v, mv), arith.cmpf(F.UNO, v, v))
             else:
-                pred = {("sint", True): I.sgt, ("sint", False): I.slt}.get(
-                    (kind, low), I.ugt if low else I.ult)
-                better = arith.cmpi(pred, v, best)
-            i = index_to(it, linalg_index(axis))
-            return [arith.select(better, v, best), arith.select(better, i, bi)]
+                match = arith.cmpi(I.eq, v, mv)
+            return first(arith.select(match, i, never), acc)
 
-        res = generic([ctx.operands[0]], [best0, idx0], [identity_map(rank), out_map, out_map],
-                      [REDUCTION if i == axis else PARALLEL for i in range(rank)], body)
-        return [res[1]]
+        flat_t = out_t.with_dims(tuple(d for i, d in enumerate(out_t.dims) if i != axis))
+        idx0 = fill(never, ctx.empty(flat_t))
+        idx = generic([ctx.operands[0], m, iota], [idx0],
+                      [identity_map(rank), row_map, dims_map(rank, [axis]), row_map],
+                      [REDUCTION if i == axis else PARALLEL for i in range(rank)], body)[0]
+        return [_keep_axes(ctx, idx, out_t.with_dims(x_t.dims), [axis])]
+
+
+def _positions(ctx: LoweringContext, t: ir.Type, n: Dim) -> ir.Value:
+    """``[0, 1, .., n - 1]`` as a 1-D tensor of ``t``."""
+    dyn = ir.ShapedType.get_dynamic_size()
+    static = n if isinstance(n, int) else dyn
+    extents = [] if isinstance(n, int) else [ctx.dim_value(n)]
+    gen = tensor.GenerateOp(ir.RankedTensorType.get([static], t), extents)
+    block = gen.regions[0].blocks.append(ir.IndexType.get())
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(index_to(t, block.arguments[0]))
+    return gen.result
+
+
+def _never(t: ir.Type, kind: str) -> int:
+    """An index no element has: the largest value of the result type."""
+    return int_max(t, kind == "sint")
 
 
 for _op in ("argmax", "argmin"):

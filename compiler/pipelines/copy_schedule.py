@@ -6,6 +6,9 @@ result, a fill that two users need): ``mo-copies-to-linalg`` makes those ``memre
 ``[1, .., 1, VEC]`` and vectorized with masks of those sizes, like the remainders of stage 2 of
 ``cpu_schedule``: the vector sizes bound every tile, so no access leaves its slice. A copy the
 transforms cannot handle stays a loop and is recorded by ``mo-record-fallbacks``.
+
+The same goes for a ``linalg.map`` on memrefs: what a ``tensor.generate`` bufferizes to (the
+positions ``[0, n)`` that argmax/argmin read), vectorized with ``linalg.index`` as a vector step.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def _copies(module: ir.Module) -> list[ir.Operation]:
     found: list[ir.Operation] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "linalg.copy" and all(
+        if op.name in ("linalg.copy", "linalg.map") and all(
                 isinstance(v.type, ir.MemRefType) and ir.MemRefType(v.type).rank >= 1
                 for v in op.operands):
             found.append(op)
@@ -41,7 +44,7 @@ def vectorize_copies(module: ir.Module) -> int:
     script = ""
     for i, op in enumerate(copies):
         op.attributes[_CID] = ir.IntegerAttr.get(i64, i)
-        rank = ir.MemRefType(op.operands[0].type).rank
+        rank = ir.MemRefType(op.operands[-1].type).rank
         sizes = [1] * (rank - 1) + [cpu_schedule.VEC]
         body = (f"    %t{i}, %l{i}:{rank} = transform.structured.tile_using_for %c{i} "
                 f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"

@@ -155,11 +155,17 @@ def classify(op: ir.Operation) -> str | None:
         return layout_schedule.classify(op, identity) or ("elementwise" if identity else None)
     reductions = [i for i, it in enumerate(iters) if "reduction" in it]
     # tile_reduction_using_for asserts (aborts) on a constant in the output map: (d0, 0).
+    # tile_reduction_using_for leaves linalg.index in a partial reduction's body relative to
+    # its tile (MLIR 22): an argmax-style body would compute wrong positions.
     if (reductions == [len(iters) - 1] and len(op.results) == 1 and len(iters) >= 2
-            and maps[-1].is_projected_permutation
+            and maps[-1].is_projected_permutation and not _uses_index(op)
             and _reads_innermost_contiguously(maps[:len(op.operands) - 1], len(iters))):
         return "reduction"
     return layout_schedule.classify(op, False)  # reductions over outer axes
+
+
+def _uses_index(op: ir.Operation) -> bool:
+    return any(inner.name == "linalg.index" for inner in _walk(op))
 
 
 def _has_empty_dim(op: ir.Operation) -> bool:
