@@ -229,8 +229,15 @@ def _dist_version(dist: str) -> str:
 
 def cache_key(graph: bytes, target: str, options: Mapping[str, Any] | None = None) -> str:
     """The key of a graph (MO bytecode or text) compiled for ``target`` with ``options``."""
+    return cache_key_of_digest(hashlib.sha256(graph).digest(), target, options)
+
+
+def cache_key_of_digest(digest: bytes, target: str,
+                        options: Mapping[str, Any] | None = None) -> str:
+    """The key of a graph whose content has the sha256 ``digest`` (of its bytes, or
+    ``graph_key.module_digest`` of a module in memory)."""
     h = hashlib.sha256()
-    h.update(hashlib.sha256(graph).digest())
+    h.update(digest)
     h.update(target.encode())
     h.update(json.dumps(dict(options or {}), sort_keys=True, default=str).encode())
     h.update(compiler_version().encode())

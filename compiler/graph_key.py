@@ -1,0 +1,125 @@
+"""The content digest of a graph in memory, without writing its bytecode.
+
+A warm load used to write the module to bytecode (12 ms for the 7 MB of weights of the encoder
+benchmark) only to hash those bytes. Here the module is printed as text with every large
+elements attribute elided (0.4 ms for that graph), and each elided attribute's raw data is
+hashed straight from MLIR's storage (a zero-copy buffer), with where it sits and its type.
+The digest is then a function of the module's whole content, as the bytecode's hash was:
+
+* the text holds everything but the elided data, locations included (they name kernels);
+* every elided attribute is found by a walk (op attributes, and arrays and dictionaries
+  inside them) and hashed under its position (op ordinal in walk order, which the text
+  fixes, and the attribute path), so moving data between ops changes the digest;
+* the number of ``__elided__`` markers in the text must equal the number of attributes the
+  walk hashed. An elided attribute the walk cannot reach (inside another kind of attribute)
+  makes the text hold more markers than were hashed, and any marker spelled in a string
+  adds one more: either way the counts differ and the digest falls back to hashing the
+  bytecode (``None`` is returned). Every attribute the walk counts is one MLIR elides (same
+  rule: more than the limit's elements, not a splat), so the counts cannot balance out.
+
+Per-attribute digests may be kept in ``memo`` (keyed by the attribute's storage address):
+MLIR attributes are immutable and live as long as their context, so a memo that lives no
+longer than the context (``max.graph.Graph`` keeps one beside its own context) stays right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+# Elements attributes with more elements than this are hashed from their data, not printed.
+LARGE_ELEMENTS = 64
+_MARKER = b"__elided__"
+# Distinguishes these digests from digests of bytecode bytes, in the cache key.
+_DOMAIN = b"max-graph-digest-v1\0"
+
+
+def module_digest(module: Any, memo: dict[int, bytes] | None = None) -> bytes | None:
+    """The sha256 digest of ``module``'s content, or None where only its bytecode can say.
+
+    Args:
+        module: an ``mlir.ir.Module``.
+        memo: per-attribute digests to reuse and fill; it must not outlive the module's
+            context (attribute addresses are reused after the context is gone).
+    """
+    from mlir import ir
+
+    text = module.operation.get_asm(binary=True, large_elements_limit=LARGE_ELEMENTS,
+                                    enable_debug_info=True)
+    h = hashlib.sha256(_DOMAIN)
+    h.update(len(text).to_bytes(8, "little"))
+    h.update(text)
+    state = {"ordinal": 0, "count": 0, "ok": True}
+
+    def visit(attr: Any, path: str) -> None:
+        if isinstance(attr, ir.DenseElementsAttr):
+            if attr.is_splat or len(attr) <= LARGE_ELEMENTS:
+                return  # printed in full
+            digest = _data_digest(attr, memo)
+            if digest is None:
+                state["ok"] = False
+                return
+            state["count"] += 1
+            h.update(f"{state['ordinal']}:{path}:{attr.type}\0".encode())
+            h.update(digest)
+        elif isinstance(attr, ir.ArrayAttr):
+            for i in range(len(attr)):
+                visit(attr[i], f"{path}[{i}]")
+        elif isinstance(attr, ir.DictAttr):
+            for i in range(len(attr)):
+                named = attr[i]
+                visit(named.attr, f"{path}.{named.name}")
+
+    def on_op(op: Any) -> Any:
+        attrs = op.attributes
+        for i in range(len(attrs)):
+            named = attrs[i]
+            visit(named.attr, named.name)
+        state["ordinal"] += 1
+        return ir.WalkResult.ADVANCE if state["ok"] else ir.WalkResult.INTERRUPT
+
+    module.operation.walk(on_op)
+    if not state["ok"] or text.count(_MARKER) != state["count"]:
+        return None
+    return h.digest()
+
+
+def _data_digest(attr: Any, memo: dict[int, bytes] | None) -> bytes | None:
+    """sha256 of an elements attribute's data, read in place; None where the bindings give
+    no buffer for its element type (bf16, fp8: the bytecode is hashed instead)."""
+    address = _address(attr) if memo is not None else None
+    if address is not None:
+        found = memo.get(address)  # type: ignore[union-attr]
+        if found is not None:
+            return found
+    try:
+        view = memoryview(attr)
+    except (TypeError, ValueError, RuntimeError, BufferError):
+        return None
+    if not view.c_contiguous or view.nbytes == 0:
+        return None
+    # The buffer's format and shape, then its bytes: the same bytes read as another type
+    # (the attribute type is hashed too) are another constant.
+    h = hashlib.sha256(f"{view.format}:{view.shape}\0".encode())
+    h.update(view.cast("B"))
+    digest = h.digest()
+    if address is not None:
+        memo[address] = digest  # type: ignore[index]
+    return digest
+
+
+def _address(attr: Any) -> int | None:
+    """The address of the attribute's storage (its identity in the context), from the
+    bindings' C-API capsule; None where it cannot be read (no memo then)."""
+    import ctypes
+
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype = ctypes.c_char_p
+    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    try:
+        capsule = attr._CAPIPtr
+        return api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+    except (AttributeError, ValueError, TypeError):
+        return None
