@@ -174,6 +174,8 @@ class _Graph:
 
     def __init__(self, graph: Any) -> None:
         self.types: Types | None = None
+        # The graph's large constants by the hex sha256 of their bytes (module_digest's).
+        self.constants: dict[str, memoryview] = {}
         self._module: Any = None
         self._data: bytes | None = None
         if isinstance(graph, bytes | bytearray | memoryview):
@@ -201,7 +203,7 @@ class _Graph:
             memo = graph.__dict__.setdefault("_attribute_digests", {})
         from max.compiler.graph_key import module_digest
 
-        digest = module_digest(module, memo)
+        digest = module_digest(module, memo, self.constants)
         if digest is None:  # an attribute the text digest cannot cover: hash the bytecode
             digest = hashlib.sha256(self.data).digest()
         self.digest = digest
@@ -309,11 +311,12 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         cache.touch(found)
         return found
 
-    found = hit(cache.lookup(key, root))
+    found = hit(cache.lookup(key, root, source.constants))
     if found is not None:
         return found
     with cache.key_lock(key, root):
-        found = hit(cache.lookup(key, root))  # another thread or process may have built it
+        # Another thread or process may have built it meanwhile.
+        found = hit(cache.lookup(key, root, source.constants))
         if found is not None:
             return found
         staging = cache.new_staging_dir(key, root)
