@@ -24,6 +24,7 @@ longer than the context (``max.graph.Graph`` keeps one beside its own context) s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -137,18 +138,23 @@ def _digests(items: list[tuple[memoryview, int | None]],
     return out  # type: ignore[return-value]
 
 
+@functools.cache
+def _capsule_api() -> tuple[Any, Any]:
+    import ctypes
+
+    api = ctypes.PyDLL(None)  # the interpreter's own C API, with the GIL held
+    name, pointer = api.PyCapsule_GetName, api.PyCapsule_GetPointer
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return name, pointer
+
+
 def _address(attr: Any) -> int | None:
     """The address of the attribute's storage (its identity in the context), from the
     bindings' C-API capsule; None where it cannot be read (no memo then)."""
-    import ctypes
-
-    api = ctypes.pythonapi
-    api.PyCapsule_GetName.restype = ctypes.c_char_p
-    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    name, pointer = _capsule_api()
     try:
         capsule = attr._CAPIPtr
-        return api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+        return pointer(capsule, name(capsule))
     except (AttributeError, ValueError, TypeError):
         return None

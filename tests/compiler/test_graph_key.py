@@ -3,6 +3,8 @@ Graph load without writing its bytecode: equal content, equal digest; any change
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from mlir import ir
@@ -150,3 +152,22 @@ def test_graph_loads_keyed_by_content(private_cache):
     assert driver.stats["cache_hits"] == hits + 2
     assert driver.stats["compiles"] == compiles + 2
     assert len(g._attribute_digests) == 2
+
+
+def test_two_hashing_threads_give_the_one_thread_digest(monkeypatch):
+    """Above _PARALLEL_BYTES the constants are hashed on two threads: same digest, same
+    per-constant digests (the record's), in the same order."""
+    from max.compiler import graph_key
+
+    rng = np.random.default_rng(5)
+    big = [rng.standard_normal(300_000, dtype=np.float32) for _ in range(3)]
+    t = TensorType(DType.float32, (300_000,), CPU)
+    g = Graph("big", lambda x: x * ops.constant(big[0], DType.float32, CPU)
+              + ops.constant(big[1], DType.float32, CPU) - ops.constant(big[2], DType.float32, CPU),
+              input_types=[t])
+    data: dict[str, memoryview] = {}
+    threaded = module_digest(g._module, None, data)
+    assert sorted(data) == sorted(hashlib.sha256(w.tobytes()).hexdigest() for w in big)
+    assert all(bytes(data[hashlib.sha256(w.tobytes()).hexdigest()]) == w.tobytes() for w in big)
+    monkeypatch.setattr(graph_key, "_PARALLEL_BYTES", 1 << 40)
+    assert module_digest(g._module) == threaded
