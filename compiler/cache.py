@@ -229,8 +229,15 @@ def _dist_version(dist: str) -> str:
 
 def cache_key(graph: bytes, target: str, options: Mapping[str, Any] | None = None) -> str:
     """The key of a graph (MO bytecode or text) compiled for ``target`` with ``options``."""
+    return cache_key_of_digest(hashlib.sha256(graph).digest(), target, options)
+
+
+def cache_key_of_digest(digest: bytes, target: str,
+                        options: Mapping[str, Any] | None = None) -> str:
+    """The key of a graph whose content has the sha256 ``digest`` (of its bytes, or
+    ``graph_key.module_digest`` of a module in memory)."""
     h = hashlib.sha256()
-    h.update(hashlib.sha256(graph).digest())
+    h.update(digest)
     h.update(target.encode())
     h.update(json.dumps(dict(options or {}), sort_keys=True, default=str).encode())
     h.update(compiler_version().encode())
@@ -245,21 +252,47 @@ def _build_environment() -> dict[str, Any]:
     return {"threads": str(threads), "prefix": sys.prefix}
 
 
-def _read_entry(key: str, path: Path) -> Artifact | None:
-    """The valid entry at ``path``, or None where it is missing, partial or corrupt."""
+def _read_entry(key: str, path: Path,
+                known: Mapping[str, memoryview] | None = None) -> Artifact | None:
+    """The valid entry at ``path``, or None where it is missing, partial or corrupt.
+
+    ``known``: bytes the caller holds, by their hex sha256 (the graph's constants, hashed for
+    its key): where each of the entry's constants has one of these digests, the file is
+    compared with those bytes (a memcmp) instead of hashed again; else it is hashed.
+    """
     try:
         record = decode((path / META_FILE).read_bytes(), (path / META_HASH_FILE).read_bytes())
         binary = (path / record.binary).read_bytes()
         if hashlib.sha256(binary).hexdigest() != record.sha256:
             return None
         constants = (path / CONSTANTS_FILE).read_bytes()
-        if hashlib.sha256(constants).hexdigest() != record.constants_sha256:
-            return None
         if len(constants) != record.constants_size:
+            return None
+        if not (known and constants_match(constants, record, known)) and (
+                hashlib.sha256(constants).hexdigest() != record.constants_sha256):
             return None
     except (OSError, ArtifactError):
         return None
     return Artifact(key, path, record, binary, constants, from_cache=True)
+
+
+def constants_match(blob: bytes, record: ArtifactRecord, known: Mapping[str, memoryview]) -> bool:
+    """Whether ``blob`` is exactly the record's constants, each equal to the ``known`` bytes
+    of its sha256, with zeros between them. False (hash it instead) where any is unknown."""
+    if not record.constants or len(blob) != record.constants_size:
+        return False
+    from max.compiler.bytes_compare import equal, is_zero
+
+    view = memoryview(blob)
+    end = 0
+    for c in sorted(record.constants, key=lambda c: c.offset):
+        data = known.get(c.sha256) if c.sha256 else None
+        if data is None or data.nbytes != c.nbytes or c.offset < end:
+            return False
+        if not is_zero(view[end:c.offset]) or not equal(view[c.offset:c.offset + c.nbytes], data):
+            return False
+        end = c.offset + c.nbytes
+    return end == len(blob)
 
 
 def discard(path: Path) -> None:
@@ -272,12 +305,14 @@ def discard(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def lookup(key: str, root: Path | None = None) -> Artifact | None:
-    """The valid cache entry of ``key``; a corrupt entry is removed and None returned."""
+def lookup(key: str, root: Path | None = None,
+           known: Mapping[str, memoryview] | None = None) -> Artifact | None:
+    """The valid cache entry of ``key``; a corrupt entry is removed and None returned.
+    ``known``: see :func:`_read_entry`."""
     path = (root or cache_dir()) / key
     if not path.exists():
         return None
-    entry = _read_entry(key, path)
+    entry = _read_entry(key, path, known)
     if entry is None:
         discard(path)
     return entry

@@ -166,29 +166,58 @@ def shutdown_worker() -> None:
     _worker.close()
 
 
-def _serialize(graph: Any) -> tuple[bytes, str, Types | None]:
-    """The bytes to compile, a label for messages (the graph's name where known) and the
-    graph's types where the graph is already a module in memory (None for bytes: only the
+class _Graph:
+    """What compile_graph needs of its argument: a digest for the cache key, the bytes to
+    compile (written only on a miss where the graph is a module in memory), a label for
+    messages and the graph's types where the module is in memory (None for bytes: only the
     worker may parse those)."""
-    if isinstance(graph, bytes | bytearray | memoryview):
-        return bytes(graph), "<bytes>", None
-    if isinstance(graph, str):
-        return graph.encode(), "<text>", None
-    module = getattr(graph, "_module", graph)  # a max.graph.Graph, or an ir.Module
-    operation = getattr(module, "operation", None)
-    if operation is None or not hasattr(operation, "write_bytecode"):
-        raise TypeError(f"cannot compile a {type(graph).__name__}: expected a Graph, an "
-                        f"mlir.ir.Module, or MLIR bytecode/text")
-    import io
 
-    buf = io.BytesIO()
-    operation.write_bytecode(buf)
-    label = getattr(graph, "name", None) or _graph_name(module) or "<module>"
-    try:
-        types: Types | None = graph_types(module)
-    except ParseError:
-        types = None  # not one graph function: the compiler says so
-    return buf.getvalue(), label, types
+    def __init__(self, graph: Any) -> None:
+        self.types: Types | None = None
+        # The graph's large constants by the hex sha256 of their bytes (module_digest's).
+        self.constants: dict[str, memoryview] = {}
+        self._module: Any = None
+        self._data: bytes | None = None
+        if isinstance(graph, bytes | bytearray | memoryview):
+            self._data, self.label = bytes(graph), "<bytes>"
+            self.digest = hashlib.sha256(self._data).digest()
+            return
+        if isinstance(graph, str):
+            self._data, self.label = graph.encode(), "<text>"
+            self.digest = hashlib.sha256(self._data).digest()
+            return
+        module = getattr(graph, "_module", graph)  # a max.graph.Graph, or an ir.Module
+        operation = getattr(module, "operation", None)
+        if operation is None or not hasattr(operation, "write_bytecode"):
+            raise TypeError(f"cannot compile a {type(graph).__name__}: expected a Graph, an "
+                            f"mlir.ir.Module, or MLIR bytecode/text")
+        self._module = module
+        self.label = getattr(graph, "name", None) or _graph_name(module) or "<module>"
+        try:
+            self.types = graph_types(module)
+        except ParseError:
+            self.types = None  # not one graph function: the compiler says so
+        # A Graph keeps its own MLIR context, so digests of its attributes may live beside it.
+        memo = None
+        if module is not graph and getattr(graph, "_context", None) is module.context:
+            memo = graph.__dict__.setdefault("_attribute_digests", {})
+        from max.compiler.graph_key import module_digest
+
+        digest = module_digest(module, memo, self.constants)
+        if digest is None:  # an attribute the text digest cannot cover: hash the bytecode
+            digest = hashlib.sha256(self.data).digest()
+        self.digest = digest
+
+    @property
+    def data(self) -> bytes:
+        """The graph's MLIR bytecode (or the bytes given)."""
+        if self._data is None:
+            import io
+
+            buf = io.BytesIO()
+            self._module.operation.write_bytecode(buf)
+            self._data = buf.getvalue()
+        return self._data
 
 
 def _graph_name(module: Any) -> str | None:
@@ -260,9 +289,10 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
     if extensions:
         options["custom_extensions"] = hashlib.sha256(
             json.dumps([t for _, t in extensions]).encode()).hexdigest()
-    data, default_label, types = _serialize(graph)
-    label = label or default_label
-    key = cache.cache_key(data, target, options)
+    source = _Graph(graph)
+    types = source.types
+    label = label or source.label
+    key = cache.cache_key_of_digest(source.digest, target, options)
     limit = cache.max_cache_size()  # a bad $MAX_CACHE_SIZE fails before any work
     if timeout is None and os.environ.get("MAX_COMPILE_TIMEOUT"):
         timeout = float(os.environ["MAX_COMPILE_TIMEOUT"])
@@ -273,7 +303,7 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         if found is None:
             return None
         if types is None:
-            types = _types_of(data, label, timeout)
+            types = _types_of(source.data, label, timeout)
         if not _agrees(found, types):
             cache.discard(found.path)  # describes another graph: rebuild, never run it
             return None
@@ -281,16 +311,17 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
         cache.touch(found)
         return found
 
-    found = hit(cache.lookup(key, root))
+    found = hit(cache.lookup(key, root, source.constants))
     if found is not None:
         return found
     with cache.key_lock(key, root):
-        found = hit(cache.lookup(key, root))  # another thread or process may have built it
+        # Another thread or process may have built it meanwhile.
+        found = hit(cache.lookup(key, root, source.constants))
         if found is not None:
             return found
         staging = cache.new_staging_dir(key, root)
         try:
-            request = {"op": "compile", "graph": data, "target": target, "options": options,
+            request = {"op": "compile", "graph": source.data, "target": target, "options": options,
                        "out_dir": str(staging),
                        "debug": os.environ.get(DEBUG_ABORT_ENV) and "abort",
                        "extensions": extensions}

@@ -122,7 +122,8 @@ def _pack_constants(values: list[Any]) -> tuple[list[ConstantRecord], bytes]:
         offset += pad
         data = array.tobytes()
         entries.append(ConstantRecord(offset, len(data), tuple(int(d) for d in array.shape),
-                                      array.dtype.name, by_numpy[array.dtype.name]))
+                                      array.dtype.name, by_numpy[array.dtype.name],
+                                      hashlib.sha256(data).hexdigest()))
         chunks.append(data)
         offset += len(data)
     return entries, b"".join(chunks)
@@ -213,7 +214,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
             kind, binary_name = "so", "model.so"
             llvm_ir = cpu.translate_to_llvm_ir(module)
             cpu.build_shared_object(llvm_ir, out_dir / binary_name,
-                                    opt_level=int(options.get("opt_level", 3)))
+                                    opt_level=int(options.get("opt_level",
+                                                              cpu.DEFAULT_OPT_LEVEL)))
         else:
             kind, binary_name = "jit", "model.llvm.mlirbc"
             buf = io.BytesIO()

@@ -29,7 +29,7 @@ from typing import Any
 
 from max.runtime.shapes import compile_dim, is_symbol
 
-FORMAT = 4  # bump when a field is added, removed or changes meaning
+FORMAT = 5  # bump when a field is added, removed or changes meaning
 META_FILE = "meta.json"
 META_HASH_FILE = "meta.sha256"
 CONSTANTS_FILE = "constants.bin"
@@ -229,13 +229,16 @@ class TensorRecord:
 
 @dataclass(frozen=True)
 class ConstantRecord:
-    """An externalized constant: where it lies in ``constants.bin`` and its static type."""
+    """An externalized constant: where it lies in ``constants.bin``, its static type and the
+    sha256 of its bytes (a load whose graph holds data of that digest compares the file with
+    that data instead of hashing the file again; "" where unknown)."""
 
     offset: int
     nbytes: int
     dims: tuple[int, ...]
     dtype: str
     element_type: str
+    sha256: str = ""
 
     def __post_init__(self) -> None:
         where = "constant"
@@ -251,17 +254,20 @@ class ConstantRecord:
             raise _fail(where, f"offset {self.offset} is not {CONSTANT_ALIGNMENT}-byte aligned")
         if self.nbytes != math.prod(self.dims) * ITEMSIZE[self.dtype]:
             raise _fail(where, f"{self.nbytes} bytes cannot hold {self.dtype}{list(self.dims)}")
+        if _want(self.sha256, str, f"{where}.sha256") and not _SHA_RE.match(self.sha256):
+            raise _fail(f"{where}.sha256", "not a hex sha256")
 
     def to_json(self) -> dict[str, Any]:
         return {"offset": self.offset, "nbytes": self.nbytes, "dims": list(self.dims),
-                "dtype": self.dtype, "element_type": self.element_type}
+                "dtype": self.dtype, "element_type": self.element_type, "sha256": self.sha256}
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> ConstantRecord:
-        _keys(obj, {"offset", "nbytes", "dims", "dtype", "element_type"}, where)
+        _keys(obj, {"offset", "nbytes", "dims", "dtype", "element_type", "sha256"}, where)
         try:
             return cls(obj["offset"], obj["nbytes"], tuple(_want(obj["dims"], list, where)),
-                       _want(obj["dtype"], str, where), _want(obj["element_type"], str, where))
+                       _want(obj["dtype"], str, where), _want(obj["element_type"], str, where),
+                       obj["sha256"])
         except ArtifactError as e:
             raise ArtifactError(str(e).replace("constant", where, 1)) from None
 

@@ -149,7 +149,7 @@ class InferenceSession:
         elif hasattr(model, "_module"):
             if hasattr(model, "_require_output"):
                 model._require_output("load")
-            graph = model._module
+            graph = model  # the Graph itself: the compiler keeps digests beside its context
             paths += find_extensions(getattr(model, "kernel_libraries_paths", None), "Graph")
         elif hasattr(model, "operation") and hasattr(model, "body"):  # an mlir.ir.Module
             graph = model

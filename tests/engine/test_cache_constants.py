@@ -1,0 +1,103 @@
+"""A warm load of a Graph verifies the entry's constants.bin by comparing it with the graph's
+own constants (their sha256 is in the record and was computed for the key) instead of hashing
+the file: the same guarantee, and a damaged file is still rebuilt, never used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from max.compiler import driver
+from max.compiler.cache import constants_match, lookup
+from max.compiler.driver import _Graph
+from max.dtype import DType
+from max.engine import InferenceSession
+from max.graph import DeviceRef, Graph, TensorType, ops
+from max.runtime.artifact import digest
+
+CPU = DeviceRef.CPU()
+N = 1100  # 4400 bytes (above the externalized minimum): 16 bytes of padding follow
+
+
+def _weights() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.standard_normal(N, dtype=np.float32), rng.standard_normal(N, dtype=np.float32)
+
+
+def _graph(w1: np.ndarray, w2: np.ndarray) -> Graph:
+    t = TensorType(DType.float32, (N,), CPU)
+    return Graph("twoconst", lambda x: x * ops.constant(w1, DType.float32, CPU)
+                 + ops.constant(w2, DType.float32, CPU), input_types=[t])
+
+
+def _entry(cache):
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    return entry
+
+
+def _check(model, w1, w2) -> None:
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+    np.testing.assert_allclose(model.execute(x)[0].to_numpy(), x * w1 + w2, rtol=1e-6)
+
+
+def test_record_has_each_constants_digest(private_cache):
+    w1, w2 = _weights()
+    model = InferenceSession().load(_graph(w1, w2))
+    _check(model, w1, w2)
+    record = model._record
+    assert [c.sha256 for c in record.constants] == [
+        hashlib.sha256(w.tobytes()).hexdigest() for w in (w1, w2)]
+    assert record.constants[1].offset == 4416  # 16 bytes of padding after the first
+
+
+def test_constants_match_accepts_only_the_exact_file(private_cache):
+    w1, w2 = _weights()
+    g = _graph(w1, w2)
+    InferenceSession().load(g)
+    source = _Graph(g)
+    entry = lookup(_entry(private_cache).name, private_cache)
+    assert entry is not None
+    blob, record = entry.constants, entry.record
+    assert len(source.constants) == 2
+    assert constants_match(blob, record, source.constants)
+    for where in (0, 4410, len(blob) - 1):  # data, padding, last byte
+        bad = bytearray(blob)
+        bad[where] ^= 1
+        assert not constants_match(bytes(bad), record, source.constants)
+    assert not constants_match(blob + bytes(64), record, source.constants)
+    other = dict(source.constants)
+    other.pop(record.constants[0].sha256)
+    assert not constants_match(blob, record, other)  # unknown data: hash the file instead
+
+
+@pytest.mark.parametrize("where", ["data", "padding"])
+def test_damaged_constants_are_rebuilt_on_a_graph_load(private_cache, where):
+    w1, w2 = _weights()
+    session = InferenceSession()
+    _check(session.load(_graph(w1, w2)), w1, w2)
+    path = _entry(private_cache) / "constants.bin"
+    blob = bytearray(path.read_bytes())
+    blob[100 if where == "data" else 4410] ^= 0x40
+    path.write_bytes(bytes(blob))
+    before = driver.stats["compiles"]
+    _check(session.load(_graph(w1, w2)), w1, w2)
+    assert driver.stats["compiles"] == before + 1
+
+
+def test_a_wrong_constant_digest_in_the_record_falls_back_to_the_file_hash(private_cache):
+    """The per-constant digest only picks what to compare with: a record whose digest names
+    no constant of the graph is checked against constants_sha256 as before."""
+    w1, w2 = _weights()
+    session = InferenceSession()
+    _check(session.load(_graph(w1, w2)), w1, w2)
+    entry = _entry(private_cache)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["constants"][0]["sha256"] = "0" * 64
+    (entry / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (entry / "meta.sha256").write_text(digest((entry / "meta.json").read_bytes()) + "\n")
+    before = driver.stats["compiles"]
+    _check(session.load(_graph(w1, w2)), w1, w2)
+    assert driver.stats["compiles"] == before  # the file is whole: loaded
