@@ -5,7 +5,15 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, math
 
-from max.compiler.lowering.builders import PARALLEL, dims_map, generic, identity_map, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    identity_map,
+    scalar,
+)
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY
 from max.compiler.lowering.precision import in_f32
@@ -23,6 +31,8 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
     x, x_t = ctx.operands[0], ctx.operand_types[0]
     rank = x_t.rank
     axis = ctx.axis(rank)
+    if axis == rank - 1 and rank >= 2:
+        return _softmax_rows(ctx, x, x_t, log)
     et = x_t.element_type
     m = reduce_axes(ctx, x, x_t, [axis], BINARY["max"]["float"], identity_value("max", et),
                     keepdims=True)
@@ -37,6 +47,35 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
                        lambda v, mv, sv, _: arith.subf(arith.subf(v, mv), math.log(sv)))
     return generic([e, s], [ctx.empty(x_t)], [ident, row, ident], par,
                    lambda ev, sv, _: arith.divf(ev, sv))
+
+
+def _softmax_rows(ctx: LoweringContext, x: ir.Value, x_t, log: bool) -> list[ir.Value]:
+    """Softmax over the last axis as three row passes that read only ``x`` and row values.
+
+    max, sum(exp(x - max)), then exp(x - max) / sum computed again: no full-size
+    intermediate, so the CPU schedule (row_fusion) runs all three on one row while it is in
+    L1, and memory sees one read of ``x`` and one write of the result. The row values are
+    rank - 1 tensors read through a projection (no reshape for fusion to push around); the
+    reciprocal and the log of the sum are row-invariant, hoisted out of the row's loop.
+    """
+    rank = x_t.rank
+    et = element_type(x_t.element_type)
+    row_t = x_t.with_dims(x_t.dims[:-1])
+    ident = identity_map(rank)
+    row = dims_map(rank, list(range(rank - 1)))
+    red = [PARALLEL] * (rank - 1) + [REDUCTION]
+    neg_inf = identity_value("max", x_t.element_type)
+    m = generic([x], [fill(scalar(et, neg_inf), ctx.empty(row_t))], [ident, row], red,
+                lambda v, a: BINARY["max"]["float"](v, a))[0]
+    s = generic([x, m], [fill(scalar(et, 0.0), ctx.empty(row_t))], [ident, row, row], red,
+                lambda v, mv, a: arith.addf(math.exp(arith.subf(v, mv)), a))[0]
+    par = [PARALLEL] * rank
+    if log:
+        return generic([x, m, s], [ctx.empty(x_t)], [ident, row, row, ident], par,
+                       lambda v, mv, sv, _: arith.subf(arith.subf(v, mv), math.log(sv)))
+    return generic([x, m, s], [ctx.empty(x_t)], [ident, row, row, ident], par,
+                   lambda v, mv, sv, _: arith.mulf(math.exp(arith.subf(v, mv)),
+                                                   arith.divf(scalar(et, 1.0), sv)))
 
 
 @lowering("mo.softmax")

@@ -409,10 +409,13 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     tags = _tag(module)
     if not tags:
         return 0
-    from max.compiler.pipelines import cpu_threads
+    from max.compiler.pipelines import cpu_threads, row_fusion
 
-    # Before tiling: the per-op schedules below then tile each thread's part.
-    cpu_threads.parallelize(module, tags, threads)
+    # Before tiling: the per-op schedules below then tile each thread's part (or row).
+    n = cpu_threads.num_threads() if threads is None else threads
+    grouped = row_fusion.fuse_rows(module, {s: t[0] for s, t in tags.items()},
+                                   n if cpu_threads.omp_library_dir() is not None else 1)
+    cpu_threads.parallelize(module, {s: t for s, t in tags.items() if s not in grouped}, threads)
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
