@@ -90,6 +90,8 @@ def _element(t: ir.Type) -> str | None:
 
 def _body_ok(op: ir.Operation) -> bool:
     for inner in _walk(op):
+        if inner.name == "arith.bitcast" and _same_width(inner):
+            continue  # f32 <-> i32 (softmax's exp): the element count stays
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
             return False
         if inner.name in _BODY_F32_ONLY and any(_element(r.type) != "f32" for r in inner.results):
@@ -100,6 +102,15 @@ def _body_ok(op: ir.Operation) -> bool:
                                                   for r in inner.results):
             return False  # 16-bit math: libm calls per element (the lowering widens first)
     return True
+
+
+def _same_width(op: ir.Operation) -> bool:
+    """A scalar bitcast between 32- or 64-bit types (vectors of it keep their length)."""
+    def width(t: ir.Type) -> int:
+        return (ir.FloatType(t).width if isinstance(t, ir.FloatType)
+                else ir.IntegerType(t).width if isinstance(t, ir.IntegerType) else 0)
+    w = width(op.operands[0].type)
+    return w in (32, 64) and w == width(op.results[0].type)
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:
@@ -456,6 +467,9 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    from max.compiler.pipelines.row_fusion import hoist_row_buffers
+
+    hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
     tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
     if targets:

@@ -75,6 +75,22 @@ def _reads_as_row(consumer: ir.Operation, operand: int, rows: int) -> bool:
     return _row_map(m, len(_iterators(consumer)), rows)
 
 
+def _is_full_op(op: ir.Operation, rows: int) -> bool:
+    """An elementwise generic over the full ``rows + 1`` loops, written in loop order."""
+    if op.name != "linalg.generic" or len(op.results) != 1:
+        return False
+    iters = _iterators(op)
+    return (len(iters) == rows + 1 and all("parallel" in i for i in iters)
+            and _maps(op)[-1] == ir.AffineMap.get_identity(rows + 1))
+
+
+def _reads_whole(consumer: ir.Operation, operand: int, rows: int) -> bool:
+    """Whether ``consumer`` reads its operand (a full-rank value) element by element."""
+    if consumer.name == "linalg.fill" or len(_iterators(consumer)) != rows + 1:
+        return False
+    return _maps(consumer)[operand] == ir.AffineMap.get_identity(rows + 1)
+
+
 def _is_anchor(op: ir.Operation, kind: str) -> bool:
     if kind != "elementwise" or op.name != "linalg.generic" or len(op.results) != 1:
         return False
@@ -88,6 +104,7 @@ def find_groups(module: ir.Module, kinds: dict[int, str]) -> dict[int, list[int]
     ``kinds``: the tagged ops' schedule kinds (sid -> kind). A group has a row reduction.
     """
     groups: dict[int, list[int]] = {}
+    taken: list[ir.Operation] = []
     for fn in module.body.operations:
         if fn.operation.name != "func.func":
             continue
@@ -95,12 +112,14 @@ def find_groups(module: ir.Module, kinds: dict[int, str]) -> dict[int, list[int]
             # Program order by sid: _tag numbers a block's ops in order.
             for op in reversed([c.operation for c in block.operations]):
                 sid = _sid(op)
-                if sid is None or not _is_anchor(op, kinds[sid]):
+                if (sid is None or not _is_anchor(op, kinds[sid])
+                        or any(op == t for t in taken)):
                     continue
-                members = _collect(op, len(_iterators(op)) - 1)
-                if any(m.name == "linalg.generic" and len(_iterators(m)) == len(_iterators(op))
-                       for m in members):  # a row reduction
+                members = _collect(op, len(_iterators(op)) - 1, taken)
+                if any(m.name == "linalg.generic" and _is_row_op(m, len(_iterators(op)) - 1)
+                       and len(_iterators(m)) == len(_iterators(op)) for m in members):
                     groups[sid] = sorted((_sid(m) for m in members), reverse=True)
+                    taken += members
     return groups
 
 
@@ -108,25 +127,30 @@ def _sid(op: ir.Operation) -> int | None:
     return ir.IntegerAttr(op.attributes[SID]).value if SID in op.attributes else None
 
 
-def _collect(anchor: ir.Operation, rows: int) -> list[ir.Operation]:
-    """The producers of ``anchor`` that join its group (see the module docstring)."""
+def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation]) -> list[ir.Operation]:
+    """The producers of ``anchor`` that join its group (see the module docstring); none of
+    ``taken`` (members of other groups)."""
     group: list[ir.Operation] = [anchor]
-    frontier = [anchor]
-    while frontier:
-        consumer = frontier.pop()
-        n_in = len(consumer.operands) - len(consumer.results)
-        for i, v in enumerate(consumer.operands):
-            p = _as_op(v.owner)
-            if p is None or any(p == g for g in group) or _sid(p) is None:
-                continue
-            if p.name == "linalg.fill":
-                # Only as the init of a row op of the group.
-                ok = i >= n_in and consumer != anchor
-            else:
-                ok = i < n_in and _is_row_op(p, rows) and _reads_as_row(consumer, i, rows)
-            if ok and all(any(_as_op(u.owner) == g for g in group) for u in p.results[0].uses):
-                group.append(p)
-                frontier.append(p)
+    changed = True
+    while changed:  # until no more join: a producer joins once all its users have
+        changed = False
+        for consumer in list(group):
+            n_in = len(consumer.operands) - len(consumer.results)
+            for i, v in enumerate(consumer.operands):
+                p = _as_op(v.owner)
+                if p is None or _sid(p) is None or any(p == g for g in group + taken):
+                    continue
+                if p.name == "linalg.fill":
+                    # Only as the init of a row op of the group.
+                    ok = i >= n_in and consumer != anchor
+                elif i < n_in and _is_row_op(p, rows):
+                    ok = _reads_as_row(consumer, i, rows)
+                else:
+                    ok = i < n_in and _is_full_op(p, rows) and _reads_whole(consumer, i, rows)
+                if ok and all(any(_as_op(u.owner) == g for g in group)
+                              for u in p.results[0].uses):
+                    group.append(p)
+                    changed = True
     return group[1:]
 
 
@@ -182,6 +206,12 @@ def script(module: ir.Module, groups: dict[int, list[int]], n: int) -> str:
             body += (f"    %g{sid}r, %g{sid}l:{nl} = transform.structured.tile_using_for "
                      f"{target} tile_sizes {rows} : ({_ANY}) -> ({_ANY}{handles})\n")
             body += _fuse(producers, f"%g{sid}l#{nl - 1}", f"g{sid}l")
+            # A fused full-size producer (softmax's exp) writes a slice of a full-size
+            # tensor.empty: made a row-sized empty, it bufferizes to one row buffer
+            # (hoist_row_buffers), not a full-size one that the rows stream through.
+            body += (f"    transform.apply_patterns to %g{sid}l#{nl - 1} {{\n"
+                     f"      transform.apply_patterns.tensor.fold_tensor_empty\n"
+                     f"    }} : {_ANY}\n")
         s += _suppress(body)
     return _HEADER + s + _FOOTER
 
@@ -218,4 +248,67 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     return set(groups) | {k for members in groups.values() for k in members}
 
 
-__all__ = ["find_groups", "fuse_rows", "script"]
+__all__ = ["find_groups", "fuse_rows", "hoist_row_buffers", "script"]
+
+
+# ----------------------------------------------------------------------------- row buffers
+
+_VIEWS = ("memref.subview", "memref.cast", "memref.reinterpret_cast", "memref.expand_shape",
+          "memref.collapse_shape")
+
+
+def _stays_local(value: ir.Value, loop: ir.Operation) -> bool:
+    """Whether every use of ``value`` (through views) is inside ``loop`` and none is a yield."""
+    for use in value.uses:
+        owner = _as_op(use.owner)
+        if owner is None or owner.name in ("scf.yield", "func.return", "memref.dealloc"):
+            return False
+        parent = owner.parent
+        while parent is not None and parent != loop:
+            parent = parent.parent
+        if parent is None:
+            return False
+        if owner.name in _VIEWS and not _stays_local(owner.results[0], loop):
+            return False
+    return True
+
+
+def _inside(value: ir.Value, loop: ir.Operation) -> bool:
+    """Whether ``value`` is defined in ``loop`` (an op result or a block argument there)."""
+    owner = value.owner
+    op = owner.owner if isinstance(owner, ir.Block) else _as_op(owner)
+    while op is not None:
+        if op == loop:
+            return True
+        op = op.parent
+    return False
+
+
+def hoist_row_buffers(module: ir.Module) -> int:
+    """Moves each ``memref.alloc`` made in an ``scf.for`` body (a fused producer's row,
+    softmax's ``exp(x - max)``, a reduction's partial sums), whose sizes are known before
+    the loop, in front of the outermost enclosing ``scf.for`` of the same thread: one
+    allocation per thread instead of a malloc/free per row. Only buffers whose
+    every use stays in the loop are moved: each iteration writes before it reads (bufferized
+    tensors), so one buffer serves them all. Never out of an ``scf.forall`` (each thread needs
+    its own). Returns how many were moved (the dealloc pipeline frees them after the loop)."""
+    allocs: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "memref.alloc" and op.parent is not None and op.parent.name == "scf.for":
+            allocs.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    moved = 0
+    for alloc in allocs:
+        outer = alloc.parent
+        while outer.parent is not None and outer.parent.name == "scf.for":
+            outer = outer.parent
+        # Sizes known before the loop (a symbolic row length), and only local uses.
+        if any(_inside(v, outer) for v in alloc.operands) or not _stays_local(
+                alloc.results[0], outer):
+            continue
+        alloc.move_before(outer)
+        moved += 1
+    return moved
