@@ -115,7 +115,7 @@ def find_groups(module: ir.Module, kinds: dict[int, str]) -> dict[int, list[int]
                 if (sid is None or not _is_anchor(op, kinds[sid])
                         or any(op == t for t in taken)):
                     continue
-                members = _collect(op, len(_iterators(op)) - 1, taken)
+                members = _collect(op, len(_iterators(op)) - 1, taken, kinds)
                 if any(m.name == "linalg.generic" and _is_row_op(m, len(_iterators(op)) - 1)
                        and len(_iterators(m)) == len(_iterators(op)) for m in members):
                     groups[sid] = sorted((_sid(m) for m in members), reverse=True)
@@ -127,9 +127,11 @@ def _sid(op: ir.Operation) -> int | None:
     return ir.IntegerAttr(op.attributes[SID]).value if SID in op.attributes else None
 
 
-def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation]) -> list[ir.Operation]:
+def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation],
+             kinds: dict[int, str]) -> list[ir.Operation]:
     """The producers of ``anchor`` that join its group (see the module docstring); none of
-    ``taken`` (members of other groups)."""
+    ``taken`` (members of other groups), and only plain elementwise ops and reductions (not
+    a matmul's epilogue: its matmul stays with it)."""
     group: list[ir.Operation] = [anchor]
     changed = True
     while changed:  # until no more join: a producer joins once all its users have
@@ -138,7 +140,8 @@ def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation]) -> list
             n_in = len(consumer.operands) - len(consumer.results)
             for i, v in enumerate(consumer.operands):
                 p = _as_op(v.owner)
-                if p is None or _sid(p) is None or any(p == g for g in group + taken):
+                if (p is None or _sid(p) is None or any(p == g for g in group + taken)
+                        or kinds[_sid(p)] not in ("elementwise", "reduction")):
                     continue
                 if p.name == "linalg.fill":
                     # Only as the init of a row op of the group.
