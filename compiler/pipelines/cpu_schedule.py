@@ -467,9 +467,10 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
-    from max.compiler.pipelines.row_fusion import hoist_row_buffers
+    from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
 
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
+    prefetch_next_rows(module)
     tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
     if targets:

@@ -209,6 +209,7 @@ def script(module: ir.Module, groups: dict[int, list[int]], n: int) -> str:
             body += (f"    %g{sid}r, %g{sid}l:{nl} = transform.structured.tile_using_for "
                      f"{target} tile_sizes {rows} : ({_ANY}) -> ({_ANY}{handles})\n")
             body += _fuse(producers, f"%g{sid}l#{nl - 1}", f"g{sid}l")
+            body += f'    transform.annotate %g{sid}l#{nl - 1} "mo.row_loop" : {_ANY}\n'
             # A fused full-size producer (softmax's exp) writes a slice of a full-size
             # tensor.empty: made a row-sized empty, it bufferizes to one row buffer
             # (hoist_row_buffers), not a full-size one that the rows stream through.
@@ -251,7 +252,7 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     return set(groups) | {k for members in groups.values() for k in members}
 
 
-__all__ = ["find_groups", "fuse_rows", "hoist_row_buffers", "script"]
+__all__ = ["find_groups", "fuse_rows", "hoist_row_buffers", "prefetch_next_rows", "script"]
 
 
 # ----------------------------------------------------------------------------- row buffers
@@ -315,3 +316,89 @@ def hoist_row_buffers(module: ir.Module) -> int:
         alloc.move_before(outer)
         moved += 1
     return moved
+
+
+# ----------------------------------------------------------------------------- prefetch
+
+_LINE = 16  # f32 per 64-byte cache line
+
+
+def _row_view(loop: ir.Operation) -> tuple[ir.Operation, int] | None:
+    """The row loop's ``memref.subview`` of an outer f32 memref at the loop's row, one row
+    long: (the subview, the source dim the row index sits in)."""
+    iv = loop.regions[0].blocks[0].arguments[0]
+    for child in loop.regions[0].blocks[0].operations:
+        op = child.operation
+        if op.name != "memref.subview" or _inside(op.operands[0], loop):
+            continue
+        src = ir.MemRefType(op.operands[0].type)
+        if str(src.element_type) != "f32" or src.rank < 2:
+            continue
+        static = list(ir.DenseI64ArrayAttr(op.attributes["static_offsets"]))
+        dyn = ir.ShapedType.get_dynamic_size()
+        dynamic = [i for i, s in enumerate(static) if s == dyn]
+        offsets = list(op.operands)[1:1 + len(dynamic)]
+        if len(dynamic) == 1 and offsets[0] == iv and static[-1] == 0 and dynamic[0] < src.rank - 1:
+            return op, dynamic[0]
+    return None
+
+
+def _column_loops(loop: ir.Operation, view: ir.Operation) -> list[ir.Operation]:
+    """The loops directly in ``loop``'s body (step 64) that read slices of ``view``."""
+    found = []
+    for child in loop.regions[0].blocks[0].operations:
+        op = child.operation
+        if op.name != "scf.for" or not any(_inside(_as_op(u.owner).results[0], op)
+                                          for u in view.results[0].uses
+                                          if _as_op(u.owner).name == "memref.subview"):
+            continue
+        step = op.operands[2].owner
+        step = _as_op(step)
+        if (step is not None and step.name == "arith.constant"
+                and ir.IntegerAttr(step.attributes["value"]).value == 64):
+            found.append(op)
+    return found
+
+
+def prefetch_next_rows(module: ir.Module) -> int:
+    """In each row loop, the second pass over the row (softmax's exp, layer norm's variance:
+    compute-bound, on a row already in L1) prefetches the next row into L2, a line per 16
+    columns: the first pass of the next row (max, sum: bound by memory) then finds it there,
+    and memory works while the core computes. Returns the loops changed."""
+    from mlir.dialects import arith, memref
+
+    loops: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "scf.for" and "mo.row_loop" in op.attributes:
+            loops.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    changed = 0
+    index = ir.IndexType.get()
+    for loop in loops:
+        found = _row_view(loop)
+        if found is None:
+            continue
+        view, dim = found
+        columns = _column_loops(loop, view)
+        if len(columns) < 2:
+            continue
+        src = view.operands[0]
+        static = list(ir.DenseI64ArrayAttr(view.attributes["static_offsets"]))
+        iv = loop.regions[0].blocks[0].arguments[0]
+        col_loop = columns[1]
+        body = col_loop.regions[0].blocks[0]
+        with ir.InsertionPoint(body.operations[0]), loop.location:
+            one = arith.constant(index, 1)
+            last = arith.subi(memref.dim(src, arith.constant(index, dim)), one)
+            nxt = arith.minsi(arith.addi(iv, one), last)  # the last row prefetches itself
+            col = body.arguments[0]
+            for k in range(0, 64, _LINE):
+                c = arith.addi(col, arith.constant(index, k))
+                idx = [nxt if i == dim else c if i == len(static) - 1
+                       else arith.constant(index, s) for i, s in enumerate(static)]
+                memref.prefetch(src, idx, False, 2, True)
+        changed += 1
+    return changed

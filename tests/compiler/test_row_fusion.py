@@ -98,6 +98,8 @@ def test_one_exp_per_element_in_one_row_loop(op: str) -> None:
     # the row loop.
     assert "memref<512x4096xf32>" not in "".join(
         line for line in lowered.splitlines() if "memref.alloc" in line)
+    # The second pass prefetches the next row: a line per 16 columns of each 64-wide step.
+    assert lowered.count("memref.prefetch") == 4
     if op == "softmax":
         rows = lowered.index("scf.for %arg3 = %c0 to %c256 step %c1")
         assert lowered.index("memref.alloc() {alignment = 64 : i64} : memref<1x4096xf32>") < rows
