@@ -65,19 +65,23 @@ def test_layer_norm_matches_numpy(dims: tuple, sizes: dict[str, int]) -> None:
     check(got, _layer_norm(x, w, b).astype(np.float32), rtol=1e-4, atol=2e-5)
 
 
-def test_masked_and_nan_rows() -> None:
-    """-inf (a mask) gives exactly 0; a NaN row is NaN, as in numpy; a huge spread is fine."""
+@pytest.mark.parametrize("op", ["softmax", "logsoftmax"])
+def test_masked_and_nan_rows(op: str) -> None:
+    """-inf (a mask) gives exactly 0 (-inf for logsoftmax); a row with a NaN is NaN, as in
+    numpy (the row max skips NaN; exp(NaN - max) spreads it through the sum); a huge spread
+    is fine."""
     x = np.zeros((4, 70), np.float32)
     x[0, 5:] = -np.inf
     x[1, 3] = np.nan
     x[2] = np.linspace(-200, 50, 70)
     x[3, 0] = 3e38
-    text = one_op_module("softmax", [("f32", (4, 70))], ("f32", (4, 70)), "axis = 1 : i64")
+    text = one_op_module(op, [("f32", (4, 70))], ("f32", (4, 70)), "axis = 1 : i64")
     (got,), _ = Compiled(text)([x], [((4, 70), "float32")])
-    with np.errstate(invalid="ignore"):
-        want = _softmax(x).astype(np.float32)
-    assert (got[0, 5:] == 0).all()
-    check(got, want, rtol=1e-5, atol=1e-7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = _softmax(x, op == "logsoftmax").astype(np.float32)
+    assert (got[0, 5:] == (0 if op == "softmax" else -np.inf)).all()
+    assert np.isnan(got[1]).all()
+    check(got, want, rtol=1e-5, atol=1e-6)
 
 
 def _exp_sites(ir_text: str) -> int:
