@@ -14,12 +14,17 @@ producers fused into each thread's part), so that the whole group forks once.
 
 The per-op schedules of cpu_schedule then tile each fused op as usual (the ``mo.sid`` tags
 survive fusion): the reductions by ``tile_reduction_using_for``, the anchor by ``[1, .., 64]``.
-Row-invariant work in the anchor (``1 / sum``, ``1 / sqrt(var + eps)``) is hoisted out of its
-vector loop by loop-invariant code motion (cpu_schedule's hoisting pipeline).
+Row-invariant work in the anchor (``1 / sum``, ``1 / sqrt(var + eps)``) ends up outside its
+vector loop (the row values are loop-invariant broadcasts there; the schedule's hoisting).
 
-A producer joins a group only if it is tagged, all its uses are in the group, and it is a row
-reduction, an elementwise op on row values, or the fill that initializes one of those. So no
-full-size intermediate is ever recomputed per row: other producers stay separate passes.
+A producer joins a group only if it is tagged, plain (elementwise or reduction: never a
+matmul's epilogue) and all its uses are in the group, and it is a row reduction, an
+elementwise op on row values, the fill that initializes one of those, or a full-size
+elementwise op read element by element (softmax's ``exp(x - max)``, a mask's ``where``):
+each is computed once per row, into a row-sized buffer. After bufferization,
+:func:`hoist_row_buffers` makes those buffers once per thread, and :func:`prefetch_next_rows`
+has the second pass over a row (compute-bound, on data in L1) prefetch the next row, so that
+memory works while the core computes (softmax 512x4096, 1 thread: -15 %).
 """
 
 from __future__ import annotations
