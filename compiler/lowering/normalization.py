@@ -5,12 +5,21 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, math
 
-from max.compiler.lowering.builders import PARALLEL, dims_map, generic, identity_map, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    REDUCTION,
+    dims_map,
+    fill,
+    generic,
+    identity_map,
+    scalar,
+)
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.reduction import count, identity_value, index_to, reduce_axes
 from max.compiler.lowering.registry import lowering
+from max.dialects.mo.types import MOTensorType
 
 
 def _float_operand(ctx: LoweringContext) -> None:
@@ -23,6 +32,8 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
     x, x_t = ctx.operands[0], ctx.operand_types[0]
     rank = x_t.rank
     axis = ctx.axis(rank)
+    if axis == rank - 1 and rank >= 2:
+        return _softmax_rows(ctx, x, x_t, log)
     et = x_t.element_type
     m = reduce_axes(ctx, x, x_t, [axis], BINARY["max"]["float"], identity_value("max", et),
                     keepdims=True)
@@ -37,6 +48,78 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
                        lambda v, mv, sv, _: arith.subf(arith.subf(v, mv), math.log(sv)))
     return generic([e, s], [ctx.empty(x_t)], [ident, row, ident], par,
                    lambda ev, sv, _: arith.divf(ev, sv))
+
+
+# exp(y) for y = x - max <= 0 (f32): Cephes' polynomial (as fast_math's exp) with a cheaper
+# range reduction, since y <= 0 needs no upper clamp and no two-factor 2^n. y is clamped to
+# -88 from below, where n = -127 makes 2^n exactly 0: exp of a masked -inf is 0. NaN stays
+# NaN (the clamp's compare is ordered), so a row with a NaN sums to NaN and is NaN, as numpy's.
+_LOG2E = 1.44269504088896341
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+         1.6666665459e-1, 5.0000001201e-1)
+_ROUND = 12582912.0  # 1.5 * 2^23: t = y * log2e + _ROUND rounds to an integer n in its low bits
+
+
+def _exp_nonpositive(y: ir.Value) -> ir.Value:
+    """exp(y) for f32 y <= 0 (or NaN), in ~18 vector instructions, not ~30."""
+    f32, i32 = y.type, ir.IntegerType.get_signless(32)
+    c = lambda v: scalar(f32, v)  # noqa: E731
+    low = arith.cmpf(arith.CmpFPredicate.OLT, y, c(-88.0))  # false for NaN
+    y = arith.select(low, c(-88.0), y)
+    t = math.fma(y, c(_LOG2E), c(_ROUND))
+    n = arith.subf(t, c(_ROUND))
+    r = math.fma(n, c(-_LN2_HI), y)
+    r = math.fma(n, c(-_LN2_LO), r)
+    p = c(_POLY[0])
+    for k in _POLY[1:]:
+        p = math.fma(p, r, c(k))
+    poly = arith.addf(math.fma(p, arith.mulf(r, r), r), c(1.0))
+    # t's bits are 0x4B400000 + n, n in [-127, 0]: (bits + 127) << 23 is 2^n's (0 for -127).
+    two_n = arith.shli(arith.addi(arith.bitcast(i32, t), scalar(i32, 127)), scalar(i32, 23))
+    return arith.mulf(poly, arith.bitcast(f32, two_n))
+
+
+def _exp_shifted(v: ir.Value, mv: ir.Value) -> ir.Value:
+    """exp(v - mv), mv the row max."""
+    y = arith.subf(v, mv)
+    return _exp_nonpositive(y) if isinstance(y.type, ir.F32Type) else math.exp(y)
+
+
+def _softmax_rows(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType,
+                  log: bool) -> list[ir.Value]:
+    """Softmax over the last axis as row passes that share only row values.
+
+    The row values (max, sum) are rank - 1 tensors read through a projection, with no reshape
+    for fusion to push around: the CPU schedule (row_fusion) then runs every pass on one row
+    while it is in L1, and memory sees one read of ``x`` and one write of the result.
+    softmax: max; e = exp(x - max) (computed once, a row buffer once fused); sum(e);
+    e * (1 / sum). logsoftmax: max; sum(exp(x - max)); x - max - log(sum). The reciprocal and
+    the log are row-invariant: hoisted out of the row's vector loop.
+    """
+    rank = x_t.rank
+    et = element_type(x_t.element_type)
+    row_t = x_t.with_dims(x_t.dims[:-1])
+    ident = identity_map(rank)
+    row = dims_map(rank, list(range(rank - 1)))
+    red = [PARALLEL] * (rank - 1) + [REDUCTION]
+    par = [PARALLEL] * rank
+    neg_inf = identity_value("max", x_t.element_type)
+    # maxnumf (a NaN is skipped: one vmaxps and a blend, not maximumf's longer sequence): a
+    # NaN still makes its row NaN through exp(NaN - max) = NaN in the sum.
+    m = generic([x], [fill(scalar(et, neg_inf), ctx.empty(row_t))], [ident, row], red,
+                lambda v, a: arith.maxnumf(v, a))[0]
+    zero = fill(scalar(et, 0.0), ctx.empty(row_t))
+    if log:
+        s = generic([x, m], [zero], [ident, row, row], red,
+                    lambda v, mv, a: arith.addf(_exp_shifted(v, mv), a))[0]
+        return generic([x, m, s], [ctx.empty(x_t)], [ident, row, row, ident], par,
+                       lambda v, mv, sv, _: arith.subf(arith.subf(v, mv), math.log(sv)))
+    e = generic([x, m], [ctx.empty(x_t)], [ident, row, ident], par,
+                lambda v, mv, _: _exp_shifted(v, mv))[0]
+    s = generic([e], [zero], [ident, row], red, lambda v, a: arith.addf(v, a))[0]
+    return generic([e, s], [ctx.empty(x_t)], [ident, row, ident], par,
+                   lambda ev, sv, _: arith.mulf(ev, arith.divf(scalar(et, 1.0), sv)))
 
 
 @lowering("mo.softmax")

@@ -90,6 +90,8 @@ def _element(t: ir.Type) -> str | None:
 
 def _body_ok(op: ir.Operation) -> bool:
     for inner in _walk(op):
+        if inner.name == "arith.bitcast" and _same_width(inner):
+            continue  # f32 <-> i32 (softmax's exp): the element count stays
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
             return False
         if inner.name in _BODY_F32_ONLY and any(_element(r.type) != "f32" for r in inner.results):
@@ -100,6 +102,15 @@ def _body_ok(op: ir.Operation) -> bool:
                                                   for r in inner.results):
             return False  # 16-bit math: libm calls per element (the lowering widens first)
     return True
+
+
+def _same_width(op: ir.Operation) -> bool:
+    """A scalar bitcast between 32- or 64-bit types (vectors of it keep their length)."""
+    def width(t: ir.Type) -> int:
+        return (ir.FloatType(t).width if isinstance(t, ir.FloatType)
+                else ir.IntegerType(t).width if isinstance(t, ir.IntegerType) else 0)
+    w = width(op.operands[0].type)
+    return w in (32, 64) and w == width(op.results[0].type)
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:
@@ -415,10 +426,13 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     tags = _tag(module)
     if not tags:
         return 0
-    from max.compiler.pipelines import cpu_threads
+    from max.compiler.pipelines import cpu_threads, row_fusion
 
-    # Before tiling: the per-op schedules below then tile each thread's part.
-    cpu_threads.parallelize(module, tags, threads)
+    # Before tiling: the per-op schedules below then tile each thread's part (or row).
+    n = cpu_threads.num_threads() if threads is None else threads
+    grouped = row_fusion.fuse_rows(module, {s: t[0] for s, t in tags.items()},
+                                   n if cpu_threads.omp_library_dir() is not None else 1)
+    cpu_threads.parallelize(module, {s: t for s, t in tags.items() if s not in grouped}, threads)
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
@@ -459,6 +473,10 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
+
+    hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
+    prefetch_next_rows(module)
     tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
     if targets:

@@ -207,11 +207,12 @@ def test_masked_softmax(axis: int) -> None:
 
 @pytest.mark.parametrize("elt", ["f16", "bf16"])
 def test_half_softmax_widens_inside_each_consumer(elt: str) -> None:
-    """The widened input is no f32 tensor of its own: only exp(x - max) is (one f32 buffer)."""
+    """The widened input is no f32 tensor of its own, nor is exp(x - max): the row passes
+    (row_fusion) read the 16-bit input and keep only row values."""
     shape = (64, 256)
     text = one_op_module("softmax", [(elt, shape)], (elt, shape), "axis = 1 : i64")
     lowered = scheduled_ir(text)
-    assert lowered.count("memref.alloc() {alignment = 64 : i64} : memref<64x256xf32>") == 1
+    assert "memref.alloc() {alignment = 64 : i64} : memref<64x256xf32>" not in lowered
     x = _data(shape, elt, 7)
     (got,), _ = Compiled(text)([x], [(shape, np.dtype(NP[elt]).name)])
     assert _ulps(got, _softmax(x.astype(np.float32), 1).astype(NP[elt])) <= 1
