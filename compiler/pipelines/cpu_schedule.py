@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
-from max.compiler.pipelines import layout_schedule, matmul_schedule
+from max.compiler.pipelines import layout_schedule, matmul_pack, matmul_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -129,6 +129,8 @@ def classify(op: ir.Operation) -> str | None:
         # No iterations: nothing to gain, and tiling a static size-0 loop asserts (aborts) in
         # computeAllSliceParameters.
         return None
+    if matmul_pack.PACKED in op.attributes:
+        return "pmatmul"
     if name in CONV_KINDS:
         plan = conv_tiles(op)
         return plan[0] if plan else None
@@ -244,6 +246,8 @@ def _tag(module: ir.Module) -> Tags:
                     tiles = matmul_schedule.mark_bmm(op)
                 elif kind == "epilogue":
                     tiles = matmul_schedule.epilogue_tiles(op)
+                elif kind == "pmatmul":
+                    tiles = matmul_pack.tiles(op)
                 tags[sid] = (kind, rank, tiles)
     return tags
 
@@ -295,6 +299,8 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
     elif kind == "epilogue":
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
+    elif kind == "pmatmul":
+        body = matmul_pack.schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
         cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
         body = _tile(f"%o{sid}", f"a{sid}", list(cache))
@@ -406,6 +412,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     """
     _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     matmul_schedule.fuse_epilogues(module, classify)
+    matmul_pack.rewrite(module, classify)  # B in panels (the epilogue groups keep theirs)
     tags = _tag(module)
     if not tags:
         return 0
@@ -453,6 +460,7 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    matmul_pack.drop_self_copies(module)
     tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
     if targets:
