@@ -35,6 +35,8 @@ register kernel (16 zmm accumulators held across k, 8 broadcasts and 2 loads per
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from mlir import ir
 from mlir.dialects import arith, bufferization, linalg, memref, tensor
@@ -174,7 +176,7 @@ def _write_through(result: ir.Value, c3: ir.Value) -> None:
     store.erase()
 
 
-def rewrite(module: ir.Module, classify) -> int:
+def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -> int:
     """Turns each eligible top-level matmul into a panel matmul; returns how many.
 
     ``classify``: cpu_schedule's; only what it schedules as ``matmul`` is taken (and no
@@ -292,7 +294,8 @@ def tiles(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
     return ((0 if mc == m else mc, 0 if jc == j else jc, 0 if kc == k else kc),)
 
 
-def thread_plan(op: ir.Operation, threads: int, min_macs: int) -> tuple | None:
+def thread_plan(op: ir.Operation, threads: int,
+                min_macs: int) -> tuple[int, int, int, int] | None:
     """Rows split over threads, or the panels for few rows; the fill of C goes along."""
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]

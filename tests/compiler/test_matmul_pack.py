@@ -38,7 +38,8 @@ def _scheduled(text: str, threads: int, *, constants: bool = False) -> tuple[str
         m = ir.Module.parse(text)
         if constants:
             values = externalize_constants(m)
-            fn = next(o.operation for o in m.body.operations if "mo.graph" in o.operation.attributes)
+            fn = next(o.operation for o in m.body.operations
+                      if "mo.graph" in o.operation.attributes)
             matmul_pack.mark_constants(fn, len(values))
         lower_to_linalg(m)
         TARGET.run(m, until="mo-vectorize-memrefs", threads=threads)
