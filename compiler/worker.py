@@ -190,6 +190,9 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         bound = bind_external_weights(module)
         weights = _signature([t for _, t in bound], [n for n, _ in bound])
         constants = externalize_constants(module)
+        from max.compiler.pipelines import matmul_pack
+
+        matmul_pack.mark_constants(_graph_function(module), len(constants))
         with use_library(library):
             get_pass("mo-to-linalg").fn(module)
         fn = _graph_function(module)
@@ -205,6 +208,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
         fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1,
                                       profile=profile)
+        # Constants the schedule reads as panels (matmul_pack), stored in that order.
+        constants = matmul_pack.pack_constants(module, constants)
         kernels = None
         if profile:
             from max.compiler.passes.profile_kernels import kernel_table

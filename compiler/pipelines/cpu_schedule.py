@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
-from max.compiler.pipelines import layout_schedule, matmul_schedule
+from max.compiler.pipelines import layout_schedule, matmul_pack, matmul_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -140,6 +140,8 @@ def classify(op: ir.Operation) -> str | None:
         # No iterations: nothing to gain, and tiling a static size-0 loop asserts (aborts) in
         # computeAllSliceParameters.
         return None
+    if matmul_pack.PACKED in op.attributes:
+        return "pmatmul"
     if name in CONV_KINDS:
         plan = conv_tiles(op)
         return plan[0] if plan else None
@@ -261,6 +263,8 @@ def _tag(module: ir.Module) -> Tags:
                     tiles = matmul_schedule.mark_bmm(op)
                 elif kind == "epilogue":
                     tiles = matmul_schedule.epilogue_tiles(op)
+                elif kind == "pmatmul":
+                    tiles = matmul_pack.tiles(op)
                 tags[sid] = (kind, rank, tiles)
     return tags
 
@@ -312,6 +316,8 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
     elif kind == "epilogue":
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
+    elif kind == "pmatmul":
+        body = matmul_pack.schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
         cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
         body = _tile(f"%o{sid}", f"a{sid}", list(cache))
@@ -422,6 +428,9 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
     _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
+    # B in panels first: a panel matmul's bias/activation then runs as its own elementwise
+    # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).
+    matmul_pack.rewrite(module, classify)
     matmul_schedule.fuse_epilogues(module, classify)
     tags = _tag(module)
     if not tags:
@@ -475,6 +484,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
 
+    matmul_pack.drop_self_copies(module)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
     prefetch_next_rows(module)
     tiled_copies_to_linalg(module, TILED)

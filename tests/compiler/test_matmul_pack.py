@@ -1,0 +1,130 @@
+"""Panel matmuls (matmul_pack): B read as [N/32, K, 32] panels, packed at run time or, for
+constant weights, once at compile time; all against numpy in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlir import ir
+from mo_helpers import Compiled, check, make_context
+
+from max.compiler.lowering import lower_to_linalg
+from max.compiler.passes.externalize import externalize_constants
+from max.compiler.pipelines import cpu_threads, matmul_pack
+from max.compiler.targets.cpu import CPU as TARGET
+from max.driver import CPU as CPUDevice
+from max.dtype import DType
+from max.engine import InferenceSession
+from max.graph import DeviceRef, Graph, TensorType, ops
+
+CPU = DeviceRef.CPU()
+
+
+@pytest.fixture(autouse=True)
+def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule failure raises here instead of silently compiling plain loops."""
+    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+
+
+def _text(fwd, shapes) -> str:
+    g = Graph("g", fwd, input_types=[TensorType(DType.float32, s, CPU) for s in shapes])
+    return g._text()
+
+
+def _scheduled(text: str, threads: int, *, constants: bool = False) -> tuple[str, list[int]]:
+    """(memref-level IR text, the constants stored in panels) after the memref vectorization; with
+    ``constants``, large constants externalized and marked as the compile worker does."""
+    with make_context():
+        m = ir.Module.parse(text)
+        if constants:
+            values = externalize_constants(m)
+            fn = next(o.operation for o in m.body.operations
+                      if "mo.graph" in o.operation.attributes)
+            matmul_pack.mark_constants(fn, len(values))
+        lower_to_linalg(m)
+        TARGET.run(m, until="mo-vectorize-memrefs", threads=threads)
+        return str(m), matmul_pack.packed_args(m)
+
+
+# Rows: a register tile, odd rows (static remainders 1..7), rows split unevenly over two
+# threads (dynamic remainders); K: 1, primes, not a multiple of the K block; N: one panel, many.
+SHAPES = [(8, 1, 32), (9, 33, 32), (17, 300, 96), (33, 257, 160), (64, 512, 64), (256, 64, 96),
+          (259, 97, 64), (1000, 130, 288), (130, 1024, 256)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_runtime_panels_match_numpy(m: int, k: int, n: int, threads: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """B a graph input, copied into panels in the kernel (for any row count here)."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+    monkeypatch.setattr(matmul_pack, "MIN_ROWS_RUNTIME", 1)
+    text = _text(lambda x, y: x @ y, [(m, k), (k, n)])
+    c = Compiled(text)
+    assert c.fallbacks == []
+    rng = np.random.default_rng(m * 7 + k + n)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    (out,), _ = c([a, b], [((m, n), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_panel_kernel_ir(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel generic replaces the matmul; nothing is left to plain loops; the register
+    kernel is 8 FMAs of 32 lanes per k, reading B as contiguous 32-wide rows of a panel
+    (stride 32), and C3 is written into the output itself (no copy of C)."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+    mem, _ = _scheduled(_text(lambda x, y: x @ y, [(512, 256), (256, 512)]), threads)
+    assert "linalg." not in mem
+    assert mem.count("vector.fma") >= 8
+    assert "memref<1x32xf32, strided<[32, 1]" in mem  # a row of a panel
+    assert "memref.copy" not in mem
+    assert ("scf.forall" in mem) == (threads > 1)
+
+
+def test_small_or_unaligned_matmuls_keep_the_plain_schedule() -> None:
+    """N not a multiple of 32, fewer than 8 rows, symbolic rows, few rows with a run-time B:
+    no panels (the plain matmul schedule handles these)."""
+    for shapes in ([(300, 64), (64, 100)], [(4, 64), (64, 256)], [("m", 64), (64, 256)],
+                   [(32, 64), (64, 256)]):
+        mem, _ = _scheduled(_text(lambda x, y: x @ y, shapes), 1)
+        assert "memref<1x32xf32, strided<[32, 1]" not in mem, shapes
+
+
+def test_constant_weights_are_packed_at_compile_time() -> None:
+    """A constant weight read by one matmul: no copy into panels in the kernel (the bytes are
+    read as panels), and the module names the constant for the worker to store in panels."""
+    w = np.arange(256 * 96, dtype=np.float32).reshape(256, 96)
+    text = _text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(32, 256)])
+    mem, packed = _scheduled(text, 2, constants=True)
+    assert packed == [0]
+    assert "memref.alloc" not in mem  # no buffer of panels: the argument is one
+    assert "linalg." not in mem
+
+
+def test_pack_constant_is_panel_order() -> None:
+    w = np.arange(5 * 64, dtype=np.float32).reshape(5, 64)
+    p = matmul_pack.pack_constant(w)
+    assert p.shape == w.shape
+    panels = p.reshape(2, 5, 32)  # [N/32, K, 32]
+    for j in range(2):
+        np.testing.assert_array_equal(panels[j], w[:, 32 * j:32 * (j + 1)])
+
+
+@pytest.mark.parametrize("m,k,n", [(32, 1024, 256), (9, 97, 64), (128, 384, 1152)])
+def test_engine_constant_weights_match_numpy(m: int, k: int, n: int) -> None:
+    """Through the engine: the worker stores the weight in panels, the kernel reads panels.
+    A weight packed on one side only would give wrong numbers."""
+    rng = np.random.default_rng(k)
+    w = rng.standard_normal((k, n), dtype=np.float32) / np.sqrt(k)
+    w2 = rng.standard_normal((n, 64), dtype=np.float32) / np.sqrt(n)
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    g = Graph("packed_mlp", lambda v: ops.relu(v @ ops.constant(w, DType.float32, CPU))
+              @ ops.constant(w2, DType.float32, CPU),
+              input_types=[TensorType(DType.float32, (m, k), CPU)])
+    model = InferenceSession(devices=[CPUDevice()]).load(g)
+    out = model.execute(x)[0].to_numpy()
+    ref = np.maximum(x.astype(np.float64) @ w, 0) @ w2
+    check(out, ref.astype(np.float32), rtol=1e-4, atol=1e-4)
+    assert model._record.fallbacks == ()
