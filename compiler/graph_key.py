@@ -101,6 +101,11 @@ def module_digest(module: Any, memo: dict[int, bytes] | None = None,
     return h.digest()
 
 
+def parallel_sha256(buffers: list[memoryview]) -> list[bytes]:
+    """The sha256 digest of each buffer, on two threads where there is enough to hash."""
+    return _digests([(b, None) for b in buffers], None)
+
+
 # Below this many bytes to hash, one thread: a second one costs more than it saves.
 _PARALLEL_BYTES = 1 << 20
 

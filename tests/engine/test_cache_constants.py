@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from max.compiler import driver
-from max.compiler.cache import constants_match, lookup
+from max.compiler.cache import constants_match, constants_valid, lookup
 from max.compiler.driver import _Graph
 from max.dtype import DType
 from max.engine import InferenceSession
@@ -101,3 +101,35 @@ def test_a_wrong_constant_digest_in_the_record_falls_back_to_the_file_hash(priva
     before = driver.stats["compiles"]
     _check(session.load(_graph(w1, w2)), w1, w2)
     assert driver.stats["compiles"] == before  # the file is whole: loaded
+
+
+def _linear(w: np.ndarray) -> Graph:
+    # N a multiple of 32, static f32: the weight is stored in matmul panel order, so its
+    # bytes in constants.bin are not the graph's and are verified by their own digest.
+    t = TensorType(DType.float32, (32, w.shape[0]), CPU)
+    return Graph("packed", lambda x: x @ ops.constant(w, DType.float32, CPU), input_types=[t])
+
+
+def test_constants_stored_in_another_layout_are_verified_by_their_own_digests(private_cache):
+    w = np.random.default_rng(4).standard_normal((128, 96), dtype=np.float32)
+    x = np.random.default_rng(5).standard_normal((32, 128), dtype=np.float32)
+    session = InferenceSession()
+    np.testing.assert_allclose(session.load(_linear(w)).execute(x)[0].to_numpy(), x @ w,
+                               rtol=1e-5, atol=1e-5)
+    entry = lookup(_entry(private_cache).name, private_cache)
+    assert entry is not None
+    blob, record = entry.constants, entry.record
+    assert blob[:w.nbytes] != w.tobytes()  # packed, not the graph's layout
+    assert constants_valid(blob, record, {})
+    for where in (0, w.nbytes // 2, len(blob) - 1):
+        bad = bytearray(blob)
+        bad[where] ^= 1
+        assert not constants_valid(bytes(bad), record, {})
+    path = _entry(private_cache) / "constants.bin"
+    damaged = bytearray(path.read_bytes())
+    damaged[100] ^= 0x40
+    path.write_bytes(bytes(damaged))
+    before = driver.stats["compiles"]
+    model = session.load(_linear(w))
+    assert driver.stats["compiles"] == before + 1
+    np.testing.assert_allclose(model.execute(x)[0].to_numpy(), x @ w, rtol=1e-5, atol=1e-5)
