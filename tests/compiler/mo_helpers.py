@@ -81,6 +81,16 @@ def _zeros_at(shape: tuple[int, ...], dtype: np.dtype, offset: int) -> np.ndarra
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def graph_text(fwd, shapes) -> str:
+    """The MO text of a ``max.graph`` Graph of ``fwd`` over f32 inputs of ``shapes``."""
+    from max.dtype import DType
+    from max.graph import DeviceRef, Graph, TensorType
+
+    g = Graph("g", fwd, input_types=[TensorType(DType.float32, s, DeviceRef.CPU())
+                                     for s in shapes])
+    return g._text()
+
+
 def mo_type(elt: str, dims: tuple | list) -> str:
     """The text of an ``!mo.tensor`` type."""
     from max.dialects.mo.types import MOTensorType

@@ -18,10 +18,8 @@ from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, ops
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _scheduled_ir(shapes: list[tuple[int | str, ...]], fn: Callable[..., Any], threads: int) -> str:

@@ -10,10 +10,8 @@ from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
 from max.compiler.pipelines import cpu_schedule
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _matmul_text(m: int | str, n: int, k: int, batch: tuple = ()) -> str:

@@ -11,10 +11,8 @@ import torch
 from mo_helpers import Compiled, check, one_op_module
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops (libm)."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _erf64(x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,8 @@ from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
 NP = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def unscheduled_ops(text: str) -> list[str]:

@@ -18,10 +18,8 @@ from max.compiler.pipelines import cpu_schedule
 from max.compiler.targets.cpu import CPU
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _reference(x: np.ndarray, axis: int) -> np.ndarray:

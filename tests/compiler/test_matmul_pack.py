@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, make_context
+from mo_helpers import Compiled, check, graph_text, make_context
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.passes.externalize import externalize_constants
@@ -20,15 +20,8 @@ from max.graph import DeviceRef, Graph, TensorType, ops
 CPU = DeviceRef.CPU()
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
-
-
-def _text(fwd, shapes) -> str:
-    g = Graph("g", fwd, input_types=[TensorType(DType.float32, s, CPU) for s in shapes])
-    return g._text()
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _scheduled(text: str, threads: int, *, constants: bool = False) -> tuple[str, list[int]]:
@@ -59,7 +52,7 @@ def test_runtime_panels_match_numpy(m: int, k: int, n: int, threads: int,
     """B a graph input, copied into panels in the kernel (for any row count here)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
     monkeypatch.setattr(matmul_pack, "MIN_ROWS_RUNTIME", 1)
-    text = _text(lambda x, y: x @ y, [(m, k), (k, n)])
+    text = graph_text(lambda x, y: x @ y, [(m, k), (k, n)])
     c = Compiled(text)
     assert c.fallbacks == []
     rng = np.random.default_rng(m * 7 + k + n)
@@ -75,7 +68,7 @@ def test_panel_kernel_ir(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     kernel is 8 FMAs of 32 lanes per k, reading B as contiguous 32-wide rows of a panel
     (stride 32), and C3 is written into the output itself (no copy of C)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
-    mem, _ = _scheduled(_text(lambda x, y: x @ y, [(512, 256), (256, 512)]), threads)
+    mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(512, 256), (256, 512)]), threads)
     assert "linalg." not in mem
     assert mem.count("vector.fma") >= 8
     assert "memref<1x32xf32, strided<[32, 1]" in mem  # a row of a panel
@@ -88,7 +81,7 @@ def test_small_or_unaligned_matmuls_keep_the_plain_schedule() -> None:
     no panels (the plain matmul schedule handles these)."""
     for shapes in ([(300, 64), (64, 100)], [(4, 64), (64, 256)], [("m", 64), (64, 256)],
                    [(32, 64), (64, 256)]):
-        mem, _ = _scheduled(_text(lambda x, y: x @ y, shapes), 1)
+        mem, _ = _scheduled(graph_text(lambda x, y: x @ y, shapes), 1)
         assert "memref<1x32xf32, strided<[32, 1]" not in mem, shapes
 
 
@@ -96,7 +89,7 @@ def test_constant_weights_are_packed_at_compile_time() -> None:
     """A constant weight read by one matmul: no copy into panels in the kernel (the bytes are
     read as panels), and the module names the constant for the worker to store in panels."""
     w = np.arange(256 * 96, dtype=np.float32).reshape(256, 96)
-    text = _text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(32, 256)])
+    text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(32, 256)])
     mem, packed = _scheduled(text, 2, constants=True)
     assert packed == [0]
     assert "memref.alloc" not in mem  # no buffer of panels: the argument is one

@@ -8,26 +8,19 @@ import math
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, make_context
+from mo_helpers import Compiled, check, graph_text, make_context
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu_schedule, cpu_threads, matmul_schedule
 from max.compiler.targets.cpu import CPU as TARGET
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, ops
+from max.graph import DeviceRef, ops
 
 CPU = DeviceRef.CPU()
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A schedule failure raises here instead of silently compiling plain loops."""
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
-
-
-def _text(fwd, shapes) -> str:
-    g = Graph("g", fwd, input_types=[TensorType(DType.float32, s, CPU) for s in shapes])
-    return g._text()
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _scheduled(text: str, threads: int = 1) -> str:
@@ -78,7 +71,7 @@ def _run_epilogue(name: str, lead: tuple, k: int, n: int, threads: int,
         y = x @ ops.constant(w, DType.float32, CPU)
         return graph_fn(y, ops.constant(b, DType.float32, CPU), r)
 
-    c = Compiled(_text(fwd, [in_shape, out_shape]))
+    c = Compiled(graph_text(fwd, [in_shape, out_shape]))
     for rows in ([lead] if not sym else [lead, (1,) * (len(lead) - 1) + (3,)]):
         x = rng.standard_normal((*rows, k), dtype=np.float32)
         r = rng.standard_normal((*rows, n), dtype=np.float32)
@@ -118,7 +111,7 @@ def test_epilogue_is_one_group_with_no_linalg_left(threads: int, m: int, k: int,
     to plain loops."""
     w = np.ones((k, n), np.float32)
     b = np.ones(n, np.float32)
-    text = _text(lambda x: ops.gelu(x @ ops.constant(w, DType.float32, CPU)
+    text = graph_text(lambda x: ops.gelu(x @ ops.constant(w, DType.float32, CPU)
                                     + ops.constant(b, DType.float32, CPU)), [(1, m, k)])
     assert _kinds(text) == ["epilogue"]
     tagged, mem = _scheduled(text, threads).split("// ---- memrefs")
@@ -130,7 +123,7 @@ def test_epilogue_is_one_group_with_no_linalg_left(threads: int, m: int, k: int,
 def test_matmul_with_a_second_consumer_is_not_fused() -> None:
     """A matmul result read twice stays its own op: fusing would compute it twice."""
     w = np.ones((16, 32), np.float32)
-    text = _text(lambda x: (lambda y: ops.concat([ops.relu(y), y], axis=0))(
+    text = graph_text(lambda x: (lambda y: ops.concat([ops.relu(y), y], axis=0))(
         x @ ops.constant(w, DType.float32, CPU)), [(8, 16)])
     assert "epilogue" not in _kinds(text)
 
@@ -145,14 +138,14 @@ def test_few_rows_match_numpy(m: int, threads: int, monkeypatch: pytest.MonkeyPa
     rng = np.random.default_rng(m)
     a = rng.standard_normal((m, k), dtype=np.float32)
     w = rng.standard_normal((k, n), dtype=np.float32)
-    c = Compiled(_text(lambda x, y: x @ y, [(m, k), (k, n)]))
+    c = Compiled(graph_text(lambda x, y: x @ y, [(m, k), (k, n)]))
     (out,), _ = c([a, w], [((m, n), "float32")])
     check(out, (a.astype(np.float64) @ w).astype(np.float32), rtol=1e-4, atol=1e-3)
 
 
 def test_few_rows_split_columns_over_threads() -> None:
     """8 rows, 2 threads: an scf.forall over N (tile 1024 / 2 = 512 columns), not over M."""
-    text = _text(lambda x, y: x @ y, [(8, 512), (512, 1024)])
+    text = graph_text(lambda x, y: x @ y, [(8, 512), (512, 1024)])
     tagged, _ = _scheduled(text, threads=2).split("// ---- memrefs")
     assert "scf.forall" in tagged
     forall = tagged[tagged.index("scf.forall"):].split("\n")[0]
@@ -169,14 +162,14 @@ def test_batch_matmul_matches_numpy(batch: tuple, m: int, k: int, n: int, thread
     rng = np.random.default_rng(m + n + k)
     a = rng.standard_normal((*batch, m, k), dtype=np.float32)
     b = rng.standard_normal((*batch, k, n), dtype=np.float32)
-    c = Compiled(_text(lambda x, y: x @ y, [a.shape, b.shape]))
+    c = Compiled(graph_text(lambda x, y: x @ y, [a.shape, b.shape]))
     (out,), _ = c([a, b], [((*batch, m, n), "float32")])
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
 def test_batch_matmul_symbolic_sizes_one_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
-    c = Compiled(_text(lambda x, y: x @ y, [("b", "m", 40), ("b", 40, "n")]))
+    c = Compiled(graph_text(lambda x, y: x @ y, [("b", "m", 40), ("b", 40, "n")]))
     rng = np.random.default_rng(0)
     for bsz, m, n in [(1, 1, 1), (12, 128, 128), (3, 9, 33)]:
         a = rng.standard_normal((bsz, m, 40), dtype=np.float32)
@@ -186,7 +179,7 @@ def test_batch_matmul_symbolic_sizes_one_binary(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_attention_batch_matmul_splits_heads_over_threads() -> None:
-    text = _text(lambda x, y: x @ y, [(12, 128, 64), (12, 64, 128)])
+    text = graph_text(lambda x, y: x @ y, [(12, 128, 64), (12, 64, 128)])
     assert _kinds(text) == ["bmm", "elementwise"]  # and its zero fill
     tagged, mem = _scheduled(text, threads=2).split("// ---- memrefs")
     assert "scf.forall" in tagged and "linalg." not in mem

@@ -13,9 +13,8 @@ import pytest
 from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
 
 
-@pytest.fixture(autouse=True)
-def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")  # a schedule failure raises
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
 def _softmax(x: np.ndarray, log: bool = False) -> np.ndarray:
