@@ -312,25 +312,6 @@ def constants_valid(blob: bytes, record: ArtifactRecord, known: Mapping[str, mem
     return hashlib.sha256(blob).hexdigest() == whole
 
 
-def constants_match(blob: bytes, record: ArtifactRecord, known: Mapping[str, memoryview]) -> bool:
-    """Whether ``blob`` is exactly the record's constants, each equal to the ``known`` bytes
-    of its sha256, with zeros between them. False (hash it instead) where any is unknown."""
-    if not record.constants or len(blob) != record.constants_size:
-        return False
-    from max.compiler.bytes_compare import equal, is_zero
-
-    view = memoryview(blob)
-    end = 0
-    for c in sorted(record.constants, key=lambda c: c.offset):
-        data = known.get(c.sha256) if c.sha256 else None
-        if data is None or data.nbytes != c.nbytes or c.offset < end:
-            return False
-        if not is_zero(view[end:c.offset]) or not equal(view[c.offset:c.offset + c.nbytes], data):
-            return False
-        end = c.offset + c.nbytes
-    return end == len(blob)
-
-
 def discard(path: Path) -> None:
     """Removes an entry safely against concurrent readers: rename away first, then delete."""
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{threading.get_ident()}")

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from max.compiler.lowering.builders import linalg_index  # noqa: I001
 from max.compiler.lowering.builders import (
     PARALLEL,
     REDUCTION,

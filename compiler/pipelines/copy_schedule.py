@@ -36,7 +36,8 @@ def _copies(module: ir.Module) -> list[ir.Operation]:
 
 
 def vectorize_copies(module: ir.Module) -> int:
-    """Tiles and vectorizes every ranked ``linalg.copy`` on memrefs; returns how many."""
+    """Tiles and vectorizes every ranked ``linalg.copy`` and ``linalg.map`` on memrefs;
+    returns how many."""
     copies = _copies(module)
     if not copies:
         return 0

@@ -81,7 +81,8 @@ def copies_to_linalg(module: ir.Module) -> None:
         impl(module)
 
 
-@register_pass("mo-vectorize-copies", "tile and vectorize (masked) every linalg.copy on memrefs "
+@register_pass("mo-vectorize-copies", "tile and vectorize (masked) every linalg.copy and "
+               "linalg.map on memrefs "
                "(after mo-copies-to-linalg)")
 def vectorize_copies(module: ir.Module) -> None:
     from max.compiler.pipelines.copy_schedule import vectorize_copies as impl
