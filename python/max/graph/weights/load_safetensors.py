@@ -9,6 +9,7 @@ package's own numpy loaders copy every tensor).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def _entry(path: str, name: str, info: Any, base: int) -> _Entry:
         raise bad(f"data_offsets {offsets!r}")
     nbytes = offsets[1] - offsets[0]
     if dtype in _DTYPES:
-        want = int(np.prod(shape, dtype=np.int64)) * _DTYPES[dtype].size_in_bytes
+        want = math.prod(shape) * _DTYPES[dtype].size_in_bytes  # exact: no int64 wrap
         if nbytes != want:
             raise bad(f"{nbytes} bytes for shape {shape} of {dtype} ({want} bytes)")
     return _Entry(dtype, tuple(shape), base + offsets[0], nbytes)
