@@ -5,6 +5,7 @@ errors."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import ml_dtypes
@@ -131,5 +132,36 @@ def test_unsupported_types_missing_names_and_truncated_files(tmp_path: Path) -> 
         cut.write_bytes(whole[:size])
         with pytest.raises(ValueError, match=re.escape(f"{cut}: invalid or truncated GGUF file")):
             GGUFWeights(cut)
+    # A count that cannot fit in the file is refused before gguf's reader would loop over it.
+    writer = gguf.GGUFWriter(str(cut), "llama")
+    writer.add_array("vocab", [1, 2, 3])
+    writer.add_tensor("w", F32)
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
+                  writer.write_tensors_to_file, writer.close):
+        write()
+    raw = bytearray(cut.read_bytes())
+    at = raw.index(b"vocab") + len(b"vocab") + 8  # after the value type and the item type
+    assert int.from_bytes(raw[at:at + 8], "little") == 3
+    raw[at:at + 8] = (1 << 40).to_bytes(8, "little")
+    cut.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"invalid or truncated GGUF file: array count {1 << 40} "
+                                         "cannot fit in the file"):
+        GGUFWeights(cut)
+    big = tmp_path / "big_endian.gguf"
+    writer = gguf.GGUFWriter(str(big), "llama", endianess=gguf.GGUFEndian.BIG)
+    writer.add_tensor("w", F32.copy())  # the writer swaps the bytes
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
+                  writer.write_tensors_to_file, writer.close):
+        write()
+    with pytest.raises(ValueError, match="a big-endian GGUF file is not supported"):
+        GGUFWeights(big)
     with pytest.raises(FileNotFoundError, match="GGUF file not found"):
         GGUFWeights(tmp_path / "absent.gguf")
+
+
+def test_without_gguf_the_error_names_it(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "m.gguf")
+    monkeypatch.setitem(sys.modules, "gguf", None)  # as if gguf were not installed
+    with pytest.raises(ImportError, match="GGUFWeights needs the `gguf` package"):
+        GGUFWeights(path)

@@ -7,6 +7,7 @@ the last axis, as :class:`~max.graph.quantization.QuantizationEncoding` describe
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -31,11 +32,100 @@ _DTYPES = {
 _ENCODINGS = {e.value: e for e in QuantizationEncoding if e.is_gguf}
 
 
+# GGUF value types (gguf.GGUFValueType) of fixed size, by their code; 8 is a string (u64
+# length + bytes), 9 an array (u32 item type, u64 count, items).
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY = 8, 9
+
+
+class _HeaderScan:
+    """Walks a GGUF header checking every count and length against the bytes left.
+
+    ``gguf.GGUFReader`` trusts them: one corrupt array count makes it loop for billions of
+    items in Python. A count that cannot fit in the file is an error here before the reader
+    sees the file; what can fit costs at most a step per byte.
+    """
+
+    def __init__(self, path: str, buf: mmap.mmap) -> None:
+        self.path = path
+        self.buf = buf  # mapped: only the header's pages are read
+        self.pos = 0
+
+    def fail(self, why: str) -> ValueError:
+        return ValueError(f"{self.path}: invalid or truncated GGUF file: {why} (at byte "
+                          f"{self.pos} of {len(self.buf)})")
+
+    def skip(self, n: int) -> None:
+        if n > len(self.buf) - self.pos:
+            raise self.fail(f"{n} bytes needed, {len(self.buf) - self.pos} left")
+        self.pos += n
+
+    def take(self, n: int) -> bytes:
+        self.skip(n)
+        return self.buf[self.pos - n:self.pos]
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "little")
+
+    def count(self, min_item: int, what: str) -> int:
+        n = self.uint(8)
+        if n * min_item > len(self.buf) - self.pos:
+            raise self.fail(f"{what} count {n} cannot fit in the file")
+        return n
+
+    def value(self, kind: int, depth: int = 0) -> None:
+        if kind in _SCALAR_SIZES:
+            self.skip(_SCALAR_SIZES[kind])
+        elif kind == _STRING:
+            self.skip(self.count(1, "string length"))
+        elif kind == _ARRAY and depth < 4:
+            item = self.uint(4)
+            n = self.count(_SCALAR_SIZES.get(item, 8), "array")
+            if item in _SCALAR_SIZES:
+                self.skip(n * _SCALAR_SIZES[item])
+            else:
+                for _ in range(n):
+                    self.value(item, depth + 1)
+        else:
+            raise self.fail(f"unknown value type {kind}")
+
+    def run(self) -> None:
+        if bytes(self.take(4)) != b"GGUF":
+            raise self.fail("not a GGUF file (no GGUF magic)")
+        version = self.uint(4)
+        if version & 0xFFFF == 0:
+            # Its tensors' bytes are big-endian too: arrays of them are not what the engine
+            # and the quantized kernels read.
+            raise self.fail("a big-endian GGUF file is not supported")
+        if version not in (2, 3):
+            raise self.fail(f"GGUF version {version} is not supported")
+        n_tensors, n_kv = self.uint(8), self.uint(8)
+        for _ in range(self.check_fits(n_kv, 13, "key-value")):
+            self.skip(self.count(1, "key length"))
+            self.value(self.uint(4))
+        for _ in range(self.check_fits(n_tensors, 24, "tensor")):
+            self.skip(self.count(1, "tensor name length"))
+            n_dims = self.uint(4)
+            if n_dims > 8:
+                raise self.fail(f"a tensor of {n_dims} dims")
+            self.skip(8 * n_dims + 12)
+
+    def check_fits(self, n: int, min_size: int, what: str) -> int:
+        if n * min_size > len(self.buf) - self.pos:
+            raise self.fail(f"{what} count {n} cannot fit in the file")
+        return n
+
+
 def _open_reader(path: os.PathLike[str] | str) -> Any:
     gguf = _gguf()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"GGUF file not found: {path}")
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError(f"{path}: invalid or truncated GGUF file: the file is empty")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            _HeaderScan(path, buf).run()
     try:
         reader = gguf.GGUFReader(path, "r")
     except (ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError) as e:
