@@ -68,19 +68,18 @@ class _HeaderScan:
         return int.from_bytes(self.take(size), "little")
 
     def count(self, min_item: int, what: str) -> int:
-        n = self.uint(8)
-        if n * min_item > len(self.buf) - self.pos:
-            raise self.fail(f"{what} count {n} cannot fit in the file")
-        return n
+        return self.check_fits(self.uint(8), min_item, what)
 
     def value(self, kind: int, depth: int = 0) -> None:
         if kind in _SCALAR_SIZES:
             self.skip(_SCALAR_SIZES[kind])
         elif kind == _STRING:
             self.skip(self.count(1, "string length"))
-        elif kind == _ARRAY and depth < 4:
+        elif kind == _ARRAY:
+            if depth >= 4:
+                raise self.fail("arrays nested more than 4 deep")
             item = self.uint(4)
-            n = self.count(_SCALAR_SIZES.get(item, 8), "array")
+            n = self.count(_SCALAR_SIZES.get(item, 8), "array count")
             if item in _SCALAR_SIZES:
                 self.skip(n * _SCALAR_SIZES[item])
             else:
@@ -100,10 +99,10 @@ class _HeaderScan:
         if version not in (2, 3):
             raise self.fail(f"GGUF version {version} is not supported")
         n_tensors, n_kv = self.uint(8), self.uint(8)
-        for _ in range(self.check_fits(n_kv, 13, "key-value")):
+        for _ in range(self.check_fits(n_kv, 13, "key-value count")):
             self.skip(self.count(1, "key length"))
             self.value(self.uint(4))
-        for _ in range(self.check_fits(n_tensors, 24, "tensor")):
+        for _ in range(self.check_fits(n_tensors, 24, "tensor count")):
             self.skip(self.count(1, "tensor name length"))
             n_dims = self.uint(4)
             if n_dims > 8:
@@ -112,7 +111,7 @@ class _HeaderScan:
 
     def check_fits(self, n: int, min_size: int, what: str) -> int:
         if n * min_size > len(self.buf) - self.pos:
-            raise self.fail(f"{what} count {n} cannot fit in the file")
+            raise self.fail(f"{what} {n} cannot fit in the file")
         return n
 
 
