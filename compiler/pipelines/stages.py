@@ -81,6 +81,18 @@ def copies_to_linalg(module: ir.Module) -> None:
         impl(module)
 
 
+@register_pass("mo-parallel-copies", "runs of independent copies (a concat's pieces) split "
+               "over threads in one scf.forall (after mo-copies-to-linalg)", {"threads": int})
+def parallel_copies(module: ir.Module, threads: int = 0) -> None:
+    from max.compiler.pipelines import cpu_threads
+    from max.compiler.pipelines.parallel_copies import parallel_copies as impl
+
+    if cpu_threads.omp_library_dir() is None:
+        return  # no OpenMP here: a forall would run its iterations one by one anyway
+    with module.context, ir.Location.unknown():
+        impl(module, _threads(threads))
+
+
 @register_pass("mo-vectorize-copies", "tile and vectorize (masked) every linalg.copy and "
                "linalg.map on memrefs "
                "(after mo-copies-to-linalg)")

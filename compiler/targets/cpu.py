@@ -29,6 +29,7 @@ CPU = Target("cpu", (
     Stage("mo-fast-math", schedule=True),  # after vectorization: vector polynomials
     Stage(DEALLOC_PIPELINE),
     Stage("mo-copies-to-linalg"),
+    Stage("mo-parallel-copies", ("threads",), schedule=True),
     Stage("mo-vectorize-copies", schedule=True),
     Stage("mo-record-fallbacks"),
     # After dealloc + canonicalize: constants inside omp.wsloop fail its verifier (MLIR-FACTS).
