@@ -30,8 +30,11 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm, memref, scf, vector
 
-#: Outputs smaller than this stay in cache for whoever reads them next (L2 is 1-4 MiB here).
-MIN_BYTES = 8 << 20
+#: Outputs smaller than this stay in cache for whoever reads them next. Measured on a Xeon
+#: with 2 MiB of L2 per core and a large shared L3 (2 threads, same process): 8 MiB outputs
+#: were 4-8% faster with plain stores (softmax and layer norm over 512 x 4096: 0.43 vs 0.465
+#: ms, 0.38 vs 0.40), a 64 MiB one 25% slower (the relu chain: 7.4 vs 5.5 ms).
+MIN_BYTES = 16 << 20
 #: What the runtime guarantees for these outputs (a page; the cache line is what matters).
 ALIGNMENT = 64
 _CAP = 1 << 20  # "a multiple of everything" for the analysis (zero, large powers of two)
