@@ -69,6 +69,12 @@ class ConvTranspose1d(Module):
         self.stride = _pair(what, "stride", stride, 1)
         self.dilation = _pair(what, "dilation", dilation, 1)
         self.output_padding = _pair(what, "output_padding", output_padding, 0)
+        if self.output_padding[0]:
+            raise ValueError(f"{what}: output_padding {output_padding!r} pads the height, "
+                             "which is 1 for a 1-D convolution")
+        if self.output_padding[1] >= max(self.stride[1], self.dilation[1]):
+            raise ValueError(f"{what}: output_padding ({self.output_padding[1]}) must be "
+                             "smaller than either stride or dilation (as in PyTorch)")
         if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
             self.padding = (0, 0, padding, padding)
         elif (isinstance(padding, tuple | list) and len(padding) == 4
@@ -100,9 +106,20 @@ class ConvTranspose1d(Module):
             weight = ops.permute(weight, [2, 1, 0])
             x = ops.permute(x, [0, 2, 1])
         bias = TensorValue(self.bias).to(device) if self.bias is not None else None
+        # ops.conv2d_transpose takes no output padding (as MAX's): the output of PyTorch's
+        # ConvTranspose1d is the full transposed convolution less ``before`` positions at
+        # the start and ``after - output_padding`` at the end; where that is negative, the
+        # extra positions get no kernel contribution (zeros, then the bias).
+        top, bottom, before, after = self.padding
+        after -= self.output_padding[1]
+        extra = max(0, -after)
         y = ops.conv2d_transpose(ops.unsqueeze(x, 1), ops.unsqueeze(weight, 0),
                                  stride=self.stride, dilation=self.dilation,
-                                 padding=self.padding, output_paddings=self.output_padding,
-                                 bias=bias)
+                                 padding=(top, bottom, before, max(0, after)),
+                                 bias=None if extra else bias)
         y = ops.squeeze(y, 1)
+        if extra:
+            y = ops.pad(y, [0, 0, 0, extra, 0, 0])
+            if bias is not None:
+                y = y + bias
         return ops.permute(y, [0, 2, 1]) if self.permute else y
