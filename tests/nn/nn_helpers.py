@@ -26,6 +26,7 @@ def compile_module(session: InferenceSession, module: Module, input_types: Seque
                    forward: Callable[..., Any] | None = None, name: str = "nn") -> Model:
     """The compiled graph of ``forward(module, *inputs)`` (default ``module(*inputs)``), its
     weights bound from ``module.state_dict()``."""
+    module.raw_state_dict()  # the model's weight names, before any part of it is called
     with Graph(name, input_types=input_types) as g:
         out = forward(module, *g.inputs) if forward else module(*g.inputs)
         g.output(*(out if isinstance(out, list | tuple) else [out]))

@@ -76,6 +76,18 @@ def test_module_without_super_init_and_reassigned_attributes() -> None:
         bare.b = Weight("w", F32, (1,), CPU)
 
 
+def test_calling_a_part_keeps_the_models_names() -> None:
+    model = Model()
+    model.load_state_dict(_values())
+    with Graph("part", input_types=[tt(2, 4)]) as g:
+        g.output(model.layers[1](g.inputs[0]), model.layers[0](g.inputs[0]))
+    assert model.layers[1].q_proj.weight.name == "layers.1.q_proj.weight"
+    alone = Block()  # never named by a model: its first call names it
+    with Graph("alone", input_types=[tt(2, 4)]) as g:
+        g.output(alone(g.inputs[0]))
+    assert alone.q_proj.weight.name == "q_proj.weight"
+
+
 def test_state_dict_initializes_to_zero_or_refuses() -> None:
     model = Model()
     with pytest.raises(ValueError, match="'embed.embed_tokens.weight' has no value"):

@@ -7,8 +7,11 @@ weight is the path of sublayer names joined by dots, then the weight's name
 (``layers.0.q_proj.weight``), as PyTorch checkpoints name them. The full names are written
 into the weights (``Weight.name``) by :meth:`Module.state_dict`,
 :meth:`Module.raw_state_dict`, :meth:`Module.load_state_dict` and each outermost call of a
-module, so that the graph's ``mo.constant_external`` weights carry the names that
-``InferenceSession.load(graph, weights_registry=module.state_dict())`` binds.
+module not named before, so that the graph's ``mo.constant_external`` weights carry the names
+that ``InferenceSession.load(graph, weights_registry=module.state_dict())`` binds. A graph
+that calls the parts of a model rather than the model itself needs the model's names first:
+call ``load_state_dict`` (or ``state_dict`` / ``raw_state_dict``) on the model before
+building the graph.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def clear_hooks() -> None:
 def _hooked(call: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(call)
     def wrapper(self: Layer, *args: Any, **kwargs: Any) -> Any:
-        if _CALL_DEPTH[0] == 0 and isinstance(self, Module):
+        if (_CALL_DEPTH[0] == 0 and isinstance(self, Module)
+                and not self.__dict__.get("_names_final")):
             self._finalize_names()
         _CALL_DEPTH[0] += 1
         try:
@@ -186,6 +190,9 @@ class Module(Layer):
 
     def _finalize_names(self) -> list[tuple[str, Module, str, Weight]]:
         entries = list(self._named_weights())
+        # A call of a part then keeps the names its model gave (see _hooked).
+        for _, layer in recursive_named_layers(self):
+            layer.__dict__["_names_final"] = True
         for full, _, _, weight in entries:
             weight.name = full
         return entries
