@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from nn_helpers import CPU, F32, close, compile_module, execute, torch_state, tt
+from nn_helpers import F32, close, compile_module, execute, torch_state, tt
 
 from max import nn
 from max.graph import Graph, TensorValue

@@ -153,6 +153,26 @@ def test_bad_state_dicts_are_refused_and_nothing_is_loaded(change: Any, error: s
         np.testing.assert_array_equal(after[k], v)
 
 
+def test_quantization_encoding_of_weight_data() -> None:
+    @dataclass
+    class WeightData:
+        data: Any
+        name: str
+        quantization_encoding: QuantizationEncoding | None
+
+    lin = nn.Linear(32, 2, F32, CPU, quantization_encoding=QuantizationEncoding.Q8_0)
+    blocks = np.zeros((2, 34), np.uint8)  # one 34-byte Q8_0 block per row
+    lin.load_state_dict({"weight": blocks})  # a bare array: its dtype and shape are checked
+    given = {"weight": WeightData(blocks, "weight", QuantizationEncoding.Q4_0)}
+    with pytest.raises(ValueError, match="'weight': the value has quantization encoding q4_0, "
+                                         "the weight q8_0"):
+        lin.load_state_dict(given)
+    lin.load_state_dict(given, override_quantization_encoding=True)
+    assert lin.weight.quantization_encoding == QuantizationEncoding.Q4_0
+    with pytest.raises(ValueError, match=r"expected shape \[2, 34\], got \[2, 32\]"):
+        lin.load_state_dict({"weight": np.zeros((2, 32), np.uint8)})
+
+
 def test_non_strict_load_tolerates_missing_and_unexpected_keys() -> None:
     model = Model()
     values = _values()

@@ -107,7 +107,8 @@ def test_weight_names_and_shapes(compiled: Any) -> None:
     assert "named.proj.weight" in raw and "named.proj.bias" not in raw
     assert "mlps.0.gate_proj.bias" in raw and "mlps.1.gate_proj.bias" not in raw
     q = raw["quantized.1.weight"]  # Q4_0: 18 bytes for each 32 elements
-    assert [int(d) for d in q.shape] == [5, 36] and q.quantization_encoding == QuantizationEncoding.Q4_0
+    assert [int(d) for d in q.shape] == [5, 36]
+    assert q.quantization_encoding == QuantizationEncoding.Q4_0
     assert [int(d) for d in q.original_dtype_and_shape[1]] == [5, QIN]
 
 

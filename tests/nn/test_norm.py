@@ -20,12 +20,12 @@ class Norms(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.ln = nn.LayerNorm(DIM, [CPU], F32, eps=1e-5)
-        self.ln_nobias = nn.LayerNorm(DIM, [CPU], F32, eps=1e-3, use_bias=False)
-        self.rms = nn.RMSNorm(DIM, F32, eps=1e-6)
+        self.ln_nobias = nn.LayerNorm(DIM, [CPU], F32, eps=0.1, use_bias=False)
+        self.rms = nn.RMSNorm(DIM, F32, eps=0.25)
         self.rms_gemma = nn.RMSNorm(DIM, F32, eps=1e-6, weight_offset=1.0,
                                     multiply_before_cast=False)
         self.const = nn.ConstantLayerNorm(DIM, CPU, F32)
-        self.gn = nn.GroupNorm(GROUPS, CH, eps=1e-5, device=CPU)
+        self.gn = nn.GroupNorm(GROUPS, CH, eps=0.5, device=CPU)  # an eps that shows
         self.gn_plain = nn.GroupNorm(GROUPS, CH, affine=False, device=CPU)
 
     def __call__(self, x: TensorValue, img: TensorValue, seq: TensorValue) -> list[TensorValue]:
@@ -35,9 +35,9 @@ class Norms(nn.Module):
 
 def test_norms_match_torch(session: Any) -> None:
     ln = torch.nn.LayerNorm(DIM)
-    ln_nobias = torch.nn.LayerNorm(DIM, eps=1e-3, bias=False)
-    rms = torch.nn.RMSNorm(DIM, eps=1e-6)
-    gn = torch.nn.GroupNorm(GROUPS, CH)
+    ln_nobias = torch.nn.LayerNorm(DIM, eps=0.1, bias=False)
+    rms = torch.nn.RMSNorm(DIM, eps=0.25)
+    gn = torch.nn.GroupNorm(GROUPS, CH, eps=0.5)
     gemma_w = torch.randn(DIM) * 0.1
     with torch.no_grad():  # away from the defaults (ones and zeros)
         for p in [*ln.parameters(), *ln_nobias.parameters(), *rms.parameters(),

@@ -286,9 +286,9 @@ class Module(Layer):
             if (encoding is not None and encoding != weight.quantization_encoding
                     and not override_quantization_encoding):
                 raise ValueError(f"weight {full!r}: the value has quantization encoding "
-                                 f"{_enc(encoding)}, the weight {_enc(weight.quantization_encoding)}"
-                                 " (pass override_quantization_encoding=True to take the "
-                                 "value's)")
+                                 f"{_enc(encoding)}, the weight "
+                                 f"{_enc(weight.quantization_encoding)} (pass "
+                                 "override_quantization_encoding=True to take the value's)")
             want = [int(d) for d in weight.shape]
             if list(array.shape) != want:
                 raise ValueError(f"weight {full!r}: expected shape {want}, got "
