@@ -96,6 +96,9 @@ def test_rope_tables_and_scale() -> None:
         assert [int(d) for d in rope.freqs_cis_base().shape] == [2 * MAX_SEQ, 8, 2]
         assert [int(d) for d in rope.freqs_cis.shape] == [2 * MAX_SEQ, 16]
     table = rope._table()
+    given = nn.RotaryEmbedding(64, 4, THETA, MAX_SEQ, _freqs_cis=table[:5])
+    with Graph("given", input_types=[]):
+        assert [int(d) for d in given.freqs_cis_base().shape] == [5, 8, 2]
     np.testing.assert_allclose(table[3, 1], [math.cos(3 * THETA ** (-2 / 16)),
                                              math.sin(3 * THETA ** (-2 / 16))], rtol=1e-6)
 

@@ -91,6 +91,9 @@ class RotaryEmbedding(Module):
             The frequency tensor for complex exponentials with shape
             (max_seq_len * 2, head_dim / 2, 2)
         """
+        if isinstance(self._freqs_cis, np.ndarray):
+            return ops.constant(self._freqs_cis, DType.from_numpy(self._freqs_cis.dtype),
+                                DeviceRef.CPU())
         if self._freqs_cis is not None:
             return TensorValue(self._freqs_cis)
         return ops.constant(self._table(), DType.float32, DeviceRef.CPU())
