@@ -190,9 +190,9 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         bound = bind_external_weights(module)
         weights = _signature([t for _, t in bound], [n for n, _ in bound])
         constants = externalize_constants(module)
-        from max.compiler.pipelines import matmul_pack
+        from max.compiler.pipelines import arg_layouts, matmul_pack
 
-        matmul_pack.mark_constants(_graph_function(module), len(constants))
+        arg_layouts.mark_load_time_args(_graph_function(module), len(weights), len(constants))
         with use_library(library):
             get_pass("mo-to-linalg").fn(module)
         fn = _graph_function(module)
@@ -208,7 +208,9 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
         fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1,
                                       profile=profile)
-        # Constants the schedule reads as panels (matmul_pack), stored in that order.
+        # Weights and constants the schedule reads in another order (arg_layouts): the
+        # constants are stored that way here, the weights by the engine at load time.
+        weight_layouts, _ = arg_layouts.split(module, len(weights), len(constants))
         constants = matmul_pack.pack_constants(module, constants)
         kernels = None
         if profile:
@@ -231,7 +233,8 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
     (out_dir / CONSTANTS_FILE).write_bytes(blob)
     record = ArtifactRecord(
         name=name, kind=kind, sha256=hashlib.sha256(binary).hexdigest(), inputs=inputs,
-        outputs=outputs, weights=weights, checks=tuple(checks),
+        outputs=outputs, weights=weights, weight_layouts=tuple(weight_layouts),
+        checks=tuple(checks),
         constants=tuple(constant_records),
         constants_sha256=hashlib.sha256(blob).hexdigest(), target=target, options=options,
         compiler_version=cache.compiler_version(), kernels=kernels, fallbacks=tuple(fallbacks))

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from max.runtime.layouts import layout_error
 from max.runtime.shapes import compile_dim, is_symbol
 
-FORMAT = 5  # bump when a field is added, removed or changes meaning
+FORMAT = 6  # bump when a field is added, removed or changes meaning
 META_FILE = "meta.json"
 META_HASH_FILE = "meta.sha256"
 CONSTANTS_FILE = "constants.bin"
@@ -320,6 +321,8 @@ class ArtifactRecord:
         checks: the messages of the runtime checks (one byte each in the checks buffer).
         weights: the named external weights (``ops.constant_external``: static dims, named),
             supplied at load time and passed after the inputs.
+        weight_layouts: one per weight: ``""`` (passed as given) or the layout
+            (``runtime/layouts``) the engine stores it in once at load time.
         constants: the externalized constants, passed after the weights.
         constants_sha256: the sha256 of ``constants.bin``.
         target / options / compiler_version: what built it (also in the cache key).
@@ -343,12 +346,25 @@ class ArtifactRecord:
     compiler_version: str = ""
     format: int = FORMAT
     weights: tuple[TensorRecord, ...] = ()
+    weight_layouts: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
     kernels: tuple[KernelRecord, ...] | None = None
 
     def __post_init__(self) -> None:
         if _want(self.format, int, "format") != FORMAT:
             raise _fail("format", f"version {self.format}, this runtime reads {FORMAT}")
+        if not _want(self.weight_layouts, tuple, "weight_layouts") and self.weights:
+            object.__setattr__(self, "weight_layouts", ("",) * len(self.weights))
+        if len(self.weight_layouts) != len(self.weights):
+            raise _fail("weight_layouts", f"{len(self.weight_layouts)} layouts for "
+                                          f"{len(self.weights)} weights")
+        for i, (w, layout) in enumerate(zip(self.weights, self.weight_layouts)):
+            if not _want(layout, str, f"weight_layouts[{i}]"):
+                continue
+            static = all(type(d) is int for d in w.dims)
+            why = layout_error(layout, tuple(w.dims)) if static else "symbolic dims"
+            if why is not None:
+                raise _fail(f"weight_layouts[{i}]", why)
         _want(self.name, str, "name")  # any string: only the entry symbol is mangled from it
         if _want(self.kind, str, "kind") not in BINARY_NAMES:
             raise _fail("kind", f"expected one of {sorted(BINARY_NAMES)}, got {self.kind!r}")
@@ -443,6 +459,7 @@ class ArtifactRecord:
             "checks": list(self.checks),
             "constants": [c.to_json() for c in self.constants],
             "weights": [w.to_json() for w in self.weights],
+            "weight_layouts": list(self.weight_layouts),
             "constants_sha256": self.constants_sha256, "target": self.target,
             "options": dict(self.options), "compiler_version": self.compiler_version,
             "fallbacks": list(self.fallbacks),
@@ -467,7 +484,8 @@ class ArtifactRecord:
             raise _fail("format", f"version {obj.get('format')!r:.20}, this runtime reads "
                                   f"{FORMAT}")
         _keys(obj, {"format", "name", "entry", "kind", "binary", "sha256", "inputs", "outputs",
-                    "checks", "constants", "weights", "constants_sha256", "target", "options",
+                    "checks", "constants", "weights", "weight_layouts", "constants_sha256",
+                    "target", "options",
                     "compiler_version", "fallbacks", "kernels"}, "record")
         kernels = obj["kernels"]
         if kernels is not None:
@@ -481,6 +499,7 @@ class ArtifactRecord:
                           for i, t in enumerate(_want(obj["outputs"], list, "outputs"))),
             weights=tuple(TensorRecord.from_json(t, f"weights[{i}]")
                           for i, t in enumerate(_want(obj["weights"], list, "weights"))),
+            weight_layouts=tuple(_want(obj["weight_layouts"], list, "weight_layouts")),
             checks=tuple(_want(obj["checks"], list, "checks")),
             constants=tuple(ConstantRecord.from_json(c, f"constants[{i}]")
                             for i, c in enumerate(_want(obj["constants"], list, "constants"))),

@@ -141,7 +141,8 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
                                        [_memref(results[k]) for k in sorted(returned)]))
     # Buffer inputs (memrefs) are in/out: passed through, never snapshotted as tensors.
     wrapper.attributes[NAME_ATTR] = ir.StringAttr.get(name)
-    for key in ("mo.graph", "mo.checks", RETURNED_ATTR, "mo.num_constants"):  # (matmul_pack)
+    for key in ("mo.graph", "mo.checks", RETURNED_ATTR, "mo.num_weights",
+                "mo.num_constants"):  # (arg_layouts)
         if key in fn.attributes:
             wrapper.attributes[key] = fn.attributes[key]
             del fn.attributes[key]

@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
-from max.compiler.pipelines import layout_schedule, matmul_pack, matmul_schedule
+from max.compiler.pipelines import arg_layouts, layout_schedule, matmul_pack, matmul_schedule
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -427,6 +427,8 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
+    # A weight's transpose (x @ W.T): W stored transposed at load time instead.
+    arg_layouts.transpose_args(module)
     _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     # B in panels first: a panel matmul's bias/activation then runs as its own elementwise
     # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).

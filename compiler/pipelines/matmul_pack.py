@@ -10,12 +10,14 @@ rows of the cache tile (the register loops are interchanged: panel outer, rows i
 eligible ``C = A @ B`` into ``C3[m, j, n] += A[m, k] * Bp[j, k, n]``: a 3-D ``linalg.generic``
 tagged :data:`PACKED`, on C viewed as ``[M, N/32, 32]`` (the same bytes). Bp is
 
-* a constant's panels, packed once at compile time: when B is an externalized constant (a
-  trailing graph argument, see ``mo.num_constants``) used by this matmul only, the IR reads
-  the argument's bytes as ``[N/32, K, 32]`` and the module records the argument in
-  :data:`PACKED_ARGS`; the compile worker (:func:`pack_constant`) stores the constant in that
-  order in ``constants.bin``. The record is made by the same stage that rewrites the IR, so a
-  failed schedule (the whole module restored and run as plain loops) records nothing.
+* a load-time argument's panels: when B is a named weight or an externalized constant (a
+  trailing entry argument, see ``arg_layouts``), read by this matmul only, as given or
+  through a transpose (``x @ W.T``), the IR reads the argument's bytes as ``[N/32, K, 32]``
+  and the module records the layout (``"panels"`` or ``"panels_t"``, ``runtime/layouts``):
+  the compile worker stores a constant in that order in ``constants.bin``, the engine
+  rearranges a weight once at load time. The record is made by the same stage that rewrites
+  the IR, so a failed schedule (the whole module restored and run as plain loops) records
+  nothing.
 * else packed at run time by a copy (a transposing generic, scheduled as elementwise), for
   enough rows to pay for it (:data:`MIN_ROWS_RUNTIME`).
 
@@ -42,12 +44,11 @@ from mlir import ir
 from mlir.dialects import arith, bufferization, linalg, memref, tensor
 
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic
+from max.compiler.pipelines import arg_layouts
+from max.runtime.layouts import PANEL, apply_layout
 
-PANEL = 32  # columns of a panel: the register tile's width (2 zmm)
 MR = 8  # rows of the register tile
 PACKED = "mo.pmm"  # on the panel-matmul generic
-PACKED_ARGS = "mo.packed_constants"  # module: the constants (indices) stored in panels
-NUM_CONSTANTS = "mo.num_constants"  # graph function: trailing inputs that are constants
 # Cache tile: MC rows x JC panels, K blocks of KC. A KC x 32 panel slice (32 KiB) stays in L1
 # while the rows run; the MC x KC block of A (128 KiB) in L2. Measured at 1024^3 on one core:
 # (128, 8, 256) and (256, 8, 256) best, (256, 8, 64) 10% slower.
@@ -59,47 +60,27 @@ N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of t
 _DYN = ir.ShapedType.get_dynamic_size()
 
 
-def _static_shape(v: ir.Value) -> list[int] | None:
-    t = ir.RankedTensorType(v.type)
-    return None if _DYN in t.shape else list(t.shape)
-
-
 def _op(x: object) -> ir.Operation | None:
     if isinstance(x, ir.Operation):
         return x
     return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
 
 
-def _constant_args(fn: ir.Operation) -> dict[int, int]:
-    """Entry argument index -> constant index, for the arguments that hold constants."""
-    if NUM_CONSTANTS not in fn.attributes or "mo.num_inputs" not in fn.attributes:
-        return {}
-    n_const = ir.IntegerAttr(fn.attributes[NUM_CONSTANTS]).value
-    n_in = ir.IntegerAttr(fn.attributes["mo.num_inputs"]).value
-    return {n_in - n_const + i: i for i in range(n_const)}
-
-
-def _constant_source(b: ir.Value, const_args: dict[int, int]) -> int | None:
-    """The constant index behind B when B is a constant read by this matmul only."""
-    owner = _op(b.owner)
-    if owner is None or owner.name != "bufferization.to_tensor" or len(list(b.uses)) != 1:
-        return None
-    src = owner.operands[0]
-    if not isinstance(src, ir.BlockArgument) or len(list(src.uses)) != 1:
-        return None
-    return const_args.get(ir.BlockArgument(src).arg_number)
-
-
-def eligible(mm: ir.Operation) -> bool:
-    """A static f32 2-D matmul of whole panels, large enough, with at least a register tile
-    of rows (fewer rows keep the small-M tiles of matmul_schedule)."""
-    shapes = [_static_shape(v) for v in mm.operands]
-    if any(s is None or len(s) != 2 for s in shapes):
+def eligible(mm: ir.Operation, prepacked: bool = False) -> bool:
+    """An f32 2-D matmul of whole panels, large enough, with at least a register tile of rows
+    (fewer rows keep the small-M tiles of matmul_schedule). K and N static; M symbolic only
+    for a B stored in panels at load time (``prepacked``): no copy per call to pay for."""
+    ta, tb, tc = (ir.RankedTensorType(v.type) for v in mm.operands[:3])
+    if ta.rank != 2 or not tb.has_static_shape or tb.rank != 2:
         return False
-    if any(str(ir.RankedTensorType(v.type).element_type) != "f32" for v in mm.operands):
+    if any(str(t.element_type) != "f32" for t in (ta, tb, tc)):
         return False
-    (m, k), (_, n) = shapes[0], shapes[1]
-    return m >= MR and k >= 1 and n >= PANEL and n % PANEL == 0 and m * n * k >= MIN_MACS
+    m, (k, n) = ta.shape[0], tb.shape
+    if k < 1 or n < PANEL or n % PANEL:
+        return False
+    if m == _DYN:
+        return prepacked
+    return m >= MR and m * n * k >= MIN_MACS
 
 
 def _reassoc(groups: list[list[int]]) -> ir.ArrayAttr:
@@ -108,9 +89,18 @@ def _reassoc(groups: list[list[int]]) -> ir.ArrayAttr:
                              for g in groups])
 
 
-def _expand(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Value:
+def _rows(a: ir.Value) -> ir.Value | None:
+    """A's row count as a value where it is symbolic, else None."""
+    if ir.RankedTensorType(a.type).shape[0] != _DYN:
+        return None
+    return tensor.dim(a, arith.constant(ir.IndexType.get(), 0))
+
+
+def _expand(x: ir.Value, shape: list[int], groups: list[list[int]],
+            dyn: list[ir.Value] | None = None) -> ir.Value:
+    """``x`` expanded to ``shape``; ``dyn``: the sizes of its dynamic dims, in order."""
     t = ir.RankedTensorType.get(shape, ir.RankedTensorType(x.type).element_type)
-    return tensor.ExpandShapeOp(t, x, _reassoc(groups), [], shape).result
+    return tensor.ExpandShapeOp(t, x, _reassoc(groups), dyn or [], shape).result
 
 
 def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Value:
@@ -118,12 +108,9 @@ def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Valu
     return tensor.collapse_shape(t, x, groups)
 
 
-def _panels(b: ir.Value, k: int, n: int, prepacked: bool) -> ir.Value:
-    """Bp [n/32, k, 32]: B's bytes read as panels (prepacked), or a copy into panels."""
+def _panels(b: ir.Value, k: int, n: int) -> ir.Value:
+    """Bp [n/32, k, 32]: a copy of B[k, n] into panels, at each call."""
     j = n // PANEL
-    if prepacked:
-        flat = _collapse(b, [k * n], [[0, 1]])
-        return _expand(flat, [j, k, PANEL], [[0, 1, 2]])
     b3 = _expand(b, [k, j, PANEL], [[0], [1, 2]])
     f32 = ir.F32Type.get()
     empty = tensor.empty([j, k, PANEL], f32)
@@ -133,13 +120,29 @@ def _panels(b: ir.Value, k: int, n: int, prepacked: bool) -> ir.Value:
                    lambda x, _: x)[0]
 
 
-def _init3(init: ir.Value, m: int, j: int) -> ir.Value:
-    """C's initial value as [m, j, 32]: a fresh fill where C was a fill, else a view."""
+def _prepacked(arg: ir.Value, k: int, n: int) -> ir.Value:
+    """Bp [n/32, k, 32]: the bytes of a load-time argument stored in panels, read as such."""
+    flat = _collapse(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
+    return _expand(flat, [n // PANEL, k, PANEL], [[0, 1, 2]])
+
+
+def _erase_dead_view(v: ir.Value) -> None:
+    """Erases the reshapes of a ``"t"`` view that the panels no longer read."""
+    while (op := _op(v.owner)) is not None and op.name in (
+            "tensor.expand_shape", "tensor.collapse_shape") and not list(v.uses):
+        v = op.operands[0]
+        op.erase()
+
+
+def _init3(init: ir.Value, m: int, j: int, rows: ir.Value | None) -> ir.Value:
+    """C's initial value as [m, j, 32]: a fresh fill where C was a fill, else a view.
+    ``rows``: the value of a symbolic ``m``."""
     fill = _op(init.owner)
     if fill is not None and fill.name == "linalg.fill":
-        empty = tensor.empty([m, j, PANEL], ir.RankedTensorType(init.type).element_type)
+        empty = tensor.empty([rows if rows is not None else m, j, PANEL],
+                             ir.RankedTensorType(init.type).element_type)
         return linalg.fill(fill.operands[0], outs=[empty])
-    return _expand(init, [m, j, PANEL], [[0], [1, 2]])
+    return _expand(init, [m, j, PANEL], [[0], [1, 2]], [rows] if rows is not None else None)
 
 
 def _panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
@@ -171,7 +174,9 @@ def _write_through(result: ir.Value, c3: ir.Value) -> None:
     shape = list(ir.RankedTensorType(c3.type).shape)
     t = ir.MemRefType.get(shape, ir.MemRefType(dest.type).element_type)
     with ir.InsertionPoint(store), store.location:
-        view = memref.expand_shape(t, dest, _reassoc([[0], [1, 2]]), [], shape)
+        dyn = ([memref.dim(dest, arith.constant(ir.IndexType.get(), 0))]
+               if shape[0] == _DYN else [])
+        view = memref.expand_shape(t, dest, _reassoc([[0], [1, 2]]), dyn, shape)
         bufferization.MaterializeInDestinationOp(None, c3, view, restrict=True, writable=True)
     store.erase()
 
@@ -184,25 +189,29 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
     """
     from max.compiler.pipelines.matmul_schedule import FUSED
 
-    count, packed_args = 0, []
+    count = 0
     for fn in module.body.operations:
         if fn.operation.name != "func.func":
             continue
-        const_args = _constant_args(fn.operation)
+        args = arg_layouts.load_time_args(fn.operation)
         for block in fn.operation.regions[0].blocks:
             for child in list(block.operations):
                 mm = child.operation
                 if mm.name != "linalg.matmul" or FUSED in mm.attributes:
                     continue
-                if classify(mm) != "matmul" or not eligible(mm):
+                src = arg_layouts.source(mm.operands[1], args)
+                if classify(mm) != "matmul" or not eligible(mm, src is not None):
                     continue
-                (m, k), n = _static_shape(mm.operands[0]), _static_shape(mm.operands[1])[1]
-                arg = _constant_source(mm.operands[1], const_args)
-                if arg is None and m < MIN_ROWS_RUNTIME:
+                m, (k, n) = (ir.RankedTensorType(mm.operands[0].type).shape[0],
+                             ir.RankedTensorType(mm.operands[1].type).shape)
+                if src is None and m < MIN_ROWS_RUNTIME:
                     continue  # a copy of B per call would cost about what panels save
+                b = mm.operands[1]
                 with ir.InsertionPoint(mm), mm.location:
-                    bp = _panels(mm.operands[1], k, n, arg is not None)
-                    c3 = _panel_matmul(mm.operands[0], bp, _init3(mm.operands[2], m, n // PANEL))
+                    rows = _rows(mm.operands[0])
+                    bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
+                    c3 = _panel_matmul(mm.operands[0], bp,
+                                       _init3(mm.operands[2], m, n // PANEL, rows))
                     c = _collapse(c3, [m, n], [[0], [1, 2]])
                 old_init = _op(mm.operands[2].owner)
                 _write_through(mm.results[0], c3)
@@ -211,43 +220,20 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
                 if (old_init is not None and old_init.name == "linalg.fill"
                         and not list(old_init.results[0].uses)):
                     old_init.erase()
-                if arg is not None:
-                    packed_args.append(arg)
+                if src is not None:
+                    key, layout, _ = src
+                    _erase_dead_view(b)
+                    arg_layouts.record(module, key, "panels" if layout is None else "panels_t")
                 count += 1
-    if packed_args:
-        i64 = ir.IntegerType.get_signless(64)
-        module.operation.attributes[PACKED_ARGS] = ir.ArrayAttr.get(
-            [ir.IntegerAttr.get(i64, a) for a in sorted(packed_args)])
     return count
 
 
-def packed_args(module: ir.Module) -> list[int]:
-    """The constants (indices among the externalized ones) :func:`rewrite` reads as panels."""
-    if PACKED_ARGS not in module.operation.attributes:
-        return []
-    return [ir.IntegerAttr(a).value for a in ir.ArrayAttr(module.operation.attributes[PACKED_ARGS])]
-
-
-def mark_constants(fn: ir.Operation, count: int) -> None:
-    """Records on the graph function that its last ``count`` inputs are constants (the
-    compile worker's externalized ones): :func:`rewrite` may store those in panels."""
-    with fn.context:
-        fn.attributes[NUM_CONSTANTS] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), count)
-
-
 def pack_constants(module: ir.Module, constants: list[np.ndarray]) -> list[np.ndarray]:
-    """``constants`` (the trailing inputs' values) with those :func:`rewrite` reads as
-    panels (:func:`packed_args`) stored in panel order."""
-    out = list(constants)
-    for i in packed_args(module):
-        out[i] = pack_constant(out[i])
-    return out
-
-
-def pack_constant(w: np.ndarray) -> np.ndarray:
-    """``w[K, N]`` in panel order (``[N/32, K, 32]``), shaped ``[K, N]`` like the argument."""
-    k, n = w.shape
-    return np.ascontiguousarray(w.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)).reshape(k, n)
+    """``constants`` (the trailing inputs' values) in the layouts the schedule reads them in
+    (:mod:`arg_layouts`): what the compile worker stores in ``constants.bin``."""
+    _, wanted = arg_layouts.split(module, 0, len(constants))
+    return [apply_layout(c, layout) if layout else c for c, layout in zip(constants, wanted,
+                                                                          strict=True)]
 
 
 def drop_self_copies(module: ir.Module) -> int:
@@ -290,7 +276,8 @@ def tiles(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
     """((mc, jc, kc),) of a panel matmul; 0 where the tile covers the whole dim."""
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
-    mc, jc, kc = _fit(m, MC, MR), _fit(j, JC, 1), _fit(k, KC, 16)
+    mc = MC if m == _DYN else _fit(m, MC, MR)
+    jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
     return ((0 if mc == m else mc, 0 if jc == j else jc, 0 if kc == k else kc),)
 
 
@@ -299,6 +286,8 @@ def thread_plan(op: ir.Operation, threads: int,
     """Rows split over threads, or the panels for few rows; the fill of C goes along."""
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
+    if m == _DYN:  # symbolic rows (a batch, a sequence): most likely many
+        return 4, 2, 0, 0
     if m * j * PANEL * k < min_macs:
         return None
     if m <= N_SPLIT_ROWS and j >= threads:
@@ -332,6 +321,5 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     return s
 
 
-__all__ = ["NUM_CONSTANTS", "PACKED", "PACKED_ARGS", "drop_self_copies", "eligible",
-           "mark_constants", "pack_constant", "pack_constants", "packed_args",
-           "rewrite", "schedule", "thread_plan", "tiles"]
+__all__ = ["PACKED", "drop_self_copies", "eligible", "pack_constants", "rewrite", "schedule",
+           "thread_plan", "tiles"]

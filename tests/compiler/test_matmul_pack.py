@@ -10,7 +10,7 @@ from mo_helpers import Compiled, check, graph_text, make_context
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.passes.externalize import externalize_constants
-from max.compiler.pipelines import cpu_threads, matmul_pack
+from max.compiler.pipelines import arg_layouts, cpu_threads, matmul_pack
 from max.compiler.targets.cpu import CPU as TARGET
 from max.driver import CPU as CPUDevice
 from max.dtype import DType
@@ -24,8 +24,9 @@ CPU = DeviceRef.CPU()
 pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 
-def _scheduled(text: str, threads: int, *, constants: bool = False) -> tuple[str, list[int]]:
-    """(memref-level IR text, the constants stored in panels) after the memref vectorization; with
+def _scheduled(text: str, threads: int, *,
+               constants: bool = False) -> tuple[str, dict[str, str]]:
+    """(memref-level IR text, the recorded argument layouts) after the memref vectorization; with
     ``constants``, large constants externalized and marked as the compile worker does."""
     with make_context():
         m = ir.Module.parse(text)
@@ -33,10 +34,10 @@ def _scheduled(text: str, threads: int, *, constants: bool = False) -> tuple[str
             values = externalize_constants(m)
             fn = next(o.operation for o in m.body.operations
                       if "mo.graph" in o.operation.attributes)
-            matmul_pack.mark_constants(fn, len(values))
+            arg_layouts.mark_load_time_args(fn, 0, len(values))
         lower_to_linalg(m)
         TARGET.run(m, until="mo-vectorize-memrefs", threads=threads)
-        return str(m), matmul_pack.packed_args(m)
+        return str(m), arg_layouts.layouts(m)
 
 
 # Rows: a register tile, odd rows (static remainders 1..7), rows split unevenly over two
@@ -91,18 +92,9 @@ def test_constant_weights_are_packed_at_compile_time() -> None:
     w = np.arange(256 * 96, dtype=np.float32).reshape(256, 96)
     text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(32, 256)])
     mem, packed = _scheduled(text, 2, constants=True)
-    assert packed == [0]
+    assert packed == {"c0": "panels"}
     assert "memref.alloc" not in mem  # no buffer of panels: the argument is one
     assert "linalg." not in mem
-
-
-def test_pack_constant_is_panel_order() -> None:
-    w = np.arange(5 * 64, dtype=np.float32).reshape(5, 64)
-    p = matmul_pack.pack_constant(w)
-    assert p.shape == w.shape
-    panels = p.reshape(2, 5, 32)  # [N/32, K, 32]
-    for j in range(2):
-        np.testing.assert_array_equal(panels[j], w[:, 32 * j:32 * (j + 1)])
 
 
 @pytest.mark.parametrize("m,k,n", [(32, 1024, 256), (9, 97, 64), (128, 384, 1152)])

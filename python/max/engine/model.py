@@ -13,6 +13,7 @@ from max.dtype import DType
 from max.engine import _profiling
 from max.profiler._trace import STATE as _TRACE
 from max.runtime import ArtifactRecord, CpuExecutable, TensorRecord, TensorSig
+from max.runtime.layouts import apply_layout
 
 
 class TensorSpec:
@@ -322,10 +323,12 @@ class Model:
 
 def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[np.ndarray]:
     """The arrays of the graph's named weights, from ``weights_registry``, each checked
-    against its declared type (the compiled code trusts the dims). A non-contiguous array is
-    copied once; the others are used in place and must outlive the model (as in MAX)."""
+    against its declared type (the compiled code trusts the dims). A weight the compiled code
+    reads in another layout (``record.weight_layouts``: a transposed or panel matmul operand)
+    is rearranged into a copy here, once; a non-contiguous array is copied once; the others
+    are used in place, zero-copy, and must outlive the model (as in MAX)."""
     out = []
-    for w in record.weights:
+    for w, layout in zip(record.weights, record.weight_layouts, strict=True):
         if w.name not in registry:
             raise ValueError(f"model {record.name!r}: weight {w.name!r} is missing from "
                              "weights_registry")
@@ -342,7 +345,9 @@ def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[
         if tuple(array.shape) != tuple(w.dims):
             raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
                              f"{list(array.shape)}")
-        if not (array.flags.c_contiguous and array.flags.aligned):
+        if layout:
+            array = apply_layout(array, layout)
+        elif not (array.flags.c_contiguous and array.flags.aligned):
             array = np.ascontiguousarray(array)
         out.append(array)
     return out

@@ -6,7 +6,7 @@ types in Python (symbolic dims, dtype promotion, broadcasting) and emit one MO o
 
 from __future__ import annotations
 
-from max.graph import ops, quantization
+from max.graph import ops, quantization, weights
 from max.graph.dim import AlgebraicDim, Dim, DimLike, StaticDim, SymbolicDim
 from max.graph.graph import Graph
 from max.graph.kernel_library import KernelLibrary
@@ -37,4 +37,5 @@ __all__ = [
     "Weight",
     "ops",
     "quantization",
+    "weights",
 ]

@@ -1,0 +1,172 @@
+"""Arguments given at load time, read in the layout their one use wants (``runtime/layouts``).
+
+The entry's trailing arguments are the named weights (``mo.num_weights`` of them, bound at
+load time) and then the externalized constants (``mo.num_constants``, in ``constants.bin``).
+When such an argument has a single use that reads it in another order, the IR reads the
+argument's bytes in that order instead, and the module records the layout
+(:data:`LAYOUTS_ATTR`, ``{"w0": "panels_t", "c2": "t"}``): the worker stores constants that
+way at compile time, the engine rearranges weights once at load time. Nothing is recorded for
+a failed schedule: the plain pipeline restores the whole module, attribute included.
+
+:func:`transpose_args` (first in ``schedule_tensors``) turns ``linalg.transpose(W)`` of such an
+argument into a view of its bytes as ``W.T`` (layout ``"t"``): no transpose at each call.
+``matmul_pack`` then reads a B that is such an argument, or such a view, as prepacked panels
+(``"panels"``, ``"panels_t"``).
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import tensor
+
+NUM_WEIGHTS = "mo.num_weights"  # graph function: inputs before the constants that are weights
+NUM_CONSTANTS = "mo.num_constants"  # graph function: trailing inputs that are constants
+LAYOUTS_ATTR = "mo.arg_layouts"  # module: {"w<i>" | "c<i>": layout}
+_TRANSPOSED = "mo.transposed_arg"  # on the expand_shape of a "t" view
+
+
+def mark_load_time_args(fn: ir.Operation, weights: int, constants: int) -> None:
+    """Records on the graph function that its last ``weights + constants`` inputs are the
+    named weights and then the externalized constants (the compile worker's)."""
+    i64 = ir.IntegerType.get_signless(64)
+    with fn.context:
+        fn.attributes[NUM_WEIGHTS] = ir.IntegerAttr.get(i64, weights)
+        fn.attributes[NUM_CONSTANTS] = ir.IntegerAttr.get(i64, constants)
+
+
+def load_time_args(fn: ir.Operation) -> dict[int, str]:
+    """Entry argument number -> ``"w<i>"`` (the i-th weight) or ``"c<i>"`` (constant)."""
+    attrs = fn.attributes
+    if "mo.num_inputs" not in attrs or NUM_CONSTANTS not in attrs:
+        return {}
+    n_in = ir.IntegerAttr(attrs["mo.num_inputs"]).value
+    n_const = ir.IntegerAttr(attrs[NUM_CONSTANTS]).value
+    n_w = ir.IntegerAttr(attrs[NUM_WEIGHTS]).value if NUM_WEIGHTS in attrs else 0
+    first = n_in - n_const - n_w
+    keys = {first + i: f"w{i}" for i in range(n_w)}
+    keys.update({n_in - n_const + i: f"c{i}" for i in range(n_const)})
+    return keys
+
+
+def _op(x: object) -> ir.Operation | None:
+    if isinstance(x, ir.Operation):
+        return x
+    return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
+
+
+def _single_use(v: ir.Value) -> bool:
+    return len(list(v.uses)) == 1
+
+
+def _arg_behind(v: ir.Value, args: dict[int, str]) -> str | None:
+    """The key of the load-time argument that ``v`` (a ``to_tensor`` of it) reads, when ``v``
+    is that argument's only reader."""
+    owner = _op(v.owner)
+    if owner is None or owner.name != "bufferization.to_tensor" or not _single_use(v):
+        return None
+    src = owner.operands[0]
+    if not isinstance(src, ir.BlockArgument) or not _single_use(src):
+        return None
+    return args.get(ir.BlockArgument(src).arg_number)
+
+
+def source(v: ir.Value, args: dict[int, str]) -> tuple[str, str | None, ir.Value] | None:
+    """``(key, layout so far, the to_tensor value)`` when ``v`` is a load-time argument read
+    only here: as given (layout None) or through a :func:`transpose_args` view (``"t"``)."""
+    if (key := _arg_behind(v, args)) is not None:
+        return key, None, v
+    owner = _op(v.owner)
+    if owner is None or owner.name != "tensor.expand_shape" or _TRANSPOSED not in owner.attributes:
+        return None
+    if not _single_use(v):
+        return None
+    flat = owner.operands[0]
+    inner = _op(flat.owner)
+    if inner is None or inner.name != "tensor.collapse_shape" or not _single_use(flat):
+        return None
+    t = inner.operands[0]
+    key = _arg_behind(t, args)
+    return None if key is None else (key, "t", t)
+
+
+def record(module: ir.Module, key: str, layout: str) -> None:
+    """Sets the layout of argument ``key`` in the module's record."""
+    current = layouts(module)
+    current[key] = layout
+    with module.context:
+        module.operation.attributes[LAYOUTS_ATTR] = ir.DictAttr.get(
+            {k: ir.StringAttr.get(v) for k, v in sorted(current.items())})
+
+
+def layouts(module: ir.Module) -> dict[str, str]:
+    """The recorded layouts: ``{"w0": "panels_t", ...}``."""
+    attrs = module.operation.attributes
+    if LAYOUTS_ATTR not in attrs:
+        return {}
+    d = ir.DictAttr(attrs[LAYOUTS_ATTR])
+    return {d[i].name: ir.StringAttr(d[i].attr).value for i in range(len(d))}
+
+
+def split(module: ir.Module, n_weights: int, n_constants: int) -> tuple[list[str], list[str]]:
+    """The layouts as two lists (``""``: as given): one per weight, one per constant."""
+    got = layouts(module)
+    return ([got.get(f"w{i}", "") for i in range(n_weights)],
+            [got.get(f"c{i}", "") for i in range(n_constants)])
+
+
+def _reassoc(groups: list[list[int]]) -> ir.ArrayAttr:
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d) for d in g])
+                             for g in groups])
+
+
+def transposed_view(t: ir.Value) -> ir.Value:
+    """``t[R, C]``'s bytes read as ``[C, R]``: the tensor ``t.T`` once the argument is stored
+    in layout ``"t"``."""
+    rt = ir.RankedTensorType(t.type)
+    rows, cols = rt.shape
+    flat_t = ir.RankedTensorType.get([rows * cols], rt.element_type)
+    flat = tensor.collapse_shape(flat_t, t, _reassoc([[0, 1]]))
+    view_t = ir.RankedTensorType.get([cols, rows], rt.element_type)
+    view = tensor.ExpandShapeOp(view_t, flat, _reassoc([[0, 1]]), [], [cols, rows]).result
+    _op(view.owner).attributes[_TRANSPOSED] = ir.UnitAttr.get()
+    return view
+
+
+def transpose_args(module: ir.Module) -> int:
+    """Each ``linalg.transpose`` (2-D) of a load-time argument read only by it becomes a view
+    of the argument stored transposed; returns how many."""
+    count = 0
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        args = load_time_args(fn.operation)
+        if not args:
+            continue
+        for block in fn.operation.regions[0].blocks:
+            for child in list(block.operations):
+                op = child.operation
+                if op.name != "linalg.transpose":
+                    continue
+                src = op.operands[0]
+                if list(ir.DenseI64ArrayAttr(op.attributes["permutation"])) != [1, 0]:
+                    continue
+                rt = ir.RankedTensorType(src.type)
+                if not rt.has_static_shape or (key := _arg_behind(src, args)) is None:
+                    continue
+                with ir.InsertionPoint(op), op.location:
+                    view = transposed_view(src)
+                op.results[0].replace_all_uses_with(view)
+                init = _op(op.operands[1].owner)
+                op.erase()
+                if init is not None and init.name == "tensor.empty" and not list(
+                        init.results[0].uses):
+                    init.erase()
+                record(module, key, "t")
+                count += 1
+    return count
+
+
+__all__ = ["LAYOUTS_ATTR", "NUM_CONSTANTS", "NUM_WEIGHTS", "layouts", "load_time_args",
+           "mark_load_time_args", "record", "source", "split", "transpose_args",
+           "transposed_view"]
