@@ -4,7 +4,6 @@ weights reaching the compiled model through weights_registry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,8 +13,9 @@ from nn_helpers import CPU, F32, close, compile_module, execute, torch_state, tt
 
 from max import nn
 from max.dtype import DType
-from max.graph import Graph, TensorValue, Weight, ops
+from max.graph import Graph, Shape, TensorValue, Weight, ops
 from max.graph.quantization import QuantizationEncoding
+from max.graph.weights import WeightData
 
 
 class Block(nn.Module):
@@ -106,17 +106,11 @@ def _values(seed: int = 0) -> dict[str, np.ndarray]:
 def test_load_state_dict_takes_numpy_tensors_dlpack_and_weight_data() -> None:
     from max.driver import Tensor
 
-    @dataclass
-    class WeightData:  # the fields of max.graph.weights.WeightData that are read
-        data: Any
-        name: str
-        quantization_encoding: QuantizationEncoding | None = None
-
     values = _values()
     given: dict[str, Any] = dict(values)
     given["layers.0.q_proj.weight"] = Tensor.from_numpy(values["layers.0.q_proj.weight"])
     given["layers.1.q_proj.weight"] = torch.from_numpy(values["layers.1.q_proj.weight"])
-    given["head.lm_head.weight"] = WeightData(values["head.lm_head.weight"], "x")
+    given["head.lm_head.weight"] = WeightData.from_numpy(values["head.lm_head.weight"], "x")
     model = Model()
     model.load_state_dict(given)
     state = model.state_dict(auto_initialize=False)
@@ -154,16 +148,11 @@ def test_bad_state_dicts_are_refused_and_nothing_is_loaded(change: Any, error: s
 
 
 def test_quantization_encoding_of_weight_data() -> None:
-    @dataclass
-    class WeightData:
-        data: Any
-        name: str
-        quantization_encoding: QuantizationEncoding | None
-
     lin = nn.Linear(32, 2, F32, CPU, quantization_encoding=QuantizationEncoding.Q8_0)
     blocks = np.zeros((2, 34), np.uint8)  # one 34-byte Q8_0 block per row
     lin.load_state_dict({"weight": blocks})  # a bare array: its dtype and shape are checked
-    given = {"weight": WeightData(blocks, "weight", QuantizationEncoding.Q4_0)}
+    given = {"weight": WeightData(blocks, "weight", DType.uint8, Shape(blocks.shape),
+                                  QuantizationEncoding.Q4_0)}
     with pytest.raises(ValueError, match="'weight': the value has quantization encoding q4_0, "
                                          "the weight q8_0"):
         lin.load_state_dict(given)
@@ -277,6 +266,26 @@ def test_sequential_loads_a_torch_state_dict_and_matches(session: Any) -> None:
     x = torch.randn(3, 7)
     close(execute(model2, x.numpy())[0], other(x))
     close(execute(model, x.numpy())[0], ref(x))  # the first model keeps its weights
+
+
+def test_a_safetensors_checkpoint_loads_through_weights(session: Any, tmp_path: Any) -> None:
+    from safetensors.torch import save_file
+
+    from max.graph.weights import SafetensorWeights
+
+    ref = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.LayerNorm(4))
+    with torch.no_grad():
+        ref[2].weight.copy_(torch.randn(4))
+    save_file({f"encoder.{k}": v.contiguous() for k, v in ref.state_dict().items()},
+              str(tmp_path / "model.safetensors"))
+    weights = SafetensorWeights([tmp_path / "model.safetensors"])
+    seq = nn.Sequential([nn.Linear(6, 4, F32, CPU, has_bias=True), Relu(),
+                         nn.LayerNorm(4, [CPU], F32)])
+    seq.load_state_dict({name: w.data() for name, w in weights.encoder.items()})
+    model = compile_module(session, seq, [tt("batch", 6)])
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        close(execute(model, x.numpy())[0], ref(x))
 
 
 def test_dtype_of_weights_follows_the_layer() -> None:
