@@ -444,6 +444,13 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     grouped = row_fusion.fuse_rows(module, {s: t[0] for s, t in tags.items()},
                                    n if cpu_threads.omp_library_dir() is not None else 1)
     cpu_threads.parallelize(module, {s: t for s, t in tags.items() if s not in grouped}, threads)
+    # fuse_rows' CSE merges equal inits again (the fills of two matmuls of one input shape):
+    # fuse_into_containing_op of a matmul whose fill another matmul also uses takes MLIR's
+    # path for a producer used outside the loop, which asserts on an scf.for (two biased
+    # attention projections of one input aborted the compiler).
+    from max.compiler.pipelines.dps_inits import duplicate_shared_inits
+
+    duplicate_shared_inits(module)
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
