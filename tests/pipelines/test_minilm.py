@@ -4,6 +4,11 @@ same weights. Skipped only when the model package is absent (``./dev setup`` ins
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,11 +18,14 @@ torch = pytest.importorskip("torch", reason="PyTorch (the test extra) is the ref
 
 from bert_reference import torch_embed  # noqa: E402
 
+from max.driver import CPU  # noqa: E402
+from max.engine import InferenceSession  # noqa: E402
 from max.pipelines.architectures.bert import (  # noqa: E402
     BertConfig, SentenceEmbedder, minilm_path, weight_shapes,
 )
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 SENTENCES = [
     "A man is eating food.",
@@ -30,7 +38,8 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def embedder() -> SentenceEmbedder:
-    return SentenceEmbedder(minilm_path())
+    # Two threads, as ./dev run (examples/minilm.py): its test below reuses this compilation.
+    return SentenceEmbedder(minilm_path(), InferenceSession(devices=[CPU()], num_threads=2))
 
 
 def _reference(embedder: SentenceEmbedder, tokens) -> np.ndarray:
@@ -81,3 +90,19 @@ def test_batch_one_and_other_shapes_on_the_same_model(embedder: SentenceEmbedder
         assert embedder.model is model
         assert got.shape == (len(sentences), 384)
         assert np.abs(got - _reference(embedder, tokens)).max() < 1e-5
+
+
+def test_main_job(embedder: SentenceEmbedder) -> None:
+    """`./dev run` (examples/minilm.py): the similarity matrix, the difference from PyTorch
+    and both latencies."""
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "minilm.py"), "--runs", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    rows = [line for line in out.splitlines() if re.match(r"\s+\[\d\] ", line)]
+    sims = np.array([[float(v) for v in row.split()[-8:]] for row in rows])
+    assert sims.shape == (8, 8) and np.allclose(np.diag(sims), 1.0)
+    diff = float(re.search(r"max \|ours - PyTorch\| = (\S+)", out).group(1))
+    assert diff < 1e-5
+    assert re.search(r"ours [\d.]+ ms, PyTorch eager [\d.]+ ms", out), out
+    assert "compiling all-MiniLM-L6-v2" in proc.stderr
