@@ -78,6 +78,9 @@ def test_matches_torch_for_padded_batches_of_any_shape(tmp_path: Path, config: B
     (both,) = model.execute(ids, mask, types)
     (alone,) = model.execute(ids[:1, :3], mask[:1, :3], types[:1, :3])
     np.testing.assert_allclose(alone.to_numpy()[0], both.to_numpy()[0], rtol=0, atol=2e-6)
+    # Longer than the position table (16): the position gather's index check refuses it.
+    with pytest.raises(IndexError, match="gather: index out of range for axis 0 of size 16"):
+        model.execute(*_tokens(rng, [17], 17))
 
 
 def test_other_weights_same_graph(config: BertConfig, session: InferenceSession) -> None:

@@ -60,7 +60,7 @@ def _load_state(path: str | Path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         with safe_open(path, framework="numpy") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+            return {name: f.get_tensor(name) for name in f.keys()}
     except SafetensorError as e:
         raise ValueError(f"checkpoint {path}: not a valid safetensors file: {e}") from None
 
