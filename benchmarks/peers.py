@@ -103,6 +103,13 @@ def torch_run(bg: BenchGraph) -> Run | None:
     import torch
 
     fn = _torch_fns().get(bg.key)
+    if bg.key == "minilm":  # the example's forward in plain torch ops, on the same state dict
+        from examples.minilm import torch_forward
+
+        from max.pipelines.architectures.bert import BertConfig, minilm_path
+
+        config = BertConfig.from_model_dir(minilm_path())
+        fn = lambda xs, p: torch_forward(p, config, *xs)  # noqa: E731
     if fn is None:
         return None
     conv = bg.key in ("conv2d", "dwsep")

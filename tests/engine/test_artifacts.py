@@ -57,7 +57,7 @@ def test_saved_graph_runs_from_its_path(tmp_path, suffix) -> None:
 
 
 def test_main_job_runs_and_matches_numpy() -> None:
-    """`./dev run` runs examples/mlp.py; it must print a small error at two batch sizes."""
+    """`./dev run mlp` runs examples/mlp.py; it must print a small error at two batch sizes."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "mlp.py"), "--iters", "3", "--hidden", "64"],
         capture_output=True, text=True, timeout=600,

@@ -1,0 +1,1 @@
+"""Model pipelines: real models (architectures) built with ``max.graph``."""
