@@ -48,12 +48,12 @@ class BenchGraph:
     graph: Graph
     inputs: tuple[np.ndarray, ...]
     params: Params = field(default_factory=dict)
-    load_weights: bool = False
     numpy: Callable[[Arrays, Params], np.ndarray] | None = None
     rtol: float = 1e-4
     atol: float = 1e-5
     flops: int = 0
     traffic: int = 0
+    load_weights: bool = False
 
     @property
     def weights_registry(self) -> Params | None:

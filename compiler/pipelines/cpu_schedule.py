@@ -373,9 +373,26 @@ _LOWER_VECTORS = _HEADER + f"""
 """ + _FOOTER
 
 
+def _transform_options() -> interpreter.TransformOptions:
+    # The interpreter's expensive checks (on by default) verify every handle after every
+    # transform op: a walk of the whole module each time, which made the schedule quadratic
+    # in the graph's size (a 6-layer MiniLM: most of a 60-120 s compile). Our scripts are
+    # generated and tested; MAX_SCHEDULE_DEBUG=1 turns the checks back on.
+    options = interpreter.TransformOptions()
+    options.expensive_checks = _stages_debug()
+    return options
+
+
+def _stages_debug() -> bool:
+    from max.compiler.pipelines.stages import schedule_debug
+
+    return schedule_debug()
+
+
 def _apply(module: ir.Module, script: str) -> None:
     t = ir.Module.parse(script)
-    interpreter.apply_named_sequence(module.operation, t.body.operations[0], t)
+    interpreter.apply_named_sequence(module.operation, t.body.operations[0], t,
+                                     _transform_options())
 
 
 def _run(module: ir.Module, pipeline: str) -> None:

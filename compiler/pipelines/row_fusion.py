@@ -251,8 +251,19 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     if not groups:
         return set()
     from max.compiler.pipelines.cpu_schedule import _CANON, _apply, _run
+    from max.compiler.pipelines.outline import apply_outlined
 
-    _apply(module, script(module, groups, n))
+    ops = _ops_by_sid(module, set(groups) | {k for m in groups.values() for k in m})
+    for sid, members in sorted(groups.items()):
+        group = {sid: members}
+        # Each group on its own (outline.py): a fusion's cost grows with the module it is in.
+        in_order = [ops[k] for k in sorted([*members, sid])]  # sids number ops in order
+
+        def run(small: ir.Module, group: dict[int, list[int]] = group) -> None:
+            _apply(small, script(small, group, n))
+
+        if not apply_outlined(in_order, run):
+            _apply(module, script(module, group, n))
     _run(module, _CANON)  # the fused producers' originals, now unused
     return set(groups) | {k for members in groups.values() for k in members}
 
