@@ -114,7 +114,8 @@ def torch_run(bg: BenchGraph) -> Run | None:
         return None
     conv = bg.key in ("conv2d", "dwsep")
     xs = [torch.from_numpy(a) for a in bg.inputs]
-    p = {k: torch.from_numpy(v) for k, v in bg.params.items()}
+    # Copies where the arrays are read-only (a mapped checkpoint): torch warns on those.
+    p = {k: torch.from_numpy(v if v.flags.writeable else np.array(v)) for k, v in bg.params.items()}
     if conv:  # NCHW tensors in channels_last memory (the NHWC bytes): oneDNN's fast layout
         xs = [t.permute(0, 3, 1, 2) for t in xs]
         p = {k: t.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)

@@ -146,7 +146,7 @@ def main() -> None:
               "(pip install -e '.[test]')")
         return
     torch.set_num_threads(args.threads)
-    state = {k: torch.from_numpy(v) for k, v in embed.weights.items()}
+    state = {k: torch.from_numpy(np.array(v)) for k, v in embed.weights.items()}
     inputs = [torch.from_numpy(t) for t in tokens]
     with torch.inference_mode():
         want = torch_forward(state, embed.config, *inputs).numpy()

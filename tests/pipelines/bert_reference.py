@@ -14,7 +14,7 @@ def torch_embed(state: dict[str, np.ndarray], config, input_ids: np.ndarray,
     import torch
     import torch.nn.functional as F
 
-    w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    w = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}  # writable copies
     ids, types = torch.from_numpy(input_ids), torch.from_numpy(token_type_ids)
     mask = torch.from_numpy(attention_mask).to(torch.float32)
     b, s = ids.shape

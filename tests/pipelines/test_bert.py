@@ -114,7 +114,7 @@ def test_checkpoint_errors(tmp_path: Path, config: BertConfig) -> None:
     save_file(state, str(path))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 100])
-    with pytest.raises(ValueError, match="not a valid safetensors file"):
+    with pytest.raises(ValueError, match="truncated safetensors file"):
         load_state(path, config)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_state(tmp_path / "absent.safetensors", config)

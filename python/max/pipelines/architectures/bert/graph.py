@@ -1,9 +1,9 @@
-"""The BERT encoder as a ``max.graph`` graph, one function per block.
+"""The BERT encoder built with ``max.nn``, one module per block.
 
-Each block takes the weights' name prefix (``"encoder.layer.3.attention."``) and creates its
-:class:`~max.graph.Weight` objects under the checkpoint's names, so that the compiled graph
-holds no weight: they are bound when the model is loaded (``weights_registry``, see
-:func:`~max.pipelines.architectures.bert.weights.load_state`). The computation is Hugging
+The modules' attributes follow Hugging Face's ``BertModel`` (``encoder.layer[3].attention
+.self.query``), so their :class:`~max.graph.Weight` objects carry the checkpoint's names and the
+compiled graph holds no weight: they are bound when the model is loaded (``weights_registry``,
+see :func:`~max.pipelines.architectures.bert.weights.load_state`). The computation is Hugging
 Face's ``BertModel`` in eval mode (no dropout), followed by sentence-transformers' mean
 pooling and L2 normalization.
 """
@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from max.dtype import DType
-from max.graph import DeviceRef, Dim, Graph, TensorType, TensorValue, Weight, ops
+from max.graph import DeviceRef, Dim, Graph, TensorType, TensorValue, ops
+from max.nn import Embedding, LayerList, LayerNorm, Linear, Module
 from max.pipelines.architectures.bert.config import BertConfig
 
 CPU = DeviceRef.CPU()
@@ -24,34 +25,33 @@ CPU = DeviceRef.CPU()
 MASK_VALUE = float(np.finfo(np.float32).min)
 
 
-def _weight(name: str, *shape: int) -> Weight:
-    return Weight(name, DType.float32, shape, CPU)
+F32 = DType.float32
 
 
-def linear(x: TensorValue, prefix: str, in_dim: int, out_dim: int) -> TensorValue:
-    """``x @ W.T + b`` with ``W`` [out_dim, in_dim] (PyTorch's layout) at ``prefix + "weight"``."""
-    w = _weight(prefix + "weight", out_dim, in_dim)
-    return x @ ops.transpose(w, 0, 1) + _weight(prefix + "bias", out_dim)
+def _linear(in_dim: int, out_dim: int) -> Linear:
+    return Linear(in_dim, out_dim, F32, CPU, has_bias=True)
 
 
-def layer_norm(x: TensorValue, prefix: str, dim: int, eps: float) -> TensorValue:
-    """LayerNorm over the last axis, gamma and beta at ``prefix + "weight"`` / ``"bias"``."""
-    return ops.layer_norm(x, _weight(prefix + "weight", dim), _weight(prefix + "bias", dim), eps)
+def _layer_norm(dim: int, eps: float) -> LayerNorm:
+    return LayerNorm(dim, devices=[CPU], dtype=F32, eps=eps)
 
 
-def embeddings(config: BertConfig, prefix: str, input_ids: TensorValue,
-               token_type_ids: TensorValue) -> TensorValue:
+class BertEmbeddings(Module):
     """Word + position + token type embeddings, then LayerNorm: [batch, seq, hidden]."""
-    h = config.hidden_size
-    seq = input_ids.shape[1]
-    positions = ops.range(0, seq, 1, dtype=DType.int64, device=CPU)
-    words = ops.gather(_weight(prefix + "word_embeddings.weight", config.vocab_size, h),
-                       input_ids, 0)
-    pos = ops.gather(_weight(prefix + "position_embeddings.weight",
-                             config.max_position_embeddings, h), positions, 0)
-    types = ops.gather(_weight(prefix + "token_type_embeddings.weight", config.type_vocab_size,
-                               h), token_type_ids, 0)
-    return layer_norm(words + pos + types, prefix + "LayerNorm.", h, config.layer_norm_eps)
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        h = config.hidden_size
+        self.word_embeddings = Embedding(config.vocab_size, h, F32, CPU)
+        self.position_embeddings = Embedding(config.max_position_embeddings, h, F32, CPU)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, h, F32, CPU)
+        self.LayerNorm = _layer_norm(h, config.layer_norm_eps)
+
+    def __call__(self, input_ids: TensorValue, token_type_ids: TensorValue) -> TensorValue:
+        positions = ops.range(0, input_ids.shape[1], 1, dtype=DType.int64, device=CPU)
+        return self.LayerNorm(self.word_embeddings(input_ids)
+                              + self.position_embeddings(positions)
+                              + self.token_type_embeddings(token_type_ids))
 
 
 def attention_mask_bias(attention_mask: TensorValue) -> TensorValue:
@@ -62,38 +62,106 @@ def attention_mask_bias(attention_mask: TensorValue) -> TensorValue:
     return ops.reshape((1.0 - m) * MASK_VALUE, [batch, 1, 1, seq])
 
 
-def self_attention(config: BertConfig, prefix: str, x: TensorValue,
-                   mask_bias: TensorValue) -> TensorValue:
-    """Multi-head self-attention with its output projection, residual and LayerNorm
-    (``prefix`` is ``encoder.layer.N.attention.``)."""
-    h, heads, d = config.hidden_size, config.num_attention_heads, config.head_dim
-    batch, seq = x.shape[0], x.shape[1]
+class BertSelfAttention(Module):
+    """Multi-head scaled dot-product attention of ``x`` with itself (no output projection)."""
 
-    def split_heads(t: TensorValue) -> TensorValue:  # [b, s, h] -> [b, heads, s, d]
-        return ops.permute(ops.reshape(t, [batch, seq, heads, d]), [0, 2, 1, 3])
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        h = config.hidden_size
+        self.heads, self.head_dim = config.num_attention_heads, config.head_dim
+        self.query, self.key, self.value = _linear(h, h), _linear(h, h), _linear(h, h)
 
-    q, k, v = (split_heads(linear(x, f"{prefix}self.{name}.", h, h))
-               for name in ("query", "key", "value"))
-    scores = (q @ ops.transpose(k, -1, -2)) * (1.0 / math.sqrt(d)) + mask_bias
-    context = ops.softmax(scores) @ v
-    context = ops.reshape(ops.permute(context, [0, 2, 1, 3]), [batch, seq, h])
-    out = linear(context, prefix + "output.dense.", h, h)
-    return layer_norm(out + x, prefix + "output.LayerNorm.", h, config.layer_norm_eps)
+    def __call__(self, x: TensorValue, mask_bias: TensorValue) -> TensorValue:
+        batch, seq, h = x.shape
 
+        def split_heads(t: TensorValue) -> TensorValue:  # [b, s, h] -> [b, heads, s, d]
+            return ops.permute(ops.reshape(t, [batch, seq, self.heads, self.head_dim]),
+                               [0, 2, 1, 3])
 
-def feed_forward(config: BertConfig, prefix: str, x: TensorValue) -> TensorValue:
-    """``LayerNorm(x + W2 gelu(W1 x))`` with erf-GELU (``prefix`` is ``encoder.layer.N.``)."""
-    h, ffn = config.hidden_size, config.intermediate_size
-    inner = ops.gelu(linear(x, prefix + "intermediate.dense.", h, ffn))
-    out = linear(inner, prefix + "output.dense.", ffn, h)
-    return layer_norm(out + x, prefix + "output.LayerNorm.", h, config.layer_norm_eps)
+        q, k, v = split_heads(self.query(x)), split_heads(self.key(x)), split_heads(self.value(x))
+        scores = (q @ ops.transpose(k, -1, -2)) * (1.0 / math.sqrt(self.head_dim)) + mask_bias
+        context = ops.softmax(scores) @ v
+        return ops.reshape(ops.permute(context, [0, 2, 1, 3]), [batch, seq, h])
 
 
-def encoder_layer(config: BertConfig, prefix: str, x: TensorValue,
-                  mask_bias: TensorValue) -> TensorValue:
-    """One encoder layer (``prefix`` is ``encoder.layer.N.``)."""
-    return feed_forward(config, prefix, self_attention(config, prefix + "attention.", x,
-                                                       mask_bias))
+class BertProjection(Module):
+    """``LayerNorm(dense(x) + residual)``: BERT's ``*.output`` blocks."""
+
+    def __init__(self, in_dim: int, out_dim: int, eps: float) -> None:
+        super().__init__()
+        self.dense = _linear(in_dim, out_dim)
+        self.LayerNorm = _layer_norm(out_dim, eps)
+
+    def __call__(self, x: TensorValue, residual: TensorValue) -> TensorValue:
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class BertAttention(Module):
+    """Self-attention with its output projection, residual and LayerNorm."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        h = config.hidden_size
+        self.self = BertSelfAttention(config)
+        self.output = BertProjection(h, h, config.layer_norm_eps)
+
+    def __call__(self, x: TensorValue, mask_bias: TensorValue) -> TensorValue:
+        return self.output(self.self(x, mask_bias), x)
+
+
+class BertIntermediate(Module):
+    """The feed-forward block's first half: ``gelu(dense(x))`` with erf-GELU."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = _linear(config.hidden_size, config.intermediate_size)
+
+    def __call__(self, x: TensorValue) -> TensorValue:
+        return ops.gelu(self.dense(x))
+
+
+class BertLayer(Module):
+    """One encoder layer: attention, then ``LayerNorm(x + W2 gelu(W1 x))``."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertProjection(config.intermediate_size, config.hidden_size,
+                                     config.layer_norm_eps)
+
+    def __call__(self, x: TensorValue, mask_bias: TensorValue) -> TensorValue:
+        a = self.attention(x, mask_bias)
+        return self.output(self.intermediate(a), a)
+
+
+class BertEncoder(Module):
+    """The stack of encoder layers (``encoder.layer.N.*``)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = LayerList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def __call__(self, x: TensorValue, mask_bias: TensorValue) -> TensorValue:
+        for layer in self.layer:
+            x = layer(x, mask_bias)
+        return x
+
+
+class SentenceBert(Module):
+    """The sentence-embedding model: BERT encoder, mean pooling over the mask, L2
+    normalization. Its weights are named as in a Hugging Face ``BertModel`` checkpoint."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+
+    def __call__(self, input_ids: TensorValue, attention_mask: TensorValue,
+                 token_type_ids: TensorValue) -> TensorValue:
+        x = self.encoder(self.embeddings(input_ids, token_type_ids),
+                         attention_mask_bias(attention_mask))
+        return l2_normalize(mean_pooling(x, attention_mask))
 
 
 def mean_pooling(x: TensorValue, attention_mask: TensorValue) -> TensorValue:
@@ -111,8 +179,9 @@ def l2_normalize(x: TensorValue) -> TensorValue:
     return x / ops.max(norm, 1e-12)
 
 
-def build_graph(config: BertConfig, name: str = "bert_embeddings") -> Graph:
-    """The sentence-embedding graph: BERT encoder, mean pooling, L2 normalization.
+def build_graph(config: BertConfig, name: str = "bert_embeddings",
+                model: SentenceBert | None = None) -> Graph:
+    """The sentence-embedding graph of ``model`` (a new :class:`SentenceBert` if None).
 
     Inputs (int64, ``[batch, seq_len]``, both dims symbolic): ``input_ids``,
     ``attention_mask`` (1 for tokens, 0 for padding), ``token_type_ids``. Output: float32
@@ -120,14 +189,6 @@ def build_graph(config: BertConfig, name: str = "bert_embeddings") -> Graph:
     (:func:`~max.pipelines.architectures.bert.weights.weight_shapes`) and are given at load
     time: ``session.load(graph, weights_registry=load_state(path, config))``.
     """
+    model = model or SentenceBert(config)
     ids_type = TensorType(DType.int64, [Dim("batch"), Dim("seq_len")], CPU)
-
-    def forward(input_ids: TensorValue, attention_mask: TensorValue,
-                token_type_ids: TensorValue) -> TensorValue:
-        x = embeddings(config, "embeddings.", input_ids, token_type_ids)
-        mask_bias = attention_mask_bias(attention_mask)
-        for i in range(config.num_hidden_layers):
-            x = encoder_layer(config, f"encoder.layer.{i}.", x, mask_bias)
-        return l2_normalize(mean_pooling(x, attention_mask))
-
-    return Graph(name, forward, input_types=[ids_type, ids_type, ids_type])
+    return Graph(name, model, input_types=[ids_type, ids_type, ids_type])

@@ -43,26 +43,21 @@ def weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
 
 
 def _load_state(path: str | Path) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file, by name, as numpy arrays.
-
-    The one place that reads a checkpoint (``max.graph.weights.SafetensorWeights`` will
-    replace it). The ``safetensors`` package checks the header (offsets inside the file, no
-    overlaps, sizes matching dtypes and shapes).
+    """Every tensor of a safetensors file, by name: read-only views of the memory-mapped file
+    (``max.graph.weights.SafetensorWeights``, which validates the header: offsets inside the
+    file, no overlaps, sizes matching dtypes and shapes), never copies.
 
     Raises:
         FileNotFoundError: If the file does not exist.
         ValueError: If it is not a valid safetensors file (truncated, bad header).
     """
-    from safetensors import SafetensorError, safe_open
+    from max.graph.weights import SafetensorWeights
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(path, framework="numpy") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
-    except SafetensorError as e:
-        raise ValueError(f"checkpoint {path}: not a valid safetensors file: {e}") from None
+    weights = SafetensorWeights([path])
+    return {name: np.asarray(w.raw_tensor()) for name, w in weights.items()}
 
 
 def load_state(path: str | Path, config: BertConfig) -> dict[str, np.ndarray]:
