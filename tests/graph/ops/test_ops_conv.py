@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import result_type, shared_session, tt
+from ops_helpers import result_type, shared_session, tt
 
 from max.dtype import DType
 from max.graph import Graph, ops

@@ -10,7 +10,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from conftest import shared_session
+from ops_helpers import shared_session
 
 from max.dtype import DType
 from max.graph import DeviceRef, Dim, Graph, TensorType, ops

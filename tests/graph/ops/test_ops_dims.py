@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import result_type, tt
+from ops_helpers import result_type, tt
 from hypothesis import assume, given
 
 from max.dtype import DType

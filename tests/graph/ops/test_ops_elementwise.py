@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FLOAT_DTYPES, build, filecheck, graph_of, result_type, tt
+from ops_helpers import FLOAT_DTYPES, build, filecheck, graph_of, result_type, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

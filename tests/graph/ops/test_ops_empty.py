@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import shared_session, tt
+from ops_helpers import shared_session, tt
 
 from max import driver
 from max.dtype import DType

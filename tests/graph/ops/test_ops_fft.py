@@ -8,7 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from conftest import result_type, shared_session, tt
+from ops_helpers import result_type, shared_session, tt
 from test_ops_numeric import check, run
 
 from max.dtype import DType

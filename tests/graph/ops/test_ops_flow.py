@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_session, tt
+from ops_helpers import shared_session, tt
 from test_ops_numeric import check, run
 
 from max.dtype import DType

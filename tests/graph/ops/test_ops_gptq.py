@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CPU, build, shared_session, tile_loop_kinds, tt
+from ops_helpers import CPU, build, shared_session, tile_loop_kinds, tt
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg

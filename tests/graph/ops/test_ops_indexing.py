@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import result_type, tt
+from ops_helpers import result_type, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

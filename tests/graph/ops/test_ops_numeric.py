@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import shared_session, tt
+from ops_helpers import shared_session, tt
 
 from max.dtype import DType
 from max.graph import Graph, ops

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
+from ops_helpers import (
     ALL_DTYPES,
     NUMPY_DTYPES,
     broadcastable_shapes,
+    build,
+    filecheck,
     graph_of,
     result_type,
     static_shapes,
@@ -92,7 +94,6 @@ def test_promotion_returns_an_input_that_represents_both(a: DType, b: DType) -> 
 
 
 def test_mixed_dtypes_insert_one_cast() -> None:
-    from conftest import build, filecheck
 
     g = build([tt(DType.int8, 3), tt(DType.float32, 3)], ops.add)
     filecheck(str(g), """
@@ -179,7 +180,6 @@ def test_unary_ops_refuse_weak_values() -> None:
 
 
 def test_weak_constant_in_ir_has_tensor_dtype() -> None:
-    from conftest import build, filecheck
 
     g = build([tt(DType.float16, "batch")], lambda x: x * 2)
     filecheck(str(g), """

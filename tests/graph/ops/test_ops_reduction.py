@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build, filecheck, result_type, tt
+from ops_helpers import build, filecheck, result_type, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, result_type, tt
+from ops_helpers import CPU, result_type, tt
 from hypothesis import given
 from hypothesis import strategies as st
 from test_ops_numeric import check, run

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import broadcastable_shapes, build, filecheck, graph_of, result_type, tt
+from ops_helpers import broadcastable_shapes, build, filecheck, graph_of, result_type, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

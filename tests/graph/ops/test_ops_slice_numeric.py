@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_session, tt
+from ops_helpers import shared_session, tt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
