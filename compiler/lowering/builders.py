@@ -92,3 +92,10 @@ def int_max(t: ir.Type, signed: bool) -> int:
 def linalg_index(dim: int) -> ir.Value:
     """linalg.index: the current iteration index of loop ``dim`` inside a generic body."""
     return linalg.IndexOp(dim).result
+
+
+def reassociation(groups: Sequence[Sequence[int]]) -> ir.ArrayAttr:
+    """The reassociation attribute of an expand_shape / collapse_shape (i64 groups)."""
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d) for d in g])
+                             for g in groups])

@@ -21,10 +21,17 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
-from max.compiler.lowering.builders import PARALLEL, dims_map, fill, generic, linalg_index, scalar
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    dims_map,
+    fill,
+    generic,
+    linalg_index,
+    reassociation,
+    scalar,
+)
 from max.compiler.lowering.context import LoweringContext
 from max.compiler.lowering.gather import any_oob, where
-from max.compiler.lowering.quant_decode import _reassoc
 from max.compiler.lowering.quantization import TILE_LOOP, _as_rows, _from_rows, _tile_n
 from max.compiler.lowering.registry import lowering
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice
@@ -68,7 +75,7 @@ def _expand(x: ir.Value, shape: list[int]) -> ir.Value:
     """A 1-D tensor -> ``shape`` (row-major)."""
     et = ir.RankedTensorType(x.type).element_type
     out_t = ir.RankedTensorType.get(shape, et)
-    return tensor.ExpandShapeOp(out_t, x, _reassoc([list(range(len(shape)))]), [],
+    return tensor.ExpandShapeOp(out_t, x, reassociation([list(range(len(shape)))]), [],
                                 shape).result
 
 

@@ -29,6 +29,7 @@ from max.compiler.lowering.builders import (
     generic,
     index_constant,
     linalg_index,
+    reassociation,
     scalar,
 )
 from max.compiler.lowering.context import DYNAMIC
@@ -189,12 +190,6 @@ LAYOUTS: dict[str, _Layout] = {
 }
 
 
-def _reassoc(groups: Sequence[Sequence[int]]) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g])
-                             for g in groups])
-
-
 def _expand(x: ir.Value, rows: Mixed, tail: Sequence[int], keep: int) -> ir.Value:
     """Splits the last dim of ``x`` (rank ``keep + 1``): -> ``[rows, *tail]``."""
     src = ir.RankedTensorType(x.type)
@@ -202,7 +197,7 @@ def _expand(x: ir.Value, rows: Mixed, tail: Sequence[int], keep: int) -> ir.Valu
     out_t = ir.RankedTensorType.get(shape, src.element_type)
     groups = [[i] for i in range(keep)] + [list(range(keep, len(shape)))]
     dyn = [] if isinstance(rows, int) else [rows]
-    return tensor.ExpandShapeOp(out_t, x, _reassoc(groups), dyn, shape).result
+    return tensor.ExpandShapeOp(out_t, x, reassociation(groups), dyn, shape).result
 
 
 def _ngroups(layout: _Layout) -> int:

@@ -17,12 +17,11 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
-from max.compiler.lowering.builders import PARALLEL, fill, generic, scalar
+from max.compiler.lowering.builders import PARALLEL, fill, generic, reassociation, scalar
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.quant_decode import (
     LAYOUTS,
     Mixed,
-    _reassoc,
     decode_elements,
     group_params,
     slice_rows,
@@ -58,7 +57,7 @@ def _as_rows(ctx: LoweringContext, x: ir.Value, rank: int) -> tuple[ir.Value, Mi
     t = ir.RankedTensorType(x.type)
     if rank == 1:
         out_t = ir.RankedTensorType.get([1, t.shape[0]], t.element_type)
-        return tensor.ExpandShapeOp(out_t, x, _reassoc([[0, 1]]), [], [1, t.shape[0]]).result, 1
+        return tensor.ExpandShapeOp(out_t, x, reassociation([[0, 1]]), [], [1, t.shape[0]]).result, 1
     if rank > 2:
         lead = t.shape[:-1]
         n = 1

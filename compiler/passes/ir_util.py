@@ -80,6 +80,14 @@ def has_uses(value: ir.Value) -> bool:
     return next(iter(value.uses), None) is not None
 
 
+def as_op(owner: object) -> ir.Operation | None:
+    """The Operation of an op or OpView (a value's or a use's ``owner``); None for a Block
+    (the owner of a block argument) or None."""
+    if isinstance(owner, ir.Operation):
+        return owner
+    return getattr(owner, "operation", None) if isinstance(owner, ir.OpView) else None
+
+
 def defining_op(value: ir.Value) -> ir.Operation | None:
     """The op that produces ``value``; None for a block argument."""
     owner = value.owner

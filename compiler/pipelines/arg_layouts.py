@@ -19,6 +19,9 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import tensor
 
+from max.compiler.lowering.builders import reassociation
+from max.compiler.passes.ir_util import as_op
+
 NUM_WEIGHTS = "mo.num_weights"  # graph function: inputs before the constants that are weights
 NUM_CONSTANTS = "mo.num_constants"  # graph function: trailing inputs that are constants
 LAYOUTS_ATTR = "mo.arg_layouts"  # module: {"w<i>" | "c<i>": layout}
@@ -48,12 +51,6 @@ def load_time_args(fn: ir.Operation) -> dict[int, str]:
     return keys
 
 
-def _op(x: object) -> ir.Operation | None:
-    if isinstance(x, ir.Operation):
-        return x
-    return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
-
-
 def _single_use(v: ir.Value) -> bool:
     return len(list(v.uses)) == 1
 
@@ -61,7 +58,7 @@ def _single_use(v: ir.Value) -> bool:
 def _arg_behind(v: ir.Value, args: dict[int, str]) -> str | None:
     """The key of the load-time argument that ``v`` (a ``to_tensor`` of it) reads, when ``v``
     is that argument's only reader."""
-    owner = _op(v.owner)
+    owner = as_op(v.owner)
     if owner is None or owner.name != "bufferization.to_tensor" or not _single_use(v):
         return None
     src = owner.operands[0]
@@ -75,13 +72,13 @@ def source(v: ir.Value, args: dict[int, str]) -> tuple[str, str | None, ir.Value
     only here: as given (layout None) or through a :func:`transpose_args` view (``"t"``)."""
     if (key := _arg_behind(v, args)) is not None:
         return key, None, v
-    owner = _op(v.owner)
+    owner = as_op(v.owner)
     if owner is None or owner.name != "tensor.expand_shape" or _TRANSPOSED not in owner.attributes:
         return None
     if not _single_use(v):
         return None
     flat = owner.operands[0]
-    inner = _op(flat.owner)
+    inner = as_op(flat.owner)
     if inner is None or inner.name != "tensor.collapse_shape" or not _single_use(flat):
         return None
     t = inner.operands[0]
@@ -114,22 +111,16 @@ def split(module: ir.Module, n_weights: int, n_constants: int) -> tuple[list[str
             [got.get(f"c{i}", "") for i in range(n_constants)])
 
 
-def _reassoc(groups: list[list[int]]) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d) for d in g])
-                             for g in groups])
-
-
 def transposed_view(t: ir.Value) -> ir.Value:
     """``t[R, C]``'s bytes read as ``[C, R]``: the tensor ``t.T`` once the argument is stored
     in layout ``"t"``."""
     rt = ir.RankedTensorType(t.type)
     rows, cols = rt.shape
     flat_t = ir.RankedTensorType.get([rows * cols], rt.element_type)
-    flat = tensor.collapse_shape(flat_t, t, _reassoc([[0, 1]]))
+    flat = tensor.collapse_shape(flat_t, t, reassociation([[0, 1]]))
     view_t = ir.RankedTensorType.get([cols, rows], rt.element_type)
-    view = tensor.ExpandShapeOp(view_t, flat, _reassoc([[0, 1]]), [], [cols, rows]).result
-    _op(view.owner).attributes[_TRANSPOSED] = ir.UnitAttr.get()
+    view = tensor.ExpandShapeOp(view_t, flat, reassociation([[0, 1]]), [], [cols, rows]).result
+    as_op(view.owner).attributes[_TRANSPOSED] = ir.UnitAttr.get()
     return view
 
 
@@ -157,7 +148,7 @@ def transpose_args(module: ir.Module) -> int:
                 with ir.InsertionPoint(op), op.location:
                     view = transposed_view(src)
                 op.results[0].replace_all_uses_with(view)
-                init = _op(op.operands[1].owner)
+                init = as_op(op.operands[1].owner)
                 op.erase()
                 if init is not None and init.name == "tensor.empty" and not list(
                         init.results[0].uses):

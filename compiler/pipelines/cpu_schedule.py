@@ -378,15 +378,11 @@ def _transform_options() -> interpreter.TransformOptions:
     # transform op: a walk of the whole module each time, which made the schedule quadratic
     # in the graph's size (a 6-layer MiniLM: most of a 60-120 s compile). Our scripts are
     # generated and tested; MAX_SCHEDULE_DEBUG=1 turns the checks back on.
-    options = interpreter.TransformOptions()
-    options.expensive_checks = _stages_debug()
-    return options
-
-
-def _stages_debug() -> bool:
     from max.compiler.pipelines.stages import schedule_debug
 
-    return schedule_debug()
+    options = interpreter.TransformOptions()
+    options.expensive_checks = schedule_debug()
+    return options
 
 
 def _apply(module: ir.Module, script: str) -> None:

@@ -43,7 +43,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, bufferization, linalg, memref, tensor
 
-from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic
+from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassociation
+from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts
 from max.runtime.layouts import PANEL, apply_layout
 
@@ -58,12 +59,6 @@ MIN_MACS = 1 << 18
 N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of the rows
 
 _DYN = ir.ShapedType.get_dynamic_size()
-
-
-def _op(x: object) -> ir.Operation | None:
-    if isinstance(x, ir.Operation):
-        return x
-    return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
 
 
 def eligible(mm: ir.Operation, prepacked: bool = False) -> bool:
@@ -83,12 +78,6 @@ def eligible(mm: ir.Operation, prepacked: bool = False) -> bool:
     return m >= MR and m * n * k >= MIN_MACS
 
 
-def _reassoc(groups: list[list[int]]) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d) for d in g])
-                             for g in groups])
-
-
 def _rows(a: ir.Value) -> ir.Value | None:
     """A's row count as a value where it is symbolic, else None."""
     if ir.RankedTensorType(a.type).shape[0] != _DYN:
@@ -100,7 +89,7 @@ def _expand(x: ir.Value, shape: list[int], groups: list[list[int]],
             dyn: list[ir.Value] | None = None) -> ir.Value:
     """``x`` expanded to ``shape``; ``dyn``: the sizes of its dynamic dims, in order."""
     t = ir.RankedTensorType.get(shape, ir.RankedTensorType(x.type).element_type)
-    return tensor.ExpandShapeOp(t, x, _reassoc(groups), dyn or [], shape).result
+    return tensor.ExpandShapeOp(t, x, reassociation(groups), dyn or [], shape).result
 
 
 def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Value:
@@ -128,7 +117,7 @@ def _prepacked(arg: ir.Value, k: int, n: int) -> ir.Value:
 
 def _erase_dead_view(v: ir.Value) -> None:
     """Erases the reshapes of a ``"t"`` view that the panels no longer read."""
-    while (op := _op(v.owner)) is not None and op.name in (
+    while (op := as_op(v.owner)) is not None and op.name in (
             "tensor.expand_shape", "tensor.collapse_shape") and not list(v.uses):
         v = op.operands[0]
         op.erase()
@@ -137,7 +126,7 @@ def _erase_dead_view(v: ir.Value) -> None:
 def _init3(init: ir.Value, m: int, j: int, rows: ir.Value | None) -> ir.Value:
     """C's initial value as [m, j, 32]: a fresh fill where C was a fill, else a view.
     ``rows``: the value of a symbolic ``m``."""
-    fill = _op(init.owner)
+    fill = as_op(init.owner)
     if fill is not None and fill.name == "linalg.fill":
         empty = tensor.empty([rows if rows is not None else m, j, PANEL],
                              ir.RankedTensorType(init.type).element_type)
@@ -154,7 +143,7 @@ def _panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
         return arith.addf(acc, arith.mulf(x, y))
 
     out = generic([a, bp], [c3], maps, [PARALLEL] * 3 + [REDUCTION], body)[0]
-    _op(out.owner).attributes[PACKED] = ir.UnitAttr.get()
+    as_op(out.owner).attributes[PACKED] = ir.UnitAttr.get()
     return out
 
 
@@ -162,7 +151,7 @@ def _write_through(result: ir.Value, c3: ir.Value) -> None:
     """Where C is stored into an output memref, store C3 into a [m, j, 32] view of it: empty
     tensor elimination stops at reshapes, so C3 would get a buffer of its own and a copy."""
     uses = list(result.uses)
-    store = _op(uses[0].owner) if len(uses) == 1 else None
+    store = as_op(uses[0].owner) if len(uses) == 1 else None
     if store is None or store.name != "bufferization.materialize_in_destination":
         return
     dest = store.operands[1]
@@ -176,7 +165,7 @@ def _write_through(result: ir.Value, c3: ir.Value) -> None:
     with ir.InsertionPoint(store), store.location:
         dyn = ([memref.dim(dest, arith.constant(ir.IndexType.get(), 0))]
                if shape[0] == _DYN else [])
-        view = memref.expand_shape(t, dest, _reassoc([[0], [1, 2]]), dyn, shape)
+        view = memref.expand_shape(t, dest, reassociation([[0], [1, 2]]), dyn, shape)
         bufferization.MaterializeInDestinationOp(None, c3, view, restrict=True, writable=True)
     store.erase()
 
@@ -213,7 +202,7 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
                     c3 = _panel_matmul(mm.operands[0], bp,
                                        _init3(mm.operands[2], m, n // PANEL, rows))
                     c = _collapse(c3, [m, n], [[0], [1, 2]])
-                old_init = _op(mm.operands[2].owner)
+                old_init = as_op(mm.operands[2].owner)
                 _write_through(mm.results[0], c3)
                 mm.results[0].replace_all_uses_with(c)
                 mm.erase()
@@ -244,9 +233,9 @@ def drop_self_copies(module: ir.Module) -> int:
 
     def visit(op: ir.Operation) -> ir.WalkResult:
         if op.name == "memref.copy":
-            src = _op(op.operands[0].owner)
+            src = as_op(op.operands[0].owner)
             if src is not None and src.name == "memref.expand_shape":
-                inner = _op(src.operands[0].owner)
+                inner = as_op(src.operands[0].owner)
                 if (inner is not None and inner.name == "memref.collapse_shape"
                         and inner.operands[0] == op.operands[1]
                         and src.attributes["reassociation"] == inner.attributes["reassociation"]):

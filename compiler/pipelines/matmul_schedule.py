@@ -23,6 +23,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import tensor
 
+from max.compiler.passes.ir_util import as_op
+
 MC, NC, KC = 256, 256, 64  # cache tile of a plain matmul (MLIR-FACTS 1)
 MR, NR = 8, 32  # register tile: 16 zmm accumulators
 # Static row counts below MR: a tile of exactly those rows; N widened to keep ~8 accumulators
@@ -162,7 +164,7 @@ def thread_plan(op: ir.Operation, kind: str, threads: int, min_macs: int,
         return None
     if kind == "epilogue":
         p = ir.IntegerAttr(op.attributes[EPILOGUE]).value
-        mm = _op(op.operands[p].owner)
+        mm = as_op(op.operands[p].owner)
         loops, fuse = 2, (p, 2)  # the matmul, then its fill, into each thread's part
     else:
         mm, loops, fuse = op, 3, 2
@@ -177,17 +179,10 @@ def thread_plan(op: ir.Operation, kind: str, threads: int, min_macs: int,
 
 # ----------------------------------------------------------------------------- epilogues
 
-def _op(x: object) -> ir.Operation | None:
-    """The Operation of an op or OpView (None for a block argument's owner, a Block)."""
-    if isinstance(x, ir.Operation):
-        return x
-    return getattr(x, "operation", None) if isinstance(x, ir.OpView) else None
-
-
 def _used_only_by(v: ir.Value, op: ir.Operation) -> bool:
     uses = list(v.uses)
-    owner = _op(uses[0].owner) if len(uses) == 1 else None
-    return owner is not None and owner == _op(op)
+    owner = as_op(uses[0].owner) if len(uses) == 1 else None
+    return owner is not None and owner == as_op(op)
 
 
 def _is_f32_matmul(op: ir.Operation) -> bool:
@@ -203,14 +198,14 @@ def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.
     for i, v in enumerate(list(g.operands)[:-1]):
         if maps[i] != ir.AffineMap.get_identity(rank):
             continue
-        owner = _op(v.owner)
+        owner = as_op(v.owner)
         if owner is None:
             continue
         if rank > 2:
             # The row collapse put back: tensor.reshape(matmul [rows, n]) -> [*lead, n].
             if owner.name != "tensor.reshape" or not _used_only_by(owner.results[0], g):
                 continue
-            src = _op(owner.operands[0].owner)
+            src = as_op(owner.operands[0].owner)
             n_out = ir.RankedTensorType(v.type).shape[-1]
             if src is None or not _is_f32_matmul(src):
                 continue
@@ -257,7 +252,7 @@ def _flatten(g: ir.Operation, p: int, mm: ir.Operation, maps: list[ir.AffineMap]
             if fm is None:
                 return False
             new_maps.append(fm)
-    reshape = _op(g.operands[p].owner)
+    reshape = as_op(g.operands[p].owner)
     out_t = ir.RankedTensorType(g.results[0].type)
     mm_t = ir.RankedTensorType(mm.results[0].type)
     with ir.InsertionPoint(g):
@@ -311,7 +306,7 @@ def fuse_epilogues(module: ir.Module, classify) -> int:
                 if found is None or classify(found[1]) != "matmul":
                     continue
                 p, mm = found
-                fill = _op(mm.operands[2].owner)
+                fill = as_op(mm.operands[2].owner)
                 if (fill is None or fill.name != "linalg.fill"
                         or not _used_only_by(fill.results[0], mm)):
                     continue

@@ -18,19 +18,15 @@ from collections.abc import Callable
 from mlir import ir
 from mlir.dialects import func
 
+from max.compiler.passes.ir_util import as_op
+
 _CLONED = ("tensor.empty", "arith.constant")  # cheap, pure: copied into the outlined function
-
-
-def _op(owner: object) -> ir.Operation | None:
-    if isinstance(owner, ir.Block):
-        return None
-    return owner if isinstance(owner, ir.Operation) else getattr(owner, "operation", None)
 
 
 def _within(v: ir.Value, roots: list[ir.Operation]) -> bool:
     """Whether ``v`` is defined by one of ``roots`` or inside one of them."""
     owner = v.owner
-    op = owner.owner if isinstance(owner, ir.Block) else _op(owner)
+    op = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
     while op is not None:
         if any(op == r for r in roots):
             return True
@@ -42,7 +38,7 @@ def _operands_deep(op: ir.Operation) -> list[ir.Value]:
     found: list[ir.Value] = []
 
     def visit(o: ir.Operation) -> ir.WalkResult:
-        found.extend(o.operands)  # noqa: B023
+        found.extend(o.operands)
         return ir.WalkResult.ADVANCE
 
     op.walk(visit)
@@ -71,14 +67,14 @@ def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], None]) 
         return False
     for op in ops[:-1]:
         for r in op.results:
-            if any(not any(_inside(_op(u.owner), o) for o in ops) for u in r.uses):
+            if any(not any(_inside(as_op(u.owner), o) for o in ops) for u in r.uses):
                 return False
     # Empty tensors and constants are cloned along, not passed in: a fusion may fold them
     # (a fused producer's full-size tensor.empty becomes a row-sized one).
     extra: list[ir.Operation] = []
     for op in ops:
         for v in _operands_deep(op):
-            d = _op(v.owner)
+            d = as_op(v.owner)
             if (d is not None and d.name in _CLONED and not _within(v, ops)
                     and not any(d == e for e in extra)):
                 extra.append(d)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, scf
 
+from max.compiler.passes.ir_util import as_op
+
 MIN_BYTES = 1 << 20  # a run worth a fork: 1 MiB is ~40 us of copying on one core here
 _DYN = ir.ShapedType.get_dynamic_size()
 _VIEWS = frozenset({"memref.subview", "memref.cast", "memref.expand_shape",
@@ -26,16 +28,11 @@ _VIEWS = frozenset({"memref.subview", "memref.cast", "memref.expand_shape",
 Box = list[tuple[int, int]]
 
 
-def _op(v: ir.Value) -> ir.Operation | None:
-    owner = v.owner
-    return None if isinstance(owner, ir.Block) else owner.operation
-
-
 def _root_box(v: ir.Value) -> tuple[ir.Value, Box | None] | None:
     """The buffer ``v`` is a slice of, and the slice as ``[lo, hi)`` per dim of the root (None:
     the whole root); None where that is not statically known."""
     box: Box | None = None
-    while (op := _op(v)) is not None and op.name == "memref.subview":
+    while (op := as_op(v.owner)) is not None and op.name == "memref.subview":
         offsets = list(ir.DenseI64ArrayAttr(op.attributes["static_offsets"]))
         sizes = list(ir.DenseI64ArrayAttr(op.attributes["static_sizes"]))
         strides = list(ir.DenseI64ArrayAttr(op.attributes["static_strides"]))
@@ -48,7 +45,7 @@ def _root_box(v: ir.Value) -> tuple[ir.Value, Box | None] | None:
             sizes = [hi - lo for lo, hi in box]
         box = [(o, o + s) for o, s in zip(offsets, sizes, strict=True)]
         v = op.operands[0]
-    if (op := _op(v)) is not None and op.name not in ("memref.alloc", "memref.alloca"):
+    if (op := as_op(v.owner)) is not None and op.name not in ("memref.alloc", "memref.alloca"):
         return None
     return v, box
 
@@ -82,7 +79,7 @@ def _independent(copies: list[ir.Operation]) -> bool:
             return False
     for c in copies:
         src = c.operands[0]
-        while (op := _op(src)) is not None and op.name in _VIEWS and op.operands:
+        while (op := as_op(src.owner)) is not None and op.name in _VIEWS and op.operands:
             src = op.operands[0]
         if any(src == r for r, _ in written):
             return False

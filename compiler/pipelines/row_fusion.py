@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from mlir import ir
 
+from max.compiler.passes.ir_util import as_op
+
 SID = "mo.sid"
 _ANY = "!transform.any_op"
 
@@ -41,12 +43,6 @@ def _maps(op: ir.Operation) -> list[ir.AffineMap]:
 
 def _iterators(op: ir.Operation) -> list[str]:
     return [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-
-
-def _as_op(owner: object) -> ir.Operation | None:
-    if isinstance(owner, ir.Block) or owner is None:
-        return None
-    return owner.operation if hasattr(owner, "operation") else owner
 
 
 def _row_map(m: ir.AffineMap, loops: int, rows: int) -> bool:
@@ -144,7 +140,7 @@ def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation],
         for consumer in list(group):
             n_in = len(consumer.operands) - len(consumer.results)
             for i, v in enumerate(consumer.operands):
-                p = _as_op(v.owner)
+                p = as_op(v.owner)
                 if (p is None or _sid(p) is None or any(p == g for g in group + taken)
                         or kinds[_sid(p)] not in ("elementwise", "reduction")):
                     continue
@@ -155,7 +151,7 @@ def _collect(anchor: ir.Operation, rows: int, taken: list[ir.Operation],
                     ok = _reads_as_row(consumer, i, rows)
                 else:
                     ok = i < n_in and _is_full_op(p, rows) and _reads_whole(consumer, i, rows)
-                if ok and all(any(_as_op(u.owner) == g for g in group)
+                if ok and all(any(as_op(u.owner) == g for g in group)
                               for u in p.results[0].uses):
                     group.append(p)
                     changed = True
@@ -280,7 +276,7 @@ _VIEWS = ("memref.subview", "memref.cast", "memref.reinterpret_cast", "memref.ex
 def _stays_local(value: ir.Value, loop: ir.Operation) -> bool:
     """Whether every use of ``value`` (through views) is inside ``loop`` and none is a yield."""
     for use in value.uses:
-        owner = _as_op(use.owner)
+        owner = as_op(use.owner)
         if owner is None or owner.name in ("scf.yield", "func.return", "memref.dealloc"):
             return False
         parent = owner.parent
@@ -296,7 +292,7 @@ def _stays_local(value: ir.Value, loop: ir.Operation) -> bool:
 def _inside(value: ir.Value, loop: ir.Operation) -> bool:
     """Whether ``value`` is defined in ``loop`` (an op result or a block argument there)."""
     owner = value.owner
-    op = owner.owner if isinstance(owner, ir.Block) else _as_op(owner)
+    op = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
     while op is not None:
         if op == loop:
             return True
@@ -364,12 +360,12 @@ def _column_loops(loop: ir.Operation, view: ir.Operation) -> list[ir.Operation]:
     found = []
     for child in loop.regions[0].blocks[0].operations:
         op = child.operation
-        if op.name != "scf.for" or not any(_inside(_as_op(u.owner).results[0], op)
+        if op.name != "scf.for" or not any(_inside(as_op(u.owner).results[0], op)
                                           for u in view.results[0].uses
-                                          if _as_op(u.owner).name == "memref.subview"):
+                                          if as_op(u.owner).name == "memref.subview"):
             continue
         step = op.operands[2].owner
-        step = _as_op(step)
+        step = as_op(step)
         if (step is not None and step.name == "arith.constant"
                 and ir.IntegerAttr(step.attributes["value"]).value == 64):
             found.append(op)
