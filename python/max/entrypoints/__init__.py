@@ -1,0 +1,1 @@
+"""Entry points: the ``LLM`` class (``max.entrypoints.llm``) and the ``max`` command."""

@@ -1,0 +1,1 @@
+"""Token sampling compiled into graphs (``max.pipelines.lib.sampling``)."""
