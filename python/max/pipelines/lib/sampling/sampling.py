@@ -171,8 +171,9 @@ def token_sampler(sampling_config: SamplingConfig, device: DeviceRef,
         >>> model = InferenceSession().load(token_sampler(SamplingConfig(), DeviceRef.CPU()))
         >>> logits = np.zeros((1, 100), np.float32); logits[0, 7] = 5
         >>> params = [SamplingParams(top_k=1, seed=0)]
-        >>> model.execute(logits, *sampling_inputs(params, [generator_for(params[0])]))[0]
-        ...  # array([7])
+        >>> inputs = sampling_inputs(params, [generator_for(params[0])])
+        >>> model.execute(logits, *inputs)[0].to_numpy()
+        array([7])
     """
     if not isinstance(sampling_config, SamplingConfig):
         raise TypeError(f"token_sampler: sampling_config must be a SamplingConfig, got "
