@@ -16,6 +16,7 @@ from max.dtype import DType
 from max.engine import InferenceSession
 from max.graph import DeviceRef
 from max.interfaces import SamplingParams
+from max.pipelines.lib.sampling.penalties import apply_penalties
 from max.pipelines.lib.sampling.sampling import (
     SamplingConfig, generator_for, sampling_inputs, token_sampler,
 )
@@ -296,3 +297,36 @@ def test_graph_signature() -> None:
         (DType.int64, ["batch"])]
     with_logits = token_sampler(SamplingConfig(), CPU, return_logits=True)
     assert [t.dtype for t in with_logits.output_types] == [DType.int64, DType.float32]
+
+
+def _penalized_by_hand(row: np.ndarray, p: SamplingParams, history: list[int]) -> np.ndarray:
+    out = row.astype(np.float64)
+    for token in set(history):
+        x = out[token]
+        x = x / p.repetition_penalty if x > 0 else x * p.repetition_penalty
+        out[token] = x - p.frequency_penalty * history.count(token) - p.presence_penalty
+    return out
+
+
+def test_apply_penalties() -> None:
+    logits = logits_of(4, 3, 50)
+    params = [SamplingParams(repetition_penalty=1.3, frequency_penalty=0.5,
+                             presence_penalty=0.25, seed=0),
+              SamplingParams(seed=0),
+              SamplingParams(repetition_penalty=0.8, presence_penalty=-1.0, seed=0)]
+    history = [[1, 4, 4, 9, 1, 4], [1, 2, 3], [0, 49, 49]]
+    got = apply_penalties(logits, params, [np.array(h) for h in history],
+                          banned=[np.array([], np.int32), np.array([2, 7]), np.array([], np.int64)])
+    assert got.dtype == np.float32 and got.shape == logits.shape
+    for i in range(3):
+        want = _penalized_by_hand(logits[i], params[i], history[i])
+        if i == 1:
+            want[[2, 7]] = -np.inf
+        np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(logits, logits_of(4, 3, 50))  # the input is not modified
+    with pytest.raises(ValueError, match=r"^apply_penalties: row 0 has a generated token id "
+                       r"outside \[0, 50\)$"):
+        apply_penalties(logits[:1], params[:1], [np.array([50])])
+    with pytest.raises(ValueError, match=r"^apply_penalties: 1 generated_tokens for a batch "
+                       r"of 3 rows$"):
+        apply_penalties(logits, params, [np.array([1])])

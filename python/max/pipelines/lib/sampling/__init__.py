@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from max.pipelines.lib.sampling.penalties import apply_penalties
 from max.pipelines.lib.sampling.sampling import (
     SamplingConfig,
     generator_for,
@@ -9,4 +10,4 @@ from max.pipelines.lib.sampling.sampling import (
     token_sampler,
 )
 
-__all__ = ["SamplingConfig", "generator_for", "sampling_inputs", "token_sampler"]
+__all__ = ["SamplingConfig", "apply_penalties", "generator_for", "sampling_inputs", "token_sampler"]

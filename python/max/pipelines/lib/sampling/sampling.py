@@ -30,7 +30,8 @@ cheap; raise it (up to the vocabulary size) for wider top-k or nucleus sets.
 The random numbers come from the caller (``uniform``, one per row in [0, 1)), drawn from a
 ``numpy.random.Generator`` seeded with ``SamplingParams.seed``, so a seed reproduces a run.
 Penalties (frequency, presence, repetition) and ``min_new_tokens`` masking act on the logits
-before this graph and are not part of it.
+before this graph and are not part of it (``penalties.apply_penalties`` does them on the
+host).
 """
 
 from __future__ import annotations
