@@ -15,7 +15,8 @@ import pytest
 from max.dtype import DType
 from max.engine import InferenceSession
 from max.graph import DeviceRef
-from max.interfaces import SamplingParams
+from max.interfaces import GenerationStatus, SamplingParams
+from max.pipelines.core import TextContext
 from max.pipelines.lib.sampling.penalties import apply_penalties
 from max.pipelines.lib.sampling.sampling import (
     SamplingConfig, generator_for, sampling_inputs, token_sampler,
@@ -330,3 +331,37 @@ def test_apply_penalties() -> None:
     with pytest.raises(ValueError, match=r"^apply_penalties: 1 generated_tokens for a batch "
                        r"of 3 rows$"):
         apply_penalties(logits, params, [np.array([1])])
+
+
+def test_generation_loop_with_text_contexts(sampler) -> None:
+    """How a pipeline drives the sampler: a bigram table stands in for the model; each step
+    penalizes, masks EOS below min_new_tokens, samples, and updates each request's context.
+    Every token is the numpy reference's draw from the same adjusted logits and uniforms,
+    and the contexts stop as their parameters say."""
+    vocab, eos = 64, 0
+    table = logits_of(21, vocab, vocab, scale=2.5)
+    table[:, eos] += 1.0  # EOS is likely, so min_new_tokens matters
+    params = [SamplingParams(temperature=0, max_new_tokens=6, seed=1),
+              SamplingParams(top_k=8, top_p=0.9, min_new_tokens=4, max_new_tokens=12, seed=2),
+              SamplingParams(temperature=0.8, repetition_penalty=1.5, frequency_penalty=0.3,
+                             max_new_tokens=9, seed=3)]
+    contexts = [TextContext(max_length=40, tokens=np.array([5, 9, 13 + i]), eos_token_ids={eos},
+                            sampling_params=p) for i, p in enumerate(params)]
+    generators = [generator_for(p) for p in params]
+    while active := [i for i, c in enumerate(contexts) if not c.is_done]:
+        ctxs = [contexts[i] for i in active]
+        logits = apply_penalties(
+            table[[int(c.all_tokens[-1]) for c in ctxs]], [c.sampling_params for c in ctxs],
+            [c.generated_tokens for c in ctxs],
+            banned=[c.get_min_token_logit_mask(1)[0] for c in ctxs])
+        rows = [c.sampling_params for c in ctxs]
+        *_, uniform = sampling_inputs(rows, [generators[i] for i in active], CONFIG)
+        tokens, _ = sampler(logits, rows, uniform)
+        check(tokens, logits, rows, uniform)
+        for c, token in zip(ctxs, tokens):
+            c.update(int(token))
+    for c, p in zip(contexts, params):
+        n = len(c.generated_tokens)
+        assert n >= p.min_new_tokens and n <= p.max_new_tokens
+        assert (c.status == GenerationStatus.END_OF_SEQUENCE) == (c.generated_tokens[-1] == eos)
+        assert eos not in c.generated_tokens[: p.min_new_tokens]
