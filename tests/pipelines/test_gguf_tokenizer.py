@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tokenizers import pre_tokenizers
 
 from max.pipelines.lib.gguf_tokenizer import (
@@ -56,6 +59,11 @@ def byte_table() -> dict[int, str]:
 
 
 BYTES = byte_table()
+
+
+@functools.lru_cache(maxsize=4)
+def _ranks(merges: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    return {tuple(m.split(" ")): i for i, m in enumerate(merges)}
 # GPT-2's pre-tokenizer regex with \p{L} -> [^\W\d_] and \p{N} -> \d (same on these texts).
 WORD_RE = re.compile(
     r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
@@ -64,7 +72,7 @@ WORD_RE = re.compile(
 def reference_bpe(text: str, vocab: dict[str, int], merges: list[str]) -> list[int]:
     """Digits one by one, the GPT-2 regex, bytes to characters, then merge the adjacent
     pair of lowest rank until none is left."""
-    rank = {tuple(m.split(" ")): i for i, m in enumerate(merges)}
+    rank = _ranks(tuple(merges))
     ids = []
     for chunk in re.split(r"(\d)", text):
         for word in WORD_RE.findall(chunk):
@@ -86,7 +94,8 @@ def test_byte_table_is_the_byte_level_alphabet():
 
 # -- fake GGUF files ----------------------------------------------------------------------
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-FAKE_TOKENS = SPECIALS + [BYTES[b] for b in range(256)] + ["ab", "abc", "Ġa", "Ġab"]
+# "ca" is in the vocabulary but no merge makes it (only llama-bpe's whole-word lookup finds it).
+FAKE_TOKENS = SPECIALS + [BYTES[b] for b in range(256)] + ["ab", "abc", "Ġa", "Ġab", "ca"]
 FAKE_MERGES = ["Ġ a", "a b", "ab c", "Ġa b"]  # rank order: "Ġ a" before "a b"
 
 
@@ -141,6 +150,10 @@ def test_llama_bpe_pre_tokenizer_groups_digits_by_three(tmp_path):
     pieces = [p for p, _ in tok.pre_tokenizer.pre_tokenize_str("ab 1234567 it's")]
     assert pieces == ["ab", "Ġ", "123", "456", "7", "Ġit", "'s"]
     assert tok.decode(tok.encode("ab 1234567 it's").ids) == "ab 1234567 it's"
+    # Whole words found in the vocabulary skip the merges (Llama 3's ignore_merges).
+    assert tok.encode("ca cab").tokens == ["ca", "Ġ", "c", "ab"]
+    smol, _ = load_gguf_tokenizer(write_gguf(tmp_path / "s.gguf"))
+    assert smol.encode("ca").tokens == ["c", "a"]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -156,7 +169,8 @@ def test_llama_bpe_pre_tokenizer_groups_digits_by_three(tmp_path):
     ({"merges": ["a b", "ab"]}, ValueError, "merges'[1] = 'ab' is not two tokens"),
     ({"merges": ["a q1"]}, ValueError, "uses 'q1', which is not in the vocabulary"),
     ({"merges": ["b c"]}, ValueError, "uses 'bc', which is not in the vocabulary"),
-    ({"tokens": FAKE_TOKENS + ["ab"]}, ValueError, "holds 'ab' twice (ids 259 and 263)"),
+    ({"tokens": FAKE_TOKENS + ["ab"]}, ValueError,
+     f"holds 'ab' twice (ids 259 and {len(FAKE_TOKENS)})"),
     ({"eos": 10_000}, ValueError, "'tokenizer.ggml.eos_token_id' = 10000 is out of range"),
 ])
 def test_corrupt_metadata(tmp_path, kwargs, error, message):
@@ -348,3 +362,40 @@ def test_smollm2_incremental_decoder_incomplete_tail(smol):
     assert dec.push(ids) == "ok 😀" and dec.flush() == ""
     with pytest.raises(ValueError, match="token id 99999 is out of range"):
         dec.push(99999)
+
+
+# Characters on which the reference regex classes equal Unicode's \p{L}, \p{N}, \s.
+REFERENCE_CHARS = list("abcXYZ019 .,'!?-_()\n\t\"") + list("éöß日本語йλ😀🎉→’€")
+
+
+@given(text=st.text(st.sampled_from(REFERENCE_CHARS), max_size=40))
+def test_smollm2_matches_reference_bpe_random(smol, text):
+    vocab = smol.delegate.get_vocab()
+    assert smol.encode_sync(text).tolist() == reference_bpe(text, vocab, smol.metadata.merges)
+
+
+@given(text=st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cn", "Co")),
+                    max_size=40))
+def test_smollm2_round_trip_random(smol, text):
+    """Assigned characters survive; SmolLM2's vocabulary lacks the bytes of some control
+    characters and of UTF-8 lead bytes F1/F2 (unassigned planes 4-11), which are dropped."""
+    ids = smol.encode_sync(text)
+    assert smol.decode_sync(ids) == text
+    dec = smol.incremental_decoder()
+    pieces = [dec.push(i) for i in ids.tolist()] + [dec.flush()]
+    assert "".join(pieces) == text and not any("\ufffd" in p for p in pieces)
+
+
+@given(ids=st.lists(st.integers(0, 49151), max_size=30),
+       chunks=st.lists(st.integers(1, 4), min_size=30, max_size=30), skip=st.booleans())
+def test_smollm2_incremental_decoder_random_ids(smol, ids, chunks, skip):
+    """Any ids (special tokens, stray UTF-8 continuation bytes), pushed in chunks."""
+    dec = smol.incremental_decoder(skip_special_tokens=skip)
+    pieces, start = [], 0
+    for n in chunks:
+        if start >= len(ids):
+            break
+        pieces.append(dec.push(ids[start:start + n]))
+        start += n
+    pieces.append(dec.flush())
+    assert "".join(pieces) == smol.decode_sync(ids, skip_special_tokens=skip)

@@ -300,7 +300,11 @@ def build_tokenizer(meta: GGUFTokenizerMetadata) -> Tokenizer:
         raise ValueError("GGUF field 'tokenizer.ggml.merges' is missing or empty; a 'gpt2' "
                          "(BPE) tokenizer needs its merges")
     vocab = _vocab(meta.tokens)
-    tokenizer = Tokenizer(models.BPE(vocab, _merges(meta.merges, vocab)))
+    # Llama 3 looks a whole pre-token up in the vocabulary before merging (as its
+    # tokenizer.json and llama.cpp do); the GPT-2 family always merges.
+    ignore_merges = meta.pre == "llama-bpe"
+    tokenizer = Tokenizer(models.BPE(vocab, _merges(meta.merges, vocab),
+                                     ignore_merges=ignore_merges))
     tokenizer.pre_tokenizer = pre
     tokenizer.decoder = decoders.ByteLevel()
     added = []
