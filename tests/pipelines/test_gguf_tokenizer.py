@@ -228,6 +228,25 @@ def test_chat_template_errors(tmp_path):
             [{"role": "user", "content": [{"type": "image"}]}])
 
 
+def test_chat_template_tools_and_variables(tmp_path):
+    @dataclasses.dataclass
+    class Msg:
+        role: str
+        content: str
+
+    template = ("{{ bos_token }}|{{ eos_token }}|{% for m in messages %}{{ m.role }}:"
+                "{{ m['content'] }};{% endfor %}{{ tools | tojson }}|{{ add_generation_prompt }}"
+                "|{{ extra }}")
+    t = TextTokenizer(write_gguf(tmp_path / "t.gguf"), chat_template=template)
+    tools = [{"type": "function", "function": {"name": "f<x>", "description": "é & ü"}}]
+    out = t.apply_chat_template([Msg("user", "hi"), {"role": "assistant", "content": "yo"}],
+                                tools=tools, chat_template_options={"extra": 7})
+    assert out == ('<|im_start|>|<|im_end|>|user:hi;assistant:yo;[{"type": "function", '
+                   '"function": {"name": "f<x>", "description": "é & ü"}}]|True|7')
+    with pytest.raises(TypeError, match=r"messages\[0\] must be a mapping, got int"):
+        t.apply_chat_template([3])
+
+
 def test_max_tokens_to_generate_and_executor():
     assert max_tokens_to_generate(10, 100) == 90
     assert max_tokens_to_generate(10, 100, 5) == 5
@@ -335,6 +354,9 @@ def test_smollm2_tokenizer_json_folder(smol, tmp_path):
         assert folder.encode_sync(text).tolist() == smol.encode_sync(text).tolist()
     msgs = [{"role": "user", "content": "Hi"}]
     assert folder.apply_chat_template(msgs) == smol.apply_chat_template(msgs)
+    (tmp_path / "tokenizer.json").write_text("{")
+    with pytest.raises(ValueError, match="is not a valid tokenizer.json"):
+        TextTokenizer(tmp_path)
 
 
 @pytest.mark.parametrize("skip", [True, False])

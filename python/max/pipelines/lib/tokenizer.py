@@ -33,7 +33,7 @@ import numpy.typing as npt
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
-from max.pipelines.lib.gguf_tokenizer import load_gguf_tokenizer
+from max.pipelines.lib.gguf_tokenizer import GGUFTokenizerMetadata, load_gguf_tokenizer
 from max.pipelines.lib.incremental_decoder import IncrementalDecoder
 
 __all__ = [
@@ -136,7 +136,10 @@ def _load_folder(folder: Path) -> tuple[Tokenizer, dict[str, Any]]:
     tokenizer_file = folder / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise FileNotFoundError(f"{str(folder)!r} holds no tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as e:  # noqa: BLE001 - the Rust parser's errors are plain Exceptions
+        raise ValueError(f"{str(tokenizer_file)!r} is not a valid tokenizer.json: {e}") from e
     config: dict[str, Any] = {}
     config_file = folder / "tokenizer_config.json"
     if config_file.is_file():
@@ -189,7 +192,7 @@ class TextTokenizer:
     ) -> None:
         path = Path(model_path)
         self.model_path = str(model_path)
-        self.metadata = None
+        self.metadata: GGUFTokenizerMetadata | None = None
         if path.is_dir():
             self.delegate, config = _load_folder(path)
             eos_text = _token_content(config.get("eos_token"))
@@ -351,7 +354,7 @@ class TextTokenizer:
         template = _compile_template(self._chat_template)
         variables: dict[str, Any] = {
             "messages": [_text_message(m, i) for i, m in enumerate(messages)],
-            "tools": None if tools is None else [_as_dict(t, "tools[i]") for t in tools],
+            "tools": None if tools is None else [_as_dict(t, f"tools[{i}]") for i, t in enumerate(tools)],
             "add_generation_prompt": True,
             "bos_token": self._special_token_text(self._bos),
             "eos_token": self._special_token_text(self._eos),
