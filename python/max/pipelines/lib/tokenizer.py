@@ -354,7 +354,8 @@ class TextTokenizer:
         template = _compile_template(self._chat_template)
         variables: dict[str, Any] = {
             "messages": [_text_message(m, i) for i, m in enumerate(messages)],
-            "tools": None if tools is None else [_as_dict(t, f"tools[{i}]") for i, t in enumerate(tools)],
+            "tools": None if tools is None else
+            [_as_dict(t, f"tools[{i}]") for i, t in enumerate(tools)],
             "add_generation_prompt": True,
             "bos_token": self._special_token_text(self._bos),
             "eos_token": self._special_token_text(self._eos),
