@@ -53,7 +53,8 @@ class Rope:
     def __init__(self, config: Llama3Config) -> None:
         d = config.head_dim
         inv = 1.0 / (float(config.rope_theta) ** (np.arange(0, d, 2, dtype=np.float64) / d))
-        angles = np.outer(np.arange(config.max_seq_len, dtype=np.float64), inv)
+        # One position past the context: a finished row of a decode batch still runs (masked).
+        angles = np.outer(np.arange(config.max_seq_len + 1, dtype=np.float64), inv)
         self.table = np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
         self.half = d // 2
 
