@@ -85,7 +85,10 @@ class LLM:
                                  "a str")
             if not prompt:
                 raise ValueError(f"LLM.generate: prompt {i} is empty")
-            ids = self.tokenizer.encode_sync(prompt, add_special_tokens=True)
+            try:
+                ids = self.tokenizer.encode_sync(prompt, add_special_tokens=True)
+            except ValueError as e:  # longer than the tokenizer's max_length
+                raise ValueError(f"LLM.generate: prompt {i}: {e}") from None
             if len(ids) >= limit:
                 raise ValueError(f"LLM.generate: prompt {i} has {len(ids)} tokens; the model's "
                                  f"max length is {limit} (the prompt and at least one "
