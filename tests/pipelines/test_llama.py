@@ -152,3 +152,17 @@ def test_max_generate_streams_and_reports_speed(llm, capsys) -> None:
     assert main(["generate", "--model-path", str(MODEL), "--prompt", "",
                  "--max-new-tokens", "3"]) == 2
     assert "prompt 0 is empty" in capsys.readouterr().err
+
+
+def test_a_prompt_prefilled_in_chunks_matches_the_reference(llm, reference) -> None:
+    """Chunks of 7 tokens: each chunk attends to the cache the earlier ones wrote and to
+    itself (causal), with a batch of two so that the slot's past is gathered."""
+    pipeline = llm.pipeline
+    old = pipeline.prefill_chunk_size
+    pipeline.prefill_chunk_size = 7
+    try:
+        ids = [llm.tokenizer.encode_sync(p).tolist() for p in PROMPTS[1:]]
+        assert max(len(i) for i in ids) > 7
+        assert _ids(llm, PROMPTS[1:], 8) == [reference.greedy(i, 8) for i in ids]
+    finally:
+        pipeline.prefill_chunk_size = old

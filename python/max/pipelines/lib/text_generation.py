@@ -60,6 +60,8 @@ class TextGenerationPipeline:
         self._slots: dict[RequestID, int] = {}
         self._generators: dict[RequestID, np.random.Generator] = {}
         self._lock = threading.Lock()  # one step at a time: the cache is shared
+        #: Prompt tokens per model call (a longer prompt is prefilled in several calls).
+        self.prefill_chunk_size = 512
 
     @property
     def pipeline_config(self) -> PipelineConfig:
@@ -157,10 +159,12 @@ class TextGenerationPipeline:
         assert manager is not None
         rows: list[tuple[RequestID, TextContext, np.ndarray]] = []
         for rid, ctx in active:
-            if ctx.needs_ce:  # the prompt, alone
-                slot = self._slots[rid]
-                tokens = np.asarray(ctx.next_tokens, np.int64)[None, :]
-                logits = self._run([slot], tokens, [slot])
+            if ctx.needs_ce:  # the prompt, alone, in chunks (attention among a chunk's
+                slot = self._slots[rid]  # tokens is T x T per head)
+                prompt = np.asarray(ctx.next_tokens, np.int64)
+                for start in range(0, len(prompt), self.prefill_chunk_size):
+                    chunk = prompt[None, start:start + self.prefill_chunk_size]
+                    logits = self._run([slot], chunk, [slot])
                 rows.append((rid, ctx, logits[0]))
         decoding = [(rid, ctx) for rid, ctx in active if not ctx.needs_ce
                     and all(rid != r for r, _, _ in rows)]
