@@ -163,14 +163,14 @@ class LLM:
         single = isinstance(prompts, str)
         n = 1 if single else len(prompts)
         generated: list[list[int]] = [[] for _ in range(n)]
-        bar = _progress(use_tqdm, n)
+        bar = _progress(use_tqdm)
         try:
             for step in self.stream(prompts, max_new_tokens, sampling_params):
                 for i, token in enumerate(step):
                     if token is not None:
                         generated[i].append(token)
                 if bar is not None:
-                    bar.update(0)
+                    bar.update(sum(t is not None for t in step))
         except ValueError:
             raise
         except Exception as e:  # a failure inside the model: the pipeline stays usable
@@ -181,11 +181,12 @@ class LLM:
         return [self.tokenizer.decode_sync(ids, skip_special_tokens=True) for ids in generated]
 
 
-def _progress(enabled: bool, total: int):  # type: ignore[no-untyped-def]
+def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    """A progress bar of generated tokens on stderr (tqdm comes with gguf), or None."""
     if not enabled:
         return None
     try:
-        from tqdm import tqdm  # installed with gguf
+        from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc="generate", unit="prompt", leave=False)
+    return tqdm(desc="generate", unit="tok", leave=False)
