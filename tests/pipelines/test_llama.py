@@ -166,3 +166,37 @@ def test_a_prompt_prefilled_in_chunks_matches_the_reference(llm, reference) -> N
         assert _ids(llm, PROMPTS[1:], 8) == [reference.greedy(i, 8) for i in ids]
     finally:
         pipeline.prefill_chunk_size = old
+
+
+def test_the_pipeline_runs_text_generation_requests(llm, reference) -> None:
+    """The documented path: PIPELINE_REGISTRY -> tokenizer + pipeline; TextGenerationRequest
+    with SamplingParams -> context (new_context) -> TextGenerationPipeline.execute."""
+    import asyncio
+
+    from max.interfaces import RequestID, TextGenerationInputs, TextGenerationRequest
+
+    tokenizer, pipeline = llm.tokenizer, llm.pipeline
+    params = SamplingParams(top_k=1, max_new_tokens=6, seed=0)
+    requests = [TextGenerationRequest(RequestID(), "smollm2", prompt=PROMPTS[0],
+                                      sampling_params=params),
+                TextGenerationRequest(RequestID(), "smollm2", messages=[
+                    {"role": "user", "content": "What is the capital of France?"}],
+                    sampling_params=params)]
+    contexts = [asyncio.run(tokenizer.new_context(r)) for r in requests]
+    assert contexts[1].prompt_tokens.tolist() == tokenizer.encode_sync(
+        tokenizer.apply_chat_template(requests[1].messages), add_special_tokens=False).tolist()
+    batch = {c.request_id: c for c in contexts}
+    tokens: dict = {r: [] for r in batch}
+    for _ in range(10):
+        out = pipeline.execute(TextGenerationInputs([batch], num_steps=2))
+        for rid, o in out.items():
+            tokens[rid] += o.tokens
+        if all(o.is_done for o in out.values()):
+            break
+    for c in contexts:
+        pipeline.release(c.request_id)
+        want = reference.greedy(c.prompt_tokens.tolist(), 6)
+        assert tokens[c.request_id] == want
+    assert "Paris" in tokenizer.decode_sync(tokens[contexts[1].request_id])
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        asyncio.run(tokenizer.new_context(TextGenerationRequest(RequestID(), "m", prompt="")))

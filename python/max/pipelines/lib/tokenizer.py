@@ -365,3 +365,54 @@ class TextTokenizer:
             return template.render(**variables)
         except (jinja2.TemplateError, TypeError) as e:
             raise ValueError(f"chat template failed: {type(e).__name__}: {e}") from e
+
+    def new_context_sync(self, request: Any) -> Any:
+        """:meth:`new_context` without asyncio."""
+        from max.pipelines.core import TextContext
+
+        if request.messages:
+            if request.prompt is not None:
+                raise ValueError(f"request {request.request_id}: give a prompt or messages, "
+                                 "not both")
+            prompt: Any = self.apply_chat_template(request.messages, request.tools,
+                                                   request.chat_template_options)
+            add_special = False  # the template wrote them
+        elif request.prompt is not None and len(request.prompt):
+            prompt, add_special = request.prompt, True
+        else:
+            raise ValueError(f"request {request.request_id}: the prompt is empty")
+        try:
+            ids = self.encode_sync(prompt, add_special_tokens=add_special)
+        except ValueError as e:
+            raise ValueError(f"request {request.request_id}: {e}") from None
+        if ids.size == 0:
+            raise ValueError(f"request {request.request_id}: the prompt encodes to no tokens")
+        params = request.sampling_params
+        limit = self.max_length
+        if params.max_new_tokens is not None:
+            limit = min(limit, int(ids.size) + params.max_new_tokens)
+        if ids.size >= self.max_length:
+            raise ValueError(f"request {request.request_id}: the prompt has {ids.size} "
+                             f"tokens; the model's max length is {self.max_length} (the prompt "
+                             "and at least one generated token must fit)")
+        stop_ids = set(params.stop_token_ids or ())
+        return TextContext(max_length=limit, tokens=ids, request_id=request.request_id,
+                           eos_token_ids=set(self.eos_token_ids) | stop_ids,
+                           sampling_params=params, ignore_eos=params.ignore_eos,
+                           model_name=request.model_name,
+                           log_probabilities=request.logprobs,
+                           log_probabilities_echo=request.echo,
+                           target_endpoint=request.target_endpoint)
+
+    async def new_context(self, request: Any) -> Any:
+        """Create a new TextContext object, leveraging necessary information from
+        TextGenerationRequest: the prompt (text or token ids) or the messages rendered with
+        the chat template, the sampling parameters, the EOS ids (the model's and the
+        request's ``stop_token_ids``) and ``max_length`` (the model's, or prompt +
+        ``max_new_tokens``).
+
+        Raises:
+            ValueError: If the prompt is empty, both a prompt and messages are given, or the
+                prompt does not fit the model's max length.
+        """
+        return self.new_context_sync(request)
