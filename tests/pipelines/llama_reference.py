@@ -123,7 +123,12 @@ class KVCache:
         """One batch cache whose row ``i`` is a copy of the single-row cache ``caches[i]``."""
         if any(c.batch != 1 for c in caches):
             raise ValueError("KVCache.stack takes single-row caches")
-        out = cls(config, len(caches), capacity or max(c.capacity for c in caches))
+        capacity = capacity or max(c.capacity for c in caches)
+        longest = max(c.lengths[0] for c in caches)
+        if longest > capacity:
+            raise ValueError(f"KVCache.stack: a row holds {longest} tokens, over the capacity "
+                             f"{capacity}")
+        out = cls(config, len(caches), capacity)
         for i, c in enumerate(caches):
             n = c.lengths[0]
             for layer in range(config.n_layers):

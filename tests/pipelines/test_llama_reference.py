@@ -103,5 +103,11 @@ def test_bad_inputs(model: ReferenceLlama) -> None:
         model.forward([[1]], model.new_cache(2, 4))
     with pytest.raises(ValueError, match="the prompt is empty"):
         model.greedy([], 3)
+    full = model.new_cache(1, 8)
+    full.lengths = [6]
+    with pytest.raises(ValueError, match="a row holds 6 tokens, over the capacity 4"):
+        KVCache.stack([full], model.config, 4)
+    with pytest.raises(ValueError, match="takes single-row caches"):
+        KVCache.stack([model.new_cache(2, 4)], model.config)
     with pytest.raises(KeyError, match="not in the GGUF token list"):
         token_ids(model, ["no-such-token-xyz"])
