@@ -8,9 +8,10 @@ attention with RoPE, SwiGLU MLP, output head tied to the token embedding), indep
 RoPE layout. llama.cpp's converter permutes the rows of ``attn_q`` and ``attn_k`` within each
 head so that Hugging Face's "rotate half" pairs ``(i, i + 32)`` become adjacent pairs
 ``(2i, 2i + 1)``. By default the weights are kept exactly as the file stores them and RoPE
-rotates adjacent pairs (GPT-J style, what llama.cpp itself computes), so the weights dict here
-is the file's content with no reordering. ``load_reference(path, rope="half")`` undoes the
-permutation and uses rotate-half RoPE instead; the tests check both give the same logits.
+rotates adjacent pairs (GPT-J style, what llama.cpp itself computes): no reordering, and a
+model built from the same GGUF rows needs the same RoPE. ``load_reference(path, rope="half")``
+undoes the permutation and uses rotate-half RoPE instead; the tests check both give the same
+logits. Either way ``ReferenceLlama.weights`` holds the file's rows unchanged.
 
 Example:
     >>> ref = load_reference(smollm2_path())                      # doctest: +SKIP
@@ -203,7 +204,8 @@ class ReferenceLlama:
         return F.rms_norm(x, (x.shape[-1],), w, self.config.rms_eps)
 
     @torch.inference_mode()
-    def forward(self, tokens, cache: KVCache, last_only: bool = False) -> torch.Tensor:
+    def forward(self, tokens: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor,
+                cache: KVCache, last_only: bool = False) -> torch.Tensor:
         """Run ``tokens`` (``(T,)`` or ``(B, T)`` ids) after what ``cache`` holds; returns logits.
 
         Row ``b`` of the batch continues at position ``cache.lengths[b]`` (prefill: a long ``T``

@@ -109,5 +109,7 @@ def test_bad_inputs(model: ReferenceLlama) -> None:
         KVCache.stack([full], model.config, 4)
     with pytest.raises(ValueError, match="takes single-row caches"):
         KVCache.stack([model.new_cache(2, 4)], model.config)
+    with pytest.raises(ValueError, match="rope must be 'interleaved' or 'half', got 'neox'"):
+        ReferenceLlama(model.config, model.weights, rope="neox")
     with pytest.raises(KeyError, match="not in the GGUF token list"):
         token_ids(model, ["no-such-token-xyz"])
