@@ -16,6 +16,8 @@ pipeline, :data:`FORALL_TO_OPENMP` turns each forall into ``omp.parallel`` + ``o
 verifier fails, MLIR-FACTS), and :data:`LOWER_TO_LLVM_OMP` lowers ``memref.alloca_scope``
 before ``convert-scf-to-cf``. :func:`link_flags` links the ``.so`` against libiomp5 with an
 rpath, so that loading the model needs no environment. ``MAX_CPU_THREADS=1`` turns it off.
+An op with symbolic sizes is split into a run-time number of parts, 1 (no fork) where its
+actual work is below the thresholds here (:mod:`thread_gate`).
 """
 
 from __future__ import annotations

@@ -39,25 +39,32 @@ def _chain_text(dims: tuple) -> str:
 
 def _regions(text: str) -> list[tuple[str, bool]]:
     """Each ``omp.parallel`` after mo-forall-to-openmp: the op defining its num_threads, and
-    whether the region's loop has a constant trip count."""
+    whether its loop's bounds are all constants; then ``("marked", True)`` if a run-time
+    thread count (``mo.nt``) was made."""
     found: list[tuple[str, bool]] = []
     with make_context():
         m = ir.Module.parse(text)
         lower_to_linalg(m)
         CPU.run(m, until="mo-forall-to-openmp", threads=2)
+        nests: list[ir.Operation] = []
 
         def visit(op: ir.Operation) -> ir.WalkResult:
             if op.name == "omp.parallel":
                 nt = thread_gate.num_threads_of(op)
-                nest = thread_gate._loop_nest(op)
-                assert nt is not None and nest is not None
-                found.append((nt.owner.name, all(thread_gate._constant(v)
-                                                 for v in nest.operands)))
+                assert nt is not None
+                found.append((nt.owner.name, True))
+            elif op.name == "omp.loop_nest":
+                nests.append(op)
             return ir.WalkResult.ADVANCE
 
         m.operation.walk(visit)
+        assert len(nests) == len(found)
+        for i, nest in enumerate(nests):
+            const = all(not isinstance(v.owner, ir.Block) and v.owner.name in (
+                "arith.constant", "llvm.mlir.constant") for v in nest.operands)
+            found[i] = (found[i][0], const)
         marked = "mo.nt" in str(m)
-    return [(name, const) for name, const in found] + ([("marked", True)] if marked else [])
+    return found + ([("marked", True)] if marked else [])
 
 
 _SYMBOLIC = {
