@@ -35,7 +35,10 @@ Extent = int | tuple[ir.Value, int]  # a static size, or (tensor, dim) to read a
 def loop_extents(op: ir.Operation) -> list[Extent] | None:
     """Each loop's size of a linalg op: static where any operand gives it statically, else
     the first (operand, dim) that spans it; None where a loop has neither (or no maps)."""
-    maps_attr = linalg.get_indexing_maps(op) if op.name.startswith("linalg.") else None
+    try:
+        maps_attr = linalg.get_indexing_maps(op) if op.name.startswith("linalg.") else None
+    except (TypeError, ValueError, RuntimeError):  # not a structured op after all
+        return None
     if maps_attr is None:
         return None
     maps = [ir.AffineMapAttr(a).value for a in maps_attr]

@@ -121,6 +121,26 @@ def test_symbolic_matmul_matches_numpy_small_and_large(m: int) -> None:
     check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
+@needs_omp
+@pytest.mark.parametrize("m", [1, 300])
+def test_symbolic_matmul_epilogue_matches_numpy_small_and_large(m: int) -> None:
+    """The run-time count of an epilogue group reads the matmul's sizes, not its result."""
+    ta, tb, tc, tbias = (mo_type("f32", d) for d in (("m", 256), (256, 128), ("m", 128), (128,)))
+    text = (f"func.func @g(%a: {ta}, %b: {tb}, %bias: {tbias}) -> {tc} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.matmul"(%a, %b) : ({ta}, {tb}) -> {tc}\n'
+            f'  %1 = "mo.add"(%0, %bias) : ({tc}, {tbias}) -> {tc}\n'
+            f'  %2 = "mo.relu"(%1) : ({tc}) -> {tc}\n'
+            f"  func.return %2 : {tc}\n}}\n")
+    assert ("marked", True) in _regions(text)
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((m, 256), dtype=np.float32)
+    b = rng.standard_normal((256, 128), dtype=np.float32)
+    bias = rng.standard_normal(128, dtype=np.float32)
+    (out,), _ = Compiled(text)([a, b, bias], [((m, 128), "float32")])
+    check(out, np.maximum(a.astype(np.float64) @ b + bias, 0).astype(np.float32), rtol=1e-4,
+          atol=1e-4)
+
+
 # The worker threads of libiomp5 exist only once a region really forks: a small run leaves the
 # process with its threads, a large one adds the worker.
 _FORK_SCRIPT = """
