@@ -16,6 +16,8 @@ pipeline, :data:`FORALL_TO_OPENMP` turns each forall into ``omp.parallel`` + ``o
 verifier fails, MLIR-FACTS), and :data:`LOWER_TO_LLVM_OMP` lowers ``memref.alloca_scope``
 before ``convert-scf-to-cf``. :func:`link_flags` links the ``.so`` against libiomp5 with an
 rpath, so that loading the model needs no environment. ``MAX_CPU_THREADS=1`` turns it off.
+An op with symbolic sizes is split into a run-time number of parts, 1 (no fork) where its
+actual work is below the thresholds here (:mod:`thread_gate`).
 """
 
 from __future__ import annotations
@@ -202,23 +204,33 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return found
 
 
-def parallel_script(plans: dict[int, Plan], n: int) -> str:
+def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = frozenset()
+                    ) -> str:
     """Transform script: split one loop of each planned op into ``n`` forall iterations.
 
     ``plans``: sid -> :data:`Plan`. The producer of that operand (the fill that zeroes a
     matmul's C or a reduction's accumulator) is fused into the forall, so that each thread
     fills its own rows, in cache; if fusing fails, the fill runs before the forall: still
-    correct. Each op's split is its own ``failures(suppress)`` sequence.
+    correct. Each op's split is its own ``failures(suppress)`` sequence. ``dynamic``: the
+    sids whose number of parts is their run-time thread count
+    (:func:`thread_gate.runtime_threads`, inserted before the op) instead of ``n``.
     """
     from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
+    from max.compiler.pipelines.thread_gate import forall_text, match_threads
 
     s = ""
     for sid, (loops, operand, axis, size) in sorted(plans.items()):
-        threads = [0] * loops
-        threads[axis] = size or n
-        how = "tile_sizes" if size else "num_threads"
         body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
                 f"in %root : ({_ANY}) -> {_ANY}\n")
+        if size:
+            threads = [0] * loops
+            threads[axis] = size
+            split = f"tile_sizes {threads} : ({_ANY}) -> ({_ANY}, {_ANY})"
+        else:
+            handle = f"%nt{sid}" if sid in dynamic else None
+            if handle:
+                body += match_threads(sid, handle[1:])
+            split = forall_text(loops, axis, n, handle)
         chain = () if operand is None else (operand,) if isinstance(operand, int) else operand
         # Every producer's handle is taken before tiling: after it, the fused op's operand
         # is a slice of its producer, not the producer itself.
@@ -227,7 +239,7 @@ def parallel_script(plans: dict[int, Plan], n: int) -> str:
             body += (f"    %i{sid}_{j} = transform.get_producer_of_operand {of}[{nxt}] : "
                      f"({_ANY}) -> {_ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
-                 f"{how} {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
+                 f"{split}\n")
         fuse = ""
         for j in range(len(chain)):
             fuse += (f"    %ff{sid}_{j}, %fb{sid}_{j} = transform.structured.fuse_into_containing_op "
@@ -253,8 +265,12 @@ def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[i
     if not plans:
         return 0
     from max.compiler.pipelines.cpu_schedule import _apply
+    from max.compiler.pipelines.thread_gate import runtime_threads
 
-    _apply(module, parallel_script(plans, n))
+    # Symbolic sizes: the number of parts is decided at run time from the actual work.
+    dynamic = frozenset(sid for sid, (_, _, axis, size) in plans.items()
+                        if not size and runtime_threads(ops[sid], tags[sid][0], axis, n, sid))
+    _apply(module, parallel_script(plans, n, dynamic))
     return len(plans)
 
 

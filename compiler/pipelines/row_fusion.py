@@ -194,10 +194,16 @@ def script(module: ir.Module, groups: dict[int, list[int]], n: int) -> str:
         producers = {k: f"%g{sid}p{k}" for k in members}
         axis = _split_axis(anchors[sid], n) if n > 1 else None
         if axis is not None:
-            threads = [0] * loops
-            threads[axis] = n
+            # Symbolic sizes: as many parts as the run-time work pays for (thread_gate).
+            from max.compiler.pipelines.thread_gate import (forall_text, match_threads,
+                                                            runtime_threads)
+
+            handle = None
+            if runtime_threads(anchors[sid], "elementwise", axis, n, sid):
+                handle = f"%g{sid}nt"
+                body += match_threads(sid, handle[1:])
             body += (f"    %g{sid}t, %g{sid}f = transform.structured.tile_using_forall {target} "
-                     f"num_threads {threads} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
+                     f"{forall_text(loops, axis, n, handle)}\n")
             body += _fuse(producers, f"%g{sid}f", f"g{sid}f")
             target = f"%g{sid}t"
         # Rows of 1; a static size-1 loop is not tiled (it would make no loop to fuse into).

@@ -146,11 +146,15 @@ def record_fallbacks(module: ir.Module) -> None:
 @register_pass("mo-forall-to-openmp", "scf.forall (the schedule's thread split) -> OpenMP "
                "parallel loops", {"threads": int})
 def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
-    from max.compiler.pipelines import cpu_threads
+    from max.compiler.pipelines import cpu_threads, thread_gate
 
     with module.context:
         if cpu_threads.has_forall(module):
-            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=_threads(threads)))
+            n = _threads(threads)
+            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
+            # Symbolic trip counts (run-time thread counts): fork no more threads than that.
+            with ir.Location.unknown():
+                thread_gate.set_num_threads(module, n)
 
 
 @register_pass("mo-streaming-stores", "non-temporal stores into large outputs that nothing "
