@@ -18,6 +18,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from max.compiler.lowering.builders import PARALLEL, fill, generic, reassociation, scalar
+from max.compiler.lowering import quant_gemv
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.quant_decode import (
     LAYOUTS,
@@ -121,6 +122,8 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     f32 = ir.F32Type.get()
     k = ir.RankedTensorType(a.type).shape[-1]
     a2, rows = _as_rows(ctx, a, a_t.rank)  # one matmul over all lhs rows
+    if quant_gemv.applies(enc, rows):  # few rows (decode): each block decoded once, in registers
+        return [_from_rows(ctx, quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k))]
     # Each tile computes (W_tile @ lhs^T): the decoded rows of W are the matmul's lhs, so
     # decoding writes them row-major, as the blocks lie. The result is built transposed.
     a_t2 = _transpose(a2, rows, k)

@@ -1,0 +1,165 @@
+"""mo.qmatmul for a few lhs rows (LLM decode): each weight block read once, decoded in registers.
+
+With few lhs rows a quantized matmul is bound by reading the weight: decoding it into an f32
+tile first (``quantization._qmatmul``'s path for many rows) moves 5-7x its bytes. Here every
+weight row ``n`` is read once, block by block: a block's 32 codes become two ``vector<16xf32>``
+of weights (the nibbles or bytes widened and scaled with vector ops), multiplied into two
+vector accumulators per lhs row against the block's 32 lhs values; each accumulator pair is
+summed at the end of the row. Nothing is materialized but the result.
+
+The weight rows are shared out in chunks of ``CHUNK`` by an ``scf.forall`` (OpenMP's static
+schedule gives each thread one contiguous range of chunks, which it streams); the last chunk
+may be partial (any ``N``). The lhs rows go in groups of at most ``GROUP`` (their accumulators,
+two ``zmm`` each, must stay in registers); a second group re-reads the weight row from L1.
+
+The code is written with vector ops on tensors, which bufferization and the LLVM lowering take
+as they are; no linalg op is left for the schedule. Weights are ``d * q`` (Q8_0, and Q4_0 with
+``q - 8``) or ``d * q + m`` (Q4_1), computed with fused multiply-adds: not bit-identical to
+gguf's dequantization, which rounds twice (the sums differ from it by rounding only).
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, scf, tensor, vector
+
+from max.compiler.lowering.builders import index_constant, scalar
+from max.compiler.lowering.shape_ops import mixed
+
+# Encodings decoded here: (bytes per block, offset of the codes, f16 fields in the header).
+ENCODINGS: dict[str, tuple[int, int, int]] = {
+    "q4_0": (18, 2, 1),
+    "q4_1": (20, 4, 2),
+    "q8_0": (34, 2, 1),
+}
+MAX_ROWS = 16  # lhs rows taken by this path (static); more go to the tiled path
+GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
+CHUNK = 16  # weight rows per forall iteration
+LANES = 16  # f32 lanes of a 512-bit vector
+# The attribute on the forall (for tests and the profile): this path ran.
+LOOP_ATTR = "mo.qdecode"
+
+
+def applies(enc: str, rows: object) -> bool:
+    """Whether a qmatmul with ``rows`` lhs rows (an int if static) of ``enc`` takes this path."""
+    return enc in ENCODINGS and isinstance(rows, int) and 1 <= rows <= MAX_ROWS
+
+
+def _splat(t: ir.VectorType, v: ir.Value) -> ir.Value:
+    return vector.broadcast(t, v)
+
+
+def _const_vec(t: ir.VectorType, v: int | float) -> ir.Value:
+    et = t.element_type
+    attr = ir.FloatAttr.get(et, v) if isinstance(v, float) else ir.IntegerAttr.get(et, v)
+    return arith.constant(t, ir.DenseElementsAttr.get_splat(t, attr))
+
+
+def _read(src: ir.Value, row: ir.Value, col: ir.Value, vt: ir.VectorType) -> ir.Value:
+    """``src[row, col : col + len]`` as a vector (in bounds: callers read inside blocks)."""
+    et = ir.RankedTensorType(src.type).element_type
+    pad = arith.constant(et, ir.FloatAttr.get(et, 0.0) if isinstance(et, ir.FloatType)
+                         else ir.IntegerAttr.get(et, 0))
+    perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
+    return vector.transfer_read(vt, src, [row, col], perm, pad, [True])
+
+
+def _header(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> list[ir.Value]:
+    """The block's f16 fields (scale, and min for Q4_1) as f32 scalars."""
+    fields = ENCODINGS[enc][2]
+    i8, f16, f32 = (ir.IntegerType.get_signless(8), ir.F16Type.get(), ir.F32Type.get())
+    raw = _read(w, n, base, ir.VectorType.get([2 * fields], i8))
+    halves = vector.bitcast(ir.VectorType.get([fields], f16), raw)
+    wide = arith.extf(ir.VectorType.get([fields], f32), halves)
+    return [vector.extract(wide, [], [i]) for i in range(fields)]
+
+
+def _codes(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """The block's 32 codes as two ``vector<16xf32>``: elements 0..15 and 16..31."""
+    i8 = ir.IntegerType.get_signless(8)
+    v8 = ir.VectorType.get([LANES], i8)
+    vf = ir.VectorType.get([LANES], ir.F32Type.get())
+    at = arith.addi(base, index_constant(ENCODINGS[enc][1]))
+    if enc == "q8_0":
+        lo = _read(w, n, at, v8)
+        hi = _read(w, n, arith.addi(at, index_constant(LANES)), v8)
+        return arith.sitofp(vf, lo), arith.sitofp(vf, hi)
+    packed = _read(w, n, at, v8)
+    lo = arith.andi(packed, _const_vec(v8, 15))
+    hi = arith.shrui(packed, _const_vec(v8, 4))
+    return arith.uitofp(vf, lo), arith.uitofp(vf, hi)
+
+
+def _weights(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """The block's 32 weights (two ``vector<16xf32>``), decoded from ``w[n, base:]``."""
+    vf = ir.VectorType.get([LANES], ir.F32Type.get())
+    head = _header(enc, w, n, base)
+    lo, hi = _codes(enc, w, n, base)
+    d = _splat(vf, head[0])
+    if enc == "q8_0":
+        return arith.mulf(lo, d), arith.mulf(hi, d)
+    if enc == "q4_0":  # d * (q - 8) = q * d + (-8 d)
+        off = _splat(vf, arith.mulf(head[0], scalar(ir.F32Type.get(), -8.0)))
+    else:
+        off = _splat(vf, head[1])
+    return vector.fma(lo, d, off), vector.fma(hi, d, off)
+
+
+def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
+              nblocks: int) -> list[ir.Value]:
+    """``a[m, :] . dequant(w[n, :])`` for ``m`` in ``rows``, as f32 scalars."""
+    f32 = ir.F32Type.get()
+    vf = ir.VectorType.get([LANES], f32)
+    zero = _const_vec(vf, 0.0)
+    nbytes = ENCODINGS[enc][0]
+    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1),
+                     [zero] * (2 * len(rows)))
+    with ir.InsertionPoint(loop.body):
+        b = loop.induction_variable
+        base = arith.muli(b, index_constant(nbytes))
+        w_lo, w_hi = _weights(enc, w, n, base)
+        col = arith.muli(b, index_constant(2 * LANES))
+        col_hi = arith.addi(col, index_constant(LANES))
+        accs = list(loop.inner_iter_args)
+        out = []
+        for i, m in enumerate(rows):
+            mi = index_constant(m)
+            out.append(vector.fma(w_lo, _read(a, mi, col, vf), accs[2 * i]))
+            out.append(vector.fma(w_hi, _read(a, mi, col_hi, vf), accs[2 * i + 1]))
+        scf.YieldOp(out)
+    add = ir.Attribute.parse("#vector.kind<add>")
+    reassoc = ir.Attribute.parse("#arith.fastmath<reassoc>")
+    res = list(loop.results)
+    return [vector.reduction(f32, add, arith.addf(res[2 * i], res[2 * i + 1]), fastmath=reassoc)
+            for i in range(len(rows))]
+
+
+def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: int, n: int, k: int) -> ir.Value:
+    """``a @ dequant(w).T``: ``a`` ``[m, k]`` f32 (static ``m <= MAX_ROWS``), ``w`` ``[n, k /
+    32 * bytes]`` i8 GGUF blocks -> ``[m, n]`` f32."""
+    f32 = ir.F32Type.get()
+    nblocks = k // 32
+    nchunks = -(-n // CHUNK)
+    groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)]
+    out = tensor.empty([m, n], f32)
+    forall = scf.ForallOp([0], [nchunks], [1], [out])
+    forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
+    with ir.InsertionPoint(forall.body):
+        c = forall.induction_variables[0]
+        n0 = arith.muli(c, index_constant(CHUNK))
+        size = arith.minsi(index_constant(CHUNK), arith.subi(index_constant(n), n0))
+        part = tensor.EmptyOp([m, size], f32).result
+        rows_loop = scf.ForOp(index_constant(0), size, index_constant(1), [part])
+        with ir.InsertionPoint(rows_loop.body):
+            r = rows_loop.induction_variable
+            row = arith.addi(n0, r)
+            acc = rows_loop.inner_iter_args[0]
+            for g in groups:
+                for mm, s in zip(g, _row_dots(enc, a, w, row, g, nblocks)):
+                    acc = tensor.insert(s, acc, [index_constant(mm), r])
+            scf.YieldOp([acc])
+        with ir.InsertionPoint(forall.terminator().region.blocks[0]):
+            (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, size]), mixed([1, 1])
+            tensor.parallel_insert_slice(rows_loop.results[0], forall.inner_iter_args[0],
+                                         do, ds, dt, so, ss, st)
+    return forall.results[0]
