@@ -150,7 +150,12 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
 
     with module.context:
         if cpu_threads.has_forall(module):
-            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=_threads(threads)))
+            # One thread, or no libiomp5 (a lowering rule's own forall, see quant_gemv): loops.
+            n = _threads(threads)
+            if n <= 1 or cpu_threads.omp_library_dir() is None:
+                _run(module, "scf-forall-to-for")
+            else:
+                _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
 
 
 @register_pass("mo-streaming-stores", "non-temporal stores into large outputs that nothing "

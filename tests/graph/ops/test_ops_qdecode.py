@@ -79,3 +79,26 @@ def test_few_rows_stream_the_weight_without_decoding_it_whole() -> None:
     text = _lowered(MAX_ROWS + 1)  # many rows: decoded tiles and a matmul
     assert LOOP_ATTR not in text and "linalg.matmul" in text
     assert LOOP_ATTR not in _lowered(4, Q.Q4_K)  # an encoding this path does not decode
+
+
+def test_one_thread_and_plain_loops(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The chunk loop is an scf.forall: OpenMP with threads, loops with one thread and in the
+    plain-loops pipeline (the schedule's fallback)."""
+    from max.compiler.targets.cpu import lower
+    from max.engine import InferenceSession
+
+    monkeypatch.setenv("MAX_CACHE_DIR", str(tmp_path))
+    enc, n, k = Q.Q4_1, 37, 64
+    raw = _weight(enc, n, k, seed=1)
+    a = np.random.default_rng(2).standard_normal((2, k)).astype(np.float32)
+    g = build([tt(DType.float32, 2, k), tt(DType.uint8, *raw.shape)],
+              lambda x, w: ops.qmatmul(enc, None, x, w))
+    (out,) = InferenceSession(num_threads=1).load(g).execute(a, raw)
+    w = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[enc.value])
+    np.testing.assert_allclose(out.to_numpy(), a @ w.T, rtol=1e-5, atol=1e-5)
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        lower(module, schedule=False)
+        text = str(module)
+    assert "scf.forall" not in text and "llvm.func" in text
