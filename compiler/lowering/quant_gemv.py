@@ -21,7 +21,7 @@ gguf's dequantization, which rounds twice (the sums differ from it by rounding o
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, scf, tensor, vector
+from mlir.dialects import arith, math, scf, tensor, vector
 
 from max.compiler.lowering.builders import index_constant, scalar
 from max.compiler.lowering.shape_ops import mixed
@@ -43,6 +43,12 @@ LOOP_ATTR = "mo.qdecode"
 def applies(enc: str, rows: object) -> bool:
     """Whether a qmatmul with ``rows`` lhs rows (an int if static) of ``enc`` takes this path."""
     return enc in ENCODINGS and isinstance(rows, int) and 1 <= rows <= MAX_ROWS
+
+
+def _sum(v: ir.Value) -> ir.Value:
+    """The sum of a vector's lanes, in any order (a tree of shuffles and adds)."""
+    return vector.reduction(ir.F32Type.get(), ir.Attribute.parse("#vector.kind<add>"), v,
+                            fastmath=ir.Attribute.parse("#arith.fastmath<reassoc>"))
 
 
 def _splat(t: ir.VectorType, v: ir.Value) -> ir.Value:
@@ -105,6 +111,58 @@ def _weights(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Val
     return vector.fma(lo, d, off), vector.fma(hi, d, off)
 
 
+def _block_sums(a: ir.Value, nblocks: int) -> ir.Value:
+    """``[nblocks]`` f32: the sums of lhs row 0 over each block's 32 columns."""
+    f32 = ir.F32Type.get()
+    vf = ir.VectorType.get([LANES], f32)
+    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1),
+                     [tensor.empty([nblocks], f32)])
+    with ir.InsertionPoint(loop.body):
+        b = loop.induction_variable
+        col = arith.muli(b, index_constant(2 * LANES))
+        zero = index_constant(0)
+        both = arith.addf(_read(a, zero, col, vf),
+                          _read(a, zero, arith.addi(col, index_constant(LANES)), vf))
+        s = _sum(both)
+        scf.YieldOp([tensor.insert(s, loop.inner_iter_args[0], [b])])
+    return loop.results[0]
+
+
+def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
+                 sums: ir.Value) -> ir.Value:
+    """``a[0, :] . dequant(w[n, :])`` with the scale applied once per block, not per weight.
+
+    Per block ``d * (q . x) + m * sum(x)`` (``m = -8 d`` for Q4_0, none for Q8_0): three
+    vector operations on the codes instead of four, the ``m`` terms in scalar code.
+    """
+    f32 = ir.F32Type.get()
+    vf = ir.VectorType.get([LANES], f32)
+    nbytes = ENCODINGS[enc][0]
+    inits = [_const_vec(vf, 0.0)] + ([] if enc == "q8_0" else [scalar(f32, 0.0)])
+    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1), inits)
+    with ir.InsertionPoint(loop.body):
+        b = loop.induction_variable
+        base = arith.muli(b, index_constant(nbytes))
+        head = _header(enc, w, n, base)
+        lo, hi = _codes(enc, w, n, base)
+        col = arith.muli(b, index_constant(2 * LANES))
+        zero = index_constant(0)
+        t = arith.mulf(lo, _read(a, zero, col, vf))
+        t = vector.fma(hi, _read(a, zero, arith.addi(col, index_constant(LANES)), vf), t)
+        acc = vector.fma(t, _splat(vf, head[0]), loop.inner_iter_args[0])
+        out = [acc]
+        if enc != "q8_0":  # q4_0: sum of d * sum(x), times -8 at the end
+            m = head[1] if enc == "q4_1" else head[0]
+            out.append(math.fma(m, tensor.extract(sums, [b]), loop.inner_iter_args[1]))
+        scf.YieldOp(out)
+    dot = _sum(loop.results[0])
+    if enc == "q8_0":
+        return dot
+    if enc == "q4_0":
+        return math.fma(scalar(f32, -8.0), loop.results[1], dot)
+    return arith.addf(dot, loop.results[1])
+
+
 def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
               nblocks: int) -> list[ir.Value]:
     """``a[m, :] . dequant(w[n, :])`` for ``m`` in ``rows``, as f32 scalars."""
@@ -127,10 +185,8 @@ def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
             out.append(vector.fma(w_lo, _read(a, mi, col, vf), accs[2 * i]))
             out.append(vector.fma(w_hi, _read(a, mi, col_hi, vf), accs[2 * i + 1]))
         scf.YieldOp(out)
-    add = ir.Attribute.parse("#vector.kind<add>")
-    reassoc = ir.Attribute.parse("#arith.fastmath<reassoc>")
     res = list(loop.results)
-    return [vector.reduction(f32, add, arith.addf(res[2 * i], res[2 * i + 1]), fastmath=reassoc)
+    return [_sum(arith.addf(res[2 * i], res[2 * i + 1]))
             for i in range(len(rows))]
 
 
@@ -141,6 +197,7 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: int, n: int, k: int) -> 
     nblocks = k // 32
     nchunks = -(-n // CHUNK)
     groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)]
+    sums = _block_sums(a, nblocks) if m == 1 else None
     out = tensor.empty([m, n], f32)
     forall = scf.ForallOp([0], [nchunks], [1], [out])
     forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
@@ -154,9 +211,12 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: int, n: int, k: int) -> 
             r = rows_loop.induction_variable
             row = arith.addi(n0, r)
             acc = rows_loop.inner_iter_args[0]
-            for g in groups:
-                for mm, s in zip(g, _row_dots(enc, a, w, row, g, nblocks)):
-                    acc = tensor.insert(s, acc, [index_constant(mm), r])
+            if sums is not None:
+                dots = [_one_row_dot(enc, a, w, row, nblocks, sums)]
+            else:
+                dots = [d for g in groups for d in _row_dots(enc, a, w, row, g, nblocks)]
+            for mm, dot in enumerate(dots):
+                acc = tensor.insert(dot, acc, [index_constant(mm), r])
             scf.YieldOp([acc])
         with ir.InsertionPoint(forall.terminator().region.blocks[0]):
             (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, size]), mixed([1, 1])
