@@ -24,6 +24,7 @@ from mlir import ir
 from mlir.dialects import arith, math, scf, tensor, vector
 
 from max.compiler.lowering.builders import index_constant, scalar
+from max.compiler.lowering.quant_decode import Mixed
 from max.compiler.lowering.shape_ops import mixed
 
 # Encodings decoded here: (bytes per block, offset of the codes, f16 fields in the header).
@@ -32,7 +33,8 @@ ENCODINGS: dict[str, tuple[int, int, int]] = {
     "q4_1": (20, 4, 2),
     "q8_0": (34, 2, 1),
 }
-MAX_ROWS = 16  # lhs rows taken by this path (static); more go to the tiled path
+MAX_ROWS = 8  # static lhs rows taken by this path; more go to the tiled path
+DYNAMIC_ROWS = 3  # symbolic rows: at most this many at run time take this path, one by one
 GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
 CHUNK = 16  # weight rows per forall iteration
 LANES = 16  # f32 lanes of a 512-bit vector
@@ -111,26 +113,32 @@ def _weights(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Val
     return vector.fma(lo, d, off), vector.fma(hi, d, off)
 
 
-def _block_sums(a: ir.Value, nblocks: int) -> ir.Value:
-    """``[nblocks]`` f32: the sums of lhs row 0 over each block's 32 columns."""
+def _block_sums(a: ir.Value, rows: Mixed, nblocks: int) -> ir.Value:
+    """``[rows, nblocks]`` f32: the sums of each lhs row over each block's 32 columns."""
     f32 = ir.F32Type.get()
     vf = ir.VectorType.get([LANES], f32)
-    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1),
-                     [tensor.empty([nblocks], f32)])
-    with ir.InsertionPoint(loop.body):
-        b = loop.induction_variable
-        col = arith.muli(b, index_constant(2 * LANES))
-        zero = index_constant(0)
-        both = arith.addf(_read(a, zero, col, vf),
-                          _read(a, zero, arith.addi(col, index_constant(LANES)), vf))
-        s = _sum(both)
-        scf.YieldOp([tensor.insert(s, loop.inner_iter_args[0], [b])])
-    return loop.results[0]
+    c0, c1 = index_constant(0), index_constant(1)
+    outer = scf.ForOp(c0, _index(rows), c1, [tensor.EmptyOp([rows, nblocks], f32).result])
+    with ir.InsertionPoint(outer.body):
+        m = outer.induction_variable
+        loop = scf.ForOp(c0, index_constant(nblocks), c1, [outer.inner_iter_args[0]])
+        with ir.InsertionPoint(loop.body):
+            b = loop.induction_variable
+            col = arith.muli(b, index_constant(2 * LANES))
+            both = arith.addf(_read(a, m, col, vf),
+                              _read(a, m, arith.addi(col, index_constant(LANES)), vf))
+            scf.YieldOp([tensor.insert(_sum(both), loop.inner_iter_args[0], [m, b])])
+        scf.YieldOp([loop.results[0]])
+    return outer.results[0]
+
+
+def _index(v: Mixed) -> ir.Value:
+    return index_constant(v) if isinstance(v, int) else v
 
 
 def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
-                 sums: ir.Value) -> ir.Value:
-    """``a[0, :] . dequant(w[n, :])`` with the scale applied once per block, not per weight.
+                 sums: ir.Value, row: ir.Value) -> ir.Value:
+    """``a[row, :] . dequant(w[n, :])`` with the scale applied once per block, not per weight.
 
     Per block ``d * (q . x) + m * sum(x)`` (``m = -8 d`` for Q4_0, none for Q8_0): three
     vector operations on the codes instead of four, the ``m`` terms in scalar code.
@@ -146,14 +154,13 @@ def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
         head = _header(enc, w, n, base)
         lo, hi = _codes(enc, w, n, base)
         col = arith.muli(b, index_constant(2 * LANES))
-        zero = index_constant(0)
-        t = arith.mulf(lo, _read(a, zero, col, vf))
-        t = vector.fma(hi, _read(a, zero, arith.addi(col, index_constant(LANES)), vf), t)
+        t = arith.mulf(lo, _read(a, row, col, vf))
+        t = vector.fma(hi, _read(a, row, arith.addi(col, index_constant(LANES)), vf), t)
         acc = vector.fma(t, _splat(vf, head[0]), loop.inner_iter_args[0])
         out = [acc]
         if enc != "q8_0":  # q4_0: sum of d * sum(x), times -8 at the end
             m = head[1] if enc == "q4_1" else head[0]
-            out.append(math.fma(m, tensor.extract(sums, [b]), loop.inner_iter_args[1]))
+            out.append(math.fma(m, tensor.extract(sums, [row, b]), loop.inner_iter_args[1]))
         scf.YieldOp(out)
     dot = _sum(loop.results[0])
     if enc == "q8_0":
@@ -190,15 +197,20 @@ def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
             for i in range(len(rows))]
 
 
-def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: int, n: int, k: int) -> ir.Value:
-    """``a @ dequant(w).T``: ``a`` ``[m, k]`` f32 (static ``m <= MAX_ROWS``), ``w`` ``[n, k /
-    32 * bytes]`` i8 GGUF blocks -> ``[m, n]`` f32."""
+def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -> ir.Value:
+    """``a @ dequant(w).T``: ``a`` ``[m, k]`` f32, ``w`` ``[n, k / 32 * bytes]`` i8 GGUF
+    blocks -> ``[m, n]`` f32.
+
+    ``m``: static (at most ``MAX_ROWS``: groups of ``GROUP`` rows, one row scaled per block),
+    or a value (rows one at a time, each block decoded once per row: for ``DYNAMIC_ROWS``).
+    """
     f32 = ir.F32Type.get()
     nblocks = k // 32
     nchunks = -(-n // CHUNK)
-    groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)]
-    sums = _block_sums(a, nblocks) if m == 1 else None
-    out = tensor.empty([m, n], f32)
+    static = isinstance(m, int)
+    groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)] if static else []
+    sums = _block_sums(a, m, nblocks) if not static or m == 1 else None
+    out = tensor.EmptyOp([m, n], f32).result
     forall = scf.ForallOp([0], [nchunks], [1], [out])
     forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
     with ir.InsertionPoint(forall.body):
@@ -211,12 +223,20 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: int, n: int, k: int) -> 
             r = rows_loop.induction_variable
             row = arith.addi(n0, r)
             acc = rows_loop.inner_iter_args[0]
-            if sums is not None:
-                dots = [_one_row_dot(enc, a, w, row, nblocks, sums)]
+            if not static:
+                each = scf.ForOp(index_constant(0), m, index_constant(1), [acc])
+                with ir.InsertionPoint(each.body):
+                    i = each.induction_variable
+                    dot = _one_row_dot(enc, a, w, row, nblocks, sums, i)
+                    scf.YieldOp([tensor.insert(dot, each.inner_iter_args[0], [i, r])])
+                acc = each.results[0]
+            elif sums is not None:
+                dot = _one_row_dot(enc, a, w, row, nblocks, sums, index_constant(0))
+                acc = tensor.insert(dot, acc, [index_constant(0), r])
             else:
                 dots = [d for g in groups for d in _row_dots(enc, a, w, row, g, nblocks)]
-            for mm, dot in enumerate(dots):
-                acc = tensor.insert(dot, acc, [index_constant(mm), r])
+                for mm, dot in enumerate(dots):
+                    acc = tensor.insert(dot, acc, [index_constant(mm), r])
             scf.YieldOp([acc])
         with ir.InsertionPoint(forall.terminator().region.blocks[0]):
             (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, size]), mixed([1, 1])

@@ -12,7 +12,7 @@ from ops_helpers import build, shared_session, tt
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.lowering.quant_gemv import LOOP_ATTR, MAX_ROWS
+from max.compiler.lowering.quant_gemv import DYNAMIC_ROWS, LOOP_ATTR, MAX_ROWS
 from max.dialects.mo import context as mo_context
 from max.dtype import DType
 from max.graph import ops
@@ -53,7 +53,7 @@ def test_qmatmul_rows_match_numpy(enc: QuantizationEncoding, m: int, n: int) -> 
     (Q.Q4_1, (1,), 1536, 576),  # SmolLM2's gate/up at decode
     (Q.Q4_1, (8,), 576, 1536),  # its down projection, 8 rows
     (Q.Q8_0, (1, 1), 300, 576),  # the head's encoding, a batch of one
-    (Q.Q4_1, (2, 5), 33, 576),  # 10 rows: two groups of lhs rows (8 + 2)
+    (Q.Q4_1, (2, 5), 33, 576),  # 10 rows: the tiled path
     (Q.Q4_0, (MAX_ROWS,), 17, 64),  # the most rows this path takes
     (Q.Q4_0, (MAX_ROWS + 1,), 17, 64),  # one more: the tiled path
 ])
@@ -102,3 +102,23 @@ def test_one_thread_and_plain_loops(tmp_path, monkeypatch) -> None:  # type: ign
         lower(module, schedule=False)
         text = str(module)
     assert "scf.forall" not in text and "llvm.func" in text
+
+
+@pytest.mark.parametrize("enc", [Q.Q4_1, Q.Q8_0, Q.Q4_0])
+def test_symbolic_rows_choose_the_path_at_run_time(enc: QuantizationEncoding) -> None:
+    """``[batch, seq, k]`` with symbolic dims: up to DYNAMIC_ROWS rows are taken one by one,
+    more by the tiled path; both give numpy's result, in one compiled model."""
+    n, k = 45, 96
+    raw = _weight(enc, n, k, seed=7)
+    g = build([tt(DType.float32, "batch", "seq", k), tt(DType.uint8, *raw.shape)],
+              lambda x, w: ops.qmatmul(enc, None, x, w))
+    model = shared_session().load(g)
+    w = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[enc.value]).astype(np.float64)
+    rng = np.random.default_rng(8)
+    for lead in [(1, 1), (1, 2), (3, 1), (1, DYNAMIC_ROWS + 1), (2, 64), (0, 3)]:
+        a = rng.standard_normal((*lead, k)).astype(np.float32)
+        (out,) = model.execute(a, raw)
+        want = a.astype(np.float64) @ w.T
+        scale = np.abs(a).astype(np.float64) @ np.abs(w).T
+        assert out.to_numpy().shape == (*lead, n)
+        assert np.all(np.abs(out.to_numpy() - want) <= 2e-7 * k * scale + 1e-6), lead
