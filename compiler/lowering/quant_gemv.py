@@ -34,7 +34,7 @@ ENCODINGS: dict[str, tuple[int, int, int]] = {
     "q8_0": (34, 2, 1),
 }
 MAX_ROWS = 8  # static lhs rows taken by this path; more go to the tiled path
-DYNAMIC_ROWS = 3  # symbolic rows: at most this many at run time take this path, one by one
+DYNAMIC_ROWS = 16  # symbolic rows: at most this many at run time take this path
 GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
 CHUNK = 16  # weight rows per forall iteration
 LANES = 16  # f32 lanes of a 512-bit vector
@@ -170,7 +170,7 @@ def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
     return arith.addf(dot, loop.results[1])
 
 
-def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
+def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: list[ir.Value],
               nblocks: int) -> list[ir.Value]:
     """``a[m, :] . dequant(w[n, :])`` for ``m`` in ``rows``, as f32 scalars."""
     f32 = ir.F32Type.get()
@@ -187,8 +187,7 @@ def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: range,
         col_hi = arith.addi(col, index_constant(LANES))
         accs = list(loop.inner_iter_args)
         out = []
-        for i, m in enumerate(rows):
-            mi = index_constant(m)
+        for i, mi in enumerate(rows):
             out.append(vector.fma(w_lo, _read(a, mi, col, vf), accs[2 * i]))
             out.append(vector.fma(w_hi, _read(a, mi, col_hi, vf), accs[2 * i + 1]))
         scf.YieldOp(out)
@@ -223,8 +222,17 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -
             r = rows_loop.induction_variable
             row = arith.addi(n0, r)
             acc = rows_loop.inner_iter_args[0]
-            if not static:
-                each = scf.ForOp(index_constant(0), m, index_constant(1), [acc])
+            if not static:  # groups of GROUP rows, then the rest one by one
+                whole = arith.muli(arith.divui(m, index_constant(GROUP)), index_constant(GROUP))
+                by_group = scf.ForOp(index_constant(0), whole, index_constant(GROUP), [acc])
+                with ir.InsertionPoint(by_group.body):
+                    g0 = by_group.induction_variable
+                    rows = [arith.addi(g0, index_constant(j)) for j in range(GROUP)]
+                    acc = by_group.inner_iter_args[0]
+                    for i, dot in zip(rows, _row_dots(enc, a, w, row, rows, nblocks)):
+                        acc = tensor.insert(dot, acc, [i, r])
+                    scf.YieldOp([acc])
+                each = scf.ForOp(whole, m, index_constant(1), [by_group.results[0]])
                 with ir.InsertionPoint(each.body):
                     i = each.induction_variable
                     dot = _one_row_dot(enc, a, w, row, nblocks, sums, i)
@@ -234,9 +242,10 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -
                 dot = _one_row_dot(enc, a, w, row, nblocks, sums, index_constant(0))
                 acc = tensor.insert(dot, acc, [index_constant(0), r])
             else:
-                dots = [d for g in groups for d in _row_dots(enc, a, w, row, g, nblocks)]
-                for mm, dot in enumerate(dots):
-                    acc = tensor.insert(dot, acc, [index_constant(mm), r])
+                for g in groups:
+                    rows = [index_constant(j) for j in g]
+                    for i, dot in zip(g, _row_dots(enc, a, w, row, rows, nblocks)):
+                        acc = tensor.insert(dot, acc, [index_constant(i), r])
             scf.YieldOp([acc])
         with ir.InsertionPoint(forall.terminator().region.blocks[0]):
             (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, size]), mixed([1, 1])

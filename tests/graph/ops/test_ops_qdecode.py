@@ -106,7 +106,8 @@ def test_one_thread_and_plain_loops(tmp_path, monkeypatch) -> None:  # type: ign
 
 @pytest.mark.parametrize("enc", [Q.Q4_1, Q.Q8_0, Q.Q4_0])
 def test_symbolic_rows_choose_the_path_at_run_time(enc: QuantizationEncoding) -> None:
-    """``[batch, seq, k]`` with symbolic dims: up to DYNAMIC_ROWS rows are taken one by one,
+    """``[batch, seq, k]`` with symbolic dims: up to DYNAMIC_ROWS rows (groups of 8, then one by
+    one) take the decode path,
     more by the tiled path; both give numpy's result, in one compiled model."""
     n, k = 45, 96
     raw = _weight(enc, n, k, seed=7)
@@ -115,7 +116,7 @@ def test_symbolic_rows_choose_the_path_at_run_time(enc: QuantizationEncoding) ->
     model = shared_session().load(g)
     w = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[enc.value]).astype(np.float64)
     rng = np.random.default_rng(8)
-    for lead in [(1, 1), (1, 2), (3, 1), (1, DYNAMIC_ROWS + 1), (2, 64), (0, 3)]:
+    for lead in [(1, 1), (1, 2), (3, 1), (2, 4), (1, 11), (1, DYNAMIC_ROWS + 1), (2, 64), (0, 3)]:
         a = rng.standard_normal((*lead, k)).astype(np.float32)
         (out,) = model.execute(a, raw)
         want = a.astype(np.float64) @ w.T
