@@ -33,8 +33,7 @@ ENCODINGS: dict[str, tuple[int, int, int]] = {
     "q4_1": (20, 4, 2),
     "q8_0": (34, 2, 1),
 }
-MAX_ROWS = 8  # static lhs rows taken by this path; more go to the tiled path
-DYNAMIC_ROWS = 16  # symbolic rows: at most this many at run time take this path
+MAX_ROWS = 8  # static lhs rows taken by this path; more go to the tiled path (symbolic: all)
 GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
 CHUNK = 16  # weight rows per forall iteration
 LANES = 16  # f32 lanes of a 512-bit vector
@@ -43,8 +42,14 @@ LOOP_ATTR = "mo.qdecode"
 
 
 def applies(enc: str, rows: object) -> bool:
-    """Whether a qmatmul with ``rows`` lhs rows (an int if static) of ``enc`` takes this path."""
-    return enc in ENCODINGS and isinstance(rows, int) and 1 <= rows <= MAX_ROWS
+    """Whether a qmatmul with ``rows`` lhs rows (an int if static) of ``enc`` takes this path.
+
+    Symbolic rows always do: decode's one row at a time is the case that matters, and at 128
+    rows (prefill) this path, bound by its multiply-adds as the tiled one is, measured about
+    as fast; the tiled path with symbolic rows was 5x slower where they were not a multiple of
+    32, and choosing at run time (an scf.if) made the dealloc pipeline emit i1 memrefs.
+    """
+    return enc in ENCODINGS and (not isinstance(rows, int) or 1 <= rows <= MAX_ROWS)
 
 
 def _sum(v: ir.Value) -> ir.Value:
@@ -201,7 +206,7 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -
     blocks -> ``[m, n]`` f32.
 
     ``m``: static (at most ``MAX_ROWS``: groups of ``GROUP`` rows, one row scaled per block),
-    or a value (rows one at a time, each block decoded once per row: for ``DYNAMIC_ROWS``).
+    or a value (groups of ``GROUP`` rows, then the rest one at a time).
     """
     f32 = ir.F32Type.get()
     nblocks = k // 32

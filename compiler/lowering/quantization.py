@@ -124,19 +124,7 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     a2, rows = _as_rows(ctx, a, a_t.rank)  # one matmul over all lhs rows
     if quant_gemv.applies(enc, rows):  # few rows (decode): each block decoded once, in registers
         return [_from_rows(ctx, quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k))]
-    if isinstance(rows, int) or enc not in quant_gemv.ENCODINGS:
-        return [_from_rows(ctx, _tiled(ctx, enc, a2, w, rows, n, k))]
-    # Symbolic rows: decode's few rows (one at a time) or prefill's many (tiles), chosen at
-    # run time. The CPU schedule looks into the scf.if (tagged as the tile loop is).
-    few = arith.cmpi(arith.CmpIPredicate.ule, rows, ctx.index(quant_gemv.DYNAMIC_ROWS))
-    choice = scf.IfOp(few, [ir.RankedTensorType.get([DYNAMIC, n], ir.F32Type.get())],
-                      has_else=True)
-    choice.operation.attributes[TILE_LOOP] = ir.UnitAttr.get()
-    with ir.InsertionPoint(choice.then_block):
-        scf.YieldOp([quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k)])
-    with ir.InsertionPoint(choice.else_block):
-        scf.YieldOp([_tiled(ctx, enc, a2, w, rows, n, k)])
-    return [_from_rows(ctx, choice.results[0])]
+    return [_from_rows(ctx, _tiled(ctx, enc, a2, w, rows, n, k))]
 
 
 def _tiled(ctx: LoweringContext, enc: str, a2: ir.Value, w: ir.Value, rows: Mixed, n: int,

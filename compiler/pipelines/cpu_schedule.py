@@ -216,14 +216,10 @@ SCHEDULED_LOOP = "mo.qtiles"
 
 
 def _ops_of(block: ir.Block) -> Iterator[ir.OpView]:
-    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them (and
-    those in both branches of an ``scf.if`` so tagged: qmatmul's run-time choice of path)."""
+    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them."""
     for child in block.operations:
-        op = child.operation
-        if op.name in ("scf.for", "scf.if") and SCHEDULED_LOOP in op.attributes:
-            for region in op.regions:
-                for inner in region.blocks:
-                    yield from _ops_of(inner)
+        if child.operation.name == "scf.for" and SCHEDULED_LOOP in child.operation.attributes:
+            yield from child.operation.regions[0].blocks[0].operations
         else:
             yield child
 

@@ -12,7 +12,7 @@ from ops_helpers import build, shared_session, tt
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.lowering.quant_gemv import DYNAMIC_ROWS, LOOP_ATTR, MAX_ROWS
+from max.compiler.lowering.quant_gemv import GROUP, LOOP_ATTR, MAX_ROWS
 from max.dialects.mo import context as mo_context
 from max.dtype import DType
 from max.graph import ops
@@ -105,21 +105,24 @@ def test_one_thread_and_plain_loops(tmp_path, monkeypatch) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("enc", [Q.Q4_1, Q.Q8_0, Q.Q4_0])
-def test_symbolic_rows_choose_the_path_at_run_time(enc: QuantizationEncoding) -> None:
-    """``[batch, seq, k]`` with symbolic dims: up to DYNAMIC_ROWS rows (groups of 8, then one by
-    one) take the decode path,
-    more by the tiled path; both give numpy's result, in one compiled model."""
+def test_symbolic_rows(enc: QuantizationEncoding) -> None:
+    """``[batch, seq, k]`` with symbolic dims: the rows go in groups of GROUP, then one by
+    one; one compiled model gives numpy's result for any count. Two qmatmuls of the same
+    rows in one graph (as a layer's projections are)."""
     n, k = 45, 96
     raw = _weight(enc, n, k, seed=7)
-    g = build([tt(DType.float32, "batch", "seq", k), tt(DType.uint8, *raw.shape)],
-              lambda x, w: ops.qmatmul(enc, None, x, w))
+    raw2 = _weight(enc, 7, k, seed=9)
+    g = build([tt(DType.float32, "batch", "seq", k), tt(DType.uint8, *raw.shape),
+               tt(DType.uint8, *raw2.shape)],
+              lambda x, w, w2: [ops.qmatmul(enc, None, x, w), ops.qmatmul(enc, None, x, w2)])
     model = shared_session().load(g)
-    w = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[enc.value]).astype(np.float64)
+    qt = gguf.GGMLQuantizationType[enc.value]
+    ws = [gguf.quants.dequantize(r, qt).astype(np.float64) for r in (raw, raw2)]
     rng = np.random.default_rng(8)
-    for lead in [(1, 1), (1, 2), (3, 1), (2, 4), (1, 11), (1, DYNAMIC_ROWS + 1), (2, 64), (0, 3)]:
+    for lead in [(1, 1), (1, 2), (3, 1), (2, GROUP // 2), (1, GROUP + 3), (2, 64), (0, 3)]:
         a = rng.standard_normal((*lead, k)).astype(np.float32)
-        (out,) = model.execute(a, raw)
-        want = a.astype(np.float64) @ w.T
-        scale = np.abs(a).astype(np.float64) @ np.abs(w).T
-        assert out.to_numpy().shape == (*lead, n)
-        assert np.all(np.abs(out.to_numpy() - want) <= 2e-7 * k * scale + 1e-6), lead
+        for out, w in zip(model.execute(a, raw, raw2), ws, strict=True):
+            want = a.astype(np.float64) @ w.T
+            scale = np.abs(a).astype(np.float64) @ np.abs(w).T
+            assert out.to_numpy().shape == (*lead, w.shape[0])
+            assert np.all(np.abs(out.to_numpy() - want) <= 2e-7 * k * scale + 1e-6), lead
