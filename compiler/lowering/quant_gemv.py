@@ -9,8 +9,11 @@ summed at the end of the row. Nothing is materialized but the result.
 
 The weight rows are shared out in chunks of ``CHUNK`` by an ``scf.forall`` (OpenMP's static
 schedule gives each thread one contiguous range of chunks, which it streams); the last chunk
-may be partial (any ``N``). The lhs rows go in groups of at most ``GROUP`` (their accumulators,
-two ``zmm`` each, must stay in registers); a second group re-reads the weight row from L1.
+may be partial (any ``N``). Static rows (at most ``MAX_ROWS``) are one group, whose
+accumulators (two ``zmm`` a row) stay in registers; a single row scales each block's dot
+product once (``d * (q . x) + m * sum(x)``) instead of every weight. Symbolic rows (decode and
+prefill in one graph) go in groups of ``GROUP``, then one at a time; each group re-reads the
+weight row from L1.
 
 The code is written with vector ops on tensors, which bufferization and the LLVM lowering take
 as they are; no linalg op is left for the schedule. Weights are ``d * q`` (Q8_0, and Q4_0 with

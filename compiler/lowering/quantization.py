@@ -10,6 +10,8 @@ tiles of rows. ``mo.qmatmul`` never holds the whole dequantized weight: it compu
 scales of the weight (1/16 or 1/32 of its elements), then per tile of ``TILE_N`` weight rows
 decodes the tile (``[TILE_N, K]`` f32, 1 MiB at K = 4096) and multiplies it by the transposed
 lhs, building the result transposed (``W @ lhs^T``, then one transpose of ``[N, rows]``).
+Q4_0, Q4_1 and Q8_0 with at most 8 static lhs rows, or symbolic rows, take ``quant_gemv``
+instead (LLM decode: the weight streamed once, decoded in registers).
 """
 
 from __future__ import annotations
