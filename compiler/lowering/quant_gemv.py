@@ -100,10 +100,13 @@ def _codes(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value
         lo = _read(w, n, at, v8)
         hi = _read(w, n, arith.addi(at, index_constant(LANES)), v8)
         return arith.sitofp(vf, lo), arith.sitofp(vf, hi)
-    packed = _read(w, n, at, v8)
-    lo = arith.andi(packed, _const_vec(v8, 15))
-    hi = arith.shrui(packed, _const_vec(v8, 4))
-    return arith.uitofp(vf, lo), arith.uitofp(vf, hi)
+    # Widened first (one vpmovzxbd from memory), then split on 32-bit lanes: byte-wide
+    # masks and shifts cost a second widening.
+    v32 = ir.VectorType.get([LANES], ir.IntegerType.get_signless(32))
+    packed = arith.extui(v32, _read(w, n, at, v8))
+    lo = arith.andi(packed, _const_vec(v32, 15))
+    hi = arith.shrui(packed, _const_vec(v32, 4))
+    return arith.sitofp(vf, lo), arith.sitofp(vf, hi)  # (0..15: signed conversion is exact)
 
 
 def _weights(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value, ir.Value]:
