@@ -121,7 +121,6 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     n, row_bytes = w_t.dims
     if not isinstance(n, int) or not isinstance(row_bytes, int) or row_bytes % nbytes:
         raise ctx.error(f"rhs must be static whole {nbytes}-byte blocks, got {w_t}")
-    f32 = ir.F32Type.get()
     k = ir.RankedTensorType(a.type).shape[-1]
     a2, rows = _as_rows(ctx, a, a_t.rank)  # one matmul over all lhs rows
     if quant_gemv.applies(enc, rows):  # few rows (decode): each block decoded once, in registers
