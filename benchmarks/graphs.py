@@ -395,6 +395,36 @@ def qmatmul_q4_0(rows: int) -> Callable[[], BenchGraph]:
 
     return build
 
+def qmatmul_gguf(enc_name: str, rows: int, n: int, k: int) -> Callable[[], BenchGraph]:
+    """``x @ W.T`` with W an ``n x k`` GGUF weight (SmolLM2-135M's shapes: decode and prefill).
+
+    ``traffic`` is the weight's bytes (what a call must read at least): its GB/s is the rate
+    that decode, which reads every weight once per token, is bound by.
+    """
+
+    def build() -> BenchGraph:
+        import gguf
+
+        from max.graph.quantization import QuantizationEncoding
+
+        qtype = gguf.GGMLQuantizationType[enc_name.upper()]
+        rng = np.random.default_rng(0)
+        x = _randn(rng, rows, k)
+        raw = gguf.quants.quantize(_randn(rng, n, k), qtype)
+        enc = QuantizationEncoding[enc_name.upper()]
+        graph = _graph(f"qmatmul_{enc_name}_{rows}x{n}x{k}",
+                       lambda a, q: ops.qmatmul(enc, None, a, q), [x, raw])
+
+        def numpy(xs, p):
+            w = gguf.quants.dequantize(xs[1], qtype)
+            return xs[0] @ w.astype(xs[0].dtype).T
+
+        return BenchGraph(f"{enc_name}_{rows}x{n}x{k}",
+                          f"qmatmul {rows}x{k} @ ({n}x{k} {enc_name.upper()}).T", graph,
+                          (x, raw), numpy=numpy, rtol=1e-3, atol=1e-2, traffic=raw.nbytes)
+
+    return build
+
 
 GPTQ_K = GPTQ_N = 4096
 GPTQ_GROUP = 128
@@ -488,6 +518,15 @@ GRAPHS: dict[str, Callable[[], BenchGraph]] = {
     "dwsep": depthwise_separable,
     "q4_0_1": qmatmul_q4_0(1),
     "q4_0_32": qmatmul_q4_0(32),
+    # SmolLM2-135M (Q4_1 layers, Q8_0 tied head): decode (1, 8 rows) and prefill (128 rows).
+    "q4_1_1x1536x576": qmatmul_gguf("q4_1", 1, 1536, 576),
+    "q4_1_8x1536x576": qmatmul_gguf("q4_1", 8, 1536, 576),
+    "q4_1_1x576x1536": qmatmul_gguf("q4_1", 1, 576, 1536),
+    "q4_1_8x576x1536": qmatmul_gguf("q4_1", 8, 576, 1536),
+    "q4_1_1x576x576": qmatmul_gguf("q4_1", 1, 576, 576),
+    "q4_1_1x192x576": qmatmul_gguf("q4_1", 1, 192, 576),
+    "q8_0_1x49152x576": qmatmul_gguf("q8_0", 1, 49152, 576),
+    "q4_1_128x1536x576": qmatmul_gguf("q4_1", 128, 1536, 576),
     "gptq_g128_1": qmatmul_gptq(1),
     "gptq_g128_32": qmatmul_gptq(32),
     "gptq_act_32": qmatmul_gptq(32, desc_act=True),

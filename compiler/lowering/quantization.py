@@ -10,6 +10,8 @@ tiles of rows. ``mo.qmatmul`` never holds the whole dequantized weight: it compu
 scales of the weight (1/16 or 1/32 of its elements), then per tile of ``TILE_N`` weight rows
 decodes the tile (``[TILE_N, K]`` f32, 1 MiB at K = 4096) and multiplies it by the transposed
 lhs, building the result transposed (``W @ lhs^T``, then one transpose of ``[N, rows]``).
+Q4_0, Q4_1 and Q8_0 with at most 8 static lhs rows, or symbolic rows, take ``quant_gemv``
+instead (LLM decode: the weight streamed once, decoded in registers).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from max.compiler.lowering.builders import PARALLEL, fill, generic, reassociation, scalar
+from max.compiler.lowering import quant_gemv
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.quant_decode import (
     LAYOUTS,
@@ -118,9 +121,17 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     n, row_bytes = w_t.dims
     if not isinstance(n, int) or not isinstance(row_bytes, int) or row_bytes % nbytes:
         raise ctx.error(f"rhs must be static whole {nbytes}-byte blocks, got {w_t}")
-    f32 = ir.F32Type.get()
     k = ir.RankedTensorType(a.type).shape[-1]
     a2, rows = _as_rows(ctx, a, a_t.rank)  # one matmul over all lhs rows
+    if quant_gemv.applies(enc, rows):  # few rows (decode): each block decoded once, in registers
+        return [_from_rows(ctx, quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k))]
+    return [_from_rows(ctx, _tiled(ctx, enc, a2, w, rows, n, k))]
+
+
+def _tiled(ctx: LoweringContext, enc: str, a2: ir.Value, w: ir.Value, rows: Mixed, n: int,
+           k: int) -> ir.Value:
+    """``[rows, n]``: the weight decoded tile by tile into f32, each tile multiplied by ``a2``."""
+    f32 = ir.F32Type.get()
     # Each tile computes (W_tile @ lhs^T): the decoded rows of W are the matmul's lhs, so
     # decoding writes them row-major, as the blocks lie. The result is built transposed.
     a_t2 = _transpose(a2, rows, k)
@@ -146,4 +157,4 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
             part = linalg.matmul(rows_of_tile, a_t2, outs=[acc])
             out = insert_slice(part, out, [arith.addi(n0, ctx.index(r0)), 0], [half, rows])
         scf.YieldOp([out])
-    return [_from_rows(ctx, _transpose(loop.results[0], n, rows))]
+    return _transpose(loop.results[0], n, rows)

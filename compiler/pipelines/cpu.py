@@ -52,7 +52,8 @@ DEALLOC_PIPELINE = "buffer-deallocation-pipeline,convert-bufferization-to-memref
 SOFT_BF16 = ("func.func(arith-emulate-unsupported-floats{source-types=bf16 target-type=f32}),"
              "arith-expand{include-bf16=true}")
 LOWER_TO_LLVM = (
-    "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
+    # scf-forall-to-for: the plain-loops pipeline keeps a lowering rule's forall (quant_gemv).
+    "scf-forall-to-for,func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
     "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
     f"convert-scf-to-cf,expand-strided-metadata,lower-affine,{SOFT_BF16},"
     "convert-vector-to-llvm,finalize-memref-to-llvm,"

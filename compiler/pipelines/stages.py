@@ -150,11 +150,15 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
 
     with module.context:
         if cpu_threads.has_forall(module):
+            # One thread, or no libiomp5 (a lowering rule's own forall, see quant_gemv): loops.
             n = _threads(threads)
-            _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
-            # Symbolic trip counts (run-time thread counts): fork no more threads than that.
-            with ir.Location.unknown():
-                thread_gate.set_num_threads(module, n)
+            if n <= 1 or cpu_threads.omp_library_dir() is None:
+                _run(module, "scf-forall-to-for")
+            else:
+                _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
+                # Symbolic trip counts (run-time thread counts): fork no more threads than that.
+                with ir.Location.unknown():
+                    thread_gate.set_num_threads(module, n)
 
 
 @register_pass("mo-streaming-stores", "non-temporal stores into large outputs that nothing "

@@ -148,7 +148,7 @@ def test_qmatmul_symbolic_rows() -> None:
 
 
 def test_qmatmul_decodes_tiles_never_the_whole_weight() -> None:
-    g = build([tt(DType.float32, 1, 4096), tt(DType.uint8, 4096, 4096 // 32 * 18)],
+    g = build([tt(DType.float32, 32, 4096), tt(DType.uint8, 4096, 4096 // 32 * 18)],
               lambda x, w: ops.qmatmul(Q.Q4_0, None, x, w))
     with mo_context.make_context():
         module = ir.Module.parse(g._text())
