@@ -200,3 +200,25 @@ def test_the_pipeline_runs_text_generation_requests(llm, reference) -> None:
     assert "Paris" in tokenizer.decode_sync(tokens[contexts[1].request_id])
     with pytest.raises(ValueError, match="the prompt is empty"):
         asyncio.run(tokenizer.new_context(TextGenerationRequest(RequestID(), "m", prompt="")))
+
+
+def test_stop_strings_and_stop_token_ids_end_generation(llm, reference) -> None:
+    ids = llm.tokenizer.encode_sync(PROMPTS[0]).tolist()
+    want = reference.greedy(ids, 12)  # " Paris.\n\nThe answer is: ..."
+    text = llm.tokenizer.decode_sync(want, skip_special_tokens=True)
+    assert text.startswith(" Paris.\n\nThe")
+    params = SamplingParams(top_k=1, seed=0, stop=["\n\n"])
+    assert llm.generate(PROMPTS[0], max_new_tokens=12, use_tqdm=False,
+                        sampling_params=params) == [" Paris."]
+    period = want[1]  # the token after " Paris"
+    params = SamplingParams(top_k=1, seed=0, stop_token_ids=[period])
+    got = _ids_with(llm, PROMPTS[0], 12, params)
+    assert got == want[:2]
+
+
+def _ids_with(llm, prompt, n, params):
+    out = []
+    for (token,) in llm.stream(prompt, n, params):
+        if token is not None:
+            out.append(token)
+    return out

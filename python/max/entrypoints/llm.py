@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from max.interfaces import RequestID, SamplingParams, TextGenerationInputs
+from max.interfaces import GenerationStatus, RequestID, SamplingParams, TextGenerationInputs
 from max.pipelines.core import TextContext
 from max.pipelines.lib.config import PipelineConfig
 
@@ -96,7 +96,8 @@ class LLM:
             wanted = len(ids) + (params.max_new_tokens or limit)
             contexts.append(TextContext(
                 max_length=min(limit, wanted), tokens=np.asarray(ids, np.int64),
-                request_id=RequestID(), eos_token_ids=set(self.tokenizer.eos_token_ids),
+                request_id=RequestID(),
+                eos_token_ids=set(self.tokenizer.eos_token_ids) | set(params.stop_token_ids or ()),
                 sampling_params=params, ignore_eos=params.ignore_eos))
         return contexts
 
@@ -133,6 +134,9 @@ class LLM:
                             grew = c.current_length > n
                             new.append(int(c.all_tokens[-1]) if grew else None)
                             stats.generated_tokens += int(grew)
+                            if grew and c.sampling_params.stop and not c.is_done \
+                                    and _stop_at(self._text(c), c.sampling_params.stop) >= 0:
+                                c.status = GenerationStatus.END_OF_SEQUENCE
                         self.stats = stats
                         yield [None] * start + new + [None] * (len(contexts) - start - len(chunk))
                 finally:
@@ -178,7 +182,20 @@ class LLM:
         finally:
             if bar is not None:
                 bar.close()
-        return [self.tokenizer.decode_sync(ids, skip_special_tokens=True) for ids in generated]
+        texts = [self.tokenizer.decode_sync(ids, skip_special_tokens=True) for ids in generated]
+        stop = (sampling_params or SamplingParams()).stop
+        if stop:  # the text ends before the first stop string, as MAX returns it
+            texts = [t[:cut] if (cut := _stop_at(t, stop)) >= 0 else t for t in texts]
+        return texts
+
+    def _text(self, ctx: TextContext) -> str:
+        return self.tokenizer.decode_sync(ctx.generated_tokens, skip_special_tokens=True)
+
+
+def _stop_at(text: str, stops: Sequence[str]) -> int:
+    """Where the first of ``stops`` begins in ``text``, or -1."""
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(found) if found else -1
 
 
 def _progress(enabled: bool):  # type: ignore[no-untyped-def]
