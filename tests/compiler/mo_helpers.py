@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlir import ir
 
 from max.dialects.mo import context as mo_context
@@ -145,3 +146,22 @@ def scheduled_ir(text: str, until: str = "mo-fast-math") -> str:
         lower_to_linalg(m)
         CPU.run(m, until=until)
         return str(m)
+
+
+def _omp_missing() -> bool:
+    from max.compiler.pipelines import cpu_threads
+
+    return cpu_threads.omp_library_dir() is None
+
+
+needs_omp = pytest.mark.skipif(_omp_missing(), reason="libiomp5 (pip intel-openmp) not installed")
+
+
+@pytest.fixture
+def two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads even on a one-CPU runner; schedule failures raise instead of falling back.
+    (A module uses it for all its tests with ``pytestmark = pytest.mark.usefixtures``.)"""
+    from max.compiler.pipelines import cpu_threads
+
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
+    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")

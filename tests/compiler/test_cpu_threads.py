@@ -15,20 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
+from mo_helpers import (  # noqa: F401  (two_threads: a fixture)
+    Compiled, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
+)
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu, cpu_threads
 
-needs_omp = pytest.mark.skipif(cpu_threads.omp_library_dir() is None,
-                               reason="libiomp5 (pip intel-openmp) not installed")
-
-
-@pytest.fixture(autouse=True)
-def _two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two threads even on a one-CPU runner; schedule failures raise instead of falling back."""
-    monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _matmul_text(m: int | str, n: int, k: int) -> str:

@@ -12,20 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, make_context, mo_type, one_op_module
+from mo_helpers import (  # noqa: F401  (two_threads: a fixture)
+    Compiled, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
+)
 
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu_threads, thread_gate
 from max.compiler.targets.cpu import CPU
 
-needs_omp = pytest.mark.skipif(cpu_threads.omp_library_dir() is None,
-                               reason="libiomp5 (pip intel-openmp) not installed")
-
-
-@pytest.fixture(autouse=True)
-def _two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
-    monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _chain_text(dims: tuple) -> str:
