@@ -165,3 +165,13 @@ def two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
     monkeypatch.setenv("MAX_SCHEDULE_DEBUG", "1")
+
+
+def chain_text(dims: tuple) -> str:
+    """An MO graph ``exp((a + b) * a)`` on two f32 tensors of ``dims`` (ints or names)."""
+    t = mo_type("f32", dims)
+    return (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.add"(%a, %b) : ({t}, {t}) -> {t}\n'
+            f'  %1 = "mo.mul"(%0, %a) : ({t}, {t}) -> {t}\n'
+            f'  %2 = "mo.exp"(%1) : ({t}) -> {t}\n'
+            f"  func.return %2 : {t}\n}}\n")

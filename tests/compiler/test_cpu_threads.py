@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mlir import ir
 from mo_helpers import (  # noqa: F401  (two_threads: a fixture)
-    Compiled, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
+    Compiled, chain_text, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
 )
 
 from max.compiler.lowering import lower_to_linalg
@@ -187,21 +187,12 @@ def test_engine_runs_a_threaded_matmul(force_jit: bool) -> None:
         check(out.to_numpy(), _ref(a, b), rtol=1e-4, atol=1e-3)
 
 
-def _chain_text(dims: tuple) -> str:
-    t = mo_type("f32", dims)
-    return (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
-            f'  %0 = "mo.add"(%a, %b) : ({t}, {t}) -> {t}\n'
-            f'  %1 = "mo.mul"(%0, %a) : ({t}, {t}) -> {t}\n'
-            f'  %2 = "mo.exp"(%1) : ({t}) -> {t}\n'
-            f"  func.return %2 : {t}\n}}\n")
-
-
 @needs_omp
 @pytest.mark.parametrize("dims,shape", [((301, 257), (301, 257)), (("n", 4099), (1, 4099)),
                                         (("n", 4099), (33, 4099)), ((70000,), (70000,)),
                                         ((2, 3, 33333), (2, 3, 33333))])
 def test_fused_elementwise_on_threads(dims: tuple, shape: tuple) -> None:
-    text = _chain_text(dims)
+    text = chain_text(dims)
     assert "@__kmpc_fork_call" in _llvm_ir(text)
     rng = np.random.default_rng(7)
     a, b = (rng.standard_normal(shape, dtype=np.float32) for _ in range(2))
@@ -246,5 +237,5 @@ def test_row_ops_on_threads(op: str, dims: tuple, rows: int) -> None:
 
 @needs_omp
 def test_small_elementwise_stays_on_one_thread() -> None:
-    assert "__kmpc" not in _llvm_ir(_chain_text((100, 100)))
-    assert "__kmpc" not in _llvm_ir(_chain_text(("n",)))  # unknown and maybe tiny
+    assert "__kmpc" not in _llvm_ir(chain_text((100, 100)))
+    assert "__kmpc" not in _llvm_ir(chain_text(("n",)))  # unknown and maybe tiny

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from mlir import ir
 from mo_helpers import (  # noqa: F401  (two_threads: a fixture)
-    Compiled, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
+    Compiled, chain_text, check, make_context, mo_type, needs_omp, one_op_module, two_threads,
 )
 
 from max.compiler.lowering import lower_to_linalg
@@ -21,15 +21,6 @@ from max.compiler.pipelines import cpu_threads, thread_gate
 from max.compiler.targets.cpu import CPU
 
 pytestmark = pytest.mark.usefixtures("two_threads")
-
-
-def _chain_text(dims: tuple) -> str:
-    t = mo_type("f32", dims)
-    return (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
-            f'  %0 = "mo.add"(%a, %b) : ({t}, {t}) -> {t}\n'
-            f'  %1 = "mo.mul"(%0, %a) : ({t}, {t}) -> {t}\n'
-            f'  %2 = "mo.exp"(%1) : ({t}) -> {t}\n'
-            f"  func.return %2 : {t}\n}}\n")
 
 
 def _regions(text: str) -> list[tuple[str, bool]]:
@@ -63,7 +54,7 @@ def _regions(text: str) -> list[tuple[str, bool]]:
 
 
 _SYMBOLIC = {
-    "elementwise": _chain_text(("b", "t", 64)),
+    "elementwise": chain_text(("b", "t", 64)),
     "softmax": one_op_module("softmax", [("f32", ("n", 4097))], ("f32", ("n", 4097)),
                              "axis = 1 : i64"),
     "reduce_sum": one_op_module("reduce_sum", [("f32", ("b", "t", 576))],
@@ -84,7 +75,7 @@ def test_symbolic_sizes_get_a_run_time_thread_count(name: str) -> None:
 
 
 @needs_omp
-@pytest.mark.parametrize("text", [_chain_text((301, 257)),
+@pytest.mark.parametrize("text", [chain_text((301, 257)),
                                   one_op_module("matmul", [("f32", (256, 256))] * 2,
                                                 ("f32", (256, 256)))])
 def test_static_sizes_keep_a_constant_thread_count(text: str) -> None:
@@ -97,7 +88,7 @@ def test_static_sizes_keep_a_constant_thread_count(text: str) -> None:
 @needs_omp
 @pytest.mark.parametrize("shape", [(1, 1, 64), (2, 50000, 64)])
 def test_symbolic_elementwise_matches_numpy_small_and_large(shape: tuple) -> None:
-    c = Compiled(_chain_text(("b", "t", 64)))
+    c = Compiled(chain_text(("b", "t", 64)))
     rng = np.random.default_rng(3)
     a, b = (rng.standard_normal(shape, dtype=np.float32) for _ in range(2))
     (out,), _ = c([a, b], [(shape, "float32")])
@@ -162,7 +153,7 @@ print(before, small, threads())
 @needs_omp
 def test_small_run_time_work_wakes_no_worker() -> None:
     script = _FORK_SCRIPT.format(tests=str(Path(__file__).parent),
-                                 text=_chain_text(("b", "t", 64)))
+                                 text=chain_text(("b", "t", 64)))
     env = {**os.environ, cpu_threads.THREADS_ENV: "2"}
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
                        text=True, env=env, timeout=300)
