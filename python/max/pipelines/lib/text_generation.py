@@ -147,10 +147,11 @@ class TextGenerationPipeline:
         if len(new) > manager.free_slots:
             raise ValueError(f"{len(new)} new requests but only {manager.free_slots} free cache "
                              "slots; release finished requests first")
-        for rid, ctx in new:
+        for rid, ctx in new:  # every check before any slot is claimed
             if min(ctx.max_length, self.max_seq_len) > manager.max_seq_len:
                 raise ValueError(f"request {rid}: max_length {ctx.max_length} exceeds the "
                                  f"cache in use ({manager.max_seq_len} positions)")
+        for rid, ctx in new:
             self._slots[rid] = manager.claim()
             self._generators[rid] = generator_for(ctx.sampling_params)
 
