@@ -43,6 +43,7 @@ GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
 CHUNK = 16  # weight rows per forall iteration
 LANES = 16  # f32 lanes of a 512-bit vector
 # The attribute on the forall (for tests and the profile): this path ran.
+ROWS_ATTR = "mo.qdecode_rows"  # the loop over a chunk's weight rows
 LOOP_ATTR = "mo.qdecode"
 
 
@@ -214,6 +215,7 @@ def _over_rows(size: ir.Value, n0: ir.Value, acc: ir.Value,
     """``acc`` threaded through ``body(weight row, its column in acc, acc)`` for the chunk's
     weight rows ``n0 .. n0 + size``."""
     loop = scf.ForOp(index_constant(0), size, index_constant(1), [acc])
+    loop.operation.attributes[ROWS_ATTR] = ir.UnitAttr.get()  # prefetch_weights finds it
     with ir.InsertionPoint(loop.body):
         r = loop.induction_variable
         scf.YieldOp([body(arith.addi(n0, r), r, loop.inner_iter_args[0])])

@@ -161,6 +161,15 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
                     thread_gate.set_num_threads(module, n)
 
 
+@register_pass("mo-prefetch-weights", "software prefetch of the next quantized weight rows "
+               "in the decode qmatmul loops")
+def prefetch_weights(module: ir.Module) -> None:
+    from max.compiler.pipelines.prefetch import prefetch_weights as run
+
+    with module.context:
+        run(module)
+
+
 @register_pass("mo-streaming-stores", "non-temporal stores into large outputs that nothing "
                "reads back (no read-for-ownership traffic)")
 def streaming_stores(module: ir.Module) -> None:

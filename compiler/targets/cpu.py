@@ -25,6 +25,7 @@ CPU = Target("cpu", (
     Stage("mo-dps-inits"),  # before eliminate-empty-tensors: see dps_inits
     Stage("mo-schedule-tensors", ("threads",), schedule=True),
     Stage(BUFFERIZE_PIPELINE),
+    Stage("mo-prefetch-weights", schedule=True),  # the decode qmatmul's weight rows
     Stage("mo-vectorize-memrefs", schedule=True),
     Stage("mo-fast-math", schedule=True),  # after vectorization: vector polynomials
     Stage(DEALLOC_PIPELINE),

@@ -126,3 +126,20 @@ def test_symbolic_rows(enc: QuantizationEncoding) -> None:
             scale = np.abs(a).astype(np.float64) @ np.abs(w).T
             assert out.to_numpy().shape == (*lead, w.shape[0])
             assert np.all(np.abs(out.to_numpy() - want) <= 2e-7 * k * scale + 1e-6), lead
+
+
+def test_weight_rows_are_prefetched_ahead() -> None:
+    """After bufferization each weight row of the decode loop prefetches every line of the row
+    DISTANCE ahead (40 rows of 40 bytes: one line, and the last byte's)."""
+    from max.compiler.pipelines.prefetch import DISTANCE
+    from max.compiler.targets.cpu import CPU
+
+    g = build([tt(DType.float32, 1, 64), tt(DType.uint8, 40, 40)],
+              lambda x, w: ops.qmatmul(Q.Q4_1, None, x, w))
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        CPU.run(module, until="mo-prefetch-weights", threads=2)
+        text = str(module)
+    assert text.count("memref.prefetch") == 2 and "locality<3>" in text
+    assert f"arith.constant {DISTANCE} : index" in text
