@@ -46,7 +46,7 @@ def generate(args: argparse.Namespace) -> int:
     else:
         params = SamplingParams(temperature=args.temperature, top_k=args.top_k,
                                 top_p=args.top_p, seed=args.seed)
-    print(f"loading {args.model_path} (the first run compiles: about 10 s)...", file=sys.stderr,
+    print(f"loading {args.model_path} (the first run compiles: about 20 s)...", file=sys.stderr,
           flush=True)
     llm = LLM(PipelineConfig(model_path=args.model_path, max_length=args.max_length,
                              max_batch_size=1))
