@@ -7,6 +7,7 @@ the last axis, as :class:`~max.graph.quantization.QuantizationEncoding` describe
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from collections.abc import Iterable
@@ -115,11 +116,30 @@ class _HeaderScan:
         return n
 
 
-def _open_reader(path: os.PathLike[str] | str) -> Any:
-    gguf = _gguf()
+def open_gguf(path: os.PathLike[str] | str) -> Any:
+    """A ``gguf.GGUFReader`` of ``path``, after checking the header's counts against the file
+    size (:class:`_HeaderScan`) and every tensor's extent.
+
+    Parsing a GGUF header takes seconds for a large vocabulary (SmolLM2: about 2 s), and a
+    model's registry lookup, tokenizer and weights all read the same file, so a file is parsed
+    once per process while it is unchanged (same path, inode, size and modification time):
+    the reader is read-only and shared.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not a valid GGUF file or is truncated.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"GGUF file not found: {path}")
+    st = os.stat(path)
+    return _open_checked(path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_checked(path: str, _inode: int, _size: int, _mtime_ns: int) -> Any:
+    # (inode, size, mtime) are only the cache key: a changed file is parsed again.
+    gguf = _gguf()
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             raise ValueError(f"{path}: invalid or truncated GGUF file: the file is empty")
@@ -136,6 +156,36 @@ def _open_reader(path: os.PathLike[str] | str) -> Any:
             raise ValueError(f"{path}: truncated GGUF file: tensor {t.name!r} ends at byte "
                              f"{t.data_offset + t.n_bytes}, the file has {size}")
     return reader
+
+
+_MISSING = object()
+
+
+def gguf_field(reader: Any, key: str, kind: type, source: str = "GGUF file",
+               default: Any = _MISSING) -> Any:
+    """The scalar or string metadata ``key`` of a ``gguf.GGUFReader``, checked to be ``kind``
+    (``int`` accepts any integer field, ``float`` any number).
+
+    Raises:
+        ValueError: If the key is missing (and no default is given) or has another type.
+    """
+    field = reader.fields.get(key)
+    if field is None:
+        if default is _MISSING:
+            raise ValueError(f"{source}: GGUF metadata {key!r} is missing")
+        return default
+    try:
+        value = field.contents()
+    except Exception as e:  # the gguf package's own decoding of a malformed field
+        raise ValueError(f"{source}: GGUF metadata {key!r} cannot be read: {e}") from None
+    ok = (isinstance(value, str) if kind is str
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, int | float) and not isinstance(value, bool) if kind is float
+          else isinstance(value, kind))
+    if not ok:
+        raise ValueError(f"{source}: GGUF metadata {key!r} must be {kind.__name__}, got "
+                         f"{value!r}"[:300])
+    return value
 
 
 class GGUFWeights(_NamedWeights):
@@ -163,7 +213,7 @@ class GGUFWeights(_NamedWeights):
     def __init__(self, source: os.PathLike[str] | Any, tensors: dict[str, Any] | None = None,
                  prefix: str = "", allocated: dict[str, DLPackArray] | None = None) -> None:
         gguf = _gguf()
-        self._reader = source if isinstance(source, gguf.GGUFReader) else _open_reader(source)
+        self._reader = source if isinstance(source, gguf.GGUFReader) else open_gguf(source)
         self._tensors = (tensors if tensors is not None
                          else {t.name: t for t in self._reader.tensors})
         self._prefix = prefix

@@ -142,12 +142,16 @@ def _array(reader: gguf.GGUFReader, key: str, kinds: set[GGUFValueType], what: s
 
 
 def _open(source: str | os.PathLike[str] | gguf.GGUFReader) -> gguf.GGUFReader:
+    """The reader of ``source``, through the weights' checked opener (header counts checked
+    against the file size first; one parse per process for an unchanged file)."""
+    from max.graph.weights.load_gguf import open_gguf
+
     if isinstance(source, gguf.GGUFReader):
         return source
     if not os.path.isfile(source):
         raise FileNotFoundError(f"no GGUF file at {os.fspath(source)!r}")
     try:
-        return gguf.GGUFReader(source)
+        return open_gguf(source)
     except Exception as e:  # noqa: BLE001 - any parse failure of an untrusted file
         raise ValueError(f"{os.fspath(source)!r} is not a readable GGUF file: {e}") from e
 

@@ -86,12 +86,7 @@ class PipelineRegistry:
             FileNotFoundError: If the file does not exist.
             ValueError: If it is not a valid GGUF file.
         """
-        from max.graph.weights.load_gguf import _open_reader
-        from max.pipelines.architectures.llama3.config import gguf_field
-
-        reader = _open_reader(model_path)
-        name = gguf_field(reader, "general.architecture", str, model_path)
-        return self.architectures.get(name)
+        return self.architectures.get(_architecture_name(model_path))
 
     def _architecture(self, config: PipelineConfig,
                       override_architecture: str | None) -> SupportedArchitecture:
@@ -101,11 +96,9 @@ class PipelineRegistry:
                 raise ValueError(f"PipelineRegistry: no architecture {override_architecture!r} "
                                  f"(registered: {', '.join(sorted(self.architectures))})")
             return arch
-        arch = self.retrieve_architecture(config.model_path)
+        name = _architecture_name(config.model_path)
+        arch = self.architectures.get(name)
         if arch is None:
-            from max.graph.weights.load_gguf import _open_reader
-
-            name = _open_reader(config.model_path).fields["general.architecture"].contents()
             raise ValueError(f"{config.model_path}: architecture {name!r} is not supported "
                              f"(supported: {', '.join(sorted(self.architectures))})")
         return arch
@@ -152,6 +145,13 @@ class PipelineRegistry:
     def retrieve_pipeline_task(self, pipeline_config: PipelineConfig) -> PipelineTask:
         """The task of the config's model."""
         return self._architecture(pipeline_config, None).task
+
+
+def _architecture_name(model_path: str) -> str:
+    """``general.architecture`` of a GGUF file (opened once per process: ``open_gguf``)."""
+    from max.graph.weights.load_gguf import gguf_field, open_gguf
+
+    return gguf_field(open_gguf(model_path), "general.architecture", str, model_path)
 
 
 def _llama() -> SupportedArchitecture:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from max.graph.weights.load_gguf import gguf_field
+
 # The GGUF architectures this decoder implements (llama.cpp's names).
 SUPPORTED_ARCHITECTURES = ("llama",)
 
@@ -113,33 +115,3 @@ class Llama3Config:
             raise ValueError(f"{source}: {arch}.rope.dimension_count {rope_dim} differs from the "
                              f"head width {config.head_dim}: partial rotary is not supported")
         return config
-
-
-_MISSING = object()
-
-
-def gguf_field(reader: Any, key: str, kind: type, source: str = "GGUF file",
-               default: Any = _MISSING) -> Any:
-    """The scalar or string metadata ``key`` of a ``gguf.GGUFReader``, checked to be ``kind``
-    (``int`` accepts any integer field, ``float`` any number).
-
-    Raises:
-        ValueError: If the key is missing (and no default is given) or has another type.
-    """
-    field = reader.fields.get(key)
-    if field is None:
-        if default is _MISSING:
-            raise ValueError(f"{source}: GGUF metadata {key!r} is missing")
-        return default
-    try:
-        value = field.contents()
-    except Exception as e:  # the gguf package's own decoding of a malformed field
-        raise ValueError(f"{source}: GGUF metadata {key!r} cannot be read: {e}") from None
-    ok = (isinstance(value, str) if kind is str
-          else isinstance(value, int) and not isinstance(value, bool) if kind is int
-          else isinstance(value, int | float) and not isinstance(value, bool) if kind is float
-          else isinstance(value, kind))
-    if not ok:
-        raise ValueError(f"{source}: GGUF metadata {key!r} must be {kind.__name__}, got "
-                         f"{value!r}"[:300])
-    return value

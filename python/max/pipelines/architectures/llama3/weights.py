@@ -46,10 +46,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> LlamaCheckpoint:
             or its metadata is inconsistent; or a weight has an unsupported GGML type.
     """
     from max.graph.weights import GGUFWeights
+    from max.graph.weights.load_gguf import open_gguf
 
     path = Path(path)
-    weights = GGUFWeights(path)
-    reader = weights._reader
+    reader = open_gguf(path)  # checked; shared with the tokenizer's reading of the same file
+    weights = GGUFWeights(reader)
     config = Llama3Config.from_gguf(reader, str(path))
     encodings: dict[str, QuantizationEncoding | None] = {}
     state: dict[str, np.ndarray] = {}
