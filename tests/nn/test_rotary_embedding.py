@@ -13,7 +13,8 @@ import torch
 from nn_helpers import close, compile_module, execute, tt
 
 from max import nn
-from max.graph import Graph, TensorValue
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorValue, ops
 
 HEADS, HEAD_DIM, MAX_SEQ, THETA = 3, 10, 16, 10000.0
 LLAMA3 = nn.Llama3RopeScalingParams(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
@@ -88,6 +89,32 @@ def test_rope_matches_torch(session: Any) -> None:
         close(out[5], rope_complex(x, plain, seq))
 
 
+class RowPositions(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        dim = HEADS * HEAD_DIM
+        self.meta = nn.RotaryEmbedding(dim, HEADS, THETA, MAX_SEQ)
+        self.hf = nn.RotaryEmbedding(dim, HEADS, THETA, MAX_SEQ, interleaved=False)
+
+    def __call__(self, x: TensorValue, positions: TensorValue) -> list[TensorValue]:
+        return [self.meta(x, positions=positions), self.hf(x, positions=positions)]
+
+
+def test_rope_at_each_rows_own_positions(session: Any) -> None:
+    """Row b at positions starts[b] .. starts[b] + seq - 1: each row as the torch reference
+    with that row's start."""
+    model = compile_module(session, RowPositions(), [
+        tt("batch", "seq_len", HEADS, HEAD_DIM), tt("batch", "seq_len", dtype=DType.int64)])
+    plain = inv_freqs()
+    for starts, seq in [([0, 7, 3], 1), ([2, 0], 5)]:
+        x = torch.randn(len(starts), seq, HEADS, HEAD_DIM)
+        positions = np.array([[s + t for t in range(seq)] for s in starts], np.int64)
+        meta, hf = execute(model, x.numpy(), positions)
+        for b, s in enumerate(starts):
+            close(meta[b:b + 1], rope_complex(x[b:b + 1], plain, s))
+            close(hf[b:b + 1], rope_half(x[b:b + 1], plain, s))
+
+
 def test_rope_tables_and_scale() -> None:
     rope = nn.RotaryEmbedding(64, 4, THETA, MAX_SEQ)
     assert rope.head_dim == 16 and rope.compute_scale() == pytest.approx(0.25)
@@ -113,3 +140,7 @@ def test_rope_bad_input() -> None:
             rope(g.inputs[0])
         with pytest.raises(ValueError, match=r"positions 6..8 are past the table's 8"):
             rope(g.inputs[1], start_pos=6)
+        with pytest.raises(ValueError, match=r"positions must have shape \(batch, seq_len\) = "
+                                             r"\['1', '3'\] of a rank-4 input, got \['3'\]"):
+            rope(g.inputs[1], positions=ops.range(0, 3, 1, dtype=DType.int64,
+                                                  device=DeviceRef.CPU()))

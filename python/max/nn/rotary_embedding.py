@@ -108,12 +108,17 @@ class RotaryEmbedding(Module):
         """The attention scale: ``user_scale``, else ``1 / sqrt(head_dim)``."""
         return user_scale if user_scale is not None else math.sqrt(1.0 / self.head_dim)
 
-    def __call__(self, x: TensorValue, start_pos: Dim | int | None = None) -> TensorValue:
+    def __call__(self, x: TensorValue, start_pos: Dim | int | None = None, *,
+                 positions: TensorValue | None = None) -> TensorValue:
         """Applies rotary positional embeddings (RoPE) to ``x``.
 
         Args:
             x: Activation tensor with shape (batch, seq_len, n_heads, head_dim).
             start_pos: The position of the first token (an int or a ``Dim``); 0 if None.
+            positions: (an extension) each token's own position, integer
+                ``(batch, seq_len)``, instead of ``start_pos``: rows of a batch that continue
+                sequences of different lengths (a KV cache's decode). A position past the
+                table is reported at run time.
         """
         v = TensorValue(x)
         what = type(self).__name__
@@ -125,6 +130,21 @@ class RotaryEmbedding(Module):
         freqs = self.freqs_cis_base().to(v.device)
         if freqs.dtype != v.dtype:
             freqs = freqs.cast(v.dtype)
+        half = self.head_dim // 2
+        if positions is not None:
+            p = TensorValue(positions)
+            if start_pos is not None:
+                raise ValueError(f"{what}: give start_pos or positions, not both")
+            if v.rank != 4 or p.rank != 2 or [str(d) for d in p.shape] != [
+                    str(d) for d in v.shape[:2]]:
+                raise ValueError(f"{what}: positions must have shape (batch, seq_len) = "
+                                 f"{[str(d) for d in v.shape[:2]]} of a rank-4 input, got "
+                                 f"{[str(d) for d in p.shape]}")
+            table = ops.gather(freqs, p, axis=0)  # [batch, seq_len, half, 2]
+            batch = v.shape[0]
+            cos = ops.reshape(table[..., 0], [batch, seq_len, 1, half])
+            sin = ops.reshape(table[..., 1], [batch, seq_len, 1, half])
+            return self._rotate(v, cos, sin)
         static_len = _static(seq_len)
         if static_len is not None and _static(start) is not None:
             begin = int(_static(start))  # type: ignore[arg-type]
@@ -138,9 +158,14 @@ class RotaryEmbedding(Module):
             positions = ops.range(start, stop, 1, dtype=DType.int64, device=v.device)
             positions = ops.rebind(positions, [seq_len])
             freqs = ops.gather(freqs, positions, axis=0)
-        half = self.head_dim // 2
         cos = ops.reshape(freqs[..., 0], [seq_len, 1, half])
         sin = ops.reshape(freqs[..., 1], [seq_len, 1, half])
+        return self._rotate(v, cos, sin)
+
+    def _rotate(self, v: TensorValue, cos: TensorValue, sin: TensorValue) -> TensorValue:
+        """Each feature pair of ``v`` rotated by the angles whose cos and sin are given
+        (broadcast over ``v``'s leading dims, ``head_dim / 2`` last)."""
+        half = self.head_dim // 2
         if self.interleaved:
             pairs = ops.reshape(v, [*v.shape[:-1], half, 2])
             x_re, x_im = pairs[..., 0], pairs[..., 1]

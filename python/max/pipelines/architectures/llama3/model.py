@@ -1,10 +1,12 @@
 """The Llama decoder built with ``max.nn``, its weights named as in a GGUF file.
 
-One block graph serves prefill and decode: it takes ``T`` new tokens per row (a symbolic dim: the
-prompt, or one token) and the rows' key/value cache so far, and returns the logits of each
-row's last token and the new tokens' keys and values, which the caller writes into its cache
-(:class:`~max.nn.kv_cache.ContinuousKVCache`). So the cache is read in place, as views of the
-caller's array, and only the new tokens' entries are ever written: nothing copies the cache.
+One block graph serves prefill and decode: it takes the hidden states of ``T`` new tokens per
+row (a symbolic dim: the prompt, or one token) and the rows' key/value cache so far, and returns
+the new hidden states and the new tokens' keys and values, which the caller writes into its
+cache (:class:`~max.nn.kv_cache.ContinuousKVCacheManager`). So the cache is read in place, as
+views of the caller's array, and only the new tokens' entries are ever written: nothing copies
+the cache. The embedding and the head (the logits of each row's last token) are graphs of their
+own (:class:`Llama3`).
 
 Layouts. The cache of one layer is ``[past_len, batch, kv_heads, head_dim]`` (positions
 outermost, so the first ``past_len`` positions of every row are one contiguous view of the
@@ -16,7 +18,8 @@ among the new tokens a batched matmul with a causal mask; the two share one soft
 
 RoPE. llama.cpp's converter permutes the rows of ``attn_q``/``attn_k`` so that the rotated
 pairs are adjacent features ``(2i, 2i + 1)``: the weights are used as stored, with the
-interleaved rotation (GGUF's own), at each row's positions ``cache_lengths[b] + t``.
+interleaved rotation (GGUF's own, ``nn.RotaryEmbedding``), at each row's positions
+``cache_lengths[b] + t``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 from max.dtype import DType
 from max.graph import DeviceRef, Dim, Graph, TensorType, TensorValue, ops
 from max.graph.quantization import QuantizationEncoding
-from max.nn import Embedding, LayerList, Linear, Module, RMSNorm
+from max.nn import Embedding, LayerList, Linear, Module, RMSNorm, RotaryEmbedding
 from max.pipelines.architectures.llama3.config import Llama3Config
 
 CPU = DeviceRef.CPU()
@@ -44,31 +47,6 @@ def _linear(name: str, in_dim: int, out_dim: int, encodings: Encodings) -> Linea
     encoding = encodings.get(name)
     return Linear(in_dim, out_dim, DType.uint8 if encoding else F32, CPU, has_bias=False,
                   quantization_encoding=encoding)
-
-
-class Rope:
-    """The interleaved rotary table, ``[max_seq_len, head_dim / 2]`` cos and sin (float64
-    angles, stored as float32), looked up at per-row positions."""
-
-    def __init__(self, config: Llama3Config) -> None:
-        d = config.head_dim
-        inv = 1.0 / (float(config.rope_theta) ** (np.arange(0, d, 2, dtype=np.float64) / d))
-        # One position past the context: a finished row of a decode batch still runs (masked).
-        angles = np.outer(np.arange(config.max_seq_len + 1, dtype=np.float64), inv)
-        self.table = np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
-        self.half = d // 2
-
-    def __call__(self, x: TensorValue, positions: TensorValue) -> TensorValue:
-        """Rotates ``x`` ``[batch, seq, heads, head_dim]`` at ``positions`` ``[batch, seq]``."""
-        batch, seq, heads, d = x.shape
-        table = ops.constant(self.table, F32, CPU)
-        cs = ops.gather(table, positions, axis=0)  # [batch, seq, half, 2]
-        cos = ops.reshape(cs[..., 0], [batch, seq, 1, self.half])
-        sin = ops.reshape(cs[..., 1], [batch, seq, 1, self.half])
-        pairs = ops.reshape(x, [batch, seq, heads, self.half, 2])
-        re, im = pairs[..., 0], pairs[..., 1]
-        out = ops.stack([re * cos - im * sin, re * sin + im * cos], axis=-1)
-        return ops.reshape(out, [batch, seq, heads, d])
 
 
 class Block(Module):
@@ -92,7 +70,7 @@ class Block(Module):
         self.ffn_up = _linear(f"{p}ffn_up.weight", h, f, encodings)
         self.ffn_down = _linear(f"{p}ffn_down.weight", f, h, encodings)
 
-    def __call__(self, x: TensorValue, rope: Rope, positions: TensorValue,
+    def __call__(self, x: TensorValue, rope: RotaryEmbedding, positions: TensorValue,
                  lengths: TensorValue, k_past: TensorValue, v_past: TensorValue,
                  ) -> tuple[TensorValue, TensorValue, TensorValue]:
         a, k, v = self.attention(self.attn_norm(x), rope, positions, lengths, k_past, v_past)
@@ -100,7 +78,7 @@ class Block(Module):
         y = self.ffn_norm(h)
         return h + self.ffn_down(ops.silu(self.ffn_gate(y)) * self.ffn_up(y)), k, v
 
-    def attention(self, x: TensorValue, rope: Rope, positions: TensorValue,
+    def attention(self, x: TensorValue, rope: RotaryEmbedding, positions: TensorValue,
                   lengths: TensorValue, k_past: TensorValue, v_past: TensorValue,
                   ) -> tuple[TensorValue, TensorValue, TensorValue]:
         """``x`` ``[B, T, hidden]``; ``k_past``/``v_past`` ``[P, B, kv_heads, head_dim]``
@@ -111,8 +89,9 @@ class Block(Module):
         batch, seq, _ = x.shape
         past = k_past.shape[0]
         scale = 1.0 / math.sqrt(d)
-        q = rope(ops.reshape(self.attn_q(x), [batch, seq, hk * g, d]), positions) * scale
-        k = rope(ops.reshape(self.attn_k(x), [batch, seq, hk, d]), positions)
+        q = rope(ops.reshape(self.attn_q(x), [batch, seq, hk * g, d]),
+                 positions=positions) * scale
+        k = rope(ops.reshape(self.attn_k(x), [batch, seq, hk, d]), positions=positions)
         v = ops.reshape(self.attn_v(x), [batch, seq, hk, d])
         # Query head j uses key/value head j // g: [B, T, hk, g, d] -> [B, hk, g, T, d].
         qg = ops.permute(ops.reshape(q, [batch, seq, hk, g, d]), [0, 2, 3, 1, 4])
@@ -180,7 +159,11 @@ class Llama3(Module):
         self.output_norm = RMSNorm(h, F32, config.rms_norm_eps, multiply_before_cast=False)
         if not config.tie_word_embeddings:
             self.output = _linear("output.weight", h, config.vocab_size, encodings)
-        self.rope = Rope(config)
+        # The table covers 2 * max_seq_len positions: a finished row of a decode batch still
+        # runs (masked) one position past the context.
+        self.rope = RotaryEmbedding(h, config.num_attention_heads, config.rope_theta,
+                                    config.max_seq_len, head_dim=config.head_dim,
+                                    interleaved=True)
 
     def embed(self, tokens: TensorValue) -> TensorValue:
         """``tokens`` int64 ``[B, T]`` -> the hidden states ``[B, T, hidden]``."""
