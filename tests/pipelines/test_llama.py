@@ -136,8 +136,6 @@ def test_a_model_path_copied_elsewhere_loads(tmp_path) -> None:
 
     copy = tmp_path / "model.gguf"
     shutil.copy(MODEL, copy)
-    from max.pipelines.lib.config import PipelineConfig
-
     assert PIPELINE_REGISTRY.retrieve_architecture(str(copy)).name == "llama"
 
 

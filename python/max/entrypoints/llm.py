@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from max.interfaces import GenerationStatus, RequestID, SamplingParams, TextGenerationInputs
+from max.interfaces import (
+    GenerationStatus, RequestID, SamplingParams, TextGenerationInputs, TextGenerationRequest,
+)
 from max.pipelines.core import TextContext
 from max.pipelines.lib.config import PipelineConfig
 
@@ -77,7 +77,6 @@ class LLM:
                 raise ValueError(f"LLM.generate: max_new_tokens must be a positive int, got "
                                  f"{max_new_tokens!r}")
             params = replace(params, max_new_tokens=max_new_tokens)
-        limit = self.pipeline.max_seq_len
         contexts = []
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
@@ -85,20 +84,12 @@ class LLM:
                                  "a str")
             if not prompt:
                 raise ValueError(f"LLM.generate: prompt {i} is empty")
-            try:
-                ids = self.tokenizer.encode_sync(prompt, add_special_tokens=True)
-            except ValueError as e:  # longer than the tokenizer's max_length
+            request = TextGenerationRequest(RequestID(), self.pipeline_config.model_path,
+                                            prompt=prompt, sampling_params=params)
+            try:  # tokenized, checked against the max length, EOS and stop ids joined
+                contexts.append(self.tokenizer.new_context_sync(request))
+            except ValueError as e:
                 raise ValueError(f"LLM.generate: prompt {i}: {e}") from None
-            if len(ids) >= limit:
-                raise ValueError(f"LLM.generate: prompt {i} has {len(ids)} tokens; the model's "
-                                 f"max length is {limit} (the prompt and at least one "
-                                 "generated token must fit)")
-            wanted = len(ids) + (params.max_new_tokens or limit)
-            contexts.append(TextContext(
-                max_length=min(limit, wanted), tokens=np.asarray(ids, np.int64),
-                request_id=RequestID(),
-                eos_token_ids=set(self.tokenizer.eos_token_ids) | set(params.stop_token_ids or ()),
-                sampling_params=params, ignore_eos=params.ignore_eos))
         return contexts
 
     def stream(self, prompts: str | Sequence[str], max_new_tokens: int | None = 100,

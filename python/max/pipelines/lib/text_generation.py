@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from max.graph import DeviceRef
 from max.interfaces import (
     GenerationStatus, RequestID, SamplingParams, TextGenerationInputs, TextGenerationOutput,
 )
@@ -54,8 +55,7 @@ class TextGenerationPipeline:
         self.max_seq_len = min(pipeline_config.max_length or c.max_seq_len, c.max_seq_len)
         self.max_batch_size = pipeline_config.max_batch_size or 8
         self.sampling_config = SamplingConfig(vocab_size=c.vocab_size)
-        self._sampler = self.session.load(token_sampler(self.sampling_config,
-                                                        _cpu_ref()))
+        self._sampler = self.session.load(token_sampler(self.sampling_config, DeviceRef.CPU()))
         self._manager: ContinuousKVCacheManager | None = None
         self._slots: dict[RequestID, int] = {}
         self._generators: dict[RequestID, np.random.Generator] = {}
@@ -167,8 +167,8 @@ class TextGenerationPipeline:
                     chunk = prompt[None, start:start + self.prefill_chunk_size]
                     logits = self._run([slot], chunk, [slot])
                 rows.append((rid, ctx, logits[0]))
-        decoding = [(rid, ctx) for rid, ctx in active if not ctx.needs_ce
-                    and all(rid != r for r, _, _ in rows)]
+        # (A context prefilled above still needs_ce until it is updated with its token.)
+        decoding = [(rid, ctx) for rid, ctx in active if not ctx.needs_ce]
         if decoding:
             slots = list(range(manager.max_batch_size))
             tokens = np.zeros((len(slots), 1), np.int64)
@@ -213,9 +213,3 @@ class TextGenerationPipeline:
 
 def _penalized(p: SamplingParams) -> bool:
     return bool(p.frequency_penalty or p.presence_penalty or p.repetition_penalty != 1.0)
-
-
-def _cpu_ref() -> Any:
-    from max.graph import DeviceRef
-
-    return DeviceRef.CPU()
