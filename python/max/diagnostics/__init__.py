@@ -1,0 +1,1 @@
+"""Diagnostics for MAX: hardware monitoring (:mod:`max.diagnostics.gpu`)."""
