@@ -73,8 +73,10 @@ class NvidiaBackend:
                     int(info.total), int(info.free), int(info.used), int(info.reserved)
                 )
             except self._errors as error:
-                logger.debug("NVML memory info v2 unavailable, using v1: %r", error)
-                self._memory_v2 = None
+                logger.debug("NVML memory info v2 failed, trying v1: %r", error)
+                info = self._nvml.nvmlDeviceGetMemoryInfo(handle)
+                self._memory_v2 = None  # v1 works where v2 does not: the driver lacks v2
+                return MemoryStats(int(info.total), int(info.free), int(info.used), None)
         info = self._nvml.nvmlDeviceGetMemoryInfo(handle)
         return MemoryStats(int(info.total), int(info.free), int(info.used), None)
 

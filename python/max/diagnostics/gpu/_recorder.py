@@ -72,6 +72,7 @@ class BackgroundRecorder:
         if self._process is not None:
             raise RuntimeError("BackgroundRecorder is already recording; it cannot be nested")
         self._stats = None
+        self._ready = False
         read_fd, write_fd = os.pipe()
         try:
             self._process = subprocess.Popen(
