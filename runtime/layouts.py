@@ -13,6 +13,11 @@ Layouts (``W`` as the user gives it, ``P = 32`` columns a panel):
 * ``"t"``: ``W[R, C]`` stored as ``W.T`` (``[C, R]``, contiguous).
 * ``"panels"``: ``B[K, N]`` stored as panels ``[N/P, K, P]``.
 * ``"panels_t"``: ``W[N, K]`` (``B = W.T``) stored as the panels of ``W.T``.
+* ``"q4_0_split"``, ``"q4_1_split"``, ``"q8_0_split"``: a GGUF-quantized ``W[N, row_bytes]``
+  (``uint8``, blocks of 32 weights: f16 header fields, then the codes) with each row's bytes
+  regrouped: the codes of every block, then the first header field (the scale) of every
+  block, then the second (Q4_1's min). Same bytes, same size: the decode ``qmatmul``
+  (``compiler/lowering/quant_gemv``) reads 16 blocks' scales with one load.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 PANEL = 32  # columns of a panel: the panel matmul's register tile width (2 zmm)
-LAYOUTS = ("t", "panels", "panels_t")
+# GGUF block encodings a "split" layout regroups: (bytes per block, f16 header fields).
+SPLIT_BLOCKS = {"q4_0": (18, 1), "q4_1": (20, 2), "q8_0": (34, 1)}
+LAYOUTS = ("t", "panels", "panels_t", *(f"{e}_split" for e in SPLIT_BLOCKS))
 
 
 def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
@@ -29,6 +36,11 @@ def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
         return f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})"
     if len(shape) != 2:
         return f"layout {layout!r} needs a 2-D argument, got shape {list(shape)}"
+    if layout.endswith("_split"):
+        nbytes = SPLIT_BLOCKS[layout.removesuffix("_split")][0]
+        if shape[1] % nbytes:
+            return f"layout {layout!r} needs rows of whole {nbytes}-byte blocks, got {shape[1]}"
+        return None
     n = shape[1] if layout == "panels" else shape[0]
     if layout != "t" and n % PANEL:
         return f"layout {layout!r} needs {n} columns of B to be a multiple of {PANEL}"
@@ -45,6 +57,8 @@ def apply_layout(array: np.ndarray, layout: str) -> np.ndarray:
     if why is not None:
         raise ValueError(why)
     rows, cols = array.shape
+    if layout.endswith("_split"):
+        return _split_blocks(array, *SPLIT_BLOCKS[layout.removesuffix("_split")])
     if layout == "t":
         out = np.ascontiguousarray(array.T)
     elif layout == "panels":  # B[K, N] -> [N/P, K, P]
@@ -54,4 +68,14 @@ def apply_layout(array: np.ndarray, layout: str) -> np.ndarray:
     return out.reshape(rows, cols)
 
 
-__all__ = ["LAYOUTS", "PANEL", "apply_layout", "layout_error"]
+def _split_blocks(array: np.ndarray, nbytes: int, fields: int) -> np.ndarray:
+    """Each row ``[block 0 | block 1 | ...]`` (a block: ``fields`` f16, then its codes) as
+    ``[codes of all blocks | field 0 of all blocks | field 1 of all blocks]``."""
+    rows, cols = array.shape
+    blocks = np.ascontiguousarray(array).view(np.uint8).reshape(rows, cols // nbytes, nbytes)
+    parts = [blocks[:, :, 2 * fields:]] + [blocks[:, :, 2 * i:2 * i + 2] for i in range(fields)]
+    out = np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
+    return out.view(array.dtype).reshape(rows, cols)
+
+
+__all__ = ["LAYOUTS", "SPLIT_BLOCKS", "PANEL", "apply_layout", "layout_error"]

@@ -41,6 +41,7 @@ from max.compiler.lowering.context import (
     builtin_type,
 )
 from max.compiler.lowering.registry import all_rules
+from max.compiler.lowering.weight_layouts import plan_split_weights
 from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines.cpu import RETURNED_ATTR
 from max.runtime.artifact import data_dependent_outputs
@@ -54,6 +55,7 @@ def lower_to_linalg(module: ir.Module) -> None:
     with module.context, ir.Location.unknown():
         for op in list(module.body.operations):
             if op.operation.name == "func.func" and "mo.graph" in op.attributes:
+                plan_split_weights(module, op.operation)
                 _lower_function(op.operation)
         # Subgraphs (cond/while bodies, add_subgraph) were inlined into their callers: none is
         # an entry point, and MO types must not reach the rest of the pipeline.

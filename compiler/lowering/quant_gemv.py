@@ -74,32 +74,66 @@ def _const_vec(t: ir.VectorType, v: int | float) -> ir.Value:
     return arith.constant(t, ir.DenseElementsAttr.get_splat(t, attr))
 
 
-def _read(src: ir.Value, row: ir.Value, col: ir.Value, vt: ir.VectorType) -> ir.Value:
-    """``src[row, col : col + len]`` as a vector (in bounds: callers read inside blocks)."""
+def _read(src: ir.Value, row: ir.Value, col: ir.Value, vt: ir.VectorType,
+          in_bounds: bool = True) -> ir.Value:
+    """``src[row, col : col + len]`` as a vector (``in_bounds``: the caller reads inside the
+    row; otherwise lanes past the row's end read 0)."""
     et = ir.RankedTensorType(src.type).element_type
     pad = arith.constant(et, ir.FloatAttr.get(et, 0.0) if isinstance(et, ir.FloatType)
                          else ir.IntegerAttr.get(et, 0))
     perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
-    return vector.transfer_read(vt, src, [row, col], perm, pad, [True])
+    return vector.transfer_read(vt, src, [row, col], perm, pad, [in_bounds])
 
 
-def _header(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> list[ir.Value]:
-    """The block's f16 fields (scale, and min for Q4_1) as f32 scalars."""
-    fields = ENCODINGS[enc][2]
+class Layout:
+    """Where a weight row's blocks keep their codes and f16 header fields.
+
+    ``blocked``: GGUF's own order, block after block (header, then codes). ``split`` (the
+    load-time layout ``runtime.layouts`` names ``ENC_split``): the row's codes of all blocks
+    first, then each header field of all blocks (every scale, then every min), so that a
+    block's codes start on a 16-byte boundary and 16 blocks' scales are one load.
+    """
+
+    def __init__(self, enc: str, nblocks: int, split: bool) -> None:
+        self.enc, self.nblocks, self.split = enc, nblocks, split
+        self.nbytes, self.code_offset, self.fields = ENCODINGS[enc]
+        self.code_bytes = self.nbytes - self.code_offset
+
+    def codes(self, b: ir.Value) -> ir.Value:
+        """The byte offset in the row of block ``b``'s codes."""
+        if self.split:
+            return arith.muli(b, index_constant(self.code_bytes))
+        return arith.addi(arith.muli(b, index_constant(self.nbytes)),
+                          index_constant(self.code_offset))
+
+    def field(self, i: int, b: ir.Value) -> ir.Value:
+        """The byte offset in the row of block ``b``'s f16 header field ``i``."""
+        if self.split:
+            start = self.nblocks * self.code_bytes + 2 * i * self.nblocks
+            return arith.addi(index_constant(start), arith.muli(b, index_constant(2)))
+        return arith.addi(arith.muli(b, index_constant(self.nbytes)), index_constant(2 * i))
+
+
+def _header(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> list[ir.Value]:
+    """Block ``b``'s f16 fields (scale, and min for Q4_1) as f32 scalars."""
     i8, f16, f32 = (ir.IntegerType.get_signless(8), ir.F16Type.get(), ir.F32Type.get())
-    raw = _read(w, n, base, ir.VectorType.get([2 * fields], i8))
-    halves = vector.bitcast(ir.VectorType.get([fields], f16), raw)
-    wide = arith.extf(ir.VectorType.get([fields], f32), halves)
-    return [vector.extract(wide, [], [i]) for i in range(fields)]
+    if lay.split:  # the fields lie apart: one 2-byte read each
+        return [arith.extf(f32, vector.extract(vector.bitcast(
+            ir.VectorType.get([1], f16), _read(w, n, lay.field(i, b), ir.VectorType.get([2], i8))),
+            [], [0])) for i in range(lay.fields)]
+    raw = _read(w, n, lay.field(0, b), ir.VectorType.get([2 * lay.fields], i8))
+    halves = vector.bitcast(ir.VectorType.get([lay.fields], f16), raw)
+    wide = arith.extf(ir.VectorType.get([lay.fields], f32), halves)
+    return [vector.extract(wide, [], [i]) for i in range(lay.fields)]
 
 
-def _codes(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """The block's 32 codes as two ``vector<16xf32>``: elements 0..15 and 16..31."""
+def _codes(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """Block ``b``'s 32 codes as two ``vector<16xf32>``: elements 0..15 and 16..31."""
     i8 = ir.IntegerType.get_signless(8)
     v8 = ir.VectorType.get([LANES], i8)
     vf = ir.VectorType.get([LANES], ir.F32Type.get())
-    at = arith.addi(base, index_constant(ENCODINGS[enc][1]))
-    if enc == "q8_0":
+    at = lay.codes(b)
+    if lay.enc == "q8_0":
         lo = _read(w, n, at, v8)
         hi = _read(w, n, arith.addi(at, index_constant(LANES)), v8)
         return arith.sitofp(vf, lo), arith.sitofp(vf, hi)
@@ -112,15 +146,15 @@ def _codes(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value
     return arith.sitofp(vf, lo), arith.sitofp(vf, hi)  # (0..15: signed conversion is exact)
 
 
-def _weights(enc: str, w: ir.Value, n: ir.Value, base: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """The block's 32 weights (two ``vector<16xf32>``), decoded from ``w[n, base:]``."""
+def _weights(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """Block ``b``'s 32 weights (two ``vector<16xf32>``), decoded from row ``n`` of ``w``."""
     vf = ir.VectorType.get([LANES], ir.F32Type.get())
-    head = _header(enc, w, n, base)
-    lo, hi = _codes(enc, w, n, base)
+    head = _header(lay, w, n, b)
+    lo, hi = _codes(lay, w, n, b)
     d = _splat(vf, head[0])
-    if enc == "q8_0":
+    if lay.enc == "q8_0":
         return arith.mulf(lo, d), arith.mulf(hi, d)
-    if enc == "q4_0":  # d * (q - 8) = q * d + (-8 d)
+    if lay.enc == "q4_0":  # d * (q - 8) = q * d + (-8 d)
         off = _splat(vf, arith.mulf(head[0], scalar(ir.F32Type.get(), -8.0)))
     else:
         off = _splat(vf, head[1])
@@ -150,26 +184,24 @@ def _index(v: Mixed) -> ir.Value:
     return index_constant(v) if isinstance(v, int) else v
 
 
-def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
-                 sums: ir.Value, row: ir.Value) -> ir.Value:
+def _one_row_dot(lay: Layout, a: ir.Value, w: ir.Value, n: ir.Value, sums: ir.Value,
+                 row: ir.Value) -> ir.Value:
     """``a[row, :] . dequant(w[n, :])`` with the scale applied once per block, not per weight.
 
     Per block ``d * (q . x) + m * sum(x)`` (``m = -8 d`` for Q4_0, none for Q8_0): three
     vector operations on the codes instead of four, the ``m`` terms in scalar code.
     """
+    if lay.split:
+        return _one_row_dot_split(lay, a, w, n, sums, row)
     f32 = ir.F32Type.get()
     vf = ir.VectorType.get([LANES], f32)
-    nbytes = ENCODINGS[enc][0]
+    enc = lay.enc
     inits = [_const_vec(vf, 0.0)] + ([] if enc == "q8_0" else [scalar(f32, 0.0)])
-    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1), inits)
+    loop = scf.ForOp(index_constant(0), index_constant(lay.nblocks), index_constant(1), inits)
     with ir.InsertionPoint(loop.body):
         b = loop.induction_variable
-        base = arith.muli(b, index_constant(nbytes))
-        head = _header(enc, w, n, base)
-        lo, hi = _codes(enc, w, n, base)
-        col = arith.muli(b, index_constant(2 * LANES))
-        t = arith.mulf(lo, _read(a, row, col, vf))
-        t = vector.fma(hi, _read(a, row, arith.addi(col, index_constant(LANES)), vf), t)
+        head = _header(lay, w, n, b)
+        t = _code_dot(lay, a, w, n, row, b)
         acc = vector.fma(t, _splat(vf, head[0]), loop.inner_iter_args[0])
         out = [acc]
         if enc != "q8_0":  # q4_0: sum of d * sum(x), times -8 at the end
@@ -184,19 +216,82 @@ def _one_row_dot(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, nblocks: int,
     return arith.addf(dot, loop.results[1])
 
 
-def _row_dots(enc: str, a: ir.Value, w: ir.Value, n: ir.Value, rows: list[ir.Value],
-              nblocks: int) -> list[ir.Value]:
+def _code_dot(lay: Layout, a: ir.Value, w: ir.Value, n: ir.Value, row: ir.Value,
+              b: ir.Value) -> ir.Value:
+    """``codes(b) * a[row, block b]`` as 16 lane sums (a ``vector<16xf32>``)."""
+    vf = ir.VectorType.get([LANES], ir.F32Type.get())
+    lo, hi = _codes(lay, w, n, b)
+    col = arith.muli(b, index_constant(2 * LANES))
+    t = arith.mulf(lo, _read(a, row, col, vf))
+    return vector.fma(hi, _read(a, row, arith.addi(col, index_constant(LANES)), vf), t)
+
+
+def _one_row_dot_split(lay: Layout, a: ir.Value, w: ir.Value, n: ir.Value, sums: ir.Value,
+                       row: ir.Value) -> ir.Value:
+    """:func:`_one_row_dot` over a ``split`` row, ``LANES`` blocks at a time.
+
+    The header fields of ``LANES`` blocks are one vector each: their conversion to f32 and
+    the ``m * sum(x)`` terms (a vector FMA with the block sums) cost a sixteenth of a block;
+    each block's scale is a lane of that vector. Two accumulators alternate between blocks,
+    so that the chain of FMAs does not wait on itself. The last ``nblocks % LANES`` blocks
+    read their fields with lanes past the row's end masked (they are 0).
+    """
+    f32 = ir.F32Type.get()
+    vf = ir.VectorType.get([LANES], f32)
+    zero = _const_vec(vf, 0.0)
+
+    def chunk(first: ir.Value, count: int, accs: list[ir.Value]) -> list[ir.Value]:
+        whole = count == LANES
+        fields = [_fields(lay, w, n, i, first, whole) for i in range(lay.fields)]
+        s = _read(sums, row, first, vf, whole)
+        out = list(accs)
+        if lay.enc != "q8_0":  # Q4_0: the scales, times -8 at the end
+            out[2] = vector.fma(fields[-1], s, out[2])
+        for j in range(count):
+            b = arith.addi(first, index_constant(j))
+            d = _splat(vf, vector.extract(fields[0], [], [j]))
+            out[j % 2] = vector.fma(_code_dot(lay, a, w, n, row, b), d, out[j % 2])
+        return out
+
+    whole = lay.nblocks // LANES
+    accs = [zero, zero, zero]
+    if whole:
+        loop = scf.ForOp(index_constant(0), index_constant(whole * LANES),
+                         index_constant(LANES), accs)
+        with ir.InsertionPoint(loop.body):
+            scf.YieldOp(chunk(loop.induction_variable, LANES, list(loop.inner_iter_args)))
+        accs = list(loop.results)
+    if lay.nblocks % LANES:
+        accs = chunk(index_constant(whole * LANES), lay.nblocks % LANES, accs)
+    dot = _sum(arith.addf(accs[0], accs[1]))
+    if lay.enc == "q8_0":
+        return dot
+    mins = _sum(accs[2])
+    if lay.enc == "q4_0":
+        return math.fma(scalar(f32, -8.0), mins, dot)
+    return arith.addf(dot, mins)
+
+
+def _fields(lay: Layout, w: ir.Value, n: ir.Value, i: int, first: ir.Value,
+            in_bounds: bool) -> ir.Value:
+    """Header field ``i`` of blocks ``first .. first + LANES`` of a split row, as f32."""
+    i8, f16 = ir.IntegerType.get_signless(8), ir.F16Type.get()
+    raw = _read(w, n, lay.field(i, first), ir.VectorType.get([2 * LANES], i8), in_bounds)
+    halves = vector.bitcast(ir.VectorType.get([LANES], f16), raw)
+    return arith.extf(ir.VectorType.get([LANES], ir.F32Type.get()), halves)
+
+
+def _row_dots(lay: Layout, a: ir.Value, w: ir.Value, n: ir.Value, rows: list[ir.Value]
+              ) -> list[ir.Value]:
     """``a[m, :] . dequant(w[n, :])`` for ``m`` in ``rows``, as f32 scalars."""
     f32 = ir.F32Type.get()
     vf = ir.VectorType.get([LANES], f32)
     zero = _const_vec(vf, 0.0)
-    nbytes = ENCODINGS[enc][0]
-    loop = scf.ForOp(index_constant(0), index_constant(nblocks), index_constant(1),
+    loop = scf.ForOp(index_constant(0), index_constant(lay.nblocks), index_constant(1),
                      [zero] * (2 * len(rows)))
     with ir.InsertionPoint(loop.body):
         b = loop.induction_variable
-        base = arith.muli(b, index_constant(nbytes))
-        w_lo, w_hi = _weights(enc, w, n, base)
+        w_lo, w_hi = _weights(lay, w, n, b)
         col = arith.muli(b, index_constant(2 * LANES))
         col_hi = arith.addi(col, index_constant(LANES))
         accs = list(loop.inner_iter_args)
@@ -222,7 +317,8 @@ def _over_rows(size: ir.Value, n0: ir.Value, acc: ir.Value,
     return loop.results[0]
 
 
-def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -> ir.Value:
+def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int,
+                 split: bool = False) -> ir.Value:
     """``a @ dequant(w).T``: ``a`` ``[m, k]`` f32, ``w`` ``[n, k / 32 * bytes]`` i8 GGUF
     blocks -> ``[m, n]`` f32.
 
@@ -233,6 +329,7 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -
     """
     f32 = ir.F32Type.get()
     nblocks = k // 32
+    lay = Layout(enc, nblocks, split)
     nchunks = -(-n // CHUNK)
     static = isinstance(m, int)
     groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)] if static else []
@@ -248,13 +345,13 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int) -
 
         def one_row(i: ir.Value) -> Callable[[ir.Value, ir.Value, ir.Value], ir.Value]:
             def body(row: ir.Value, r: ir.Value, acc: ir.Value) -> ir.Value:
-                return tensor.insert(_one_row_dot(enc, a, w, row, nblocks, sums, i), acc,
+                return tensor.insert(_one_row_dot(lay, a, w, row, sums, i), acc,
                                      [i, r])
             return body
 
         def group(rows: list[ir.Value]) -> Callable[[ir.Value, ir.Value, ir.Value], ir.Value]:
             def body(row: ir.Value, r: ir.Value, acc: ir.Value) -> ir.Value:
-                for i, dot in zip(rows, _row_dots(enc, a, w, row, rows, nblocks)):
+                for i, dot in zip(rows, _row_dots(lay, a, w, row, rows)):
                     acc = tensor.insert(dot, acc, [i, r])
                 return acc
             return body

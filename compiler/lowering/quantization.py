@@ -31,6 +31,7 @@ from max.compiler.lowering.quant_decode import (
 )
 from max.compiler.lowering.registry import lowering
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice, reshape_to
+from max.compiler.lowering.weight_layouts import SPLIT_ATTR
 from max.dialects.mo.opdefs.quant_blocks import BLOCKS
 
 # Weight rows decoded at a time by qmatmul: [64, K] f32 is 1 MiB at K = 4096, within L2, and
@@ -124,7 +125,8 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     k = ir.RankedTensorType(a.type).shape[-1]
     a2, rows = _as_rows(ctx, a, a_t.rank)  # one matmul over all lhs rows
     if quant_gemv.applies(enc, rows):  # few rows (decode): each block decoded once, in registers
-        return [_from_rows(ctx, quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k))]
+        split = SPLIT_ATTR in ctx.op.attributes  # the weight is stored "ENC_split"
+        return [_from_rows(ctx, quant_gemv.qmatmul_rows(enc, a2, w, rows, n, k, split))]
     return [_from_rows(ctx, _tiled(ctx, enc, a2, w, rows, n, k))]
 
 

@@ -40,9 +40,12 @@ def mark_load_time_args(fn: ir.Operation, weights: int, constants: int) -> None:
 def load_time_args(fn: ir.Operation) -> dict[int, str]:
     """Entry argument number -> ``"w<i>"`` (the i-th weight) or ``"c<i>"`` (constant)."""
     attrs = fn.attributes
-    if "mo.num_inputs" not in attrs or NUM_CONSTANTS not in attrs:
+    if NUM_CONSTANTS not in attrs:
         return {}
-    n_in = ir.IntegerAttr(attrs["mo.num_inputs"]).value
+    if "mo.num_inputs" in attrs:  # the entry ABI's function (outputs follow the inputs)
+        n_in = ir.IntegerAttr(attrs["mo.num_inputs"]).value
+    else:  # the graph function before lowering: its arguments are the inputs
+        n_in = len(fn.regions[0].blocks[0].arguments)
     n_const = ir.IntegerAttr(attrs[NUM_CONSTANTS]).value
     n_w = ir.IntegerAttr(attrs[NUM_WEIGHTS]).value if NUM_WEIGHTS in attrs else 0
     first = n_in - n_const - n_w
