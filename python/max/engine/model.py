@@ -13,6 +13,7 @@ from max.dtype import DType
 from max.engine import _profiling
 from max.profiler._trace import STATE as _TRACE
 from max.runtime import ArtifactRecord, CpuExecutable, TensorRecord, TensorSig
+from max.runtime import hugepages
 from max.runtime.layouts import apply_layout
 
 
@@ -345,8 +346,8 @@ def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[
         if tuple(array.shape) != tuple(w.dims):
             raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
                              f"{list(array.shape)}")
-        if layout:
-            array = apply_layout(array, layout)
+        if layout:  # a copy: in huge pages, which a decode step streams through
+            array = hugepages.copy(apply_layout(array, layout))
         elif not (array.flags.c_contiguous and array.flags.aligned):
             array = np.ascontiguousarray(array)
         out.append(array)

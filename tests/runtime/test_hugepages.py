@@ -1,0 +1,37 @@
+"""``runtime/hugepages``: copies of rearranged weights in huge-page-advised mappings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from max.runtime import hugepages
+
+
+def test_copies_are_exact_and_independent() -> None:
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((7, 13)).astype(np.float32),
+              rng.integers(0, 255, (3, 100), dtype=np.uint8),
+              np.arange(5, dtype=np.int64)]
+    copies = [hugepages.copy(a) for a in arrays]
+    for a, c in zip(arrays, copies):
+        assert c.dtype == a.dtype and c.shape == a.shape and c.flags.c_contiguous
+        np.testing.assert_array_equal(c, a)
+        assert c.ctypes.data % 64 == 0  # each on a cache line
+    copies[0][...] = 0  # neighbours in one region do not overlap
+    np.testing.assert_array_equal(copies[1], arrays[1])
+    np.testing.assert_array_equal(copies[2], arrays[2])
+
+
+def test_large_and_empty_arrays() -> None:
+    big = np.arange((hugepages.REGION // 2) // 4 + 1, dtype=np.float32)  # its own mapping
+    c = hugepages.copy(big)
+    np.testing.assert_array_equal(c, big)
+    empty = hugepages.copy(np.zeros((0, 4), np.float32))
+    assert empty.shape == (0, 4)
+
+
+def test_a_non_contiguous_array_is_copied_contiguous() -> None:
+    a = np.arange(24, dtype=np.float32).reshape(4, 6).T
+    c = hugepages.copy(a)
+    assert c.flags.c_contiguous
+    np.testing.assert_array_equal(c, a)
