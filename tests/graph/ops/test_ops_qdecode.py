@@ -131,7 +131,7 @@ def test_symbolic_rows(enc: QuantizationEncoding) -> None:
 def test_weight_rows_are_prefetched_ahead() -> None:
     """After bufferization each weight row of the decode loop prefetches every line of the row
     DISTANCE ahead (40 rows of 40 bytes: one line, and the last byte's)."""
-    from max.compiler.pipelines.prefetch import DISTANCE
+    from max.compiler.pipelines.prefetch import DISTANCE, LOCALITY
     from max.compiler.targets.cpu import CPU
 
     g = build([tt(DType.float32, 1, 64), tt(DType.uint8, 40, 40)],
@@ -141,5 +141,5 @@ def test_weight_rows_are_prefetched_ahead() -> None:
         lower_to_linalg(module)
         CPU.run(module, until="mo-prefetch-weights", threads=2)
         text = str(module)
-    assert text.count("memref.prefetch") == 2 and "locality<3>" in text
+    assert text.count("memref.prefetch") == 2 and f"locality<{LOCALITY}>" in text
     assert f"arith.constant {DISTANCE} : index" in text
