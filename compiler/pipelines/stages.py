@@ -35,6 +35,15 @@ def duplicate_widenings(module: ir.Module) -> None:
         impl(module)
 
 
+@register_pass("mo-fold-transposes", "read a linalg.transpose's input in place from the "
+               "linalg.generic ops that read its result (after fusion)")
+def fold_transposes(module: ir.Module) -> None:
+    from max.compiler.pipelines.fold_transposes import fold_transposes as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
 @register_pass("mo-dps-inits", "give every destination-passing chain its own init "
                "(before eliminate-empty-tensors)")
 def dps_inits(module: ir.Module) -> None:

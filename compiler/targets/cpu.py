@@ -22,6 +22,7 @@ CPU = Target("cpu", (
     Stage("mo-entry-abi"),  # destination-passing memref entry (skips wrapped graphs)
     Stage("mo-duplicate-widenings"),  # f16/bf16 inputs widened inside each consumer
     Stage(FUSION_PIPELINE),
+    Stage("mo-fold-transposes"),  # permuted reads in place, before the schedule classifies
     Stage("mo-dps-inits"),  # before eliminate-empty-tensors: see dps_inits
     Stage("mo-schedule-tensors", ("threads",), schedule=True),
     Stage(BUFFERIZE_PIPELINE),

@@ -96,12 +96,12 @@ class Block(Module):
         # Query head j uses key/value head j // g: [B, T, hk, g, d] -> [B, hk, g, T, d].
         qg = ops.permute(ops.reshape(q, [batch, seq, hk, g, d]), [0, 2, 3, 1, 4])
 
-        # Scores against the cache: a product-sum over the head width that streams each
-        # cached key once, [P, B, hk, g, T]; then positions last ([B, hk, g, T, P], a small
-        # tensor) so that the mask, maximum and exponentials run along contiguous positions.
-        kp = ops.reshape(k_past, [past, batch, hk, 1, 1, d])
-        s_past = ops.squeeze(ops.sum(ops.unsqueeze(qg, 0) * kp, axis=-1), -1)
-        s_past = ops.permute(s_past, [1, 2, 3, 4, 0])
+        # Scores against the cache, positions last ([B, hk, g, T, P]) so that the mask,
+        # maximum and exponentials run along contiguous positions: a product-sum over the head
+        # width, each cached key read in place (the compiler folds the permute of the cache
+        # into the product's indexing: mo-fold-transposes).
+        kp = ops.permute(ops.reshape(k_past, [past, batch, hk, 1, 1, d]), [1, 2, 3, 4, 0, 5])
+        s_past = ops.squeeze(ops.sum(ops.unsqueeze(qg, -2) * kp, axis=-1), -1)
         j = ops.range(0, past, 1, dtype=DType.int64, device=CPU)
         valid = ops.reshape(j, [1, past]) < ops.reshape(lengths, [batch, 1])  # [B, P]
         s_past = ops.where(ops.reshape(valid, [batch, 1, 1, 1, past]), s_past, MASK_VALUE)
@@ -121,11 +121,10 @@ class Block(Module):
         e_new = ops.exp(s_new - ops.unsqueeze(m, -1))  # [B, hk, g, T, T]
         denom = (ops.squeeze(ops.sum(e_past, axis=-1), -1)
                  + ops.squeeze(ops.sum(e_new, axis=-1), -1))
-        # Values of the cache: a product-sum over positions, the outer axis of the cache
-        # (each cached value row read once, the head width contiguous).
-        vp = ops.reshape(v_past, [past, batch, hk, 1, 1, d])
-        e_p = ops.unsqueeze(ops.permute(e_past, [4, 0, 1, 2, 3]), -1)  # [P, B, hk, g, T, 1]
-        o_past = ops.squeeze(ops.sum(e_p * vp, axis=0), 0)
+        # Values of the cache: a product-sum over positions, each cached value row read once
+        # in place, the head width contiguous.
+        vp = ops.permute(ops.reshape(v_past, [past, batch, hk, 1, 1, d]), [1, 2, 3, 4, 0, 5])
+        o_past = ops.squeeze(ops.sum(ops.unsqueeze(e_past, -1) * vp, axis=-2), -2)
         vn = ops.permute(v, [0, 2, 1, 3])  # [B, hk, T, d]
         o_new = ops.matmul(ops.reshape(e_new, [batch, hk, g * seq, seq]), vn)
         o = (o_past + ops.reshape(o_new, [batch, hk, g, seq, d])) / ops.unsqueeze(denom, -1)
