@@ -5,8 +5,9 @@ TLB miss every few weight rows, which the hardware prefetcher does not hide: one
 read from memory went from 52 to 42 us in 2 MiB pages. The engine already copies the weights it
 rearranges (``runtime/layouts``); :func:`copy` puts those copies in anonymous mappings marked
 ``MADV_HUGEPAGE`` (the kernel's ``madvise`` mode, the default here), several arrays to a
-32 MiB region. A region is unmapped when the last array in it is gone. Where the platform
-has no ``madvise``, arrays are plain numpy arrays.
+32 MiB region. A region is unmapped when the last array in it is gone. :func:`zeros` gives a
+large zero buffer its own such mapping (the KV cache). Where the platform has no ``madvise``,
+arrays are plain numpy arrays.
 """
 
 from __future__ import annotations
@@ -66,4 +67,16 @@ def copy(array: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["REGION", "copy"]
+def zeros(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """A zero array in a mapping of its own, advised huge pages; its pages are filled (and
+    count as memory) only when first written, 2 MiB at a time. For large buffers written
+    piecemeal (a KV cache: each token's entries touched fresh 4 KiB pages, a page fault for
+    every few layers and tokens)."""
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if nbytes == 0 or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(shape, dt)
+    return np.frombuffer(_mapping(nbytes), dt, nbytes // dt.itemsize).reshape(shape)
+
+
+__all__ = ["REGION", "copy", "zeros"]

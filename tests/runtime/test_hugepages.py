@@ -35,3 +35,13 @@ def test_a_non_contiguous_array_is_copied_contiguous() -> None:
     c = hugepages.copy(a)
     assert c.flags.c_contiguous
     np.testing.assert_array_equal(c, a)
+
+
+def test_zeros_are_zero_and_writable() -> None:
+    z = hugepages.zeros((3, 1 << 20), np.float32)  # 12 MiB: a mapping of its own
+    assert z.shape == (3, 1 << 20) and z.dtype == np.float32 and z.flags.writeable
+    assert not z.any()
+    z[1, 5:9] = 2.5
+    assert z.sum() == 10.0
+    small = hugepages.zeros((0, 4), np.int64)
+    assert small.shape == (0, 4)
