@@ -127,7 +127,8 @@ def store_lanes(k: KernelText, lanes: list[str], value: str, operand: Operand,
                 indices: list[str]) -> None:
     """Text storing ``lanes`` (one per lane, contiguous along the last memref dim)."""
     assert operand.dims is not None
-    where = f"{value}[{', '.join(indices[d] for d in operand.dims if d is not None)}]"
+    zero = k.const_index(0) if None in operand.dims else ""
+    where = f"{value}[{', '.join(zero if d is None else indices[d] for d in operand.dims)}]"
     if len(lanes) == 1:
         k.raw(f"memref.store {lanes[0]}, {where} : {operand.type}")
         return
@@ -153,5 +154,20 @@ def delinearize(k: KernelText, linear: str, shape: list[int]) -> list[str]:
     return out
 
 
-__all__ = ["Operand", "analyze", "delinearize", "element_bytes", "load_lanes", "store_lanes",
-           "vector_width"]
+def loop_shape(generic: ir.Operation, operands: list[Operand]) -> list[int]:
+    """Each loop's extent, read from an operand that indexes it."""
+    rank = len(ir.ArrayAttr(generic.attributes["iterator_types"]))
+    extents: list[int | None] = [None] * rank
+    for value, o in zip(generic.operands, operands):
+        if o.dims is None:
+            continue
+        for size, d in zip(ir.MemRefType(value.type).shape, o.dims):
+            if d is not None and extents[d] is None:
+                extents[d] = size
+    if any(e is None for e in extents):
+        raise ValueError("a loop no operand indexes")
+    return [int(e) for e in extents if e is not None]
+
+
+__all__ = ["Operand", "analyze", "delinearize", "element_bytes", "load_lanes", "loop_shape",
+           "store_lanes", "vector_width"]

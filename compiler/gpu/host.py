@@ -30,9 +30,19 @@ HOST_OK = {"memref.dim", "memref.subview", "memref.expand_shape", "memref.collap
            "memref.extract_strided_metadata", "memref.alloc", "memref.dealloc"}
 
 
-def map_loops(module: ir.Module) -> None:
-    """Runs :data:`MAP_LOOPS` (the ops the schedules left become plain GPU kernels)."""
-    with module.context:
+def map_loops(module: ir.Module, block: int, max_blocks: int) -> None:
+    """The linalg ops the schedules left become plain GPU kernels: each generic that
+    ``plain.py`` can run (named ops generalized first), the rest through :data:`MAP_LOOPS`."""
+    from max.compiler.gpu import body, plain
+    from max.compiler.gpu.schedule import generalize
+
+    with module.context, ir.Location.unknown():
+        generalize(module, everything=True)
+        for fn in host_functions(module):
+            for op in list(fn.regions[0].blocks[0].operations):
+                op = op.operation
+                if op.name == "linalg.generic" and plain.why_not(op) is None:
+                    body.emit(op, plain.kernel_text(op, block, max_blocks))
         PassManager.parse(f"builtin.module({MAP_LOOPS})").run(module.operation)
 
 
@@ -84,7 +94,7 @@ def device_buffers(module: ir.Module) -> None:
 
 
 def sink_constants(module: ir.Module) -> None:
-    """Copies the host constants each ``gpu.launch`` uses into its body.
+    """Copies the host constants (and globals) each ``gpu.launch`` uses into its body.
 
     ``gpu-kernel-outlining`` here passes them as kernel parameters otherwise, so that a
     kernel divides by a parameter (a 64-bit division loop) where it could by a constant.
@@ -92,8 +102,10 @@ def sink_constants(module: ir.Module) -> None:
     with module.context:
         for fn in host_functions(module):
             block = fn.regions[0].blocks[0]
+            # memref.get_global too: outlining copies the global into the kernel's module,
+            # where it becomes device memory (a host global is no kernel's to read).
             constants = [op.operation for op in block.operations
-                         if op.operation.name == "arith.constant"]
+                         if op.operation.name in ("arith.constant", "memref.get_global")]
             launches = [op.operation for op in block.operations
                         if op.operation.name == "gpu.launch"]
             for launch in launches:
@@ -110,6 +122,9 @@ def sink_constants(module: ir.Module) -> None:
                         copy = const.clone()
                     for owner, number in inside:
                         owner.operands[number] = copy.results[0]
+            for const in constants:
+                if not len(list(const.results[0].uses)):
+                    const.erase()
 
 
 def _within(op: ir.Operation, ancestor: ir.Operation) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mlir import ir
 
-from max.compiler.gpu.access import analyze, delinearize, load_lanes, vector_width
+from max.compiler.gpu.access import analyze, delinearize, load_lanes, loop_shape, vector_width
 from max.compiler.gpu.body import PLACEHOLDER, KernelText, body_block, check_body
 
 # Combining op -> its neutral element as text (by element type kind: float or integer).
@@ -63,7 +63,7 @@ def why_not(generic: ir.Operation) -> str | None:
         if o.lanes_kind(rank - 1) == "strided":
             return f"an input {o.type} is not contiguous along the reduced loop"
     try:
-        _loop_shape(generic, operands)
+        loop_shape(generic, operands)
     except ValueError as e:
         return str(e)
     if combiner(generic) is None:
@@ -79,7 +79,7 @@ def kernel_text(generic: ir.Operation, block: int) -> str:
     """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts."""
     operands, _ = analyze(generic)
     inputs, out = operands[:-1], operands[-1]
-    shape = _loop_shape(generic, operands)
+    shape = loop_shape(generic, operands)
     rows_shape, n = shape[:-1], shape[-1]
     width = vector_width(inputs, len(shape) - 1, n, [])
     if width > 1 and n // width < WARP:  # short rows: more threads beat wider loads
@@ -164,21 +164,6 @@ def _warp_reduce(k: KernelText, value: str, kind: str, t: str) -> str:
         k.raw(f"{other}, {k.fresh('ok')} = gpu.shuffle xor {value}, {off}, {width} : {t}")
         value = k.op(f"{kind} {value}, {other} : {t}", "s")
     return value
-
-
-def _loop_shape(generic: ir.Operation, operands: list) -> list[int]:
-    """Each loop's extent, read from an operand that indexes it."""
-    rank = len(ir.ArrayAttr(generic.attributes["iterator_types"]))
-    extents: list[int | None] = [None] * rank
-    for value, o in zip(generic.operands, operands):
-        if o.dims is None:
-            continue
-        for size, d in zip(ir.MemRefType(value.type).shape, o.dims):
-            if d is not None and extents[d] is None:
-                extents[d] = size
-    if any(e is None for e in extents):
-        raise ValueError("a loop no operand indexes")
-    return [int(e) for e in extents if e is not None]
 
 
 __all__ = ["NEUTRAL", "combiner", "kernel_text", "why_not"]

@@ -31,19 +31,25 @@ def host_functions(module: ir.Module) -> list[ir.Operation]:
             if op.operation.name == "func.func" and len(op.operation.regions[0].blocks)]
 
 
-def generalize(module: ir.Module) -> None:
-    """Named elementwise ops, fills, copies, transposes, broadcasts -> ``linalg.generic``."""
+def generalize(module: ir.Module, everything: bool = False) -> None:
+    """Named elementwise ops, fills, copies, transposes, broadcasts -> ``linalg.generic``
+    (``everything``: contractions and convolutions too)."""
     from mlir.dialects import transform  # noqa: F401  (registers the dialect's Python side)
 
     names: list[ir.Operation] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name.startswith("linalg.") and not op.name.startswith(KEEP_NAMED):
+        if op.name.startswith("linalg.") and op.name not in ("linalg.generic", "linalg.yield",
+                                                             "linalg.index") and \
+                (everything or not op.name.startswith(KEEP_NAMED)):
             names.append(op)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
     if not names:
+        return
+    if everything:
+        PassManager.parse("builtin.module(linalg-generalize-named-ops)").run(module.operation)
         return
     # Not linalg-generalize-named-ops: it would generalize the contractions too.
     script = ir.Module.parse(_GENERALIZE_TD)

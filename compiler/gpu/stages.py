@@ -30,13 +30,13 @@ def gpu_schedule(module: ir.Module, block: int = 256, reduce_block: int = 256,
         schedule(module, block, reduce_block, max(1, max_blocks))
 
 
-@register_pass("mo-gpu-map-loops", "the linalg ops no GPU schedule took -> parallel loops "
-               "mapped to blocks and threads (plain GPU loops; recorded before by "
-               "mo-record-fallbacks)")
-def gpu_map_loops(module: ir.Module) -> None:
+@register_pass("mo-gpu-map-loops", "the linalg ops no GPU schedule took -> plain GPU "
+               "loops, a thread per point of the parallel loops (recorded before by "
+               "mo-record-fallbacks)", {"block": int, "max_blocks": int})
+def gpu_map_loops(module: ir.Module, block: int = 256, max_blocks: int = 1056) -> None:
     from max.compiler.gpu.host import map_loops
 
-    map_loops(module)
+    map_loops(module, block, max(1, max_blocks))
 
 
 @register_pass("mo-gpu-device-buffers", "host memref.alloc -> gpu.alloc (device memory), "

@@ -40,10 +40,10 @@ NVIDIA = Target("nvidia", (
     Stage("mo-copies-to-linalg"),  # copies become kernels too, never host loops
     Stage("mo-gpu-schedule", ("block", "reduce_block", "max_blocks"), schedule=True),
     Stage("mo-record-fallbacks"),  # every linalg op still here becomes plain GPU loops
-    Stage("mo-gpu-map-loops"),
+    Stage("mo-gpu-map-loops", ("block", "max_blocks")),
     Stage("mo-gpu-device-buffers"),
-    Stage("mo-gpu-check-host"),
     Stage("mo-gpu-sink-constants"),
+    Stage("mo-gpu-check-host"),
     Stage(OUTLINE),
     Stage("mo-gpu-merge-modules"),
     Stage("mo-nvvm-attach", ("arch", "features")),
