@@ -1,0 +1,150 @@
+"""The NVIDIA target's PTX, compile-only (CI has no GPU): kernels, the arch, the schedules'
+signatures (128-bit vector loads, warp shuffles, shared memory), and ptxas from the pinned
+wheel assembling every kernel with no spills."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import gpu_graph
+
+from max.compiler.targets.nvidia import NvidiaDescription, compile_ptx
+from max.dtype import DType
+from max.graph import DeviceRef, ops
+
+F32, F16, I32 = DType.float32, DType.float16, DType.int32
+pytestmark = pytest.mark.usefixtures("schedule_debug")  # a schedule failure fails the test
+
+# LLVM 22's NVPTX prints untyped vector accesses: ld.global.v4.b32 (older ones: .v4.f32).
+V4_LOAD = re.compile(r"ld\.global(\.nc)?\.v4\.(b32|f32)")
+V4_STORE = re.compile(r"st\.global\.v4\.(b32|f32)")
+
+
+def _compile(fn, specs, arch: str = "sm_90") -> tuple[str, list[str]]:
+    fallbacks: list[str] = []
+    ptx = compile_ptx(gpu_graph(fn, specs)._module, arch, fallbacks=fallbacks)
+    return ptx, fallbacks
+
+
+def _entries(ptx: str) -> list[str]:
+    return re.findall(r"\.visible \.entry (\w+)\(", ptx)
+
+
+def _assembles_clean(ptxas, ptx: str, arch: str = "sm_90") -> list[tuple]:
+    rows = ptxas(ptx, arch)
+    assert [r[0] for r in rows] == _entries(ptx)[::-1] or \
+        sorted(r[0] for r in rows) == sorted(_entries(ptx))
+    for name, regs, spill_st, spill_ld, stack in rows:
+        assert (spill_st, spill_ld, stack) == (0, 0, 0), name
+        assert regs <= 64, (name, regs)
+    return rows
+
+
+def test_elementwise_chain_is_one_vectorized_kernel(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, y: ops.relu(x * y + 1.0) - y,
+                              [(F32, (64, 1024)), (F32, (64, 1024))])
+    assert fallbacks == []
+    assert ".target sm_90" in ptx and ".version 8.0" in ptx
+    assert len(_entries(ptx)) == 1  # fused: one kernel for four ops
+    assert len(V4_LOAD.findall(ptx)) == 2 and len(V4_STORE.findall(ptx)) == 1
+    assert ".maxntid 256, 1, 1" in ptx
+    assert "div.u" not in ptx and "rem.u" not in ptx  # index math by constants, not params
+    _assembles_clean(ptxas, ptx)
+
+
+def test_sm_80_is_selectable(ptxas) -> None:
+    ptx, _ = _compile(lambda x: ops.exp(x) * 2.0, [(F32, (4096,))], arch="sm_80")
+    assert ".target sm_80" in ptx and ".target sm_90" not in ptx
+    _assembles_clean(ptxas, ptx, "sm_80")
+
+
+def test_broadcast_operand_is_one_scalar_load_per_vector(ptxas) -> None:
+    # y[:, 0] is the same for the 4 lanes of a row: scalar load; x and the output: vectors.
+    ptx, fallbacks = _compile(lambda x, y: x * y, [(F32, (64, 128)), (F32, (64, 1))])
+    assert fallbacks == [] and len(_entries(ptx)) == 1
+    assert len(V4_LOAD.findall(ptx)) == 1 and len(V4_STORE.findall(ptx)) == 1
+    assert re.search(r"ld\.global(\.nc)?\.(b32|f32)\s", ptx)
+    _assembles_clean(ptxas, ptx)
+
+
+def test_float16_uses_eight_lanes_per_128_bits(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, y: x * y + x, [(F16, (64, 1024)), (F16, (64, 1024))])
+    assert fallbacks == []
+    assert len(V4_LOAD.findall(ptx)) == 2  # vector<8xf16> = 4 x b32
+    _assembles_clean(ptxas, ptx)
+
+
+def test_odd_sizes_fall_to_scalar_accesses(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, y: x + y, [(F32, (7, 13)), (F32, (7, 13))])
+    assert fallbacks == [] and not V4_LOAD.search(ptx)
+    _assembles_clean(ptxas, ptx)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "max", "min", "mean"])
+def test_last_axis_reduction_is_a_block_per_row(ptxas, reduce: str) -> None:
+    fn = {"sum": lambda x: ops.sum(x * x, axis=-1), "max": lambda x: ops.max(x, axis=-1),
+          "min": lambda x: ops.min(x, axis=-1), "mean": lambda x: ops.mean(x, axis=-1)}[reduce]
+    ptx, fallbacks = _compile(fn, [(F32, (64, 1000))])
+    assert fallbacks == []
+    assert ptx.count("shfl.sync.bfly") == 10  # 5 butterfly steps, twice (warps, then block)
+    assert ".shared" in ptx and "bar.sync" in ptx
+    assert V4_LOAD.search(ptx)  # 1000 = 250 vectors of 4 per row
+    rows = _assembles_clean(ptxas, ptx)
+    assert len(rows) == len(_entries(ptx))
+
+
+def test_integer_sum_reduction(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=-1), [(I32, (64, 128))])
+    assert fallbacks == [] and ptx.count("shfl.sync.bfly") == 10
+    _assembles_clean(ptxas, ptx)
+
+
+def test_softmax_reductions_use_warp_shuffles(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x: ops.softmax(x), [(F32, (64, 1000))])
+    assert fallbacks == []
+    assert ptx.count("shfl.sync.bfly") == 20  # the row max and the row sum
+    assert ptx.count("bar.sync") == 2
+    assert len(V4_LOAD.findall(ptx)) >= 4
+    _assembles_clean(ptxas, ptx)
+
+
+def test_layer_norm(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, g, b: ops.layer_norm(x, g, b, 1e-5),
+                              [(F32, (64, 768)), (F32, (768,)), (F32, (768,))])
+    assert fallbacks == []
+    assert ptx.count("shfl.sync.bfly") == 20  # mean and variance
+    _assembles_clean(ptxas, ptx)
+
+
+def test_matmul_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (64, 128)), (F32, (128, 256))])
+    assert fallbacks == ["matmul (linalg.matmul)"]
+    assert "fma.rn.f32" in ptx or "mul.rn.f32" in ptx
+    _assembles_clean(ptxas, ptx)
+
+
+def test_argmax_and_column_reduction_fall_back_correctly_shaped(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x: ops.argmax(x, axis=-1), [(F32, (64, 128))])
+    assert fallbacks == ["argmax (linalg.generic)"]
+    _assembles_clean(ptxas, ptx)
+    ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=0), [(F32, (64, 128))])
+    assert fallbacks == ["reduce_sum (linalg.generic)"]
+    _assembles_clean(ptxas, ptx)
+
+
+def test_constants_become_device_globals(ptxas) -> None:
+    c = np.arange(1024, dtype=np.float32)
+    ptx, fallbacks = _compile(lambda x: x + ops.constant(c, F32, DeviceRef.GPU()),
+                              [(F32, (8, 1024))])
+    assert fallbacks == []
+    assert re.search(r"\.global \.align \d+ \.b8 \w+\[4096\]", ptx)
+    _assembles_clean(ptxas, ptx)
+
+
+def test_description_sets_block_sizes() -> None:
+    desc = NvidiaDescription(block=128, reduce_block=512)
+    ptx = compile_ptx(gpu_graph(lambda x: ops.softmax(x), [(F32, (8, 4096))])._module,
+                      description=desc)
+    assert ".maxntid 128, 1, 1" in ptx and ".maxntid 512, 1, 1" in ptx
