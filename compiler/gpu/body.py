@@ -64,13 +64,23 @@ def emit(generic: ir.Operation, text: str) -> None:
     arguments are typed as ``generic``'s operands, whose body (without its return) is the
     kernel and its launch. The ops are cloned before ``generic`` in its function.
     """
+    emit_group({PLACEHOLDER: generic}, text, list(generic.operands), generic)
+
+
+def emit_group(bodies: dict[str, ir.Operation], text: str, values: list[ir.Value],
+               before: ir.Operation) -> None:
+    """Replaces the ops of ``bodies`` by the kernel in ``text``, cloned before ``before``.
+
+    As :func:`emit`, for several ops: a call to ``@NAME`` is a copy of ``bodies[NAME]``'s
+    body; the text function's arguments stand for ``values``.
+    """
     try:
         tmp = ir.Module.parse(text)
     except ir.MLIRError as e:  # a bug in a schedule's text: name it, never a crash later
         raise CompilationError(f"GPU kernel text does not parse: {e}\n{text}") from e
     kernel_fn = tmp.body.operations[len(tmp.body.operations) - 1]
     entry = kernel_fn.regions[0].blocks[0]
-    ip = ir.InsertionPoint(generic)
+    ip = ir.InsertionPoint(before)
     clones = []
     for op in entry.operations:
         if op.name == "func.return":
@@ -82,22 +92,24 @@ def emit(generic: ir.Operation, text: str) -> None:
         for old, new in zip(op.results, clone.results):
             old.replace_all_uses_with(new)
     # The clones still use the text's arguments: point them at the op's operands.
-    for arg, value in zip(entry.arguments, generic.operands):
+    for arg, value in zip(entry.arguments, values):
         arg.replace_all_uses_with(value)
-    calls: list[ir.Operation] = []
+    calls: list[tuple[ir.Operation, ir.Operation]] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "func.call" and ir.FlatSymbolRefAttr(op.attributes["callee"]).value \
-                == PLACEHOLDER:
-            calls.append(op)
+        if op.name == "func.call":
+            callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
+            if callee in bodies:
+                calls.append((bodies[callee], op))
         return ir.WalkResult.ADVANCE
 
     for clone in clones:
         clone.walk(visit)
-    for call in calls:
+    for generic, call in calls:
         _inline_body(generic, call)
     kernel_fn.erase()
-    generic.erase()
+    for generic in bodies.values():
+        generic.erase()
 
 
 def _inline_body(generic: ir.Operation, call: ir.Operation) -> None:
@@ -125,4 +137,4 @@ def _inline_body(generic: ir.Operation, call: ir.Operation) -> None:
     call.erase()
 
 
-__all__ = ["KernelText", "PLACEHOLDER", "body_block", "check_body", "emit"]
+__all__ = ["KernelText", "PLACEHOLDER", "body_block", "check_body", "emit", "emit_group"]

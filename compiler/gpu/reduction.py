@@ -75,48 +75,81 @@ def _num_inputs(generic: ir.Operation) -> int:
     return ir.DenseI32ArrayAttr(generic.attributes["operandSegmentSizes"])[0]
 
 
+def row_threads(n: int, width: int, block: int) -> int:
+    """Threads of a block that walks rows of ``n`` elements in vectors of ``width``."""
+    return min(block, max(WARP, -(-(n // width) // WARP) * WARP))
+
+
+def row_width(generic: ir.Operation) -> int:
+    """Lanes per thread step along the reduced loop (1 for short rows: more threads then)."""
+    operands, _ = analyze(generic)
+    shape = loop_shape(generic, operands)
+    width = vector_width(operands[:-1], len(shape) - 1, shape[-1], [])
+    return 1 if width > 1 and shape[-1] // width < WARP else width
+
+
+def shared_type(element: str) -> str:
+    return f"memref<{WARP}x{element}, #gpu.address_space<workgroup>>"
+
+
 def kernel_text(generic: ir.Operation, block: int) -> str:
     """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts."""
     operands, _ = analyze(generic)
+    shape = loop_shape(generic, operands)
+    rows = 1
+    for s in shape[:-1]:
+        rows *= s
+    threads = row_threads(shape[-1], row_width(generic), block)
+    t = operands[-1].element
+    k = KernelText()
+    one = k.const_index(1)
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
+          f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
+          f"%sy = {one}, %sz = {one}) workgroup(%shared : {shared_type(t)}) {{")
+    row_idx = delinearize(k, "%bx", shape[:-1])
+    args = [f"%a{i}" for i in range(len(operands))]
+    reduce_row(k, generic, args, row_idx, "%shared", PLACEHOLDER)
+    k.raw("gpu.terminator")
+    k.raw("}")
+    signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
+    arg_types = [o.element for o in operands] + ["index"] * len(shape)
+    body = "\n    ".join(k.lines)
+    return (f"func.func private @{PLACEHOLDER}({', '.join(arg_types)}) -> ({t})\n"
+            f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
+
+
+def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: list[str],
+               shared: str, placeholder: str) -> None:
+    """Text: the block's threads fold the row ``row_idx`` of ``generic`` (operands named
+    ``args``) and thread 0 folds the total into the output; ``shared``: a workgroup buffer of
+    32 elements of the output's type. Threads: ``%tx`` of ``%sx`` (a multiple of 32)."""
+    operands, _ = analyze(generic)
     inputs, out = operands[:-1], operands[-1]
     shape = loop_shape(generic, operands)
-    rows_shape, n = shape[:-1], shape[-1]
-    width = vector_width(inputs, len(shape) - 1, n, [])
-    if width > 1 and n // width < WARP:  # short rows: more threads beat wider loads
-        width = 1
-    threads = min(block, max(WARP, -(-(n // width) // WARP) * WARP))
-    rows = 1
-    for s in rows_shape:
-        rows *= s
+    n = shape[-1]
+    width = row_width(generic)
     comb = combiner(generic)
     assert comb is not None
     kind, t = comb.name, out.element
     neutral = f"arith.constant {NEUTRAL[kind]} : {t}"
-
-    k = KernelText()
-    one, nthreads = k.const_index(1), k.const_index(threads)
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
-          f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {nthreads}, %sy = {one}, "
-          f"%sz = {one}) workgroup(%shared : memref<{WARP}x{t}, #gpu.address_space<workgroup>>)"
-          " {")
-    row_idx = delinearize(k, "%bx", rows_shape)
     init = k.op(neutral, "n")
-    steps = k.const_index(n // width)
     acc = k.fresh("acc")
-    k.raw(f"{acc} = scf.for %j = %tx to {steps} step %sx iter_args(%a = {init}) -> ({t}) {{")
-    inner = k.op(f"arith.muli %j, {k.const_index(width)} : index") if width > 1 else "%j"
+    it = k.fresh("it")
+    j = k.fresh("j")
+    k.raw(f"{acc} = scf.for {j} = %tx to {k.const_index(n // width)} step %sx "
+          f"iter_args({it} = {init}) -> ({t}) {{")
+    inner = k.op(f"arith.muli {j}, {k.const_index(width)} : index") if width > 1 else j
     indices = row_idx + [inner]
-    args = [f"%a{i}" for i in range(len(operands))]
     lanes = [load_lanes(k, a, o, indices, len(shape) - 1, width)
              for a, o in zip(args, inputs)]
     arg_types = [o.element for o in operands] + ["index"] * len(shape)
-    current = "%a"
+    current = it
     for lane in range(width):
         lane_idx = list(indices)
         if lane:
             lane_idx[-1] = k.op(f"arith.addi {inner}, {k.const_index(lane)} : index")
         call_args = [values[lane] for values in lanes] + [current] + lane_idx
-        current = k.op(f"func.call @{PLACEHOLDER}({', '.join(call_args)}) : "
+        current = k.op(f"func.call @{placeholder}({', '.join(call_args)}) : "
                        f"({', '.join(arg_types)}) -> ({t})", "r")
     k.raw(f"scf.yield {current} : {t}")
     k.raw("}")
@@ -127,32 +160,23 @@ def kernel_text(generic: ir.Operation, block: int) -> str:
     zero = k.const_index(0)
     is_first_lane = k.op(f"arith.cmpi eq, {lane_id}, {zero} : index", "p")
     k.raw(f"scf.if {is_first_lane} {{")
-    k.raw(f"memref.store {warp_total}, %shared[{warp_id}] : "
-          f"memref<{WARP}x{t}, #gpu.address_space<workgroup>>")
+    k.raw(f"memref.store {warp_total}, {shared}[{warp_id}] : {shared_type(t)}")
     k.raw("}")
     k.raw("gpu.barrier")
     is_first_warp = k.op(f"arith.cmpi eq, {warp_id}, {zero} : index", "p")
     k.raw(f"scf.if {is_first_warp} {{")
-    nwarps = k.const_index(threads // WARP)
+    nwarps = k.op(f"arith.divui %sx, {c32} : index", "w")
     has_value = k.op(f"arith.cmpi ult, {lane_id}, {nwarps} : index", "p")
-    partial = k.op(f"memref.load %shared[{lane_id}] : "
-                   f"memref<{WARP}x{t}, #gpu.address_space<workgroup>>", "s")
-    neutral2 = k.op(neutral, "n")
-    value = k.op(f"arith.select {has_value}, {partial}, {neutral2} : {t}", "s")
+    partial = k.op(f"memref.load {shared}[{lane_id}] : {shared_type(t)}", "s")
+    value = k.op(f"arith.select {has_value}, {partial}, {k.op(neutral, 'n')} : {t}", "s")
     total = _warp_reduce(k, value, kind, t)
     k.raw(f"scf.if {is_first_lane} {{")
-    where = f"%a{len(operands) - 1}[{', '.join(row_idx)}]"
+    where = f"{args[len(args) - 1]}[{', '.join(row_idx)}]"
     old = k.op(f"memref.load {where} : {out.type}", "o")
     new = k.op(f"{kind} {total}, {old} : {t}", "o")
     k.raw(f"memref.store {new}, {where} : {out.type}")
     k.raw("}")
     k.raw("}")
-    k.raw("gpu.terminator")
-    k.raw("}")
-    signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
-    body = "\n    ".join(k.lines)
-    return (f"func.func private @{PLACEHOLDER}({', '.join(arg_types)}) -> ({t})\n"
-            f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
 
 
 def _warp_reduce(k: KernelText, value: str, kind: str, t: str) -> str:
@@ -166,4 +190,5 @@ def _warp_reduce(k: KernelText, value: str, kind: str, t: str) -> str:
     return value
 
 
-__all__ = ["NEUTRAL", "combiner", "kernel_text", "why_not"]
+__all__ = ["NEUTRAL", "WARP", "combiner", "kernel_text", "reduce_row", "row_threads",
+           "row_width", "shared_type", "why_not"]

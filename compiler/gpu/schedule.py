@@ -1,8 +1,10 @@
 """Which schedule each linalg op of a bufferized host function gets.
 
-Runs after bufferization, on memrefs: every ``linalg.generic`` (named ops are generalized
-first, except contractions and convolutions, which keep their names for the fallback record)
-that the elementwise or the row-reduction schedule accepts becomes a ``gpu.launch``; the
+Runs after bufferization, on memrefs (named ops are generalized first, except contractions
+and convolutions, which keep their names for the fallback record): each run of ops over the
+same rows with a row reduction among them (softmax, layer norm) becomes one kernel
+(``row_group.py``); then every other ``linalg.generic`` that the elementwise or the
+row-reduction schedule accepts becomes a ``gpu.launch``; the
 others stay linalg ops, which ``mo-record-fallbacks`` records and ``mo-gpu-map-loops`` maps
 to plain GPU loops.
 """
@@ -14,7 +16,7 @@ import logging
 from mlir import ir
 from mlir.passmanager import PassManager
 
-from max.compiler.gpu import body, elementwise, reduction
+from max.compiler.gpu import body, elementwise, reduction, row_group
 
 log = logging.getLogger("max.compiler")
 
@@ -79,6 +81,8 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int) 
     generalize(module)
     left: list[str] = []
     for fn in host_functions(module):
+        for group in row_group.find_groups(fn.regions[0].blocks[0]):
+            row_group.emit(group, reduce_block)
         ops = [op for op in fn.regions[0].blocks[0].operations
                if op.name == "linalg.generic"]
         for op in ops:

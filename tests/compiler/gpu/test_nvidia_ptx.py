@@ -101,12 +101,15 @@ def test_integer_sum_reduction(ptxas) -> None:
     _assembles_clean(ptxas, ptx)
 
 
-def test_softmax_reductions_use_warp_shuffles(ptxas) -> None:
+def test_softmax_is_one_kernel_a_block_per_row(ptxas) -> None:
     ptx, fallbacks = _compile(lambda x: ops.softmax(x), [(F32, (64, 1000))])
     assert fallbacks == []
+    assert len(_entries(ptx)) == 1  # fills, row max, exp, row sum, divide: one launch
     assert ptx.count("shfl.sync.bfly") == 20  # the row max and the row sum
-    assert ptx.count("bar.sync") == 2
-    assert len(V4_LOAD.findall(ptx)) >= 4
+    # A barrier between consecutive ops of the row, and one inside each block reduction.
+    assert ptx.count("bar.sync") == 7
+    # x read twice (max, exp), exp(x - max) twice (sum, divide); exp and the result stored.
+    assert len(V4_LOAD.findall(ptx)) == 4 and len(V4_STORE.findall(ptx)) == 2
     _assembles_clean(ptxas, ptx)
 
 
@@ -114,6 +117,7 @@ def test_layer_norm(ptxas) -> None:
     ptx, fallbacks = _compile(lambda x, g, b: ops.layer_norm(x, g, b, 1e-5),
                               [(F32, (64, 768)), (F32, (768,)), (F32, (768,))])
     assert fallbacks == []
+    assert len(_entries(ptx)) == 1
     assert ptx.count("shfl.sync.bfly") == 20  # mean and variance
     _assembles_clean(ptxas, ptx)
 
@@ -145,6 +149,9 @@ def test_constants_become_device_globals(ptxas) -> None:
 
 def test_description_sets_block_sizes() -> None:
     desc = NvidiaDescription(block=128, reduce_block=512)
-    ptx = compile_ptx(gpu_graph(lambda x: ops.softmax(x), [(F32, (8, 4096))])._module,
+    ptx = compile_ptx(gpu_graph(lambda x: ops.softmax(x * 2.0), [(F32, (8, 4096))])._module,
                       description=desc)
-    assert ".maxntid 128, 1, 1" in ptx and ".maxntid 512, 1, 1" in ptx
+    assert ".maxntid 512, 1, 1" in ptx  # the softmax rows
+    ptx = compile_ptx(gpu_graph(lambda x: x * 2.0, [(F32, (8, 4096))])._module,
+                      description=desc)
+    assert ".maxntid 128, 1, 1" in ptx

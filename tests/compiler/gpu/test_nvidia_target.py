@@ -75,13 +75,12 @@ def _launches(fn, specs, **options) -> list[tuple[int, int, bool]]:
 
 
 def test_launch_sizes() -> None:
-    # softmax over 64 rows of 1000: fills, then a block of 256 threads per row for each
-    # reduction (shared memory), and grid-stride elementwise kernels.
-    launches = _launches(lambda x: ops.softmax(x), [(F32, (64, 1000))])
-    reductions = [launch for launch in launches if launch[2]]
-    assert reductions == [(64, 256, True), (64, 256, True)]
-    # 64 * 1000 / 4 = 16000 vectors: 63 blocks of 256 threads.
-    assert (63, 256, False) in launches
+    # softmax over 64 rows of 1000: one block of 256 threads per row (shared memory).
+    assert _launches(lambda x: ops.softmax(x), [(F32, (64, 1000))]) == [(64, 256, True)]
+    # An elementwise op: 64 * 1000 / 4 = 16000 vectors, 63 blocks of 256 threads.
+    assert _launches(lambda x: ops.exp(x), [(F32, (64, 1000))]) == [(63, 256, False)]
+    # Short rows (64): scalar loads, so that 64 threads share a row, not 16 vectors.
+    assert _launches(lambda x: ops.sum(x, axis=-1), [(F32, (10, 64))]) == [(10, 64, True)]
     # A big elementwise op: the grid stops at max_blocks, the loop strides over the rest.
     big = _launches(lambda x: x * 2.0, [(F32, (4096, 4096))], max_blocks=100)
     assert big == [(100, 256, False)]
