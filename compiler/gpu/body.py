@@ -25,6 +25,9 @@ class KernelText:
 
     lines: list[str] = field(default_factory=list)
     count: int = 0
+    # Index constants, by value: written first (before the launch), so that any region of
+    # the kernel may use them.
+    constants: dict[int, str] = field(default_factory=dict)
 
     def fresh(self, hint: str = "v") -> str:
         self.count += 1
@@ -40,7 +43,16 @@ class KernelText:
         self.lines.append(text)
 
     def const_index(self, value: int) -> str:
-        return self.op(f"arith.constant {value} : index", "c")
+        if value not in self.constants:
+            self.count += 1
+            self.constants[value] = f"%c{self.count}"
+        return self.constants[value]
+
+    def body(self) -> str:
+        """The text: the constants, then the lines, one per line (indented)."""
+        consts = [f"{name} = arith.constant {value} : index"
+                  for value, name in self.constants.items()]
+        return "\n    ".join(consts + self.lines)
 
 
 def body_block(generic: ir.Operation) -> ir.Block:

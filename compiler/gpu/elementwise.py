@@ -110,7 +110,7 @@ def _module_text(generic: ir.Operation, operands: list[Operand], inputs: list[Op
     k.raw("gpu.terminator")
     k.raw("}")
     signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
-    body = "\n    ".join(k.lines)
+    body = k.body()
     return (f"func.func private @{PLACEHOLDER}({', '.join(arg_types)}) -> "
             f"({', '.join(res_types)})\n"
             f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")

@@ -84,7 +84,7 @@ def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
     k.raw("}")
     signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
     arg_types = [o.element for o in operands] + ["index"] * len(shape)
-    body = "\n    ".join(k.lines)
+    body = k.body()
     return (f"func.func private @{PLACEHOLDER}({', '.join(arg_types)}) -> "
             f"({', '.join(types)})\n"
             f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")

@@ -113,7 +113,7 @@ def kernel_text(generic: ir.Operation, block: int) -> str:
     k.raw("}")
     signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
     arg_types = [o.element for o in operands] + ["index"] * len(shape)
-    body = "\n    ".join(k.lines)
+    body = k.body()
     return (f"func.func private @{PLACEHOLDER}({', '.join(arg_types)}) -> ({t})\n"
             f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
 

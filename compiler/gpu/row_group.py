@@ -173,7 +173,7 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
     k.raw("gpu.terminator")
     k.raw("}")
     signature = ", ".join(f"%a{i}: {v.type}" for i, v in enumerate(values))
-    body = "\n    ".join(k.lines)
+    body = k.body()
     return ("\n".join(declarations) +
             f"\nfunc.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
 

@@ -16,7 +16,7 @@ import logging
 from mlir import ir
 from mlir.passmanager import PassManager
 
-from max.compiler.gpu import body, elementwise, reduction, row_group
+from max.compiler.gpu import body, elementwise, matmul, reduction, row_group
 
 log = logging.getLogger("max.compiler")
 
@@ -83,6 +83,13 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int) 
     for fn in host_functions(module):
         for group in row_group.find_groups(fn.regions[0].blocks[0]):
             row_group.emit(group, reduce_block)
+        for op in list(fn.regions[0].blocks[0].operations):
+            if op.operation.name == "linalg.matmul":
+                why_mm = matmul.why_not(op.operation)
+                if why_mm is None:
+                    matmul.emit(op.operation)
+                else:
+                    left.append(f"linalg.matmul: {why_mm}")
         ops = [op for op in fn.regions[0].blocks[0].operations
                if op.name == "linalg.generic"]
         for op in ops:

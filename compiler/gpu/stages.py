@@ -71,6 +71,14 @@ def gpu_merge_modules(module: ir.Module) -> None:
     merge_gpu_modules(module)
 
 
+@register_pass("mo-gpu-align-shared", "16-byte alignment for every workgroup (shared) "
+               "buffer of the outlined kernels (128-bit shared loads)")
+def gpu_align_shared(module: ir.Module) -> None:
+    from max.compiler.gpu.align import align_workgroup_buffers
+
+    align_workgroup_buffers(module)
+
+
 @register_pass("mo-nvvm-attach", "nvvm-attach-target with the target's SM arch and PTX "
                "features, optimization level 3", {"arch": str, "features": str})
 def nvvm_attach(module: ir.Module, arch: str = "sm_90", features: str = "+ptx80") -> None:

@@ -46,6 +46,7 @@ NVIDIA = Target("nvidia", (
     Stage("mo-gpu-check-host"),
     Stage(OUTLINE),
     Stage("mo-gpu-merge-modules"),
+    Stage("mo-gpu-align-shared"),
     Stage("mo-nvvm-attach", ("arch", "features")),
     Stage(TO_NVVM),
     Stage(HOST_TO_LLVM),

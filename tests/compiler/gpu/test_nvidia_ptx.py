@@ -122,10 +122,22 @@ def test_layer_norm(ptxas) -> None:
     _assembles_clean(ptxas, ptx)
 
 
-def test_matmul_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
-    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (64, 128)), (F32, (128, 256))])
+@pytest.mark.parametrize("m", [128, 5])
+def test_matmul_is_tiled_through_shared_memory(ptxas, m: int) -> None:
+    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (m, 128)), (F32, (128, 256))])
+    assert fallbacks == []
+    assert len(_entries(ptx)) == 2  # the fill of C, the tiled matmul
+    # Two 16 x 64 f32 tiles, 16-byte aligned for the 128-bit shared loads.
+    assert ptx.count(".shared .align 16 .b8") == 2 and "bar.sync" in ptx
+    assert "fma.rn.f32" in ptx and re.search(r"ld\.shared\.v4\.(b32|f32)", ptx)
+    assert len(V4_LOAD.findall(ptx)) >= 3  # A and B tiles, C
+    _assembles_clean(ptxas, ptx)
+
+
+def test_matmul_of_other_sizes_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (64, 128)), (F32, (128, 100))])
     assert fallbacks == ["matmul (linalg.matmul)"]
-    assert "fma.rn.f32" in ptx or "mul.rn.f32" in ptx
+    assert "bar.sync" not in ptx
     _assembles_clean(ptxas, ptx)
 
 
