@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import gpu_graph
+from gpu_helpers import gpu_graph
 
 from max.compiler.targets.nvidia import NvidiaDescription, compile_ptx
 from max.dtype import DType

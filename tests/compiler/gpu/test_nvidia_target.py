@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import gpu_graph
+from gpu_helpers import gpu_graph
 from mlir import ir
 from mlir.passmanager import PassManager
 
