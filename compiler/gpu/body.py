@@ -149,4 +149,4 @@ def _inline_body(generic: ir.Operation, call: ir.Operation) -> None:
     call.erase()
 
 
-__all__ = ["KernelText", "PLACEHOLDER", "body_block", "check_body", "emit", "emit_group"]
+__all__ = ["PLACEHOLDER", "KernelText", "body_block", "check_body", "emit", "emit_group"]

@@ -144,7 +144,8 @@ def compile_ptx(module: ir.Module | str, arch: str = "sm_90", *,
     """The PTX of an MO module (``Graph._module`` or its text) for an NVIDIA ``arch``.
 
     The module is copied (the caller's is left as it was), lowered to linalg and run through
-    :data:`NVIDIA`. ``description``, when given, replaces ``arch``. ``fallbacks``: a list that receives the fallback records.
+    :data:`NVIDIA`. ``description``, when given, replaces ``arch``. ``fallbacks``: a list
+    that receives the fallback records.
 
     Raises:
         ValueError: an unsupported ``arch``.

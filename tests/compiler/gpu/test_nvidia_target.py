@@ -124,6 +124,13 @@ def test_max_opt_stage_by_stage_equals_one_run(tmp_path: Path) -> None:
     assert path.read_text().rstrip("\n") == want.rstrip("\n")
 
 
+def test_description_options() -> None:
+    assert NvidiaDescription().options() == {
+        "arch": "sm_90", "features": "+ptx80", "block": 256, "reduce_block": 256,
+        "max_blocks": 132 * 8}
+    assert NvidiaDescription(arch="sm_80", blocks_per_sm=4).options()["max_blocks"] == 108 * 4
+
+
 def test_unsupported_arch_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"unsupported NVIDIA arch 'sm_75' \(supported: "
                                          r"sm_90, sm_90a, sm_80\)"):
