@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from mlir import ir
 
-from max.compiler.gpu.access import analyze, delinearize, load_lanes, loop_shape, vector_width
+from max.compiler.gpu.access import (Operand, analyze, delinearize, load_lanes, loop_shape,
+                                     vector_width)
 from max.compiler.gpu.body import PLACEHOLDER, KernelText, body_block, check_body
 
 # Combining op -> its neutral element as text (by element type kind: float or integer).
@@ -119,13 +120,15 @@ def kernel_text(generic: ir.Operation, block: int) -> str:
 
 
 def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: list[str],
-               shared: str, placeholder: str) -> None:
+               shared: str, placeholder: str, operands: list[Operand] | None = None) -> None:
     """Text: the block's threads fold the row ``row_idx`` of ``generic`` (operands named
-    ``args``) and thread 0 folds the total into the output; ``shared``: a workgroup buffer of
-    32 elements of the output's type. Threads: ``%tx`` of ``%sx`` (a multiple of 32)."""
-    operands, _ = analyze(generic)
+    ``args``, read as ``operands``: by default as ``analyze`` finds them) and thread 0 folds
+    the total into the output; ``shared``: a workgroup buffer of 32 elements of the output's
+    type. Threads: ``%tx`` of ``%sx`` (a multiple of 32)."""
+    found, _ = analyze(generic)
+    shape = loop_shape(generic, found)
+    operands = operands or found
     inputs, out = operands[:-1], operands[-1]
-    shape = loop_shape(generic, operands)
     n = shape[-1]
     width = row_width(generic)
     comb = combiner(generic)
@@ -171,7 +174,9 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
     value = k.op(f"arith.select {has_value}, {partial}, {k.op(neutral, 'n')} : {t}", "s")
     total = _warp_reduce(k, value, kind, t)
     k.raw(f"scf.if {is_first_lane} {{")
-    where = f"{args[len(args) - 1]}[{', '.join(row_idx)}]"
+    assert out.dims is not None
+    out_idx = [zero if d is None else row_idx[d] for d in out.dims]
+    where = f"{args[len(args) - 1]}[{', '.join(out_idx)}]"
     old = k.op(f"memref.load {where} : {out.type}", "o")
     new = k.op(f"{kind} {total}, {old} : {t}", "o")
     k.raw(f"memref.store {new}, {where} : {out.type}")

@@ -6,8 +6,10 @@ all over the same outer loops (the rows ``R``): row reductions ``[R, N] -> [R]``
 (all parallel over ``[R, N]``) and row scalars (all parallel over ``[R]``: fills, ``1/sum``).
 Each operand is *row-local*: indexed by the outer loops first, in order, or by none of them
 (``gamma[N]``, shared by the rows). A block runs the ops on its row one after the other with a
-``gpu.barrier`` between them, so that a value one op writes (in global memory, the block's
-own row) is what the next reads: one launch instead of one per op, each row's data hot in L1.
+``gpu.barrier`` between them, so that a value one op writes is what the next reads: one
+launch instead of one per op. A buffer that only the group uses (softmax's ``exp(x - max)``,
+the row max and sum) is one row in workgroup memory while they fit :data:`PROMOTE_BYTES`;
+others stay in global memory (the block's own row, hot in L1).
 """
 
 from __future__ import annotations
@@ -141,24 +143,28 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
     elements = sorted({analyze(op)[0][-1].element for op in group
                        if reduction.why_not(op) is None})
     shared = {t: f"%shared_{t}" for t in elements}
+    promoted = _promotable(group, values, len(rows_shape))
     k = KernelText()
     one = k.const_index(1)
-    workgroup = ", ".join(f"{name} : {shared_type(t)}" for t, name in shared.items())
+    workgroup = ", ".join([f"{name} : {shared_type(t)}" for t, name in shared.items()] +
+                          [f"%row{i} : {o.type}" for i, o in promoted.items()])
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
           f"%sy = {one}, %sz = {one}) workgroup({workgroup}) {{")
     row_idx = delinearize(k, "%bx", rows_shape)
-    names = {i: f"%a{i}" for i in range(len(values))}
+    names = {i: f"%row{i}" if i in promoted else f"%a{i}" for i in range(len(values))}
     declarations = []
     for index, op in enumerate(group):
         operands, _ = analyze(op)
-        args = [names[values.index(v)] for v in op.operands]
+        at = [values.index(v) for v in op.operands]
+        args = [names[i] for i in at]
+        operands = [promoted.get(i, o) for i, o in zip(at, operands)]
         name = f"{BODY}{index}"
         kind = _kind(op, rows_shape)
         if index:
             k.raw("gpu.barrier")
         if kind == "reduce":
-            reduce_row(k, op, args, row_idx, shared[operands[-1].element], name)
+            reduce_row(k, op, args, row_idx, shared[operands[-1].element], name, operands)
             results = [operands[-1].element]
         elif kind == "map":
             _map_row(k, op, operands, args, row_idx, loop_shape(op, operands)[-1], name)
@@ -176,6 +182,58 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
     body = k.body()
     return ("\n".join(declarations) +
             f"\nfunc.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
+
+
+# Workgroup memory for row intermediates (of 227 KB per SM on sm_90, 163 KB on sm_80): kept
+# well below, so that several blocks stay resident per SM.
+PROMOTE_BYTES = 32 * 1024
+
+
+def _promotable(group: list[ir.Operation], values: list[ir.Value], p: int
+                ) -> dict[int, Operand]:
+    """The buffers only this group uses (allocated in the function, every use a row-local
+    one in the group) that fit in :data:`PROMOTE_BYTES`: by index in ``values``, the
+    operand as the kernel reads it instead, one row in workgroup memory."""
+    result: dict[int, Operand] = {}
+    budget = PROMOTE_BYTES
+    for i, value in enumerate(values):
+        owner = value.owner
+        if not isinstance(owner, ir.Operation) and hasattr(owner, "operation"):
+            owner = owner.operation
+        if not isinstance(owner, ir.Operation) or owner.name != "memref.alloc":
+            continue
+        if any(use.owner.operation not in group for use in value.uses):
+            continue
+        kinds = set()
+        for op in group:
+            operands, _ = analyze(op)
+            for v, o in zip(op.operands, operands):
+                if v == value:
+                    kinds.add(o.dims)
+        full = {tuple(range(p)), tuple(range(p + 1))}
+        if not kinds or not kinds <= full or len(kinds) != 1:
+            continue
+        mt = ir.MemRefType(value.type)
+        row = list(mt.shape)[p:] or [1]
+        o = analyze_one(group, value)
+        nbytes = row[0] * o.element_bytes
+        if nbytes > budget:
+            continue
+        budget -= nbytes
+        dims = (p,) if len(mt.shape) == p + 1 else (None,)
+        result[i] = Operand(f"memref<{row[0]}x{o.element}, #gpu.address_space<workgroup>>",
+                            o.element, o.element_bytes, dims, True)
+    return result
+
+
+def analyze_one(group: list[ir.Operation], value: ir.Value) -> Operand:
+    """How the first op of ``group`` that uses ``value`` reads it."""
+    for op in group:
+        operands, _ = analyze(op)
+        for v, o in zip(op.operands, operands):
+            if v == value:
+                return o
+    raise ValueError("value not used by the group")
 
 
 def _map_row(k: KernelText, op: ir.Operation, operands: list[Operand], args: list[str],

@@ -108,8 +108,20 @@ def test_softmax_is_one_kernel_a_block_per_row(ptxas) -> None:
     assert ptx.count("shfl.sync.bfly") == 20  # the row max and the row sum
     # A barrier between consecutive ops of the row, and one inside each block reduction.
     assert ptx.count("bar.sync") == 7
-    # x read twice (max, exp), exp(x - max) twice (sum, divide); exp and the result stored.
+    # Global memory: x read twice (max, exp), the result stored. The row of exp(x - max), the
+    # row max and the row sum live in shared memory (4000 + 4 + 4 bytes; 128 for the warps).
+    assert len(V4_LOAD.findall(ptx)) == 2 and len(V4_STORE.findall(ptx)) == 1
+    assert re.search(r"\.shared \.align 16 \.b8 \w+\[4000\]", ptx)
+    assert len(re.findall(r"ld\.shared\.v4", ptx)) == 2  # exp(x - max): sum, divide
+    _assembles_clean(ptxas, ptx)
+
+
+def test_long_softmax_rows_keep_their_intermediate_in_global_memory(ptxas) -> None:
+    # 16384 floats (64 KB) do not fit the 32 KB budget: exp(x - max) goes through global.
+    ptx, fallbacks = _compile(lambda x: ops.softmax(x), [(F32, (4, 16384))])
+    assert fallbacks == [] and len(_entries(ptx)) == 1
     assert len(V4_LOAD.findall(ptx)) == 4 and len(V4_STORE.findall(ptx)) == 2
+    assert not re.search(r"\.shared .*\[65536\]", ptx)
     _assembles_clean(ptxas, ptx)
 
 
