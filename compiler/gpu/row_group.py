@@ -155,10 +155,11 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
     names = {i: f"%row{i}" if i in promoted else f"%a{i}" for i in range(len(values))}
     declarations = []
     for index, op in enumerate(group):
-        operands, _ = analyze(op)
+        found, _ = analyze(op)
+        extent = loop_shape(op, found)[-1]  # read from the op's own operands, not promoted
         at = [values.index(v) for v in op.operands]
         args = [names[i] for i in at]
-        operands = [promoted.get(i, o) for i, o in zip(at, operands)]
+        operands = [promoted.get(i, o) for i, o in zip(at, found)]
         name = f"{BODY}{index}"
         kind = _kind(op, rows_shape)
         if index:
@@ -167,7 +168,7 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
             reduce_row(k, op, args, row_idx, shared[operands[-1].element], name, operands)
             results = [operands[-1].element]
         elif kind == "map":
-            _map_row(k, op, operands, args, row_idx, loop_shape(op, operands)[-1], name)
+            _map_row(k, op, operands, args, row_idx, extent, name)
             results = [o.element for o in operands[len(operands) - len(_outputs(op)):]]
         else:
             _scalar_row(k, op, operands, args, row_idx, name)
