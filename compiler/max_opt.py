@@ -3,13 +3,17 @@
     max-opt model.mlirbc --mo-canonicalize                     # print the canonicalized MO
     max-opt model.mlir --pass-pipeline='builtin.module(mo-fold,canonicalize)' -o out.mlir
     max-opt model.mlir --mo-fold --cse --emit-bytecode -o out.mlirbc
+    max-opt graph.mlir --target=nvidia --print-ir-after-all     # every stage of a target
+    max-opt graph.mlir --target='nvidia{arch=sm_80}' -o lowered.mlir
     max-opt --list-passes
 
 The input is MLIR text or bytecode (recognized by its magic bytes, whatever the file is called;
 ``-`` reads stdin). Passes run in command-line order; each name is looked up in our registry
 first (``max.compiler.passes.registry``) and otherwise handed to upstream MLIR, options included
-(``--canonicalize='max-iterations=2'``, ``func.func(cse)`` inside a pipeline). Every error is
-one line ``max-opt: error: ...`` on stderr and exit status 1.
+(``--canonicalize='max-iterations=2'``, ``func.func(cse)`` inside a pipeline).
+``--target=NAME[{options}]`` stands for the stages of ``targets[NAME]`` (``compiler/targets/``),
+each its own step, preceded by ``mo-to-linalg`` when the module still holds MO ops. Every error
+is one line ``max-opt: error: ...`` on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -182,6 +186,8 @@ def split_pipeline(text: str) -> list[str]:
 def make_step(element: str, ours: dict) -> Step:
     """A pipeline element -> a step: our pass by name, else an upstream MLIR pass (pipeline)."""
     name = re.split(r"[({]", element, maxsplit=1)[0].strip()
+    if element == LOWER_IF_MO:
+        return Step(element, _lower_if_mo)
     if element in ours:
         info = ours[element]
         return Step(element, info.fn)
@@ -237,6 +243,8 @@ def run_steps(module: ir.Module, steps: list[Step], print_after_all: bool) -> No
 # ---- command line ----------------------------------------------------------------------------
 
 _OPTIONS_WITH_VALUE = {"-o", "--pass-pipeline", "--custom-extensions"}
+# The step that lowers MO first when a --target's input is still an MO graph.
+LOWER_IF_MO = "mo-to-linalg-if-mo"
 _FLAGS = {"--emit-bytecode", "--print-ir-after-all", "--list-passes", "--no-verify", "-h",
           "--help"}
 
@@ -259,6 +267,15 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
             else:
                 raise ToolError("--pass-pipeline needs a value")
             elements.extend(split_pipeline(value))
+        elif option == "--target":
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise ToolError("--target needs a value")
+            elements.extend(target_elements(value))
         elif option in _OPTIONS_WITH_VALUE:
             rest.append(arg)
             if "=" not in arg and i + 1 < len(argv):
@@ -276,6 +293,42 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return elements, rest
 
 
+def target_elements(text: str) -> list[str]:
+    """``nvidia{arch=sm_80}`` -> the MO front step and that target's pipeline elements."""
+    from max.compiler.passes.registry import split_element
+    from max.compiler.targets import targets
+
+    name, option_text = split_element(text)
+    if name not in targets:
+        raise ToolError(f"unknown target {name!r} (targets: {', '.join(targets)})")
+    options: dict[str, object] = {}
+    for item in (option_text or "").split():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ToolError(f"bad target option {item!r}: write key=value")
+        options[key] = int(value) if value.isdigit() else value
+    try:
+        return [LOWER_IF_MO] + targets[name].pipeline(**options)
+    except ValueError as e:
+        raise ToolError(str(e)) from None
+
+
+def _lower_if_mo(module: ir.Module) -> None:
+    """Runs ``mo-to-linalg`` when any op of ``module`` is still an MO op."""
+    found = False
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal found
+        found = op.name.startswith("mo.")
+        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if found:
+        from max.compiler.passes.registry import get_pass
+
+        get_pass("mo-to-linalg").fn(module)
+
+
 def _arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -286,6 +339,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", default="-", help="input .mlir or .mlirbc ('-': stdin)")
     p.add_argument("-o", dest="output", default=None, help="output file (default: stdout)")
     p.add_argument("--pass-pipeline", metavar="PIPELINE", help="e.g. 'builtin.module(mo-fold,cse)'")
+    p.add_argument("--target", metavar="NAME", help="run a target's stages: cpu, nvidia, "
+                   "'nvidia{arch=sm_80}'")
     p.add_argument("--emit-bytecode", action="store_true", help="write MLIR bytecode")
     p.add_argument("--print-ir-after-all", action="store_true", help="dump the IR after each pass")
     p.add_argument("--list-passes", action="store_true", help="list our passes and exit")

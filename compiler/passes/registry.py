@@ -72,6 +72,8 @@ PASS_MODULES = (
     "max.compiler.pipelines.cpu",
     "max.compiler.pipelines.stages",
     "max.compiler.targets.cpu",
+    "max.compiler.gpu.stages",
+    "max.compiler.targets.nvidia",
     "max.compiler.passes.profile_kernels",
 )
 

@@ -3,12 +3,14 @@
 A stage is one of our registered passes (``compiler/passes/registry.py``) or an upstream MLIR
 pipeline text; :meth:`Target.pipeline` gives the list as pipeline elements that ``max-opt``
 accepts one by one, and :meth:`Target.run` runs it. A target module (``cpu.py``; the GPU
-targets will be others of the same shape) only lists stages: no stage order is written
-anywhere else, in the compiler or in the tests.
+targets are others of the same shape: ``nvidia.py``) only lists stages: no stage order is
+written anywhere else, in the compiler or in the tests. ``targets[name]`` finds one by name.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,4 +108,31 @@ def run_element(module: ir.Module, element: str) -> None:
             from e
 
 
-__all__ = ["Stage", "Target", "run_element"]
+# Target name -> (module, attribute): imported on first use (a target module imports this one).
+TARGET_MODULES: dict[str, tuple[str, str]] = {
+    "cpu": ("max.compiler.targets.cpu", "CPU"),
+    "nvidia": ("max.compiler.targets.nvidia", "NVIDIA"),
+}
+
+
+class _Targets(Mapping[str, Target]):
+    """Every target by name: ``targets["nvidia"]``."""
+
+    def __getitem__(self, name: str) -> Target:
+        if name not in TARGET_MODULES:
+            raise KeyError(f"unknown target {name!r} (targets: {', '.join(TARGET_MODULES)})")
+        module, attribute = TARGET_MODULES[name]
+        target = getattr(importlib.import_module(module), attribute)
+        assert isinstance(target, Target)
+        return target
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TARGET_MODULES)
+
+    def __len__(self) -> int:
+        return len(TARGET_MODULES)
+
+
+targets: Mapping[str, Target] = _Targets()
+
+__all__ = ["Stage", "Target", "run_element", "targets"]

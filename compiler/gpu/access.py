@@ -1,0 +1,173 @@
+"""How a kernel reads and writes each operand of a ``linalg.generic`` on memrefs.
+
+An operand's indexing map must be a projected permutation (constant-0 results allowed: a
+broadcast unit dim). Along the loop dim that threads step through in vectors of ``W`` lanes
+(the innermost one), an operand is *contiguous* (the map's last result is that dim, and its
+memref has the identity layout: one aligned vector load/store), *uniform* (the dim does not
+appear: one scalar load shared by all lanes) or *strided* (any other place: the op is read
+lane by lane, so the schedule uses ``W = 1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
+
+from max.compiler.gpu.body import KernelText
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One operand: its type text, and each memref index as a loop dim (int) or 0 (None)."""
+
+    type: str
+    element: str
+    element_bytes: int
+    dims: tuple[int | None, ...] | None  # None: a scalar operand (not a memref)
+    identity_layout: bool
+
+    def lanes_kind(self, inner: int) -> str:
+        """``"contiguous"``, ``"uniform"`` or ``"strided"`` along loop dim ``inner``."""
+        if self.dims is None or inner not in self.dims:
+            return "uniform"
+        if self.dims[-1] == inner and self.identity_layout:
+            return "contiguous"
+        return "strided"
+
+
+def element_bytes(t: ir.Type) -> int | None:
+    """Bytes per element of a float or integer type (None: another type)."""
+    for kind in (ir.F16Type, ir.BF16Type, ir.F32Type, ir.F64Type):
+        if isinstance(t, kind):
+            return {ir.F16Type: 2, ir.BF16Type: 2, ir.F32Type: 4, ir.F64Type: 8}[kind]
+    if isinstance(t, ir.IntegerType):
+        width = ir.IntegerType(t).width
+        return width // 8 if width in (8, 16, 32, 64) else None
+    return None
+
+
+def analyze(generic: ir.Operation) -> tuple[list[Operand], str | None]:
+    """The operands of ``generic`` (inputs then outputs), or the reason the schedules cannot
+    read them."""
+    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(generic.attributes["indexing_maps"])]
+    result: list[Operand] = []
+    for value, amap in zip(generic.operands, maps):
+        t = value.type
+        if not isinstance(t, ir.MemRefType):
+            nbytes = element_bytes(t)
+            if nbytes is None or amap.results:
+                return [], f"operand of type {t}"
+            result.append(Operand(str(t), str(t), nbytes, None, True))
+            continue
+        mt = ir.MemRefType(t)
+        if not mt.has_static_shape:
+            return [], f"dynamic shape {t}"
+        if mt.memory_space is not None:
+            return [], f"memory space {t}"
+        nbytes = element_bytes(mt.element_type)
+        if nbytes is None:
+            return [], f"element type {mt.element_type}"
+        dims: list[int | None] = []
+        for expr in amap.results:
+            if isinstance(expr, ir.AffineDimExpr):
+                dims.append(ir.AffineDimExpr(expr).position)
+            elif isinstance(expr, ir.AffineConstantExpr) and ir.AffineConstantExpr(expr).value == 0:
+                dims.append(None)
+            else:
+                return [], f"indexing map {amap}"
+        identity = "strided" not in str(t) and "affine_map" not in str(t)
+        result.append(Operand(str(t), str(mt.element_type), nbytes, tuple(dims), identity))
+    return result, None
+
+
+def vector_width(operands: list[Operand], inner: int, extent: int, outputs: list[Operand]
+                 ) -> int:
+    """Lanes per thread step along loop dim ``inner`` (of ``extent`` iterations): 16 bytes of
+    the narrowest contiguous operand, halved until it divides ``extent``; 1 when an operand
+    (or output) is strided, or none is contiguous."""
+    kinds = [o.lanes_kind(inner) for o in operands]
+    if "strided" in kinds or any(o.lanes_kind(inner) != "contiguous" for o in outputs):
+        return 1
+    sizes = [o.element_bytes for o, k in zip(operands, kinds) if k == "contiguous"]
+    if not sizes:
+        return 1
+    width = 16 // min(sizes)
+    while width > 1 and extent % width:
+        width //= 2
+    return width
+
+
+def load_lanes(k: KernelText, value: str, operand: Operand, indices: list[str], inner: int,
+               width: int) -> list[str]:
+    """Text loading ``width`` lanes of an input at loop ``indices`` (the inner one is the
+    first lane's); returns one scalar name per lane."""
+    if operand.dims is None:
+        return [value] * width
+    zero = None
+    idx: list[str] = []
+    for d in operand.dims:
+        if d is None:
+            zero = zero or k.const_index(0)
+            idx.append(zero)
+        else:
+            idx.append(indices[d])
+    where = f"{value}[{', '.join(idx)}]"
+    if width == 1 or operand.lanes_kind(inner) == "uniform":
+        scalar = k.op(f"memref.load {where} : {operand.type}", "x")
+        return [scalar] * width
+    vtype = f"vector<{width}x{operand.element}>"
+    align = min(16, width * operand.element_bytes)
+    vec = k.op(f"vector.load {where} {{alignment = {align}}} : {operand.type}, {vtype}", "x")
+    return [k.op(f"vector.extract {vec}[{lane}] : {operand.element} from {vtype}", "x")
+            for lane in range(width)]
+
+
+def store_lanes(k: KernelText, lanes: list[str], value: str, operand: Operand,
+                indices: list[str]) -> None:
+    """Text storing ``lanes`` (one per lane, contiguous along the last memref dim)."""
+    assert operand.dims is not None
+    zero = k.const_index(0) if None in operand.dims else ""
+    where = f"{value}[{', '.join(zero if d is None else indices[d] for d in operand.dims)}]"
+    if len(lanes) == 1:
+        k.raw(f"memref.store {lanes[0]}, {where} : {operand.type}")
+        return
+    vtype = f"vector<{len(lanes)}x{operand.element}>"
+    align = min(16, len(lanes) * operand.element_bytes)
+    vec = k.op(f"vector.from_elements {', '.join(lanes)} : {vtype}", "y")
+    k.raw(f"vector.store {vec}, {where} {{alignment = {align}}} : {operand.type}, {vtype}")
+
+
+def delinearize(k: KernelText, linear: str, shape: list[int]) -> list[str]:
+    """Text splitting a row-major linear index over ``shape`` into one index per dim."""
+    if not shape:
+        return []
+    out: list[str] = [""] * len(shape)
+    rest = linear
+    for d in range(len(shape) - 1, -1, -1):
+        if d == 0:
+            out[d] = rest
+            break
+        size = k.const_index(shape[d])
+        out[d] = k.op(f"arith.remui {rest}, {size} : index", "i")
+        rest = k.op(f"arith.divui {rest}, {size} : index", "i")
+    return out
+
+
+def loop_shape(generic: ir.Operation, operands: list[Operand]) -> list[int]:
+    """Each loop's extent, read from an operand that indexes it."""
+    rank = len(ir.ArrayAttr(generic.attributes["iterator_types"]))
+    extents: list[int | None] = [None] * rank
+    for value, o in zip(generic.operands, operands):
+        if o.dims is None:
+            continue
+        for size, d in zip(ir.MemRefType(value.type).shape, o.dims):
+            if d is not None and extents[d] is None:
+                extents[d] = size
+    if any(e is None for e in extents):
+        raise ValueError("a loop no operand indexes")
+    return [int(e) for e in extents if e is not None]
+
+
+__all__ = ["Operand", "analyze", "delinearize", "element_bytes", "load_lanes", "loop_shape",
+           "store_lanes", "vector_width"]

@@ -1,0 +1,142 @@
+"""The matmul schedule: ``linalg.matmul`` on f32, tiled through shared memory.
+
+A block computes a 64 x 64 tile of C with 256 threads, each a 4 x 4 sub-tile kept in registers.
+K advances 16 at a time: the threads copy the A tile (transposed, so that a thread's 4 rows
+are one 128-bit shared load) and the B tile into workgroup memory with 128-bit global loads,
+``gpu.barrier``, then each does 16 steps of 16 FMAs from shared memory, ``gpu.barrier``.
+C is read once at the end (``linalg.matmul`` accumulates into its output) and written with
+128-bit stores. Rows of C beyond M are guarded; N must be a multiple of 64 and K of 16
+(otherwise the op stays a plain-loops fallback, recorded).
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+
+from max.compiler.gpu.body import KernelText, emit_group
+
+BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
+THREADS = (BM // TM) * (BN // TN)  # 256
+WG = "#gpu.address_space<workgroup>"
+DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+                "affine_map<(d0, d1, d2) -> (d0, d1)>]")
+
+
+def why_not(op: ir.Operation) -> str | None:
+    """Why this schedule cannot take ``op`` (None: it can)."""
+    if op.name != "linalg.matmul":
+        return "not linalg.matmul"
+    if "indexing_maps" in op.attributes and \
+            str(op.attributes["indexing_maps"]) != DEFAULT_MAPS:
+        return "a transposed matmul"
+    if "cast" in op.attributes and "unsigned" in str(op.attributes["cast"]):
+        return "an unsigned casting matmul"
+    types = [v.type for v in op.operands]
+    if len(types) != 3 or not all(isinstance(t, ir.MemRefType) for t in types):
+        return "not three memrefs"
+    for t in types:
+        mt = ir.MemRefType(t)
+        if not mt.has_static_shape or not isinstance(mt.element_type, ir.F32Type) or \
+                "strided" in str(t) or mt.memory_space is not None:
+            return f"operand {t} is not a static, contiguous f32 memref"
+    (m, k), (_, n) = ir.MemRefType(types[0]).shape, ir.MemRefType(types[1]).shape
+    if n % BN or k % BK or m == 0:
+        return f"N={n} is not a multiple of {BN} or K={k} of {BK}"
+    return None
+
+
+def emit(op: ir.Operation) -> None:
+    """Replaces ``op`` (accepted by :func:`why_not`) by the tiled kernel."""
+    emit_group({}, kernel_text(op), list(op.operands), op)
+    op.erase()
+
+
+def kernel_text(op: ir.Operation) -> str:
+    """The kernel module text (see ``body.emit_group``)."""
+    ta, tb, tc = (str(v.type) for v in op.operands)
+    (m, kdim), (_, n) = ir.MemRefType(op.operands[0].type).shape, \
+        ir.MemRefType(op.operands[1].type).shape
+    k = KernelText()
+    c = k.const_index
+    one = c(1)
+    v4 = "vector<4xf32>"
+    as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{BN}xf32, {WG}>"
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // BN)}, %gy = {c(-(-m // BM))}, "
+          f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
+          f"%sz = {one}) workgroup(%as : {as_t}, %bs : {bs_t}) {{")
+    m0 = k.op(f"arith.muli %by, {c(BM)} : index")
+    n0 = k.op(f"arith.muli %bx, {c(BN)} : index")
+    trow = k.op(f"arith.divui %tx, {c(BN // TN)} : index")
+    tcol = k.op(f"arith.remui %tx, {c(BN // TN)} : index")
+    a_col = k.op(f"arith.muli {trow}, {c(TM)} : index")  # the thread's rows in the tile
+    b_col = k.op(f"arith.muli {tcol}, {c(TN)} : index")  # and columns
+    # Tile loads: A: row tx/4, k chunk (tx%4)*4; B: k row tx/16, n chunk (tx%16)*4.
+    a_row = k.op(f"arith.divui %tx, {c(BK // 4)} : index")
+    a_k = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BK // 4)} : index')}, {c(4)} : index")
+    a_grow = k.op(f"arith.addi {m0}, {a_row} : index")
+    a_in = k.op(f"arith.cmpi ult, {a_grow}, {c(m)} : index", "p")
+    b_k = k.op(f"arith.divui %tx, {c(BN // 4)} : index")
+    b_n = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BN // 4)} : index')}, {c(4)} : index")
+    b_gn = k.op(f"arith.addi {n0}, {b_n} : index")
+    zero_f = k.op("arith.constant 0.0 : f32")
+    zero_v = k.op(f"arith.constant dense<0.0> : {v4}")
+    accs = [[zero_f] * TN for _ in range(TM)]
+    flat = [a for row in accs for a in row]
+    res = [k.fresh("acc") for _ in flat]
+    its = [k.fresh("it") for _ in flat]
+    ftypes = ", ".join(["f32"] * len(flat))
+    k.raw(f"{', '.join(res)} = scf.for %k0 = {c(0)} to {c(kdim)} step {c(BK)} "
+          f"iter_args({', '.join(f'{i} = {a}' for i, a in zip(its, flat))}) -> ({ftypes}) {{")
+    # A tile, transposed into As[k][m]; rows beyond M read as zeros.
+    a_gk = k.op(f"arith.addi %k0, {a_k} : index")
+    a_vec = k.fresh("av")
+    k.raw(f"{a_vec} = scf.if {a_in} -> ({v4}) {{")
+    loaded = k.op(f"vector.load %a0[{a_grow}, {a_gk}] {{alignment = 16}} : {ta}, {v4}")
+    k.raw(f"scf.yield {loaded} : {v4}")
+    k.raw("} else {")
+    k.raw(f"scf.yield {zero_v} : {v4}")
+    k.raw("}")
+    for i in range(4):
+        lane = k.op(f"vector.extract {a_vec}[{i}] : f32 from {v4}")
+        row = k.op(f"arith.addi {a_k}, {c(i)} : index")
+        k.raw(f"memref.store {lane}, %as[{row}, {a_row}] : {as_t}")
+    b_gk = k.op(f"arith.addi %k0, {b_k} : index")
+    b_vec = k.op(f"vector.load %a1[{b_gk}, {b_gn}] {{alignment = 16}} : {tb}, {v4}")
+    k.raw(f"vector.store {b_vec}, %bs[{b_k}, {b_n}] {{alignment = 16}} : {bs_t}, {v4}")
+    k.raw("gpu.barrier")
+    # 16 steps of a 4 x 4 outer product from shared memory.
+    inner_res = [k.fresh("acc") for _ in flat]
+    inner_its = [k.fresh("it") for _ in flat]
+    k.raw(f"{', '.join(inner_res)} = scf.for %kk = {c(0)} to {c(BK)} step {one} "
+          f"iter_args({', '.join(f'{i} = {a}' for i, a in zip(inner_its, its))}) -> "
+          f"({ftypes}) {{")
+    av = k.op(f"vector.load %as[%kk, {a_col}] {{alignment = 16}} : {as_t}, {v4}")
+    bv = k.op(f"vector.load %bs[%kk, {b_col}] {{alignment = 16}} : {bs_t}, {v4}")
+    a_l = [k.op(f"vector.extract {av}[{i}] : f32 from {v4}") for i in range(TM)]
+    b_l = [k.op(f"vector.extract {bv}[{j}] : f32 from {v4}") for j in range(TN)]
+    new = [k.op(f"math.fma {a_l[i]}, {b_l[j]}, {inner_its[i * TN + j]} : f32")
+           for i in range(TM) for j in range(TN)]
+    k.raw(f"scf.yield {', '.join(new)} : {ftypes}")
+    k.raw("}")
+    k.raw("gpu.barrier")
+    k.raw(f"scf.yield {', '.join(inner_res)} : {ftypes}")
+    k.raw("}")
+    # C += the tile (linalg.matmul accumulates), one 128-bit load and store per row.
+    for i in range(TM):
+        row = k.op(f"arith.addi {m0}, {k.op(f'arith.addi {a_col}, {c(i)} : index')} : index")
+        col = k.op(f"arith.addi {n0}, {b_col} : index")
+        inside = k.op(f"arith.cmpi ult, {row}, {c(m)} : index", "p")
+        k.raw(f"scf.if {inside} {{")
+        old = k.op(f"vector.load %a2[{row}, {col}] {{alignment = 16}} : {tc}, {v4}")
+        tile = k.op(f"vector.from_elements {', '.join(res[i * TN:(i + 1) * TN])} : {v4}")
+        total = k.op(f"arith.addf {old}, {tile} : {v4}")
+        k.raw(f"vector.store {total}, %a2[{row}, {col}] {{alignment = 16}} : {tc}, {v4}")
+        k.raw("}")
+    k.raw("gpu.terminator")
+    k.raw("}")
+    body = k.body()
+    return (f"func.func @kernel(%a0: {ta}, %a1: {tb}, %a2: {tc}) {{\n    {body}\n"
+            "    return\n}\n")
+
+
+__all__ = ["emit", "kernel_text", "why_not"]

@@ -1,0 +1,274 @@
+"""A small SIMT interpreter: the NVIDIA target's kernels run in Python, threads and all, to
+check their numbers without a GPU.
+
+The module is taken after ``mo-gpu-check-host`` (launches still inline in the host function).
+The host ops run in order (``gpu.alloc`` gives a NaN-filled array, so a read before any write
+shows); each ``gpu.launch`` runs block after block, each thread a generator that stops at a
+``gpu.barrier`` (until the whole block is there) or a ``gpu.shuffle`` (until its whole warp
+is). Ops cover what our kernels and the lowering's bodies use; anything else is an error
+naming it. Floats are numpy scalars of their MLIR type, ``math.fma`` rounds once from f64.
+A test helper, not part of the compiler: slow (Python per op per thread), so small shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+from mlir import ir
+
+from max.compiler.lowering import lower_to_linalg
+from max.compiler.targets.nvidia import NVIDIA, NvidiaDescription
+from max.dialects.mo import make_context
+from max.graph import Graph
+
+WARP = 32
+_CMPI = {0: operator.eq, 1: operator.ne, 2: operator.lt, 3: operator.le, 4: operator.gt,
+         5: operator.ge, 6: operator.lt, 7: operator.le, 8: operator.gt, 9: operator.ge}
+_FLOAT_OPS = {"arith.addf": np.add, "arith.subf": np.subtract, "arith.mulf": np.multiply,
+              "arith.divf": np.divide, "arith.maxnumf": np.fmax, "arith.minnumf": np.fmin,
+              "arith.maximumf": np.maximum, "arith.minimumf": np.minimum}
+_INT_OPS = {"arith.addi": operator.add, "arith.subi": operator.sub,
+            "arith.muli": operator.mul, "arith.andi": operator.and_, "arith.ori": operator.or_,
+            "arith.xori": operator.xor, "arith.maxsi": max, "arith.minsi": min,
+            "arith.shli": operator.lshift}
+_UNARY = {"math.exp": np.exp, "math.sqrt": np.sqrt, "math.rsqrt": lambda x: 1 / np.sqrt(x),
+          "arith.negf": np.negative, "math.absf": np.abs, "math.tanh": np.tanh,
+          "math.log": np.log, "math.erf": np.vectorize(math.erf)}
+
+
+def dtype_of(t: ir.Type) -> Any:
+    """The numpy dtype of a scalar MLIR type (None: index, a Python int)."""
+    text = str(t)
+    if text == "index":
+        return None
+    table = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i1": np.bool_,
+             "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64}
+    return table[text]
+
+
+def _element(t: ir.Type) -> ir.Type:
+    return ir.ShapedType(t).element_type if isinstance(t, ir.ShapedType) else t
+
+
+def _cast(value: Any, t: ir.Type) -> Any:
+    dt = dtype_of(_element(t))
+    if dt is None:
+        return int(value)
+    if isinstance(t, ir.VectorType):
+        return np.asarray(value).astype(dt)
+    return dt(value)
+
+
+def _fcmp(pred: int, a: Any, b: Any) -> Any:
+    unordered = np.isnan(a) | np.isnan(b)
+    base = {1: a == b, 2: a > b, 3: a >= b, 4: a < b, 5: a <= b, 6: a != b, 7: ~unordered,
+            8: a == b, 9: a > b, 10: a >= b, 11: a < b, 12: a <= b, 13: a != b,
+            14: unordered}
+    if pred == 0:
+        return np.zeros_like(unordered)
+    if pred == 15:
+        return np.ones_like(unordered)
+    ordered_result = base[pred] & ~unordered if pred <= 7 and pred != 7 else base[pred]
+    return ordered_result | unordered if 8 <= pred <= 13 else ordered_result
+
+
+class Machine:
+    """Runs the host function of a scheduled module on numpy arrays."""
+
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+
+    def run(self, args: list[np.ndarray]) -> None:
+        fn = next(op.operation for op in self.module.body.operations
+                  if op.operation.name == "func.func" and len(op.operation.regions[0].blocks))
+        env: dict[ir.Value, Any] = dict(zip(fn.regions[0].blocks[0].arguments, args))
+        for op in fn.regions[0].blocks[0].operations:
+            op = op.operation
+            if op.name == "gpu.launch":
+                self._launch(op, env)
+            elif op.name == "gpu.alloc":
+                t = ir.MemRefType(op.results[0].type)
+                dt = dtype_of(t.element_type)
+                fill = np.nan if np.issubdtype(dt, np.floating) else 0
+                env[op.results[0]] = np.full(list(t.shape), fill, dt)
+            elif op.name in ("gpu.dealloc", "func.return"):
+                continue
+            else:
+                for _ in self._op(op, env):
+                    raise AssertionError(f"{op.name} waits on the host")
+
+    def _launch(self, launch: ir.Operation, env: dict) -> None:
+        grid = [int(env[v]) for v in list(launch.operands)[:3]]
+        block = [int(env[v]) for v in list(launch.operands)[3:6]]
+        assert grid[2] == 1 and block[1:] == [1, 1], (grid, block)
+        region = launch.regions[0].blocks[0]
+        params = list(region.arguments)
+        for bx, by in ((x, y) for y in range(grid[1]) for x in range(grid[0])):
+            shared = []
+            for arg in params[12:]:
+                t = ir.MemRefType(arg.type)
+                shared.append(np.full(list(t.shape), np.nan, dtype_of(t.element_type)))
+            threads = []
+            for tx in range(block[0]):
+                local = dict(env)
+                for arg, value in zip(params, [bx, by, 0, tx, 0, 0, grid[0], grid[1], 1,
+                                               block[0], 1, 1] + shared):
+                    local[arg] = value
+                threads.append(self._region(region, local))
+            self._schedule(threads)
+
+    def _schedule(self, threads: list[Generator]) -> None:
+        """Runs a block's threads: a barrier waits for all, a shuffle for the warp's 32."""
+        waiting: dict[int, Any] = {}  # thread -> its event, None: still to start/resume
+        sends: dict[int, Any] = {i: None for i in range(len(threads))}
+        alive = set(range(len(threads)))
+        while alive:
+            for i in sorted(sends):
+                try:
+                    waiting[i] = threads[i].send(sends[i])
+                except StopIteration:
+                    alive.discard(i)
+                    waiting.pop(i, None)
+            sends = {}
+            shuffles = {i for i, e in waiting.items() if e[0] == "shuffle"}
+            if shuffles:
+                for warp in {i // WARP for i in shuffles}:
+                    lanes = range(warp * WARP, (warp + 1) * WARP)
+                    assert all(i in shuffles for i in lanes), "a shuffle with idle lanes"
+                    values = {i: waiting[i][1] for i in lanes}
+                    for i in lanes:
+                        _, _, offset, width = waiting.pop(i)
+                        assert width == WARP
+                        sends[i] = values[warp * WARP + ((i % WARP) ^ offset)]
+                continue
+            if waiting:
+                assert len(waiting) == len(alive), "a barrier some threads never reach"
+                sends = dict.fromkeys(waiting)
+                waiting = {}
+
+    def _region(self, block: ir.Block, env: dict) -> Generator:
+        for op in block.operations:
+            op = op.operation
+            if op.name in ("gpu.terminator", "scf.yield"):
+                return [env[v] for v in op.operands]
+            yield from self._op(op, env)
+        return []
+
+    def _op(self, op: ir.Operation, env: dict) -> Generator:
+        name = op.name
+        get = [env[v] for v in op.operands]
+        res = op.results
+        if name == "arith.constant":
+            attr = op.attributes["value"]
+            t = res[0].type
+            if isinstance(t, ir.VectorType):
+                splat = ir.DenseElementsAttr(attr)
+                value = np.full(list(ir.VectorType(t).shape),
+                                ir.DenseFPElementsAttr(attr)[0] if "f" in str(
+                                    ir.VectorType(t).element_type) else
+                                ir.DenseIntElementsAttr(attr)[0])
+                assert splat.is_splat
+            elif isinstance(attr, ir.FloatAttr) or "f" in str(t):
+                value = ir.FloatAttr(attr).value
+            else:
+                value = ir.IntegerAttr(attr).value
+            env[res[0]] = _cast(value, t)
+        elif name in _FLOAT_OPS:
+            env[res[0]] = _cast(_FLOAT_OPS[name](*get), res[0].type)
+        elif name in _INT_OPS:
+            env[res[0]] = _cast(_INT_OPS[name](*get), res[0].type)
+        elif name in ("arith.divui", "arith.divsi"):
+            env[res[0]] = _cast(int(get[0]) // int(get[1]), res[0].type)
+        elif name in ("arith.remui", "arith.remsi"):
+            env[res[0]] = _cast(int(get[0]) % int(get[1]), res[0].type)
+        elif name in _UNARY:
+            env[res[0]] = _cast(_UNARY[name](get[0]), res[0].type)
+        elif name == "math.fma":
+            a, b, c = (np.float64(x) if np.ndim(x) == 0 else x.astype(np.float64) for x in get)
+            env[res[0]] = _cast(a * b + c, res[0].type)
+        elif name == "arith.cmpi":
+            pred = ir.IntegerAttr(op.attributes["predicate"]).value
+            env[res[0]] = np.bool_(_CMPI[pred](get[0], get[1]))
+        elif name == "arith.cmpf":
+            pred = ir.IntegerAttr(op.attributes["predicate"]).value
+            env[res[0]] = _fcmp(pred, get[0], get[1])
+        elif name == "arith.select":
+            env[res[0]] = _cast(np.where(get[0], get[1], get[2]), res[0].type) \
+                if np.ndim(get[1]) else (get[1] if get[0] else get[2])
+        elif name == "arith.bitcast":
+            env[res[0]] = np.asarray(get[0]).view(dtype_of(_element(res[0].type)))[()]
+        elif name in ("arith.extf", "arith.truncf", "arith.sitofp", "arith.extsi",
+                      "arith.trunci", "arith.index_cast", "arith.fptosi", "arith.extui",
+                      "arith.uitofp"):
+            env[res[0]] = _cast(get[0], res[0].type)
+        elif name == "memref.load":
+            env[res[0]] = get[0][tuple(int(i) for i in get[1:])]
+        elif name == "memref.store":
+            get[1][tuple(int(i) for i in get[2:])] = get[0]
+        elif name == "vector.load":
+            idx = [int(i) for i in get[1:]]
+            n = ir.VectorType(res[0].type).shape[0]
+            env[res[0]] = get[0][tuple(idx[:-1]) + (slice(idx[-1], idx[-1] + n),)].copy()
+        elif name == "vector.store":
+            idx = [int(i) for i in get[2:]]
+            n = len(get[0])
+            get[1][tuple(idx[:-1]) + (slice(idx[-1], idx[-1] + n),)] = get[0]
+        elif name == "vector.extract":
+            pos = list(ir.DenseI64ArrayAttr(op.attributes["static_position"]))
+            env[res[0]] = get[0][pos[0]]
+        elif name == "vector.from_elements":
+            env[res[0]] = _cast(np.array(get), res[0].type)
+        elif name == "vector.broadcast":
+            env[res[0]] = _cast(np.full(list(ir.VectorType(res[0].type).shape), get[0]),
+                                res[0].type)
+        elif name in ("memref.expand_shape", "memref.collapse_shape"):
+            env[res[0]] = get[0].reshape(list(ir.MemRefType(res[0].type).shape))
+        elif name == "gpu.barrier":
+            yield ("barrier",)
+        elif name == "gpu.shuffle":
+            assert "xor" in str(op.attributes["mode"]), op.attributes["mode"]
+            value = yield ("shuffle", get[0], int(get[1]), int(get[2]))
+            env[res[0]] = value
+            env[res[1]] = np.bool_(True)
+        elif name == "scf.for":
+            lb, ub, step, *carried = get
+            body = op.regions[0].blocks[0]
+            args = list(body.arguments)
+            for iv in range(int(lb), int(ub), int(step)):
+                env[args[0]] = iv
+                for a, v in zip(args[1:], carried):
+                    env[a] = v
+                carried = yield from self._region(body, env)
+            for r, v in zip(res, carried):
+                env[r] = v
+        elif name == "scf.if":
+            region = op.regions[0] if get[0] else op.regions[1]
+            out = yield from self._region(region.blocks[0], env) if len(region.blocks) else []
+            for r, v in zip(res, out or []):
+                env[r] = v
+        else:
+            raise NotImplementedError(f"simt: no rule for {name}")
+
+
+def scheduled(graph: Graph) -> ir.Module:
+    """``graph`` through the NVIDIA target up to ``mo-gpu-check-host`` (kernels inline)."""
+    context = make_context()
+    with context:
+        m = ir.Module.parse(str(graph._module))
+        lower_to_linalg(m)
+        NVIDIA.run(m, until="mo-gpu-check-host", **NvidiaDescription().options())
+    return m
+
+
+def run_graph(graph: Graph, inputs: list[np.ndarray],
+              outputs: list[tuple[tuple[int, ...], Any]]) -> list[np.ndarray]:
+    """Runs ``graph``'s kernels on ``inputs``; returns the outputs (filled with 7 first)."""
+    module = scheduled(graph)
+    outs = [np.full(shape, 7, dtype) for shape, dtype in outputs]
+    with module.context, np.errstate(all="ignore"):
+        Machine(module).run([np.ascontiguousarray(a) for a in inputs] + outs)
+    return outs

@@ -1,0 +1,93 @@
+"""The numbers of every NVIDIA schedule, barriers and warp shuffles included, from the SIMT
+interpreter (``simt.py``: each GPU thread a Python generator) against numpy. No GPU needed;
+small shapes, since the interpreter runs Python per op per thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gpu_helpers import gpu_graph
+from simt import run_graph
+
+from max.dtype import DType
+from max.graph import ops
+
+F32, I32 = DType.float32, DType.int32
+rng = np.random.default_rng(11)
+pytestmark = pytest.mark.usefixtures("schedule_debug")
+
+
+def _f32(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "min", "mean"])
+def test_row_reductions(name: str) -> None:
+    x = _f32(3, 1000)
+    fn = {"sum": lambda a: ops.sum(a * a, axis=-1), "max": lambda a: ops.max(a, axis=-1),
+          "min": lambda a: ops.min(a, axis=-1), "mean": lambda a: ops.mean(a, axis=-1)}[name]
+    want = {"sum": (x * x).sum(-1), "max": x.max(-1), "min": x.min(-1),
+            "mean": x.mean(-1)}[name]
+    (out,) = run_graph(gpu_graph(fn, [(F32, x.shape)]), [x], [((3, 1), np.float32)])
+    np.testing.assert_allclose(out[:, 0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_short_rows_and_three_dims() -> None:
+    x = _f32(2, 3, 40)  # 40: scalar lanes, 64 threads of which 24 idle
+    (out,) = run_graph(gpu_graph(lambda a: ops.sum(a, axis=-1), [(F32, x.shape)]), [x],
+                       [((2, 3, 1), np.float32)])
+    np.testing.assert_allclose(out, x.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_integer_row_sum() -> None:
+    x = rng.integers(-1000, 1000, (2, 300), np.int32)
+    (out,) = run_graph(gpu_graph(lambda a: ops.sum(a, axis=-1), [(I32, x.shape)]), [x],
+                       [((2, 1), np.int32)])
+    np.testing.assert_array_equal(out, x.sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("n", [1000, 9000])  # the exp row in shared memory / global memory
+def test_softmax(n: int) -> None:
+    x = _f32(2, n) * 3
+    (out,) = run_graph(gpu_graph(lambda a: ops.softmax(a), [(F32, x.shape)]), [x],
+                       [(x.shape, np.float32)])
+    e = np.exp(x - x.max(-1, keepdims=True))
+    np.testing.assert_allclose(out, e / e.sum(-1, keepdims=True), rtol=2e-5, atol=1e-7)
+
+
+def test_layer_norm() -> None:
+    x, g, b = _f32(3, 256) * 2 + 1, _f32(256), _f32(256)
+    (out,) = run_graph(gpu_graph(lambda a, gg, bb: ops.layer_norm(a, gg, bb, 1e-5),
+                                 [(F32, x.shape), (F32, g.shape), (F32, b.shape)]),
+                       [x, g, b], [(x.shape, np.float32)])
+    mu = x.mean(-1, keepdims=True)
+    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * g + b
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(5, 32, 64), (70, 16, 128)])
+def test_tiled_matmul(m: int, k: int, n: int) -> None:
+    x, w = _f32(m, k), _f32(k, n)
+    (out,) = run_graph(gpu_graph(lambda a, b: a @ b, [(F32, x.shape), (F32, w.shape)]),
+                       [x, w], [((m, n), np.float32)])
+    np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_argmax() -> None:
+    x = _f32(4, 128)
+    x[1, 7] = x[1, 90] = 50.0  # ties: the first index
+    (out,) = run_graph(gpu_graph(lambda a: ops.argmax(a, axis=-1), [(F32, x.shape)]), [x],
+                       [((4, 1), np.int64)])
+    np.testing.assert_array_equal(out[:, 0], x.argmax(-1))
+
+
+def test_elementwise_with_a_bias() -> None:
+    x, y = _f32(8, 256), _f32(256)
+    (out,) = run_graph(gpu_graph(lambda a, b: ops.gelu(a + b), [(F32, x.shape),
+                                                                 (F32, y.shape)]),
+                       [x, y], [(x.shape, np.float32)])
+    import math
+
+    z = (x + y).astype(np.float64)
+    want = 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
