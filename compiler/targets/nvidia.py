@@ -35,6 +35,7 @@ NVIDIA = Target("nvidia", (
     Stage("mo-entry-abi"),  # destination-passing memref entry, as on the CPU
     Stage("mo-duplicate-widenings"),
     Stage(FUSION_PIPELINE),
+    Stage("mo-fold-transposes"),  # permuted reads in place (the GPU schedules take any map)
     Stage("mo-dps-inits"),
     Stage(BUFFERIZE_PIPELINE),
     Stage("mo-copies-to-linalg"),  # copies become kernels too, never host loops
