@@ -30,6 +30,7 @@ CPU = Target("cpu", (
     Stage("mo-vectorize-memrefs", schedule=True),
     Stage("mo-fast-math", schedule=True),  # after vectorization: vector polynomials
     Stage(DEALLOC_PIPELINE),
+    Stage("mo-nibble-lookup", schedule=True),  # after dealloc: an intrinsic without effects
     Stage("mo-copies-to-linalg"),
     Stage("mo-parallel-copies", ("threads",), schedule=True),
     Stage("mo-vectorize-copies", schedule=True),
@@ -98,11 +99,13 @@ def _restore(module: ir.Module, snapshot: ir.Operation) -> None:
         for op in snapshot.regions[0].blocks[0].operations:
             op.operation.clone()
     # The module's own attributes too (a failed run may have set some, e.g. mo.fallbacks).
+    # (Iterating an attribute map gives names here, NamedAttributes in older bindings.)
     attrs = module.operation.attributes
-    for attr in list(attrs):
-        del attrs[attr.name]
-    for attr in snapshot.attributes:
-        attrs[attr.name] = attr.attr
+    for name in [getattr(a, "name", a) for a in list(attrs)]:
+        del attrs[name]
+    saved = snapshot.attributes
+    for name in [getattr(a, "name", a) for a in list(saved)]:
+        attrs[name] = saved[name]
 
 
 __all__ = ["CPU", "CompilationError", "lower"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlir import ir
-from mo_helpers import Compiled, check, mo_type, one_op_module, scheduled_ir
+from mo_helpers import Compiled, check, make_context, mo_type, one_op_module, scheduled_ir
 
 from max.compiler.pipelines import cpu_schedule
 
@@ -226,3 +226,28 @@ def test_row_ops_are_vector_code_with_no_linalg_left(op: str) -> None:
     ir_text = scheduled_ir(text)
     assert "vector.reduction" in ir_text
     assert "linalg." not in ir_text
+
+
+def test_fallback_restores_the_module_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule failure after a stage recorded module attributes (a weight's load-time
+    layout, chosen while lowering): the plain pipeline starts from the module as it was,
+    its attributes included, and the result is right."""
+    from max.compiler.lowering import lower_to_linalg
+    from max.compiler.pipelines import arg_layouts
+    from max.compiler.targets import cpu as cpu_target
+
+    monkeypatch.delenv("MAX_SCHEDULE_DEBUG")
+
+    def broken(module: ir.Module) -> None:
+        module.operation.attributes["mo.half_done"] = ir.UnitAttr.get()
+        raise RuntimeError("fails after setting an attribute")
+
+    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", broken)
+    with make_context():
+        m = ir.Module.parse(_matmul_text("m", 33, 9))
+        lower_to_linalg(m)
+        arg_layouts.record(m, "w0", "t")
+        records = cpu_target.lower(m)
+        assert records[0] == "whole module: fails after setting an attribute"
+        assert arg_layouts.layouts(m) == {"w0": "t"}
+        assert "mo.half_done" not in m.operation.attributes
