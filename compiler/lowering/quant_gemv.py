@@ -143,7 +143,8 @@ def _codes(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> tuple[ir.Value
     packed = arith.extui(v32, _read(w, n, at, v8))
     lo = arith.andi(packed, _const_vec(v32, 15))
     hi = arith.shrui(packed, _const_vec(v32, 4))
-    return arith.sitofp(vf, lo), arith.sitofp(vf, hi)  # (0..15: signed conversion is exact)
+    # (0..15: signed conversion is exact; mo-nibble-lookup makes both a vpermps on AVX-512)
+    return arith.sitofp(vf, lo), arith.sitofp(vf, hi)
 
 
 def _weights(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> tuple[ir.Value, ir.Value]:

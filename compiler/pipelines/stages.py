@@ -44,6 +44,15 @@ def fold_transposes(module: ir.Module) -> None:
         impl(module)
 
 
+@register_pass("mo-nibble-lookup", "4-bit code -> f32 conversions as AVX-512 vpermps table "
+               "lookups (after the dealloc pipeline; none without AVX-512)")
+def nibble_lookup(module: ir.Module) -> None:
+    from max.compiler.pipelines.nibble_lookup import lookup_nibbles
+
+    with module.context, ir.Location.unknown():
+        lookup_nibbles(module)
+
+
 @register_pass("mo-dps-inits", "give every destination-passing chain its own init "
                "(before eliminate-empty-tensors)")
 def dps_inits(module: ir.Module) -> None:

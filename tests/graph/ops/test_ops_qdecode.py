@@ -143,3 +143,25 @@ def test_weight_rows_are_prefetched_ahead() -> None:
         text = str(module)
     assert text.count("memref.prefetch") == 2 and f"locality<{LOCALITY}>" in text
     assert f"arith.constant {DISTANCE} : index" in text
+
+
+@pytest.mark.parametrize("enc", [Q.Q4_0, Q.Q4_1])
+def test_nibbles_become_table_lookups(enc: QuantizationEncoding) -> None:
+    """On AVX-512 the 4-bit codes' conversions to f32 are vpermps lookups (mo-nibble-lookup):
+    none is left as a conversion; the numbers are the other tests' (same pipeline)."""
+    from max.compiler.lowering.host_cpu import HAVE_PERMVAR
+    from max.compiler.pipelines.nibble_lookup import INTRINSIC
+    from max.compiler.targets.cpu import CPU
+
+    if not HAVE_PERMVAR:
+        pytest.skip("the host has no AVX-512F: the conversions stay")
+    g = build([tt(DType.float32, 1, 64), tt(DType.uint8, 40, 2 * (18 if enc == Q.Q4_0 else 20))],
+              lambda x, w: ops.qmatmul(enc, None, x, w))
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        CPU.run(module, until="mo-nibble-lookup", threads=2)
+        text = str(module)
+    assert text.count(INTRINSIC) >= 2
+    assert not [line for line in text.splitlines()
+                if "arith.sitofp" in line and "vector<16xi32>" in line]
