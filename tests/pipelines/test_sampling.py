@@ -19,7 +19,7 @@ from max.interfaces import GenerationStatus, SamplingParams
 from max.pipelines.core import TextContext
 from max.pipelines.lib.sampling.penalties import apply_penalties
 from max.pipelines.lib.sampling.sampling import (
-    SamplingConfig, generator_for, sampling_inputs, token_sampler,
+    SamplingConfig, generator_for, greedy_sampler, is_greedy, sampling_inputs, token_sampler,
 )
 
 CPU = DeviceRef.CPU()
@@ -365,3 +365,26 @@ def test_generation_loop_with_text_contexts(sampler) -> None:
         assert n >= p.min_new_tokens and n <= p.max_new_tokens
         assert (c.status == GenerationStatus.END_OF_SEQUENCE) == (c.generated_tokens[-1] == eos)
         assert eos not in c.generated_tokens[: p.min_new_tokens]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_greedy_sampler_is_the_argmax(sampler, dtype) -> None:
+    """The greedy-only graph picks what the full sampler picks for greedy rows: the argmax,
+    the lowest id among equal logits (numpy's argmax), at several batch sizes."""
+    config = SamplingConfig(in_dtype=DType.float16) if dtype == np.float16 else CONFIG
+    greedy = InferenceSession().load(greedy_sampler(config, CPU))
+    rng = np.random.default_rng(11)
+    for batch in (1, 3, 8):
+        logits = rng.standard_normal((batch, 1000)).astype(dtype)
+        logits[0, [17, 400]] = logits.max() + 1  # a tie: the lower id
+        got = greedy.execute(logits)[0].to_numpy()
+        assert got.dtype == np.int64 and got.shape == (batch,)
+        np.testing.assert_array_equal(got, np.argmax(logits.astype(np.float32), axis=-1))
+        assert got[0] == 17
+        if dtype == np.float32:
+            params = [SamplingParams(top_k=1), SamplingParams(temperature=0.0)] * batch
+            params = params[:batch]
+            assert all(is_greedy(p) for p in params)
+            full, _ = sampler(logits, params, np.full(batch, 0.5))
+            np.testing.assert_array_equal(got, full)
+    assert not is_greedy(SamplingParams(top_k=5)) and not is_greedy(SamplingParams())

@@ -23,7 +23,8 @@ from max.nn.kv_cache import ContinuousKVCacheManager
 from max.pipelines.core import TextContext
 from max.pipelines.lib.config import PipelineConfig
 from max.pipelines.lib.sampling import (
-    SamplingConfig, apply_penalties, generator_for, sampling_inputs, token_sampler,
+    SamplingConfig, apply_penalties, generator_for, greedy_sampler, is_greedy, sampling_inputs,
+    token_sampler,
 )
 
 
@@ -56,6 +57,7 @@ class TextGenerationPipeline:
         self.max_batch_size = pipeline_config.max_batch_size or 8
         self.sampling_config = SamplingConfig(vocab_size=c.vocab_size)
         self._sampler = self.session.load(token_sampler(self.sampling_config, DeviceRef.CPU()))
+        self._greedy = self.session.load(greedy_sampler(self.sampling_config, DeviceRef.CPU()))
         self._manager: ContinuousKVCacheManager | None = None
         self._slots: dict[RequestID, int] = {}
         self._generators: dict[RequestID, np.random.Generator] = {}
@@ -203,8 +205,11 @@ class TextGenerationPipeline:
         if any(_penalized(p) for p in params) or any(len(b) for b in banned):
             logits = apply_penalties(logits, params, generated, banned)
         gens = [self._generators[rid] for rid, _, _ in rows]
-        inputs = sampling_inputs(params, gens, self.sampling_config)
-        tokens = self._sampler.execute(logits, *inputs)[0].to_numpy()
+        inputs = sampling_inputs(params, gens, self.sampling_config)  # every row draws
+        if all(is_greedy(p) for p in params):  # the argmax alone, not every sampling path
+            tokens = self._greedy.execute(logits)[0].to_numpy()
+        else:
+            tokens = self._sampler.execute(logits, *inputs)[0].to_numpy()
         for (rid, ctx, _), token in zip(rows, tokens):
             ctx.update(int(token))
             if ctx.current_length >= self.max_seq_len and not ctx.is_done:

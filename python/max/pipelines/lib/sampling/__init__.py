@@ -6,8 +6,11 @@ from max.pipelines.lib.sampling.penalties import apply_penalties
 from max.pipelines.lib.sampling.sampling import (
     SamplingConfig,
     generator_for,
+    greedy_sampler,
+    is_greedy,
     sampling_inputs,
     token_sampler,
 )
 
-__all__ = ["SamplingConfig", "apply_penalties", "generator_for", "sampling_inputs", "token_sampler"]
+__all__ = ["SamplingConfig", "apply_penalties", "generator_for", "greedy_sampler", "is_greedy",
+           "sampling_inputs", "token_sampler"]
