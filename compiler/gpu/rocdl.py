@@ -186,8 +186,8 @@ def find_tool(tool: str, arch: str) -> str:
     path = tool if os.sep in tool else shutil.which(tool)
     if path is None or not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise ToolchainError(
-            f"the AMD target needs {tool!r} to compile {arch} code objects, and it is not "
-            f"installed (Debian: apt-get install llvm-19 lld-19; ./dev setup does it)")
+            f"the AMD target needs {tool!r} (LLVM 19) to compile {arch} code objects, and it "
+            "was not found (Debian: apt-get install llvm-19 lld-19; ./dev setup installs them)")
     return path
 
 
