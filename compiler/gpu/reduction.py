@@ -5,8 +5,9 @@ Each thread folds a strided part of the row into a private accumulator (vector l
 elementwise schedule), the lanes of a warp (32; an AMD wavefront: 64) combine theirs with
 ``gpu.shuffle xor``, each warp's lane 0 leaves its value in workgroup (shared) memory, and
 after a ``gpu.barrier`` the first warp combines those and thread 0 folds the row's total into
-the output (whose old value, the reduction's init, is kept). Sum, max, min, product and the integer/bitwise reductions
-qualify when the body's accumulator feeds exactly one combining op that is yielded.
+the output (whose old value, the reduction's init, is kept). Sum, max, min, product and the
+integer/bitwise reductions qualify when the body's accumulator feeds exactly one combining op
+that is yielded.
 """
 
 from __future__ import annotations

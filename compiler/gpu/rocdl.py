@@ -196,11 +196,11 @@ def _run(argv: list[str], tool: str, arch: str) -> None:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
         raise ToolchainError(f"{tool} timed out after {TOOL_TIMEOUT_S} s compiling for "
-                               f"{arch}") from e
+                             f"{arch}") from e
     if proc.returncode:
         detail = (proc.stderr or proc.stdout).strip()[:2000]
         raise ToolchainError(f"{tool} failed (exit {proc.returncode}) compiling for "
-                               f"{arch}: {detail}")
+                             f"{arch}: {detail}")
 
 
 def hsaco(ir_text: str, arch: str, llc: str = LLC, ld_lld: str = LD_LLD) -> bytes:

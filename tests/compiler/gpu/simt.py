@@ -5,9 +5,10 @@ The module is taken after ``mo-gpu-check-host`` (launches still inline in the ho
 The host ops run in order (``gpu.alloc`` gives a NaN-filled array, so a read before any write
 shows); each ``gpu.launch`` runs block after block, each thread a generator that stops at a
 ``gpu.barrier`` (until the whole block is there) or a ``gpu.shuffle`` (until its whole warp
-is: 32 lanes, or an AMD wavefront's 64, the machine's ``warp``). Ops cover what our kernels and the lowering's bodies use; anything else is an error
-naming it. Floats are numpy scalars of their MLIR type, ``math.fma`` rounds once from f64.
-A test helper, not part of the compiler: slow (Python per op per thread), so small shapes.
+is: 32 lanes, or an AMD wavefront's 64, the machine's ``warp``). Ops cover what our kernels
+and the lowering's bodies use; anything else is an error naming it. Floats are numpy scalars
+of their MLIR type, ``math.fma`` rounds once from f64. A test helper, not part of the
+compiler: slow (Python per op per thread), so small shapes.
 """
 
 from __future__ import annotations

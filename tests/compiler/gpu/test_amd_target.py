@@ -12,6 +12,7 @@ from amd_helpers import missing_tools
 from gpu_helpers import gpu_graph
 
 from max.compiler import max_opt
+from max.compiler.gpu.rocdl import external_functions, hsaco
 from max.compiler.passes.registry import CompilationError, all_passes, split_element
 from max.compiler.targets import targets
 from max.compiler.targets.amd import AMD, AmdDescription, compile_hsaco
@@ -125,3 +126,14 @@ def test_max_opt_replays_the_target(tmp_path: Path,
     assert not re.search(r"^\s*gpu\.module @", text, re.M)  # each became a gpu.binary
     assert "gpu.binary @mo_graph_g_kernel <#gpu.select_object<0" in text
     assert re.search(r"^\s*llvm\.func @mo_graph_g\(", text, re.M)  # the host, lowered
+
+
+def test_device_library_calls_are_refused() -> None:
+    text = ("declare float @__ocml_erf_f32(float)\n"
+            "declare i32 @llvm.amdgcn.workitem.id.x()\n")
+    assert external_functions(text) == ["__ocml_erf_f32"]
+    with pytest.raises(CompilationError) as info:
+        hsaco(text, "gfx942", llc="/nonexistent/llc-19")
+    assert str(info.value) == ("mo-rocdl-to-hsaco: the gfx942 kernels call __ocml_erf_f32, "
+                               "which the offline route does not link (no ROCm device "
+                               "libraries)")
