@@ -47,9 +47,10 @@ def map_loops(module: ir.Module, block: int, max_blocks: int) -> None:
         PassManager.parse(f"builtin.module({MAP_LOOPS})").run(module.operation)
 
 
-def check_host(module: ir.Module) -> None:
+def check_host(module: ir.Module, target: str = "nvidia") -> None:
     """Raises CompilationError naming the first host op that would touch device memory from
-    the CPU (or host control flow, which the device-memory rewrite does not follow)."""
+    the CPU (or host control flow, which the device-memory rewrite does not follow);
+    ``target``: the target's name, for the message."""
     for fn in host_functions(module):
         for op in fn.regions[0].blocks[0].operations:
             name = op.operation.name
@@ -57,7 +58,7 @@ def check_host(module: ir.Module) -> None:
                 continue
             label = _label(op.operation)
             raise CompilationError(
-                f"the nvidia target cannot run {name} ({label}) on the host: no GPU schedule "
+                f"the {target} target cannot run {name} ({label}) on the host: no GPU schedule "
                 "or loop mapping covers it")
 
 

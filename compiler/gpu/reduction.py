@@ -2,11 +2,12 @@
 per row.
 
 Each thread folds a strided part of the row into a private accumulator (vector loads as in the
-elementwise schedule), the 32 lanes of a warp combine theirs with ``gpu.shuffle xor``, each
-warp's lane 0 leaves its value in workgroup (shared) memory, and after a ``gpu.barrier`` the
-first warp combines those and thread 0 folds the row's total into the output (whose old value,
-the reduction's init, is kept). Sum, max, min, product and the integer/bitwise reductions
-qualify when the body's accumulator feeds exactly one combining op that is yielded.
+elementwise schedule), the lanes of a warp (32; an AMD wavefront: 64) combine theirs with
+``gpu.shuffle xor``, each warp's lane 0 leaves its value in workgroup (shared) memory, and
+after a ``gpu.barrier`` the first warp combines those and thread 0 folds the row's total into
+the output (whose old value, the reduction's init, is kept). Sum, max, min, product and the
+integer/bitwise reductions qualify when the body's accumulator feeds exactly one combining op
+that is yielded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ NEUTRAL = {
     "arith.maxui": "0", "arith.minui": "-1",
 }
 SHUFFLE_TYPES = ("f32", "i32")  # gpu.shuffle lowers to shfl.sync on 32-bit values
+# Lanes that run in lockstep and exchange values by shuffles: an NVIDIA warp (32), the
+# default; an AMD CDNA wavefront is 64 (every function that depends on it takes ``wave``).
 WARP = 32
 
 
@@ -76,40 +79,43 @@ def _num_inputs(generic: ir.Operation) -> int:
     return ir.DenseI32ArrayAttr(generic.attributes["operandSegmentSizes"])[0]
 
 
-def row_threads(n: int, width: int, block: int) -> int:
-    """Threads of a block that walks rows of ``n`` elements in vectors of ``width``."""
-    return min(block, max(WARP, -(-(n // width) // WARP) * WARP))
+def row_threads(n: int, width: int, block: int, wave: int = WARP) -> int:
+    """Threads of a block that walks rows of ``n`` elements in vectors of ``width``: whole
+    waves (``wave`` lanes each), since a shuffle needs every lane of its wave."""
+    return min(block, max(wave, -(-(n // width) // wave) * wave))
 
 
-def row_width(generic: ir.Operation) -> int:
+def row_width(generic: ir.Operation, wave: int = WARP) -> int:
     """Lanes per thread step along the reduced loop (1 for short rows: more threads then)."""
     operands, _ = analyze(generic)
     shape = loop_shape(generic, operands)
     width = vector_width(operands[:-1], len(shape) - 1, shape[-1], [])
-    return 1 if width > 1 and shape[-1] // width < WARP else width
+    return 1 if width > 1 and shape[-1] // width < wave else width
 
 
-def shared_type(element: str) -> str:
-    return f"memref<{WARP}x{element}, #gpu.address_space<workgroup>>"
+def shared_type(element: str, wave: int = WARP) -> str:
+    """The workgroup buffer of one partial per wave (a block has at most ``wave`` waves)."""
+    return f"memref<{wave}x{element}, #gpu.address_space<workgroup>>"
 
 
-def kernel_text(generic: ir.Operation, block: int) -> str:
-    """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts."""
+def kernel_text(generic: ir.Operation, block: int, wave: int = WARP) -> str:
+    """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts;
+    ``wave``: lanes per warp/wavefront."""
     operands, _ = analyze(generic)
     shape = loop_shape(generic, operands)
     rows = 1
     for s in shape[:-1]:
         rows *= s
-    threads = row_threads(shape[-1], row_width(generic), block)
+    threads = row_threads(shape[-1], row_width(generic, wave), block, wave)
     t = operands[-1].element
     k = KernelText()
     one = k.const_index(1)
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
-          f"%sy = {one}, %sz = {one}) workgroup(%shared : {shared_type(t)}) {{")
+          f"%sy = {one}, %sz = {one}) workgroup(%shared : {shared_type(t, wave)}) {{")
     row_idx = delinearize(k, "%bx", shape[:-1])
     args = [f"%a{i}" for i in range(len(operands))]
-    reduce_row(k, generic, args, row_idx, "%shared", PLACEHOLDER)
+    reduce_row(k, generic, args, row_idx, "%shared", PLACEHOLDER, wave=wave)
     k.raw("gpu.terminator")
     k.raw("}")
     signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
@@ -120,17 +126,19 @@ def kernel_text(generic: ir.Operation, block: int) -> str:
 
 
 def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: list[str],
-               shared: str, placeholder: str, operands: list[Operand] | None = None) -> None:
+               shared: str, placeholder: str, operands: list[Operand] | None = None,
+               wave: int = WARP) -> None:
     """Text: the block's threads fold the row ``row_idx`` of ``generic`` (operands named
     ``args``, read as ``operands``: by default as ``analyze`` finds them) and thread 0 folds
-    the total into the output; ``shared``: a workgroup buffer of 32 elements of the output's
-    type. Threads: ``%tx`` of ``%sx`` (a multiple of 32)."""
+    the total into the output; ``shared``: a workgroup buffer of ``wave`` elements of the
+    output's type. Threads: ``%tx`` of ``%sx`` (a multiple of ``wave``, the lanes of a warp or
+    wavefront)."""
     found, _ = analyze(generic)
     shape = loop_shape(generic, found)
     operands = operands or found
     inputs, out = operands[:-1], operands[-1]
     n = shape[-1]
-    width = row_width(generic)
+    width = row_width(generic, wave)
     comb = combiner(generic)
     assert comb is not None
     kind, t = comb.name, out.element
@@ -156,23 +164,23 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
                        f"({', '.join(arg_types)}) -> ({t})", "r")
     k.raw(f"scf.yield {current} : {t}")
     k.raw("}")
-    warp_total = _warp_reduce(k, acc, kind, t)
-    c32 = k.const_index(WARP)
+    warp_total = _warp_reduce(k, acc, kind, t, wave)
+    c32 = k.const_index(wave)
     lane_id = k.op(f"arith.remui %tx, {c32} : index", "l")
     warp_id = k.op(f"arith.divui %tx, {c32} : index", "w")
     zero = k.const_index(0)
     is_first_lane = k.op(f"arith.cmpi eq, {lane_id}, {zero} : index", "p")
     k.raw(f"scf.if {is_first_lane} {{")
-    k.raw(f"memref.store {warp_total}, {shared}[{warp_id}] : {shared_type(t)}")
+    k.raw(f"memref.store {warp_total}, {shared}[{warp_id}] : {shared_type(t, wave)}")
     k.raw("}")
     k.raw("gpu.barrier")
     is_first_warp = k.op(f"arith.cmpi eq, {warp_id}, {zero} : index", "p")
     k.raw(f"scf.if {is_first_warp} {{")
     nwarps = k.op(f"arith.divui %sx, {c32} : index", "w")
     has_value = k.op(f"arith.cmpi ult, {lane_id}, {nwarps} : index", "p")
-    partial = k.op(f"memref.load {shared}[{lane_id}] : {shared_type(t)}", "s")
+    partial = k.op(f"memref.load {shared}[{lane_id}] : {shared_type(t, wave)}", "s")
     value = k.op(f"arith.select {has_value}, {partial}, {k.op(neutral, 'n')} : {t}", "s")
-    total = _warp_reduce(k, value, kind, t)
+    total = _warp_reduce(k, value, kind, t, wave)
     k.raw(f"scf.if {is_first_lane} {{")
     assert out.dims is not None
     out_idx = [zero if d is None else row_idx[d] for d in out.dims]
@@ -184,10 +192,16 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
     k.raw("}")
 
 
-def _warp_reduce(k: KernelText, value: str, kind: str, t: str) -> str:
-    """Text combining ``value`` over the 32 lanes of a warp (butterfly: every lane gets it)."""
-    width = k.op(f"arith.constant {WARP} : i32")
-    for offset in (16, 8, 4, 2, 1):
+def _warp_reduce(k: KernelText, value: str, kind: str, t: str, wave: int = WARP) -> str:
+    """Text combining ``value`` over the ``wave`` lanes of a warp/wavefront (butterfly: every
+    lane gets it; offsets ``wave/2 .. 1``)."""
+    width = k.op(f"arith.constant {wave} : i32")
+    offsets = []
+    offset = wave // 2
+    while offset:
+        offsets.append(offset)
+        offset //= 2
+    for offset in offsets:
         off = k.op(f"arith.constant {offset} : i32")
         other = k.fresh("sh")
         k.raw(f"{other}, {k.fresh('ok')} = gpu.shuffle xor {value}, {off}, {width} : {t}")

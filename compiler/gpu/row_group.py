@@ -20,7 +20,8 @@ from max.compiler.gpu import elementwise, reduction
 from max.compiler.gpu.access import (Operand, analyze, delinearize, load_lanes, loop_shape,
                                      store_lanes, vector_width)
 from max.compiler.gpu.body import KernelText, body_block, emit_group
-from max.compiler.gpu.reduction import reduce_row, row_threads, row_width, shared_type
+from max.compiler.gpu.reduction import (WARP, reduce_row, row_threads, row_width,
+                                        shared_type)
 
 # Ops that may sit between two ops of a group: they move before it (no operands from it).
 TRANSPARENT = ("memref.alloc", "memref.expand_shape", "memref.collapse_shape",
@@ -113,8 +114,9 @@ def _outputs(op: ir.Operation) -> list[ir.Value]:
     return list(op.operands)[n_in:]
 
 
-def emit(group: list[ir.Operation], block: int) -> None:
-    """Replaces ``group`` by one kernel (transparent ops between its ops move before it)."""
+def emit(group: list[ir.Operation], block: int, wave: int = WARP) -> None:
+    """Replaces ``group`` by one kernel (transparent ops between its ops move before it);
+    ``wave``: lanes per warp/wavefront."""
     first, last = group[0], group[-1]
     ops = [o.operation for o in first.operation.block.operations]
     i, j = ops.index(first), ops.index(last)
@@ -127,10 +129,11 @@ def emit(group: list[ir.Operation], block: int) -> None:
             if v not in values:
                 values.append(v)
     emit_group({f"{BODY}{i}": op for i, op in enumerate(group)},
-               kernel_text(group, values, block), values, first)
+               kernel_text(group, values, block, wave), values, first)
 
 
-def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -> str:
+def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int,
+                wave: int = WARP) -> str:
     """The kernel module text of a group whose operands are ``values`` (``%a<i>``)."""
     seed = next(op for op in group if reduction.why_not(op) is None)
     seed_operands, _ = analyze(seed)
@@ -139,14 +142,15 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
     rows = 1
     for s in rows_shape:
         rows *= s
-    threads = row_threads(n, row_width(seed), block)
+    threads = row_threads(n, row_width(seed, wave), block, wave)
     elements = sorted({analyze(op)[0][-1].element for op in group
                        if reduction.why_not(op) is None})
     shared = {t: f"%shared_{t}" for t in elements}
     promoted = _promotable(group, values, len(rows_shape))
     k = KernelText()
     one = k.const_index(1)
-    workgroup = ", ".join([f"{name} : {shared_type(t)}" for t, name in shared.items()] +
+    workgroup = ", ".join([f"{name} : {shared_type(t, wave)}"
+                           for t, name in shared.items()] +
                           [f"%row{i} : {o.type}" for i, o in promoted.items()])
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
@@ -165,7 +169,8 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int) -
         if index:
             k.raw("gpu.barrier")
         if kind == "reduce":
-            reduce_row(k, op, args, row_idx, shared[operands[-1].element], name, operands)
+            reduce_row(k, op, args, row_idx, shared[operands[-1].element], name, operands,
+                       wave)
             results = [operands[-1].element]
         elif kind == "map":
             _map_row(k, op, operands, args, row_idx, extent, name)

@@ -75,14 +75,16 @@ module attributes {transform.with_named_sequence} {
 """
 
 
-def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int) -> list[str]:
+def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int,
+             wave: int = reduction.WARP) -> list[str]:
     """Rewrites each linalg op a schedule accepts into a kernel; returns, for the log, one
-    line per op left as it was (why)."""
+    line per op left as it was (why). ``wave``: lanes per warp (NVIDIA, 32) or wavefront
+    (AMD CDNA, 64), which the reductions' shuffles span."""
     generalize(module)
     left: list[str] = []
     for fn in host_functions(module):
         for group in row_group.find_groups(fn.regions[0].blocks[0]):
-            row_group.emit(group, reduce_block)
+            row_group.emit(group, reduce_block, wave)
         for op in list(fn.regions[0].blocks[0].operations):
             if op.operation.name == "linalg.matmul":
                 why_mm = matmul.why_not(op.operation)
@@ -100,7 +102,7 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int) 
                 continue
             why_red = reduction.why_not(op)
             if why_red is None:
-                body.emit(op, reduction.kernel_text(op, reduce_block))
+                body.emit(op, reduction.kernel_text(op, reduce_block, wave))
                 continue
             left.append(f"{op.name}: elementwise: {why_ew}; reduction: {why_red}")
     with module.context:

@@ -3,8 +3,9 @@
 A stage is one of our registered passes (``compiler/passes/registry.py``) or an upstream MLIR
 pipeline text; :meth:`Target.pipeline` gives the list as pipeline elements that ``max-opt``
 accepts one by one, and :meth:`Target.run` runs it. A target module (``cpu.py``; the GPU
-targets are others of the same shape: ``nvidia.py``) only lists stages: no stage order is
-written anywhere else, in the compiler or in the tests. ``targets[name]`` finds one by name.
+targets are others of the same shape: ``nvidia.py``, ``amd.py``) only lists stages: no
+stage order is written anywhere else, in the compiler or in the tests. ``targets[name]``
+finds one by name.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def run_element(module: ir.Module, element: str) -> None:
 TARGET_MODULES: dict[str, tuple[str, str]] = {
     "cpu": ("max.compiler.targets.cpu", "CPU"),
     "nvidia": ("max.compiler.targets.nvidia", "NVIDIA"),
+    "amd": ("max.compiler.targets.amd", "AMD"),
 }
 
 

@@ -1,13 +1,14 @@
-"""A small SIMT interpreter: the NVIDIA target's kernels run in Python, threads and all, to
-check their numbers without a GPU.
+"""A small SIMT interpreter: the NVIDIA (and AMD) target's kernels run in Python, threads and
+all, to check their numbers without a GPU.
 
 The module is taken after ``mo-gpu-check-host`` (launches still inline in the host function).
 The host ops run in order (``gpu.alloc`` gives a NaN-filled array, so a read before any write
 shows); each ``gpu.launch`` runs block after block, each thread a generator that stops at a
 ``gpu.barrier`` (until the whole block is there) or a ``gpu.shuffle`` (until its whole warp
-is). Ops cover what our kernels and the lowering's bodies use; anything else is an error
-naming it. Floats are numpy scalars of their MLIR type, ``math.fma`` rounds once from f64.
-A test helper, not part of the compiler: slow (Python per op per thread), so small shapes.
+is: 32 lanes, or an AMD wavefront's 64, the machine's ``warp``). Ops cover what our kernels
+and the lowering's bodies use; anything else is an error naming it. Floats are numpy scalars
+of their MLIR type, ``math.fma`` rounds once from f64. A test helper, not part of the
+compiler: slow (Python per op per thread), so small shapes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from mlir import ir
 
 from max.compiler.lowering import lower_to_linalg
+from max.compiler.targets import Target
 from max.compiler.targets.nvidia import NVIDIA, NvidiaDescription
 from max.dialects.mo import make_context
 from max.graph import Graph
@@ -79,8 +81,9 @@ def _fcmp(pred: int, a: Any, b: Any) -> Any:
 class Machine:
     """Runs the host function of a scheduled module on numpy arrays."""
 
-    def __init__(self, module: ir.Module) -> None:
+    def __init__(self, module: ir.Module, warp: int = WARP) -> None:
         self.module = module
+        self.warp = warp  # lanes that shuffle together: 32 (NVIDIA), 64 (AMD CDNA)
 
     def run(self, args: list[np.ndarray]) -> None:
         fn = next(op.operation for op in self.module.body.operations
@@ -122,7 +125,12 @@ class Machine:
             self._schedule(threads)
 
     def _schedule(self, threads: list[Generator]) -> None:
-        """Runs a block's threads: a barrier waits for all, a shuffle for the warp's 32."""
+        """Runs a block's threads: a barrier waits for all, a shuffle for its whole warp.
+
+        A shuffle of ``width`` lanes exchanges within aligned groups of ``width`` lanes of
+        the warp; a lane whose partner falls outside its group gets its own value back
+        (``gpu.shuffle``'s rule, and the ROCDL lowering's on a 64-lane wavefront)."""
+        warp_size = self.warp
         waiting: dict[int, Any] = {}  # thread -> its event, None: still to start/resume
         sends: dict[int, Any] = {i: None for i in range(len(threads))}
         alive = set(range(len(threads)))
@@ -136,14 +144,18 @@ class Machine:
             sends = {}
             shuffles = {i for i, e in waiting.items() if e[0] == "shuffle"}
             if shuffles:
-                for warp in {i // WARP for i in shuffles}:
-                    lanes = range(warp * WARP, (warp + 1) * WARP)
+                for warp in {i // warp_size for i in shuffles}:
+                    lanes = range(warp * warp_size, (warp + 1) * warp_size)
                     assert all(i in shuffles for i in lanes), "a shuffle with idle lanes"
                     values = {i: waiting[i][1] for i in lanes}
                     for i in lanes:
                         _, _, offset, width = waiting.pop(i)
-                        assert width == WARP
-                        sends[i] = values[warp * WARP + ((i % WARP) ^ offset)]
+                        assert 0 < width <= warp_size and warp_size % width == 0, width
+                        lane = i % warp_size
+                        partner = lane ^ offset
+                        if partner // width != lane // width:
+                            partner = lane
+                        sends[i] = values[warp * warp_size + partner]
                 continue
             if waiting:
                 assert len(waiting) == len(alive), "a barrier some threads never reach"
@@ -254,21 +266,26 @@ class Machine:
             raise NotImplementedError(f"simt: no rule for {name}")
 
 
-def scheduled(graph: Graph) -> ir.Module:
-    """``graph`` through the NVIDIA target up to ``mo-gpu-check-host`` (kernels inline)."""
+def scheduled(graph: Graph, target: Target = NVIDIA,
+              options: dict[str, Any] | None = None) -> ir.Module:
+    """``graph`` through a GPU target (NVIDIA, its default options) up to
+    ``mo-gpu-check-host`` (kernels inline)."""
     context = make_context()
     with context:
         m = ir.Module.parse(str(graph._module))
         lower_to_linalg(m)
-        NVIDIA.run(m, until="mo-gpu-check-host", **NvidiaDescription().options())
+        target.run(m, until="mo-gpu-check-host",
+                   **(NvidiaDescription().options() if options is None else options))
     return m
 
 
 def run_graph(graph: Graph, inputs: list[np.ndarray],
-              outputs: list[tuple[tuple[int, ...], Any]]) -> list[np.ndarray]:
-    """Runs ``graph``'s kernels on ``inputs``; returns the outputs (filled with 7 first)."""
-    module = scheduled(graph)
+              outputs: list[tuple[tuple[int, ...], Any]], target: Target = NVIDIA,
+              options: dict[str, Any] | None = None, warp: int = WARP) -> list[np.ndarray]:
+    """Runs ``graph``'s kernels on ``inputs``; returns the outputs (filled with 7 first).
+    ``target`` / ``options``: as :func:`scheduled`; ``warp``: the lanes a shuffle spans."""
+    module = scheduled(graph, target, options)
     outs = [np.full(shape, 7, dtype) for shape, dtype in outputs]
     with module.context, np.errstate(all="ignore"):
-        Machine(module).run([np.ascontiguousarray(a) for a in inputs] + outs)
+        Machine(module, warp).run([np.ascontiguousarray(a) for a in inputs] + outs)
     return outs
