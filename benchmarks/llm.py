@@ -1,8 +1,9 @@
 """LLM speed: SmolLM2-135M-Instruct (Q4_1 GGUF) prefill and decode, ours against the PyTorch
 reference of the same dequantized weights (tests/pipelines/llama_reference.py: float32, its own
-KV cache, 2 threads).
+KV cache, 2 threads) and, where ``llama-cpp-python`` is installed, llama.cpp on the same file
+(``benchmarks/llamacpp_peer.py``).
 
-    .venv/bin/python -m benchmarks.llm [--steps N] [--threads N]
+    .venv/bin/python -m benchmarks.llm [--steps N] [--threads N] [--skip-torch] [--skip-llamacpp]
 
 Rows, measured the same way on both sides: prefill tokens/s of a 128-token prompt (best of 3);
 decode tokens/s at batch 1 and batch 8 (rows' prompts of 128 down to 121 tokens; the median of
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--skip-llamacpp", action="store_true")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -129,16 +131,30 @@ def main() -> None:
                  "decode batch 8": ref.decode_tokens_per_s(model, 8, args.steps, PROMPT,
                                                            threads=args.threads)}
         rows = [(name, ours, peers.get(name.split(",")[0]), bw) for name, ours, _, bw in rows]
+    cpp: dict[str, float] = {}
+    from benchmarks import llamacpp_peer
+
+    if not args.skip_llamacpp and llamacpp_peer.available():
+        cpp = {"prefill 128 tokens": llamacpp_peer.prefill_tokens_per_s(path, ids, args.threads),
+               "decode batch 1": llamacpp_peer.decode_tokens_per_s(path, ids, args.steps,
+                                                                   args.threads)}
+    elif not args.skip_llamacpp:
+        print("llama.cpp: llama-cpp-python does not import here (see benchmarks/"
+              "llamacpp_peer.py): its column is '-'")
+
+    def cell(ours: float, peer: float | None) -> str:
+        return f"{peer:.1f} | {ours / peer:.2f}x" if peer else "- | -"
+
     print(f"\nSmolLM2-135M-Instruct Q4_1, {args.threads} threads, tokens/s "
           f"(weights read per decode step: {per_step / 1e6:.1f} MB)")
-    print(f"| row | ours | PyTorch reference | ours / PyTorch | weight bandwidth |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| row | ours | PyTorch reference | ours / PyTorch | llama.cpp | ours / llama.cpp "
+          "| weight bandwidth |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, ours, peer, bw in rows:
         batch = int(name.split("batch ")[1].split(",")[0]) if "batch" in name else 1
         gbs = f"{per_step * ours / batch / 1e9:.1f} GB/s" if bw else "-"
-        ratio = f"{ours / peer:.2f}x" if peer else "-"
-        print(f"| {name} | {ours:.1f} | {peer:.1f} | {ratio} | {gbs} |" if peer else
-              f"| {name} | {ours:.1f} | - | - | {gbs} |")
+        print(f"| {name} | {ours:.1f} | {cell(ours, peer)} | "
+              f"{cell(ours, cpp.get(name.split(',')[0]))} | {gbs} |")
 
 
 if __name__ == "__main__":
