@@ -258,24 +258,16 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     while i < len(argv):
         arg = argv[i]
         option = arg.split("=", 1)[0]
-        if option == "--pass-pipeline":
+        if option in ("--pass-pipeline", "--target"):
             if "=" in arg:
                 value = arg.split("=", 1)[1]
             elif i + 1 < len(argv):
                 i += 1
                 value = argv[i]
             else:
-                raise ToolError("--pass-pipeline needs a value")
-            elements.extend(split_pipeline(value))
-        elif option == "--target":
-            if "=" in arg:
-                value = arg.split("=", 1)[1]
-            elif i + 1 < len(argv):
-                i += 1
-                value = argv[i]
-            else:
-                raise ToolError("--target needs a value")
-            elements.extend(target_elements(value))
+                raise ToolError(f"{option} needs a value")
+            elements.extend(split_pipeline(value) if option == "--pass-pipeline"
+                            else target_elements(value))
         elif option in _OPTIONS_WITH_VALUE:
             rest.append(arg)
             if "=" not in arg and i + 1 < len(argv):

@@ -11,7 +11,6 @@ translates the kernels to LLVM IR and runs Debian's ``llc-19`` and ``ld.lld-19``
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines import stages as _stages  # registers the front's passes
 from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, FUSION_PIPELINE
 from max.compiler.targets import Stage, Target
+from max.compiler.targets.fallback import lower_with_fallback
 from max.compiler.targets.nvidia import HOST_TO_LLVM, OUTLINE
 
 AMD = Target("amd", (
@@ -55,8 +55,6 @@ CU_COUNT = {"gfx942": 304, "gfx90a": 110}
 # Local data share (workgroup memory) one workgroup may use on these parts.
 LDS_BYTES = {"gfx942": 64 * 1024, "gfx90a": 64 * 1024}
 WAVEFRONT = 64  # CDNA runs wave64 only
-
-log = logging.getLogger("max.compiler")
 
 
 @dataclass(frozen=True)
@@ -112,27 +110,15 @@ def lower(module: ir.Module, description: AmdDescription | None = None) -> list[
     """Runs :data:`AMD` on a lowered (linalg) module in place; returns the fallback records
     (as the NVIDIA target's ``lower``: a schedule failure reruns the plain-loops pipeline;
     a missing tool or the host check raises at once, since plain loops would fail alike)."""
-    from max.compiler.targets.cpu import _restore, _take_fallbacks
-
     options = (description or AmdDescription()).options()
-    snapshot = module.operation.clone()
-    try:
-        AMD.run(module, **options)
-        return _take_fallbacks(module)
-    except Exception as e:  # noqa: BLE001 - any schedule failure falls back to plain loops
-        if _stages.schedule_debug() or isinstance(e, rocdl.ToolchainError) or \
-                isinstance(e, CompilationError) and ("cannot run" in str(e)
-                                                     or "unsupported AMD arch" in str(e)):
-            raise
-        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        log.warning("the GPU schedule failed (%s); the whole module runs as plain loops",
-                    reason)
-        _restore(module, snapshot)
-        _stages.set_fallbacks(module, [f"whole module: {reason}"])
-        AMD.run(module, schedule=False, **options)
-        return _take_fallbacks(module)
-    finally:
-        snapshot.erase()
+    return lower_with_fallback(AMD, module, options, fatal=_fatal)
+
+
+def _fatal(e: Exception) -> bool:
+    """Errors the plain pipeline would meet just the same: a missing or failing tool, the host
+    check, an unsupported arch."""
+    return isinstance(e, rocdl.ToolchainError) or isinstance(e, CompilationError) and (
+        "cannot run" in str(e) or "unsupported AMD arch" in str(e))
 
 
 def _lowered(module: ir.Module | str) -> ir.Module:

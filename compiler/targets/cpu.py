@@ -9,14 +9,13 @@ recording that too.
 
 from __future__ import annotations
 
-import logging
-
 from mlir import ir
 
 from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines import stages as _stages  # registers the stage passes
 from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, DEALLOC_PIPELINE, FUSION_PIPELINE
 from max.compiler.targets import Stage, Target
+from max.compiler.targets.fallback import lower_with_fallback
 
 CPU = Target("cpu", (
     Stage("mo-entry-abi"),  # destination-passing memref entry (skips wrapped graphs)
@@ -42,9 +41,6 @@ CPU = Target("cpu", (
     Stage("mo-lower-to-llvm"),
 ), defaults=(("threads", 0), ("profile", False)))
 
-log = logging.getLogger("max.compiler")
-
-
 def lower(module: ir.Module, *, schedule: bool = True, threads: int | None = None,
           profile: bool = False) -> list[str]:
     """Runs :data:`CPU` on ``module`` in place; returns the fallback records.
@@ -54,25 +50,7 @@ def lower(module: ir.Module, *, schedule: bool = True, threads: int | None = Non
     (``MAX_SCHEDULE_DEBUG=1`` raises then). ``threads``: None or 0 = as many as the CPUs.
     """
     options = {"threads": threads or 0, "profile": profile}
-    if not schedule:
-        CPU.run(module, schedule=False, **options)
-        return _take_fallbacks(module)
-    snapshot = module.operation.clone()
-    try:
-        CPU.run(module, **options)
-        return _take_fallbacks(module)
-    except Exception as e:  # noqa: BLE001 - any schedule failure falls back to plain loops
-        if _stages.schedule_debug():
-            raise
-        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        log.warning("the CPU schedule failed (%s); the whole module runs as plain loops",
-                    reason)
-        _restore(module, snapshot)
-        _stages.set_fallbacks(module, [f"whole module: {reason}"])
-        CPU.run(module, schedule=False, **options)
-        return _take_fallbacks(module)
-    finally:
-        snapshot.erase()
+    return lower_with_fallback(CPU, module, options, schedule=schedule)
 
 
 @register_pass("mo-lower-cpu", "the whole CPU pipeline (compiler/targets/cpu.py), with the "
@@ -80,32 +58,6 @@ def lower(module: ir.Module, *, schedule: bool = True, threads: int | None = Non
 def lower_cpu(module: ir.Module, threads: int = 0) -> None:
     records = lower(module, threads=threads)
     _stages.set_fallbacks(module, records)  # kept on the module for the reader
-
-
-def _take_fallbacks(module: ir.Module) -> list[str]:
-    records = _stages.fallbacks(module)
-    if _stages.FALLBACKS_ATTR in module.operation.attributes:
-        del module.operation.attributes[_stages.FALLBACKS_ATTR]
-    if records:
-        log.info("kernels left to plain loops: %s", "; ".join(records))
-    return records
-
-
-def _restore(module: ir.Module, snapshot: ir.Operation) -> None:
-    body = module.body
-    for op in list(body.operations):
-        op.operation.erase()
-    with module.context, ir.InsertionPoint(body):
-        for op in snapshot.regions[0].blocks[0].operations:
-            op.operation.clone()
-    # The module's own attributes too (a failed run may have set some, e.g. mo.fallbacks).
-    # (Iterating an attribute map gives names here, NamedAttributes in older bindings.)
-    attrs = module.operation.attributes
-    for name in [getattr(a, "name", a) for a in list(attrs)]:
-        del attrs[name]
-    saved = snapshot.attributes
-    for name in [getattr(a, "name", a) for a in list(saved)]:
-        attrs[name] = saved[name]
 
 
 __all__ = ["CPU", "CompilationError", "lower"]

@@ -11,7 +11,6 @@ NVVM to PTX (``gpu-module-to-binary{format=isa}``: the driver JITs it at load ti
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines import stages as _stages  # registers the front's passes
 from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, FUSION_PIPELINE
 from max.compiler.targets import Stage, Target
+from max.compiler.targets.fallback import lower_with_fallback
 
 OUTLINE = "gpu-kernel-outlining,expand-strided-metadata,lower-affine,canonicalize,cse"
 TO_NVVM = ("gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
@@ -57,8 +57,6 @@ NVIDIA = Target("nvidia", (
 
 # SMs of the part each arch is tuned for: H100/H200 (sm_90), A100 (sm_80).
 SM_COUNT = {"sm_90": 132, "sm_90a": 132, "sm_80": 108}
-
-log = logging.getLogger("max.compiler")
 
 
 @dataclass(frozen=True)
@@ -103,26 +101,10 @@ def lower(module: ir.Module, description: NvidiaDescription | None = None) -> li
     comes first when the schedule failed and the plain pipeline ran instead
     (``MAX_SCHEDULE_DEBUG=1`` raises then).
     """
-    from max.compiler.targets.cpu import _restore, _take_fallbacks
-
     options = (description or NvidiaDescription()).options()
-    snapshot = module.operation.clone()
-    try:
-        NVIDIA.run(module, **options)
-        return _take_fallbacks(module)
-    except Exception as e:  # noqa: BLE001 - any schedule failure falls back to plain loops
-        if _stages.schedule_debug() or isinstance(e, CompilationError) and \
-                "cannot run" in str(e):
-            raise  # the host check: plain loops would refuse it just the same
-        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        log.warning("the GPU schedule failed (%s); the whole module runs as plain loops",
-                    reason)
-        _restore(module, snapshot)
-        _stages.set_fallbacks(module, [f"whole module: {reason}"])
-        NVIDIA.run(module, schedule=False, **options)
-        return _take_fallbacks(module)
-    finally:
-        snapshot.erase()
+    # The host check's refusal: plain loops would refuse the module just the same.
+    return lower_with_fallback(NVIDIA, module, options, fatal=lambda e: isinstance(
+        e, CompilationError) and "cannot run" in str(e))
 
 
 def ptx_of(module: ir.Module) -> str:
