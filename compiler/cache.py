@@ -39,6 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from max.runtime import hugepages
 from max.runtime.artifact import (
     CONSTANTS_FILE,
     FORMAT,
@@ -79,7 +80,7 @@ class Artifact:
     path: Path
     record: ArtifactRecord
     binary: bytes = field(repr=False)
-    constants: bytes = field(default=b"", repr=False)
+    constants: bytes | memoryview = field(default=b"", repr=False)
     from_cache: bool = False
 
     @property
@@ -265,7 +266,8 @@ def _read_entry(key: str, path: Path,
         binary = (path / record.binary).read_bytes()
         if hashlib.sha256(binary).hexdigest() != record.sha256:
             return None
-        constants = (path / CONSTANTS_FILE).read_bytes()
+        # Large constants (matmul weights) in huge pages: each call streams them.
+        constants = hugepages.read_file(path / CONSTANTS_FILE)
         if len(constants) != record.constants_size:
             return None
         if not constants_valid(constants, record, known or {}):

@@ -7,12 +7,14 @@ rearranges (``runtime/layouts``); :func:`copy` puts those copies in anonymous ma
 ``MADV_HUGEPAGE`` (the kernel's ``madvise`` mode, the default here), several arrays to a
 32 MiB region. A region is unmapped when the last array in it is gone. :func:`zeros` gives a
 large zero buffer its own such mapping (the KV cache). Where the platform has no ``madvise``,
-arrays are plain numpy arrays.
+arrays are plain numpy arrays. :func:`read_file` reads a large file (a model's constants)
+into such a mapping.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 
 import numpy as np
@@ -79,4 +81,23 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     return np.frombuffer(_mapping(nbytes), dt, nbytes // dt.itemsize).reshape(shape)
 
 
-__all__ = ["REGION", "copy", "zeros"]
+def read_file(path: str | os.PathLike[str], min_bytes: int = _HUGE) -> bytes | memoryview:
+    """A file's bytes; from ``min_bytes`` on, read into a huge-page mapping of its own (a
+    read-only view of it), else as ``bytes``. For the large constants a model binds at load
+    (``constants.bin``): its matmuls stream them at each call, as they do weights."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < min_bytes or not hasattr(mmap, "MAP_ANONYMOUS"):
+            return f.read()
+        region = _mapping(size)
+        view = memoryview(region)[:size]
+        got = 0
+        while got < size:
+            n = f.readinto(view[got:])
+            if not n:
+                raise OSError(f"{path}: file shrank while read ({got} of {size} bytes)")
+            got += n
+    return view.toreadonly()
+
+
+__all__ = ["REGION", "copy", "read_file", "zeros"]

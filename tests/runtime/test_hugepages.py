@@ -45,3 +45,18 @@ def test_zeros_are_zero_and_writable() -> None:
     assert z.sum() == 10.0
     small = hugepages.zeros((0, 4), np.int64)
     assert small.shape == (0, 4)
+
+
+def test_read_file(tmp_path) -> None:
+    """Small files come back as bytes; large ones as a read-only view of a huge-page mapping,
+    byte for byte."""
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(b"abc")
+    data = np.random.default_rng(0).integers(0, 256, (5 << 20) + 3, dtype=np.uint8).tobytes()
+    large.write_bytes(data)
+    assert hugepages.read_file(small) == b"abc"
+    view = hugepages.read_file(large)
+    assert isinstance(view, memoryview) and view.readonly and len(view) == len(data)
+    assert view.tobytes() == data
+    floats = np.frombuffer(view, np.uint8, 16, 8)  # as the engine binds a constant
+    assert floats.tobytes() == data[8:24] and not floats.flags.writeable
