@@ -64,9 +64,11 @@ def lookup_nibbles(module: ir.Module) -> int:
 
     def visit(op: ir.Operation) -> ir.WalkResult:
         if op.name == "arith.sitofp":
-            t = op.results[0].type
+            t, src = op.results[0].type, op.operands[0].type
             if (isinstance(t, ir.VectorType) and ir.VectorType(t).shape == [LANES]
-                    and isinstance(ir.VectorType(t).element_type, ir.F32Type)):
+                    and isinstance(ir.VectorType(t).element_type, ir.F32Type)
+                    and isinstance(ir.VectorType(src).element_type, ir.IntegerType)
+                    and ir.IntegerType(ir.VectorType(src).element_type).width == 32):
                 index = _index_of(op)
                 if index is not None:
                     found.append((op, index))
