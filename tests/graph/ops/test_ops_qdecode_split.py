@@ -87,3 +87,18 @@ def test_split_layout_refuses_partial_blocks() -> None:
     with pytest.raises(ValueError, match="layout 'q4_1_split' needs rows of whole 20-byte "
                                          "blocks, got 30"):
         apply_layout(np.zeros((2, 30), np.uint8), "q4_1_split")
+
+
+@pytest.mark.parametrize(("n", "k"), [(1536, 576), (16, 64)])
+def test_constant_weight(n: int, k: int) -> None:
+    """A quantized weight given as a graph constant: a large one is externalized and stored
+    split at compile time (constants.bin), a small one stays inline; both are right."""
+    raw = _raw(Q.Q4_1, n, k)
+    g = Graph(f"split_const_{n}", lambda x: ops.qmatmul(
+        Q.Q4_1, None, x, ops.constant(raw, DType.uint8, device=CPU)),
+        input_types=[TensorType(DType.float32, ("rows", k), CPU)])
+    model = shared_session().load(g)
+    a = np.random.default_rng(n).standard_normal((3, k)).astype(np.float32)
+    want, scale = _want(Q.Q4_1, raw, a)
+    got = model.execute(a)[0].to_numpy()
+    assert np.all(np.abs(got - want) <= 2e-7 * k * scale + 1e-6)
