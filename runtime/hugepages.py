@@ -3,7 +3,7 @@
 A decode step streams every weight once (SmolLM2: 96 MB a token); in 4 KiB pages that is a
 TLB miss every few weight rows, which the hardware prefetcher does not hide: one Q4_1 weight
 read from memory went from 52 to 42 us in 2 MiB pages. The engine already copies the weights it
-rearranges (``runtime/layouts``); :func:`copy` puts those copies in anonymous mappings marked
+rearranges (``runtime/layouts``) into :func:`empty` arrays: anonymous mappings marked
 ``MADV_HUGEPAGE`` (the kernel's ``madvise`` mode, the default here), several arrays to a
 32 MiB region. A region is unmapped when the last array in it is gone. :func:`zeros` gives a
 large zero buffer its own such mapping (the KV cache). Where the platform has no ``madvise``,
@@ -59,14 +59,14 @@ def _mapping(nbytes: int) -> mmap.mmap:
 _ARENA = _Arena()
 
 
-def copy(array: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``array`` in huge-page-advised memory (plain memory for an empty
-    array)."""
-    if array.nbytes == 0 or not hasattr(mmap, "MAP_ANONYMOUS"):
-        return np.array(array, order="C", copy=True)
-    out = _ARENA.take(array.nbytes).view(array.dtype).reshape(array.shape)
-    out[...] = array
-    return out
+def empty(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An uninitialized C-contiguous array in huge-page-advised memory (plain memory for an
+    empty array)."""
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if nbytes == 0 or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dt)
+    return _ARENA.take(nbytes).view(dt).reshape(shape)
 
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
@@ -100,4 +100,4 @@ def read_file(path: str | os.PathLike[str], min_bytes: int = _HUGE) -> bytes | m
     return view.toreadonly()
 
 
-__all__ = ["REGION", "copy", "read_file", "zeros"]
+__all__ = ["REGION", "empty", "read_file", "zeros"]

@@ -47,35 +47,48 @@ def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def apply_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    """A new C-contiguous array of ``array``'s shape holding its elements in ``layout``.
+def apply_layout(array: np.ndarray, layout: str, out: np.ndarray | None = None) -> np.ndarray:
+    """``array``'s elements in ``layout``, in a C-contiguous array of its shape and dtype:
+    ``out`` when given (the engine's huge-page buffer), else a new one.
 
     Raises:
-        ValueError: if ``array`` cannot be stored in ``layout`` (see :func:`layout_error`).
+        ValueError: if ``array`` cannot be stored in ``layout`` (see :func:`layout_error`), or
+            ``out`` is not a C-contiguous array of ``array``'s shape and dtype.
     """
     why = layout_error(layout, tuple(array.shape))
     if why is not None:
         raise ValueError(why)
+    if out is None:
+        out = np.empty(array.shape, array.dtype)
+    elif out.shape != array.shape or out.dtype != array.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"apply_layout: out must be a C-contiguous {array.dtype} array of "
+                         f"shape {list(array.shape)}")
     rows, cols = array.shape
     if layout.endswith("_split"):
-        return _split_blocks(array, *SPLIT_BLOCKS[layout.removesuffix("_split")])
-    if layout == "t":
-        out = np.ascontiguousarray(array.T)
+        _split_blocks(array, out, *SPLIT_BLOCKS[layout.removesuffix("_split")])
+    elif layout == "t":
+        out.reshape(cols, rows)[...] = array.T
     elif layout == "panels":  # B[K, N] -> [N/P, K, P]
-        out = np.ascontiguousarray(array.reshape(rows, cols // PANEL, PANEL).transpose(1, 0, 2))
+        out.reshape(cols // PANEL, rows, PANEL)[...] = \
+            array.reshape(rows, cols // PANEL, PANEL).transpose(1, 0, 2)
     else:  # W[N, K] = B.T -> B's panels: out[j, k, c] = W[j*P + c, k]
-        out = np.ascontiguousarray(array.reshape(rows // PANEL, PANEL, cols).transpose(0, 2, 1))
-    return out.reshape(rows, cols)
+        out.reshape(rows // PANEL, cols, PANEL)[...] = \
+            array.reshape(rows // PANEL, PANEL, cols).transpose(0, 2, 1)
+    return out
 
 
-def _split_blocks(array: np.ndarray, nbytes: int, fields: int) -> np.ndarray:
+def _split_blocks(array: np.ndarray, out: np.ndarray, nbytes: int, fields: int) -> None:
     """Each row ``[block 0 | block 1 | ...]`` (a block: ``fields`` f16, then its codes) as
-    ``[codes of all blocks | field 0 of all blocks | field 1 of all blocks]``."""
+    ``[codes of all blocks | field 0 of all blocks | field 1 of all blocks]``, into ``out``."""
     rows, cols = array.shape
     blocks = np.ascontiguousarray(array).view(np.uint8).reshape(rows, cols // nbytes, nbytes)
+    dest = out.view(np.uint8).reshape(rows, -1)
     parts = [blocks[:, :, 2 * fields:]] + [blocks[:, :, 2 * i:2 * i + 2] for i in range(fields)]
-    out = np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
-    return out.view(array.dtype).reshape(rows, cols)
+    at = 0
+    for part in parts:
+        width = part.shape[1] * part.shape[2]
+        dest[:, at:at + width] = part.reshape(rows, width)
+        at += width
 
 
 __all__ = ["LAYOUTS", "SPLIT_BLOCKS", "PANEL", "apply_layout", "layout_error"]

@@ -31,13 +31,13 @@ from mlir.dialects import arith, math, scf, tensor, vector
 from max.compiler.lowering.builders import index_constant, scalar
 from max.compiler.lowering.quant_decode import Mixed
 from max.compiler.lowering.shape_ops import mixed
+from max.runtime.layouts import SPLIT_BLOCKS
 
 # Encodings decoded here: (bytes per block, offset of the codes, f16 fields in the header).
+# A block is its f16 header fields, then its codes: the table the split layout
+# (runtime.layouts) rearranges by, so that reader and layout cannot disagree.
 ENCODINGS: dict[str, tuple[int, int, int]] = {
-    "q4_0": (18, 2, 1),
-    "q4_1": (20, 4, 2),
-    "q8_0": (34, 2, 1),
-}
+    enc: (nbytes, 2 * fields, fields) for enc, (nbytes, fields) in SPLIT_BLOCKS.items()}
 MAX_ROWS = 8  # static lhs rows taken by this path; more go to the tiled path (symbolic: all)
 GROUP = 8  # lhs rows whose accumulators are live at once: 2 x 8 zmm of the 32
 CHUNK = 16  # weight rows per forall iteration

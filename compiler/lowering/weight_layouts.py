@@ -59,10 +59,10 @@ def plan_split_weights(module: ir.Module, fn: ir.Operation) -> dict[str, str]:
     block = fn.regions[0].blocks[0]
     chosen: dict[str, str] = {}
     for number, key in args.items():
-        users = [use.owner for use in block.arguments[number].uses]
+        arg = block.arguments[number]
+        users = [use.owner for use in arg.uses]
         if not users:
             continue
-        arg = block.arguments[number]
         encodings = {_gemv_encoding(u) if _reads_as_weight_only(u, arg) else None
                      for u in users}
         if len(encodings) != 1 or (enc := encodings.pop()) is None:

@@ -155,6 +155,18 @@ def test_apply_layout_orders() -> None:
         apply_layout(w, "zigzag")
 
 
+def test_apply_layout_into_a_given_array() -> None:
+    """``out`` receives exactly what a new array would; a wrong ``out`` is refused."""
+    w = np.arange(5 * 64, dtype=np.float32).reshape(5, 64)
+    for layout in ("t", "panels"):
+        out = np.full(w.shape, np.nan, np.float32)
+        assert apply_layout(w, layout, out=out) is out
+        np.testing.assert_array_equal(out, apply_layout(w, layout))
+    with pytest.raises(ValueError, match=r"^apply_layout: out must be a C-contiguous float32 "
+                                         r"array of shape \[5, 64\]$"):
+        apply_layout(w, "t", out=np.empty((64, 5), np.float32))
+
+
 def test_record_layouts_are_checked() -> None:
     """An artifact's metadata is untrusted: a layout that cannot hold its weight is refused
     before any weight is rearranged or any code runs."""

@@ -347,7 +347,7 @@ def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[
             raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
                              f"{list(array.shape)}")
         if layout:  # a copy: in huge pages, which a decode step streams through
-            array = hugepages.copy(apply_layout(array, layout))
+            array = apply_layout(array, layout, out=hugepages.empty(array.shape, array.dtype))
         elif not (array.flags.c_contiguous and array.flags.aligned):
             array = np.ascontiguousarray(array)
         out.append(array)
