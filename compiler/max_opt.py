@@ -230,6 +230,9 @@ def run_steps(module: ir.Module, steps: list[Step], print_after_all: bool) -> No
             raise
         except CompilationError as e:
             raise ToolError(f"pass {step.name!r} failed: {_first_line(e)}") from None
+        except ir.MLIRError as e:  # an upstream pipeline our pass ran: its diagnostic
+            raise ToolError(f"pass {step.name!r} failed: {_diagnostic_text(e, '<module>')}"
+                            ) from None
         except Exception as e:  # a bug in a Python pass: still one line, never a traceback
             raise ToolError(
                 f"pass {step.name!r} raised {type(e).__name__}: {_first_line(e)}"

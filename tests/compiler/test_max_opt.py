@@ -170,6 +170,13 @@ def test_other_errors_are_clean(mlir_file: Path, tmp_path: Path) -> None:
     )
 
 
+def test_an_upstream_failure_inside_our_pass_names_its_diagnostic(mlir_file: Path) -> None:
+    """A registered pass that runs an upstream pipeline (mo-nvvm-attach) and fails: the
+    error is the upstream diagnostic, not just "Failure while executing pass pipeline"."""
+    assert_clean_error(max_opt_cmd(str(mlir_file), "--target=nvidia{arch=sm_10}"),
+                       "mo-nvvm-attach", "Minimum NVVM target SM version is sm_20")
+
+
 def test_split_pipeline() -> None:
     assert max_opt.split_pipeline(
         "builtin.module(mo-fold, func.func(cse,canonicalize), canonicalize{max-iterations=2})"
