@@ -220,3 +220,24 @@ def _ids_with(llm, prompt, n, params):
         if token is not None:
             out.append(token)
     return out
+
+
+def test_fused_projection_weights_concatenate_rows_of_one_encoding() -> None:
+    from max.graph.quantization import QuantizationEncoding
+    from max.pipelines.architectures.llama3.model import fused_weights
+
+    rng = np.random.default_rng(0)
+    state = {f"blk.3.{n}.weight": rng.integers(0, 255, (r, 360), dtype=np.uint8)
+             for n, r in (("attn_q", 576), ("attn_k", 192), ("attn_v", 192),
+                          ("ffn_gate", 1536), ("ffn_up", 1536))}
+    q41 = QuantizationEncoding.Q4_1
+    encodings = {name: q41 for name in state}
+    fused = fused_weights(state, "blk.3.", encodings)
+    qkv = fused["blk.3.attn_qkv.weight"]
+    assert qkv.shape == (960, 360)
+    np.testing.assert_array_equal(qkv[576:768], state["blk.3.attn_k.weight"])
+    np.testing.assert_array_equal(fused["blk.3.ffn_gate_up.weight"][1536:],
+                                  state["blk.3.ffn_up.weight"])
+    # Parts of different encodings stay apart (a GGUF may keep attn_v at higher precision).
+    encodings["blk.3.attn_v.weight"] = QuantizationEncoding.Q8_0
+    assert sorted(fused_weights(state, "blk.3.", encodings)) == ["blk.3.ffn_gate_up.weight"]

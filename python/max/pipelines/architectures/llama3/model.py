@@ -42,6 +42,31 @@ MASK_VALUE = float(np.finfo(np.float32).min)
 
 Encodings = dict[str, QuantizationEncoding | None]
 
+# Projections of one input multiplied as one weight: the weights' rows concatenated, one
+# stream of weight rows and one parallel region instead of two or three (at one token a
+# step, each region's fork and its first rows' memory latency are a fixed cost). A fused
+# weight is derived, not in the checkpoint: the caller builds it with :func:`fused_weights`.
+FUSED_PROJECTIONS = {"attn_qkv": ("attn_q", "attn_k", "attn_v"),
+                     "ffn_gate_up": ("ffn_gate", "ffn_up")}
+
+
+def fused_weights(state: dict[str, np.ndarray], prefix: str,
+                  encodings: Encodings) -> dict[str, np.ndarray]:
+    """The fused weights of the block whose weights are named ``{prefix}attn_q.weight`` and
+    so on in ``state``: for each entry of :data:`FUSED_PROJECTIONS` whose parts share one
+    encoding, ``{prefix}{fused}.weight``, the parts' rows concatenated (a quantized row is
+    whole blocks, so rows concatenate as bytes)."""
+    fused = {}
+    for name, parts in FUSED_PROJECTIONS.items():
+        names = [f"{prefix}{part}.weight" for part in parts]
+        if _fusable(names, encodings):
+            fused[f"{prefix}{name}.weight"] = np.concatenate([state[n] for n in names])
+    return fused
+
+
+def _fusable(names: list[str], encodings: Encodings) -> bool:
+    return len({encodings.get(n) for n in names}) == 1
+
 
 def _linear(name: str, in_dim: int, out_dim: int, encodings: Encodings) -> Linear:
     encoding = encodings.get(name)
@@ -69,6 +94,15 @@ class Block(Module):
         self.ffn_gate = _linear(f"{p}ffn_gate.weight", h, f, encodings)
         self.ffn_up = _linear(f"{p}ffn_up.weight", h, f, encodings)
         self.ffn_down = _linear(f"{p}ffn_down.weight", f, h, encodings)
+        # The fused projections (a plain dict: their weights are derived, not the module's).
+        self.fused: dict[str, Linear] = {}
+        for name, parts in FUSED_PROJECTIONS.items():
+            linears = [getattr(self, part) for part in parts]
+            if _fusable([f"{p}{part}.weight" for part in parts], encodings):
+                encoding = linears[0].quantization_encoding
+                self.fused[name] = Linear(h, sum(lin.out_dim for lin in linears),
+                                          DType.uint8 if encoding else F32, CPU,
+                                          quantization_encoding=encoding, name=f"{p}{name}")
 
     def __call__(self, x: TensorValue, rope: RotaryEmbedding, positions: TensorValue,
                  lengths: TensorValue, k_past: TensorValue, v_past: TensorValue,
@@ -76,7 +110,12 @@ class Block(Module):
         a, k, v = self.attention(self.attn_norm(x), rope, positions, lengths, k_past, v_past)
         h = x + a
         y = self.ffn_norm(h)
-        return h + self.ffn_down(ops.silu(self.ffn_gate(y)) * self.ffn_up(y)), k, v
+        if "ffn_gate_up" in self.fused:
+            gate, up = ops.split(self.fused["ffn_gate_up"](y), [self.ffn_gate.out_dim,
+                                                                 self.ffn_up.out_dim], axis=-1)
+        else:
+            gate, up = self.ffn_gate(y), self.ffn_up(y)
+        return h + self.ffn_down(ops.silu(gate) * up), k, v
 
     def attention(self, x: TensorValue, rope: RotaryEmbedding, positions: TensorValue,
                   lengths: TensorValue, k_past: TensorValue, v_past: TensorValue,
@@ -89,10 +128,14 @@ class Block(Module):
         batch, seq, _ = x.shape
         past = k_past.shape[0]
         scale = 1.0 / math.sqrt(d)
-        q = rope(ops.reshape(self.attn_q(x), [batch, seq, hk * g, d]),
-                 positions=positions) * scale
-        k = rope(ops.reshape(self.attn_k(x), [batch, seq, hk, d]), positions=positions)
-        v = ops.reshape(self.attn_v(x), [batch, seq, hk, d])
+        if "attn_qkv" in self.fused:
+            q, k, v = ops.split(self.fused["attn_qkv"](x), [hk * g * d, hk * d, hk * d],
+                                axis=-1)
+        else:
+            q, k, v = self.attn_q(x), self.attn_k(x), self.attn_v(x)
+        q = rope(ops.reshape(q, [batch, seq, hk * g, d]), positions=positions) * scale
+        k = rope(ops.reshape(k, [batch, seq, hk, d]), positions=positions)
+        v = ops.reshape(v, [batch, seq, hk, d])
         # Query head j uses key/value head j // g: [B, T, hk, g, d] -> [B, hk, g, T, d].
         qg = ops.permute(ops.reshape(q, [batch, seq, hk, g, d]), [0, 2, 3, 1, 4])
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from max.dtype import DType
 from max.nn.kv_cache import ContinuousKVCacheInputs, KVCacheParams, KVCacheStrategy
-from max.pipelines.architectures.llama3.model import Llama3, build_graphs
+from max.pipelines.architectures.llama3.model import Llama3, build_graphs, fused_weights
 from max.pipelines.architectures.llama3.weights import LlamaCheckpoint, read_checkpoint
 
 
@@ -55,8 +55,9 @@ class Llama3Runner:
         self._blocks = []
         for i in range(c.num_hidden_layers):
             prefix = f"blk.{i}."
-            registry = {"blk.0." + k[len(prefix):]: v for k, v in state.items()
-                        if k.startswith(prefix)}
+            layer = {k: v for k, v in state.items() if k.startswith(prefix)}
+            layer.update(fused_weights(layer, prefix, self.checkpoint.encodings))
+            registry = {"blk.0." + k[len(prefix):]: v for k, v in layer.items()}
             self._blocks.append(self.session.load(graphs.block, weights_registry=registry))
         self.load_seconds = time.perf_counter() - start
 
