@@ -137,3 +137,31 @@ def test_constants_stored_in_another_layout_are_verified_by_their_own_digests(pr
     model = session.load(_linear(w))
     assert driver.stats["compiles"] == before + 1
     np.testing.assert_allclose(model.execute(x)[0].to_numpy(), x @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_large_constants_are_shared_by_the_loads_of_one_graph(private_cache):
+    """A graph loaded again while a model of it lives (a decoder's block, once per layer)
+    maps its verified constants once; they are content-addressed (by the sha256 the record
+    holds), so a file damaged since is not read for them."""
+    big = 600_000  # 2.4 MB: read into huge pages, shared
+    rng = np.random.default_rng(4)
+    w1 = rng.standard_normal(big, dtype=np.float32)
+    w2 = rng.standard_normal(big, dtype=np.float32)
+    t = TensorType(DType.float32, (big,), CPU)
+
+    def graph() -> Graph:
+        return Graph("bigconst", lambda x: x * ops.constant(w1, DType.float32, CPU)
+                     + ops.constant(w2, DType.float32, CPU), input_types=[t])
+
+    x = np.linspace(-2, 2, big, dtype=np.float32)
+    session = InferenceSession()
+    first = session.load(graph())
+    path = _entry(private_cache) / "constants.bin"
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0x40
+    path.write_bytes(bytes(blob))
+    second = session.load(graph())
+    a, b = (m._exe._fixed[0] for m in (first, second))
+    assert np.shares_memory(a, b)
+    for m in (first, second):
+        np.testing.assert_allclose(m.execute(x)[0].to_numpy(), x * w1 + w2, rtol=1e-6)

@@ -179,3 +179,28 @@ def test_record_layouts_are_checked() -> None:
         obj["weight_layouts"] = layouts
         with pytest.raises(ArtifactError, match=message):
             ArtifactRecord.from_json(json.dumps(obj))
+
+
+def test_a_read_only_weight_is_rearranged_once_for_all_its_models():
+    """Two graphs loaded with the same read-only array (a decoder's prefill and decode
+    blocks) share its rearranged copy; a writable array, which its owner may change between
+    loads, gets a copy of its own at each load."""
+    from max.engine.model import _laid_out
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((96, 64)).astype(np.float32)
+    w.flags.writeable = False
+    first, second = _laid_out(w, "t"), _laid_out(w, "t")
+    assert first is second
+    np.testing.assert_array_equal(first.reshape(64, 96), w.T)  # same shape, data transposed
+    writable = w.copy()
+    assert _laid_out(writable, "t") is not _laid_out(writable, "t")
+    params = _params(64, 96, seed=6)
+    params["fc.weight"].flags.writeable = False
+    session = InferenceSession()
+    x = rng.standard_normal((8, 64)).astype(np.float32)
+    want = _gelu(x.astype(np.float64) @ params["fc.weight"].T.astype(np.float64)
+                 + params["fc.bias"])
+    for m in ("batch", 8):  # two artifacts, one copy of the weight
+        model = session.load(_linear(m, 64, 96), weights_registry=params)
+        np.testing.assert_allclose(model.execute(x)[0].to_numpy(), want, rtol=1e-4, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -326,7 +328,8 @@ def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[
     """The arrays of the graph's named weights, from ``weights_registry``, each checked
     against its declared type (the compiled code trusts the dims). A weight the compiled code
     reads in another layout (``record.weight_layouts``: a transposed or panel matmul operand)
-    is rearranged into a copy here, once; a non-contiguous array is copied once; the others
+    is rearranged into a copy here, once (shared by the models loaded with the same read-only
+    array); a non-contiguous array is copied once; the others
     are used in place, zero-copy, and must outlive the model (as in MAX)."""
     out = []
     for w, layout in zip(record.weights, record.weight_layouts, strict=True):
@@ -347,11 +350,43 @@ def _weight_arrays(record: ArtifactRecord, registry: Mapping[str, Any]) -> list[
             raise ValueError(f"weight {w.name!r}: expected shape {list(w.dims)}, got "
                              f"{list(array.shape)}")
         if layout:  # a copy: in huge pages, which a decode step streams through
-            array = apply_layout(array, layout, out=hugepages.empty(array.shape, array.dtype))
+            array = _laid_out(array, layout)
         elif not (array.flags.c_contiguous and array.flags.aligned):
             array = np.ascontiguousarray(array)
         out.append(array)
     return out
+
+
+# Rearranged copies of read-only weights, shared by every model loaded with the same array
+# (a decoder's prefill and decode graphs load the same weights): (id(source), layout) ->
+# (the source, weakly; the copy, weakly: it lives while a model uses it).
+_LAID_OUT: dict[tuple[int, str], tuple[weakref.ref, weakref.ref]] = {}
+_LAID_OUT_LOCK = threading.Lock()
+
+
+def _laid_out(array: np.ndarray, layout: str) -> np.ndarray:
+    """``array`` in ``layout``, in huge pages. A read-only array is taken as immutable: its
+    copy is made once and shared while any model holds it; a writable one (its owner may
+    change it between loads) gets a copy of its own at each load."""
+    def fresh() -> np.ndarray:
+        return apply_layout(array, layout, out=hugepages.empty(array.shape, array.dtype))
+
+    if array.flags.writeable:
+        return fresh()
+    key = (id(array), layout)
+    with _LAID_OUT_LOCK:
+        hit = _LAID_OUT.get(key)
+        copy = hit[1]() if hit is not None and hit[0]() is array else None
+        if copy is not None:
+            return copy
+        copy = fresh()
+        try:
+            # Dropped with the source (before its id can be reused) or when no model uses it.
+            source = weakref.ref(array, lambda _, key=key: _LAID_OUT.pop(key, None))
+            _LAID_OUT[key] = (source, weakref.ref(copy))
+        except TypeError:  # an array type without weak references: not shared
+            pass
+        return copy
 
 
 def _constant_arrays(record: ArtifactRecord, blob: bytes) -> list[np.ndarray]:

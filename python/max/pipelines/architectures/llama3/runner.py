@@ -3,8 +3,10 @@
 A step takes ``T`` new tokens for each of ``B`` rows and the rows' cache inputs
 (:class:`~max.nn.kv_cache.ContinuousKVCacheInputs`), and returns the logits of each row's last
 token and, per layer, the new keys and values for the cache manager to write. The embedding,
-one block and the head are compiled once (see :class:`~.model.Llama3`); the block's artifact
-is loaded once per layer with that layer's weights, all read in place from the mapped file.
+one block (twice: any token count, and one token for decode steps) and the head are compiled
+once (see :class:`~.model.Llama3`); each block artifact is loaded once per layer with that
+layer's weights, read in place from the mapped file (those the kernels read rearranged are
+copied once, and the two block artifacts share the copy).
 """
 
 from __future__ import annotations
@@ -52,13 +54,16 @@ class Llama3Runner:
         self._embed = self.session.load(graphs.embed, weights_registry=pick("token_embd.weight"))
         self._head = self.session.load(graphs.head, weights_registry=pick(
             "token_embd.weight", "output_norm.weight", "output.weight"))
-        self._blocks = []
+        self._blocks, self._decode_blocks = [], []
         for i in range(c.num_hidden_layers):
             prefix = f"blk.{i}."
             layer = {k: v for k, v in state.items() if k.startswith(prefix)}
             layer.update(fused_weights(layer, prefix, self.checkpoint.encodings))
             registry = {"blk.0." + k[len(prefix):]: v for k, v in layer.items()}
             self._blocks.append(self.session.load(graphs.block, weights_registry=registry))
+            # Same arrays: the weights' rearranged copies are shared, not made twice.
+            self._decode_blocks.append(self.session.load(graphs.decode_block,
+                                                         weights_registry=registry))
         self.load_seconds = time.perf_counter() - start
 
     @property
@@ -91,7 +96,8 @@ class Llama3Runner:
         (x,) = self._embed.execute(tokens)
         lengths = cache.cache_lengths
         new_kv = []
-        for block, (k, v) in zip(self._blocks, cache.layers):
+        blocks = self._decode_blocks if tokens.shape[1] == 1 else self._blocks
+        for block, (k, v) in zip(blocks, cache.layers):
             x, kv = block.execute(x, lengths, k, v)
             new_kv.append(kv.to_numpy())
         (logits,) = self._head.execute(x)
