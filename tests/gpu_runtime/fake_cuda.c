@@ -32,6 +32,8 @@ static Alloc allocs[MAX_ALLOCS];
 static Launch launches[MAX_LAUNCHES];
 static int nlaunch, initialized, current = -1, ctx_tokens[16], module_loads, stream_waits;
 static size_t limit = (size_t)1 << 32, used;
+static char hidden[128];  /* a kernel cuModuleGetFunction pretends not to find */
+static int fail_jit;      /* make the next module loads fail as a PTX JIT error */
 
 static int devices(void) {
   const char *env = getenv("FAKE_CUDA_DEVICES");
@@ -64,6 +66,8 @@ int fake_live_allocations(void) {
   return n;
 }
 void fake_set_memory_limit(size_t bytes) { limit = bytes; }
+void fake_hide_kernel(const char *name) { snprintf(hidden, sizeof hidden, "%s", name ? name : ""); }
+void fake_fail_jit(int on) { fail_jit = on; }
 void fake_clear_launches(void) { nlaunch = 0; }
 int fake_module_loads(void) { return module_loads; }
 int fake_stream_waits(void) { return stream_waits; }
@@ -210,7 +214,7 @@ static int param_size(const char *line) {
 }
 static int load(void **module, const void *image, char *log, size_t log_size) {
   const char *text = image;
-  if (strstr(text, "FAKE_JIT_ERROR")) {
+  if (fail_jit || strstr(text, "FAKE_JIT_ERROR")) {
     if (log) snprintf(log, log_size, "ptxas fatal: FAKE_JIT_ERROR found in the PTX");
     return 218;
   }
@@ -251,6 +255,7 @@ int cuModuleUnload(void *module) {
 }
 int cuModuleGetFunction(void **function, void *module, const char *name) {
   Module *m = module;
+  if (hidden[0] && !strcmp(name, hidden)) return 500;
   for (int i = 0; i < m->nfn; ++i)
     if (!strcmp(m->fns[i].name, name)) { *function = &m->fns[i]; return 0; }
   return 500;
