@@ -32,6 +32,10 @@ static Alloc allocs[MAX_ALLOCS];
 static Launch launches[MAX_LAUNCHES];
 static int nlaunch, initialized, current = -1, ctx_tokens[16], module_loads, stream_waits;
 static size_t limit = (size_t)1 << 32, used;
+#define MAX_HISTORY (1 << 16)
+static uint64_t history_base[MAX_HISTORY];  /* every device allocation made, in order */
+static size_t history_size[MAX_HISTORY];
+static int nhistory;
 static char hidden[128];  /* a kernel cuModuleGetFunction pretends not to find */
 static int fail_jit;      /* make the next module loads fail as a PTX JIT error */
 
@@ -58,6 +62,11 @@ long long fake_alloc_size(unsigned long long ptr) { /* size of the allocation at
 int fake_alloc_device(unsigned long long ptr) {
   for (int i = 0; i < MAX_ALLOCS; ++i)
     if (allocs[i].size && allocs[i].base == ptr) return allocs[i].device;
+  return -1;
+}
+long long fake_allocated_size(unsigned long long ptr) { /* latest allocation at ptr, even freed */
+  for (int i = nhistory - 1; i >= 0; --i)
+    if (history_base[i] == ptr) return (long long)history_size[i];
   return -1;
 }
 int fake_live_allocations(void) {
@@ -142,6 +151,10 @@ static int allocate(uint64_t *out, size_t size, int host) {
     if (!p) return 2;
     allocs[i] = (Alloc){(uint64_t)(uintptr_t)p | (host ? 0 : TAG), size, current, host};
     if (!host) used += size;
+    if (!host && nhistory < MAX_HISTORY) {
+      history_base[nhistory] = allocs[i].base;
+      history_size[nhistory++] = size;
+    }
     *out = allocs[i].base;
     return 0;
   }

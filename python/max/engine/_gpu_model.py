@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from max.driver import CPU, Accelerator, Tensor, _gpu
+from max.driver import Accelerator, Tensor, _gpu
 from max.engine.model import Model, _constant_arrays, _spec, _weight_arrays
 from max.runtime import ArtifactRecord
 from max.runtime.gpu import check
@@ -113,6 +113,11 @@ class GpuModel(Model):
         descriptors = [_descriptor(t) for t in args_]
         pointers = [ctypes.addressof(d) for d in descriptors]
         stream = device.default_stream
+        # Inputs bound to other streams: the kernels start after their work, and their
+        # streams (which free or overwrite them later) wait for the kernels.
+        others = {id(t.stream): t.stream for t in inputs if t.stream is not stream}
+        for other in others.values():
+            stream.wait_for(other)
         runtime = self._runtime
         runtime.use(device.id, stream.handle)
         try:
@@ -120,6 +125,8 @@ class GpuModel(Model):
         finally:
             runtime.lib.max_gpu_use(device.id, None)
         check(runtime.lib, 0, f"running model {self.name!r} on {device}")
+        for other in others.values():
+            other.wait_for(stream)
         return outputs
 
     def _input(self, i: int, value: Any) -> Tensor:
@@ -128,7 +135,7 @@ class GpuModel(Model):
             tensor = value
         else:
             if isinstance(value, Tensor):
-                host = value if value.is_host else value.to(CPU())
+                host = value
             elif isinstance(value, np.ndarray):
                 host = Tensor.from_numpy(value)
             elif np.isscalar(value) and not self._in_shapes[i]:

@@ -1,0 +1,185 @@
+"""InferenceSession on an Accelerator: graphs placed on the GPU compile for the ``nvidia``
+target, and executing them issues exactly the launches the module's ``gpu.launch_func`` ops
+say (kernel names, grid and block sizes, one argument per descriptor field, device pointers
+to allocations of the right sizes).
+
+Runs without a GPU on the fake CUDA driver of ``conftest.py`` (it mocks ONLY the vendor
+library and runs no kernel: the numbers are checked by ``test_gpu_hardware.py`` on a GPU)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from mlir import ir
+
+from max import engine
+from max.driver import CPU, Accelerator, Tensor
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, ops
+from max.runtime.gpu import GpuError
+
+TAG = 1 << 62
+
+
+def gpu_graph(fn, specs, name: str = "g") -> Graph:
+    return Graph(name, fn, input_types=[TensorType(d, s, DeviceRef.GPU()) for d, s in specs])
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One ``gpu.launch_func`` of the compiled module."""
+
+    name: str
+    grid: tuple[int, ...]
+    block: tuple[int, ...]
+    operands: tuple[ir.Type, ...]
+
+
+def expected_launches(graph: Graph) -> list[Expected]:
+    """The launches of ``graph`` on the NVIDIA target, read from its module just before the
+    kernels are lowered to NVVM (the host's launch ops, in program order)."""
+    from max.compiler.lowering import lower_to_linalg
+    from max.compiler.targets import nvidia
+    from max.dialects.mo import make_context
+
+    found: list[Expected] = []
+    with make_context(), ir.Location.unknown():
+        module = ir.Module.parse(str(graph._module))
+        lower_to_linalg(module)
+        nvidia.NVIDIA.run(module, until="mo-gpu-align-shared",
+                          **nvidia.NvidiaDescription().options())
+
+        def visit(op: ir.Operation) -> ir.WalkResult:
+            if op.name == "gpu.launch_func":
+                v = op.opview
+                sizes = [ir.IntegerAttr(x.owner.attributes["value"]).value
+                         for x in (v.gridSizeX, v.gridSizeY, v.gridSizeZ, v.blockSizeX,
+                                   v.blockSizeY, v.blockSizeZ)]
+                kernel = str(op.attributes["kernel"]).split("::@")[-1]
+                found.append(Expected(kernel, tuple(sizes[:3]), tuple(sizes[3:]),
+                                      tuple(o.type for o in v.kernelOperands)))
+            return ir.WalkResult.ADVANCE
+
+        module.operation.walk(visit)
+    return found
+
+
+def check_launches(fake, graph: Graph, stream: int, io: list[Tensor]) -> None:
+    """The recorded launches are the module's, each pointer argument an allocation that holds
+    its memref; the graph's inputs and outputs are passed as the tensors' own memory."""
+    expected = expected_launches(graph)
+    launches = fake.launches()
+    assert [launch.name for launch in launches] == [e.name for e in expected]
+    seen = set()
+    for launch, want in zip(launches, expected):
+        assert launch.grid == want.grid and launch.block == want.block
+        assert launch.shared_bytes == 0 and launch.stream == stream
+        params = list(launch.params)
+        for t in want.operands:
+            if not isinstance(t, ir.MemRefType):
+                params.pop(0)  # a scalar
+                continue
+            rank = t.rank
+            allocated, aligned, offset = params[:3]
+            sizes, strides = params[3:3 + rank], params[3 + rank:3 + 2 * rank]
+            del params[:3 + 2 * rank]
+            assert allocated == aligned and aligned & TAG, hex(aligned)
+            assert sizes == list(t.shape)
+            itemsize = ir.FloatType(t.element_type).width // 8 if isinstance(
+                t.element_type, ir.FloatType) else ir.IntegerType(t.element_type).width // 8
+            extent = offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1
+            assert fake.allocated_size(aligned) >= extent * itemsize
+            seen.add(aligned)
+        assert not params  # every argument accounted for
+    for tensor in io:  # in place: the tensors' own memory, of their size
+        assert tensor._data_ptr() in seen
+        assert fake.alloc_size(tensor._data_ptr()) == math.prod(tensor.shape) * 4
+
+
+def test_softmax_graph_launches(fake_cuda) -> None:
+    graph = gpu_graph(lambda x, y: ops.softmax(x + y),
+                      [(DType.float32, (4, 300)), (DType.float32, (4, 300))])
+    gpu = Accelerator()
+    session = engine.InferenceSession(devices=[gpu])
+    model = session.load(graph)
+    x = Tensor(np.ones((4, 300), np.float32), gpu)
+    y = Tensor(np.zeros((4, 300), np.float32), gpu)
+    fake_cuda.lib.fake_clear_launches()
+    (out,) = model.execute(x, y)
+    assert out.device == gpu and out.shape == (4, 300) and out.dtype == DType.float32
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [x, y, out])
+
+
+def test_matmul_relu_graph_launches_and_host_inputs(fake_cuda) -> None:
+    graph = gpu_graph(lambda x, w: ops.relu(ops.matmul(x, w)),
+                      [(DType.float32, (64, 128)), (DType.float32, (128, 96))])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[CPU(), gpu]).load(graph)
+    assert [s.shape for s in model.input_metadata] == [[64, 128], [128, 96]]
+    fake_cuda.lib.fake_clear_launches()
+    w = Tensor(np.ones((128, 96), np.float32), gpu)
+    (out,) = model.execute(np.ones((64, 128), np.float32), w)  # numpy: copied in
+    assert out.shape == (64, 96) and out.device == gpu
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [w, out])
+    assert len(fake_cuda.launches()) == 3
+
+
+def test_graph_on_second_gpu(fake_cuda) -> None:
+    graph = Graph("g1", lambda x: x * 2,
+                  input_types=[TensorType(DType.float32, (1000,), DeviceRef.GPU(1))])
+    gpu1 = Accelerator(1)
+    model = engine.InferenceSession(devices=[Accelerator(0), gpu1]).load(graph)
+    (out,) = model.execute(Tensor(np.ones(1000, np.float32), gpu1))
+    assert out.device == gpu1 and fake_cuda.alloc_device(out._data_ptr()) == 1
+    with pytest.raises(ValueError, match="not among the session's devices"):
+        engine.InferenceSession(devices=[Accelerator(0)]).load(graph)
+
+
+def test_input_checks(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.exp(x), [(DType.float32, (8,))])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    with pytest.raises(ValueError, match=r"expected shape \[8\], got \[9\]"):
+        model.execute(np.ones(9, np.float32))
+    with pytest.raises(TypeError, match="expected dtype float32, got int32"):
+        model.execute(np.ones(8, np.int32))
+    with pytest.raises(ValueError, match="expects 1 inputs, got 2"):
+        model.execute(np.ones(8, np.float32), np.ones(8, np.float32))
+    with pytest.raises(ValueError, match="is on gpu:1, the model on gpu:0"):
+        model.execute(Tensor(np.ones(8, np.float32), Accelerator(1)))
+
+
+def test_missing_kernel_raises(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.tanh(x), [(DType.float32, (16,))], name="missing")
+    model = engine.InferenceSession(devices=[Accelerator()]).load(graph)
+    kernel = expected_launches(graph)[0].name
+    fake_cuda.lib.fake_hide_kernel(kernel.encode())
+    with pytest.raises(GpuError, match=rf"running model 'missing' on gpu:0: cuModuleGetFunction "
+                       rf"failed: CUDA_ERROR_NOT_FOUND \(500\): named symbol not found\n"
+                       rf"kernel {kernel}"):
+        model.execute(np.ones(16, np.float32))
+    fake_cuda.lib.fake_hide_kernel(None)
+    (out,) = model.execute(np.ones(16, np.float32))  # the error was cleared
+    assert out.shape == (16,)
+
+
+def test_ptx_jit_error_raises_with_log(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.sqrt(x), [(DType.float32, (16,))], name="jitfail")
+    fake_cuda.lib.fake_fail_jit(1)
+    with pytest.raises(GpuError, match=r"loading the kernels of model 'jitfail': "
+                       r"cuModuleLoadDataEx failed: CUDA_ERROR_INVALID_PTX \(218\).*\n"
+                       r"ptxas fatal: FAKE_JIT_ERROR"):
+        engine.InferenceSession(devices=[Accelerator()]).load(graph)
+    fake_cuda.lib.fake_fail_jit(0)
+
+
+def test_cpu_graph_in_gpu_session_stays_on_host(fake_cuda) -> None:
+    graph = Graph("h", lambda x: x + 1, input_types=[TensorType(DType.float32, (4,),
+                                                                 DeviceRef.CPU())])
+    model = engine.InferenceSession(devices=[CPU(), Accelerator()]).load(graph)
+    (out,) = model.execute(np.zeros(4, np.float32))
+    assert out.is_host
+    np.testing.assert_array_equal(out.to_numpy(), np.ones(4, np.float32))
