@@ -42,12 +42,14 @@ def expected_launches(graph: Graph) -> list[Expected]:
     """The launches of ``graph`` on the NVIDIA target, read from its module just before the
     kernels are lowered to NVVM (the host's launch ops, in program order)."""
     from max.compiler.lowering import lower_to_linalg
+    from max.compiler.passes.externalize import externalize_constants
     from max.compiler.targets import nvidia
     from max.dialects.mo import make_context
 
     found: list[Expected] = []
     with make_context(), ir.Location.unknown():
         module = ir.Module.parse(str(graph._module))
+        externalize_constants(module)  # as the compiler: large constants become arguments
         lower_to_linalg(module)
         nvidia.NVIDIA.run(module, until="mo-gpu-align-shared",
                           **nvidia.NvidiaDescription().options())
@@ -183,3 +185,18 @@ def test_cpu_graph_in_gpu_session_stays_on_host(fake_cuda) -> None:
     (out,) = model.execute(np.zeros(4, np.float32))
     assert out.is_host
     np.testing.assert_array_equal(out.to_numpy(), np.ones(4, np.float32))
+
+
+def test_large_constant_is_uploaded_once(fake_cuda) -> None:
+    w = np.random.default_rng(1).standard_normal((64, 48)).astype(np.float32)
+    graph = gpu_graph(lambda x: ops.matmul(x, ops.constant(w, DType.float32, DeviceRef.GPU())),
+                      [(DType.float32, (32, 64))], name="const")
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    (constant,) = model._fixed  # externalized, copied to the device at load
+    assert constant.device == gpu
+    np.testing.assert_array_equal(constant.to(CPU()).to_numpy(), w)
+    fake_cuda.lib.fake_clear_launches()
+    x = Tensor(np.ones((32, 64), np.float32), gpu)
+    (out,) = model.execute(x)
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [x, constant, out])
