@@ -16,6 +16,7 @@ import pytest
 from max.driver import _gpu
 
 SOURCE = Path(__file__).with_name("fake_cuda.c")
+HIP_SOURCE = Path(__file__).with_name("fake_hip.c")
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,38 @@ class FakeCuda:
         return self.lib.fake_live_allocations()
 
 
-@pytest.fixture(scope="session")
-def fake_cuda_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _build(source: Path, out: Path) -> Path:
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
-        pytest.skip("no C compiler to build the fake CUDA driver")
-    out = tmp_path_factory.mktemp("fake-cuda") / "libcuda_fake.so"
-    subprocess.run([cc, "-std=gnu11", "-O1", "-shared", "-fPIC", "-o", str(out), str(SOURCE)],
+        pytest.skip("no C compiler to build the fake driver")
+    subprocess.run([cc, "-std=gnu11", "-O1", "-shared", "-fPIC", "-o", str(out), str(source)],
                    check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def fake_cuda_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(SOURCE, tmp_path_factory.mktemp("fake-cuda") / "libcuda_fake.so")
+
+
+@pytest.fixture(scope="session")
+def fake_hip_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(HIP_SOURCE, tmp_path_factory.mktemp("fake-hip") / "libamdhip64_fake.so")
+
+
+@pytest.fixture
+def fake_hip(fake_hip_library: Path) -> Iterator[FakeCuda]:
+    """The runtime on the fake HIP library (2 GPUs) for one test; the system's after it."""
+    fake = FakeCuda(fake_hip_library)
+    _gpu.use_driver_library(str(fake_hip_library))
+    try:
+        yield fake
+    finally:
+        import gc
+
+        gc.collect()
+        fake.lib.fake_set_memory_limit(1 << 32)
+        _gpu.use_driver_library(None)
 
 
 @pytest.fixture

@@ -265,7 +265,7 @@ class Tensor:
                 read-only tensor), None to copy read-only sources only.
 
         Accelerator memory (``kDLCUDA``/``kDLROCM`` producers, e.g. CUDA torch tensors) gives
-        a tensor on that ``Accelerator``, zero copy.
+        a tensor on that ``Accelerator``, zero copy (without accelerators: a ValueError).
 
         Raises:
             TypeError: If ``array`` does not implement DLPack.
@@ -274,7 +274,9 @@ class Tensor:
         """
         if isinstance(array, Tensor):
             return array.copy() if copy else array
-        if _dlpack.is_device_producer(array):
+        from max.driver.device import accelerator_count
+
+        if _dlpack.is_device_producer(array) and accelerator_count() > 0:
             from max.driver import _dlpack_device
 
             tensor = _dlpack_device.import_tensor(array)
@@ -606,7 +608,7 @@ class Tensor:
         return f"Tensor(dtype={self._dtype.name}, shape={self.shape}, device={self._device})"
 
     def __str__(self) -> str:
-        host = self._array if self._device.is_host else self.to(CPU())._array  # type: ignore[union-attr]
+        host = self._array if self._device.is_host else self.copy(CPU())._array
         data = np.array2string(host, prefix="Tensor(")
         return (
             f"Tensor({data}, dtype={self._dtype.name}, shape={self.shape}, "
