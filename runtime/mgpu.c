@@ -29,7 +29,7 @@ enum {
   F_LAUNCH, F_STREAM_CREATE, F_STREAM_DESTROY, F_STREAM_SYNC, F_STREAM_WAIT, F_EVENT_CREATE,
   F_EVENT_RECORD, F_EVENT_DESTROY, F_ALLOC, F_FREE, F_ALLOC_ASYNC, F_FREE_ASYNC, F_COPY,
   F_MEMSET, F_HOST_ALLOC, F_HOST_FREE, F_ERR_NAME, F_ERR_STRING, F_MEM_INFO, F_DEVICE_GET,
-  F_COUNT_OF
+  F_DEFAULT_POOL, F_POOL_SET, F_COUNT_OF
 };
 
 static const char *CUDA_NAMES[F_COUNT_OF] = {
@@ -39,7 +39,7 @@ static const char *CUDA_NAMES[F_COUNT_OF] = {
   "cuStreamWaitEvent", "cuEventCreate", "cuEventRecord", "cuEventDestroy_v2", "cuMemAlloc_v2",
   "cuMemFree_v2", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemcpyAsync", "cuMemsetD8Async",
   "cuMemHostAlloc", "cuMemFreeHost", "cuGetErrorName", "cuGetErrorString", "cuMemGetInfo_v2",
-  "cuDeviceGet",
+  "cuDeviceGet", "cuDeviceGetDefaultMemPool", "cuMemPoolSetAttribute",
 };
 static const char *HIP_NAMES[F_COUNT_OF] = {
   "hipInit", "hipGetDeviceCount", NULL, NULL, "hipSetDevice",
@@ -48,9 +48,12 @@ static const char *HIP_NAMES[F_COUNT_OF] = {
   "hipStreamWaitEvent", "hipEventCreateWithFlags", "hipEventRecord", "hipEventDestroy",
   "hipMalloc", "hipFree", "hipMallocAsync", "hipFreeAsync", "hipMemcpyAsync", "hipMemsetD8Async",
   "hipHostMalloc", "hipHostFree", "hipGetErrorName", "hipGetErrorString", "hipMemGetInfo", NULL,
+  "hipDeviceGetDefaultMemPool", "hipMemPoolSetAttribute",
 };
 /* Optional: absent from older drivers (or a test's fake); the shim falls back. */
-static const int OPTIONAL[] = {F_LOAD_EX, F_ALLOC_ASYNC, F_FREE_ASYNC, F_MEM_INFO, F_ERR_STRING};
+static const int OPTIONAL[] = {F_LOAD_EX, F_ALLOC_ASYNC, F_FREE_ASYNC, F_MEM_INFO, F_ERR_STRING,
+                               F_DEFAULT_POOL, F_POOL_SET};
+static unsigned char pool_kept[64]; /* the device's pool keeps freed memory (set once) */
 
 static void *lib;
 static int api = API_NONE;
@@ -126,9 +129,22 @@ int max_gpu_open(const char *path, int which) {
   api = which;
   memcpy(F, table, sizeof F);
   memset(contexts, 0, sizeof contexts);
+  memset(pool_kept, 0, sizeof pool_kept);
   cur_device = -1;
   CHECK(F_INIT, F[F_INIT](0));
   return 0;
+}
+
+/* Stream-ordered frees return memory to the device's pool; by default the pool gives it
+ * back to the system at every synchronization, so that the next call maps it again. Keep it
+ * (CU_MEMPOOL_ATTR_RELEASE_THRESHOLD / hipMemPoolAttrReleaseThreshold = 4, at UINT64_MAX). */
+static void keep_pool(int ordinal, int device) {
+  void *pool = NULL;
+  uint64_t threshold = UINT64_MAX;
+  if (ordinal < 0 || ordinal >= 64 || pool_kept[ordinal] || !F[F_DEFAULT_POOL] || !F[F_POOL_SET])
+    return;
+  pool_kept[ordinal] = 1;
+  if (F[F_DEFAULT_POOL](&pool, device) == 0 && pool) F[F_POOL_SET](pool, 4, &threshold);
 }
 
 /* Makes `want_device` current on this thread (CUDA: its primary context). */
@@ -141,10 +157,13 @@ static int ensure_device(void) {
       int dev = 0;
       CHECK(F_DEVICE_GET, F[F_DEVICE_GET](&dev, want_device));
       CHECK(F_CTX_RETAIN, F[F_CTX_RETAIN](&contexts[want_device], dev));
+      CHECK(F_CTX_SET, F[F_CTX_SET](contexts[want_device]));
+      keep_pool(want_device, dev);
     }
     CHECK(F_CTX_SET, F[F_CTX_SET](contexts[want_device]));
   } else {
     CHECK(F_SET_DEVICE, F[F_SET_DEVICE](want_device));
+    keep_pool(want_device, want_device);
   }
   cur_device = want_device;
   return 0;

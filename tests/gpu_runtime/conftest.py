@@ -44,6 +44,7 @@ class FakeCuda:
         lib.fake_alloc_device.argtypes = [ctypes.c_ulonglong]
         lib.fake_set_memory_limit.argtypes = [ctypes.c_size_t]
         lib.fake_hide_kernel.argtypes = [ctypes.c_char_p]
+        lib.fake_pool_threshold.restype = ctypes.c_ulonglong
         self.lib = lib
 
     def launches(self) -> list[Launch]:

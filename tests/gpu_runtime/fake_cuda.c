@@ -131,6 +131,19 @@ int cuCtxSetCurrent(void *ctx) {
   current = (int)((int *)ctx - ctx_tokens);
   return 0;
 }
+static uint64_t pool_threshold;
+unsigned long long fake_pool_threshold(void) { return pool_threshold; }
+int cuDeviceGetDefaultMemPool(void **pool, int device) {
+  if (device < 0 || device >= 16) return 101;
+  *pool = &ctx_tokens[device];
+  return 0;
+}
+int cuMemPoolSetAttribute(void *pool, int attribute, void *value) {
+  (void)pool;
+  if (attribute != 4) return 1; /* only the release threshold is expected */
+  pool_threshold = *(uint64_t *)value;
+  return 0;
+}
 int cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
   *free_bytes = limit - used; *total = limit; return 0;
 }

@@ -31,6 +31,8 @@
 #define cuModuleGetFunction fake_cuModuleGetFunction
 #define cuLaunchKernel fake_cuLaunchKernel
 #define cuGetErrorName fake_cuGetErrorName
+#define cuDeviceGetDefaultMemPool fake_cuDeviceGetDefaultMemPool
+#define cuMemPoolSetAttribute fake_cuMemPoolSetAttribute
 #define cuGetErrorString fake_cuGetErrorString
 #include "fake_cuda.c"
 
@@ -87,3 +89,7 @@ int hipModuleLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsign
   return fake_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, smem, s, params, extra);
 }
 int hipDeviceCanAccessPeer(int *can, int a, int b) { return fake_cuDeviceCanAccessPeer(can, a, b); }
+int hipDeviceGetDefaultMemPool(void **pool, int device) { return fake_cuDeviceGetDefaultMemPool(pool, device); }
+int hipMemPoolSetAttribute(void *pool, int attribute, void *value) {
+  return fake_cuMemPoolSetAttribute(pool, attribute, value);
+}

@@ -30,6 +30,7 @@ def test_hip_memory_copies_and_streams(fake_hip) -> None:
     assert t.__dlpack_device__() == (10, 0)  # kDLROCM
     pinned = Tensor(DType.float32, (4,), pinned=True)
     assert fake_hip.alloc_size(pinned._data_ptr()) == 16
+    assert fake_hip.lib.fake_pool_threshold() == (1 << 64) - 1
 
 
 def test_hip_errors_use_hip_names(fake_hip) -> None:

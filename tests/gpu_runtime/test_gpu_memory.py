@@ -30,6 +30,8 @@ def test_fake_driver_accelerators(fake_cuda) -> None:
         Accelerator(2)
     stats = gpu.stats
     assert stats["total_memory"] == 1 << 32 and 0 < stats["free_memory"] <= 1 << 32
+    # the device's memory pool keeps what stream-ordered frees return
+    assert fake_cuda.lib.fake_pool_threshold() == (1 << 64) - 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int8, np.int64, np.bool_,

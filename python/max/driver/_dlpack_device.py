@@ -206,6 +206,7 @@ def import_tensor(obj: Any) -> Tensor:
 
     def release() -> None:
         if deleter is not None:
+            stream.synchronize()  # our queued work on it done before the producer reuses it
             deleter(address)
 
     memory = DeviceMemory.borrow(accelerator, ptr, nbytes, stream, release)
