@@ -9,6 +9,7 @@
  * parse its PTX `.entry` kernels and their `.param` sizes; launches are recorded (kernel,
  * grid, block, shared memory, stream, argument values) and run nothing.
  */
+#include <elf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,8 +239,35 @@ static int param_size(const char *line) {
   if (strstr(line, ".u8") || strstr(line, ".b8") || strstr(line, ".s8")) return 1;
   return 4;
 }
+/* An ELF code object (HSACO): its kernels are the function symbols (argument sizes unknown:
+ * their launches record no arguments). */
+static Module *load_elf(const unsigned char *elf) {
+  const Elf64_Ehdr *eh = (const Elf64_Ehdr *)elf;
+  const Elf64_Shdr *sh = (const Elf64_Shdr *)(elf + eh->e_shoff);
+  Module *m = calloc(1, sizeof *m);
+  for (int i = 0; i < eh->e_shnum; ++i) {
+    if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM) continue;
+    const Elf64_Sym *sym = (const Elf64_Sym *)(elf + sh[i].sh_offset);
+    const char *names = (const char *)(elf + sh[sh[i].sh_link].sh_offset);
+    for (size_t k = 0; k < sh[i].sh_size / sizeof *sym && m->nfn < MAX_FNS; ++k) {
+      if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC) continue;
+      const char *name = names + sym[k].st_name;
+      int seen = 0;
+      for (int j = 0; j < m->nfn; ++j) seen |= !strcmp(m->fns[j].name, name);
+      if (!seen) snprintf(m->fns[m->nfn++].name, sizeof m->fns[0].name, "%s", name);
+    }
+  }
+  return m;
+}
+
 static int load(void **module, const void *image, char *log, size_t log_size) {
   const char *text = image;
+  if (!memcmp(image, ELFMAG, SELFMAG)) {
+    if (fail_jit) return 200;
+    *module = load_elf(image);
+    ++module_loads;
+    return 0;
+  }
   if (fail_jit || strstr(text, "FAKE_JIT_ERROR")) {
     if (log) snprintf(log, log_size, "ptxas fatal: FAKE_JIT_ERROR found in the PTX");
     return 218;

@@ -8,12 +8,8 @@ library and runs no kernel: the numbers are checked by ``test_gpu_hardware.py`` 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
-from mlir import ir
 
 from max import engine
 from max.driver import CPU, Accelerator, Tensor
@@ -21,84 +17,7 @@ from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, ops
 from max.runtime.gpu import GpuError
 
-TAG = 1 << 62
-
-
-def gpu_graph(fn, specs, name: str = "g") -> Graph:
-    return Graph(name, fn, input_types=[TensorType(d, s, DeviceRef.GPU()) for d, s in specs])
-
-
-@dataclass(frozen=True)
-class Expected:
-    """One ``gpu.launch_func`` of the compiled module."""
-
-    name: str
-    grid: tuple[int, ...]
-    block: tuple[int, ...]
-    operands: tuple[ir.Type, ...]
-
-
-def expected_launches(graph: Graph) -> list[Expected]:
-    """The launches of ``graph`` on the NVIDIA target, read from its module just before the
-    kernels are lowered to NVVM (the host's launch ops, in program order)."""
-    from max.compiler.lowering import lower_to_linalg
-    from max.compiler.passes.externalize import externalize_constants
-    from max.compiler.targets import nvidia
-    from max.dialects.mo import make_context
-
-    found: list[Expected] = []
-    with make_context(), ir.Location.unknown():
-        module = ir.Module.parse(str(graph._module))
-        externalize_constants(module)  # as the compiler: large constants become arguments
-        lower_to_linalg(module)
-        nvidia.NVIDIA.run(module, until="mo-gpu-align-shared",
-                          **nvidia.NvidiaDescription().options())
-
-        def visit(op: ir.Operation) -> ir.WalkResult:
-            if op.name == "gpu.launch_func":
-                v = op.opview
-                sizes = [ir.IntegerAttr(x.owner.attributes["value"]).value
-                         for x in (v.gridSizeX, v.gridSizeY, v.gridSizeZ, v.blockSizeX,
-                                   v.blockSizeY, v.blockSizeZ)]
-                kernel = str(op.attributes["kernel"]).split("::@")[-1]
-                found.append(Expected(kernel, tuple(sizes[:3]), tuple(sizes[3:]),
-                                      tuple(o.type for o in v.kernelOperands)))
-            return ir.WalkResult.ADVANCE
-
-        module.operation.walk(visit)
-    return found
-
-
-def check_launches(fake, graph: Graph, stream: int, io: list[Tensor]) -> None:
-    """The recorded launches are the module's, each pointer argument an allocation that holds
-    its memref; the graph's inputs and outputs are passed as the tensors' own memory."""
-    expected = expected_launches(graph)
-    launches = fake.launches()
-    assert [launch.name for launch in launches] == [e.name for e in expected]
-    seen = set()
-    for launch, want in zip(launches, expected):
-        assert launch.grid == want.grid and launch.block == want.block
-        assert launch.shared_bytes == 0 and launch.stream == stream
-        params = list(launch.params)
-        for t in want.operands:
-            if not isinstance(t, ir.MemRefType):
-                params.pop(0)  # a scalar
-                continue
-            rank = t.rank
-            allocated, aligned, offset = params[:3]
-            sizes, strides = params[3:3 + rank], params[3 + rank:3 + 2 * rank]
-            del params[:3 + 2 * rank]
-            assert allocated == aligned and aligned & TAG, hex(aligned)
-            assert sizes == list(t.shape)
-            itemsize = ir.FloatType(t.element_type).width // 8 if isinstance(
-                t.element_type, ir.FloatType) else ir.IntegerType(t.element_type).width // 8
-            extent = offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1
-            assert fake.allocated_size(aligned) >= extent * itemsize
-            seen.add(aligned)
-        assert not params  # every argument accounted for
-    for tensor in io:  # in place: the tensors' own memory, of their size
-        assert tensor._data_ptr() in seen
-        assert fake.alloc_size(tensor._data_ptr()) == math.prod(tensor.shape) * 4
+from launches import check_launches, expected_launches, gpu_graph
 
 
 def test_softmax_graph_launches(fake_cuda) -> None:

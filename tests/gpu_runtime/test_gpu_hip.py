@@ -4,13 +4,18 @@ library)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
-from max import driver
-from max.driver import CPU, Accelerator, DeviceStream, Tensor
+from max import driver, engine
+from max.driver import CPU, Accelerator, DeviceStream, Tensor, _gpu
 from max.dtype import DType
+from max.graph import ops
 from max.runtime.gpu import GpuError
+
+from launches import check_launches, gpu_graph
 
 
 def test_hip_memory_copies_and_streams(fake_hip) -> None:
@@ -38,3 +43,32 @@ def test_hip_errors_use_hip_names(fake_hip) -> None:
     with pytest.raises(GpuError, match=r"hipMallocAsync failed: hipErrorOutOfMemory \(2\): "
                        r"out of memory"):
         Tensor(DType.float32, (1024,), Accelerator())
+
+
+@pytest.fixture
+def gfx942_topology(tmp_path, monkeypatch):
+    """A KFD topology (what Linux's amdgpu driver shows in sysfs) of two gfx942 GPUs."""
+    for node, version in ((0, 0), (1, 90402), (2, 90402)):  # node 0: the CPU
+        (tmp_path / str(node)).mkdir()
+        (tmp_path / str(node) / "properties").write_text(
+            f"cpu_cores_count 0\ngfx_target_version {version}\n")
+    monkeypatch.setattr(_gpu, "KFD_TOPOLOGY", str(tmp_path))
+    _gpu.architecture_name.cache_clear()
+    yield
+    _gpu.architecture_name.cache_clear()
+
+
+def test_amd_graph_runs_through_the_same_runtime(fake_hip, gfx942_topology) -> None:
+    if shutil.which("llc-19") is None or shutil.which("ld.lld-19") is None:
+        pytest.skip("the amd target needs llc-19 and ld.lld-19")
+    gpu = Accelerator()
+    assert gpu.architecture_name == "gfx942"
+    graph = gpu_graph(lambda x, y: ops.softmax(x * y), [(DType.float32, (8, 256))] * 2,
+                      name="amdg")
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    assert fake_hip.lib.fake_module_loads() >= 1  # the HSACO, through hipModuleLoadData
+    fake_hip.lib.fake_clear_launches()
+    x = Tensor(np.ones((8, 256), np.float32), gpu)
+    (out,) = model.execute(x, np.ones((8, 256), np.float32))
+    assert out.device == gpu and out.shape == (8, 256)
+    check_launches(fake_hip, graph, gpu.default_stream.handle, [x, out], target="amd")

@@ -17,6 +17,8 @@ from typing import Any
 #: Path of the vendor driver library to use instead of the system's (tests: a fake driver).
 DRIVER_LIBRARY_ENV = "MAX_GPU_DRIVER_LIBRARY"
 _override: list[str | None] = [None]  # set by use_driver_library
+#: Where Linux describes the AMD GPUs (a node's ``gfx_target_version`` gives its arch).
+KFD_TOPOLOGY = "/sys/class/kfd/kfd/topology/nodes"
 
 # CUdevice_attribute values (cuda.h).
 _CU_COMPUTE_CAPABILITY_MAJOR = 75
@@ -153,7 +155,7 @@ def architecture_name(ordinal: int) -> str:
 def _amd_architecture_name(ordinal: int) -> str:
     """Reads the gfx target of the ordinal-th GPU from the KFD topology (Linux)."""
     versions = []
-    for path in sorted(glob.glob("/sys/class/kfd/kfd/topology/nodes/*/properties")):
+    for path in sorted(glob.glob(f"{KFD_TOPOLOGY}/*/properties")):
         try:
             with open(path) as f:
                 for line in f:
