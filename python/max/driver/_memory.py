@@ -15,9 +15,55 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from max.driver import _gpu
+from max.dtype import DType
 
 if TYPE_CHECKING:
     from max.driver.device import Device, DeviceStream
+
+
+def place(device: Device | DeviceStream | None, what: str) -> tuple[Device, DeviceStream | None]:
+    """The device to allocate on and, on an accelerator, the stream the memory is bound to
+    (the given stream, else the device's default stream)."""
+    from max.driver.device import CPU, Device, DeviceStream
+
+    stream = device if isinstance(device, DeviceStream) else None
+    if stream is not None:
+        device = stream.device
+    if device is None:
+        return CPU(), None
+    if not isinstance(device, Device):
+        raise TypeError(f"{what}: device must be a max.driver.Device, got {type(device).__name__}")
+    if device.is_host:
+        return device, None
+    return device, stream or device.default_stream
+
+
+def carrier(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only array of ``shape`` and ``dtype`` owning no data: the layout of a tensor in
+    accelerator memory (shape, rank, size and itemsize read as on the host)."""
+    return np.broadcast_to(np.empty((), dtype), shape)
+
+
+def device_view_dims(src_dtype: DType, shape: tuple[int, ...], dtype: DType,
+                     dims: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The dims of a ``view`` as ``dtype`` of a contiguous accelerator tensor (its bytes
+    reinterpreted; without ``dims``, the last axis rescaled).
+
+    Raises:
+        ValueError: If the bytes do not fill the view exactly.
+    """
+    itemsize, src_size = dtype.to_numpy().itemsize, src_dtype.to_numpy().itemsize
+    nbytes = int(np.prod(shape, dtype=np.int64)) * src_size
+    if dims is None:
+        last = shape[-1] if shape else 1
+        if (last * src_size) % itemsize:
+            raise ValueError(f"view: cannot view {src_dtype.name}{list(shape)} as "
+                             f"{dtype.name}: the last axis does not divide")
+        dims = (*shape[:-1], last * src_size // itemsize)
+    if int(np.prod(dims, dtype=np.int64)) * itemsize != nbytes:
+        raise ValueError(f"view: cannot view {src_dtype.name}{list(shape)} as "
+                         f"{dtype.name}{list(dims)}: {nbytes} bytes do not fill it")
+    return dims
 
 
 class DeviceMemory:
@@ -120,4 +166,6 @@ def copy_bytes(dst: int, dst_device: Device, dst_stream: DeviceStream | None, sr
         runtime.synchronize(dst_device.id, dst_stream.handle)
 
 
-__all__ = ["DeviceMemory", "copy_bytes", "pinned_array"]
+__all__ = [
+    "DeviceMemory", "carrier", "copy_bytes", "device_view_dims", "pinned_array", "place",
+]

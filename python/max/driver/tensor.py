@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from max.driver import _dlpack
-from max.driver._memory import DeviceMemory, copy_bytes, pinned_array
+from max.driver._memory import DeviceMemory, carrier, copy_bytes, device_view_dims, pinned_array, place
 from max.driver.device import CPU, Device, DeviceStream
 from max.dtype import DType
 
@@ -19,27 +19,6 @@ ShapeType = Sequence[int]
 # numpy dtype -> DType, looked up on every from_numpy (a dict hit, nothing more).
 _DTYPE_OF_NUMPY: dict[np.dtype, DType] = {d.to_numpy(): d for d in DType}
 _BASIC_INDEX = (int, np.integer, slice, type(Ellipsis), type(None))
-
-
-def _place(device: Device | DeviceStream | None, what: str) -> tuple[Device, DeviceStream | None]:
-    """The device to allocate on and, on an accelerator, the stream the memory is bound to
-    (the given stream, else the device's default stream)."""
-    stream = device if isinstance(device, DeviceStream) else None
-    if stream is not None:
-        device = stream.device
-    if device is None:
-        return CPU(), None
-    if not isinstance(device, Device):
-        raise TypeError(f"{what}: device must be a max.driver.Device, got {type(device).__name__}")
-    if device.is_host:
-        return device, None
-    return device, stream or device.default_stream
-
-
-def _carrier(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A read-only array of ``shape`` and ``dtype`` owning no data: the layout of a tensor in
-    accelerator memory (shape, rank, size and itemsize read as on the host)."""
-    return np.broadcast_to(np.empty((), dtype), shape)
 
 
 def _check_dtype(dtype: Any, what: str) -> DType:
@@ -131,7 +110,7 @@ class Tensor:
             if isinstance(dtype, np.ndarray) and isinstance(shape, Device | DeviceStream):
                 device = shape
             source = Tensor.from_numpy(array)
-            target, stream = _place(device, "Tensor")
+            target, stream = place(device, "Tensor")
             if target.is_host:
                 self._set(source._array, source._dtype, target)
             else:
@@ -142,7 +121,7 @@ class Tensor:
             raise TypeError("Tensor() needs a dtype and a shape")
         dtype = _check_dtype(dtype, "Tensor")
         dims = _check_shape(shape, "Tensor")
-        target, stream = _place(device, "Tensor")
+        target, stream = place(device, "Tensor")
         if not target.is_host:
             self._set_device(dtype, dims, target, stream)
             return
@@ -160,7 +139,7 @@ class Tensor:
                     stream: DeviceStream | None) -> None:
         """Allocates the tensor in ``device``'s memory, bound to ``stream``."""
         assert stream is not None
-        self._set(_carrier(dims, dtype.to_numpy()), dtype, device)
+        self._set(carrier(dims, dtype.to_numpy()), dtype, device)
         nbytes = self._array.size * self._array.itemsize
         self._mem = DeviceMemory(device, nbytes, stream)
         self._ptr = self._mem.ptr
@@ -170,7 +149,7 @@ class Tensor:
                    ptr: int) -> Tensor:
         """A tensor over existing accelerator memory (``ptr`` inside ``memory``)."""
         tensor = object.__new__(cls)
-        tensor._set(_carrier(dims, dtype.to_numpy()), dtype, memory.device)
+        tensor._set(carrier(dims, dtype.to_numpy()), dtype, memory.device)
         tensor._mem = memory
         tensor._ptr = ptr
         return tensor
@@ -444,7 +423,7 @@ class Tensor:
         """
         if device is None:
             device = self._device if self._device.is_host else self._mem.stream
-        target, stream = _place(device, "copy")
+        target, stream = place(device, "copy")
         if target.is_host and self._device.is_host:
             return Tensor._wrap(self._array.copy(order="C"), self._dtype, target)
         if not self.is_contiguous:  # a strided host view: its elements, packed, first
@@ -514,17 +493,7 @@ class Tensor:
 
     def _device_view(self, dtype: DType, dims: tuple[int, ...] | None) -> Tensor:
         """``view`` of a (contiguous) accelerator tensor: the same bytes, reinterpreted."""
-        itemsize = dtype.to_numpy().itemsize
-        nbytes = self._nbytes
-        if dims is None:
-            last = self.shape[-1] if self.shape else 1
-            if (last * self._array.itemsize) % itemsize:
-                raise ValueError(f"view: cannot view {self._dtype.name}{list(self.shape)} "
-                                 f"as {dtype.name}: the last axis does not divide")
-            dims = (*self.shape[:-1], last * self._array.itemsize // itemsize)
-        if int(np.prod(dims, dtype=np.int64)) * itemsize != nbytes:
-            raise ValueError(f"view: cannot view {self._dtype.name}{list(self.shape)} as "
-                             f"{dtype.name}{list(dims)}: {nbytes} bytes do not fill it")
+        dims = device_view_dims(self._dtype, self.shape, dtype, dims)
         return Tensor._on_device(dtype, dims, self._mem, self._ptr)
 
     def inplace_copy_from(self, src: Tensor) -> None:
