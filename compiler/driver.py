@@ -258,7 +258,8 @@ def compile_graph(graph: Any, target: str = "cpu", options: dict[str, Any] | Non
     Args:
         graph: a ``max.graph.Graph``, an ``mlir.ir.Module`` holding one ``mo.graph``
             function, or its MLIR bytecode/text as ``bytes``/``str``.
-        target: ``"cpu"``.
+        target: ``"cpu"``, or a GPU target (``"nvidia"``, ``"amd"``: a host shared object
+            calling the GPU runtime, ``options["arch"]`` the device's ``sm_90``/``gfx942``).
         options: compiler options (part of the cache key): ``opt_level`` (int), ``force_jit``
             (bool: the ExecutionEngine fallback even where a linker exists),
             ``profile_kernels`` (bool: time each kernel; set by ``$MAX_PROFILE_KERNELS``).

@@ -148,8 +148,9 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
     from max.compiler.passes.registry import CompilationError, get_pass
     from max.dialects.mo import make_context
 
-    if target != "cpu":
-        raise CompilationError(f"unsupported target {target!r} (only 'cpu' is implemented)")
+    if target not in ("cpu", *GPU_TARGETS):
+        raise CompilationError(f"unsupported target {target!r} (targets: cpu, "
+                               f"{', '.join(GPU_TARGETS)})")
     context = make_context()
     with context, ir.Location.unknown():
         try:
@@ -202,12 +203,20 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
         from max.compiler.pipelines import cpu
 
-        use_so = cpu.have_system_linker() and not options.get("force_jit")
+        gpu = target in GPU_TARGETS
+        use_so = cpu.have_system_linker() and (gpu or not options.get("force_jit"))
+        if gpu and not use_so:
+            raise CompilationError(f"the {target} target needs a system C compiler to link "
+                                   "the model's host code")
         # Kernel timers only in a .so, whose counters the runtime finds with dlsym.
         profile = bool(options.get("profile_kernels")) and use_so
         # Threads only in a .so, linked against libiomp5; the JIT fallback loads no OpenMP.
-        fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so else 1,
-                                      profile=profile)
+        if gpu:  # kernels in a gpu.binary, host code calling the GPU runtime (runtime/gpu.py)
+            profile = False
+            fallbacks = _lower_gpu(module, target, options)
+        else:
+            fallbacks = cpu.lower_to_llvm(module, threads=options.get("threads") if use_so
+                                          else 1, profile=profile)
         # Weights and constants the schedule reads in another order (arg_layouts): the
         # constants are stored that way here, the weights by the engine at load time.
         weight_layouts, _ = arg_layouts.split(module, len(weights), len(constants))
@@ -243,6 +252,24 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
     (out_dir / META_FILE).write_bytes(meta)
     (out_dir / META_HASH_FILE).write_bytes(meta_hash)
     return record
+
+
+#: The GPU targets and the option naming the device architecture each is compiled for.
+GPU_TARGETS = ("nvidia", "amd")
+
+
+def _lower_gpu(module: Any, target: str, options: dict[str, Any]) -> list[str]:
+    """Runs a GPU target on a lowered (linalg) module: ``options["arch"]`` picks the device
+    (``sm_90``, ``gfx942``; the target's default when absent)."""
+    arch = options.get("arch")
+    if target == "nvidia":
+        from max.compiler.targets import nvidia
+
+        description = nvidia.NvidiaDescription(**({"arch": arch} if arch else {}))
+        return nvidia.lower(module, description)
+    from max.compiler.targets import amd
+
+    return amd.lower(module, amd.AmdDescription(**({"arch": arch} if arch else {})))
 
 
 def signature(graph: bytes) -> tuple[list[str], list[str]]:

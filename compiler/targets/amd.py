@@ -23,7 +23,7 @@ from max.compiler.pipelines import stages as _stages  # registers the front's pa
 from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, FUSION_PIPELINE
 from max.compiler.targets import Stage, Target
 from max.compiler.targets.fallback import lower_with_fallback
-from max.compiler.targets.nvidia import HOST_TO_LLVM, OUTLINE
+from max.compiler.targets.nvidia import ASYNC_HOST, HOST_TO_LLVM, OUTLINE
 
 AMD = Target("amd", (
     Stage("mo-entry-abi"),  # destination-passing memref entry, as on the CPU
@@ -44,6 +44,7 @@ AMD = Target("amd", (
     Stage("mo-gpu-align-shared"),
     Stage("mo-rocdl-attach", ("arch",)),
     Stage("mo-convert-gpu-to-rocdl", ("arch",)),
+    Stage(ASYNC_HOST),
     Stage(HOST_TO_LLVM),
     Stage("mo-rocdl-to-hsaco", ("arch", "llc", "ld_lld")),
 ), defaults=(("arch", "gfx942"), ("block", 256), ("reduce_block", 256),

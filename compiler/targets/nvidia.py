@@ -30,6 +30,9 @@ HOST_TO_LLVM = ("convert-scf-to-cf,expand-strided-metadata,finalize-memref-to-ll
                 "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
                 "convert-cf-to-llvm,gpu-to-llvm,reconcile-unrealized-casts")
 TO_PTX = "gpu-module-to-binary{format=isa}"
+# The host's GPU ops on one stream (gpu.alloc must be async for gpu-to-llvm to lower it):
+# one stream per call, kernels and frees queued on it, one wait at the end.
+ASYNC_HOST = "func.func(gpu-async-region)"
 
 NVIDIA = Target("nvidia", (
     Stage("mo-entry-abi"),  # destination-passing memref entry, as on the CPU
@@ -50,6 +53,7 @@ NVIDIA = Target("nvidia", (
     Stage("mo-gpu-align-shared"),
     Stage("mo-nvvm-attach", ("arch", "features")),
     Stage(TO_NVVM),
+    Stage(ASYNC_HOST),
     Stage(HOST_TO_LLVM),
     Stage(TO_PTX),
 ), defaults=(("arch", "sm_90"), ("features", "+ptx80"), ("block", 256),

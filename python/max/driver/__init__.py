@@ -1,8 +1,10 @@
 """Devices and device memory: ``CPU``, ``Accelerator``, and ``Tensor`` (also ``Buffer``).
 
-Tensors live on the host, backed by numpy arrays, and speak DLPack both ways (numpy,
-PyTorch), zero copy. Accelerators are found through the vendors' driver libraries;
-without any, ``accelerator_count()`` is 0 and everything still imports.
+Host tensors are backed by numpy arrays; accelerator tensors by device memory of the GPU
+runtime (``max.runtime.gpu``). Both speak DLPack both ways (numpy, PyTorch; ``kDLCUDA`` /
+``kDLROCM`` on GPUs), zero copy. Accelerators are found through the vendors' driver
+libraries (``$MAX_GPU_DRIVER_LIBRARY`` names another one); without any,
+``accelerator_count()`` is 0 and everything still imports.
 
 Example:
     >>> from max import driver

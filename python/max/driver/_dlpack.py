@@ -135,6 +135,13 @@ class _CapsuleHolder:
         return self._device
 
 
+def is_device_producer(obj: Any) -> bool:
+    """Whether DLPack producer ``obj`` holds memory the host cannot address (a GPU's)."""
+    if isinstance(obj, np.ndarray) or not hasattr(obj, "__dlpack_device__"):
+        return False
+    return tuple(obj.__dlpack_device__())[0] not in KDL_HOST_DEVICES
+
+
 def import_array(obj: Any) -> np.ndarray:
     """Returns a numpy array sharing the memory of DLPack producer ``obj`` (host memory only).
 

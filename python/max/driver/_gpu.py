@@ -10,7 +10,15 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
+import os
 from dataclasses import dataclass
+from typing import Any
+
+#: Path of the vendor driver library to use instead of the system's (tests: a fake driver).
+DRIVER_LIBRARY_ENV = "MAX_GPU_DRIVER_LIBRARY"
+_override: list[str | None] = [None]  # set by use_driver_library
+#: Where Linux describes the AMD GPUs (a node's ``gfx_target_version`` gives its arch).
+KFD_TOPOLOGY = "/sys/class/kfd/kfd/topology/nodes"
 
 # CUdevice_attribute values (cuda.h).
 _CU_COMPUTE_CAPABILITY_MAJOR = 75
@@ -24,20 +32,26 @@ class Backend:
     api: str  # "cuda" or "hip", as Device.api spells it
     lib: ctypes.CDLL
     count: int
+    path: str  # the library's name or path, as dlopen was given it
 
 
-def _load(*names: str) -> ctypes.CDLL | None:
-    for name in names:
+def _library() -> str | None:
+    return _override[0] or os.environ.get(DRIVER_LIBRARY_ENV) or None
+
+
+def _load(*names: str) -> tuple[ctypes.CDLL, str] | tuple[None, None]:
+    chosen = _library()
+    for name in (chosen,) if chosen else names:
         try:
-            return ctypes.CDLL(name)
+            return ctypes.CDLL(name), name
         except OSError:
             continue
-    return None
+    return None, None
 
 
 def _cuda() -> Backend | None:
-    lib = _load("libcuda.so.1", "libcuda.so")
-    if lib is None:
+    lib, path = _load("libcuda.so.1", "libcuda.so")
+    if lib is None or not hasattr(lib, "cuInit"):
         return None
     count = ctypes.c_int(0)
     try:
@@ -45,12 +59,14 @@ def _cuda() -> Backend | None:
             return None
     except AttributeError:  # not a CUDA driver after all
         return None
-    return Backend("cuda", lib, count.value) if count.value > 0 else None
+    return Backend("cuda", lib, count.value, path) if count.value > 0 else None
 
 
 def _hip() -> Backend | None:
-    lib = _load("libamdhip64.so", "libamdhip64.so.6", "libamdhip64.so.5")
-    if lib is None:
+    lib, path = _load("libamdhip64.so", "libamdhip64.so.6", "libamdhip64.so.5")
+    if lib is None or not hasattr(lib, "hipInit"):
+        return None
+    if lib.hipInit(0) != 0:
         return None
     count = ctypes.c_int(0)
     try:
@@ -58,7 +74,7 @@ def _hip() -> Backend | None:
             return None
     except AttributeError:
         return None
-    return Backend("hip", lib, count.value) if count.value > 0 else None
+    return Backend("hip", lib, count.value, path) if count.value > 0 else None
 
 
 @functools.cache
@@ -72,6 +88,45 @@ def backend() -> Backend | None:
         if found is not None:
             return found
     return None
+
+
+@functools.cache
+def runtime() -> Any:
+    """The GPU runtime (``max.runtime.gpu.Runtime``) on the backend's library.
+
+    Raises:
+        RuntimeError: if there is no accelerator.
+        GpuError: if the runtime shim cannot be built or the library not opened.
+    """
+    found = backend()
+    if found is None:
+        raise RuntimeError("no accelerator found: accelerator_count() is 0")
+    from max.runtime.gpu import Runtime
+
+    return Runtime(found.path, found.api)
+
+
+def use_driver_library(path: str | None) -> None:
+    """Uses the vendor driver library at ``path`` (``None``: the system's) from now on.
+
+    For tests (a fake driver): forgets the backend, its devices and their streams, so that
+    ``Accelerator()`` finds the new library's devices. Tensors on the old devices must be gone.
+    """
+    from max.driver import device
+
+    for accelerator in device.Accelerator._instances.values():
+        stream = accelerator._stream
+        if stream is not None and stream._handle:
+            try:
+                runtime().stream_destroy(accelerator.id, stream._handle)
+            except Exception:  # noqa: BLE001 (a library that is already unusable)
+                pass
+            stream._handle = 0
+    device.DeviceStream._of_device.clear()
+    _override[0] = path
+    for cached in (backend, runtime, architecture_name):
+        cached.cache_clear()
+    device.Accelerator._instances.clear()
 
 
 def device_count() -> int:
@@ -100,7 +155,7 @@ def architecture_name(ordinal: int) -> str:
 def _amd_architecture_name(ordinal: int) -> str:
     """Reads the gfx target of the ordinal-th GPU from the KFD topology (Linux)."""
     versions = []
-    for path in sorted(glob.glob("/sys/class/kfd/kfd/topology/nodes/*/properties")):
+    for path in sorted(glob.glob(f"{KFD_TOPOLOGY}/*/properties")):
         try:
             with open(path) as f:
                 for line in f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
@@ -236,6 +237,26 @@ class Accelerator(Device):
         """Returns the architecture name of the device, e.g. ``sm_90`` or ``gfx942``."""
         return _gpu.architecture_name(self._id)
 
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Returns device memory figures in bytes (``total_memory``, ``free_memory``)."""
+        free, total = _gpu.runtime().mem_info(self._id)
+        return {"total_memory": total, "free_memory": free} if total else {}
+
+    @property
+    def memory_limit(self) -> int:
+        """The ``device_memory_limit`` given at creation (-1: none)."""
+        return self._memory_limit
+
+    def synchronize(self) -> None:
+        """Ensures all operations on this device (on each of its streams) complete.
+
+        Raises:
+            ValueError: If an enqueued operation failed (the message names the driver call).
+        """
+        for stream in list(DeviceStream._of_device.get(self._id, ())):
+            stream.synchronize()
+
     def can_access(self, other: Device) -> bool:
         """Checks if this device can directly access memory of another device."""
         if self == other:
@@ -250,22 +271,47 @@ class DeviceStream:
     synchronously, so on the CPU waiting and synchronizing return at once.
     """
 
-    __slots__ = ("_device",)
+    __slots__ = ("_device", "_handle", "__weakref__")
+
+    # Accelerator id -> its live streams (Accelerator.synchronize waits for each).
+    _of_device: ClassVar[dict[int, weakref.WeakSet[DeviceStream]]] = {}
 
     def __init__(self, device: Device) -> None:
-        """Creates a new stream of execution associated with ``device``."""
+        """Creates a new stream of execution associated with ``device``.
+
+        On an accelerator this is a driver stream, created here.
+        """
         if not isinstance(device, Device):
             raise TypeError(f"DeviceStream needs a Device, got {type(device).__name__}")
         self._device = device
+        self._handle = 0
+        if not device.is_host:
+            self._handle = _gpu.runtime().stream_create(device.id)
+            DeviceStream._of_device.setdefault(device.id, weakref.WeakSet()).add(self)
 
     @property
     def device(self) -> Device:
         """The device this stream is executing on."""
         return self._device
 
+    @property
+    def handle(self) -> int:
+        """The driver's stream handle (``CUstream``/``hipStream_t``); 0 on the CPU."""
+        return self._handle
+
     def synchronize(self) -> None:
-        """Ensures all operations on this stream complete before returning."""
-        self._device.synchronize()
+        """Ensures all operations on this stream complete before returning.
+
+        Raises:
+            ValueError: If any enqueued operations had an internal error.
+        """
+        if self._handle:
+            from max.runtime.gpu import GpuError
+
+            try:
+                _gpu.runtime().synchronize(self._device.id, self._handle)
+            except GpuError as e:
+                raise ValueError(f"{self}: {e}") from e
 
     def wait_for(self, other: DeviceStream | Device) -> None:
         """Ensures all work on ``other`` (a stream, or a device's default stream) completes
@@ -274,10 +320,27 @@ class DeviceStream:
             raise TypeError(
                 f"wait_for needs a DeviceStream or a Device, got {type(other).__name__}"
             )
-        other.synchronize()
+        stream = other.default_stream if isinstance(other, Device) else other
+        if stream is self:
+            return
+        if self._handle and stream._handle and stream._device == self._device:
+            _gpu.runtime().wait(self._device.id, self._handle, stream._handle)
+        else:  # another device, or the host: wait on the host
+            stream.synchronize()
+
+    def __del__(self) -> None:
+        handle, self._handle = getattr(self, "_handle", 0), 0
+        if handle:
+            try:
+                _gpu.runtime().stream_destroy(self._device.id, handle)
+            except Exception:  # noqa: BLE001 (interpreter exit, or a backend since replaced)
+                pass
 
     def __repr__(self) -> str:
         return f"DeviceStream({self._device!r})"
+
+    def __str__(self) -> str:
+        return f"stream {self._handle:#x} of {self._device}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from max.driver import _dlpack
+from max.driver._memory import DeviceMemory, carrier, copy_bytes, device_view_dims, pinned_array, place
 from max.driver.device import CPU, Device, DeviceStream
 from max.dtype import DType
 
@@ -18,22 +19,6 @@ ShapeType = Sequence[int]
 # numpy dtype -> DType, looked up on every from_numpy (a dict hit, nothing more).
 _DTYPE_OF_NUMPY: dict[np.dtype, DType] = {d.to_numpy(): d for d in DType}
 _BASIC_INDEX = (int, np.integer, slice, type(Ellipsis), type(None))
-
-
-def _host(device: Device | DeviceStream | None, what: str) -> Device:
-    """The device to allocate on, which must be the host for now."""
-    if isinstance(device, DeviceStream):
-        device = device.device
-    if device is None:
-        return CPU()
-    if not isinstance(device, Device):
-        raise TypeError(f"{what}: device must be a max.driver.Device, got {type(device).__name__}")
-    if not device.is_host:
-        raise ValueError(
-            f"{what}: unsupported device {device}: tensors can only be allocated on the CPU "
-            "(accelerator memory is not implemented)"
-        )
-    return device
 
 
 def _check_dtype(dtype: Any, what: str) -> DType:
@@ -82,13 +67,17 @@ class Tensor:
         ((2, 3), 2, 6)
     """
 
-    # _array: the backing numpy array; the runtime reads its data pointer and strides.
-    __slots__ = ("_array", "_device", "_dtype", "_pinned", "__weakref__")
+    # _array: the backing numpy array; the runtime reads its data pointer and strides. On an
+    # accelerator it only carries the layout (_carrier), and _mem/_ptr hold the memory and
+    # the first element's address; they are set (and read) only for accelerator tensors.
+    __slots__ = ("_array", "_device", "_dtype", "_pinned", "_mem", "_ptr", "__weakref__")
 
     _array: np.ndarray
     _device: Device
     _dtype: DType
     _pinned: bool
+    _mem: DeviceMemory
+    _ptr: int
 
     def __init__(
         self,
@@ -121,17 +110,49 @@ class Tensor:
             if isinstance(dtype, np.ndarray) and isinstance(shape, Device | DeviceStream):
                 device = shape
             source = Tensor.from_numpy(array)
-            self._set(source._array, source._dtype, _host(device, "Tensor"))
+            target, stream = place(device, "Tensor")
+            if target.is_host:
+                self._set(source._array, source._dtype, target)
+            else:
+                self._set_device(source._dtype, source.shape, target, stream)
+                self.inplace_copy_from(source)
             return
         if dtype is None or shape is None:
             raise TypeError("Tensor() needs a dtype and a shape")
         dtype = _check_dtype(dtype, "Tensor")
         dims = _check_shape(shape, "Tensor")
-        target = _host(device, "Tensor")
-        self._set(np.empty(dims, dtype.to_numpy()), dtype, target)
-        # Host memory is what a CPU computes on: pinning (page-locking for accelerator
-        # transfers) changes nothing there, so it is accepted and reported.
+        target, stream = place(device, "Tensor")
+        if not target.is_host:
+            self._set_device(dtype, dims, target, stream)
+            return
+        # Pinned (page-locked) host memory exists where an accelerator does; without one,
+        # pinning changes nothing for a CPU, so it is accepted and reported.
+        from max.driver.device import accelerator_count
+
+        if pinned and accelerator_count() > 0:
+            self._set(pinned_array(dims, dtype.to_numpy()), dtype, target)
+        else:
+            self._set(np.empty(dims, dtype.to_numpy()), dtype, target)
         self._pinned = bool(pinned)
+
+    def _set_device(self, dtype: DType, dims: tuple[int, ...], device: Device,
+                    stream: DeviceStream | None) -> None:
+        """Allocates the tensor in ``device``'s memory, bound to ``stream``."""
+        assert stream is not None
+        self._set(carrier(dims, dtype.to_numpy()), dtype, device)
+        nbytes = self._array.size * self._array.itemsize
+        self._mem = DeviceMemory(device, nbytes, stream)
+        self._ptr = self._mem.ptr
+
+    @classmethod
+    def _on_device(cls, dtype: DType, dims: tuple[int, ...], memory: DeviceMemory,
+                   ptr: int) -> Tensor:
+        """A tensor over existing accelerator memory (``ptr`` inside ``memory``)."""
+        tensor = object.__new__(cls)
+        tensor._set(carrier(dims, dtype.to_numpy()), dtype, memory.device)
+        tensor._mem = memory
+        tensor._ptr = ptr
+        return tensor
 
     def _set(self, array: np.ndarray, dtype: DType, device: Device) -> None:
         self._array = array
@@ -165,7 +186,14 @@ class Tensor:
             pinned: If True, memory is page-locked (pinned).
         """
         tensor = cls(_check_dtype(dtype, "Tensor.zeros"), shape, device, pinned)
-        tensor._array[...] = 0
+        if tensor._device.is_host:
+            tensor._array[...] = 0
+        else:
+            from max.driver import _gpu
+
+            nbytes = tensor._mem.nbytes
+            _gpu.runtime().memset(tensor._device.id, tensor._ptr, 0, nbytes,
+                                  tensor._mem.stream.handle)
         return tensor
 
     @classmethod
@@ -178,9 +206,9 @@ class Tensor:
             >>> Tensor.scalar(3, DType.int32).item()
             3
         """
-        tensor = cls(_check_dtype(dtype, "Tensor.scalar"), (), device)
-        tensor._array[...] = value
-        return tensor
+        host = cls(_check_dtype(dtype, "Tensor.scalar"), ())
+        host._array[...] = value
+        return host if device is None or device.is_host else host.copy(device)
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray) -> Tensor:
@@ -215,12 +243,23 @@ class Tensor:
             copy: True to always copy, False to never copy (a read-only source gives a
                 read-only tensor), None to copy read-only sources only.
 
+        Accelerator memory (``kDLCUDA``/``kDLROCM`` producers, e.g. CUDA torch tensors) gives
+        a tensor on that ``Accelerator``, zero copy (without accelerators: a ValueError).
+
         Raises:
             TypeError: If ``array`` does not implement DLPack.
-            ValueError: If its memory is not host memory, or its dtype has no ``DType``.
+            ValueError: If its memory is on a device of another kind, or its dtype has no
+                ``DType``.
         """
         if isinstance(array, Tensor):
             return array.copy() if copy else array
+        from max.driver.device import accelerator_count
+
+        if _dlpack.is_device_producer(array) and accelerator_count() > 0:
+            from max.driver import _dlpack_device
+
+            tensor = _dlpack_device.import_tensor(array)
+            return tensor.copy() if copy else tensor
         if isinstance(array, np.ndarray):
             arr = array
         else:
@@ -292,8 +331,10 @@ class Tensor:
 
     @property
     def stream(self) -> DeviceStream:
-        """Stream to which tensor is bound (its device's default stream)."""
-        return self._device.default_stream
+        """Stream to which tensor is bound (on the host: its device's default stream)."""
+        if self._device.is_host:
+            return self._device.default_stream
+        return self._mem.stream
 
     @property
     def is_host(self) -> bool:
@@ -309,13 +350,26 @@ class Tensor:
     def is_contiguous(self) -> bool:
         """Whether or not tensor is contiguously allocated in memory.
 
-        False for non-contiguous slices, and for slices with negative steps.
+        False for non-contiguous slices, and for slices with negative steps. Tensors in
+        accelerator memory are always contiguous (they cannot be sliced).
         """
-        return self._array.flags.c_contiguous
+        return self._array.flags.c_contiguous or not self._device.is_host
 
     def _data_ptr(self) -> int:
-        """Address of the first element."""
+        """Address of the first element (a device address for accelerator tensors)."""
+        if not self._device.is_host:
+            return self._ptr
         return self._array.__array_interface__["data"][0]
+
+    @property
+    def _nbytes(self) -> int:
+        return self._array.size * self._array.itemsize
+
+    def _require_host(self, what: str) -> None:
+        if not self._device.is_host:
+            raise ValueError(
+                f"{what}: the tensor is in {self._device} memory, which the host cannot "
+                "index; copy it with .to(CPU()) first")
 
     # Conversion and copies.
 
@@ -350,6 +404,8 @@ class Tensor:
             raise ValueError(
                 f"item() needs a tensor of one element, got shape {self.shape}; index it first"
             )
+        if not self._device.is_host:
+            return self.to(CPU()).item()  # type: ignore[union-attr]
         value = self._array.item()
         if self._dtype.is_float() and not isinstance(value, float):
             value = float(value)  # ml_dtypes scalars -> Python floats
@@ -359,10 +415,33 @@ class Tensor:
         """Creates a deep copy on an optionally given device (or a stream's device).
 
         Args:
-            device: The device to create the copy on. Defaults to None (same device).
+            device: The device to create the copy on. Defaults to None (same device; on an
+                accelerator, the same stream).
+
+        Copies between the host and accelerators, or between accelerators, go through the
+        driver; a copy into host memory has completed on return.
         """
-        target = _host(self._device if device is None else device, "copy")
-        return Tensor._wrap(self._array.copy(order="C"), self._dtype, target)
+        if device is None:
+            device = self._device if self._device.is_host else self._mem.stream
+        target, stream = place(device, "copy")
+        if target.is_host and self._device.is_host:
+            return Tensor._wrap(self._array.copy(order="C"), self._dtype, target)
+        if not self.is_contiguous:  # a strided host view: its elements, packed, first
+            return self.contiguous().copy(device)
+        if target.is_host:
+            out = Tensor(self._dtype, self.shape)
+        else:
+            out = object.__new__(Tensor)
+            out._set_device(self._dtype, self.shape, target, stream)
+        out._copy_bytes_from(self)
+        return out
+
+    def _copy_bytes_from(self, src: Tensor) -> None:
+        """Copies ``src``'s bytes (same size, both contiguous) into this tensor."""
+        copy_bytes(self._data_ptr(), self._device,
+                   None if self._device.is_host else self._mem.stream,
+                   src._data_ptr(), src._device,
+                   None if src._device.is_host else src._mem.stream, self._nbytes)
 
     def contiguous(self) -> Tensor:
         """Creates a contiguous copy of the parent tensor."""
@@ -378,10 +457,13 @@ class Tensor:
         """
         if isinstance(device, Sequence):
             return [self.to(d) for d in device]  # type: ignore[misc]
-        target = device.device if isinstance(device, DeviceStream) else device
-        if target == self._device:
+        if isinstance(device, DeviceStream):
+            if device.device == self._device and (self._device.is_host or device is self.stream):
+                return self
+            return self.copy(device)
+        if device == self._device:
             return self
-        return self.copy(target)
+        return self.copy(device)
 
     def view(self, dtype: DType, shape: ShapeType | None = None) -> Tensor:
         """Return a new tensor with the given type and shape that shares the underlying memory.
@@ -390,6 +472,8 @@ class Tensor:
         """
         dtype = _check_dtype(dtype, "view")
         dims = None if shape is None else _check_shape(shape, "view")
+        if not self._device.is_host:
+            return self._device_view(dtype, dims)
         try:
             if dims is None:
                 arr = self._array.view(dtype.to_numpy())
@@ -406,6 +490,11 @@ class Tensor:
                 f"{'' if shape is None else list(shape)}: {e}"
             ) from None
         return Tensor._wrap(arr, dtype, self._device)
+
+    def _device_view(self, dtype: DType, dims: tuple[int, ...] | None) -> Tensor:
+        """``view`` of a (contiguous) accelerator tensor: the same bytes, reinterpreted."""
+        dims = device_view_dims(self._dtype, self.shape, dtype, dims)
+        return Tensor._on_device(dtype, dims, self._mem, self._ptr)
 
     def inplace_copy_from(self, src: Tensor) -> None:
         """Copy the contents of another tensor into this one.
@@ -429,16 +518,21 @@ class Tensor:
             raise ValueError(
                 f"inplace_copy_from: dtypes differ ({self._dtype.name} vs {src._dtype.name})"
             )
-        np.copyto(self._array.reshape(-1), src._array.reshape(-1))
+        if self._device.is_host and src._device.is_host:
+            np.copyto(self._array.reshape(-1), src._array.reshape(-1))
+        else:
+            self._copy_bytes_from(src)
 
     # Indexing.
 
     def __getitem__(self, key: Any) -> Tensor:
-        """Basic numpy indexing: ints, slices, ``...`` and ``None`` give views."""
+        """Basic numpy indexing: ints, slices, ``...`` and ``None`` give views (host only)."""
+        self._require_host("indexing")
         return Tensor._wrap(self._array[_index(key)], self._dtype, self._device)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        """Writes ``value`` (a scalar, ``Tensor`` or array) into the indexed view."""
+        """Writes ``value`` (a scalar, ``Tensor`` or array) into the indexed view (host only)."""
+        self._require_host("indexing")
         if isinstance(value, Tensor):
             value = value._array
         self._array[_index(key)] = value
@@ -454,9 +548,11 @@ class Tensor:
         copy: bool | None = None,
     ) -> Any:
         """Exports the tensor as a DLPack capsule (zero copy), for ``np.from_dlpack`` and
-        ``torch.from_dlpack``."""
+        ``torch.from_dlpack``; accelerator memory as ``kDLCUDA``/``kDLROCM``."""
         if not self._device.is_host:
-            raise BufferError(f"__dlpack__: tensors on {self._device} cannot be exported")
+            from max.driver import _dlpack_device
+
+            return _dlpack_device.export_capsule(self, stream=stream, max_version=max_version)
         return _dlpack.export_capsule(
             self._array,
             self._dtype,
@@ -467,7 +563,12 @@ class Tensor:
         )
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        """The DLPack (device type, device id) of the memory: ``(1, 0)`` for the CPU."""
+        """The DLPack (device type, device id) of the memory: ``(1, 0)`` for the CPU,
+        ``(2, id)`` for an NVIDIA GPU (``kDLCUDA``), ``(10, id)`` for an AMD GPU (``kDLROCM``)."""
+        if not self._device.is_host:
+            from max.driver import _dlpack_device
+
+            return _dlpack_device.device_code(self._device), self._device.id
         return (_dlpack.KDL_CPU, 0)
 
     # Printing.
@@ -476,7 +577,8 @@ class Tensor:
         return f"Tensor(dtype={self._dtype.name}, shape={self.shape}, device={self._device})"
 
     def __str__(self) -> str:
-        data = np.array2string(self._array, prefix="Tensor(")
+        host = self._array if self._device.is_host else self.copy(CPU())._array
+        data = np.array2string(host, prefix="Tensor(")
         return (
             f"Tensor({data}, dtype={self._dtype.name}, shape={self.shape}, "
             f"device={self._device})"

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
-from max.driver import CPU, Device
+from max.driver import CPU, Accelerator, Device
 from max.engine.model import Model
 
 CustomExtensionsType = Union[list[Union[str, pathlib.Path, Any]], str, pathlib.Path, Any]
@@ -157,10 +157,19 @@ class InferenceSession:
             raise TypeError(f"InferenceSession.load: expected a Graph or a path, got "
                             f"{type(model).__name__}")
         extensions = read_extensions(paths)
-        artifact = compile_graph(graph, "cpu", self._options or None, label=label,
+        accelerator = self._accelerator_of(graph)
+        target, options = "cpu", dict(self._options)
+        if accelerator is not None:
+            from max.engine._gpu_model import gpu_target
+
+            target, gpu_options = gpu_target(accelerator)
+            options = {**{k: v for k, v in options.items() if k != "threads"}, **gpu_options}
+        artifact = compile_graph(graph, target, options or None, label=label,
                                  extensions=extensions)
         record = artifact.record  # validated by the cache, types checked against the graph
         _report_fallbacks(record.name, record.fallbacks)
+        if accelerator is not None:
+            return _load_gpu(artifact, record, accelerator, weights_registry)
         if record.kind == "so":
             stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"
             function = load_shared_object(artifact.binary, symbol=record.entry,
@@ -174,6 +183,32 @@ class InferenceSession:
         kept = dataclasses.replace(artifact, binary=b"")
         return Model._from_record(function, record, host or CPU(), kept,
                                   weights_registry=weights_registry)
+
+    def _accelerator_of(self, graph: Any) -> Accelerator | None:
+        """The session's accelerator a graph is placed on (its tensors' ``gpu:N`` device),
+        or None: the graph runs on the host. A graph read from bytes runs on the host."""
+        if isinstance(graph, bytes | str):
+            return None
+        from max.compiler.worker import ParseError, graph_types
+
+        module = getattr(graph, "_module", graph)
+        try:
+            inputs, outputs = graph_types(module)
+        except ParseError:
+            return None
+        placed = {int(m) for t in inputs + outputs for m in _GPU_DEVICE.findall(t)}
+        if not placed:
+            return None
+        accelerators = {d.id: d for d in self._devices if isinstance(d, Accelerator)}
+        if not accelerators:
+            return None  # as before: a session of the CPU only runs it there
+        if len(placed) > 1:
+            raise NotImplementedError(f"graph places tensors on several GPUs {sorted(placed)}")
+        ordinal = placed.pop()
+        if ordinal not in accelerators:
+            raise ValueError(f"graph places tensors on gpu:{ordinal}, which is not among the "
+                             f"session's devices {self._devices}")
+        return accelerators[ordinal]
 
     def gpu_profiling(self, mode: GPUProfilingMode) -> None:
         """Enables end to end gpu profiling configuration."""
@@ -200,6 +235,27 @@ class InferenceSession:
 
 
 _log = logging.getLogger("max.engine")
+_GPU_DEVICE = re.compile(r'"gpu:(\d+)"')
+
+
+def _load_gpu(artifact: Any, record: Any, device: Accelerator,
+              weights_registry: Mapping[str, Any] | None) -> Model:
+    """Opens a GPU model's host library on ``device`` (its constructor loads the kernels)."""
+    from max.driver import _gpu
+    from max.engine._gpu_model import GpuModel
+    from max.runtime import load_shared_object
+
+    if record.kind != "so":
+        raise RuntimeError(f"model {record.name!r}: a GPU model must be a shared object, got "
+                           f"{record.kind!r}")
+    runtime = _gpu.runtime()
+    runtime.use(device.id)  # the kernels' module is loaded on this device, at dlopen
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", record.name)[:40] or "model"
+    # One mapping per device: a module loaded on one GPU cannot launch on another.
+    function = load_shared_object(artifact.binary, symbol=record.entry, num_args=record.num_args,
+                                  stem=stem, sha256=f"{record.sha256}:gpu{device.id}:"
+                                  f"{runtime.library}")
+    return GpuModel.load(function, record, device, artifact.constants, weights_registry)
 
 
 def _report_fallbacks(name: str, fallbacks: tuple[str, ...]) -> None:

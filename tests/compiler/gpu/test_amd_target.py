@@ -42,7 +42,7 @@ def test_stages_share_the_nvidia_front_and_schedules() -> None:
     assert "mo-gpu-schedule{block=256 reduce_block=256 max_blocks=880 wave=64}" in amd
     assert amd[shared:] == [
         "mo-rocdl-attach{arch=gfx90a}", "mo-convert-gpu-to-rocdl{arch=gfx90a}",
-        nvidia[-2],  # the host to LLVM, as NVIDIA's
+        nvidia[-3], nvidia[-2],  # the host's async region and the host to LLVM, as NVIDIA's
         "mo-rocdl-to-hsaco{arch=gfx90a llc=llc-19 ld_lld=ld.lld-19}"]
     ours = all_passes()
     for element in amd:

@@ -1,0 +1,111 @@
+"""GPU check for a session with a lent GPU: the GPU test tier, then a few timings.
+
+    python -m benchmarks.gpu_check            # tests + benchmarks (well under 8 minutes)
+    python -m benchmarks.gpu_check --no-tests
+
+Prints elementwise bandwidth (GB/s of ``a * b + c``: 3 reads, 1 write), softmax and matmul
+times, each beside torch CUDA eager where torch with CUDA is installed. Timings: median of
+``--repeat`` runs of ``--iters`` calls each, the device synchronized at the end of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _timed(call: Callable[[], Any], sync: Callable[[], None], iters: int, repeat: int) -> float:
+    """Median seconds per call."""
+    call()
+    sync()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(iters):
+            call()
+        sync()
+        samples.append((time.perf_counter() - start) / iters)
+    return statistics.median(samples)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def bench(iters: int, repeat: int) -> None:
+    from max import driver, engine
+    from max.driver import Accelerator, Tensor
+    from max.dtype import DType
+    from max.graph import DeviceRef, Graph, TensorType, ops
+
+    if driver.accelerator_count() == 0:
+        print("no accelerator: nothing to time")
+        return
+    gpu = Accelerator()
+    print(f"device: {gpu} api={gpu.api} arch={gpu.architecture_name} stats={gpu.stats}")
+    session = engine.InferenceSession(devices=[gpu])
+    torch = _torch()
+
+    def model(fn: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
+        types = [TensorType(DType.float32, s, DeviceRef.GPU()) for s in shapes]
+        return session.load(Graph("bench", fn, input_types=types))
+
+    def inputs(*shapes: tuple[int, ...]) -> list[Tensor]:
+        rng = np.random.default_rng(0)
+        return [Tensor(rng.standard_normal(s).astype(np.float32), gpu) for s in shapes]
+
+    def row(label: str, fn: Callable[..., Any], torch_fn: Callable[..., Any] | None,
+            shapes: list[tuple[int, ...]], work: Callable[[float], str]) -> None:
+        m = model(fn, *shapes)
+        args = inputs(*shapes)
+        ours = _timed(lambda: m.execute(*args), gpu.synchronize, iters, repeat)
+        line = f"{label:34s} ours {ours * 1e3:9.3f} ms  {work(ours)}"
+        if torch is not None and torch_fn is not None:
+            targs = [torch.from_dlpack(a) for a in args]
+            theirs = _timed(lambda: torch_fn(*targs), torch.cuda.synchronize, iters, repeat)
+            line += f" | torch {theirs * 1e3:9.3f} ms  {work(theirs)}  ours/torch time " \
+                    f"{ours / theirs:5.2f}x"
+        print(line, flush=True)
+
+    n = 1 << 26
+    row(f"elementwise a*b+c n={n}", lambda a, b, c: a * b + c,
+        (lambda a, b, c: torch.addcmul(c, a, b)) if torch else None, [(n,)] * 3,
+        lambda s: f"{4 * 4 * n / s / 1e9:8.1f} GB/s")
+    for rows, cols in ((4096, 4096), (32768, 512)):
+        row(f"softmax {rows}x{cols}", ops.softmax,
+            (lambda x: torch.softmax(x, -1)) if torch else None, [(rows, cols)],
+            lambda s, r=rows, c=cols: f"{2 * 4 * r * c / s / 1e9:8.1f} GB/s")
+    for m_, k, n_ in ((4096, 4096, 4096), (1024, 1024, 1024), (16, 4096, 4096)):
+        row(f"matmul {m_}x{k}x{n_} f32", ops.matmul,
+            (lambda a, b: a @ b) if torch else None, [(m_, k), (k, n_)],
+            lambda s, m_=m_, k=k, n_=n_: f"{2 * m_ * k * n_ / s / 1e12:8.2f} TFLOP/s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-tests", action="store_true", help="skip the GPU test tier")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    status = 0
+    if not args.no_tests:
+        status = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "gpu",
+                                  "tests/gpu_runtime", "tests/driver"], timeout=300)
+        print(f"GPU test tier: exit status {status}", flush=True)
+    bench(args.iters, args.repeat)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

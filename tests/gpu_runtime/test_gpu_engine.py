@@ -1,0 +1,121 @@
+"""InferenceSession on an Accelerator: graphs placed on the GPU compile for the ``nvidia``
+target, and executing them issues exactly the launches the module's ``gpu.launch_func`` ops
+say (kernel names, grid and block sizes, one argument per descriptor field, device pointers
+to allocations of the right sizes).
+
+Runs without a GPU on the fake CUDA driver of ``conftest.py`` (it mocks ONLY the vendor
+library and runs no kernel: the numbers are checked by ``test_gpu_hardware.py`` on a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from max import engine
+from max.driver import CPU, Accelerator, Tensor
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, ops
+from max.runtime.gpu import GpuError
+
+from launches import check_launches, expected_launches, gpu_graph
+
+
+def test_softmax_graph_launches(fake_cuda) -> None:
+    graph = gpu_graph(lambda x, y: ops.softmax(x + y),
+                      [(DType.float32, (4, 300)), (DType.float32, (4, 300))])
+    gpu = Accelerator()
+    session = engine.InferenceSession(devices=[gpu])
+    model = session.load(graph)
+    x = Tensor(np.ones((4, 300), np.float32), gpu)
+    y = Tensor(np.zeros((4, 300), np.float32), gpu)
+    fake_cuda.lib.fake_clear_launches()
+    (out,) = model.execute(x, y)
+    assert out.device == gpu and out.shape == (4, 300) and out.dtype == DType.float32
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [x, y, out])
+
+
+def test_matmul_relu_graph_launches_and_host_inputs(fake_cuda) -> None:
+    graph = gpu_graph(lambda x, w: ops.relu(ops.matmul(x, w)),
+                      [(DType.float32, (64, 128)), (DType.float32, (128, 96))])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[CPU(), gpu]).load(graph)
+    assert [s.shape for s in model.input_metadata] == [[64, 128], [128, 96]]
+    fake_cuda.lib.fake_clear_launches()
+    w = Tensor(np.ones((128, 96), np.float32), gpu)
+    (out,) = model.execute(np.ones((64, 128), np.float32), w)  # numpy: copied in
+    assert out.shape == (64, 96) and out.device == gpu
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [w, out])
+    assert len(fake_cuda.launches()) == 3
+
+
+def test_graph_on_second_gpu(fake_cuda) -> None:
+    graph = Graph("g1", lambda x: x * 2,
+                  input_types=[TensorType(DType.float32, (1000,), DeviceRef.GPU(1))])
+    gpu1 = Accelerator(1)
+    model = engine.InferenceSession(devices=[Accelerator(0), gpu1]).load(graph)
+    (out,) = model.execute(Tensor(np.ones(1000, np.float32), gpu1))
+    assert out.device == gpu1 and fake_cuda.alloc_device(out._data_ptr()) == 1
+    with pytest.raises(ValueError, match="not among the session's devices"):
+        engine.InferenceSession(devices=[Accelerator(0)]).load(graph)
+
+
+def test_input_checks(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.exp(x), [(DType.float32, (8,))])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    with pytest.raises(ValueError, match=r"expected shape \[8\], got \[9\]"):
+        model.execute(np.ones(9, np.float32))
+    with pytest.raises(TypeError, match="expected dtype float32, got int32"):
+        model.execute(np.ones(8, np.int32))
+    with pytest.raises(ValueError, match="expects 1 inputs, got 2"):
+        model.execute(np.ones(8, np.float32), np.ones(8, np.float32))
+    with pytest.raises(ValueError, match="is on gpu:1, the model on gpu:0"):
+        model.execute(Tensor(np.ones(8, np.float32), Accelerator(1)))
+
+
+def test_missing_kernel_raises(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.tanh(x), [(DType.float32, (16,))], name="missing")
+    model = engine.InferenceSession(devices=[Accelerator()]).load(graph)
+    kernel = expected_launches(graph)[0].name
+    fake_cuda.lib.fake_hide_kernel(kernel.encode())
+    with pytest.raises(GpuError, match=rf"running model 'missing' on gpu:0: cuModuleGetFunction "
+                       rf"failed: CUDA_ERROR_NOT_FOUND \(500\): named symbol not found\n"
+                       rf"kernel {kernel}"):
+        model.execute(np.ones(16, np.float32))
+    fake_cuda.lib.fake_hide_kernel(None)
+    (out,) = model.execute(np.ones(16, np.float32))  # the error was cleared
+    assert out.shape == (16,)
+
+
+def test_ptx_jit_error_raises_with_log(fake_cuda) -> None:
+    graph = gpu_graph(lambda x: ops.sqrt(x), [(DType.float32, (16,))], name="jitfail")
+    fake_cuda.lib.fake_fail_jit(1)
+    with pytest.raises(GpuError, match=r"loading the kernels of model 'jitfail': "
+                       r"cuModuleLoadDataEx failed: CUDA_ERROR_INVALID_PTX \(218\).*\n"
+                       r"ptxas fatal: FAKE_JIT_ERROR"):
+        engine.InferenceSession(devices=[Accelerator()]).load(graph)
+    fake_cuda.lib.fake_fail_jit(0)
+
+
+def test_cpu_graph_in_gpu_session_stays_on_host(fake_cuda) -> None:
+    graph = Graph("h", lambda x: x + 1, input_types=[TensorType(DType.float32, (4,),
+                                                                 DeviceRef.CPU())])
+    model = engine.InferenceSession(devices=[CPU(), Accelerator()]).load(graph)
+    (out,) = model.execute(np.zeros(4, np.float32))
+    assert out.is_host
+    np.testing.assert_array_equal(out.to_numpy(), np.ones(4, np.float32))
+
+
+def test_large_constant_is_uploaded_once(fake_cuda) -> None:
+    w = np.random.default_rng(1).standard_normal((64, 48)).astype(np.float32)
+    graph = gpu_graph(lambda x: ops.matmul(x, ops.constant(w, DType.float32, DeviceRef.GPU())),
+                      [(DType.float32, (32, 64))], name="const")
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    (constant,) = model._fixed  # externalized, copied to the device at load
+    assert constant.device == gpu
+    np.testing.assert_array_equal(constant.to(CPU()).to_numpy(), w)
+    fake_cuda.lib.fake_clear_launches()
+    x = Tensor(np.ones((32, 64), np.float32), gpu)
+    (out,) = model.execute(x)
+    check_launches(fake_cuda, graph, gpu.default_stream.handle, [x, constant, out])
