@@ -187,8 +187,9 @@ class InferenceSession:
     def _accelerator_of(self, graph: Any) -> Accelerator | None:
         """The session's accelerator a graph is placed on (its tensors' ``gpu:N`` device),
         or None: the graph runs on the host. A graph read from bytes runs on the host."""
-        if isinstance(graph, bytes | str):
-            return None
+        accelerators = {d.id: d for d in self._devices if isinstance(d, Accelerator)}
+        if not accelerators or isinstance(graph, bytes | str):
+            return None  # a session of the CPU only runs every graph there (as before)
         from max.compiler.worker import ParseError, graph_types
 
         module = getattr(graph, "_module", graph)
@@ -199,9 +200,6 @@ class InferenceSession:
         placed = {int(m) for t in inputs + outputs for m in _GPU_DEVICE.findall(t)}
         if not placed:
             return None
-        accelerators = {d.id: d for d in self._devices if isinstance(d, Accelerator)}
-        if not accelerators:
-            return None  # as before: a session of the CPU only runs it there
         if len(placed) > 1:
             raise NotImplementedError(f"graph places tensors on several GPUs {sorted(placed)}")
         ordinal = placed.pop()
