@@ -119,3 +119,14 @@ def test_large_constant_is_uploaded_once(fake_cuda) -> None:
     x = Tensor(np.ones((32, 64), np.float32), gpu)
     (out,) = model.execute(x)
     check_launches(fake_cuda, graph, gpu.default_stream.handle, [x, constant, out])
+
+
+def test_an_nvidia_arch_between_the_tuned_ones_gets_the_newest_below_it():
+    from max.engine._gpu_model import nvidia_arch
+
+    assert nvidia_arch("sm_90") == "sm_90"
+    assert nvidia_arch("sm_86") == "sm_80"  # PTX JITs forward: sm_80 code runs on an sm_86
+    assert nvidia_arch("sm_89") == "sm_80"
+    assert nvidia_arch("sm_100") == "sm_90"
+    with pytest.raises(ValueError, match="unsupported NVIDIA arch 'sm_75'"):
+        nvidia_arch("sm_75")

@@ -15,6 +15,7 @@ once, at load.
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,17 +36,28 @@ def gpu_target(device: Accelerator) -> tuple[str, dict[str, Any]]:
     """
     arch = device.architecture_name
     if device.api == "cuda":
-        from max.compiler.targets.nvidia import SM_COUNT
-
-        if arch not in SM_COUNT:
-            number = int("".join(c for c in arch if c.isdigit()) or 0)
-            older = [a for a in SM_COUNT if a.isalnum() and int(a[3:]) <= number]
-            if not older:
-                raise ValueError(f"{device}: unsupported NVIDIA arch {arch!r} (the nvidia "
-                                 f"target compiles for {', '.join(SM_COUNT)})")
-            arch = max(older, key=lambda a: int(a[3:]))
-        return "nvidia", {"arch": arch}
+        return "nvidia", {"arch": nvidia_arch(arch, str(device))}
     return "amd", {"arch": arch}
+
+
+def nvidia_arch(arch: str, device: str = "the GPU") -> str:
+    """The nvidia target's arch for a GPU of compute capability ``arch`` (``sm_86``): itself
+    where the target is tuned for it, else the newest tuned plain arch below it (``sm_80``).
+
+    Raises:
+        ValueError: If no tuned arch is at or below ``arch``.
+    """
+    from max.compiler.targets.nvidia import SM_COUNT
+
+    if arch in SM_COUNT:
+        return arch
+    found = re.fullmatch(r"sm_(\d+)a?", arch)
+    tuned = {int(m.group(1)): a for a in SM_COUNT if (m := re.fullmatch(r"sm_(\d+)", a))}
+    older = [n for n in tuned if found and n <= int(found.group(1))]
+    if not older:
+        raise ValueError(f"{device}: unsupported NVIDIA arch {arch!r} (the nvidia target "
+                         f"compiles for {', '.join(SM_COUNT)})")
+    return tuned[max(older)]
 
 
 class GpuModel(Model):
@@ -182,5 +194,5 @@ def _descriptor(tensor: Tensor) -> ctypes.Structure:
     return desc
 
 
-__all__ = ["GpuModel", "gpu_target"]
+__all__ = ["GpuModel", "gpu_target", "nvidia_arch"]
 
