@@ -508,6 +508,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
 
     matmul_pack.drop_self_copies(module)
+    matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
     prefetch_next_rows(module)
     tiled_copies_to_linalg(module, TILED)

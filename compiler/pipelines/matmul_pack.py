@@ -17,7 +17,8 @@ tagged :data:`PACKED`, on C viewed as ``[M, N/32, 32]`` (the same bytes). Bp is
   the compile worker stores a constant in that order in ``constants.bin``, the engine
   rearranges a weight once at load time. The record is made by the same stage that rewrites
   the IR, so a failed schedule (the whole module restored and run as plain loops) records
-  nothing.
+  nothing. After bufferization :func:`linear_panels` makes that view a cast with plain
+  strides, so that the kernel's B pointer just advances.
 * else packed at run time by a copy (a transposing generic, scheduled as elementwise), for
   enough rows to pay for it (:data:`MIN_ROWS_RUNTIME`).
 
@@ -248,6 +249,50 @@ def drop_self_copies(module: ir.Module) -> int:
     return len(found)
 
 
+def _identity(t: ir.MemRefType) -> bool:
+    layout = t.layout
+    return isinstance(layout, ir.AffineMapAttr) and \
+        layout.value == ir.AffineMap.get_identity(t.rank)
+
+
+def linear_panels(module: ir.Module) -> int:
+    """Replaces each ``memref.expand_shape(memref.collapse_shape(x))`` of a static
+    identity-layout ``x`` through one flat dim (the panels of a load-time argument,
+    :func:`_prepacked`) by a ``memref.reinterpret_cast`` of ``x`` to the expanded shape.
+    Returns how many.
+
+    Through the reshapes, ``fold-memref-alias-ops`` indexes each panel row as ``x[i floordiv
+    N, i mod N]``; LLVM keeps that as and-masks on every k step of the register kernel (about 5
+    scalar ops per 16 FMAs). The cast gives the panels plain strides: the B pointer advances.
+    """
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "memref.expand_shape":
+            src = as_op(op.operands[0].owner)
+            if src is not None and src.name == "memref.collapse_shape":
+                x, out = ir.MemRefType(src.operands[0].type), ir.MemRefType(op.results[0].type)
+                flat = ir.MemRefType(op.operands[0].type)
+                if (flat.rank == 1 and x.has_static_shape and out.has_static_shape
+                        and _identity(x) and _identity(out)):
+                    found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    for op in found:
+        src = as_op(op.operands[0].owner)
+        out = ir.MemRefType(op.results[0].type)
+        shape = list(out.shape)
+        strides = [int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape))]
+        with ir.InsertionPoint(op), op.location:
+            cast = memref.reinterpret_cast(out, src.operands[0], [], [], [], [0], shape, strides)
+        op.results[0].replace_all_uses_with(cast)
+        op.erase()
+        if not list(src.results[0].uses):
+            src.erase()
+    return len(found)
+
+
 # ----------------------------------------------------------------------------- schedule
 
 def _fit(size: int, limit: int, step: int) -> int:
@@ -310,5 +355,6 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     return s
 
 
-__all__ = ["PACKED", "drop_self_copies", "eligible", "pack_constants", "rewrite", "schedule",
-           "thread_plan", "tiles"]
+__all__ = ["PACKED", "drop_self_copies", "eligible", "linear_panels", "pack_constants", "rewrite",
+           "schedule", "thread_plan", "tiles"]
+
