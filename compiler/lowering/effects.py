@@ -1,4 +1,4 @@
-"""mo.print -> C ``printf`` calls at run time; mo.transfer -> a copy.
+"""mo.print -> C ``printf`` calls at run time; mo.transfer -> its operand.
 
 The compiled ``.so`` links the C library, so printing is a call to ``printf`` (LLVM dialect,
 declared once per module) from small private helpers: one per constant text (the label), one
@@ -11,7 +11,7 @@ the tensor collapsed to one dim; loops and calls have effects that no pass reord
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, linalg, scf, tensor
+from mlir.dialects import arith, func, scf, tensor
 
 from max.compiler.lowering.context import LoweringContext, kind_of
 from max.compiler.lowering.float8 import decode, is_float8
@@ -158,10 +158,11 @@ def _print(ctx: LoweringContext) -> list[ir.Value]:
 
 @lowering("mo.transfer")
 def _transfer(ctx: LoweringContext) -> list[ir.Value]:
-    """A copy into a new tensor: on the CPU every device is host memory."""
+    """The value itself: a graph runs on one target, whose kernels all see one memory (the
+    host's on the CPU; on a GPU, the device's, the graph's host inputs and outputs crossing
+    at the call). Tensors are values, so nothing can observe that no copy was made."""
     (x,) = ctx.operands
-    (mt,) = ctx.result_types
-    return [linalg.copy(x, outs=[ctx.empty(mt)])]
+    return [x]
 
 
 @lowering("mo.constant_external")

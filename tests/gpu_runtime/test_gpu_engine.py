@@ -130,3 +130,24 @@ def test_an_nvidia_arch_between_the_tuned_ones_gets_the_newest_below_it():
     assert nvidia_arch("sm_100") == "sm_90"
     with pytest.raises(ValueError, match="unsupported NVIDIA arch 'sm_75'"):
         nvidia_arch("sm_75")
+
+
+def test_transfers_inside_one_graph_place_it_on_the_gpu(fake_cuda) -> None:
+    """Host inputs and outputs, the work moved to the GPU with ``transfer_to``: the graph
+    compiles for the GPU (its kernels launched on the device's stream), the host input is
+    copied in, and the output the graph moved back to the host is a host tensor."""
+    def fn(x):
+        y = ops.softmax(ops.transfer_to(x, DeviceRef.GPU()))
+        return ops.transfer_to(y, DeviceRef.CPU()), y
+
+    graph = Graph("moved", fn, input_types=[TensorType(DType.float32, (4, 300),
+                                                       DeviceRef.CPU())])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[CPU(), gpu]).load(graph)
+    fake_cuda.lib.fake_clear_launches()
+    host_out, gpu_out = model.execute(np.ones((4, 300), np.float32))
+    assert host_out.is_host and host_out.shape == (4, 300)
+    assert gpu_out.device == gpu and gpu_out.shape == (4, 300)
+    assert [launch.name for launch in fake_cuda.launches()] == [
+        e.name for e in expected_launches(graph)]
+    assert all(launch.stream == gpu.default_stream.handle for launch in fake_cuda.launches())

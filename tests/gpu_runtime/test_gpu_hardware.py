@@ -72,6 +72,18 @@ def test_mlp() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def test_transfers_inside_one_graph() -> None:
+    x = rand(16, 700) * 3
+    graph = Graph("moved", lambda a: ops.transfer_to(ops.softmax(ops.transfer_to(
+        a, DeviceRef.GPU())), DeviceRef.CPU()), input_types=[
+        TensorType(DType.float32, x.shape, DeviceRef.CPU())])
+    (out,) = engine.InferenceSession(devices=[CPU(), Accelerator()]).load(graph).execute(x)
+    assert out.is_host
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(out.to_numpy(), e / e.sum(-1, keepdims=True), rtol=1e-5,
+                               atol=1e-7)
+
+
 def test_dlpack_with_torch_cuda() -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available() or driver.accelerator_api() != "cuda":

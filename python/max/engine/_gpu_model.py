@@ -5,7 +5,10 @@ calls MLIR's GPU runtime ABI (``mgpu*``), which ``max.runtime.gpu``'s shim imple
 the vendor driver; its global constructor loads the kernels' module (PTX JIT or HSACO) when
 the library is opened, on the model's device. A call queues every kernel on the device's
 default stream (the shim hands it to the host code) and returns without waiting; outputs are
-new :class:`~max.driver.Tensor`\\ s in device memory, ordered on that stream.
+new :class:`~max.driver.Tensor`\\ s in device memory, ordered on that stream, except those the
+graph moves to the host (``transfer_to(y, DeviceRef.CPU())``), copied there when the kernels
+are done. Every kernel of the graph runs on the device: ``transfer_to`` inside it is the value
+itself, its host inputs and outputs cross at the call.
 
 Inputs may be tensors on the model's device (used in place), host tensors, numpy arrays or
 DLPack arrays (copied in). Weights and the graph's large constants are copied to the device
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from max.driver import Accelerator, Tensor, _gpu
+from max.driver import CPU, Accelerator, Tensor, _gpu
 from max.engine.model import Model, _constant_arrays, _spec, _weight_arrays
 from max.runtime import ArtifactRecord
 from max.runtime.gpu import check
@@ -81,6 +84,10 @@ class GpuModel(Model):
         self._in_shapes = [_static(t.dims, record.name, t.name) for t in record.inputs]
         self._out_shapes = [_static(t.dims, record.name, t.name) for t in record.outputs]
         self._runtime = _gpu.runtime()
+        # Every kernel runs on ``device``; the graph's tensors typed on the host cross at the
+        # call: such inputs are copied in (as any host input), such outputs copied out.
+        self._host_outputs = [t.device.startswith("cpu") for t in record.outputs]
+        self._host = CPU()
 
     @classmethod
     def load(cls, function: Any, record: ArtifactRecord, device: Accelerator,
@@ -139,7 +146,10 @@ class GpuModel(Model):
         check(runtime.lib, 0, f"running model {self.name!r} on {device}")
         for other in others.values():
             other.wait_for(stream)
-        return outputs
+        # An output the graph moved to the host (``transfer_to(x, DeviceRef.CPU())``) is
+        # copied there; the copy waits for the kernels.
+        return [out.copy(self._host) if on_host else out
+                for out, on_host in zip(outputs, self._host_outputs)]
 
     def _input(self, i: int, value: Any) -> Tensor:
         spec = self._input_specs[i]

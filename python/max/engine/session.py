@@ -197,7 +197,10 @@ class InferenceSession:
             inputs, outputs = graph_types(module)
         except ParseError:
             return None
-        placed = {int(m) for t in inputs + outputs for m in _GPU_DEVICE.findall(t)}
+        # A graph whose inputs and outputs all live on the host may still move its work to
+        # a GPU inside (``transfer_to``): its ops' types say where.
+        placed = {int(m) for t in inputs + outputs + _result_types(module)
+                  for m in _GPU_DEVICE.findall(t)}
         if not placed:
             return None
         if len(placed) > 1:
@@ -234,6 +237,22 @@ class InferenceSession:
 
 _log = logging.getLogger("max.engine")
 _GPU_DEVICE = re.compile(r'"gpu:(\d+)"')
+
+
+def _result_types(module: Any) -> list[str]:
+    """The type texts of every result in the graph's body (types only: a constant's data is
+    never printed)."""
+    from mlir import ir
+
+    types: set[str] = set()
+
+    def visit(op: Any) -> Any:
+        for r in op.results:
+            types.add(str(r.type))
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return sorted(types)
 
 
 def _load_gpu(artifact: Any, record: Any, device: Accelerator,

@@ -91,3 +91,20 @@ def test_elementwise_with_a_bias() -> None:
     z = (x + y).astype(np.float64)
     want = 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+
+
+def test_transfers_inside_one_graph() -> None:
+    """A graph of host inputs and outputs that moves its work to the GPU with ``transfer_to``
+    (and back): every kernel runs on the device, the numbers are the host graph's."""
+    from max.graph import DeviceRef, Graph, TensorType
+
+    x = _f32(3, 200)
+
+    def fn(a):
+        on_gpu = ops.softmax(ops.transfer_to(a, DeviceRef.GPU()) * 2)
+        return ops.transfer_to(on_gpu, DeviceRef.CPU()) + 1
+
+    graph = Graph("moved", fn, input_types=[TensorType(F32, x.shape, DeviceRef.CPU())])
+    (out,) = run_graph(graph, [x], [(x.shape, np.float32)])
+    e = np.exp(2 * x - (2 * x).max(-1, keepdims=True))
+    np.testing.assert_allclose(out, e / e.sum(-1, keepdims=True) + 1, rtol=2e-5, atol=1e-6)
