@@ -1,7 +1,10 @@
 """How a kernel reads and writes each operand of a ``linalg.generic`` on memrefs.
 
 An operand's indexing map must be a projected permutation (constant-0 results allowed: a
-broadcast unit dim). Along the loop dim that threads step through in vectors of ``W`` lanes
+broadcast unit dim). Sizes may be symbolic (``memref<?x300xf32>``): a schedule reads such a
+loop's extent from its operand's descriptor (:func:`extents`, a ``memref.dim``), and two ops'
+symbolic extents are known equal only when they come from the same argument dim or size
+value (:func:`loop_keys`). Along the loop dim that threads step through in vectors of ``W`` lanes
 (the innermost one), an operand is *contiguous* (the map's last result is that dim, and its
 memref has the identity layout: one aligned vector load/store), *uniform* (the dim does not
 appear: one scalar load shared by all lanes) or *strided* (any other place: the op is read
@@ -61,8 +64,6 @@ def analyze(generic: ir.Operation) -> tuple[list[Operand], str | None]:
             result.append(Operand(str(t), str(t), nbytes, None, True))
             continue
         mt = ir.MemRefType(t)
-        if not mt.has_static_shape:
-            return [], f"dynamic shape {t}"
         if mt.memory_space is not None:
             return [], f"memory space {t}"
         nbytes = element_bytes(mt.element_type)
@@ -90,7 +91,7 @@ def vector_width(operands: list[Operand], inner: int, extent: int, outputs: list
     if "strided" in kinds or any(o.lanes_kind(inner) != "contiguous" for o in outputs):
         return 1
     sizes = [o.element_bytes for o, k in zip(operands, kinds) if k == "contiguous"]
-    if not sizes:
+    if not sizes or extent == DYNAMIC:
         return 1
     width = 16 // min(sizes)
     while width > 1 and extent % width:
@@ -138,8 +139,9 @@ def store_lanes(k: KernelText, lanes: list[str], value: str, operand: Operand,
     k.raw(f"vector.store {vec}, {where} {{alignment = {align}}} : {operand.type}, {vtype}")
 
 
-def delinearize(k: KernelText, linear: str, shape: list[int]) -> list[str]:
-    """Text splitting a row-major linear index over ``shape`` into one index per dim."""
+def delinearize(k: KernelText, linear: str, shape: list[int | str]) -> list[str]:
+    """Text splitting a row-major linear index over ``shape`` (each size an int or the name
+    of an index value) into one index per dim."""
     if not shape:
         return []
     out: list[str] = [""] * len(shape)
@@ -148,26 +150,118 @@ def delinearize(k: KernelText, linear: str, shape: list[int]) -> list[str]:
         if d == 0:
             out[d] = rest
             break
-        size = k.const_index(shape[d])
+        size = shape[d] if isinstance(shape[d], str) else k.const_index(shape[d])
         out[d] = k.op(f"arith.remui {rest}, {size} : index", "i")
         rest = k.op(f"arith.divui {rest}, {size} : index", "i")
     return out
 
 
-def loop_shape(generic: ir.Operation, operands: list[Operand]) -> list[int]:
-    """Each loop's extent, read from an operand that indexes it."""
-    rank = len(ir.ArrayAttr(generic.attributes["iterator_types"]))
-    extents: list[int | None] = [None] * rank
-    for value, o in zip(generic.operands, operands):
+DYNAMIC = ir.ShapedType.get_dynamic_size()  # a symbolic extent in :func:`loop_shape`
+
+
+def _indexing(generic: ir.Operation, operands: list[Operand], d: int
+              ) -> tuple[int, int] | None:
+    """(operand, position) of the first memref operand that indexes loop ``d`` there, a
+    static size preferred."""
+    found = None
+    for i, (value, o) in enumerate(zip(generic.operands, operands)):
         if o.dims is None:
             continue
-        for size, d in zip(ir.MemRefType(value.type).shape, o.dims):
-            if d is not None and extents[d] is None:
-                extents[d] = size
-    if any(e is None for e in extents):
-        raise ValueError("a loop no operand indexes")
-    return [int(e) for e in extents if e is not None]
+        for pos, dim in enumerate(o.dims):
+            if dim == d:
+                if ir.MemRefType(value.type).shape[pos] != DYNAMIC:
+                    return i, pos
+                found = found or (i, pos)
+    return found
 
 
-__all__ = ["Operand", "analyze", "delinearize", "element_bytes", "load_lanes", "loop_shape",
-           "store_lanes", "vector_width"]
+def loop_shape(generic: ir.Operation, operands: list[Operand]) -> list[int]:
+    """Each loop's extent, read from an operand that indexes it (:data:`DYNAMIC` where every
+    such operand's size is symbolic)."""
+    rank = len(ir.ArrayAttr(generic.attributes["iterator_types"]))
+    shape = []
+    for d in range(rank):
+        at = _indexing(generic, operands, d)
+        if at is None:
+            raise ValueError("a loop no operand indexes")
+        shape.append(ir.MemRefType(generic.operands[at[0]].type).shape[at[1]])
+    return shape
+
+
+def extents(k: KernelText, generic: ir.Operation, operands: list[Operand], args: list[str]
+            ) -> list[str]:
+    """Each loop's extent as an index value of the kernel text: a constant, or the
+    ``memref.dim`` of an operand (``args``: the operands' names) that indexes it."""
+    out = []
+    for d, size in enumerate(loop_shape(generic, operands)):
+        if size != DYNAMIC:
+            out.append(k.const_index(size))
+            continue
+        i, pos = _indexing(generic, operands, d) or (0, 0)
+        out.append(k.op(f"memref.dim {args[i]}, {k.const_index(pos)} : {operands[i].type}",
+                        "n"))
+    return out
+
+
+def product(k: KernelText, sizes: list[str]) -> str:
+    """Text: the product of index values (1 for none)."""
+    total = k.const_index(1)
+    for i, size in enumerate(sizes):
+        total = size if i == 0 else k.op(f"arith.muli {total}, {size} : index", "n")
+    return total
+
+
+def grid(k: KernelText, work: str, per_block: int, max_blocks: int | None = None) -> str:
+    """Text: blocks for ``work`` items at ``per_block`` a block, at least 1 (a launch of no
+    blocks is an error; a block with nothing to do returns) and at most ``max_blocks``."""
+    blocks = k.op(f"arith.ceildivui {work}, {k.const_index(per_block)} : index", "g")
+    if max_blocks is not None:
+        blocks = k.op(f"arith.minui {blocks}, {k.const_index(max_blocks)} : index", "g")
+    return k.op(f"arith.maxui {blocks}, {k.const_index(1)} : index", "g")
+
+
+def _size_key(value: ir.Value, pos: int) -> object:
+    """What determines dim ``pos`` of memref ``value`` at run time, as a hashable key: an
+    argument's dim, or the index value an allocation was sized with (None: unknown)."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return ("arg", ir.BlockArgument(value).arg_number, pos)
+    op = owner.operation if hasattr(owner, "operation") else owner
+    if op.name == "memref.alloc":
+        shape = ir.MemRefType(value.type).shape
+        dynamic_pos = [p for p, s in enumerate(shape) if s == DYNAMIC]
+        size = list(op.operands)[dynamic_pos.index(pos)]
+        return _index_key(size)
+    return None
+
+
+def _index_key(size: ir.Value) -> object:
+    owner = size.owner
+    op = owner.operation if hasattr(owner, "operation") else owner
+    if isinstance(op, ir.Operation) and op.name == "memref.dim":
+        source, index = list(op.operands)
+        index_op = index.owner.operation if hasattr(index.owner, "operation") else index.owner
+        if isinstance(index_op, ir.Operation) and index_op.name == "arith.constant":
+            return _size_key(source, ir.IntegerAttr(index_op.attributes["value"]).value)
+    return ("value", size)
+
+
+def loop_keys(generic: ir.Operation, operands: list[Operand]) -> list[object]:
+    """Each loop's extent as a comparable key: the int, or for a symbolic extent where it
+    comes from (the same key: the same size at run time; a unique object if not known)."""
+    keys: list[object] = []
+    for d, size in enumerate(loop_shape(generic, operands)):
+        if size != DYNAMIC:
+            keys.append(size)
+            continue
+        found = None
+        for value, o in zip(generic.operands, operands):
+            for pos, dim in enumerate(o.dims or ()):
+                if dim == d and ir.MemRefType(value.type).shape[pos] == DYNAMIC:
+                    found = found or _size_key(value, pos)
+        keys.append(found if found is not None else object())
+    return keys
+
+
+__all__ = ["DYNAMIC", "Operand", "analyze", "delinearize", "element_bytes", "extents", "grid",
+           "load_lanes", "loop_keys", "loop_shape", "product", "store_lanes", "vector_width"]

@@ -14,7 +14,8 @@ import math
 
 from mlir import ir
 
-from max.compiler.gpu.access import (Operand, analyze, delinearize, load_lanes, store_lanes,
+from max.compiler.gpu.access import (DYNAMIC, Operand, analyze, delinearize, extents, grid,
+                                     load_lanes, loop_shape, product, store_lanes,
                                      vector_width)
 from max.compiler.gpu.body import PLACEHOLDER, KernelText, body_block, check_body
 
@@ -52,34 +53,48 @@ def zero_text(element: str) -> str:
 
 
 def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
-    """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts."""
+    """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts.
+
+    Symbolic sizes: the group count is computed on the host from the operands' sizes, the
+    grid from it (at least one block, at most ``max_blocks``), threads ``block``."""
     operands, _ = analyze(generic)
     n_in = _num_inputs(generic)
     inputs, outputs = operands[:n_in], operands[n_in:]
-    shape = list(ir.MemRefType(generic.operands[n_in].type).shape)
-    rank = len(shape)
-    inner = rank - 1
+    shape = loop_shape(generic, operands)
+    inner = len(shape) - 1
     width = vector_width(operands, inner, shape[-1], outputs)
-    groups = math.prod(shape) // width
-    threads = min(block, max(32, -(-groups // 32) * 32))
-    blocks = max(1, min(-(-groups // threads), max_blocks))
-    return _module_text(generic, operands, inputs, outputs, shape, width, groups, threads,
-                        blocks)
-
-
-def _module_text(generic: ir.Operation, operands: list[Operand], inputs: list[Operand],
-                 outputs: list[Operand], shape: list[int], width: int, groups: int,
-                 threads: int, blocks: int) -> str:
-    rank = len(shape)
-    args = [f"%a{i}" for i in range(len(operands))]
     k = KernelText()
-    one, nthreads, nblocks = k.const_index(1), k.const_index(threads), k.const_index(blocks)
+    args = [f"%a{i}" for i in range(len(operands))]
+    if DYNAMIC not in shape:
+        groups = math.prod(shape) // width
+        threads = min(block, max(32, -(-groups // 32) * 32))
+        blocks = max(1, min(-(-groups // threads), max_blocks))
+        sizes: list[int | str] = list(shape)
+        total, nblocks = k.const_index(groups), k.const_index(blocks)
+    else:
+        sizes = list(extents(k, generic, operands, args))
+        total = product(k, [str(x) for x in sizes])
+        if width > 1:
+            total = k.op(f"arith.divui {total}, {k.const_index(width)} : index", "n")
+        threads = block
+        nblocks = grid(k, total, threads, max_blocks)
+    return _module_text(k, generic, args, inputs, outputs, sizes, width, total, threads,
+                        nblocks)
+
+
+def _module_text(k: KernelText, generic: ir.Operation, args: list[str],
+                 inputs: list[Operand], outputs: list[Operand], shape: list[int | str],
+                 width: int, total: str, threads: int, nblocks: str) -> str:
+    rank = len(shape)
+    operands = inputs + outputs
+    one, nthreads = k.const_index(1), k.const_index(threads)
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {nblocks}, %gy = {one}, %gz = {one}) "
           f"threads(%tx, %ty, %tz) in (%sx = {nthreads}, %sy = {one}, %sz = {one}) {{")
     start = k.op("arith.muli %bx, %sx : index")
     start = k.op(f"arith.addi {start}, %tx : index")
-    step = k.op("arith.muli %gx, %sx : index")
-    total = k.const_index(groups)
+    # The grid's size as the host computed it: a symbolic grid read in the kernel would be
+    # a device-library call on AMD (__ockl_get_num_groups), a constant one folds anyway.
+    step = k.op(f"arith.muli {nblocks}, %sx : index")
     k.raw(f"scf.for %g = {start} to {total} step {step} {{")
     linear = k.op(f"arith.muli %g, {k.const_index(width)} : index") if width > 1 else "%g"
     indices = delinearize(k, linear, shape)

@@ -5,14 +5,16 @@ K advances 16 at a time: the threads copy the A tile (transposed, so that a thre
 are one 128-bit shared load) and the B tile into workgroup memory with 128-bit global loads,
 ``gpu.barrier``, then each does 16 steps of 16 FMAs from shared memory, ``gpu.barrier``.
 C is read once at the end (``linalg.matmul`` accumulates into its output) and written with
-128-bit stores. Rows of C beyond M are guarded; N must be a multiple of 64 and K of 16
-(otherwise the op stays a plain-loops fallback, recorded).
+128-bit stores. Rows of C beyond M are guarded (M may be symbolic: the grid and the guards
+read it from A at run time); N must be a multiple of 64 and K of 16 (otherwise the op stays a
+plain-loops fallback, recorded).
 """
 
 from __future__ import annotations
 
 from mlir import ir
 
+from max.compiler.gpu.access import DYNAMIC, grid
 from max.compiler.gpu.body import KernelText, emit_group
 
 BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
@@ -36,9 +38,11 @@ def why_not(op: ir.Operation) -> str | None:
         return "not three memrefs"
     for t in types:
         mt = ir.MemRefType(t)
-        if not mt.has_static_shape or not isinstance(mt.element_type, ir.F32Type) or \
-                "strided" in str(t) or mt.memory_space is not None:
-            return f"operand {t} is not a static, contiguous f32 memref"
+        if not isinstance(mt.element_type, ir.F32Type) or "strided" in str(t) or \
+                mt.memory_space is not None:
+            return f"operand {t} is not a contiguous f32 memref"
+    if not ir.MemRefType(types[1]).has_static_shape:
+        return f"B {types[1]} has symbolic sizes (only M may be symbolic)"
     (m, k), (_, n) = ir.MemRefType(types[0]).shape, ir.MemRefType(types[1]).shape
     if n % BN or k % BK or m == 0:
         return f"N={n} is not a multiple of {BN} or K={k} of {BK}"
@@ -61,7 +65,12 @@ def kernel_text(op: ir.Operation) -> str:
     one = c(1)
     v4 = "vector<4xf32>"
     as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{BN}xf32, {WG}>"
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // BN)}, %gy = {c(-(-m // BM))}, "
+    if m == DYNAMIC:  # symbolic rows: the row guards compare with the run-time M
+        rows = k.op(f"memref.dim %a0, {c(0)} : {ta}", "m")
+        row_tiles = grid(k, rows, BM)
+    else:
+        rows, row_tiles = c(m), c(-(-m // BM))
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // BN)}, %gy = {row_tiles}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
           f"%sz = {one}) workgroup(%as : {as_t}, %bs : {bs_t}) {{")
     m0 = k.op(f"arith.muli %by, {c(BM)} : index")
@@ -74,7 +83,7 @@ def kernel_text(op: ir.Operation) -> str:
     a_row = k.op(f"arith.divui %tx, {c(BK // 4)} : index")
     a_k = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BK // 4)} : index')}, {c(4)} : index")
     a_grow = k.op(f"arith.addi {m0}, {a_row} : index")
-    a_in = k.op(f"arith.cmpi ult, {a_grow}, {c(m)} : index", "p")
+    a_in = k.op(f"arith.cmpi ult, {a_grow}, {rows} : index", "p")
     b_k = k.op(f"arith.divui %tx, {c(BN // 4)} : index")
     b_n = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BN // 4)} : index')}, {c(4)} : index")
     b_gn = k.op(f"arith.addi {n0}, {b_n} : index")
@@ -125,7 +134,7 @@ def kernel_text(op: ir.Operation) -> str:
     for i in range(TM):
         row = k.op(f"arith.addi {m0}, {k.op(f'arith.addi {a_col}, {c(i)} : index')} : index")
         col = k.op(f"arith.addi {n0}, {b_col} : index")
-        inside = k.op(f"arith.cmpi ult, {row}, {c(m)} : index", "p")
+        inside = k.op(f"arith.cmpi ult, {row}, {rows} : index", "p")
         k.raw(f"scf.if {inside} {{")
         old = k.op(f"vector.load %a2[{row}, {col}] {{alignment = 16}} : {tc}, {v4}")
         tile = k.op(f"vector.from_elements {', '.join(res[i * TN:(i + 1) * TN])} : {v4}")

@@ -1,7 +1,7 @@
 """The plain-loops kernel: any ``linalg.generic`` the schedules did not take, one GPU thread
 per point of its parallel loops.
 
-Correct for every static generic whose outputs are indexed by parallel loops only: a
+Correct for every generic (static or symbolic sizes) whose outputs are indexed by parallel loops only: a
 grid-stride loop over the (row-major flattened) parallel points, innermost fastest so that
 neighbouring threads touch neighbouring output elements, and inside it the reduction loops in
 order, the accumulators carried in registers and stored once. No vectors, no shared memory:
@@ -15,7 +15,8 @@ import math
 
 from mlir import ir
 
-from max.compiler.gpu.access import analyze, delinearize, load_lanes, loop_shape, store_lanes
+from max.compiler.gpu.access import (DYNAMIC, analyze, delinearize, extents, grid, load_lanes,
+                                     loop_shape, product, store_lanes)
 from max.compiler.gpu.body import PLACEHOLDER, KernelText, body_block, check_body
 
 
@@ -48,23 +49,31 @@ def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
     shape = loop_shape(generic, operands)
     par = [i for i, it in enumerate(iterators) if "parallel" in it]
     red = [i for i, it in enumerate(iterators) if "parallel" not in it]
-    points = math.prod(shape[i] for i in par)
-    threads = min(block, max(32, -(-points // 32) * 32))
-    blocks = max(1, min(-(-points // threads), max_blocks))
-
     k = KernelText()
+    args = [f"%a{i}" for i in range(len(operands))]
     one = k.const_index(1)
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(blocks)}, %gy = {one}, "
+    sizes = extents(k, generic, operands, args)  # host values: constants or memref.dim
+    if DYNAMIC in [shape[i] for i in par]:
+        threads = block
+        points = product(k, [sizes[i] for i in par])
+        blocks = grid(k, points, threads, max_blocks)
+    else:
+        static_points = math.prod(shape[i] for i in par)
+        threads = min(block, max(32, -(-static_points // 32) * 32))
+        points = k.const_index(static_points)
+        blocks = k.const_index(max(1, min(-(-static_points // threads), max_blocks)))
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {blocks}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
           f"%sy = {one}, %sz = {one}) {{")
     start = k.op("arith.muli %bx, %sx : index")
     start = k.op(f"arith.addi {start}, %tx : index")
-    step = k.op("arith.muli %gx, %sx : index")
-    k.raw(f"scf.for %p = {start} to {k.const_index(points)} step {step} {{")
+    # The grid's size as the host computed it: a symbolic grid read in the kernel would be
+    # a device-library call on AMD (__ockl_get_num_groups), a constant one folds anyway.
+    step = k.op(f"arith.muli {blocks}, %sx : index")
+    k.raw(f"scf.for %p = {start} to {points} step {step} {{")
     indices: list[str] = [""] * len(shape)
-    for d, name in zip(par, delinearize(k, "%p", [shape[i] for i in par])):
+    for d, name in zip(par, delinearize(k, "%p", [sizes[i] for i in par])):
         indices[d] = name
-    args = [f"%a{i}" for i in range(len(operands))]
     out_args = args[n_in:]
     types = [o.element for o in outputs]
     block_args = list(body_block(generic).arguments)[n_in:]
@@ -75,7 +84,7 @@ def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
         else:
             accs.append(k.op(f"arith.constant {'0.0' if o.element[0] in 'fb' else '0'} : "
                              f"{o.element}", "z"))
-    results = _reduction_loops(k, generic, red, shape, indices, args[:n_in], inputs, accs,
+    results = _reduction_loops(k, generic, red, sizes, indices, args[:n_in], inputs, accs,
                                types, operands)
     for a, o, value in zip(out_args, outputs, results):
         store_lanes(k, [value], a, o, indices)
@@ -90,7 +99,7 @@ def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
             f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
 
 
-def _reduction_loops(k: KernelText, generic: ir.Operation, red: list[int], shape: list[int],
+def _reduction_loops(k: KernelText, generic: ir.Operation, red: list[int], shape: list[str],
                      indices: list[str], in_args: list[str], inputs: list, accs: list[str],
                      types: list[str], operands: list) -> list[str]:
     """Text of the nested reduction loops around one body application; the final values."""
@@ -105,7 +114,7 @@ def _reduction_loops(k: KernelText, generic: ir.Operation, red: list[int], shape
         iters = iter_names if depth == 0 else [k.fresh("it") for _ in accs]
         pairs = ", ".join(f"{i} = {c}" for i, c in zip(iters, current))
         k.raw(f"{', '.join(names)} = scf.for {iv} = {k.const_index(0)} to "
-              f"{k.const_index(shape[d])} step {k.const_index(1)} iter_args({pairs}) -> "
+              f"{shape[d]} step {k.const_index(1)} iter_args({pairs}) -> "
               f"({', '.join(types)}) {{")
         current = iters
         level_names.append(names)

@@ -12,10 +12,12 @@ that is yielded.
 
 from __future__ import annotations
 
+import math
+
 from mlir import ir
 
-from max.compiler.gpu.access import (Operand, analyze, delinearize, load_lanes, loop_shape,
-                                     vector_width)
+from max.compiler.gpu.access import (DYNAMIC, Operand, analyze, delinearize, extents, grid,
+                                     load_lanes, loop_shape, product, vector_width)
 from max.compiler.gpu.body import PLACEHOLDER, KernelText, body_block, check_body
 
 # Combining op -> its neutral element as text (by element type kind: float or integer).
@@ -81,7 +83,10 @@ def _num_inputs(generic: ir.Operation) -> int:
 
 def row_threads(n: int, width: int, block: int, wave: int = WARP) -> int:
     """Threads of a block that walks rows of ``n`` elements in vectors of ``width``: whole
-    waves (``wave`` lanes each), since a shuffle needs every lane of its wave."""
+    waves (``wave`` lanes each), since a shuffle needs every lane of its wave (``block`` for
+    a symbolic ``n``)."""
+    if n == DYNAMIC:
+        return block
     return min(block, max(wave, -(-(n // width) // wave) * wave))
 
 
@@ -103,19 +108,23 @@ def kernel_text(generic: ir.Operation, block: int, wave: int = WARP) -> str:
     ``wave``: lanes per warp/wavefront."""
     operands, _ = analyze(generic)
     shape = loop_shape(generic, operands)
-    rows = 1
-    for s in shape[:-1]:
-        rows *= s
     threads = row_threads(shape[-1], row_width(generic, wave), block, wave)
     t = operands[-1].element
     k = KernelText()
     one = k.const_index(1)
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
+    args = [f"%a{i}" for i in range(len(operands))]
+    sizes = extents(k, generic, operands, args)
+    rows, blocks, guard = row_grid(k, shape[:-1], sizes[:-1])
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {blocks}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
           f"%sy = {one}, %sz = {one}) workgroup(%shared : {shared_type(t, wave)}) {{")
-    row_idx = delinearize(k, "%bx", shape[:-1])
-    args = [f"%a{i}" for i in range(len(operands))]
-    reduce_row(k, generic, args, row_idx, "%shared", PLACEHOLDER, wave=wave)
+    if guard:
+        k.raw(f"scf.if {k.op(f'arith.cmpi ult, %bx, {rows} : index', 'p')} {{")
+    row_idx = delinearize(k, "%bx", sizes[:-1])
+    reduce_row(k, generic, args, row_idx, "%shared", PLACEHOLDER, wave=wave,
+               n=sizes[-1])
+    if guard:
+        k.raw("}")
     k.raw("gpu.terminator")
     k.raw("}")
     signature = ", ".join(f"{a}: {o.type}" for a, o in zip(args, operands))
@@ -125,20 +134,35 @@ def kernel_text(generic: ir.Operation, block: int, wave: int = WARP) -> str:
             f"func.func @kernel({signature}) {{\n    {body}\n    return\n}}\n")
 
 
+def row_grid(k: KernelText, rows_shape: list[int], sizes: list[str]
+             ) -> tuple[str, str, bool]:
+    """Text: the rows (the product of ``sizes``, the outer extents), the grid (one block a
+    row, at least one) and whether blocks must check their row exists (symbolic rows)."""
+    if DYNAMIC not in rows_shape:
+        return k.const_index(math.prod(rows_shape)), k.const_index(
+            max(1, math.prod(rows_shape))), math.prod(rows_shape) == 0
+    rows = product(k, sizes)
+    return rows, grid(k, rows, 1), True
+
+
 def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: list[str],
                shared: str, placeholder: str, operands: list[Operand] | None = None,
-               wave: int = WARP) -> None:
+               wave: int = WARP, n: str | None = None) -> None:
     """Text: the block's threads fold the row ``row_idx`` of ``generic`` (operands named
     ``args``, read as ``operands``: by default as ``analyze`` finds them) and thread 0 folds
     the total into the output; ``shared``: a workgroup buffer of ``wave`` elements of the
     output's type. Threads: ``%tx`` of ``%sx`` (a multiple of ``wave``, the lanes of a warp or
-    wavefront)."""
+    wavefront). ``n``: the row length's index value, where it is symbolic."""
     found, _ = analyze(generic)
     shape = loop_shape(generic, found)
     operands = operands or found
     inputs, out = operands[:-1], operands[-1]
-    n = shape[-1]
     width = row_width(generic, wave)
+    if shape[-1] == DYNAMIC:
+        assert n is not None, "a symbolic row length needs its value"
+        steps = n
+    else:
+        steps = k.const_index(shape[-1] // width)
     comb = combiner(generic)
     assert comb is not None
     kind, t = comb.name, out.element
@@ -147,7 +171,7 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
     acc = k.fresh("acc")
     it = k.fresh("it")
     j = k.fresh("j")
-    k.raw(f"{acc} = scf.for {j} = %tx to {k.const_index(n // width)} step %sx "
+    k.raw(f"{acc} = scf.for {j} = %tx to {steps} step %sx "
           f"iter_args({it} = {init}) -> ({t}) {{")
     inner = k.op(f"arith.muli {j}, {k.const_index(width)} : index") if width > 1 else j
     indices = row_idx + [inner]
@@ -210,4 +234,4 @@ def _warp_reduce(k: KernelText, value: str, kind: str, t: str, wave: int = WARP)
 
 
 __all__ = ["NEUTRAL", "WARP", "combiner", "kernel_text", "reduce_row", "row_threads",
-           "row_width", "shared_type", "why_not"]
+           "row_grid", "row_width", "shared_type", "why_not"]

@@ -17,20 +17,24 @@ from __future__ import annotations
 from mlir import ir
 
 from max.compiler.gpu import elementwise, reduction
-from max.compiler.gpu.access import (Operand, analyze, delinearize, load_lanes, loop_shape,
-                                     store_lanes, vector_width)
+from max.compiler.gpu.access import (DYNAMIC, Operand, analyze, delinearize, extents,
+                                     load_lanes, loop_keys, loop_shape, store_lanes,
+                                     vector_width)
 from max.compiler.gpu.body import KernelText, body_block, emit_group
-from max.compiler.gpu.reduction import (WARP, reduce_row, row_threads, row_width,
+from max.compiler.gpu.reduction import (WARP, reduce_row, row_grid, row_threads, row_width,
                                         shared_type)
 
-# Ops that may sit between two ops of a group: they move before it (no operands from it).
+# Ops that may sit between two ops of a group: they move before it, in order (their
+# operands come from before the group or from each other: the group's generics define no
+# values). memref.dim: the size of a symbolic allocation.
 TRANSPARENT = ("memref.alloc", "memref.expand_shape", "memref.collapse_shape",
-               "memref.subview", "memref.cast", "memref.reshape")
+               "memref.subview", "memref.cast", "memref.reshape", "memref.dim")
 BODY = "__mo_gpu_row_body_"
 
 
-def _kind(op: ir.Operation, rows: list[int]) -> str | None:
-    """``"reduce"``, ``"map"``, ``"scalar"`` or None (not an op of a group over ``rows``)."""
+def _kind(op: ir.Operation, rows: list[object]) -> str | None:
+    """``"reduce"``, ``"map"``, ``"scalar"`` or None (not an op of a group over ``rows``,
+    the outer extents as :func:`loop_keys` gives them: symbolic ones known to be the same)."""
     if op.name != "linalg.generic":
         return None
     operands, reason = analyze(op)
@@ -38,13 +42,14 @@ def _kind(op: ir.Operation, rows: list[int]) -> str | None:
         return None
     if reduction.why_not(op) is None:
         kind = "reduce"
-        if loop_shape(op, operands)[:-1] != rows:
+        keys = loop_keys(op, operands)
+        if keys[:-1] != rows or loop_shape(op, operands)[-1] == DYNAMIC:
             return None
     elif elementwise.why_not(op) is None:
-        shape = loop_shape(op, operands)
-        if shape == rows:
+        keys = loop_keys(op, operands)
+        if keys == rows:
             kind = "scalar"
-        elif shape[:-1] == rows:
+        elif keys[:-1] == rows and loop_shape(op, operands)[-1] != DYNAMIC:
             kind = "map"
         else:
             return None
@@ -72,7 +77,7 @@ def find_groups(block: ir.Block) -> list[list[ir.Operation]]:
         if seed.name != "linalg.generic" or at in taken or reduction.why_not(seed) is not None:
             continue
         operands, _ = analyze(seed)
-        rows = loop_shape(seed, operands)[:-1]
+        rows = loop_keys(seed, operands)[:-1]
         if not rows or _kind(seed, rows) is None:
             continue
         start = stop = at
@@ -92,9 +97,9 @@ def find_groups(block: ir.Block) -> list[list[ir.Operation]]:
     return groups
 
 
-def _joins(op: ir.Operation, rows: list[int]) -> bool:
+def _joins(op: ir.Operation, rows: list[object]) -> bool:
     if op.name in TRANSPARENT:
-        return op.name != "memref.alloc" or not len(op.operands)
+        return True
     return _kind(op, rows) is not None
 
 
@@ -139,9 +144,7 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int,
     seed_operands, _ = analyze(seed)
     shape = loop_shape(seed, seed_operands)
     rows_shape, n = shape[:-1], shape[-1]
-    rows = 1
-    for s in rows_shape:
-        rows *= s
+    row_keys = loop_keys(seed, seed_operands)[:-1]
     threads = row_threads(n, row_width(seed, wave), block, wave)
     elements = sorted({analyze(op)[0][-1].element for op in group
                        if reduction.why_not(op) is None})
@@ -152,10 +155,15 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int,
     workgroup = ", ".join([f"{name} : {shared_type(t, wave)}"
                            for t, name in shared.items()] +
                           [f"%row{i} : {o.type}" for i, o in promoted.items()])
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {k.const_index(rows)}, %gy = {one}, "
+    seed_args = [f"%a{values.index(v)}" for v in seed.operands]
+    sizes = extents(k, seed, seed_operands, seed_args)[:-1]
+    rows, blocks, guard = row_grid(k, rows_shape, sizes)
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {blocks}, %gy = {one}, "
           f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {k.const_index(threads)}, "
           f"%sy = {one}, %sz = {one}) workgroup({workgroup}) {{")
-    row_idx = delinearize(k, "%bx", rows_shape)
+    if guard:  # the whole block skips a row past the end: its barriers stay uniform
+        k.raw(f"scf.if {k.op(f'arith.cmpi ult, %bx, {rows} : index', 'p')} {{")
+    row_idx = delinearize(k, "%bx", sizes)
     names = {i: f"%row{i}" if i in promoted else f"%a{i}" for i in range(len(values))}
     declarations = []
     for index, op in enumerate(group):
@@ -165,7 +173,7 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int,
         args = [names[i] for i in at]
         operands = [promoted.get(i, o) for i, o in zip(at, found)]
         name = f"{BODY}{index}"
-        kind = _kind(op, rows_shape)
+        kind = _kind(op, row_keys)
         if index:
             k.raw("gpu.barrier")
         if kind == "reduce":
@@ -182,6 +190,8 @@ def kernel_text(group: list[ir.Operation], values: list[ir.Value], block: int,
         arg_types = [o.element for o in operands] + ["index"] * rank
         declarations.append(f"func.func private @{name}({', '.join(arg_types)}) -> "
                             f"({', '.join(results)})")
+    if guard:
+        k.raw("}")
     k.raw("gpu.terminator")
     k.raw("}")
     signature = ", ".join(f"%a{i}: {v.type}" for i, v in enumerate(values))

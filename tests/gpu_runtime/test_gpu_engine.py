@@ -14,7 +14,7 @@ import pytest
 from max import engine
 from max.driver import CPU, Accelerator, Tensor
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, ops
+from max.graph import DeviceRef, Dim, Graph, TensorType, ops
 from max.runtime.gpu import GpuError
 
 from launches import check_launches, expected_launches, gpu_graph
@@ -151,3 +151,37 @@ def test_transfers_inside_one_graph_place_it_on_the_gpu(fake_cuda) -> None:
     assert [launch.name for launch in fake_cuda.launches()] == [
         e.name for e in expected_launches(graph)]
     assert all(launch.stream == gpu.default_stream.handle for launch in fake_cuda.launches())
+
+
+def test_symbolic_dims_bind_at_each_call(fake_cuda) -> None:
+    """A graph over symbolic dims runs at any size: outputs sized from the inputs' bound
+    symbols, the grid computed from the run-time sizes (softmax: one block a row, the
+    matmul: one block per 64 rows of C), symbols checked across inputs."""
+    b = Dim("batch")
+    graph = Graph("sym", lambda x, w: (ops.softmax(x), x @ w), input_types=[
+        TensorType(DType.float32, (b, 256), DeviceRef.GPU()),
+        TensorType(DType.float32, (256, 128), DeviceRef.GPU())])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    assert [s.shape for s in model.input_metadata] == [[None, 256], [256, 128]]
+    w = Tensor(np.ones((256, 128), np.float32), gpu)
+    for rows in (3, 130):
+        fake_cuda.lib.fake_clear_launches()
+        soft, prod = model.execute(np.ones((rows, 256), np.float32), w)
+        assert soft.shape == (rows, 256) and prod.shape == (rows, 128)
+        grids = {launch.grid for launch in fake_cuda.launches()}
+        assert (rows, 1, 1) in grids  # softmax: a block a row
+        assert (128 // 64, -(-rows // 64), 1) in grids  # the matmul's tiles of C
+    with pytest.raises(ValueError, match=r"input 'input0': expected shape \[batch, 256\], "
+                                         r"got \[3, 255\]"):
+        model.execute(np.ones((3, 255), np.float32), w)
+
+
+def test_symbol_bound_to_two_sizes_is_an_error(fake_cuda) -> None:
+    b = Dim("batch")
+    graph = Graph("sym2", lambda x, y: x + y, input_types=[
+        TensorType(DType.float32, (b, 8), DeviceRef.GPU())] * 2)
+    model = engine.InferenceSession(devices=[Accelerator()]).load(graph)
+    with pytest.raises(ValueError, match=r"input 1 dim 0 binds symbol 'batch' to 5, but an "
+                                         r"earlier input bound it to 4"):
+        model.execute(np.ones((4, 8), np.float32), np.ones((5, 8), np.float32))

@@ -10,7 +10,7 @@ import pytest
 from max import driver, engine
 from max.driver import CPU, Accelerator, Tensor
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, ops
+from max.graph import DeviceRef, Dim, Graph, TensorType, ops
 
 pytestmark = [
     pytest.mark.gpu,
@@ -70,6 +70,23 @@ def test_mlp() -> None:
               x, w1, b1, w2, b2)
     want = np.maximum(x.astype(np.float64) @ w1 + b1, 0) @ w2 + b2
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_symbolic_dims() -> None:
+    b = Dim("batch")
+    gpu = Accelerator()
+    graph = Graph("sym", lambda x, w: (ops.softmax(x) * 2, x @ w), input_types=[
+        TensorType(DType.float32, (b, 300), DeviceRef.GPU()),
+        TensorType(DType.float32, (300, 128), DeviceRef.GPU())])
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    w = rand(300, 128, seed=12)
+    for rows in (1, 65, 1000):
+        x = rand(rows, 300, seed=rows) * 3
+        soft, prod = (t.to(CPU()).to_numpy() for t in model.execute(x, w))
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        np.testing.assert_allclose(soft, 2 * e / e.sum(-1, keepdims=True), rtol=1e-5,
+                                   atol=1e-7)
+        np.testing.assert_allclose(prod, x.astype(np.float64) @ w, rtol=1e-4, atol=1e-3)
 
 
 def test_transfers_inside_one_graph() -> None:

@@ -29,6 +29,7 @@ from max.engine.model import Model, _constant_arrays, _spec, _weight_arrays
 from max.runtime import ArtifactRecord
 from max.runtime.gpu import check
 from max.runtime.memref import descriptor_class
+from max.runtime.shapes import compile_dim, is_symbol
 
 
 def gpu_target(device: Accelerator) -> tuple[str, dict[str, Any]]:
@@ -81,8 +82,7 @@ class GpuModel(Model):
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._function = function
         self._fixed = fixed  # weights and constants, in device memory
-        self._in_shapes = [_static(t.dims, record.name, t.name) for t in record.inputs]
-        self._out_shapes = [_static(t.dims, record.name, t.name) for t in record.outputs]
+        self._shapes = _ShapeBinder(record)
         self._runtime = _gpu.runtime()
         # Every kernel runs on ``device``; the graph's tensors typed on the host cross at the
         # call: such inputs are copied in (as any host input), such outputs copied out.
@@ -97,7 +97,7 @@ class GpuModel(Model):
         Raises:
             GpuError: If loading the kernels (the constructor run at dlopen) failed.
             NotImplementedError: For what the GPU runtime does not run yet: runtime checks,
-                outputs sized by the data, symbolic dims.
+                outputs sized by the data.
         """
         runtime = _gpu.runtime()
         check(runtime.lib, 0, f"loading the kernels of model {record.name!r}")
@@ -126,7 +126,8 @@ class GpuModel(Model):
         device = self._device
         inputs = [self._input(i, a) for i, a in enumerate(args)]
         outputs = []
-        for spec, shape in zip(self._output_specs, self._out_shapes):
+        for spec, shape in zip(self._output_specs,
+                               self._shapes.outputs([t.shape for t in inputs])):
             outputs.append(Tensor(spec.dtype, shape, device))
         args_ = [*inputs, *self._fixed, *outputs]
         descriptors = [_descriptor(t) for t in args_]
@@ -160,7 +161,7 @@ class GpuModel(Model):
                 host = value
             elif isinstance(value, np.ndarray):
                 host = Tensor.from_numpy(value)
-            elif np.isscalar(value) and not self._in_shapes[i]:
+            elif np.isscalar(value) and not self._shapes.rank(i):
                 host = Tensor.from_numpy(np.asarray(value, spec.dtype.to_numpy()))
             else:
                 host = Tensor.from_dlpack(value)
@@ -171,20 +172,63 @@ class GpuModel(Model):
         if tensor.dtype != spec.dtype:
             raise TypeError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got "
                             f"{tensor.dtype.name}")
-        if tuple(tensor.shape) != tuple(self._in_shapes[i]):
-            raise ValueError(f"input {spec.name!r}: expected shape {list(self._in_shapes[i])}, "
-                             f"got {list(tensor.shape)}")
+        self._shapes.check_input(i, spec.name, tuple(tensor.shape))
         return tensor
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, device={self._device})"
 
 
-def _static(dims: Any, model: str, name: str | None) -> tuple[int, ...]:
-    if any(type(d) is not int for d in dims):
-        raise NotImplementedError(f"model {model!r}: {name or 'a tensor'} has symbolic dims "
-                                  f"{list(dims)}; the GPU runtime runs static shapes only")
-    return tuple(dims)
+class _ShapeBinder:
+    """The graph's symbolic dims: bound from the inputs' shapes at each call, the outputs'
+    shapes computed from them (the compiled kernels read every size from the descriptors)."""
+
+    def __init__(self, record: ArtifactRecord) -> None:
+        self._name = record.name
+        self._inputs = [tuple(t.dims) for t in record.inputs]
+        self._outputs = [[d if type(d) is int else compile_dim(str(d))[0] for d in t.dims]
+                         for t in record.outputs]
+        self._exprs = [[(k, d, compile_dim(d)[0]) for k, d in enumerate(dims)
+                        if isinstance(d, str) and not is_symbol(d)] for dims in self._inputs]
+
+    def rank(self, i: int) -> int:
+        return len(self._inputs[i])
+
+    def check_input(self, i: int, name: str, shape: tuple[int, ...]) -> None:
+        """Raises ValueError if ``shape`` cannot be input ``i`` (rank, static dims)."""
+        dims = self._inputs[i]
+        if len(shape) != len(dims) or any(type(d) is int and d != n
+                                          for d, n in zip(dims, shape)):
+            want = ", ".join(str(d) for d in dims)
+            raise ValueError(f"input {name!r}: expected shape [{want}], got {list(shape)}")
+
+    def outputs(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The outputs' shapes for inputs of ``shapes`` (checked by :meth:`check_input`).
+
+        Raises:
+            ValueError: If a symbol is bound to two sizes, an input's dim expression does not
+                hold, or an output's shape would be negative.
+        """
+        bindings: dict[str, int] = {}
+        for i, (dims, shape) in enumerate(zip(self._inputs, shapes)):
+            for k, (d, n) in enumerate(zip(dims, shape)):
+                if is_symbol(d) and bindings.setdefault(d, n) != n:
+                    raise ValueError(f"model {self._name!r}: input {i} dim {k} binds symbol "
+                                     f"{d!r} to {n}, but an earlier input bound it to "
+                                     f"{bindings[d]}")
+        for i, exprs in enumerate(self._exprs):
+            for k, text, fn in exprs:
+                if fn(bindings) != shapes[i][k]:
+                    raise ValueError(f"model {self._name!r}: input {i} dim {k} is "
+                                     f"{shapes[i][k]}, but {text} = {fn(bindings)}")
+        out = []
+        for fns in self._outputs:
+            shape = tuple(f if type(f) is int else f(bindings) for f in fns)
+            if any(n < 0 for n in shape):
+                raise ValueError(f"model {self._name!r}: an output would have negative "
+                                 f"shape {list(shape)} (symbols {bindings})")
+            out.append(shape)
+        return out
 
 
 def _descriptor(tensor: Tensor) -> ctypes.Structure:

@@ -36,7 +36,8 @@ _FLOAT_OPS = {"arith.addf": np.add, "arith.subf": np.subtract, "arith.mulf": np.
 _INT_OPS = {"arith.addi": operator.add, "arith.subi": operator.sub,
             "arith.muli": operator.mul, "arith.andi": operator.and_, "arith.ori": operator.or_,
             "arith.xori": operator.xor, "arith.maxsi": max, "arith.minsi": min,
-            "arith.shli": operator.lshift}
+            "arith.shli": operator.lshift, "arith.minui": min, "arith.maxui": max,
+            "arith.ceildivui": lambda a, b: -(-a // b)}
 _UNARY = {"math.exp": np.exp, "math.sqrt": np.sqrt, "math.rsqrt": lambda x: 1 / np.sqrt(x),
           "arith.negf": np.negative, "math.absf": np.abs, "math.tanh": np.tanh,
           "math.log": np.log, "math.erf": np.vectorize(math.erf)}
@@ -97,7 +98,10 @@ class Machine:
                 t = ir.MemRefType(op.results[0].type)
                 dt = dtype_of(t.element_type)
                 fill = np.nan if np.issubdtype(dt, np.floating) else 0
-                env[op.results[0]] = np.full(list(t.shape), fill, dt)
+                sizes = iter(int(env[v]) for v in op.operands)  # the symbolic dims' sizes
+                shape = [next(sizes) if n == ir.ShapedType.get_dynamic_size() else n
+                         for n in t.shape]
+                env[op.results[0]] = np.full(shape, fill, dt)
             elif op.name in ("gpu.dealloc", "func.return"):
                 continue
             else:
@@ -217,6 +221,8 @@ class Machine:
                       "arith.trunci", "arith.index_cast", "arith.fptosi", "arith.extui",
                       "arith.uitofp"):
             env[res[0]] = _cast(get[0], res[0].type)
+        elif name == "memref.dim":
+            env[res[0]] = get[0].shape[int(get[1])]
         elif name == "memref.load":
             env[res[0]] = get[0][tuple(int(i) for i in get[1:])]
         elif name == "memref.store":
@@ -238,7 +244,9 @@ class Machine:
             env[res[0]] = _cast(np.full(list(ir.VectorType(res[0].type).shape), get[0]),
                                 res[0].type)
         elif name in ("memref.expand_shape", "memref.collapse_shape"):
-            env[res[0]] = get[0].reshape(list(ir.MemRefType(res[0].type).shape))
+            sizes = iter(int(v) for v in get[1:])  # expand_shape's symbolic output sizes
+            env[res[0]] = get[0].reshape([next(sizes, -1) if n == ir.ShapedType.get_dynamic_size()
+                                          else n for n in ir.MemRefType(res[0].type).shape])
         elif name == "gpu.barrier":
             yield ("barrier",)
         elif name == "gpu.shuffle":

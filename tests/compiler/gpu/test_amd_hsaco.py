@@ -99,6 +99,18 @@ def test_matmul_is_tiled_through_lds(tmp_path: Path) -> None:
     assert sorted(k[".group_segment_fixed_size"] for k in kernels) == [0, 8192]
 
 
+def test_symbolic_rows(tmp_path: Path) -> None:
+    """Symbolic sizes: the same kernels as static ones (the sizes are kernel arguments)."""
+    kernels, _, fallbacks = _compile(lambda x: ops.softmax(x), [(F32, ("batch", 1000))],
+                                     tmp_path)
+    assert fallbacks == [] and len(kernels) == 1
+    assert 4000 + 256 <= kernels[0][".group_segment_fixed_size"] < 8192
+    kernels, _, fallbacks = _compile(lambda x, w: x @ w, [(F32, ("m", 128)),
+                                                         (F32, (128, 256))], tmp_path)
+    assert fallbacks == [] and len(kernels) == 2
+    assert sorted(k[".group_segment_fixed_size"] for k in kernels) == [0, 8192]
+
+
 def test_gfx90a_is_selectable(tmp_path: Path) -> None:
     kernels, notes, fallbacks = _compile(lambda x: ops.softmax(x * 2.0), [(F32, (8, 4096))],
                                          tmp_path, arch="gfx90a")

@@ -179,3 +179,29 @@ def test_description_sets_block_sizes() -> None:
     ptx = compile_ptx(gpu_graph(lambda x: x * 2.0, [(F32, (8, 4096))])._module,
                       description=desc)
     assert ".maxntid 128, 1, 1" in ptx
+
+
+def test_symbolic_sizes_compile_to_the_same_schedules(ptxas) -> None:
+    """Symbolic rows: the elementwise kernel (grid computed on the host), softmax as one
+    kernel a block per row (its row count a parameter, the rows past it skipped), the
+    tiled matmul (M read from A). No fallback; each kernel assembles without spills."""
+    ptx, fallbacks = _compile(lambda x, y: ops.relu(x * y + 1.0),
+                              [(F32, ("batch", 1024)), (F32, ("batch", 1024))])
+    assert fallbacks == [] and len(_entries(ptx)) == 1
+    assert len(V4_LOAD.findall(ptx)) == 2 and len(V4_STORE.findall(ptx)) == 1
+    _assembles_clean(ptxas, ptx)
+    ptx, fallbacks = _compile(lambda x: ops.softmax(x), [(F32, ("batch", "seq", 1000))])
+    assert fallbacks == [] and len(_entries(ptx)) == 1
+    assert ptx.count("shfl.sync.bfly") == 20 and ptx.count("bar.sync") == 7
+    _assembles_clean(ptxas, ptx)
+    ptx, fallbacks = _compile(lambda a, b: a @ b, [(F32, ("m", 128)), (F32, (128, 256))])
+    assert fallbacks == [] and len(_entries(ptx)) == 2  # the fill of C, the tiled matmul
+    assert ptx.count(".shared .align 16 .b8") == 2 and "fma.rn.f32" in ptx
+    _assembles_clean(ptxas, ptx)
+
+
+def test_symbolic_row_length_is_a_block_reduction(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=-1), [(F32, ("rows", "n"))])
+    assert fallbacks == []
+    assert ptx.count("shfl.sync.bfly") == 10  # one block reduction (a fill and a copy besides)
+    _assembles_clean(ptxas, ptx)

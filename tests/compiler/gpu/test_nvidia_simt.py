@@ -108,3 +108,38 @@ def test_transfers_inside_one_graph() -> None:
     (out,) = run_graph(graph, [x], [(x.shape, np.float32)])
     e = np.exp(2 * x - (2 * x).max(-1, keepdims=True))
     np.testing.assert_allclose(out, e / e.sum(-1, keepdims=True) + 1, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [0, 2])
+def test_symbolic_sizes(rows: int) -> None:
+    """Graphs over symbolic dims: every schedule reads its sizes at run time (no rows: no
+    writes, and no launch of zero blocks)."""
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    gpu = DeviceRef.GPU()
+
+    def run(fn, types, inputs, out_shape):
+        graph = Graph("sym", fn, input_types=types)
+        return run_graph(graph, inputs, [(out_shape, np.float32)])[0]
+
+    x, y = _f32(rows, 300), _f32(rows, 300)
+    b = Dim("b")
+    row = TensorType(F32, (b, 300), gpu)
+    np.testing.assert_array_equal(run(lambda p, q: p * q + 1, [row, row], [x, y], x.shape),
+                                  x * y + 1)
+    e = np.exp(x - x.max(-1, keepdims=True)) if rows else x
+    want = e / e.sum(-1, keepdims=True) if rows else x
+    np.testing.assert_allclose(run(ops.softmax, [row], [x], x.shape), want, rtol=2e-5,
+                               atol=1e-7)
+    a, w = _f32(rows * 32 + 1, 32), _f32(32, 64)  # M past one 64-row tile
+    np.testing.assert_allclose(run(lambda p, q: p @ q, [TensorType(F32, (Dim("m"), 32), gpu),
+                                                        TensorType(F32, (32, 64), gpu)],
+                                   [a, w], (a.shape[0], 64)), a @ w, rtol=1e-5, atol=1e-5)
+    z = _f32(rows + 1, 77)  # a symbolic row length: scalar lanes, a loop to the run-time n
+    np.testing.assert_allclose(run(lambda p: ops.sum(p, axis=-1),
+                                   [TensorType(F32, (b, Dim("n")), gpu)], [z],
+                                   (rows + 1, 1))[:, 0], z.sum(-1), rtol=1e-5, atol=1e-5)
+    t = _f32(rows + 2, 5)  # a reduction over the rows: the plain kernel, symbolic loops
+    np.testing.assert_allclose(run(lambda p: ops.sum(p, axis=0),
+                                   [TensorType(F32, (b, Dim("n")), gpu)], [t], (1, 5))[0],
+                               t.sum(0), rtol=1e-5, atol=1e-5)
