@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -314,10 +314,16 @@ class CpuExecutable:
                                      f"{want}, got {got}")
 
     def _raise_check(self, checks: np.ndarray) -> None:
-        failed = [self.checks[k] for k in np.flatnonzero(checks)]
+        failed = np.flatnonzero(checks)
         checks[:] = 0
-        message = "; ".join(failed)
-        low = message.lower()
-        if "index" in low or "bound" in low:
-            raise IndexError(message)
-        raise ValueError(message)
+        raise_failed_checks(self.checks, failed)
+
+
+def raise_failed_checks(messages: Sequence[str], failed: Iterable[int]) -> None:
+    """Raises the error of the failed runtime checks (indices into ``messages``):
+    IndexError for an index out of range, else ValueError (the CPU and GPU models alike)."""
+    message = "; ".join(messages[k] for k in failed)
+    low = message.lower()
+    if "index" in low or "bound" in low:
+        raise IndexError(message)
+    raise ValueError(message)

@@ -12,6 +12,15 @@ from mlir.passmanager import PassManager
 from max.compiler.passes.registry import CompilationError, register_pass
 
 
+@register_pass("mo-gpu-device-checks", "the runtime checks tensor built by a kernel (its "
+               "flags read from device tensors), not by host stores (before mo-entry-abi)")
+def gpu_device_checks(module: ir.Module) -> None:
+    from max.compiler.gpu.checks import checks_on_device
+
+    with module.context, ir.Location.unknown():
+        checks_on_device(module)
+
+
 @register_pass("mo-gpu-schedule", "linalg ops on memrefs -> gpu.launch kernels: elementwise "
                "(grid-stride, 128-bit vectors) and last-axis reductions (a block per row, "
                "warp shuffles, shared memory); the others stay linalg",

@@ -39,6 +39,7 @@ static size_t history_size[MAX_HISTORY];
 static int nhistory;
 static char hidden[128];  /* a kernel cuModuleGetFunction pretends not to find */
 static int fail_jit;      /* make the next module loads fail as a PTX JIT error */
+static int fill_new = -1; /* a byte new device allocations are filled with (-1: left as is) */
 
 static int devices(void) {
   const char *env = getenv("FAKE_CUDA_DEVICES");
@@ -78,6 +79,7 @@ int fake_live_allocations(void) {
 void fake_set_memory_limit(size_t bytes) { limit = bytes; }
 void fake_hide_kernel(const char *name) { snprintf(hidden, sizeof hidden, "%s", name ? name : ""); }
 void fake_fail_jit(int on) { fail_jit = on; }
+void fake_fill_new_allocations(int byte) { fill_new = byte; }
 void fake_clear_launches(void) { nlaunch = 0; }
 int fake_module_loads(void) { return module_loads; }
 int fake_stream_waits(void) { return stream_waits; }
@@ -163,6 +165,7 @@ static int allocate(uint64_t *out, size_t size, int host) {
     if (allocs[i].size) continue;
     void *p = aligned_alloc(256, (size + 255) / 256 * 256);
     if (!p) return 2;
+    if (!host && fill_new >= 0) memset(p, fill_new, size);
     allocs[i] = (Alloc){(uint64_t)(uintptr_t)p | (host ? 0 : TAG), size, current, host};
     if (!host) used += size;
     if (!host && nhistory < MAX_HISTORY) {

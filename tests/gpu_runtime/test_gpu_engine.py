@@ -17,7 +17,7 @@ from max.dtype import DType
 from max.graph import DeviceRef, Dim, Graph, TensorType, ops
 from max.runtime.gpu import GpuError
 
-from launches import check_launches, expected_launches, gpu_graph
+from launches import TAG, check_launches, expected_launches, gpu_graph
 
 
 def test_softmax_graph_launches(fake_cuda) -> None:
@@ -185,3 +185,29 @@ def test_symbol_bound_to_two_sizes_is_an_error(fake_cuda) -> None:
     with pytest.raises(ValueError, match=r"input 1 dim 0 binds symbol 'batch' to 5, but an "
                                          r"earlier input bound it to 4"):
         model.execute(np.ones((4, 8), np.float32), np.ones((5, 8), np.float32))
+
+
+def test_runtime_checks_are_read_back_from_the_device(fake_cuda) -> None:
+    """A gather's index check on a GPU: a kernel writes one flag a check into a device
+    buffer, which the call reads back (after the kernels) and raises from. The fake driver
+    runs no kernel, so what the flag holds is what fresh device memory holds: set here."""
+    graph = Graph("ga", lambda x, i: ops.gather(x, i, axis=0), input_types=[
+        TensorType(DType.float32, (100, 64), DeviceRef.GPU()),
+        TensorType(DType.int64, (Dim("n"),), DeviceRef.GPU())])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    x = Tensor(np.ones((100, 64), np.float32), gpu)
+    try:
+        fake_cuda.lib.fake_fill_new_allocations(0)
+        fake_cuda.lib.fake_clear_launches()
+        (out,) = model.execute(x, np.array([1, 2, 3], np.int64))
+        assert out.shape == (3, 64)
+        one_byte = [p for launch in fake_cuda.launches() for p in launch.params
+                    if p & TAG and fake_cuda.allocated_size(p) == 1]  # freed by now
+        assert one_byte  # the checks buffer (one flag), a kernel's argument
+        fake_cuda.lib.fake_fill_new_allocations(1)  # the kernel "found" an index out of range
+        with pytest.raises(IndexError, match=r"mo.gather: index out of range for axis 0 of "
+                                             r"size 100"):
+            model.execute(x, np.array([1, 2, 3], np.int64))
+    finally:
+        fake_cuda.lib.fake_fill_new_allocations(-1)

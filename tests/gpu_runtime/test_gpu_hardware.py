@@ -89,6 +89,20 @@ def test_symbolic_dims() -> None:
         np.testing.assert_allclose(prod, x.astype(np.float64) @ w, rtol=1e-4, atol=1e-3)
 
 
+def test_gather_and_its_index_check() -> None:
+    table = rand(1000, 64)
+    graph = Graph("ga", lambda t, i: ops.gather(t, i, axis=0), input_types=[
+        TensorType(DType.float32, table.shape, DeviceRef.GPU()),
+        TensorType(DType.int64, (Dim("n"),), DeviceRef.GPU())])
+    gpu = Accelerator()
+    model = engine.InferenceSession(devices=[gpu]).load(graph)
+    idx = np.array([5, 999, -1, 0, 7], np.int64)
+    (out,) = model.execute(Tensor(table, gpu), idx)
+    np.testing.assert_array_equal(out.to(CPU()).to_numpy(), table[idx % 1000])
+    with pytest.raises(IndexError, match="index out of range"):
+        model.execute(Tensor(table, gpu), np.array([1000], np.int64))
+
+
 def test_transfers_inside_one_graph() -> None:
     x = rand(16, 700) * 3
     graph = Graph("moved", lambda a: ops.transfer_to(ops.softmax(ops.transfer_to(

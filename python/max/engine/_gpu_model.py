@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from max.driver import CPU, Accelerator, Tensor, _gpu
+from max.dtype import DType
 from max.engine.model import Model, _constant_arrays, _spec, _weight_arrays
 from max.runtime import ArtifactRecord
 from max.runtime.gpu import check
+from max.runtime.executable import raise_failed_checks
 from max.runtime.memref import descriptor_class
 from max.runtime.shapes import compile_dim, is_symbol
 
@@ -83,6 +85,7 @@ class GpuModel(Model):
         self._function = function
         self._fixed = fixed  # weights and constants, in device memory
         self._shapes = _ShapeBinder(record)
+        self._checks = list(record.checks)
         self._runtime = _gpu.runtime()
         # Every kernel runs on ``device``; the graph's tensors typed on the host cross at the
         # call: such inputs are copied in (as any host input), such outputs copied out.
@@ -96,14 +99,11 @@ class GpuModel(Model):
 
         Raises:
             GpuError: If loading the kernels (the constructor run at dlopen) failed.
-            NotImplementedError: For what the GPU runtime does not run yet: runtime checks,
-                outputs sized by the data.
+            NotImplementedError: For what the GPU runtime does not run yet: outputs sized by
+                the data.
         """
         runtime = _gpu.runtime()
         check(runtime.lib, 0, f"loading the kernels of model {record.name!r}")
-        if record.checks:
-            raise NotImplementedError(f"model {record.name!r}: runtime checks "
-                                      f"({len(record.checks)}) on a GPU")
         if record.returned_outputs:
             raise NotImplementedError(f"model {record.name!r}: outputs sized by the data "
                                       "on a GPU")
@@ -117,7 +117,9 @@ class GpuModel(Model):
         the model's device memory, queued on its default stream).
 
         Raises:
-            ValueError: Wrong number of inputs, shape, or a tensor on another accelerator.
+            ValueError: Wrong number of inputs, shape, or a tensor on another accelerator, or
+                a failed runtime check (IndexError for an index out of range); a graph with
+                runtime checks waits for its kernels to read their flags.
             TypeError: An input of the wrong dtype.
             GpuError: A driver call of the model failed (the message names it).
         """
@@ -130,6 +132,9 @@ class GpuModel(Model):
                                self._shapes.outputs([t.shape for t in inputs])):
             outputs.append(Tensor(spec.dtype, shape, device))
         args_ = [*inputs, *self._fixed, *outputs]
+        if self._checks:  # one flag a check, written by a kernel (compiler/gpu/checks.py)
+            flags = Tensor(DType.int8, (len(self._checks),), device)
+            args_.append(flags)
         descriptors = [_descriptor(t) for t in args_]
         pointers = [ctypes.addressof(d) for d in descriptors]
         stream = device.default_stream
@@ -147,6 +152,10 @@ class GpuModel(Model):
         check(runtime.lib, 0, f"running model {self.name!r} on {device}")
         for other in others.values():
             other.wait_for(stream)
+        if self._checks:  # the copy to the host waits for the kernels: a call that checks
+            failed = np.flatnonzero(flags.copy(self._host).to_numpy())  # is synchronous
+            if failed.size:
+                raise_failed_checks(self._checks, failed)
         # An output the graph moved to the host (``transfer_to(x, DeviceRef.CPU())``) is
         # copied there; the copy waits for the kernels.
         return [out.copy(self._host) if on_host else out

@@ -111,6 +111,17 @@ def test_symbolic_rows(tmp_path: Path) -> None:
     assert sorted(k[".group_segment_fixed_size"] for k in kernels) == [0, 8192]
 
 
+def test_gather_with_its_index_check(tmp_path: Path) -> None:
+    fallbacks: list[str] = []
+    blob = compile_hsaco(gpu_graph(lambda t, i: ops.gather(t, i, axis=0),
+                                   [(F32, (100, 64)), (DType.int64, ("n",))])._module,
+                         "gfx942", fallbacks=fallbacks)
+    assert is_amdgpu_elf(blob)
+    # The table read in the gather's kernel; the index check's fill and full reduction are
+    # plain kernels (one thread), recorded.
+    assert fallbacks == ["gather (linalg.generic)"]  # recorded once per kernel label
+
+
 def test_gfx90a_is_selectable(tmp_path: Path) -> None:
     kernels, notes, fallbacks = _compile(lambda x: ops.softmax(x * 2.0), [(F32, (8, 4096))],
                                          tmp_path, arch="gfx90a")

@@ -143,3 +143,21 @@ def test_symbolic_sizes(rows: int) -> None:
     np.testing.assert_allclose(run(lambda p: ops.sum(p, axis=0),
                                    [TensorType(F32, (b, Dim("n")), gpu)], [t], (1, 5))[0],
                                t.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_gather_and_its_index_check() -> None:
+    """A gather's table read inside the kernel, and its runtime check written into the
+    checks buffer by a kernel (the flag reduced on the device, never read by the host)."""
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    x = _f32(100, 64)
+    graph = Graph("ga", lambda a, i: ops.gather(a, i, axis=0), input_types=[
+        TensorType(F32, x.shape, DeviceRef.GPU()),
+        TensorType(DType.int64, (Dim("n"),), DeviceRef.GPU())])
+    idx = np.array([3, 99, -1, 0], np.int64)
+    out, flags = run_graph(graph, [x, idx], [((4, 64), np.float32), ((1,), np.int8)])
+    np.testing.assert_array_equal(flags, [0])
+    np.testing.assert_array_equal(out, x[idx % 100])
+    _, flags = run_graph(graph, [x, np.array([3, 100], np.int64)],
+                         [((2, 64), np.float32), ((1,), np.int8)])
+    np.testing.assert_array_equal(flags, [1])

@@ -42,9 +42,10 @@ def test_every_stage_is_registered_or_upstream() -> None:
             with make_context():
                 PassManager.parse(f"builtin.module({element})")
     names = [split_element(e)[0] for e in elements]
-    # The front is the CPU target's (without its tensor schedule), same names, same order.
+    # The checks tensor built on the device first; then the front is the CPU target's
+    # (without its tensor schedule), same names, same order.
     cpu_names = [split_element(e)[0] for e in CPU.pipeline(schedule=False)]
-    assert names[:5] == cpu_names[:5]
+    assert names[0] == "mo-gpu-device-checks" and names[1:6] == cpu_names[:5]
     assert "mo-nvvm-attach{arch=sm_80 features=+ptx80}" in elements
     assert elements[-1] == "gpu-module-to-binary{format=isa}"
     plain = [split_element(e)[0] for e in NVIDIA.pipeline(schedule=False)]
