@@ -54,12 +54,44 @@ def check_host(module: ir.Module, target: str = "nvidia") -> None:
     for fn in host_functions(module):
         for op in fn.regions[0].blocks[0].operations:
             name = op.operation.name
-            if name in HOST_OK or name.startswith(HOST_OK_PREFIXES):
+            if name in HOST_OK or name.startswith(HOST_OK_PREFIXES) or _reshape_shape(op) \
+                    or _on_host_shape(op):
                 continue
             label = _label(op.operation)
             raise CompilationError(
                 f"the {target} target cannot run {name} ({label}) on the host: no GPU schedule "
                 "or loop mapping covers it")
+
+
+def _host_shape_buffer(value: ir.Value) -> bool:
+    """Whether ``value`` (a memref) is only ever a ``memref.reshape``'s shape, written and read
+    by the host (a symbolic shape built from sizes): it stays in host memory."""
+    uses = list(value.uses)
+    if not any(u.owner.name == "memref.reshape" for u in uses):
+        return False
+    allowed = {("memref.reshape", 1), ("memref.store", 1), ("memref.load", 0),
+               ("memref.dealloc", 0)}
+    return all((u.owner.name, u.operand_number) in allowed for u in uses)
+
+
+def _on_host_shape(op: ir.Operation) -> bool:
+    """A host op on a :func:`_host_shape_buffer` (its allocation, stores, loads, free)."""
+    op = op.operation
+    if op.name == "memref.alloc":
+        return _host_shape_buffer(op.results[0])
+    at = {"memref.store": 1, "memref.load": 0, "memref.dealloc": 0}.get(op.name)
+    return at is not None and _host_shape_buffer(op.operands[at])
+
+
+def _reshape_shape(op: ir.Operation) -> bool:
+    """Whether ``op`` is a global read only as the shape of ``memref.reshape`` ops: a host
+    constant (the global stays in host memory), read on the host to build a view."""
+    op = op.operation
+    if op.name != "memref.get_global":
+        return False
+    uses = list(op.results[0].uses)
+    return bool(uses) and all(u.owner.name == "memref.reshape" and u.operand_number == 1
+                              for u in uses)
 
 
 def _label(op: ir.Operation) -> str:
@@ -78,10 +110,10 @@ def device_buffers(module: ir.Module) -> None:
             ops = [op.operation for op in fn.regions[0].blocks[0].operations]
             ret = ops[-1]
             for op in ops:
-                if op.name == "memref.dealloc":
+                if op.name == "memref.dealloc" and not _host_shape_buffer(op.operands[0]):
                     op.erase()
             for op in ops:
-                if op.name != "memref.alloc":
+                if op.name != "memref.alloc" or _host_shape_buffer(op.results[0]):
                     continue
                 # The alignment attribute goes: cudaMalloc's 256 bytes exceed any we ask for.
                 with ir.InsertionPoint(op):

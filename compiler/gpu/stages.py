@@ -12,13 +12,14 @@ from mlir.passmanager import PassManager
 from max.compiler.passes.registry import CompilationError, register_pass
 
 
-@register_pass("mo-gpu-device-checks", "the runtime checks tensor built by a kernel (its "
-               "flags read from device tensors), not by host stores (before mo-entry-abi)")
-def gpu_device_checks(module: ir.Module) -> None:
-    from max.compiler.gpu.checks import checks_on_device
+@register_pass("mo-gpu-from-elements", "tensor.from_elements (the runtime checks, "
+               "shape_to_tensor) as a kernel's output: its device scalars read from the "
+               "rank-0 tensors they come from, never stored by the host")
+def gpu_from_elements(module: ir.Module) -> None:
+    from max.compiler.gpu.from_elements import from_elements_on_device
 
     with module.context, ir.Location.unknown():
-        checks_on_device(module)
+        from_elements_on_device(module)
 
 
 @register_pass("mo-gpu-schedule", "linalg ops on memrefs -> gpu.launch kernels: elementwise "

@@ -26,7 +26,7 @@ from max.compiler.targets.fallback import lower_with_fallback
 from max.compiler.targets.nvidia import ASYNC_HOST, HOST_TO_LLVM, OUTLINE
 
 AMD = Target("amd", (
-    Stage("mo-gpu-device-checks"),  # the checks buffer written on the device
+    Stage("mo-gpu-from-elements"),  # tensors of scalars (the checks) built by kernels
     Stage("mo-entry-abi"),  # destination-passing memref entry, as on the CPU
     Stage("mo-duplicate-widenings"),
     Stage(FUSION_PIPELINE),

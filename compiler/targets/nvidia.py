@@ -35,7 +35,7 @@ TO_PTX = "gpu-module-to-binary{format=isa}"
 ASYNC_HOST = "func.func(gpu-async-region)"
 
 NVIDIA = Target("nvidia", (
-    Stage("mo-gpu-device-checks"),  # the checks buffer written on the device
+    Stage("mo-gpu-from-elements"),  # tensors of scalars (the checks) built by kernels
     Stage("mo-entry-abi"),  # destination-passing memref entry, as on the CPU
     Stage("mo-duplicate-widenings"),
     Stage(FUSION_PIPELINE),

@@ -132,7 +132,7 @@ class GpuModel(Model):
                                self._shapes.outputs([t.shape for t in inputs])):
             outputs.append(Tensor(spec.dtype, shape, device))
         args_ = [*inputs, *self._fixed, *outputs]
-        if self._checks:  # one flag a check, written by a kernel (compiler/gpu/checks.py)
+        if self._checks:  # one flag a check, written by a kernel (compiler/gpu/from_elements.py)
             flags = Tensor(DType.int8, (len(self._checks),), device)
             args_.append(flags)
         descriptors = [_descriptor(t) for t in args_]

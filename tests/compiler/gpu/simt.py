@@ -108,6 +108,18 @@ class Machine:
                 for _ in self._op(op, env):
                     raise AssertionError(f"{op.name} waits on the host")
 
+    def _global(self, name: str, t: ir.Type) -> np.ndarray:
+        """The value of ``memref.global @name`` (a dense constant), as an array."""
+        for op in self.module.body.operations:
+            op = op.operation
+            if op.name == "memref.global" and \
+                    ir.StringAttr(op.attributes["sym_name"]).value == name:
+                mt = ir.MemRefType(t)
+                dt = dtype_of(mt.element_type) or np.int64
+                value = np.array(ir.DenseElementsAttr(op.attributes["initial_value"]))
+                return np.broadcast_to(value.astype(dt), list(mt.shape)).copy()
+        raise KeyError(f"simt: no memref.global @{name}")
+
     def _launch(self, launch: ir.Operation, env: dict) -> None:
         grid = [int(env[v]) for v in list(launch.operands)[:3]]
         block = [int(env[v]) for v in list(launch.operands)[3:6]]
@@ -221,6 +233,28 @@ class Machine:
                       "arith.trunci", "arith.index_cast", "arith.fptosi", "arith.extui",
                       "arith.uitofp"):
             env[res[0]] = _cast(get[0], res[0].type)
+        elif name == "memref.subview":  # a strided view (static offsets, sizes, strides)
+            dyn = ir.ShapedType.get_dynamic_size()
+            values = iter(int(v) for v in get[1:])
+            parts = [[next(values) if x == dyn else x
+                      for x in ir.DenseI64ArrayAttr(op.attributes[key])]
+                     for key in ("static_offsets", "static_sizes", "static_strides")]
+            view = get[0][tuple(slice(o, o + n * st, st) for o, n, st in zip(*parts))]
+            dropped = len(view.shape) - ir.MemRefType(res[0].type).rank
+            env[res[0]] = view.reshape(ir.MemRefType(res[0].type).shape) if dropped else view
+        elif name == "memref.reshape":
+            env[res[0]] = get[0].reshape(tuple(int(n) for n in get[1]))
+        elif name == "memref.alloc":  # host memory (a reshape's shape)
+            t = ir.MemRefType(res[0].type)
+            sizes = iter(int(v) for v in get)
+            env[res[0]] = np.zeros([next(sizes) if n == ir.ShapedType.get_dynamic_size()
+                                    else n for n in t.shape], dtype_of(t.element_type) or
+                                   np.int64)
+        elif name == "memref.dealloc":
+            pass
+        elif name == "memref.get_global":
+            env[res[0]] = self._global(ir.FlatSymbolRefAttr(op.attributes["name"]).value,
+                                       res[0].type)
         elif name == "memref.dim":
             env[res[0]] = get[0].shape[int(get[1])]
         elif name == "memref.load":

@@ -161,3 +161,57 @@ def test_gather_and_its_index_check() -> None:
     _, flags = run_graph(graph, [x, np.array([3, 100], np.int64)],
                          [((2, 64), np.float32), ((1,), np.int8)])
     np.testing.assert_array_equal(flags, [1])
+
+
+def test_a_small_encoder_over_symbolic_sizes() -> None:
+    """A BERT-shaped graph (token and position embeddings gathered, layer norm, attention
+    with two heads, a GELU MLP) over symbolic batch and sequence: the numbers of every
+    kernel against numpy, and the three index checks (range, two gathers) all clear."""
+    import math
+
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    gpu = DeviceRef.GPU()
+    vocab, hidden, heads, ffn = 30, 16, 2, 32
+    hd = hidden // heads
+    p = {k: _f32(*s) * 0.3 for k, s in dict(
+        emb=(vocab, hidden), pos=(8, hidden), wqkv=(hidden, 3 * hidden), wo=(hidden, hidden),
+        w1=(hidden, ffn), w2=(ffn, hidden), g=(hidden,), b=(hidden,)).items()}
+
+    def c(a):
+        return ops.constant(a, F32, gpu)
+
+    def forward(ids):
+        b, s = ids.shape
+        x = ops.gather(c(p["emb"]), ids, axis=0) + ops.gather(
+            c(p["pos"]), ops.range(0, s, 1, dtype=DType.int64, device=gpu), axis=0)
+        x = ops.layer_norm(x, c(p["g"]), c(p["b"]), 1e-5)
+        q, k, v = ops.split(x @ c(p["wqkv"]), [hidden] * 3, axis=-1)
+
+        def split_heads(t):
+            return ops.permute(ops.reshape(t, [b, s, heads, hd]), [0, 2, 1, 3])
+
+        att = ops.softmax(split_heads(q) @ ops.permute(split_heads(k), [0, 1, 3, 2])
+                          * (1 / math.sqrt(hd)))
+        o = ops.reshape(ops.permute(att @ split_heads(v), [0, 2, 1, 3]), [b, s, hidden])
+        h = x + o @ c(p["wo"])
+        return h + ops.gelu(h @ c(p["w1"])) @ c(p["w2"])
+
+    graph = Graph("encoder", forward, input_types=[
+        TensorType(DType.int64, (Dim("batch"), Dim("seq")), gpu)])
+    ids = rng.integers(0, vocab, (2, 5)).astype(np.int64)
+    out, flags = run_graph(graph, [ids], [((2, 5, hidden), np.float32), ((3,), np.int8)])
+    np.testing.assert_array_equal(flags, [0, 0, 0])
+
+    x = p["emb"][ids] + p["pos"][:5]
+    mu = x.mean(-1, keepdims=True)
+    x = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * p["g"] + p["b"]
+    q, k, v = (t.reshape(2, 5, heads, hd).transpose(0, 2, 1, 3)
+               for t in np.split(x @ p["wqkv"], 3, -1))
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    o = (e / e.sum(-1, keepdims=True) @ v).transpose(0, 2, 1, 3).reshape(2, 5, hidden)
+    h = x + o @ p["wo"]
+    z = (h @ p["w1"]).astype(np.float64)
+    want = h + 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2))) @ p["w2"]
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
