@@ -31,7 +31,13 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
-from max.compiler.pipelines import arg_layouts, layout_schedule, matmul_pack, matmul_schedule
+from max.compiler.pipelines import (
+    arg_layouts,
+    block_pack,
+    layout_schedule,
+    matmul_pack,
+    matmul_schedule,
+)
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -507,6 +513,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
 
+    block_pack.sequential_foralls(module)  # a panel matmul's block loops: plain loops
     matmul_pack.drop_self_copies(module)
     matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row

@@ -134,8 +134,9 @@ def _rows_worth_it(sizes: list[int], n: int) -> bool:
 
 
 # (number of loops, operand whose producer to fuse or None (a tuple: a chain, each the next
-# producer's operand), loop to split, its tile size or 0 for n equal parts)
-Plan = tuple[int, int | tuple[int, ...] | None, int, int]
+# producer's operand; a list: several chains, each from the op), loop to split, its tile size
+# or 0 for n equal parts)
+Plan = tuple[int, int | tuple[int, ...] | list[tuple[int, ...]] | None, int, int]
 
 
 def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
@@ -231,19 +232,25 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
             if handle:
                 body += match_threads(sid, handle[1:])
             split = forall_text(loops, axis, n, handle)
-        chain = () if operand is None else (operand,) if isinstance(operand, int) else operand
+        # A list: several chains, each from the op itself (a panel matmul's fill and B copy).
+        chains = (operand if isinstance(operand, list) else [] if operand is None
+                  else [(operand,)] if isinstance(operand, int) else [operand])
         # Every producer's handle is taken before tiling: after it, the fused op's operand
         # is a slice of its producer, not the producer itself.
-        for j, nxt in enumerate(chain):
-            of = f"%m{sid}" if j == 0 else f"%i{sid}_{j - 1}"
-            body += (f"    %i{sid}_{j} = transform.get_producer_of_operand {of}[{nxt}] : "
-                     f"({_ANY}) -> {_ANY}\n")
+        names = []
+        for c, chain in enumerate(chains):
+            for j, nxt in enumerate(chain):
+                of = f"%m{sid}" if j == 0 else names[-1]
+                names.append(f"%i{sid}_{c}_{j}")
+                body += (f"    {names[-1]} = transform.get_producer_of_operand {of}[{nxt}] : "
+                         f"({_ANY}) -> {_ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
                  f"{split}\n")
         fuse = ""
-        for j in range(len(chain)):
-            fuse += (f"    %ff{sid}_{j}, %fb{sid}_{j} = transform.structured.fuse_into_containing_op "
-                     f"%i{sid}_{j} into %fa{sid} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n")
+        for name in names:
+            fuse += (f"    %ff{name[1:]}, %fb{name[1:]} = transform.structured."
+                     f"fuse_into_containing_op {name} into %fa{sid} : ({_ANY}, {_ANY}) -> "
+                     f"({_ANY}, {_ANY})\n")
         if fuse:
             body += _suppress(fuse)
         s += _suppress(body)

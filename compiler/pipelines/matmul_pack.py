@@ -19,8 +19,13 @@ tagged :data:`PACKED`, on C viewed as ``[M, N/32, 32]`` (the same bytes). Bp is
   the IR, so a failed schedule (the whole module restored and run as plain loops) records
   nothing. After bufferization :func:`linear_panels` makes that view a cast with plain
   strides, so that the kernel's B pointer just advances.
-* else packed at run time by a copy (a transposing generic, scheduled as elementwise), for
-  enough rows to pay for it (:data:`MIN_ROWS_RUNTIME`).
+* else packed at run time by a copy (a transposing generic), for enough rows to pay for it
+  (:data:`MIN_ROWS_RUNTIME`). The copy is no op of its own (:data:`BLOCK_PACK`): as BLIS
+  does, the matmul packs B one column block at a time (JC panels by all of K, 1 MiB at
+  K = 1024) into a buffer of that size, inside its column-block loop and right before every
+  row of the thread's part runs over it, so the panels are read back from L2; a whole-B copy
+  wrote 4 MiB to memory and read it back (about 7 % of matmul 1024^3); see
+  :mod:`block_pack`.
 
 A bias or activation after a panel matmul is then no epilogue group (``fuse_epilogues`` finds
 no ``linalg.matmul``): it runs as its own elementwise pass over C, from L2 at these sizes.
@@ -51,6 +56,10 @@ from max.runtime.layouts import PANEL, apply_layout
 
 MR = 8  # rows of the register tile
 PACKED = "mo.pmm"  # on the panel-matmul generic
+# On a panel matmul whose run-time copy of B into panels is fused into its column-block loop,
+# and on that copy (which is then no op of its own: see block_pack).
+BLOCK_PACK = "mo.pmm_pack"
+BLOCK_FILL = "mo.pmm_fill"  # on such a matmul whose zero fill of C goes into its row blocks
 # Cache tile: MC rows x JC panels, K blocks of KC. A KC x 32 panel slice (32 KiB) stays in L1
 # while the rows run; the MC x KC block of A (128 KiB) in L2. Measured at 1024^3 on one core:
 # (128, 8, 256) and (256, 8, 256) best, (256, 8, 64) 10% slower.
@@ -58,6 +67,13 @@ MC, JC, KC = 128, 8, 256
 MIN_ROWS_RUNTIME = 256  # a run-time copy of B (2 K N bytes moved) pays for M rows of reuse
 MIN_MACS = 1 << 18
 N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of the rows
+# Block-packing matmuls (B packed per column block, in L2): 32-row cache tiles (1024^3, 2
+# threads, same process: 32 rows 1.068 x torch, 64 1.084, 128 1.088; 12 x 32 or 14 x 32
+# register tiles 1.14); threads split rows from 512 rows each (each packs all of B: 2048 x
+# 512 x 512 3.11 ms against 3.37 by columns), else columns (256 x 2048 x 2048: 7.96 ms by
+# columns, 11.0 by rows).
+BLOCK_MC = 32
+ROW_SPLIT_ROWS = 512
 
 _DYN = ir.ShapedType.get_dynamic_size()
 
@@ -171,6 +187,21 @@ def _write_through(result: ir.Value, c3: ir.Value) -> None:
     store.erase()
 
 
+def _mark_block_pack(copy: ir.Operation, pmm: ir.Operation) -> None:
+    """Marks a panel matmul that packs its run-time B per column block (and zeroes C per
+    row block, where C starts as a fill): its copy and fill become no ops of their own."""
+    from max.compiler.pipelines.matmul_schedule import FUSED
+
+    unit = ir.UnitAttr.get()
+    pmm.attributes[BLOCK_PACK] = unit
+    copy.attributes[BLOCK_PACK] = unit
+    copy.attributes[FUSED] = unit
+    fill = as_op(pmm.operands[2].owner)
+    if fill is not None and fill.name == "linalg.fill":
+        fill.attributes[FUSED] = unit
+        pmm.attributes[BLOCK_FILL] = unit
+
+
 def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -> int:
     """Turns each eligible top-level matmul into a panel matmul; returns how many.
 
@@ -202,6 +233,8 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
                     bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
                     c3 = _panel_matmul(mm.operands[0], bp,
                                        _init3(mm.operands[2], m, n // PANEL, rows))
+                    if src is None:
+                        _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
                     c = _collapse(c3, [m, n], [[0], [1, 2]])
                 old_init = as_op(mm.operands[2].owner)
                 _write_through(mm.results[0], c3)
@@ -307,23 +340,43 @@ def _fit(size: int, limit: int, step: int) -> int:
 
 
 def tiles(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
-    """((mc, jc, kc),) of a panel matmul; 0 where the tile covers the whole dim."""
+    """((mc, jc, kc),) of a panel matmul; 0 where the tile covers the whole dim. A matmul
+    that packs its own B blocks (:data:`BLOCK_PACK`): ((mc, jc, kc), (1, fill)) with jc never 0
+    (``fill``: 1 where it zeroes C per row block, :data:`BLOCK_FILL`)."""
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
+    if BLOCK_PACK in op.attributes:
+        mc = _fit(m, BLOCK_MC, MR)
+        jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
+        return ((0 if mc == m else mc, jc, 0 if kc == k else kc),
+                (1, int(BLOCK_FILL in op.attributes)))
     mc = MC if m == _DYN else _fit(m, MC, MR)
     jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
     return ((0 if mc == m else mc, 0 if jc == j else jc, 0 if kc == k else kc),)
 
 
 def thread_plan(op: ir.Operation, threads: int,
-                min_macs: int) -> tuple[int, int, int, int] | None:
-    """Rows split over threads, or the panels for few rows; the fill of C goes along."""
+                min_macs: int) -> tuple[int, object, int, int] | None:
+    """Rows split over threads, or the panels for few rows; the fill of C goes along.
+
+    A matmul that packs its own B blocks (:data:`BLOCK_PACK`) takes its copy of B along too
+    (as a list of chains, see ``cpu_threads.parallel_script``): each thread packs the panels
+    it reads. Its threads split the rows from :data:`ROW_SPLIT_ROWS` rows each (each packs all
+    of B, which that many rows repay), else whole column blocks (each packs its own half).
+    """
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
     if m == _DYN:  # symbolic rows (a batch, a sequence): most likely many
         return 4, 2, 0, 0
     if m * j * PANEL * k < min_macs:
         return None
+    if BLOCK_PACK in op.attributes:
+        (_, jc, _), _ = tiles(op)
+        if m < threads * ROW_SPLIT_ROWS and j % (threads * jc) == 0:
+            return 4, [(2,), (1,)], 1, j // threads  # whole column blocks per thread
+        if m < threads * MR:
+            return None
+        return 4, [(2,), (1,)], 0, 0
     if m <= N_SPLIT_ROWS and j >= threads:
         return 4, 2, 1, -(-j // threads)
     if m < threads * MR:
@@ -333,15 +386,26 @@ def thread_plan(op: ir.Operation, threads: int,
 
 def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     """Transform ops (inside a suppressed sequence) for the panel matmul ``target``."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+    from max.compiler.pipelines.cpu_schedule import _tile
 
-    (mc, jc, kc), = plan
+    (mc, jc, kc), *pack = plan
+    if pack:
+        from max.compiler.pipelines.block_pack import schedule as block_schedule
+
+        return block_schedule(sid, target, (mc, jc, kc), bool(pack[0][1]))
     s, op = "", target
     if mc or jc or kc:
         s += _tile(op, f"pa{sid}", [mc, jc, 0, kc])
         op = f"%pa{sid}"
+    return s + register_tiles(sid, op)
+
+
+def register_tiles(sid: int, op: str) -> str:
+    """Register tiles [8, 1, 32] of the cache tile ``op``, then K by 1 (see the module doc)."""
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+
     # Panel outer, rows inner: the panel's K x 32 slice stays in L1 over all the rows.
-    s += _tile(op, f"pb{sid}", [MR, 1, PANEL, 0]).replace(
+    s = _tile(op, f"pb{sid}", [MR, 1, PANEL, 0]).replace(
         f" : ({_ANY})", f" interchange = [1, 0, 2, 3] : ({_ANY})", 1)
     s += _peel(f"%pb{sid}l#1", f"ppm{sid}")  # rows not a multiple of 8: a static remainder
     # The unit panel dim dropped (rank-reducing slices): a 2-D matmul-shaped generic.
@@ -355,6 +419,6 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     return s
 
 
-__all__ = ["PACKED", "drop_self_copies", "eligible", "linear_panels", "pack_constants", "rewrite",
-           "schedule", "thread_plan", "tiles"]
+__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "drop_self_copies", "eligible", "linear_panels",
+           "pack_constants", "register_tiles", "rewrite", "schedule", "thread_plan", "tiles"]
 
