@@ -1,4 +1,5 @@
-"""The matmul schedule: ``linalg.matmul`` on f32, tiled through shared memory.
+"""The matmul schedule: ``linalg.matmul`` and ``linalg.batch_matmul`` on f32, tiled through
+shared memory (a batch: one layer of the grid per matrix).
 
 A block computes a 64 x 64 tile of C with 256 threads, each a 4 x 4 sub-tile kept in registers.
 K advances 16 at a time: the threads copy the A tile (transposed, so that a thread's 4 rows
@@ -6,8 +7,9 @@ are one 128-bit shared load) and the B tile into workgroup memory with 128-bit g
 ``gpu.barrier``, then each does 16 steps of 16 FMAs from shared memory, ``gpu.barrier``.
 C is read once at the end (``linalg.matmul`` accumulates into its output) and written with
 128-bit stores. Rows of C beyond M are guarded (M may be symbolic: the grid and the guards
-read it from A at run time); N must be a multiple of 64 and K of 16 (otherwise the op stays a
-plain-loops fallback, recorded).
+read it from A at run time); N must be a multiple of 32 (not of 64: 64 x 32 tiles, 4 x 2 a
+thread, 64-bit accesses to B and C) and K of 16 (otherwise the op stays a plain-loops
+fallback, recorded).
 """
 
 from __future__ import annotations
@@ -19,17 +21,24 @@ from max.compiler.gpu.body import KernelText, emit_group
 
 BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
 THREADS = (BM // TM) * (BN // TN)  # 256
+# N a multiple of 32 only (an attention's p @ v over 32-wide heads): tiles of 64 x 32, each
+# thread 4 x 2 outputs, B loaded 2 floats a thread (the same 256 threads, 16 a tile row).
+NARROW_BN = 32
 WG = "#gpu.address_space<workgroup>"
 DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
                 "affine_map<(d0, d1, d2) -> (d0, d1)>]")
+BATCH_MAPS = ("[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, "
+              "affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, "
+              "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]")
+NAMES = {"linalg.matmul": DEFAULT_MAPS, "linalg.batch_matmul": BATCH_MAPS}
 
 
 def why_not(op: ir.Operation) -> str | None:
     """Why this schedule cannot take ``op`` (None: it can)."""
-    if op.name != "linalg.matmul":
-        return "not linalg.matmul"
+    if op.name not in NAMES:
+        return "not linalg.matmul or linalg.batch_matmul"
     if "indexing_maps" in op.attributes and \
-            str(op.attributes["indexing_maps"]) != DEFAULT_MAPS:
+            str(op.attributes["indexing_maps"]) != NAMES[op.name]:
         return "a transposed matmul"
     if "cast" in op.attributes and "unsigned" in str(op.attributes["cast"]):
         return "an unsigned casting matmul"
@@ -41,11 +50,13 @@ def why_not(op: ir.Operation) -> str | None:
         if not isinstance(mt.element_type, ir.F32Type) or "strided" in str(t) or \
                 mt.memory_space is not None:
             return f"operand {t} is not a contiguous f32 memref"
-    if not ir.MemRefType(types[1]).has_static_shape:
-        return f"B {types[1]} has symbolic sizes (only M may be symbolic)"
-    (m, k), (_, n) = ir.MemRefType(types[0]).shape, ir.MemRefType(types[1]).shape
-    if n % BN or k % BK or m == 0:
-        return f"N={n} is not a multiple of {BN} or K={k} of {BK}"
+    batched = op.name == "linalg.batch_matmul"
+    if any(d == DYNAMIC for d in ir.MemRefType(types[1]).shape[batched:]):
+        return f"B {types[1]} has symbolic sizes (only M and the batch may be symbolic)"
+    (m, k), (_, n) = (ir.MemRefType(types[0]).shape[batched:],
+                      ir.MemRefType(types[1]).shape[batched:])
+    if n % NARROW_BN or k % BK or m == 0:
+        return f"N={n} is not a multiple of {NARROW_BN} or K={k} of {BK}"
     return None
 
 
@@ -56,40 +67,56 @@ def emit(op: ir.Operation) -> None:
 
 
 def kernel_text(op: ir.Operation) -> str:
-    """The kernel module text (see ``body.emit_group``)."""
+    """The kernel module text (see ``body.emit_group``). A batched matmul: one grid layer
+    (``%bz``) per matrix of the batch, every access prefixed by it."""
     ta, tb, tc = (str(v.type) for v in op.operands)
-    (m, kdim), (_, n) = ir.MemRefType(op.operands[0].type).shape, \
-        ir.MemRefType(op.operands[1].type).shape
+    batched = op.name == "linalg.batch_matmul"
+    a_shape = ir.MemRefType(op.operands[0].type).shape
+    (m, kdim), (_, n) = a_shape[batched:], ir.MemRefType(op.operands[1].type).shape[batched:]
     k = KernelText()
     c = k.const_index
     one = c(1)
     v4 = "vector<4xf32>"
-    as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{BN}xf32, {WG}>"
+    bn = BN if n % BN == 0 else NARROW_BN  # the tile's columns
+    tn = bn // (THREADS // (BM // TM))  # each thread's columns: 4, or 2 in a narrow tile
+    vn = f"vector<{tn}xf32>"  # a thread's row of B (and of C) in one access
+    as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{bn}xf32, {WG}>"
     if m == DYNAMIC:  # symbolic rows: the row guards compare with the run-time M
-        rows = k.op(f"memref.dim %a0, {c(0)} : {ta}", "m")
+        rows = k.op(f"memref.dim %a0, {c(int(batched))} : {ta}", "m")
         row_tiles = grid(k, rows, BM)
     else:
         rows, row_tiles = c(m), c(-(-m // BM))
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // BN)}, %gy = {row_tiles}, "
-          f"%gz = {one}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
+    layers, guard = one, None
+    if batched:
+        if a_shape[0] == DYNAMIC:  # at least one layer; those past the batch do nothing
+            guard = k.op(f"memref.dim %a0, {c(0)} : {ta}", "b")
+            layers = grid(k, guard, 1)
+        else:
+            layers = c(max(1, a_shape[0]))
+            guard = c(0) if a_shape[0] == 0 else None
+    at = "%bz, " if batched else ""  # the batch index of every access
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // bn)}, %gy = {row_tiles}, "
+          f"%gz = {layers}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
           f"%sz = {one}) workgroup(%as : {as_t}, %bs : {bs_t}) {{")
+    if guard is not None:  # uniform per block: its barriers stay uniform
+        k.raw(f"scf.if {k.op(f'arith.cmpi ult, %bz, {guard} : index', 'p')} {{")
     m0 = k.op(f"arith.muli %by, {c(BM)} : index")
-    n0 = k.op(f"arith.muli %bx, {c(BN)} : index")
-    trow = k.op(f"arith.divui %tx, {c(BN // TN)} : index")
-    tcol = k.op(f"arith.remui %tx, {c(BN // TN)} : index")
+    n0 = k.op(f"arith.muli %bx, {c(bn)} : index")
+    trow = k.op(f"arith.divui %tx, {c(bn // tn)} : index")
+    tcol = k.op(f"arith.remui %tx, {c(bn // tn)} : index")
     a_col = k.op(f"arith.muli {trow}, {c(TM)} : index")  # the thread's rows in the tile
-    b_col = k.op(f"arith.muli {tcol}, {c(TN)} : index")  # and columns
-    # Tile loads: A: row tx/4, k chunk (tx%4)*4; B: k row tx/16, n chunk (tx%16)*4.
+    b_col = k.op(f"arith.muli {tcol}, {c(tn)} : index")  # and columns
+    # Tile loads: A: row tx/4, k chunk (tx%4)*4; B: k row tx/16, n chunk (tx%16)*tn.
     a_row = k.op(f"arith.divui %tx, {c(BK // 4)} : index")
     a_k = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BK // 4)} : index')}, {c(4)} : index")
     a_grow = k.op(f"arith.addi {m0}, {a_row} : index")
     a_in = k.op(f"arith.cmpi ult, {a_grow}, {rows} : index", "p")
-    b_k = k.op(f"arith.divui %tx, {c(BN // 4)} : index")
-    b_n = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(BN // 4)} : index')}, {c(4)} : index")
+    b_k = k.op(f"arith.divui %tx, {c(bn // tn)} : index")
+    b_n = k.op(f"arith.muli {k.op(f'arith.remui %tx, {c(bn // tn)} : index')}, {c(tn)} : index")
     b_gn = k.op(f"arith.addi {n0}, {b_n} : index")
     zero_f = k.op("arith.constant 0.0 : f32")
     zero_v = k.op(f"arith.constant dense<0.0> : {v4}")
-    accs = [[zero_f] * TN for _ in range(TM)]
+    accs = [[zero_f] * tn for _ in range(TM)]
     flat = [a for row in accs for a in row]
     res = [k.fresh("acc") for _ in flat]
     its = [k.fresh("it") for _ in flat]
@@ -100,7 +127,7 @@ def kernel_text(op: ir.Operation) -> str:
     a_gk = k.op(f"arith.addi %k0, {a_k} : index")
     a_vec = k.fresh("av")
     k.raw(f"{a_vec} = scf.if {a_in} -> ({v4}) {{")
-    loaded = k.op(f"vector.load %a0[{a_grow}, {a_gk}] {{alignment = 16}} : {ta}, {v4}")
+    loaded = k.op(f"vector.load %a0[{at}{a_grow}, {a_gk}] {{alignment = 16}} : {ta}, {v4}")
     k.raw(f"scf.yield {loaded} : {v4}")
     k.raw("} else {")
     k.raw(f"scf.yield {zero_v} : {v4}")
@@ -110,36 +137,40 @@ def kernel_text(op: ir.Operation) -> str:
         row = k.op(f"arith.addi {a_k}, {c(i)} : index")
         k.raw(f"memref.store {lane}, %as[{row}, {a_row}] : {as_t}")
     b_gk = k.op(f"arith.addi %k0, {b_k} : index")
-    b_vec = k.op(f"vector.load %a1[{b_gk}, {b_gn}] {{alignment = 16}} : {tb}, {v4}")
-    k.raw(f"vector.store {b_vec}, %bs[{b_k}, {b_n}] {{alignment = 16}} : {bs_t}, {v4}")
+    align = 4 * tn
+    b_vec = k.op(f"vector.load %a1[{at}{b_gk}, {b_gn}] {{alignment = {align}}} : {tb}, {vn}")
+    k.raw(f"vector.store {b_vec}, %bs[{b_k}, {b_n}] {{alignment = {align}}} : {bs_t}, {vn}")
     k.raw("gpu.barrier")
-    # 16 steps of a 4 x 4 outer product from shared memory.
+    # 16 steps of a 4 x tn outer product from shared memory.
     inner_res = [k.fresh("acc") for _ in flat]
     inner_its = [k.fresh("it") for _ in flat]
     k.raw(f"{', '.join(inner_res)} = scf.for %kk = {c(0)} to {c(BK)} step {one} "
           f"iter_args({', '.join(f'{i} = {a}' for i, a in zip(inner_its, its))}) -> "
           f"({ftypes}) {{")
     av = k.op(f"vector.load %as[%kk, {a_col}] {{alignment = 16}} : {as_t}, {v4}")
-    bv = k.op(f"vector.load %bs[%kk, {b_col}] {{alignment = 16}} : {bs_t}, {v4}")
+    bv = k.op(f"vector.load %bs[%kk, {b_col}] {{alignment = {align}}} : {bs_t}, {vn}")
     a_l = [k.op(f"vector.extract {av}[{i}] : f32 from {v4}") for i in range(TM)]
-    b_l = [k.op(f"vector.extract {bv}[{j}] : f32 from {v4}") for j in range(TN)]
-    new = [k.op(f"math.fma {a_l[i]}, {b_l[j]}, {inner_its[i * TN + j]} : f32")
-           for i in range(TM) for j in range(TN)]
+    b_l = [k.op(f"vector.extract {bv}[{j}] : f32 from {vn}") for j in range(tn)]
+    new = [k.op(f"math.fma {a_l[i]}, {b_l[j]}, {inner_its[i * tn + j]} : f32")
+           for i in range(TM) for j in range(tn)]
     k.raw(f"scf.yield {', '.join(new)} : {ftypes}")
     k.raw("}")
     k.raw("gpu.barrier")
     k.raw(f"scf.yield {', '.join(inner_res)} : {ftypes}")
     k.raw("}")
-    # C += the tile (linalg.matmul accumulates), one 128-bit load and store per row.
+    # C += the tile (linalg.matmul accumulates), one vector load and store per row.
     for i in range(TM):
         row = k.op(f"arith.addi {m0}, {k.op(f'arith.addi {a_col}, {c(i)} : index')} : index")
         col = k.op(f"arith.addi {n0}, {b_col} : index")
         inside = k.op(f"arith.cmpi ult, {row}, {rows} : index", "p")
         k.raw(f"scf.if {inside} {{")
-        old = k.op(f"vector.load %a2[{row}, {col}] {{alignment = 16}} : {tc}, {v4}")
-        tile = k.op(f"vector.from_elements {', '.join(res[i * TN:(i + 1) * TN])} : {v4}")
-        total = k.op(f"arith.addf {old}, {tile} : {v4}")
-        k.raw(f"vector.store {total}, %a2[{row}, {col}] {{alignment = 16}} : {tc}, {v4}")
+        old = k.op(f"vector.load %a2[{at}{row}, {col}] {{alignment = {align}}} : {tc}, {vn}")
+        tile = k.op(f"vector.from_elements {', '.join(res[i * tn:(i + 1) * tn])} : {vn}")
+        total = k.op(f"arith.addf {old}, {tile} : {vn}")
+        k.raw(f"vector.store {total}, %a2[{at}{row}, {col}] {{alignment = {align}}} : {tc}, "
+              f"{vn}")
+        k.raw("}")
+    if guard is not None:
         k.raw("}")
     k.raw("gpu.terminator")
     k.raw("}")

@@ -86,12 +86,12 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int,
         for group in row_group.find_groups(fn.regions[0].blocks[0]):
             row_group.emit(group, reduce_block, wave)
         for op in list(fn.regions[0].blocks[0].operations):
-            if op.operation.name == "linalg.matmul":
+            if op.operation.name in matmul.NAMES:
                 why_mm = matmul.why_not(op.operation)
                 if why_mm is None:
                     matmul.emit(op.operation)
                 else:
-                    left.append(f"linalg.matmul: {why_mm}")
+                    left.append(f"{op.operation.name}: {why_mm}")
         ops = [op for op in fn.regions[0].blocks[0].operations
                if op.name == "linalg.generic"]
         for op in ops:

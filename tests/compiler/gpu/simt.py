@@ -123,10 +123,11 @@ class Machine:
     def _launch(self, launch: ir.Operation, env: dict) -> None:
         grid = [int(env[v]) for v in list(launch.operands)[:3]]
         block = [int(env[v]) for v in list(launch.operands)[3:6]]
-        assert grid[2] == 1 and block[1:] == [1, 1], (grid, block)
+        assert block[1:] == [1, 1], (grid, block)
         region = launch.regions[0].blocks[0]
         params = list(region.arguments)
-        for bx, by in ((x, y) for y in range(grid[1]) for x in range(grid[0])):
+        for bx, by, bz in ((x, y, z) for z in range(grid[2]) for y in range(grid[1])
+                           for x in range(grid[0])):
             shared = []
             for arg in params[12:]:
                 t = ir.MemRefType(arg.type)
@@ -134,8 +135,8 @@ class Machine:
             threads = []
             for tx in range(block[0]):
                 local = dict(env)
-                for arg, value in zip(params, [bx, by, 0, tx, 0, 0, grid[0], grid[1], 1,
-                                               block[0], 1, 1] + shared):
+                for arg, value in zip(params, [bx, by, bz, tx, 0, 0, grid[0], grid[1],
+                                               grid[2], block[0], 1, 1] + shared):
                     local[arg] = value
                 threads.append(self._region(region, local))
             self._schedule(threads)

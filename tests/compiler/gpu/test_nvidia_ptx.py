@@ -146,6 +146,14 @@ def test_matmul_is_tiled_through_shared_memory(ptxas, m: int) -> None:
     _assembles_clean(ptxas, ptx)
 
 
+def test_narrow_matmul_tiles_use_64_bit_accesses(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda p, v: p @ v, [(F32, (12, 128, 128)), (F32, (12, 128, 32))])
+    assert fallbacks == []
+    assert ptx.count(".shared .align 16 .b8") == 2 and "bar.sync" in ptx
+    assert re.search(r"ld\.global(\.nc)?\.v2\.(b32|f32)", ptx)  # B: 2 floats a thread
+    _assembles_clean(ptxas, ptx)
+
+
 def test_matmul_of_other_sizes_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
     ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (64, 128)), (F32, (128, 100))])
     assert fallbacks == ["matmul (linalg.matmul)"]
@@ -204,4 +212,13 @@ def test_symbolic_row_length_is_a_block_reduction(ptxas) -> None:
     ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=-1), [(F32, ("rows", "n"))])
     assert fallbacks == []
     assert ptx.count("shfl.sync.bfly") == 10  # one block reduction (a fill and a copy besides)
+    _assembles_clean(ptxas, ptx)
+
+
+def test_batched_matmul_is_tiled_a_grid_layer_per_matrix(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda q, k: q @ k, [(F32, ("heads", "seq", 64)),
+                                                  (F32, ("heads", 64, 128))])
+    assert fallbacks == []
+    assert ptx.count(".shared .align 16 .b8") == 2 and "bar.sync" in ptx
+    assert "%ctaid.z" in ptx  # the matrix of the batch
     _assembles_clean(ptxas, ptx)

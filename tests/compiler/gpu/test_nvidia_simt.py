@@ -73,6 +73,31 @@ def test_tiled_matmul(m: int, k: int, n: int) -> None:
     np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [0, 2])
+def test_batched_matmul(batch: int) -> None:
+    """One grid layer per matrix (a symbolic batch: at least one layer, none past it
+    writes); rows past M guarded in each."""
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    a, b = _f32(batch, 70, 16), _f32(batch, 16, 64)
+    graph = Graph("bmm", lambda x, y: x @ y, input_types=[
+        TensorType(F32, (Dim("h"), Dim("s"), 16), DeviceRef.GPU()),
+        TensorType(F32, (Dim("h"), 16, 64), DeviceRef.GPU())])
+    (out,) = run_graph(graph, [a, b], [((batch, 70, 64), np.float32)])
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("batch", "n"), [(3, 32), (None, 96)])
+def test_narrow_tiles_for_n_a_multiple_of_32(batch: int | None, n: int) -> None:
+    """N a multiple of 32, not of 64 (an attention's p @ v over 32-wide heads; N = 96):
+    64 x 32 tiles, 4 x 2 outputs a thread."""
+    lead = () if batch is None else (batch,)
+    a, b = _f32(*lead, 70, 32), _f32(*lead, 32, n)
+    (out,) = run_graph(gpu_graph(lambda x, y: x @ y, [(F32, a.shape), (F32, b.shape)]),
+                       [a, b], [((*lead, 70, n), np.float32)])
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+
+
 def test_argmax() -> None:
     x = _f32(4, 128)
     x[1, 7] = x[1, 90] = 50.0  # ties: the first index

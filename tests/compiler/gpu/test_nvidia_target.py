@@ -146,7 +146,7 @@ def test_unsupported_arch_is_an_error() -> None:
 def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
     """The benchmarks' encoder block and all-MiniLM-L6-v2 (12 layers' weights given at load,
     symbolic batch and sequence, token-id checks) placed on a GPU compile for sm_90; what
-    falls back to plain loops is recorded (the attention's batched matmuls)."""
+    falls back to plain loops is recorded."""
     import sys
 
     root = str(Path(__file__).resolve().parents[3])
@@ -158,7 +158,11 @@ def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
 
     text = str(getattr(graphs, name)().graph._module).replace('"cpu:0"', '"gpu:0"')
     record = compile_to_dir(text.encode(), "nvidia", {"arch": "sm_90"}, tmp_path)
-    assert set(record.fallbacks) <= {"matmul (linalg.batch_matmul)", "gather (linalg.generic)",
-                                     "reduce_sum (linalg.generic)",
-                                     "layer_norm+mul+reduce_sum (linalg.generic)"}
-    assert "matmul (linalg.batch_matmul)" in record.fallbacks
+    # The encoder's attention matmuls are tiled (its 32-wide heads too). MiniLM's sequence
+    # is symbolic: its q @ k^T has a symbolic N and p @ v a symbolic K, which the tiled
+    # kernel does not take (plain loops, recorded), nor its token-id checks' full
+    # reductions and its mean pooling over the sequence.
+    allowed = {"encoder": set(), "minilm": {
+        "matmul (linalg.batch_matmul)", "gather (linalg.generic)", "reduce_sum (linalg.generic)",
+        "layer_norm+mul+reduce_sum (linalg.generic)"}}[name]
+    assert set(record.fallbacks) <= allowed
