@@ -17,7 +17,10 @@ verifier fails, MLIR-FACTS), and :data:`LOWER_TO_LLVM_OMP` lowers ``memref.alloc
 before ``convert-scf-to-cf``. :func:`link_flags` links the ``.so`` against libiomp5 with an
 rpath, so that loading the model needs no environment. ``MAX_CPU_THREADS=1`` turns it off.
 An op with symbolic sizes is split into a run-time number of parts, 1 (no fork) where its
-actual work is below the thresholds here (:mod:`thread_gate`).
+actual work is below the thresholds here (:mod:`thread_gate`). A reduction whose split loop
+is symbolic (a batch: 1 per decode step) also splits a second loop into the parts the first
+leaves idle (attention's product-sums over a KV cache then use both cores at batch 1:
+a SmolLM2 decode step 6.44 -> 6.29 ms, in-process A/B).
 """
 
 from __future__ import annotations
@@ -205,8 +208,8 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return found
 
 
-def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = frozenset()
-                    ) -> str:
+def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = frozenset(),
+                    seconds: dict[int, int] | None = None) -> str:
     """Transform script: split one loop of each planned op into ``n`` forall iterations.
 
     ``plans``: sid -> :data:`Plan`. The producer of that operand (the fill that zeroes a
@@ -215,9 +218,12 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
     correct. Each op's split is its own ``failures(suppress)`` sequence. ``dynamic``: the
     sids whose number of parts is their run-time thread count
     (:func:`thread_gate.runtime_threads`, inserted before the op) instead of ``n``.
+    ``seconds``: sid -> a second loop split into its run-time parts (those sids are in
+    ``dynamic``; see :func:`thread_gate.second_axis`).
     """
+    seconds = seconds or {}
     from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
-    from max.compiler.pipelines.thread_gate import forall_text, match_threads
+    from max.compiler.pipelines.thread_gate import NT2_ATTR, forall_text, match_threads
 
     s = ""
     for sid, (loops, operand, axis, size) in sorted(plans.items()):
@@ -231,7 +237,11 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
             handle = f"%nt{sid}" if sid in dynamic else None
             if handle:
                 body += match_threads(sid, handle[1:])
-            split = forall_text(loops, axis, n, handle)
+            second = None
+            if handle and sid in seconds:
+                second = (seconds[sid], f"%nu{sid}")
+                body += match_threads(sid, f"nu{sid}", NT2_ATTR)
+            split = forall_text(loops, axis, n, handle, second)
         # A list: several chains, each from the op itself (a panel matmul's fill and B copy).
         chains = (operand if isinstance(operand, list) else [] if operand is None
                   else [(operand,)] if isinstance(operand, int) else [operand])
@@ -272,12 +282,20 @@ def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[i
     if not plans:
         return 0
     from max.compiler.pipelines.cpu_schedule import _apply
-    from max.compiler.pipelines.thread_gate import runtime_threads
+    from max.compiler.pipelines.thread_gate import runtime_threads, second_axis
 
-    # Symbolic sizes: the number of parts is decided at run time from the actual work.
+    # Symbolic sizes: the number of parts is decided at run time from the actual work; a
+    # reduction whose split loop is symbolic (a batch, 1 at run time) also splits a second
+    # loop among the threads the first leaves idle.
+    seconds: dict[int, int] = {}
+    for sid, (_, _, axis, size) in plans.items():
+        if not size and (ax := second_axis(ops[sid], tags[sid][0], axis, n)) is not None:
+            seconds[sid] = ax
     dynamic = frozenset(sid for sid, (_, _, axis, size) in plans.items()
-                        if not size and runtime_threads(ops[sid], tags[sid][0], axis, n, sid))
-    _apply(module, parallel_script(plans, n, dynamic))
+                        if not size and runtime_threads(ops[sid], tags[sid][0], axis, n, sid,
+                                                        seconds.get(sid)))
+    seconds = {sid: ax for sid, ax in seconds.items() if sid in dynamic}
+    _apply(module, parallel_script(plans, n, dynamic, seconds))
     return len(plans)
 
 

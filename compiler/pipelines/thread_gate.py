@@ -19,6 +19,10 @@ work). So such an op's ``scf.forall`` gets a run-time trip count instead of ``n`
   whatever team it gets, so the region is correct for any number of threads.
 
 Static sizes keep today's plan (a static count, no run-time test).
+
+A reduction split over a symbolic loop also gets a second split loop (:func:`second_axis`):
+its parts are ``n // parts of the first`` (2 at batch 1 on two threads, 1 from batch 2), so
+the forall has two run-time trip counts whose product never exceeds ``n``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
 NT_ATTR = "mo.nt"  # on the run-time thread count of the op whose mo.sid it equals
+NT2_ATTR = "mo.nt2"  # on the run-time parts of its second split loop (see second_axis)
 MAC_KINDS = frozenset({"matmul", "epilogue", "bmm", "pmatmul", "conv"})
 _DYN = ir.ShapedType.get_dynamic_size()
 Extent = int | tuple[ir.Value, int]  # a static size, or (tensor, dim) to read at run time
@@ -93,13 +98,44 @@ def _work(op: ir.Operation, kind: str) -> tuple[list[Extent], int] | None:
     return extents, MIN_PARALLEL_MACS if kind in MAC_KINDS else MIN_PARALLEL_ELEMENTS
 
 
-def runtime_threads(op: ir.Operation, kind: str, axis: int, n: int, key: int) -> bool:
+def second_axis(op: ir.Operation, kind: str, axis: int, n: int) -> int | None:
+    """The loop to split where the planned loop ``axis`` is symbolic and turns out smaller
+    than the thread count at run time (a batch of 1), or None.
+
+    Only for reductions (``reduction``, ``outer_reduction``): attention's product-sums over a
+    KV cache, ``[B, kv_heads, group, T, P, d]``, have their work in the inner loops. A
+    parallel loop other than ``axis``, never the innermost (the vector loop) nor a reduced one
+    nor one of size 1: a symbolic one (the cache length: likely large, and it splits evenly),
+    else the static one whose ``n`` parts are the most even (3 over 2 threads: 2 + 1), the
+    larger on a tie, the outer on a tie of both. (The innermost loop, split into run-time
+    parts, would leave a masked remainder tile that the reduction lowers to scalars.)
+    """
+    if kind not in ("reduction", "outer_reduction"):
+        return None
+    extents = loop_extents(op)
+    if extents is None or axis >= len(extents) or isinstance(extents[axis], int):
+        return None
+    iters = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+    best: tuple[float, int, int] | None = None  # (evenness, size, -loop)
+    for i, (it, e) in enumerate(zip(iters[:-1], extents[:-1])):
+        if i == axis or "parallel" not in it or e == 1:
+            continue
+        score = (2.0, 0, -i) if not isinstance(e, int) else (e / (n * -(-e // n)), e, -i)
+        if best is None or score > best:
+            best = score
+    return None if best is None else -best[2]
+
+
+def runtime_threads(op: ir.Operation, kind: str, axis: int, n: int, key: int,
+                    second: int | None = None) -> bool:
     """Inserts before ``op`` its run-time thread count (an ``index``, marked ``mo.nt = key``)
     where its work depends on symbolic sizes; returns whether it did.
 
     ``axis``: the loop split into ``n`` equal parts. False (nothing inserted) where every
     size involved is static, or where the work cannot be computed simply: the caller keeps
-    the static count ``n``.
+    the static count ``n``. ``second`` (:func:`second_axis`): also the parts of that loop
+    (marked ``mo.nt2 = key``), ``n // parts of axis`` clamped to its size: the threads that
+    ``axis`` leaves idle (all but one where it is 1 at run time) share it.
     """
     work = _work(op, kind)
     extents = loop_extents(op)
@@ -132,24 +168,38 @@ def runtime_threads(op: ir.Operation, kind: str, axis: int, n: int, key: int) ->
         else:
             parts = arith.maxui(arith.minui(value(split), const(n)), const(1))
         nt = arith.select(big, parts, const(1))
-        nt.owner.attributes[NT_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), key)
+        i64 = ir.IntegerType.get_signless(64)
+        nt.owner.attributes[NT_ATTR] = ir.IntegerAttr.get(i64, key)
+        if second is not None:
+            rest = arith.divui(const(n), parts)
+            size = extents[second]
+            limit = const(size) if isinstance(size, int) else value(size)
+            parts2 = arith.maxui(arith.minui(rest, limit), const(1))
+            nt2 = arith.select(big, parts2, const(1))
+            nt2.owner.attributes[NT2_ATTR] = ir.IntegerAttr.get(i64, key)
     return True
 
 
-def match_threads(key: int, name: str) -> str:
-    """Transform op: the handle ``%name`` to the run-time thread count marked ``key``."""
+def match_threads(key: int, name: str, attr: str = NT_ATTR) -> str:
+    """Transform op: the handle ``%name`` to the run-time thread count marked ``key``
+    (``attr``: :data:`NT2_ATTR` for the second split loop's parts)."""
     any_op = "!transform.any_op"
-    return (f"    %{name} = transform.structured.match attributes{{{NT_ATTR} = {key} : i64}} "
+    return (f"    %{name} = transform.structured.match attributes{{{attr} = {key} : i64}} "
             f"in %root : ({any_op}) -> {any_op}\n")
 
 
-def forall_text(loops: int, axis: int, n: int, handle: str | None) -> str:
+def forall_text(loops: int, axis: int, n: int, handle: str | None,
+                second: tuple[int, str] | None = None) -> str:
     """What follows the target of a ``tile_using_forall``: ``n`` parts of loop ``axis``
-    (``handle``: the run-time thread count's handle instead of the static ``n``)."""
+    (``handle``: the run-time thread count's handle instead of the static ``n``;
+    ``second``: (loop, handle) of a second split loop's run-time parts)."""
     any_op = "!transform.any_op"
     parts = ["0"] * loops
     parts[axis] = handle or str(n)
-    types = f"({any_op}, {any_op})" if handle else f"({any_op})"
+    if second is not None:
+        parts[second[0]] = second[1]
+    handles = sum(1 for p in parts if p.startswith("%"))
+    types = f"({', '.join([any_op] * (1 + handles))})"
     return f"num_threads [{', '.join(parts)}] : {types} -> ({any_op}, {any_op})"
 
 
@@ -236,5 +286,5 @@ def _loop_nest(par: ir.Operation) -> ir.Operation | None:
     return None
 
 
-__all__ = ["NT_ATTR", "forall_text", "loop_extents", "match_threads", "num_threads_of",
-           "runtime_threads", "set_num_threads"]
+__all__ = ["NT2_ATTR", "NT_ATTR", "forall_text", "loop_extents", "match_threads",
+           "num_threads_of", "runtime_threads", "second_axis", "set_num_threads"]

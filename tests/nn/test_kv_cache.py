@@ -74,6 +74,11 @@ def test_views_are_in_place_and_writes_land_at_each_rows_length() -> None:
     m.advance(slots, 1)
     np.testing.assert_array_equal(m.cache, expect)
     assert m.lengths.tolist() == [5, 3, 6]
+    # One row decoding alone (batch 1: a plain-indexed write) lands at its own length.
+    new = rng.standard_normal((2, 1, 1, 3, 4), dtype=np.float32)
+    m.commit([1], 0, new)
+    expect[0, :, 3, 1] = new[:, 0, 0]
+    np.testing.assert_array_equal(m.cache, expect)
     # A subset of rows is gathered (a copy), with the same values.
     sub = m.fetch([2, 0], 1)
     np.testing.assert_array_equal(sub.layers[1][0], expect[1, 0, :6][:, [2, 0]])

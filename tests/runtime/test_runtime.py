@@ -88,6 +88,44 @@ def test_check_failure_then_recovery(checked):
     np.testing.assert_array_equal(checked.run([x[:3]])[0], x[:3] * 2)
 
 
+def test_shapes_checked_once_are_rebound_for_each_call(kind):
+    """Two executables of one signature (the layers of a decoder) share the checked shapes'
+    sizes and strides; each call still binds its own arrays, alternating shapes (a growing
+    cache) are written again, and a shape error after a good call leaves the next good call
+    correct."""
+    fn = _function(kind, CONCAT, "_mlir_ciface_cat", 3)
+    sigs = ([TensorSig(F32, ("n", 3)), TensorSig(F32, ("m", 3))], [TensorSig(F32, ("n + m", 3))])
+    first, second = CpuExecutable(fn, *sigs, name="a"), CpuExecutable(fn, *sigs, name="b")
+    rng = np.random.default_rng(0)
+    for n, m in [(2, 4), (2, 4), (3, 4), (2, 4), (0, 5), (3, 4)]:
+        for exe in (first, second):
+            a = rng.standard_normal((n, 3)).astype(np.float32)
+            b = rng.standard_normal((m, 3)).astype(np.float32)
+            (out,) = exe.run([a, b])
+            assert out.shape == (n + m, 3)
+            np.testing.assert_array_equal(out, np.concatenate([a, b]))
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="dim 1 expected 3, got 4"):
+        first.run([a, np.ones((4, 4), np.float32)])
+    with pytest.raises(TypeError, match="expected dtype float32, got float64"):
+        first.run([a, np.ones((4, 3), np.float64)])  # shapes seen before: dtypes still checked
+    b = np.full((4, 3), 2.0, np.float32)
+    np.testing.assert_array_equal(first.run([a, b])[0], np.concatenate([a, b]))
+
+
+def test_symbol_bound_twice_is_refused_after_a_good_call():
+    """The checks of a signature's shapes are remembered only once they passed."""
+    fn = load_shared_object(build_so(CONCAT), symbol="_mlir_ciface_cat", num_args=3)
+    exe = CpuExecutable(fn, [TensorSig(F32, ("n", 3)), TensorSig(F32, ("n", 3))],
+                        [TensorSig(F32, ("n + n", 3))], name="same")
+    a = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(exe.run([a, a + 1])[0], np.concatenate([a, a + 1]))
+    for _ in range(2):  # not remembered as good the first time
+        with pytest.raises(ValueError, match="binds symbol 'n' to 3, but input 0 dim 0 bound"):
+            exe.run([a, np.ones((3, 3), np.float32)])
+    np.testing.assert_array_equal(exe.run([a, a * 3])[0], np.concatenate([a, a * 3]))
+
+
 def test_an_output_sized_by_data_is_returned_through_one_more_argument(kind):
     """An output using a symbol no input binds is allocated by the compiled code and returned
     through a leading pointer (docs/architecture.md, "Outputs sized by the data"): the entry
