@@ -7,9 +7,10 @@ are one 128-bit shared load) and the B tile into workgroup memory with 128-bit g
 ``gpu.barrier``, then each does 16 steps of 16 FMAs from shared memory, ``gpu.barrier``.
 C is read once at the end (``linalg.matmul`` accumulates into its output) and written with
 128-bit stores. Rows of C beyond M are guarded (M may be symbolic: the grid and the guards
-read it from A at run time); N must be a multiple of 32 (not of 64: 64 x 32 tiles, 4 x 2 a
-thread, 64-bit accesses to B and C) and K of 16 (otherwise the op stays a plain-loops
-fallback, recorded).
+read it from A at run time). N a multiple of 32 but not of 64: 64 x 32 tiles, 4 x 2 a
+thread, 64-bit accesses to B and C. N or K symbolic, or not a multiple of 32 / 16 (edges):
+the same tiles, every global access of the operand that ends mid-tile a scalar guarded by
+the run-time size (zeros read past it, nothing written).
 """
 
 from __future__ import annotations
@@ -51,13 +52,16 @@ def why_not(op: ir.Operation) -> str | None:
                 mt.memory_space is not None:
             return f"operand {t} is not a contiguous f32 memref"
     batched = op.name == "linalg.batch_matmul"
-    if any(d == DYNAMIC for d in ir.MemRefType(types[1]).shape[batched:]):
-        return f"B {types[1]} has symbolic sizes (only M and the batch may be symbolic)"
-    (m, k), (_, n) = (ir.MemRefType(types[0]).shape[batched:],
-                      ir.MemRefType(types[1]).shape[batched:])
-    if n % NARROW_BN or k % BK or m == 0:
-        return f"N={n} is not a multiple of {NARROW_BN} or K={k} of {BK}"
+    m = ir.MemRefType(types[0]).shape[batched]
+    if m == 0:
+        return "M=0"
     return None
+
+
+def _edges(n: int, kdim: int) -> tuple[bool, bool]:
+    """Whether the columns (N) and the reduction (K) need guarded scalar accesses: a
+    symbolic size, or one that the tile does not divide (N by 32, K by 16)."""
+    return (n == DYNAMIC or n % NARROW_BN != 0), (kdim == DYNAMIC or kdim % BK != 0)
 
 
 def emit(op: ir.Operation) -> None:
@@ -77,7 +81,8 @@ def kernel_text(op: ir.Operation) -> str:
     c = k.const_index
     one = c(1)
     v4 = "vector<4xf32>"
-    bn = BN if n % BN == 0 else NARROW_BN  # the tile's columns
+    n_edge, k_edge = _edges(n, kdim)
+    bn = BN if n_edge or n % BN == 0 else NARROW_BN  # the tile's columns
     tn = bn // (THREADS // (BM // TM))  # each thread's columns: 4, or 2 in a narrow tile
     vn = f"vector<{tn}xf32>"  # a thread's row of B (and of C) in one access
     as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{bn}xf32, {WG}>"
@@ -86,6 +91,11 @@ def kernel_text(op: ir.Operation) -> str:
         row_tiles = grid(k, rows, BM)
     else:
         rows, row_tiles = c(m), c(-(-m // BM))
+    # Columns and depth: the run-time sizes where symbolic (the guards compare with them).
+    cols = k.op(f"memref.dim %a1, {c(int(batched) + 1)} : {tb}", "n") if n == DYNAMIC else c(n)
+    depth = k.op(f"memref.dim %a0, {c(int(batched) + 1)} : {ta}", "k") if kdim == DYNAMIC \
+        else c(kdim)
+    col_tiles = grid(k, cols, bn) if n == DYNAMIC else c(max(1, -(-n // bn)))
     layers, guard = one, None
     if batched:
         if a_shape[0] == DYNAMIC:  # at least one layer; those past the batch do nothing
@@ -95,7 +105,7 @@ def kernel_text(op: ir.Operation) -> str:
             layers = c(max(1, a_shape[0]))
             guard = c(0) if a_shape[0] == 0 else None
     at = "%bz, " if batched else ""  # the batch index of every access
-    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // bn)}, %gy = {row_tiles}, "
+    k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {col_tiles}, %gy = {row_tiles}, "
           f"%gz = {layers}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
           f"%sz = {one}) workgroup(%as : {as_t}, %bs : {bs_t}) {{")
     if guard is not None:  # uniform per block: its barriers stay uniform
@@ -121,25 +131,45 @@ def kernel_text(op: ir.Operation) -> str:
     res = [k.fresh("acc") for _ in flat]
     its = [k.fresh("it") for _ in flat]
     ftypes = ", ".join(["f32"] * len(flat))
-    k.raw(f"{', '.join(res)} = scf.for %k0 = {c(0)} to {c(kdim)} step {c(BK)} "
+    k.raw(f"{', '.join(res)} = scf.for %k0 = {c(0)} to {depth} step {c(BK)} "
           f"iter_args({', '.join(f'{i} = {a}' for i, a in zip(its, flat))}) -> ({ftypes}) {{")
     # A tile, transposed into As[k][m]; rows beyond M read as zeros.
     a_gk = k.op(f"arith.addi %k0, {a_k} : index")
-    a_vec = k.fresh("av")
-    k.raw(f"{a_vec} = scf.if {a_in} -> ({v4}) {{")
-    loaded = k.op(f"vector.load %a0[{at}{a_grow}, {a_gk}] {{alignment = 16}} : {ta}, {v4}")
-    k.raw(f"scf.yield {loaded} : {v4}")
-    k.raw("} else {")
-    k.raw(f"scf.yield {zero_v} : {v4}")
-    k.raw("}")
-    for i in range(4):
-        lane = k.op(f"vector.extract {a_vec}[{i}] : f32 from {v4}")
-        row = k.op(f"arith.addi {a_k}, {c(i)} : index")
-        k.raw(f"memref.store {lane}, %as[{row}, {a_row}] : {as_t}")
-    b_gk = k.op(f"arith.addi %k0, {b_k} : index")
     align = 4 * tn
-    b_vec = k.op(f"vector.load %a1[{at}{b_gk}, {b_gn}] {{alignment = {align}}} : {tb}, {vn}")
-    k.raw(f"vector.store {b_vec}, %bs[{b_k}, {b_n}] {{alignment = {align}}} : {bs_t}, {vn}")
+    if k_edge:  # A's rows are K apart (any alignment) and end mid-chunk: scalars, guarded
+        for i in range(4):
+            kk = k.op(f"arith.addi {a_gk}, {c(i)} : index")
+            ok = k.op(f"arith.andi {a_in}, {_lt(k, kk, depth)} : i1", "p")
+            lane = _guarded_load(k, f"%a0[{at}{a_grow}, {kk}] : {ta}", ok, zero_f)
+            k.raw(f"memref.store {lane}, %as[{k.op(f'arith.addi {a_k}, {c(i)} : index')}, "
+                  f"{a_row}] : {as_t}")
+    else:
+        a_vec = k.fresh("av")
+        k.raw(f"{a_vec} = scf.if {a_in} -> ({v4}) {{")
+        loaded = k.op(f"vector.load %a0[{at}{a_grow}, {a_gk}] {{alignment = 16}} : {ta}, "
+                      f"{v4}")
+        k.raw(f"scf.yield {loaded} : {v4}")
+        k.raw("} else {")
+        k.raw(f"scf.yield {zero_v} : {v4}")
+        k.raw("}")
+        for i in range(4):
+            lane = k.op(f"vector.extract {a_vec}[{i}] : f32 from {v4}")
+            row = k.op(f"arith.addi {a_k}, {c(i)} : index")
+            k.raw(f"memref.store {lane}, %as[{row}, {a_row}] : {as_t}")
+    b_gk = k.op(f"arith.addi %k0, {b_k} : index")
+    if n_edge or k_edge:  # B's rows past K, columns past N: zeros
+        b_ok = _lt(k, b_gk, depth)
+        for j in range(tn):
+            col = k.op(f"arith.addi {b_gn}, {c(j)} : index")
+            ok = k.op(f"arith.andi {b_ok}, {_lt(k, col, cols)} : i1", "p")
+            lane = _guarded_load(k, f"%a1[{at}{b_gk}, {col}] : {tb}", ok, zero_f)
+            k.raw(f"memref.store {lane}, %bs[{b_k}, {k.op(f'arith.addi {b_n}, {c(j)} : index')}]"
+                  f" : {bs_t}")
+    else:
+        b_vec = k.op(f"vector.load %a1[{at}{b_gk}, {b_gn}] {{alignment = {align}}} : {tb}, "
+                     f"{vn}")
+        k.raw(f"vector.store {b_vec}, %bs[{b_k}, {b_n}] {{alignment = {align}}} : {bs_t}, "
+              f"{vn}")
     k.raw("gpu.barrier")
     # 16 steps of a 4 x tn outer product from shared memory.
     inner_res = [k.fresh("acc") for _ in flat]
@@ -164,11 +194,21 @@ def kernel_text(op: ir.Operation) -> str:
         col = k.op(f"arith.addi {n0}, {b_col} : index")
         inside = k.op(f"arith.cmpi ult, {row}, {rows} : index", "p")
         k.raw(f"scf.if {inside} {{")
-        old = k.op(f"vector.load %a2[{at}{row}, {col}] {{alignment = {align}}} : {tc}, {vn}")
-        tile = k.op(f"vector.from_elements {', '.join(res[i * tn:(i + 1) * tn])} : {vn}")
-        total = k.op(f"arith.addf {old}, {tile} : {vn}")
-        k.raw(f"vector.store {total}, %a2[{at}{row}, {col}] {{alignment = {align}}} : {tc}, "
-              f"{vn}")
+        if n_edge:  # element by element, columns past N skipped
+            for j in range(tn):
+                cj = k.op(f"arith.addi {col}, {c(j)} : index")
+                k.raw(f"scf.if {_lt(k, cj, cols)} {{")
+                old = k.op(f"memref.load %a2[{at}{row}, {cj}] : {tc}")
+                total = k.op(f"arith.addf {old}, {res[i * tn + j]} : f32")
+                k.raw(f"memref.store {total}, %a2[{at}{row}, {cj}] : {tc}")
+                k.raw("}")
+        else:
+            old = k.op(f"vector.load %a2[{at}{row}, {col}] {{alignment = {align}}} : {tc}, "
+                       f"{vn}")
+            tile = k.op(f"vector.from_elements {', '.join(res[i * tn:(i + 1) * tn])} : {vn}")
+            total = k.op(f"arith.addf {old}, {tile} : {vn}")
+            k.raw(f"vector.store {total}, %a2[{at}{row}, {col}] {{alignment = {align}}} : "
+                  f"{tc}, {vn}")
         k.raw("}")
     if guard is not None:
         k.raw("}")
@@ -177,6 +217,21 @@ def kernel_text(op: ir.Operation) -> str:
     body = k.body()
     return (f"func.func @kernel(%a0: {ta}, %a1: {tb}, %a2: {tc}) {{\n    {body}\n"
             "    return\n}\n")
+
+
+def _lt(k: KernelText, a: str, b: str) -> str:
+    return k.op(f"arith.cmpi ult, {a}, {b} : index", "p")
+
+
+def _guarded_load(k: KernelText, where: str, ok: str, zero: str) -> str:
+    """Text: the f32 at ``where`` (``%m[i, j] : type``) if ``ok``, else ``zero``."""
+    value = k.fresh("g")
+    k.raw(f"{value} = scf.if {ok} -> (f32) {{")
+    k.raw(f"scf.yield {k.op(f'memref.load {where}')} : f32")
+    k.raw("} else {")
+    k.raw(f"scf.yield {zero} : f32")
+    k.raw("}")
+    return value
 
 
 __all__ = ["emit", "kernel_text", "why_not"]

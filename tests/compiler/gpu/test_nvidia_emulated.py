@@ -64,11 +64,14 @@ def test_transpose_and_integer_ops() -> None:
 
 
 def test_plain_loops_matmul() -> None:
-    # N = 100 does not tile by 64: the plain-loops kernel, a thread per element of C.
-    x, w = _f32(20, 48), _f32(48, 100)
-    run = Emulated(gpu_graph(lambda a, b: a @ b, [(F32, x.shape), (F32, w.shape)]))
-    (out,) = run([x, w], [((20, 100), "float32")])
-    np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-5)
+    # An integer matmul (the tiled schedule is f32's): the plain-loops kernel, a thread per
+    # element of C.
+    x = np.random.default_rng(3).integers(-50, 50, (20, 48)).astype(np.int32)
+    w = np.random.default_rng(4).integers(-50, 50, (48, 100)).astype(np.int32)
+    run = Emulated(gpu_graph(lambda a, b: a @ b, [(DType.int32, x.shape),
+                                                  (DType.int32, w.shape)]))
+    (out,) = run([x, w], [((20, 100), "int32")])
+    np.testing.assert_array_equal(out, x @ w)
 
 
 def test_plain_loops_column_sum() -> None:

@@ -154,8 +154,20 @@ def test_narrow_matmul_tiles_use_64_bit_accesses(ptxas) -> None:
     _assembles_clean(ptxas, ptx)
 
 
-def test_matmul_of_other_sizes_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
-    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, (64, 128)), (F32, (128, 100))])
+@pytest.mark.parametrize("shapes", [((64, 128), (128, 100)), ((64, 13), (13, 64)),
+                                    (("b", "s", "k"), ("b", "k", "n"))])
+def test_matmul_edges_are_tiled_with_guarded_scalar_accesses(ptxas, shapes) -> None:
+    """N not a multiple of 32, K not of 16, or symbolic: the shared-memory tiles, with the
+    operands that end mid-tile read and written as guarded scalars (no 128-bit access to
+    them), never plain loops."""
+    ptx, fallbacks = _compile(lambda x, w: x @ w, [(F32, shapes[0]), (F32, shapes[1])])
+    assert fallbacks == []
+    assert ptx.count(".shared .align 16 .b8") == 2 and "bar.sync" in ptx
+    _assembles_clean(ptxas, ptx)
+
+
+def test_an_integer_matmul_falls_back_to_plain_loops_and_is_recorded(ptxas) -> None:
+    ptx, fallbacks = _compile(lambda x, w: x @ w, [(I32, (64, 128)), (I32, (128, 96))])
     assert fallbacks == ["matmul (linalg.matmul)"]
     assert "bar.sync" not in ptx
     _assembles_clean(ptxas, ptx)

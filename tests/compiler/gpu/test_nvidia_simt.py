@@ -98,6 +98,22 @@ def test_narrow_tiles_for_n_a_multiple_of_32(batch: int | None, n: int) -> None:
     np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("m", "k", "n", "symbolic"), [(5, 13, 7, False), (3, 21, 37, True),
+                                                       (66, 16, 100, False)])
+def test_matmul_edges(m: int, k: int, n: int, symbolic: bool) -> None:
+    """K not a multiple of 16, N not of 32, or both symbolic: guarded scalar accesses, zeros
+    read past the ends, nothing written past them (the output starts as 7s)."""
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    a, b = _f32(2, m, k), _f32(2, k, n)
+    dims = ((Dim("h"), Dim("s"), Dim("k")), (Dim("h"), Dim("k"), Dim("n"))) if symbolic \
+        else (a.shape, b.shape)
+    graph = Graph("edges", lambda x, y: x @ y, input_types=[
+        TensorType(F32, d, DeviceRef.GPU()) for d in dims])
+    (out,) = run_graph(graph, [a, b], [((2, m, n), np.float32)])
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+
+
 def test_argmax() -> None:
     x = _f32(4, 128)
     x[1, 7] = x[1, 90] = 50.0  # ties: the first index
