@@ -3,8 +3,8 @@
     python -m benchmarks.gpu_check            # tests + benchmarks (well under 8 minutes)
     python -m benchmarks.gpu_check --no-tests
 
-Prints elementwise bandwidth (GB/s of ``a * b + c``: 3 reads, 1 write), softmax and matmul
-times, each beside torch CUDA eager where torch with CUDA is installed. Timings: median of
+Prints elementwise bandwidth (GB/s of ``a * b + c``: 3 reads, 1 write), softmax, matmul and
+encoder-block times, each beside torch CUDA eager where torch with CUDA is installed. Timings: median of
 ``--repeat`` runs of ``--iters`` calls each, the device synchronized at the end of each run.
 """
 
@@ -90,6 +90,66 @@ def bench(iters: int, repeat: int) -> None:
         row(f"matmul {m_}x{k}x{n_} f32", ops.matmul,
             (lambda a, b: a @ b) if torch else None, [(m_, k), (k, n_)],
             lambda s, m_=m_, k=k, n_=n_: f"{2 * m_ * k * n_ / s / 1e12:8.2f} TFLOP/s")
+    encoder_row(session, gpu, torch, iters, repeat)
+
+
+def encoder_row(session: Any, gpu: Any, torch: Any, iters: int, repeat: int) -> None:
+    """The benchmarks' encoder block (seq 128, hidden 384, 12 heads, FFN 1536) on the GPU,
+    its output checked against the float64 numpy reference before it is timed, beside the
+    same block in torch CUDA eager (same weights)."""
+    from benchmarks import graphs
+    from max.driver import Tensor
+    from max.graph import DeviceRef
+
+    bg = graphs.encoder(DeviceRef.GPU())
+    model = session.load(bg.graph)
+    x = Tensor(bg.inputs[0], gpu)
+    want = bg.reference()
+    (out,) = model.execute(x)
+    got = out.to(driver_cpu()).to_numpy()
+    if not np.allclose(got, want, rtol=bg.rtol, atol=bg.atol):
+        print(f"encoder block: ours wrong (max error {np.abs(got - want).max():.3g})")
+        return
+    ours = _timed(lambda: model.execute(x), gpu.synchronize, iters, repeat)
+    line = f"{'encoder block (seq 128, hidden 384)':34s} ours {ours * 1e3:9.3f} ms"
+    if torch is not None:
+        fwd = torch_encoder(torch, bg.params)
+        tx = torch.from_numpy(bg.inputs[0]).cuda()
+        theirs_out = fwd(tx).cpu().numpy()
+        if not np.allclose(theirs_out, want, rtol=bg.rtol, atol=bg.atol):
+            line += " | torch wrong"
+        else:
+            theirs = _timed(lambda: fwd(tx), torch.cuda.synchronize, iters, repeat)
+            line += f" | torch {theirs * 1e3:9.3f} ms  ours/torch time {ours / theirs:5.2f}x"
+    print(line, flush=True)
+
+
+def driver_cpu() -> Any:
+    from max.driver import CPU
+
+    return CPU()
+
+
+def torch_encoder(torch: Any, params: dict[str, np.ndarray]) -> Callable[[Any], Any]:
+    """The encoder block in torch eager on CUDA (the numpy reference's formulas)."""
+    import math
+
+    from benchmarks.graphs import HEAD_DIM, HEADS, HIDDEN, LN_EPS, SEQ
+
+    fn = torch.nn.functional
+    t = {k: torch.from_numpy(v).cuda() for k, v in params.items()}
+
+    def forward(x: Any) -> Any:
+        qkv = x @ t["w_qkv"] + t["b_qkv"]
+        q, k, v = (z.reshape(1, SEQ, HEADS, HEAD_DIM).transpose(1, 2)
+                   for z in qkv.split(HIDDEN, -1))
+        scores = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(HEAD_DIM))
+        ctx = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(1, SEQ, HIDDEN)
+        h = fn.layer_norm(ctx @ t["w_o"] + t["b_o"] + x, (HIDDEN,), t["g1"], t["be1"], LN_EPS)
+        f = fn.gelu(h @ t["w_1"] + t["b_1"]) @ t["w_2"] + t["b_2"]
+        return fn.layer_norm(f + h, (HIDDEN,), t["g2"], t["be2"], LN_EPS)
+
+    return forward
 
 
 def main(argv: list[str] | None = None) -> int:

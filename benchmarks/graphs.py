@@ -239,9 +239,13 @@ def encoder_params(rng: np.random.Generator) -> Params:
     }
 
 
-def _encoder_forward(p: Params):
+def _encoder_forward(p: Params, device: DeviceRef = CPU):
+    """The block's forward, its weights constants on ``device`` (its input's device)."""
     def heads(t):  # [1, seq, hidden] -> [1, heads, seq, head_dim]
         return ops.permute(ops.reshape(t, [1, SEQ, HEADS, HEAD_DIM]), [0, 2, 1, 3])
+
+    def _const(v: np.ndarray):
+        return ops.constant(v, DType.float32, device)
 
     def forward(x):
         qkv = x @ _const(p["w_qkv"]) + _const(p["b_qkv"])
@@ -270,13 +274,15 @@ def np_encoder(xs: Arrays, p: Params) -> np.ndarray:
     return np_layer_norm(f + h, p["g2"], p["be2"], LN_EPS)
 
 
-def encoder() -> BenchGraph:
+def encoder(device: DeviceRef = CPU) -> BenchGraph:
+    """The encoder block; ``device``: where its input and weights live (GPU benchmarks)."""
     rng = np.random.default_rng(0)
     x = _randn(rng, 1, SEQ, HIDDEN)
     params = encoder_params(rng)
+    graph = Graph("encoder", _encoder_forward(params, device),
+                  input_types=[TensorType(DType.float32, x.shape, device)])
     return BenchGraph("encoder", "encoder block (seq 128, hidden 384, 12 heads, FFN 1536)",
-                      _graph("encoder", _encoder_forward(params), [x]), (x,), params,
-                      np_encoder, rtol=1e-3, atol=1e-3)
+                      graph, (x,), params, np_encoder, rtol=1e-3, atol=1e-3)
 
 
 def np_bert(xs: Arrays, p: Params, heads: int, layers: int, eps: float) -> np.ndarray:
