@@ -16,7 +16,7 @@ import logging
 from mlir import ir
 from mlir.passmanager import PassManager
 
-from max.compiler.gpu import body, elementwise, matmul, reduction, row_group
+from max.compiler.gpu import body, elementwise, matmul, mma, reduction, row_group
 
 log = logging.getLogger("max.compiler")
 
@@ -76,10 +76,11 @@ module attributes {transform.with_named_sequence} {
 
 
 def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int,
-             wave: int = reduction.WARP) -> list[str]:
+             wave: int = reduction.WARP, tensor_cores: bool = False) -> list[str]:
     """Rewrites each linalg op a schedule accepts into a kernel; returns, for the log, one
     line per op left as it was (why). ``wave``: lanes per warp (NVIDIA, 32) or wavefront
-    (AMD CDNA, 64), which the reductions' shuffles span."""
+    (AMD CDNA, 64), which the reductions' shuffles span; ``tensor_cores``: half-precision
+    matmuls through ``mma.sync`` (NVIDIA sm_80+, ``mma.py``)."""
     generalize(module)
     left: list[str] = []
     for fn in host_functions(module):
@@ -87,6 +88,11 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int,
             row_group.emit(group, reduce_block, wave)
         for op in list(fn.regions[0].blocks[0].operations):
             if op.operation.name in matmul.NAMES:
+                halves = mma.half_sources(op.operation) if tensor_cores and \
+                    matmul.why_not(op.operation) is None else None
+                if halves is not None:
+                    mma.emit(op.operation, *halves)
+                    continue
                 why_mm = matmul.why_not(op.operation)
                 if why_mm is None:
                     matmul.emit(op.operation)

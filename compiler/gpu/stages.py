@@ -25,12 +25,14 @@ def gpu_from_elements(module: ir.Module) -> None:
 @register_pass("mo-gpu-schedule", "linalg ops on memrefs -> gpu.launch kernels: elementwise "
                "(grid-stride, 128-bit vectors) and last-axis reductions (a block per row, "
                "warp shuffles, shared memory); the others stay linalg",
-               {"block": int, "reduce_block": int, "max_blocks": int, "wave": int})
+               {"block": int, "reduce_block": int, "max_blocks": int, "wave": int,
+                "mma": bool})
 def gpu_schedule(module: ir.Module, block: int = 256, reduce_block: int = 256,
-                 max_blocks: int = 1056, wave: int = 32) -> None:
+                 max_blocks: int = 1056, wave: int = 32, mma: bool = False) -> None:
     """``block`` / ``reduce_block``: threads per block of each schedule; ``max_blocks``: the
     elementwise grid's bound (the grid-stride loop covers the rest); ``wave``: lanes per warp
-    (NVIDIA: 32) or wavefront (AMD CDNA: 64) that the reductions' shuffles span."""
+    (NVIDIA: 32) or wavefront (AMD CDNA: 64) that the reductions' shuffles span; ``mma``:
+    f16/bf16 matmuls on tensor cores (``mma.sync``, NVIDIA sm_80 and later)."""
     from max.compiler.gpu.schedule import schedule
 
     if wave not in (32, 64):
@@ -43,7 +45,7 @@ def gpu_schedule(module: ir.Module, block: int = 256, reduce_block: int = 256,
         raise CompilationError(f"mo-gpu-schedule: reduce_block={reduce_block} is not a "
                                f"multiple of the wave size {wave}")
     with module.context, ir.Location.unknown():
-        schedule(module, block, reduce_block, max(1, max_blocks), wave)
+        schedule(module, block, reduce_block, max(1, max_blocks), wave, mma)
 
 
 @register_pass("mo-gpu-map-loops", "the linalg ops no GPU schedule took -> plain GPU "

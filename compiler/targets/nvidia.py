@@ -24,8 +24,8 @@ from max.compiler.targets import Stage, Target
 from max.compiler.targets.fallback import lower_with_fallback
 
 OUTLINE = "gpu-kernel-outlining,expand-strided-metadata,lower-affine,canonicalize,cse"
-TO_NVVM = ("gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
-           "reconcile-unrealized-casts)")
+TO_NVVM = ("gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm,"
+           "canonicalize,cse,reconcile-unrealized-casts)")
 HOST_TO_LLVM = ("convert-scf-to-cf,expand-strided-metadata,finalize-memref-to-llvm,"
                 "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
                 "convert-cf-to-llvm,gpu-to-llvm,reconcile-unrealized-casts")
@@ -43,7 +43,7 @@ NVIDIA = Target("nvidia", (
     Stage("mo-dps-inits"),
     Stage(BUFFERIZE_PIPELINE),
     Stage("mo-copies-to-linalg"),  # copies become kernels too, never host loops
-    Stage("mo-gpu-schedule", ("block", "reduce_block", "max_blocks"), schedule=True),
+    Stage("mo-gpu-schedule", ("block", "reduce_block", "max_blocks", "mma"), schedule=True),
     Stage("mo-record-fallbacks"),  # every linalg op still here becomes plain GPU loops
     Stage("mo-gpu-map-loops", ("block", "max_blocks")),
     Stage("mo-gpu-device-buffers"),
@@ -58,7 +58,7 @@ NVIDIA = Target("nvidia", (
     Stage(HOST_TO_LLVM),
     Stage(TO_PTX),
 ), defaults=(("arch", "sm_90"), ("features", "+ptx80"), ("block", 256),
-             ("reduce_block", 256), ("max_blocks", 132 * 8)))
+             ("reduce_block", 256), ("max_blocks", 132 * 8), ("mma", True)))
 
 # SMs of the part each arch is tuned for: H100/H200 (sm_90), A100 (sm_80).
 SM_COUNT = {"sm_90": 132, "sm_90a": 132, "sm_80": 108}

@@ -79,6 +79,35 @@ def _fcmp(pred: int, a: Any, b: Any) -> Any:
     return ordered_result | unordered if 8 <= pred <= 13 else ordered_result
 
 
+def mma_m16n8k16(fragments: dict[int, tuple]) -> dict[int, np.ndarray]:
+    """``mma.sync.m16n8k16`` (f16 inputs, f32 accumulators) over a warp: ``fragments`` is
+    each lane's (A ``[4, 2]``, B ``[2, 2]``, C ``[2, 2]``); returns each lane's D ``[2, 2]``.
+
+    The fragment layout of the PTX ISA (groupID g = lane / 4, t = lane % 4): A element i
+    holds row g (+8 for i in 2, 3, 6, 7), column 2t + i % 2 (+8 for i >= 4); B element i
+    holds row 2t + i % 2 (+8 for i >= 2), column g; C/D element i holds row g (+8 for
+    i >= 2), column 2t + i % 2. Products of f16 values are exact in f32; the sum is formed
+    in f64 and rounded once."""
+    a = np.zeros((16, 16), np.float64)
+    b = np.zeros((16, 8), np.float64)
+    c = np.zeros((16, 8), np.float64)
+    for lane, (fa, fb, fc) in fragments.items():
+        g, t = lane // 4, lane % 4
+        for i, value in enumerate(np.asarray(fa, np.float64).reshape(8)):
+            a[g + 8 * (i in (2, 3, 6, 7)), 2 * t + i % 2 + 8 * (i >= 4)] = value
+        for i, value in enumerate(np.asarray(fb, np.float64).reshape(4)):
+            b[2 * t + i % 2 + 8 * (i >= 2), g] = value
+        for i, value in enumerate(np.asarray(fc, np.float64).reshape(4)):
+            c[g + 8 * (i >= 2), 2 * t + i % 2] = value
+    d = (a @ b + c).astype(np.float32)
+    out = {}
+    for lane in fragments:
+        g, t = lane // 4, lane % 4
+        out[lane] = np.array([[d[g, 2 * t], d[g, 2 * t + 1]],
+                              [d[g + 8, 2 * t], d[g + 8, 2 * t + 1]]], np.float32)
+    return out
+
+
 class Machine:
     """Runs the host function of a scheduled module on numpy arrays."""
 
@@ -174,6 +203,15 @@ class Machine:
                             partner = lane
                         sends[i] = values[warp * warp_size + partner]
                 continue
+            mmas = {i for i, e in waiting.items() if e[0] == "mma"}
+            if mmas:
+                for warp in {i // warp_size for i in mmas}:
+                    lanes = range(warp * warp_size, (warp + 1) * warp_size)
+                    assert all(i in mmas for i in lanes), "an mma.sync with idle lanes"
+                    fragments = {i % warp_size: waiting.pop(i)[1:] for i in lanes}
+                    for lane, d in mma_m16n8k16(fragments).items():
+                        sends[warp * warp_size + lane] = d
+                continue
             if waiting:
                 assert len(waiting) == len(alive), "a barrier some threads never reach"
                 sends = dict.fromkeys(waiting)
@@ -196,11 +234,12 @@ class Machine:
             t = res[0].type
             if isinstance(t, ir.VectorType):
                 splat = ir.DenseElementsAttr(attr)
-                value = np.full(list(ir.VectorType(t).shape),
-                                ir.DenseFPElementsAttr(attr)[0] if "f" in str(
-                                    ir.VectorType(t).element_type) else
-                                ir.DenseIntElementsAttr(attr)[0])
                 assert splat.is_splat
+                one = splat.get_splat_value()  # f16 splats too (no f16 element indexing)
+                value = np.full(list(ir.VectorType(t).shape),
+                                ir.FloatAttr(one).value if "f" in str(
+                                    ir.VectorType(t).element_type) else
+                                ir.IntegerAttr(one).value)
             elif isinstance(attr, ir.FloatAttr) or "f" in str(t):
                 value = ir.FloatAttr(attr).value
             else:
@@ -272,9 +311,10 @@ class Machine:
             get[1][tuple(idx[:-1]) + (slice(idx[-1], idx[-1] + n),)] = get[0]
         elif name == "vector.extract":
             pos = list(ir.DenseI64ArrayAttr(op.attributes["static_position"]))
-            env[res[0]] = get[0][pos[0]]
+            env[res[0]] = get[0][tuple(pos)]
         elif name == "vector.from_elements":
-            env[res[0]] = _cast(np.array(get), res[0].type)
+            shape = list(ir.VectorType(res[0].type).shape)
+            env[res[0]] = _cast(np.array(get).reshape(shape), res[0].type)
         elif name == "vector.broadcast":
             env[res[0]] = _cast(np.full(list(ir.VectorType(res[0].type).shape), get[0]),
                                 res[0].type)
@@ -284,6 +324,17 @@ class Machine:
                                           else n for n in ir.MemRefType(res[0].type).shape])
         elif name == "gpu.barrier":
             yield ("barrier",)
+        elif name == "nvgpu.mma.sync":  # a warp collective: every lane's fragments
+            env[res[0]] = yield ("mma", np.asarray(get[0]), np.asarray(get[1]),
+                                 np.asarray(get[2]))
+        elif name == "vector.to_elements":
+            for r, v in zip(res, np.asarray(get[0]).reshape(-1)):
+                env[r] = v
+        elif name == "vector.insert":
+            pos = list(ir.DenseI64ArrayAttr(op.attributes["static_position"]))
+            whole = np.array(get[1], copy=True)
+            whole[tuple(pos)] = get[0]
+            env[res[0]] = whole
         elif name == "gpu.shuffle":
             assert "xor" in str(op.attributes["mode"]), op.attributes["mode"]
             value = yield ("shuffle", get[0], int(get[1]), int(get[2]))

@@ -234,3 +234,19 @@ def test_batched_matmul_is_tiled_a_grid_layer_per_matrix(ptxas) -> None:
     assert ptx.count(".shared .align 16 .b8") == 2 and "bar.sync" in ptx
     assert "%ctaid.z" in ptx  # the matrix of the batch
     _assembles_clean(ptxas, ptx)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_half_matmul_runs_on_tensor_cores(ptxas, arch: str) -> None:
+    """f16 A and B: the widenings to f32 go, the tile is 8 mma.sync.m16n8k16 a K step a warp
+    (f32 accumulators), the tiles copied with 16-byte loads; bf16 keeps the f32 path."""
+    ptx, fallbacks = _compile(lambda a, b: a @ b, [(F16, ("m", 256)), (F16, (256, 128))],
+                              arch)
+    assert fallbacks == []
+    assert ptx.count("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32") == 8
+    assert len(_entries(ptx)) == 3  # the fill of C, the tensor-core tile, the f16 result
+    rows = _assembles_clean(ptxas, ptx, arch)
+    assert all(regs <= 128 for _, regs, *_ in rows)
+    ptx, fallbacks = _compile(lambda a, b: a @ b, [(DType.bfloat16, (64, 256)),
+                                                   (DType.bfloat16, (256, 128))], arch)
+    assert fallbacks == [] and "mma.sync" not in ptx

@@ -114,6 +114,21 @@ def test_matmul_edges(m: int, k: int, n: int, symbolic: bool) -> None:
     np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("a_shape", "b_shape"), [((70, 32), (32, 64)),
+                                                  ((2, 5, 16), (2, 16, 64))])
+def test_half_matmul_on_tensor_cores(a_shape: tuple, b_shape: tuple) -> None:
+    """f16 matmuls through mma.sync (its warp-wide fragment exchange interpreted by the
+    PTX ISA's m16n8k16 layout), rows past M guarded, a batch a grid layer; the f32 sums
+    rounded once to the f16 result."""
+    a = rng.standard_normal(a_shape).astype(np.float16)
+    b = rng.standard_normal(b_shape).astype(np.float16)
+    (out,) = run_graph(gpu_graph(lambda x, y: x @ y, [(DType.float16, a_shape),
+                                                      (DType.float16, b_shape)]),
+                       [a, b], [((*a_shape[:-1], b_shape[-1]), np.float16)])
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out.astype(np.float64), want, rtol=2 ** -10, atol=2 ** -10)
+
+
 def test_argmax() -> None:
     x = _f32(4, 128)
     x[1, 7] = x[1, 90] = 50.0  # ties: the first index
