@@ -63,6 +63,21 @@ def test_matmul(m: int, k: int, n: int) -> None:
     np.testing.assert_allclose(run(ops.matmul, a, b), want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
+@pytest.mark.parametrize("m,k,n", [(64, 256, 128), (1000, 512, 256)])
+def test_half_matmul_on_tensor_cores(m: int, k: int, n: int) -> None:
+    a = (rand(m, k, seed=14) / 4).astype(np.float16)
+    b = (rand(k, n, seed=15) / 4).astype(np.float16)
+    gpu = Accelerator()
+    graph = Graph("h", ops.matmul, input_types=[
+        TensorType(DType.float16, (m, k), DeviceRef.GPU()),
+        TensorType(DType.float16, (k, n), DeviceRef.GPU())])
+    (out,) = engine.InferenceSession(devices=[gpu]).load(graph).execute(
+        Tensor(a, gpu), Tensor(b, gpu))
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out.to(CPU()).to_numpy().astype(np.float64), want,
+                               rtol=2 ** -9, atol=2 ** -9 * np.sqrt(k))
+
+
 def test_mlp() -> None:
     x, w1, b1, w2, b2 = (rand(32, 256, seed=6), rand(256, 512, seed=7) / 16, rand(512, seed=8),
                          rand(512, 128, seed=9) / 22, rand(128, seed=10))
