@@ -86,24 +86,12 @@ def kernel_text(op: ir.Operation) -> str:
     tn = bn // (THREADS // (BM // TM))  # each thread's columns: 4, or 2 in a narrow tile
     vn = f"vector<{tn}xf32>"  # a thread's row of B (and of C) in one access
     as_t, bs_t = f"memref<{BK}x{BM}xf32, {WG}>", f"memref<{BK}x{bn}xf32, {WG}>"
-    if m == DYNAMIC:  # symbolic rows: the row guards compare with the run-time M
-        rows = k.op(f"memref.dim %a0, {c(int(batched))} : {ta}", "m")
-        row_tiles = grid(k, rows, BM)
-    else:
-        rows, row_tiles = c(m), c(-(-m // BM))
+    rows, row_tiles, layers, guard = row_and_batch_grid(k, ta, a_shape, batched, BM)
     # Columns and depth: the run-time sizes where symbolic (the guards compare with them).
     cols = k.op(f"memref.dim %a1, {c(int(batched) + 1)} : {tb}", "n") if n == DYNAMIC else c(n)
     depth = k.op(f"memref.dim %a0, {c(int(batched) + 1)} : {ta}", "k") if kdim == DYNAMIC \
         else c(kdim)
     col_tiles = grid(k, cols, bn) if n == DYNAMIC else c(max(1, -(-n // bn)))
-    layers, guard = one, None
-    if batched:
-        if a_shape[0] == DYNAMIC:  # at least one layer; those past the batch do nothing
-            guard = k.op(f"memref.dim %a0, {c(0)} : {ta}", "b")
-            layers = grid(k, guard, 1)
-        else:
-            layers = c(max(1, a_shape[0]))
-            guard = c(0) if a_shape[0] == 0 else None
     at = "%bz, " if batched else ""  # the batch index of every access
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {col_tiles}, %gy = {row_tiles}, "
           f"%gz = {layers}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
@@ -210,6 +198,35 @@ def kernel_text(op: ir.Operation) -> str:
             k.raw(f"vector.store {total}, %a2[{at}{row}, {col}] {{alignment = {align}}} : "
                   f"{tc}, {vn}")
         k.raw("}")
+    return close_kernel(k, guard, ta, tb, tc)
+
+
+def row_and_batch_grid(k: KernelText, ta: str, a_shape: list[int], batched: bool, bm: int
+                       ) -> tuple[str, str, str, str | None]:
+    """Text: the rows M (A's, ``%a0``), the grid's row tiles of ``bm`` (at least one), its
+    layers (one per matrix of a batch, at least one) and the batch bound each block checks
+    (None: every layer is a matrix)."""
+    c = k.const_index
+    m = a_shape[batched]
+    if m == DYNAMIC:  # symbolic rows: the row guards compare with the run-time M
+        rows = k.op(f"memref.dim %a0, {c(int(batched))} : {ta}", "m")
+        row_tiles = grid(k, rows, bm)
+    else:
+        rows, row_tiles = c(m), c(max(1, -(-m // bm)))
+    layers, guard = c(1), None
+    if batched:
+        if a_shape[0] == DYNAMIC:  # at least one layer; those past the batch do nothing
+            guard = k.op(f"memref.dim %a0, {c(0)} : {ta}", "b")
+            layers = grid(k, guard, 1)
+        else:
+            layers = c(max(1, a_shape[0]))
+            guard = c(0) if a_shape[0] == 0 else None
+    return rows, row_tiles, layers, guard
+
+
+def close_kernel(k: KernelText, guard: str | None, ta: str, tb: str, tc: str) -> str:
+    """Text: the end of a matmul kernel (the batch guard's block, the launch) and the
+    module of ``@kernel(A, B, C)``."""
     if guard is not None:
         k.raw("}")
     k.raw("gpu.terminator")
@@ -234,4 +251,4 @@ def _guarded_load(k: KernelText, where: str, ok: str, zero: str) -> str:
     return value
 
 
-__all__ = ["emit", "kernel_text", "why_not"]
+__all__ = ["close_kernel", "emit", "kernel_text", "row_and_batch_grid", "why_not"]

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from mlir import ir
 
-from max.compiler.gpu.access import DYNAMIC, grid
+from max.compiler.gpu.access import DYNAMIC
 from max.compiler.gpu.body import KernelText, emit_group
+from max.compiler.gpu.matmul import close_kernel, row_and_batch_grid
 
 BM, BN, BK = 64, 64, 16
 WARPS = 4  # 2 x 2 warps, each a 32 x 32 quarter of the tile
@@ -122,7 +123,7 @@ def kernel_text(op: ir.Operation, a_type: ir.Type, b_type: ir.Type) -> str:
     half = str(ir.MemRefType(a_type).element_type)
     batched = op.name == "linalg.batch_matmul"
     a_shape = ir.MemRefType(a_type).shape
-    m, kdim = a_shape[batched:]
+    kdim = a_shape[batched + 1]
     n = ir.MemRefType(b_type).shape[batched:][1]
     k = KernelText()
     c = k.const_index
@@ -130,18 +131,7 @@ def kernel_text(op: ir.Operation, a_type: ir.Type, b_type: ir.Type) -> str:
     v8, v2h, v2f = f"vector<8x{half}>", f"vector<2x{half}>", "vector<2xf32>"
     fa, fb, fc = f"vector<4x2x{half}>", f"vector<2x2x{half}>", "vector<2x2xf32>"
     as_t, bs_t = f"memref<{BM}x{BK}x{half}, {WG}>", f"memref<{BK}x{BN}x{half}, {WG}>"
-    if m == DYNAMIC:
-        rows = k.op(f"memref.dim %a0, {c(int(batched))} : {ta}", "m")
-        row_tiles = grid(k, rows, BM)
-    else:
-        rows, row_tiles = c(m), c(max(1, -(-m // BM)))
-    layers, guard = one, None
-    if batched:
-        if a_shape[0] == DYNAMIC:
-            guard = k.op(f"memref.dim %a0, {c(0)} : {ta}", "b")
-            layers = grid(k, guard, 1)
-        else:
-            layers, guard = c(max(1, a_shape[0])), (c(0) if a_shape[0] == 0 else None)
+    rows, row_tiles, layers, guard = row_and_batch_grid(k, ta, a_shape, batched, BM)
     at = "%bz, " if batched else ""
     k.raw(f"gpu.launch blocks(%bx, %by, %bz) in (%gx = {c(n // BN)}, %gy = {row_tiles}, "
           f"%gz = {layers}) threads(%tx, %ty, %tz) in (%sx = {c(THREADS)}, %sy = {one}, "
@@ -226,13 +216,7 @@ def kernel_text(op: ir.Operation, a_type: ir.Type, b_type: ir.Type) -> str:
             total = k.op(f"arith.addf {old}, {part} : {v2f}")
             k.raw(f"vector.store {total}, %a2[{at}{row}, {col}] {{alignment = 8}} : {tc}, {v2f}")
             k.raw("}")
-    if guard is not None:
-        k.raw("}")
-    k.raw("gpu.terminator")
-    k.raw("}")
-    body = k.body()
-    return (f"func.func @kernel(%a0: {ta}, %a1: {tb}, %a2: {tc}) {{\n    {body}\n"
-            "    return\n}\n")
+    return close_kernel(k, guard, ta, tb, tc)
 
 
 __all__ = ["emit", "half_sources", "kernel_text"]

@@ -1,8 +1,8 @@
 """The plain-loops kernel: any ``linalg.generic`` the schedules did not take, one GPU thread
 per point of its parallel loops.
 
-Correct for every generic (static or symbolic sizes) whose outputs are indexed by parallel loops only: a
-grid-stride loop over the (row-major flattened) parallel points, innermost fastest so that
+Correct for every generic (static or symbolic sizes) whose outputs are indexed by parallel
+loops only: a grid-stride loop over the (row-major flattened) parallel points, innermost fastest so that
 neighbouring threads touch neighbouring output elements, and inside it the reduction loops in
 order, the accumulators carried in registers and stored once. No vectors, no shared memory:
 what a schedule does better is the schedules' job, and every op that lands here was recorded
