@@ -29,7 +29,20 @@ NEUTRAL = {
     "arith.andi": "-1", "arith.maxsi": "-2147483648", "arith.minsi": "2147483647",
     "arith.maxui": "0", "arith.minui": "-1",
 }
-SHUFFLE_TYPES = ("f32", "i32")  # gpu.shuffle lowers to shfl.sync on 32-bit values
+# Accumulator types: gpu.shuffle lowers to shfl.sync on 32-bit values; a 64-bit one is
+# exchanged as its two 32-bit halves (argmax's index pass is an i64 minimum).
+SHUFFLE_TYPES = ("f32", "i32", "i64", "f64")
+# The neutral elements that differ for 64-bit accumulators.
+NEUTRAL_64 = {
+    "arith.maximumf": "0xFFF0000000000000", "arith.maxnumf": "0xFFF0000000000000",
+    "arith.minimumf": "0x7FF0000000000000", "arith.minnumf": "0x7FF0000000000000",
+    "arith.maxsi": "-9223372036854775808", "arith.minsi": "9223372036854775807",
+}
+
+
+def neutral(kind: str, t: str) -> str:
+    """The neutral element of combining op ``kind`` on type ``t``, as constant text."""
+    return NEUTRAL_64.get(kind, NEUTRAL[kind]) if t in ("i64", "f64") else NEUTRAL[kind]
 # Lanes that run in lockstep and exchange values by shuffles: an NVIDIA warp (32), the
 # default; an AMD CDNA wavefront is 64 (every function that depends on it takes ``wave``).
 WARP = 32
@@ -166,8 +179,8 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
     comb = combiner(generic)
     assert comb is not None
     kind, t = comb.name, out.element
-    neutral = f"arith.constant {NEUTRAL[kind]} : {t}"
-    init = k.op(neutral, "n")
+    neutral_text = f"arith.constant {neutral(kind, t)} : {t}"
+    init = k.op(neutral_text, "n")
     acc = k.fresh("acc")
     it = k.fresh("it")
     j = k.fresh("j")
@@ -203,7 +216,7 @@ def reduce_row(k: KernelText, generic: ir.Operation, args: list[str], row_idx: l
     nwarps = k.op(f"arith.divui %sx, {c32} : index", "w")
     has_value = k.op(f"arith.cmpi ult, {lane_id}, {nwarps} : index", "p")
     partial = k.op(f"memref.load {shared}[{lane_id}] : {shared_type(t, wave)}", "s")
-    value = k.op(f"arith.select {has_value}, {partial}, {k.op(neutral, 'n')} : {t}", "s")
+    value = k.op(f"arith.select {has_value}, {partial}, {k.op(neutral_text, 'n')} : {t}", "s")
     total = _warp_reduce(k, value, kind, t, wave)
     k.raw(f"scf.if {is_first_lane} {{")
     assert out.dims is not None
@@ -227,11 +240,27 @@ def _warp_reduce(k: KernelText, value: str, kind: str, t: str, wave: int = WARP)
         offset //= 2
     for offset in offsets:
         off = k.op(f"arith.constant {offset} : i32")
-        other = k.fresh("sh")
-        k.raw(f"{other}, {k.fresh('ok')} = gpu.shuffle xor {value}, {off}, {width} : {t}")
+        other = _shuffle_xor(k, value, off, width, t)
         value = k.op(f"{kind} {value}, {other} : {t}", "s")
     return value
 
 
-__all__ = ["NEUTRAL", "WARP", "combiner", "kernel_text", "reduce_row", "row_threads",
-           "row_grid", "row_width", "shared_type", "why_not"]
+def _shuffle_xor(k: KernelText, value: str, offset: str, width: str, t: str) -> str:
+    """Text: ``value`` of the lane ``offset`` away (xor); 64-bit types as two 32-bit halves."""
+    if t not in ("i64", "f64"):
+        other = k.fresh("sh")
+        k.raw(f"{other}, {k.fresh('ok')} = gpu.shuffle xor {value}, {offset}, {width} : {t}")
+        return other
+    bits = k.op(f"arith.bitcast {value} : f64 to i64") if t == "f64" else value
+    c32 = k.op("arith.constant 32 : i64")
+    halves = [k.op(f"arith.trunci {bits} : i64 to i32"),
+              k.op(f"arith.trunci {k.op(f'arith.shrui {bits}, {c32} : i64')} : i64 to i32")]
+    lo, hi = (_shuffle_xor(k, h, offset, width, "i32") for h in halves)
+    lo64 = k.op(f"arith.extui {lo} : i32 to i64")
+    hi64 = k.op(f"arith.shli {k.op(f'arith.extui {hi} : i32 to i64')}, {c32} : i64")
+    joined = k.op(f"arith.ori {lo64}, {hi64} : i64")
+    return k.op(f"arith.bitcast {joined} : i64 to f64") if t == "f64" else joined
+
+
+__all__ = ["NEUTRAL", "NEUTRAL_64", "WARP", "combiner", "kernel_text", "neutral", "reduce_row",
+           "row_grid", "row_threads", "row_width", "shared_type", "why_not"]

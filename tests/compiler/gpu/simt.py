@@ -269,8 +269,16 @@ class Machine:
                 if np.ndim(get[1]) else (get[1] if get[0] else get[2])
         elif name == "arith.bitcast":
             env[res[0]] = np.asarray(get[0]).view(dtype_of(_element(res[0].type)))[()]
+        elif name in ("arith.extui", "arith.shrui"):  # unsigned: the operand's bits as is
+            bits = int(get[0]) % (1 << ir.IntegerType(_element(op.operands[0].type)).width)
+            if name == "arith.shrui":
+                bits >>= int(get[1])
+            out = ir.IntegerType(_element(res[0].type)).width
+            if out > 1 and bits >> (out - 1):  # the result's top bit: a negative signed value
+                bits -= 1 << out
+            env[res[0]] = _cast(bits, res[0].type)
         elif name in ("arith.extf", "arith.truncf", "arith.sitofp", "arith.extsi",
-                      "arith.trunci", "arith.index_cast", "arith.fptosi", "arith.extui",
+                      "arith.trunci", "arith.index_cast", "arith.fptosi",
                       "arith.uitofp"):
             env[res[0]] = _cast(get[0], res[0].type)
         elif name == "memref.subview":  # a strided view (static offsets, sizes, strides)

@@ -86,3 +86,11 @@ def test_shuffles_span_64_lanes() -> None:
     assert text.count("gpu.shuffle  xor") + text.count("gpu.shuffle xor") == 12
     assert "arith.constant 32 : i32" in text and "arith.constant 64 : i32" in text
     assert "memref<64xf32, #gpu.address_space<workgroup>>" in text
+
+
+def test_argmax_on_64_lane_wavefronts() -> None:
+    # The index pass (an i64 minimum) exchanged as two 32-bit halves across 64 lanes.
+    x = _f32(3, 700)
+    x[1, 5] = x[1, 600] = 40.0  # a tie: the first index
+    (out,) = _run(lambda a: ops.argmax(a, axis=-1), [x], [((3, 1), np.int64)])
+    np.testing.assert_array_equal(out[:, 0], x.argmax(-1))

@@ -173,10 +173,20 @@ def test_an_integer_matmul_falls_back_to_plain_loops_and_is_recorded(ptxas) -> N
     _assembles_clean(ptxas, ptx)
 
 
-def test_argmax_and_column_reduction_fall_back_correctly_shaped(ptxas) -> None:
-    ptx, fallbacks = _compile(lambda x: ops.argmax(x, axis=-1), [(F32, (64, 128))])
-    assert fallbacks == ["argmax (linalg.generic)"]
+def test_argmax_and_64_bit_reductions_are_block_reductions(ptxas) -> None:
+    """argmax's index pass is an i64 minimum: 64-bit accumulators (i64, f64) shuffle as two
+    32-bit halves, so they get the block-per-row schedule too."""
+    ptx, fallbacks = _compile(lambda x: ops.argmax(x, axis=-1), [(F32, ("rows", 1000))])
+    assert fallbacks == []
+    assert ptx.count("shfl.sync.bfly") == 10 + 2 * 10  # the row max; the index, two halves
     _assembles_clean(ptxas, ptx)
+    for dtype in (DType.int64, DType.float64):
+        ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=-1), [(dtype, (64, 1000))])
+        assert fallbacks == [] and ptx.count("shfl.sync.bfly") == 2 * 10
+        _assembles_clean(ptxas, ptx)
+
+
+def test_column_reduction_falls_back_correctly_shaped(ptxas) -> None:
     ptx, fallbacks = _compile(lambda x: ops.sum(x, axis=0), [(F32, (64, 128))])
     assert fallbacks == ["reduce_sum (linalg.generic)"]
     _assembles_clean(ptxas, ptx)

@@ -137,6 +137,22 @@ def test_argmax() -> None:
     np.testing.assert_array_equal(out[:, 0], x.argmax(-1))
 
 
+@pytest.mark.parametrize("dtype", [DType.int64, DType.float64])
+def test_64_bit_row_sums(dtype: DType) -> None:
+    """64-bit accumulators exchanged as two 32-bit halves: values past 2^32 (i64) and sums
+    that need f64's precision."""
+    if dtype == DType.int64:
+        x = rng.integers(-(1 << 40), 1 << 40, (3, 300), np.int64)
+    else:
+        x = rng.standard_normal((3, 300)) * 1e10 + 1e-3
+    (out,) = run_graph(gpu_graph(lambda a: ops.sum(a, axis=-1), [(dtype, x.shape)]), [x],
+                       [((3, 1), x.dtype)])
+    if dtype == DType.int64:
+        np.testing.assert_array_equal(out[:, 0], x.sum(-1))
+    else:
+        np.testing.assert_allclose(out[:, 0], x.sum(-1), rtol=1e-12)
+
+
 def test_elementwise_with_a_bias() -> None:
     x, y = _f32(8, 256), _f32(256)
     (out,) = run_graph(gpu_graph(lambda a, b: ops.gelu(a + b), [(F32, x.shape),
