@@ -29,6 +29,9 @@ class Operand:
     element_bytes: int
     dims: tuple[int | None, ...] | None  # None: a scalar operand (not a memref)
     identity_layout: bool
+    # Where some index is another affine expression (a convolution's ``oh + kh``; only with
+    # ``analyze(..., affine=True)``): every index's expression, and ``dims`` holds -1 there.
+    exprs: tuple[ir.AffineExpr, ...] | None = None
 
     def lanes_kind(self, inner: int) -> str:
         """``"contiguous"``, ``"uniform"`` or ``"strided"`` along loop dim ``inner``."""
@@ -50,9 +53,34 @@ def element_bytes(t: ir.Type) -> int | None:
     return None
 
 
-def analyze(generic: ir.Operation) -> tuple[list[Operand], str | None]:
+def _sum_of_products(expr: ir.AffineExpr) -> bool:
+    """Whether ``expr`` is built of dims and constants by ``+`` and ``*`` (constant factors)."""
+    if isinstance(expr, (ir.AffineDimExpr, ir.AffineConstantExpr)):
+        return True
+    if isinstance(expr, ir.AffineAddExpr):
+        return _sum_of_products(expr.lhs) and _sum_of_products(expr.rhs)
+    if isinstance(expr, ir.AffineMulExpr):
+        return (isinstance(expr.rhs, ir.AffineConstantExpr) and _sum_of_products(expr.lhs)) \
+            or (isinstance(expr.lhs, ir.AffineConstantExpr) and _sum_of_products(expr.rhs))
+    return False
+
+
+def index_text(k: KernelText, expr: ir.AffineExpr, indices: list[str]) -> str:
+    """Text: the index value of affine ``expr`` (see :func:`_sum_of_products`) at loop
+    ``indices``."""
+    if isinstance(expr, ir.AffineDimExpr):
+        return indices[expr.position]
+    if isinstance(expr, ir.AffineConstantExpr):
+        return k.const_index(expr.value)
+    op = "arith.addi" if isinstance(expr, ir.AffineAddExpr) else "arith.muli"
+    lhs, rhs = index_text(k, expr.lhs, indices), index_text(k, expr.rhs, indices)
+    return k.op(f"{op} {lhs}, {rhs} : index", "i")
+
+
+def analyze(generic: ir.Operation, affine: bool = False) -> tuple[list[Operand], str | None]:
     """The operands of ``generic`` (inputs then outputs), or the reason the schedules cannot
-    read them."""
+    read them. ``affine``: an index may be any sum of products of loops and constants (the
+    plain kernel's reads: a convolution's window), recorded in ``Operand.exprs``."""
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(generic.attributes["indexing_maps"])]
     result: list[Operand] = []
     for value, amap in zip(generic.operands, maps):
@@ -70,15 +98,20 @@ def analyze(generic: ir.Operation) -> tuple[list[Operand], str | None]:
         if nbytes is None:
             return [], f"element type {mt.element_type}"
         dims: list[int | None] = []
+        general = False
         for expr in amap.results:
             if isinstance(expr, ir.AffineDimExpr):
                 dims.append(ir.AffineDimExpr(expr).position)
             elif isinstance(expr, ir.AffineConstantExpr) and ir.AffineConstantExpr(expr).value == 0:
                 dims.append(None)
+            elif affine and _sum_of_products(expr):
+                dims.append(-1)
+                general = True
             else:
                 return [], f"indexing map {amap}"
         identity = "strided" not in str(t) and "affine_map" not in str(t)
-        result.append(Operand(str(t), str(mt.element_type), nbytes, tuple(dims), identity))
+        result.append(Operand(str(t), str(mt.element_type), nbytes, tuple(dims), identity,
+                              tuple(amap.results) if general else None))
     return result, None
 
 
@@ -107,7 +140,9 @@ def load_lanes(k: KernelText, value: str, operand: Operand, indices: list[str], 
         return [value] * width
     zero = None
     idx: list[str] = []
-    for d in operand.dims:
+    if operand.exprs is not None:  # width 1 (plain kernels): every index computed
+        idx = [index_text(k, e, indices) for e in operand.exprs]
+    for d in operand.dims if operand.exprs is None else ():
         if d is None:
             zero = zero or k.const_index(0)
             idx.append(zero)
@@ -264,4 +299,5 @@ def loop_keys(generic: ir.Operation, operands: list[Operand]) -> list[object]:
 
 
 __all__ = ["DYNAMIC", "Operand", "analyze", "delinearize", "element_bytes", "extents", "grid",
-           "load_lanes", "loop_keys", "loop_shape", "product", "store_lanes", "vector_width"]
+           "index_text", "load_lanes", "loop_keys", "loop_shape", "product", "store_lanes",
+           "vector_width"]

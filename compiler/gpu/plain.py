@@ -1,9 +1,10 @@
 """The plain-loops kernel: any ``linalg.generic`` the schedules did not take, one GPU thread
 per point of its parallel loops.
 
-Correct for every generic (static or symbolic sizes) whose outputs are indexed by parallel
-loops only: a grid-stride loop over the (row-major flattened) parallel points, innermost fastest so that
-neighbouring threads touch neighbouring output elements, and inside it the reduction loops in
+Correct for every generic (static or symbolic sizes; inputs read at any sum of products of
+loops and constants, a convolution's window) whose outputs are indexed by parallel loops
+only: a grid-stride loop over the (row-major flattened) parallel points, innermost fastest so
+that neighbouring threads touch neighbouring output elements, and inside it the reduction loops in
 order, the accumulators carried in registers and stored once. No vectors, no shared memory:
 what a schedule does better is the schedules' job, and every op that lands here was recorded
 as a fallback before (``mo-record-fallbacks``).
@@ -24,15 +25,16 @@ def why_not(generic: ir.Operation) -> str | None:
     """Why the plain kernel cannot run ``generic`` (None: it can)."""
     if generic.name != "linalg.generic" or len(generic.results):
         return f"{generic.name} on tensors or not generic"
-    operands, reason = analyze(generic)
+    operands, reason = analyze(generic, affine=True)
     if reason:
         return reason
     iterators = [str(a) for a in ir.ArrayAttr(generic.attributes["iterator_types"])]
     parallel = {i for i, it in enumerate(iterators) if "parallel" in it}
     n_in = ir.DenseI32ArrayAttr(generic.attributes["operandSegmentSizes"])[0]
     for out in operands[n_in:]:
-        if out.dims is None or any(d is not None and d not in parallel for d in out.dims):
-            return "an output is indexed by a reduction loop"
+        if out.dims is None or out.exprs is not None or \
+                any(d is not None and d not in parallel for d in out.dims):
+            return "an output is indexed by a reduction loop or an expression"
     try:
         loop_shape(generic, operands)
     except ValueError as e:
@@ -42,7 +44,7 @@ def why_not(generic: ir.Operation) -> str | None:
 
 def kernel_text(generic: ir.Operation, block: int, max_blocks: int) -> str:
     """The kernel module text (see ``body.emit``) for an op :func:`why_not` accepts."""
-    operands, _ = analyze(generic)
+    operands, _ = analyze(generic, affine=True)
     n_in = ir.DenseI32ArrayAttr(generic.attributes["operandSegmentSizes"])[0]
     inputs, outputs = operands[:n_in], operands[n_in:]
     iterators = [str(a) for a in ir.ArrayAttr(generic.attributes["iterator_types"])]

@@ -153,6 +153,29 @@ def test_64_bit_row_sums(dtype: DType) -> None:
         np.testing.assert_allclose(out[:, 0], x.sum(-1), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("stride", "groups"), [(1, 1), (2, 1), (1, 4)])
+def test_convolutions_run_as_plain_kernels(stride: int, groups: int) -> None:
+    """Convolutions (NHWC, RSCF filters, padding 1; strided; depthwise): the plain kernel
+    reads the window at its affine indices (oh * stride + kh), against a direct numpy
+    convolution."""
+    x, w = _f32(1, 7, 6, 4), _f32(3, 3, 4 // groups, 4) * 0.5
+    (out,) = run_graph(gpu_graph(lambda a, b: ops.conv2d(a, b, stride=(stride, stride),
+                                                         padding=(1, 1, 1, 1), groups=groups),
+                                 [(F32, x.shape), (F32, w.shape)]),
+                       [x, w], [((1, (7 + 2 - 3) // stride + 1, (6 + 2 - 3) // stride + 1, 4),
+                                 np.float32)])
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.zeros(out.shape)
+    per = 4 // groups
+    for oh in range(out.shape[1]):
+        for ow in range(out.shape[2]):
+            window = padded[0, oh * stride:oh * stride + 3, ow * stride:ow * stride + 3]
+            for f in range(4):
+                g = f // per  # the filter's group: its input channels
+                want[0, oh, ow, f] = (window[:, :, g * per:(g + 1) * per] * w[:, :, :, f]).sum()
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
 def test_elementwise_with_a_bias() -> None:
     x, y = _f32(8, 256), _f32(256)
     (out,) = run_graph(gpu_graph(lambda a, b: ops.gelu(a + b), [(F32, x.shape),

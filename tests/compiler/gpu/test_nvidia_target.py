@@ -142,11 +142,11 @@ def test_unsupported_arch_is_an_error() -> None:
         NvidiaDescription(block=100)
 
 
-@pytest.mark.parametrize("name", ["encoder", "minilm"])
+@pytest.mark.parametrize("name", ["encoder", "minilm", "conv2d", "dwsep"])
 def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
-    """The benchmarks' encoder block and all-MiniLM-L6-v2 (12 layers' weights given at load,
-    symbolic batch and sequence, token-id checks) placed on a GPU compile for sm_90; what
-    falls back to plain loops is recorded."""
+    """The benchmarks' encoder block, all-MiniLM-L6-v2 (12 layers' weights given at load,
+    symbolic batch and sequence, token-id checks) and convolutions placed on a GPU compile
+    for sm_90; what falls back to plain loops is recorded."""
     import sys
 
     root = str(Path(__file__).resolve().parents[3])
@@ -161,7 +161,11 @@ def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
     # Every matmul is tiled (the attention's too: 32-wide heads, MiniLM's symbolic sequence
     # as N or K). Plain loops, recorded: MiniLM's token-id checks' full reductions and its
     # mean pooling over the sequence.
+    # The convolutions are plain kernels (their window read at affine indices), recorded.
     allowed = {"encoder": set(), "minilm": {
         "gather (linalg.generic)", "reduce_sum (linalg.generic)",
-        "layer_norm+mul+reduce_sum (linalg.generic)"}}[name]
+        "layer_norm+mul+reduce_sum (linalg.generic)"},
+        "conv2d": {"conv2d (linalg.conv_2d_nhwc_hwcf)"},
+        "dwsep": {"conv2d (linalg.conv_2d_nhwc_hwcf)",
+                  "conv2d (linalg.depthwise_conv_2d_nhwc_hwc)"}}[name]
     assert set(record.fallbacks) <= allowed
