@@ -142,7 +142,7 @@ def test_unsupported_arch_is_an_error() -> None:
         NvidiaDescription(block=100)
 
 
-@pytest.mark.parametrize("name", ["encoder", "minilm", "conv2d", "dwsep"])
+@pytest.mark.parametrize("name", ["encoder", "minilm", "conv2d", "depthwise_separable"])
 def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
     """The benchmarks' encoder block, all-MiniLM-L6-v2 (12 layers' weights given at load,
     symbolic batch and sequence, token-id checks) and convolutions placed on a GPU compile
@@ -166,6 +166,6 @@ def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
         "gather (linalg.generic)", "reduce_sum (linalg.generic)",
         "layer_norm+mul+reduce_sum (linalg.generic)"},
         "conv2d": {"conv2d (linalg.conv_2d_nhwc_hwcf)"},
-        "dwsep": {"conv2d (linalg.conv_2d_nhwc_hwcf)",
+        "depthwise_separable": {"conv2d (linalg.conv_2d_nhwc_hwcf)",
                   "conv2d (linalg.depthwise_conv_2d_nhwc_hwc)"}}[name]
     assert set(record.fallbacks) <= allowed
