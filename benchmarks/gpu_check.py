@@ -57,18 +57,21 @@ def bench(iters: int, repeat: int) -> None:
     session = engine.InferenceSession(devices=[gpu])
     torch = _torch()
 
-    def model(fn: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
-        types = [TensorType(DType.float32, s, DeviceRef.GPU()) for s in shapes]
+    def model(fn: Callable[..., Any], *shapes: tuple[int, ...],
+              dtype: DType = DType.float32) -> Any:
+        types = [TensorType(dtype, s, DeviceRef.GPU()) for s in shapes]
         return session.load(Graph("bench", fn, input_types=types))
 
-    def inputs(*shapes: tuple[int, ...]) -> list[Tensor]:
+    def inputs(*shapes: tuple[int, ...], dtype: DType = DType.float32) -> list[Tensor]:
         rng = np.random.default_rng(0)
-        return [Tensor(rng.standard_normal(s).astype(np.float32), gpu) for s in shapes]
+        return [Tensor((rng.standard_normal(s) / 8).astype(dtype.to_numpy()), gpu)
+                for s in shapes]
 
     def row(label: str, fn: Callable[..., Any], torch_fn: Callable[..., Any] | None,
-            shapes: list[tuple[int, ...]], work: Callable[[float], str]) -> None:
-        m = model(fn, *shapes)
-        args = inputs(*shapes)
+            shapes: list[tuple[int, ...]], work: Callable[[float], str],
+            dtype: DType = DType.float32) -> None:
+        m = model(fn, *shapes, dtype=dtype)
+        args = inputs(*shapes, dtype=dtype)
         ours = _timed(lambda: m.execute(*args), gpu.synchronize, iters, repeat)
         line = f"{label:34s} ours {ours * 1e3:9.3f} ms  {work(ours)}"
         if torch is not None and torch_fn is not None:
@@ -90,6 +93,11 @@ def bench(iters: int, repeat: int) -> None:
         row(f"matmul {m_}x{k}x{n_} f32", ops.matmul,
             (lambda a, b: a @ b) if torch else None, [(m_, k), (k, n_)],
             lambda s, m_=m_, k=k, n_=n_: f"{2 * m_ * k * n_ / s / 1e12:8.2f} TFLOP/s")
+    for m_ in (4096, 256):  # f16: tensor cores (mma.sync), f32 accumulators; torch: cuBLAS
+        row(f"matmul {m_}x4096x4096 f16", ops.matmul, (lambda a, b: a @ b) if torch else None,
+            [(m_, 4096), (4096, 4096)],
+            lambda s, m_=m_: f"{2 * m_ * 4096 * 4096 / s / 1e12:8.2f} TFLOP/s",
+            dtype=DType.float16)
     encoder_row(session, gpu, torch, iters, repeat)
 
 
