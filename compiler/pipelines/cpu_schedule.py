@@ -325,10 +325,15 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
     elif kind == "pmatmul":
         body = matmul_pack.schedule(sid, f"%o{sid}", tiles)
+    elif kind == "bmm" and tiles and tiles[0][3] == 0:
+        body = matmul_schedule.bmm_fill_schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
         cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
         body = _tile(f"%o{sid}", f"a{sid}", list(cache))
         body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")
+        if kind == "bmm" and matmul_schedule.BMM_K_UNROLL > 1:  # see BMM_K_UNROLL
+            body += (f"    transform.loop.unroll %b{sid}l#2 "
+                     f"{{factor = {matmul_schedule.BMM_K_UNROLL}}} : {_ANY}\n")
         # n first: peeling m clones the n loop, which would invalidate its handle.
         body += _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
     elif kind == "elementwise":
@@ -454,6 +459,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).
     matmul_pack.rewrite(module, classify)
     matmul_schedule.fuse_epilogues(module, classify)
+    matmul_schedule.fuse_bmm_fills(module, classify)
     tags = _tag(module)
     if not tags:
         return 0

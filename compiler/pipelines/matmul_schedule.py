@@ -14,6 +14,8 @@ Hooks (see :mod:`cpu_schedule` and :mod:`cpu_threads`):
   rows, wider in N, instead of a masked 8-row tile that computes mostly padding.
 * :func:`thread_plan`: few rows (<= :data:`N_SPLIT_ROWS`) are split over threads by columns:
   each thread then reads half of B (the weights, the bulk of the traffic) and not all of it.
+* :func:`fuse_bmm_fills`: a batch matmul (attention) with one K block gets its zero fill in
+  its register tiles: each accumulator starts as a zero vector, C is written once.
 * :data:`VSIZES`: the vector sizes that bound every remainder tile of a tagged op, kept on
   the op (tiling clones keep attributes) for the masked vectorization after bufferization.
 """
@@ -37,7 +39,15 @@ LEVEL = "cache"  # where the epilogue meets the matmul: "cache" (C block) or "re
 EPI_MC = 64  # rows of an epilogue's cache tile: a 64 x 256 C block is 64 KiB
 VSIZES = "mo.vsizes"  # i64 array: masked vector sizes bounding each remainder tile
 EPILOGUE = "mo.epi"  # on an epilogue generic: the operand index of its matmul
-FUSED = "mo.fused"  # on the matmul and fill of an epilogue group: not tagged by themselves
+# On the matmul and fill of an epilogue group, and a batch matmul's fill (fuse_bmm_fills): not
+# tagged by themselves.
+FUSED = "mo.fused"
+
+# A batch matmul's register k loop unrolled by this (as matmul_pack.K_UNROLL).
+BMM_K_UNROLL = 4
+# A batch matmul with a static K up to this runs K as one block, its zero fill fused into the
+# register tiles (fuse_bmm_fills): the K x 32 slice of B (32 KiB) still stays in L1.
+BMM_KC = 256
 
 _DYN = ir.ShapedType.get_dynamic_size()
 Tiles = tuple[tuple[int, int, int], tuple[int, int, int]]
@@ -121,11 +131,62 @@ def classify_bmm(op: ir.Operation) -> str | None:
 
 def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Tiles of a batch matmul: one batch element per cache tile, then the matmul's tiles
-    (no register loop over the batch: it is 1 already). Records its vector sizes."""
+    (no register loop over the batch: it is 1 already). Records its vector sizes. A cache
+    tile K of 0: one K block, the fill fused (see :func:`bmm_fill_schedule`)."""
     m, n, k = _mnk(op)
     mr, nr = register_tile(m)
     _set_vsizes(op, [1, mr, nr, 1])
+    fill = as_op(op.operands[2].owner)
+    if fill is not None and FUSED in fill.attributes:  # see fuse_bmm_fills
+        _set_vsizes(fill, [1, mr, nr])
+        return (1, _fit(m, MC, mr), _fit(n, NC, nr), 0), (0, mr, nr, 1)
     return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1)
+
+
+def fuse_bmm_fills(module: ir.Module, classify) -> int:
+    """Marks the zero fill of each batch matmul with one K block (static K <= :data:`BMM_KC`)
+    :data:`FUSED`: not tagged by itself, :func:`bmm_fill_schedule` puts it into the matmul's
+    register tiles. Returns how many."""
+    count = 0
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        for block in fn.operation.regions[0].blocks:
+            for child in list(block.operations):
+                op = child.operation
+                if op.name != "linalg.batch_matmul" or classify(op) != "bmm":
+                    continue
+                k = _mnk(op)[2]
+                fill = as_op(op.operands[2].owner)
+                shape = ir.RankedTensorType(op.results[0].type).shape
+                if (k == _DYN or k > BMM_KC or 0 in (k, *shape) or fill is None
+                        or fill.name != "linalg.fill" or not _used_only_by(fill.results[0], op)):
+                    continue
+                fill.attributes[FUSED] = ir.UnitAttr.get()
+                count += 1
+    return count
+
+
+def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> str:
+    """Transform ops for a batch matmul with one K block: cache then register tiles of
+    (batch, m, n), its zero fill fused into each (``structured.fuse`` follows the loop's
+    destination to the fill), so each accumulator starts at zero in registers instead of
+    being loaded from a C zeroed by a pass of its own; then K by 1, unrolled."""
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+
+    cache, (_, mr, nr, _) = plan
+    n_outer = sum(1 for t in cache if t)
+    s = (f"    %fa{sid}, %fa{sid}l:{n_outer} = transform.structured.fuse {op} tile_sizes "
+         f"{list(cache)} : ({_ANY}) -> ({_ANY}{(', ' + _ANY) * n_outer})\n")
+    s += (f"    %b{sid}, %b{sid}l:2 = transform.structured.fuse %fa{sid} tile_sizes "
+          f"[0, {mr}, {nr}, 0] : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
+    s += (f"    %bf{sid} = transform.get_producer_of_operand %b{sid}[2] : ({_ANY}) -> {_ANY}\n")
+    s += _done(f"%bf{sid}")
+    s += _tile(f"%b{sid}", f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
+    if BMM_K_UNROLL > 1:
+        s += f"    transform.loop.unroll %bk{sid}l {{factor = {BMM_K_UNROLL}}} : {_ANY}\n"
+    # n first: peeling m clones the n loop, which would invalidate its handle.
+    return s + _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
 
 
 # ----------------------------------------------------------------------------- threads
@@ -385,6 +446,7 @@ def _fuse(producer: str, loop: str, name: str) -> str:
             f"into {loop} : ({any_}, {any_}) -> ({any_}, {any_})\n")
 
 
-__all__ = ["EPILOGUE", "FUSED", "VSIZES", "classify_bmm", "epilogue_schedule", "epilogue_tiles",
+__all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
+           "classify_bmm", "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills",
            "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile", "thread_plan", "tiles",
            "vector_sizes"]

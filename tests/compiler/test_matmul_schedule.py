@@ -42,6 +42,7 @@ def _kinds(text: str) -> list[str]:
         lower_to_linalg(m)
         TARGET.run(m, until="mo-dps-inits")
         matmul_schedule.fuse_epilogues(m, cpu_schedule.classify)
+        matmul_schedule.fuse_bmm_fills(m, cpu_schedule.classify)
         return sorted(kind for kind, _, _ in cpu_schedule._tag(m).values())
 
 
@@ -153,7 +154,9 @@ def test_few_rows_split_columns_over_threads() -> None:
 
 
 @pytest.mark.parametrize("batch,m,k,n", [((12,), 128, 64, 128), ((1, 12), 128, 128, 64),
-                                         ((3,), 1, 7, 9), ((5,), 9, 33, 130), ((2, 3), 33, 5, 1)])
+                                         ((3,), 1, 7, 9), ((5,), 9, 33, 130), ((2, 3), 33, 5, 1),
+                                         ((1,), 1, 1, 1), ((4,), 127, 13, 31),
+                                         ((3,), 17, 257, 33), ((2,), 9, 256, 65)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_matmul_matches_numpy(batch: tuple, m: int, k: int, n: int, threads: int,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,6 +183,15 @@ def test_batch_matmul_symbolic_sizes_one_binary(monkeypatch: pytest.MonkeyPatch)
 
 def test_attention_batch_matmul_splits_heads_over_threads() -> None:
     text = graph_text(lambda x, y: x @ y, [(12, 128, 64), (12, 64, 128)])
-    assert _kinds(text) == ["bmm", "elementwise"]  # and its zero fill
+    assert _kinds(text) == ["bmm"]  # its zero fill goes into the register tiles
     tagged, mem = _scheduled(text, threads=2).split("// ---- memrefs")
     assert "scf.forall" in tagged and "linalg." not in mem
+    # Each 8x32 accumulator starts as a zero vector: C is written once, never read back.
+    reads = [line for line in mem.splitlines() if "vector.transfer_read" in line]
+    assert reads and not [r for r in reads if r.rstrip().endswith("vector<8x32xf32>")]
+
+
+def test_batch_matmul_with_k_past_one_block_keeps_its_fill() -> None:
+    k = matmul_schedule.BMM_KC + 1
+    text = graph_text(lambda x, y: x @ y, [(4, 16, k), (4, k, 32)])
+    assert _kinds(text) == ["bmm", "elementwise"]  # K in blocks: C accumulated in memory
