@@ -143,27 +143,30 @@ def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1)
 
 
+def _function_ops(module: ir.Module) -> list[ir.Operation]:
+    """The ops directly in the blocks of the module's functions, in order (a list: callers
+    rewrite as they go)."""
+    return [child.operation for fn in module.body.operations
+            if fn.operation.name == "func.func"
+            for block in fn.operation.regions[0].blocks for child in block.operations]
+
+
 def fuse_bmm_fills(module: ir.Module, classify) -> int:
     """Marks the zero fill of each batch matmul with one K block (static K <= :data:`BMM_KC`)
     :data:`FUSED`: not tagged by itself, :func:`bmm_fill_schedule` puts it into the matmul's
     register tiles. Returns how many."""
     count = 0
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
+    for op in _function_ops(module):
+        if op.name != "linalg.batch_matmul" or classify(op) != "bmm":
             continue
-        for block in fn.operation.regions[0].blocks:
-            for child in list(block.operations):
-                op = child.operation
-                if op.name != "linalg.batch_matmul" or classify(op) != "bmm":
-                    continue
-                k = _mnk(op)[2]
-                fill = as_op(op.operands[2].owner)
-                shape = ir.RankedTensorType(op.results[0].type).shape
-                if (k == _DYN or k > BMM_KC or 0 in (k, *shape) or fill is None
-                        or fill.name != "linalg.fill" or not _used_only_by(fill.results[0], op)):
-                    continue
-                fill.attributes[FUSED] = ir.UnitAttr.get()
-                count += 1
+        k = _mnk(op)[2]
+        fill = as_op(op.operands[2].owner)
+        shape = ir.RankedTensorType(op.results[0].type).shape
+        if (k == _DYN or k > BMM_KC or 0 in (k, *shape) or fill is None
+                or fill.name != "linalg.fill" or not _used_only_by(fill.results[0], op)):
+            continue
+        fill.attributes[FUSED] = ir.UnitAttr.get()
+        count += 1
     return count
 
 
@@ -351,38 +354,33 @@ def _idx(i: int) -> ir.Value:
 def fuse_epilogues(module: ir.Module, classify) -> int:
     """Forms the epilogue groups of every function (see the module doc); returns how many."""
     count = 0
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
+    for g in _function_ops(module):
+        if g.name != "linalg.generic" or classify(g) != "elementwise":
             continue
-        for block in fn.operation.regions[0].blocks:
-            for child in list(block.operations):
-                g = child.operation
-                if g.name != "linalg.generic" or classify(g) != "elementwise":
+        if len(g.results) != 1 or _body_reads_output_or_index(g):
+            continue
+        maps = [ir.AffineMapAttr(a).value
+                for a in ir.ArrayAttr(g.attributes["indexing_maps"])]
+        found = _matmul_operand(g, maps)
+        if found is None or classify(found[1]) != "matmul":
+            continue
+        p, mm = found
+        fill = as_op(mm.operands[2].owner)
+        if (fill is None or fill.name != "linalg.fill"
+                or not _used_only_by(fill.results[0], mm)):
+            continue
+        if len(maps[0].results) > 2:
+            with g.location:
+                if not _flatten(g, p, mm, maps):
                     continue
-                if len(g.results) != 1 or _body_reads_output_or_index(g):
-                    continue
-                maps = [ir.AffineMapAttr(a).value
-                        for a in ir.ArrayAttr(g.attributes["indexing_maps"])]
-                found = _matmul_operand(g, maps)
-                if found is None or classify(found[1]) != "matmul":
-                    continue
-                p, mm = found
-                fill = as_op(mm.operands[2].owner)
-                if (fill is None or fill.name != "linalg.fill"
-                        or not _used_only_by(fill.results[0], mm)):
-                    continue
-                if len(maps[0].results) > 2:
-                    with g.location:
-                        if not _flatten(g, p, mm, maps):
-                            continue
-                cache, reg = _epilogue_tiles(mm)
-                g.attributes[EPILOGUE] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), p)
-                for op in (mm, fill):
-                    op.attributes[FUSED] = ir.UnitAttr.get()
-                _set_vsizes(g, list(reg[:2]))
-                _set_vsizes(fill, list(reg[:2]))
-                _set_vsizes(mm, list(reg))
-                count += 1
+        cache, reg = _epilogue_tiles(mm)
+        g.attributes[EPILOGUE] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), p)
+        for op in (mm, fill):
+            op.attributes[FUSED] = ir.UnitAttr.get()
+        _set_vsizes(g, list(reg[:2]))
+        _set_vsizes(fill, list(reg[:2]))
+        _set_vsizes(mm, list(reg))
+        count += 1
     return count
 
 
