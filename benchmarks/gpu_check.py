@@ -106,7 +106,7 @@ def encoder_row(session: Any, gpu: Any, torch: Any, iters: int, repeat: int) -> 
     its output checked against the float64 numpy reference before it is timed, beside the
     same block in torch CUDA eager (same weights)."""
     from benchmarks import graphs
-    from max.driver import Tensor
+    from max.driver import CPU, Tensor
     from max.graph import DeviceRef
 
     bg = graphs.encoder(DeviceRef.GPU())
@@ -114,7 +114,7 @@ def encoder_row(session: Any, gpu: Any, torch: Any, iters: int, repeat: int) -> 
     x = Tensor(bg.inputs[0], gpu)
     want = bg.reference()
     (out,) = model.execute(x)
-    got = out.to(driver_cpu()).to_numpy()
+    got = out.to(CPU()).to_numpy()
     if not np.allclose(got, want, rtol=bg.rtol, atol=bg.atol):
         print(f"encoder block: ours wrong (max error {np.abs(got - want).max():.3g})")
         return
@@ -130,12 +130,6 @@ def encoder_row(session: Any, gpu: Any, torch: Any, iters: int, repeat: int) -> 
             theirs = _timed(lambda: fwd(tx), torch.cuda.synchronize, iters, repeat)
             line += f" | torch {theirs * 1e3:9.3f} ms  ours/torch time {ours / theirs:5.2f}x"
     print(line, flush=True)
-
-
-def driver_cpu() -> Any:
-    from max.driver import CPU
-
-    return CPU()
 
 
 def torch_encoder(torch: Any, params: dict[str, np.ndarray]) -> Callable[[Any], Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from mlir import ir
 
 from max.compiler.gpu.body import KernelText
+from max.compiler.passes.ir_util import defining_op
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,9 @@ def grid(k: KernelText, work: str, per_block: int, max_blocks: int | None = None
 def _size_key(value: ir.Value, pos: int) -> object:
     """What determines dim ``pos`` of memref ``value`` at run time, as a hashable key: an
     argument's dim, or the index value an allocation was sized with (None: unknown)."""
-    owner = value.owner
-    if isinstance(owner, ir.Block):
+    op = defining_op(value)
+    if op is None:
         return ("arg", ir.BlockArgument(value).arg_number, pos)
-    op = owner.operation if hasattr(owner, "operation") else owner
     if op.name == "memref.alloc":
         shape = ir.MemRefType(value.type).shape
         dynamic_pos = [p for p, s in enumerate(shape) if s == DYNAMIC]
@@ -271,12 +271,11 @@ def _size_key(value: ir.Value, pos: int) -> object:
 
 
 def _index_key(size: ir.Value) -> object:
-    owner = size.owner
-    op = owner.operation if hasattr(owner, "operation") else owner
-    if isinstance(op, ir.Operation) and op.name == "memref.dim":
+    op = defining_op(size)
+    if op is not None and op.name == "memref.dim":
         source, index = list(op.operands)
-        index_op = index.owner.operation if hasattr(index.owner, "operation") else index.owner
-        if isinstance(index_op, ir.Operation) and index_op.name == "arith.constant":
+        index_op = defining_op(index)
+        if index_op is not None and index_op.name == "arith.constant":
             return _size_key(source, ir.IntegerAttr(index_op.attributes["value"]).value)
     return ("value", size)
 

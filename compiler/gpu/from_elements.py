@@ -19,18 +19,12 @@ from mlir import ir
 from mlir.dialects import arith, tensor
 
 from max.compiler.lowering.builders import PARALLEL, generic, linalg_index
-
-
-def _defining_op(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    return owner.operation if hasattr(owner, "operation") else owner
+from max.compiler.passes.ir_util import defining_op
 
 
 def _device_sources(value: ir.Value, found: list[ir.Value]) -> bool:
     """Whether ``value`` depends on a rank-0 tensor's element; collects those tensors."""
-    op = _defining_op(value)
+    op = defining_op(value)
     if op is None:
         return False
     if op.name == "tensor.extract":
@@ -52,7 +46,7 @@ def _copy_into_body(value: ir.Value, args: dict[ir.Value, ir.Value],
     argument), a copy of the scalar op computing it, or the host value itself."""
     if value in copied:
         return copied[value]
-    op = _defining_op(value)
+    op = defining_op(value)
     if op is None or not (op.name == "tensor.extract" or _device_sources(value, [])):
         return value
     if op.name == "tensor.extract":

@@ -27,6 +27,7 @@ from mlir import ir
 from max.compiler.gpu.access import DYNAMIC
 from max.compiler.gpu.body import KernelText, emit_group
 from max.compiler.gpu.matmul import close_kernel, row_and_batch_grid
+from max.compiler.passes.ir_util import defining_op
 
 BM, BN, BK = 64, 64, 16
 WARPS = 4  # 2 x 2 warps, each a 32 x 32 quarter of the tile
@@ -35,23 +36,16 @@ WG = "#gpu.address_space<workgroup>"
 HALF = ("f16",)  # nvgpu.mma.sync takes f16 (bf16 fails its verifier here)
 
 
-def _owner(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    if isinstance(owner, ir.Block):
-        return None
-    return owner.operation if hasattr(owner, "operation") else owner
-
-
 def _widened_from(buffer: ir.Value, matmul: ir.Operation) -> tuple[ir.Value, ir.Operation] | None:
     """The half buffer ``buffer`` (f32) is the ``extf`` of, and that generic; None unless the
     f32 buffer is an allocation written only by it and read only by ``matmul`` (directly or
     through a ``memref.reshape`` to its own shape, as the batched lowering leaves it)."""
-    alloc = _owner(buffer)
+    alloc = defining_op(buffer)
     reader = matmul
     if alloc is not None and alloc.name == "memref.reshape" and \
             alloc.operands[0].type == buffer.type and len(list(buffer.uses)) == 1:
         reader, buffer = alloc, alloc.operands[0]
-        alloc = _owner(buffer)
+        alloc = defining_op(buffer)
     if alloc is None or alloc.name != "memref.alloc":
         return None
     writer = None
@@ -112,7 +106,7 @@ def emit(op: ir.Operation, a: ir.Value, b: ir.Value, widenings: list[ir.Operatio
         for use in list(buffer.uses):
             if use.owner.name == "memref.dealloc":
                 use.owner.erase()
-        alloc = _owner(buffer)
+        alloc = defining_op(buffer)
         if alloc is not None and not len(list(buffer.uses)):
             alloc.erase()
 

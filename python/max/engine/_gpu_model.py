@@ -199,6 +199,10 @@ class _ShapeBinder:
                          for t in record.outputs]
         self._exprs = [[(k, d, compile_dim(d)[0]) for k, d in enumerate(dims)
                         if isinstance(d, str) and not is_symbol(d)] for dims in self._inputs]
+        # Static outputs (no symbol anywhere): computed once, not at every call.
+        self._static_outputs = [tuple(fns) for fns in self._outputs] if all(
+            type(f) is int for fns in self._outputs for f in fns) and not any(
+            is_symbol(d) for dims in self._inputs for d in dims) else None
 
     def rank(self, i: int) -> int:
         return len(self._inputs[i])
@@ -218,6 +222,8 @@ class _ShapeBinder:
             ValueError: If a symbol is bound to two sizes, an input's dim expression does not
                 hold, or an output's shape would be negative.
         """
+        if self._static_outputs is not None and not any(self._exprs):
+            return self._static_outputs
         bindings: dict[str, int] = {}
         for i, (dims, shape) in enumerate(zip(self._inputs, shapes)):
             for k, (d, n) in enumerate(zip(dims, shape)):
