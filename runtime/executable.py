@@ -28,7 +28,7 @@ from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
 from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL, aligned_empty
-from max.runtime.shapes import DimFn, compile_dim, is_symbol
+from max.runtime.shapes import ShapeBinder, format_dims
 
 
 @dataclass(frozen=True)
@@ -64,36 +64,27 @@ def _dims_address(desc: ctypes.Structure) -> int:
     return 0 if field is None else ctypes.addressof(desc) + field.offset
 
 
-def _fmt_dims(dims: Sequence[int | str]) -> str:
-    return "[" + ", ".join(str(d) for d in dims) + "]"
-
-
 class _InputPlan:
-    __slots__ = ("sig", "dtype", "rank", "static_shape", "symbols", "statics", "exprs")
+    __slots__ = ("sig", "dtype", "rank", "static_shape")
 
     def __init__(self, sig: TensorSig) -> None:
         self.sig = sig
         self.dtype = np.dtype(sig.dtype)
         self.rank = len(sig.dims)
-        dims = sig.dims
-        self.static_shape = tuple(dims) if all(type(d) is int for d in dims) else None
-        self.symbols = [(k, d) for k, d in enumerate(dims) if is_symbol(d)]
-        self.statics = [(k, d) for k, d in enumerate(dims) if type(d) is int]
-        self.exprs = [(k, d, compile_dim(d)[0]) for k, d in enumerate(dims)
-                      if isinstance(d, str) and not is_symbol(d)]
+        self.static_shape = tuple(sig.dims) if all(type(d) is int for d in sig.dims) else None
 
 
 class _OutputPlan:
-    """An output the caller allocates, its shape computed from the input symbols."""
+    """An output the caller allocates (output ``index`` of the graph), its shape computed
+    from the input symbols."""
 
-    __slots__ = ("sig", "dtype", "static_shape", "dim_fns", "pooled")
+    __slots__ = ("sig", "index", "dtype", "static_shape", "pooled")
 
-    def __init__(self, sig: TensorSig) -> None:
+    def __init__(self, sig: TensorSig, index: int) -> None:
         self.sig = sig
+        self.index = index
         self.dtype = np.dtype(sig.dtype)
         self.static_shape = tuple(sig.dims) if all(type(d) is int for d in sig.dims) else None
-        self.dim_fns: list[DimFn | int] = [
-            d if type(d) is int else compile_dim(str(d))[0] for d in sig.dims]
         # Whether a static output is large enough for the pool (dynamic ones: per call).
         self.pooled = (self.static_shape is not None and self.dtype.itemsize
                        * math.prod(self.static_shape) >= MIN_POOLED_BYTES)
@@ -194,11 +185,13 @@ class CpuExecutable:
         self._in = self._plans[: len(self._plans) - len(self._fixed)]
         if self._fixed:
             self._check_fixed(self._plans[len(self._in):], self._fixed)
-        self._out = [_OutputPlan(s) for j, s in enumerate(self.outputs)
+        self._out = [_OutputPlan(s, j) for j, s in enumerate(self.outputs)
                      if j not in self._returned]
         self._returned_sigs = [self.outputs[j] for j in self._returned]
-        self._all_static = all(p.static_shape is not None for p in self._in)
-        self._has_exprs = any(p.exprs for p in self._in)
+        # Only the inputs a call passes: the fixed ones were checked above.
+        self._shapes = ShapeBinder(name, [p.sig.dims for p in self._in],
+                                   [s.dims for s in self.outputs],
+                                   [p.sig.name for p in self._in])
         # What the shape checks depend on: executables with equal keys share their results.
         sig = (tuple((np.dtype(s.dtype).str, tuple(s.dims)) for s in self.inputs),
                tuple((np.dtype(s.dtype).str, tuple(s.dims)) for s in self.outputs),
@@ -252,7 +245,7 @@ class CpuExecutable:
             key = (self._sig_key, shapes)
             layout = _LAYOUTS.get(key)
             if layout is None:
-                layout = self._layout(arrays, shapes)
+                layout = self._layout(shapes)
                 if len(_LAYOUTS) >= _MAX_LAYOUTS:
                     _LAYOUTS.clear()
                 _LAYOUTS[key] = layout
@@ -275,40 +268,19 @@ class CpuExecutable:
             desc.allocated = p
             desc.aligned = p
 
-    def _layout(self, arrays: Sequence[np.ndarray], shapes: tuple[tuple[int, ...], ...]
-                ) -> _Layout:
+    def _layout(self, shapes: tuple[tuple[int, ...], ...]) -> _Layout:
         """Checks the inputs' shapes (ranks, static dims, symbols bound once, dims given by
         expressions) and computes the outputs' shapes; raises as :meth:`run`."""
-        bindings: dict[str, int] = {}
-        ins: list[bytes | None] = []
-        for plan, shape in zip(self._in, shapes):
-            if plan.static_shape is not None:
-                if shape != plan.static_shape:
-                    self._shape_error(self._in.index(plan), plan, shape)
-                ins.append(None)  # written once, with the frame
-                continue
-            if len(shape) != plan.rank:
-                self._shape_error(self._in.index(plan), plan, shape)
-            for k, d in plan.statics:
-                if shape[k] != d:
-                    self._shape_error(self._in.index(plan), plan, shape)
-            for k, sym in plan.symbols:
-                v = shape[k]
-                if bindings.setdefault(sym, v) != v:
-                    self._binding_error(arrays, self._in.index(plan), k, sym, v)
-            ins.append(_dims_bytes(shape))
-        if self._has_exprs:
-            self._check_input_exprs(arrays, bindings)
+        bindings = self._shapes.bind(shapes)
+        # Static descriptors are written once, with the frame (None here).
+        ins = [None if plan.static_shape is not None else _dims_bytes(shape)
+               for plan, shape in zip(self._in, shapes)]
         outs: list[bytes | None] = []
         layouts = []
         for plan in self._out:
             shape = plan.static_shape
             if shape is None:
-                shape = tuple([f if type(f) is int else f(bindings) for f in plan.dim_fns])
-                if min(shape) < 0:
-                    raise ValueError(f"output {self._out.index(plan)} of {self.name!r} would "
-                                     f"have negative shape {shape} (dims "
-                                     f"{_fmt_dims(plan.sig.dims)} with {bindings})")
+                shape = self._shapes.output_shape(plan.index, bindings)
                 outs.append(_dims_bytes(shape))
             else:
                 outs.append(None)
@@ -343,56 +315,21 @@ class CpuExecutable:
             i = len(self.inputs) - len(arrays) + k
             if plan.static_shape is None:
                 raise ValueError(f"input {i}{self._label(plan)} of {self.name!r}: a fixed input "
-                                 f"must have a static shape, not {_fmt_dims(plan.sig.dims)}")
+                                 f"must have a static shape, not {format_dims(plan.sig.dims)}")
             if arr.dtype != plan.dtype:
                 raise TypeError(f"input {i}{self._label(plan)}: expected dtype {plan.dtype}, "
                                 f"got {arr.dtype}")
             if arr.shape != plan.static_shape:
-                self._shape_error(i, plan, arr.shape)
+                raise ValueError(f"input {i}{self._label(plan)} of {self.name!r}: expected "
+                                 f"shape {format_dims(plan.static_shape)}, got "
+                                 f"{list(arr.shape)}")
             if not (arr.flags.c_contiguous and arr.flags.aligned):
                 raise ValueError(f"input {i}{self._label(plan)}: a fixed input must be "
                                  "C-contiguous and aligned")
 
-    # Error paths (kept out of the loop above).
-
     @staticmethod
     def _label(plan: _InputPlan) -> str:
         return f" ({plan.sig.name!r})" if plan.sig.name else ""
-
-    def _shape_error(self, i: int, plan: _InputPlan, shape: tuple[int, ...]) -> None:
-        want = _fmt_dims(plan.sig.dims)
-        if len(shape) != plan.rank:
-            raise ValueError(f"input {i}{self._label(plan)}: expected rank {plan.rank} "
-                             f"(shape {want}), got rank {len(shape)} (shape {list(shape)})")
-        for k, d in plan.statics:
-            if shape[k] != d:
-                raise ValueError(f"input {i}{self._label(plan)}: dim {k} expected {d}, got "
-                                 f"{shape[k]} (expected shape {want}, got {list(shape)})")
-        raise AssertionError("unreachable")
-
-    def _binding_error(self, arrays: Sequence[np.ndarray], i: int, k: int, sym: str,
-                       v: int) -> None:
-        for i0 in range(i + 1):
-            for k0, s0 in self._in[i0].symbols:
-                if s0 == sym and (i0, k0) < (i, k):
-                    v0 = arrays[i0].shape[k0]
-                    raise ValueError(
-                        f"input {i}{self._label(self._in[i])}: dim {k} binds symbol {sym!r} to "
-                        f"{v}, but input {i0} dim {k0} bound it to {v0}")
-        raise AssertionError("unreachable")
-
-    def _check_input_exprs(self, arrays: Sequence[np.ndarray], bindings: dict[str, int]) -> None:
-        for i, plan in enumerate(self._in):
-            for k, text, fn in plan.exprs:
-                try:
-                    want = fn(bindings)
-                except NameError as e:
-                    raise ValueError(f"input {i}{self._label(plan)}: dim {k} ({text!r}) uses a "
-                                     f"symbol no input binds directly: {e}") from None
-                got = arrays[i].shape[k]
-                if got != want:
-                    raise ValueError(f"input {i}{self._label(plan)}: dim {k} expected {text} = "
-                                     f"{want}, got {got}")
 
     def _raise_check(self, checks: np.ndarray) -> None:
         failed = np.flatnonzero(checks)

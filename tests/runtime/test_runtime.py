@@ -12,7 +12,7 @@ import pytest
 
 from max.runtime import CpuExecutable, TensorSig, load_jit, load_shared_object
 from max.runtime.memref import contiguous_strides, descriptor_class
-from max.runtime.shapes import compile_dim
+from max.runtime.shapes import ShapeBinder, compile_dim
 
 from kernels import CHECKED, CONCAT, build_jit_bytecode, build_so
 
@@ -77,6 +77,27 @@ def test_algebraic_output_dim(concat, n, m):
     (out,) = concat.run([a, b])
     assert out.shape == (n + m, 3)
     np.testing.assert_array_equal(out, np.concatenate([a, b]))
+
+
+def test_shape_binder_binds_checks_and_sizes_outputs():
+    """The binder both runtimes share: symbols from the inputs, expressions checked against
+    them, outputs sized from them; every error names the input, its name and the dim."""
+    binder = ShapeBinder("g", [("n", 3), ("n", "n * 2 + 1")], [("n * 2 + 1", 3), ("n - 5",)],
+                         ["x", None])
+    bindings = binder.bind([(4, 3), (4, 9)])
+    assert bindings == {"n": 4}
+    assert binder.output_shape(0, bindings) == (9, 3)
+    with pytest.raises(ValueError, match=r"^output 1 of 'g' would have negative shape \(-1,\)"):
+        binder.output_shape(1, bindings)
+    with pytest.raises(ValueError, match=r"^input 1: dim 1 expected n \* 2 \+ 1 = 9, got 8$"):
+        binder.bind([(4, 3), (4, 8)])
+    with pytest.raises(ValueError, match=r"^input 1: dim 0 binds symbol 'n' to 5, but input 0 "
+                                         r"dim 0 bound it to 4$"):
+        binder.bind([(4, 3), (5, 11)])
+    with pytest.raises(ValueError, match=r"^input 0 \('x'\): dim 1 expected 3, got 2 "):
+        binder.check_input(0, (4, 2))
+    with pytest.raises(ValueError, match=r"^input 0 \('x'\): expected rank 2"):
+        binder.bind([(4,), (4, 9)])
 
 
 def test_check_failure_then_recovery(checked):

@@ -31,7 +31,7 @@ from max.runtime import ArtifactRecord
 from max.runtime.gpu import check
 from max.runtime.executable import raise_failed_checks
 from max.runtime.memref import descriptor_class
-from max.runtime.shapes import compile_dim, is_symbol
+from max.runtime.shapes import ShapeBinder
 
 
 def gpu_target(device: Accelerator) -> tuple[str, dict[str, Any]]:
@@ -84,7 +84,14 @@ class GpuModel(Model):
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._function = function
         self._fixed = fixed  # weights and constants, in device memory
-        self._shapes = _ShapeBinder(record)
+        self._shapes = ShapeBinder(record.name, [t.dims for t in record.inputs],
+                                   [t.dims for t in record.outputs],
+                                   [t.name for t in record.inputs])
+        # Static outputs with nothing to bind: their shapes computed once, not at every call.
+        self._static_outputs = ([t.static_shape for t in self._shapes.outputs]
+                                if self._shapes.all_static and all(
+                                    t.static_shape is not None for t in self._shapes.outputs)
+                                else None)
         self._checks = list(record.checks)
         self._runtime = _gpu.runtime()
         # Every kernel runs on ``device``; the graph's tensors typed on the host cross at the
@@ -127,10 +134,12 @@ class GpuModel(Model):
             raise ValueError(f"model {self.name!r} expects {self._n_in} inputs, got {len(args)}")
         device = self._device
         inputs = [self._input(i, a) for i, a in enumerate(args)]
-        outputs = []
-        for spec, shape in zip(self._output_specs,
-                               self._shapes.outputs([t.shape for t in inputs])):
-            outputs.append(Tensor(spec.dtype, shape, device))
+        shapes = self._static_outputs
+        if shapes is None:
+            bindings = self._shapes.bind([tuple(t.shape) for t in inputs])
+            shapes = [self._shapes.output_shape(j, bindings) for j in range(len(self._output_specs))]
+        outputs = [Tensor(spec.dtype, shape, device)
+                   for spec, shape in zip(self._output_specs, shapes)]
         args_ = [*inputs, *self._fixed, *outputs]
         if self._checks:  # one flag a check, written by a kernel (compiler/gpu/from_elements.py)
             flags = Tensor(DType.int8, (len(self._checks),), device)
@@ -170,7 +179,7 @@ class GpuModel(Model):
                 host = value
             elif isinstance(value, np.ndarray):
                 host = Tensor.from_numpy(value)
-            elif np.isscalar(value) and not self._shapes.rank(i):
+            elif np.isscalar(value) and not self._shapes.inputs[i].rank:
                 host = Tensor.from_numpy(np.asarray(value, spec.dtype.to_numpy()))
             else:
                 host = Tensor.from_dlpack(value)
@@ -181,69 +190,11 @@ class GpuModel(Model):
         if tensor.dtype != spec.dtype:
             raise TypeError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got "
                             f"{tensor.dtype.name}")
-        self._shapes.check_input(i, spec.name, tuple(tensor.shape))
+        self._shapes.check_input(i, tuple(tensor.shape))
         return tensor
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, device={self._device})"
-
-
-class _ShapeBinder:
-    """The graph's symbolic dims: bound from the inputs' shapes at each call, the outputs'
-    shapes computed from them (the compiled kernels read every size from the descriptors)."""
-
-    def __init__(self, record: ArtifactRecord) -> None:
-        self._name = record.name
-        self._inputs = [tuple(t.dims) for t in record.inputs]
-        self._outputs = [[d if type(d) is int else compile_dim(str(d))[0] for d in t.dims]
-                         for t in record.outputs]
-        self._exprs = [[(k, d, compile_dim(d)[0]) for k, d in enumerate(dims)
-                        if isinstance(d, str) and not is_symbol(d)] for dims in self._inputs]
-        # Static outputs (no symbol anywhere): computed once, not at every call.
-        self._static_outputs = [tuple(fns) for fns in self._outputs] if all(
-            type(f) is int for fns in self._outputs for f in fns) and not any(
-            is_symbol(d) for dims in self._inputs for d in dims) else None
-
-    def rank(self, i: int) -> int:
-        return len(self._inputs[i])
-
-    def check_input(self, i: int, name: str, shape: tuple[int, ...]) -> None:
-        """Raises ValueError if ``shape`` cannot be input ``i`` (rank, static dims)."""
-        dims = self._inputs[i]
-        if len(shape) != len(dims) or any(type(d) is int and d != n
-                                          for d, n in zip(dims, shape)):
-            want = ", ".join(str(d) for d in dims)
-            raise ValueError(f"input {name!r}: expected shape [{want}], got {list(shape)}")
-
-    def outputs(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        """The outputs' shapes for inputs of ``shapes`` (checked by :meth:`check_input`).
-
-        Raises:
-            ValueError: If a symbol is bound to two sizes, an input's dim expression does not
-                hold, or an output's shape would be negative.
-        """
-        if self._static_outputs is not None and not any(self._exprs):
-            return self._static_outputs
-        bindings: dict[str, int] = {}
-        for i, (dims, shape) in enumerate(zip(self._inputs, shapes)):
-            for k, (d, n) in enumerate(zip(dims, shape)):
-                if is_symbol(d) and bindings.setdefault(d, n) != n:
-                    raise ValueError(f"model {self._name!r}: input {i} dim {k} binds symbol "
-                                     f"{d!r} to {n}, but an earlier input bound it to "
-                                     f"{bindings[d]}")
-        for i, exprs in enumerate(self._exprs):
-            for k, text, fn in exprs:
-                if fn(bindings) != shapes[i][k]:
-                    raise ValueError(f"model {self._name!r}: input {i} dim {k} is "
-                                     f"{shapes[i][k]}, but {text} = {fn(bindings)}")
-        out = []
-        for fns in self._outputs:
-            shape = tuple(f if type(f) is int else f(bindings) for f in fns)
-            if any(n < 0 for n in shape):
-                raise ValueError(f"model {self._name!r}: an output would have negative "
-                                 f"shape {list(shape)} (symbols {bindings})")
-            out.append(shape)
-        return out
 
 
 def _descriptor(tensor: Tensor) -> ctypes.Structure:
