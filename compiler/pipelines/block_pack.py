@@ -5,7 +5,9 @@ copy of all of B in panels, made by a pass of its own before the matmul: at 1024
 wrote 4 MiB to memory, which the kernel read back, about 7 % of the call. Here the copy is
 fused into the matmul's column-block loop: each block of B (JC panels by all of K) is packed
 into a buffer of one block, once per thread, right before every row of the thread's part runs
-over it, so the kernel reads its panels from L2; the zero fill of C goes into the row blocks.
+over it, so the kernel reads its panels from L2; the zero fill of C goes into the row blocks,
+and where K is one block (up to ``matmul_pack.KC_WHOLE``) on into the register tiles, whose
+accumulators then start at zero in registers: C is written once, never zeroed nor read.
 
 Producers fuse into an ``scf.forall`` through its shared outputs, but not into an ``scf.for``
 through its iteration arguments (``fuse_into_containing_op`` finds no slice of the fill
@@ -29,7 +31,8 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
     into a buffer of that size right before every row of the thread's part runs over it, from
     L2. Then row blocks (mc), with the zero fill of C fused into them (``fill``: the C block is
     zeroed in L1 right before its first use, not in a pass over all of C), K blocks and the
-    register tiles as ``matmul_pack.schedule``.
+    register tiles as ``matmul_pack.schedule``. With one K block (``kc`` 0) the fill goes on
+    into the register tiles: no zeroing pass, the accumulators start as zeros.
 
     The block loops are made as ``scf.forall`` (producers fuse into a forall through its
     shared outputs, where an ``scf.for``'s iteration arguments stop them), tagged
@@ -66,7 +69,10 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
         if fill:
             s += fuse(zero, loops[-1], f"pz2{sid}")
             loops[-1], zero = f"%pz2{sid}l", f"%pz2{sid}"
-    if fill:
+    # One K block: the fill goes into the register tiles (their accumulators start at zero in
+    # registers); else it zeroes the row block's C, row by row, before the first K block.
+    in_tiles = fill and not kc
+    if fill and not in_tiles:
         s += _tile(zero, f"pzt{sid}", [1, 1, 0]) + _done(f"%pzt{sid}")
     # The copy: B's rows outer (contiguous reads), each row's jc slices of 32 into the panels.
     s += _tile(f"%pf{sid}", f"pc{sid}", [1, 1, 0]).replace(
@@ -81,7 +87,7 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
     if kc:
         s += _tile(op, f"pa{sid}", [0, 0, 0, kc])
         op = f"%pa{sid}"
-    s += register_tiles(sid, op)
+    s += register_tiles(sid, op, in_tiles)
     for loop in loops:
         s += f'    transform.annotate {loop} "{SEQUENTIAL}" : {_ANY}\n'
     return s

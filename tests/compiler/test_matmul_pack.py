@@ -3,6 +3,8 @@ constant weights, once at compile time; all against numpy in float64."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from mlir import ir
@@ -44,9 +46,11 @@ def _scheduled(text: str, threads: int, *,
 # threads (dynamic remainders); K: 1, primes, not a multiple of the K block; N: one panel, many.
 # Two threads split whole column blocks of B (16 panels: 300 x 70 x 512), or rows from 512 rows
 # a thread (1031 x 45 x 512, a prime row count; 1040 x 16 x 96: three panels).
+# K over KC_WHOLE (1040): K blocks, C zeroed before the first (else one block, the fill in the
+# register tiles).
 SHAPES = [(8, 1, 32), (9, 33, 32), (17, 300, 96), (33, 257, 160), (64, 512, 64), (256, 64, 96),
           (259, 97, 64), (1000, 130, 288), (130, 1024, 256), (300, 70, 512), (1031, 45, 512),
-          (1040, 16, 96)]
+          (1040, 16, 96), (41, 1040, 64)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
@@ -98,6 +102,26 @@ def test_runtime_panels_are_packed_per_block(m: int, threads: int, block: str,
     assert mem.count("scf.forall") == (threads > 1)
     if threads > 1:  # the buffer is the thread's own
         assert mem.index("scf.forall") < mem.index("memref.alloc")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_k_block_starts_accumulators_at_zero(threads: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run-time B with K up to KC_WHOLE: one K block, the zero fill of C fused into the
+    register tiles, so the k loop's accumulators start as a zero constant (C is not zeroed
+    by a pass, nor read); with K above it, they start from C, zeroed before."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+
+    def starts(k: int) -> list[str]:
+        mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(512, k), (k, 512)]), threads)
+        zeros = set(re.findall(r"(%\w+) = arith.constant dense<0.000000e\+00> : vector<8x32xf32>",
+                               mem))
+        inits = re.findall(r"iter_args\(%\w+ = (%\w+)\) -> \(vector<8x32xf32>\)", mem)
+        assert inits, "no register kernel"
+        return ["zero" if v in zeros else "C" for v in inits]
+
+    assert set(starts(matmul_pack.KC_WHOLE)) == {"zero"}
+    assert set(starts(matmul_pack.KC_WHOLE + 16)) == {"C"}
 
 
 def test_small_or_unaligned_matmuls_keep_the_plain_schedule() -> None:
