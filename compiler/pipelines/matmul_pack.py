@@ -81,9 +81,13 @@ ROW_SPLIT_ROWS = 512
 # Block-packing matmuls with K up to this run K as one block, their zero fill of C fused into
 # the register tiles (block_pack): the accumulators start at zero in registers, and C is
 # written once, never zeroed nor read (K blocks of 256 and a memset per row block before).
-# Same process, 2 threads, medians: 1024^3 6.85 / 6.82 -> 6.61 / 6.61 ms, 512 x 768 x 1024
-# 2.66 -> 2.50, 2048 x 512 x 512 3.21 -> 3.14; K blocks of 512 and 1024 alone were level.
-KC_WHOLE = 1024
+# Their column blocks hold at most BLOCK_BYTES of panels (JC panels up to K = 1024, fewer
+# above), so that a block and the rows' A stay in L2. Same process, 2 threads, medians:
+# 1024^3 6.85 / 6.82 -> 6.61 / 6.61 ms, 512 x 768 x 1024 2.66 -> 2.50, 256 x 2048 x 2048
+# 7.89 -> 6.71 (JC 8 at K 2048: 7.77), 512 x 4096 x 512 7.84 -> 6.47, 2048^3 55.8 -> 49.1
+# (fastest); K blocks of 512 and 1024 alone were level.
+KC_WHOLE = 4096
+BLOCK_BYTES = 1 << 20
 
 _DYN = ir.ShapedType.get_dynamic_size()
 
@@ -357,7 +361,10 @@ def tiles(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
     if BLOCK_PACK in op.attributes:
         mc = _fit(m, BLOCK_MC, MR)
-        jc, kc = _fit(j, JC, 1), (k if k <= KC_WHOLE else _fit(k, KC, 16))
+        if k <= KC_WHOLE:  # one K block; at most BLOCK_BYTES of panels a block
+            jc, kc = _fit(j, min(JC, max(1, BLOCK_BYTES // (k * PANEL * 4))), 1), k
+        else:
+            jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
         return ((0 if mc == m else mc, jc, 0 if kc == k else kc),
                 (1, int(BLOCK_FILL in op.attributes)))
     mc = MC if m == _DYN else _fit(m, MC, MR)

@@ -46,11 +46,11 @@ def _scheduled(text: str, threads: int, *,
 # threads (dynamic remainders); K: 1, primes, not a multiple of the K block; N: one panel, many.
 # Two threads split whole column blocks of B (16 panels: 300 x 70 x 512), or rows from 512 rows
 # a thread (1031 x 45 x 512, a prime row count; 1040 x 16 x 96: three panels).
-# K over KC_WHOLE (1040): K blocks, C zeroed before the first (else one block, the fill in the
-# register tiles).
+# K over KC_WHOLE (4112): K blocks, C zeroed before the first (else one block, the fill in the
+# register tiles); K 2100: one block of 3 panels.
 SHAPES = [(8, 1, 32), (9, 33, 32), (17, 300, 96), (33, 257, 160), (64, 512, 64), (256, 64, 96),
           (259, 97, 64), (1000, 130, 288), (130, 1024, 256), (300, 70, 512), (1031, 45, 512),
-          (1040, 16, 96), (41, 1040, 64)]
+          (1040, 16, 96), (41, 4112, 64), (67, 2100, 96)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
@@ -85,16 +85,18 @@ def test_panel_kernel_ir(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     assert ("scf.forall" in mem) == (threads > 1)
 
 
-@pytest.mark.parametrize("m,threads,block", [(512, 1, "8x256x32"), (512, 2, "8x256x32"),
-                                              (2048, 2, "8x256x32"), (520, 2, "1x256x32")])
-def test_runtime_panels_are_packed_per_block(m: int, threads: int, block: str,
+@pytest.mark.parametrize("m,k,threads,block", [
+    (512, 256, 1, "8x256x32"), (512, 256, 2, "8x256x32"), (2048, 256, 2, "8x256x32"),
+    (520, 256, 2, "1x256x32"), (512, 2048, 2, "4x2048x32"), (512, 4096, 1, "2x4096x32")])
+def test_runtime_panels_are_packed_per_block(m: int, k: int, threads: int, block: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A run-time B is packed one column block at a time inside the matmul's loops, into a
-    buffer of one block per thread (8 panels by all of K; 1 panel for N = 32 x 17), never into
-    a whole-B buffer; the threads split the blocks (512 rows) or the rows (2048)."""
+    buffer of one block per thread (8 panels by all of K, fewer for K over 1024: 1 MiB; 1
+    panel for N = 32 x 17), never into a whole-B buffer; the threads split the blocks (512
+    rows) or the rows (2048)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
     n = 32 * 17 if block.startswith("1x") else 512
-    mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(m, 256), (256, n)]), threads)
+    mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(m, k), (k, n)]), threads)
     allocs = [line for line in mem.splitlines() if "memref.alloc" in line]
     assert len(allocs) == 1 and f"memref<{block}xf32>" in allocs[0], allocs
     assert "linalg." not in mem
