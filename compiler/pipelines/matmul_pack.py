@@ -73,9 +73,12 @@ MIN_MACS = 1 << 18
 N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of the rows
 # Block-packing matmuls (B packed per column block, in L2): 32-row cache tiles (1024^3, 2
 # threads, same process: 32 rows 1.068 x torch, 64 1.084, 128 1.088; 12 x 32 or 14 x 32
-# register tiles 1.14); threads split rows from 512 rows each (each packs all of B: 2048 x
-# 512 x 512 3.11 ms against 3.37 by columns), else columns (256 x 2048 x 2048: 7.96 ms by
-# columns, 11.0 by rows).
+# register tiles 1.14). With K in blocks of KC, threads split rows from 512 rows each (each
+# packs all of B: 2048 x 512 x 512 3.11 ms against 3.37 by columns), else columns (256 x 2048
+# x 2048: 7.96 ms by columns, 11.0 by rows). With one K block (KC_WHOLE), columns wherever
+# they divide evenly: same process, medians, rows -> columns: 1024^3 5.90 / 6.12 -> 5.78 /
+# 5.91 ms, 2048 x 1024 x 1024 12.01 -> 11.65, 1024 x 2048 x 2048 25.50 -> 24.83, 2048 x 512 x
+# 512 3.00 -> 2.96, 1024 x 512 x 512 1.52 -> 1.53.
 BLOCK_MC = 32
 ROW_SPLIT_ROWS = 512
 # Block-packing matmuls with K up to this run K as one block, their zero fill of C fused into
@@ -378,8 +381,10 @@ def thread_plan(op: ir.Operation, threads: int,
 
     A matmul that packs its own B blocks (:data:`BLOCK_PACK`) takes its copy of B along too
     (as a list of chains, see ``cpu_threads.parallel_script``): each thread packs the panels
-    it reads. Its threads split the rows from :data:`ROW_SPLIT_ROWS` rows each (each packs all
-    of B, which that many rows repay), else whole column blocks (each packs its own half).
+    it reads. Its threads split whole column blocks where these divide evenly (each packs its
+    own part of B and reads all of A, which per block is the same traffic as half of A for
+    each of twice the blocks), else the rows (each packs all of B); with K in blocks, the rows
+    from :data:`ROW_SPLIT_ROWS` rows a thread.
     """
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
@@ -388,8 +393,10 @@ def thread_plan(op: ir.Operation, threads: int,
     if m * j * PANEL * k < min_macs:
         return None
     if BLOCK_PACK in op.attributes:
-        (_, jc, _), _ = tiles(op)
-        if m < threads * ROW_SPLIT_ROWS and j % (threads * jc) == 0:
+        (_, jc, kc), _ = tiles(op)
+        # One K block (kc 0): columns wherever they split evenly; K blocks: below
+        # ROW_SPLIT_ROWS rows a thread.
+        if j % (threads * jc) == 0 and (not kc or m < threads * ROW_SPLIT_ROWS):
             return 4, [(2,), (1,)], 1, j // threads  # whole column blocks per thread
         if m < threads * MR:
             return None

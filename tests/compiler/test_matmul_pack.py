@@ -92,8 +92,8 @@ def test_runtime_panels_are_packed_per_block(m: int, k: int, threads: int, block
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A run-time B is packed one column block at a time inside the matmul's loops, into a
     buffer of one block per thread (8 panels by all of K, fewer for K over 1024: 1 MiB; 1
-    panel for N = 32 x 17), never into a whole-B buffer; the threads split the blocks (512
-    rows) or the rows (2048)."""
+    panel for N = 32 x 17), never into a whole-B buffer; the threads split whole column blocks
+    where these divide evenly, else the rows (17 panels)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
     n = 32 * 17 if block.startswith("1x") else 512
     mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(m, k), (k, n)]), threads)
