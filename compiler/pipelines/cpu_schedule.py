@@ -517,12 +517,17 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
+    from max.compiler.pipelines.max_select import select_running_extrema
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
+    from max.compiler.pipelines.row_output import rows_into_output
+    from max.compiler.pipelines.sibling_loops import fuse_sibling_reductions
 
     block_pack.sequential_foralls(module)  # a panel matmul's block loops: plain loops
     matmul_pack.drop_self_copies(module)
     matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
+    rows_into_output(module)  # before the prefetch: it counts the rows each loop touches
+    fuse_sibling_reductions(module)  # then the prefetch goes into the second loop left
     prefetch_next_rows(module)
     tiled_copies_to_linalg(module, TILED)
     targets = _mark(module, _vector_sizes)
@@ -532,6 +537,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     _apply(module, _LOWER_VECTORS)
     reassociate_sums(module)
     _run(module, _CANON)
+    select_running_extrema(module)  # (it matches the canonical loop form)
 
 
 def reassociate_sums(module: ir.Module) -> None:

@@ -97,15 +97,21 @@ def test_one_exp_per_element_in_one_row_loop(op: str) -> None:
     assert _exp_sites(lowered) == 1
     assert "math.exp" not in lowered  # the lowering's own polynomial, not libm's
     assert lowered.count("scf.forall") == 1  # the whole softmax forks once
-    # No full-size intermediate; softmax's exp row buffer is made once per thread, outside
-    # the row loop.
-    assert "memref<512x4096xf32>" not in "".join(
-        line for line in lowered.splitlines() if "memref.alloc" in line)
+    # No full-size intermediate, and no row buffer either: softmax's exp goes straight into
+    # the output row (row_output.py), which the last pass scales in place.
+    allocs = "".join(line for line in lowered.splitlines() if "memref.alloc" in line)
+    assert "memref<512x4096xf32>" not in allocs and "memref<1x4096xf32>" not in allocs
     # The second pass prefetches the next row: a line per 16 columns of each 64-wide step.
+    # Input, output and the next row (16 KiB each) fit in L1 together: prefetcht0.
     assert lowered.count("memref.prefetch") == 4
+    assert lowered.count("locality<3>") == 4
     if op == "softmax":
-        rows = lowered.index("scf.for %arg3 = %c0 to %c256 step %c1")
-        assert lowered.index("memref.alloc() {alignment = 64 : i64} : memref<1x4096xf32>") < rows
+        # Three passes: max, exp (its sum in the same loop: sibling_loops.py), scale.
+        rows = lowered.split("scf.for %arg3 = %c0 to %c256 step %c1")[1]
+        assert len(re.findall(r"scf\.for %arg\d+ = %c0 to %c4096 step %c64", rows)) == 3
+        # The running max is a compare and select (one vmaxps, max_select.py), started at
+        # -inf; only the merge after the loop is a maxnumf.
+        assert lowered.count("arith.cmpf ogt") == 1 and lowered.count("maxnumf") == 1
 
 
 def test_layer_norm_is_one_row_loop() -> None:
@@ -118,6 +124,34 @@ def test_layer_norm_is_one_row_loop() -> None:
     assert "memref.alloc() {alignment = 64 : i64} : memref<512x4096xf32>" not in lowered
     # 1 / sqrt(var + eps) once per row: hoisted out of the vector loop.
     assert lowered.count("math.sqrt") == 1
+    # Two passes over each row: both moments in one loop (sibling_loops.py), then the
+    # normalisation, which prefetches the next row into L2 (gamma and beta fill L1).
+    rows = lowered.split("scf.for %arg5 = %c0 to %c256 step %c1")[1]
+    assert len(re.findall(r"scf\.for %arg\d+ = %c0 to %c4096 step %c64", rows)) == 2
+    assert lowered.count("locality<2>") == 4
+
+
+@pytest.mark.parametrize("offset,first", [(0.0, None), (1e3, None), (-3e4, None),
+                                          (1e3, 50.0), (0.0, 1e4)])
+def test_layer_norm_moments_are_accurate(offset: float, first: float | None) -> None:
+    """The one-pass moments are sums about each row's first element: accurate for rows far
+    from 0 (the plain sums of x and x^2 would cancel there), with an outlier first, and
+    for constant rows (a variance of exactly 0, never negative)."""
+    shape = (6, 1000)
+    t, g = mo_type("f32", shape), mo_type("f32", shape[-1:])
+    text = (f"func.func @g(%x: {t}, %w: {g}, %b: {g}) -> {t} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.layer_norm"(%x, %w, %b) {{epsilon = 1.0e-05 : f32}} : ({t}, {g}, {g})'
+            f" -> {t}\n  func.return %0 : {t}\n}}\n")
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) + offset).astype(np.float32)
+    if first is not None:
+        x[:, 0] = offset + first
+    x[5] = offset  # a constant row: normalises to beta
+    w, b = (rng.standard_normal(shape[-1:]).astype(np.float32) for _ in range(2))
+    (got,), _ = Compiled(text)([x, w, b], [(shape, "float32")])
+    want = _layer_norm(x, w, b)
+    check(got[:5], want[:5].astype(np.float32), rtol=1e-3, atol=3e-3 if abs(offset) > 1e4 else 2e-4)
+    check(got[5], b, rtol=0, atol=1e-6 * (1 + abs(offset)))
 
 
 def test_masked_softmax_producer_joins_the_row_loop() -> None:
