@@ -326,8 +326,13 @@ class Machine:
         elif name == "vector.broadcast":
             env[res[0]] = _cast(np.full(list(ir.VectorType(res[0].type).shape), get[0]),
                                 res[0].type)
-        elif name in ("memref.expand_shape", "memref.collapse_shape"):
-            sizes = iter(int(v) for v in get[1:])  # expand_shape's symbolic output sizes
+        elif name == "memref.collapse_shape":  # each result dim: the product of its group
+            groups = [[int(ir.IntegerAttr(i).value) for i in g]
+                      for g in ir.ArrayAttr(op.attributes["reassociation"])]
+            env[res[0]] = get[0].reshape([int(np.prod([get[0].shape[i] for i in g]))
+                                          for g in groups])
+        elif name == "memref.expand_shape":
+            sizes = iter(int(v) for v in get[1:])  # its symbolic output sizes
             env[res[0]] = get[0].reshape([next(sizes, -1) if n == ir.ShapedType.get_dynamic_size()
                                           else n for n in ir.MemRefType(res[0].type).shape])
         elif name == "gpu.barrier":
