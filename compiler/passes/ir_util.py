@@ -1,4 +1,4 @@
-"""Small helpers the MO passes share: walking blocks, purity, replacing an op."""
+"""Small helpers the passes share: walking blocks and ops, nesting, purity, replacing an op."""
 
 from __future__ import annotations
 
@@ -20,6 +20,31 @@ def blocks(op: ir.Operation) -> Iterator[ir.Block]:
             yield block
             for inner in block.operations:
                 yield from blocks(inner.operation)
+
+
+def walk_ops(op: ir.Operation) -> Iterator[ir.Operation]:
+    """Every op nested in ``op`` (not ``op`` itself), each before the ops inside it."""
+    for region in op.regions:
+        for block in region.blocks:
+            for child in block.operations:
+                yield child.operation
+                yield from walk_ops(child.operation)
+
+
+def is_within(op: ir.Operation | None, root: ir.Operation) -> bool:
+    """Whether ``op`` is ``root`` or nested in it (``None``: no)."""
+    while op is not None:
+        if op == root:
+            return True
+        op = op.parent
+    return False
+
+
+def defined_within(value: ir.Value, root: ir.Operation) -> bool:
+    """Whether ``value`` is defined in ``root``'s regions (an op result or a block argument
+    there) or is a result of ``root``."""
+    owner = value.owner
+    return is_within(owner.owner if isinstance(owner, ir.Block) else as_op(owner), root)
 
 
 # Control-flow ops and the attributes naming their bodies (max.dialects.mo.opdefs.flow).

@@ -31,6 +31,7 @@ from mlir import ir
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from max.compiler.passes.ir_util import walk_ops
 from max.compiler.pipelines import (
     arg_layouts,
     block_pack,
@@ -81,14 +82,6 @@ _ANY = "!transform.any_op"
 
 # ----------------------------------------------------------------------------- classification
 
-def _walk(op: ir.Operation) -> Iterator[ir.Operation]:
-    for region in op.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                yield child.operation
-                yield from _walk(child.operation)
-
-
 def _element(t: ir.Type) -> str | None:
     if isinstance(t, ir.ShapedType):
         return str(ir.ShapedType(t).element_type)
@@ -96,7 +89,7 @@ def _element(t: ir.Type) -> str | None:
 
 
 def _body_ok(op: ir.Operation) -> bool:
-    for inner in _walk(op):
+    for inner in walk_ops(op):
         if inner.name == "arith.bitcast" and _same_width(inner):
             continue  # f32 <-> i32 (softmax's exp): the element count stays
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
@@ -185,7 +178,7 @@ def classify(op: ir.Operation) -> str | None:
 
 
 def _uses_index(op: ir.Operation) -> bool:
-    return any(inner.name == "linalg.index" for inner in _walk(op))
+    return any(inner.name == "linalg.index" for inner in walk_ops(op))
 
 
 def _has_empty_dim(op: ir.Operation) -> bool:
@@ -430,7 +423,7 @@ def _mark(module: ir.Module,
     """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``."""
     i64 = ir.IntegerType.get_signless(64)
     targets: dict[int, list[int] | None] = {}
-    for op in _walk(module.operation):
+    for op in walk_ops(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
         # Not only in loops: a tile whose loop had one iteration (a [1, 63] fill, a static
@@ -549,7 +542,7 @@ def reassociate_sums(module: ir.Module) -> None:
     tree of vector adds and shuffles changes only the rounding order, as numpy's pairwise
     sums do.
     """
-    for op in _walk(module.operation):
+    for op in walk_ops(module.operation):
         if op.name != "vector.reduction" or not isinstance(
                 ir.VectorType(op.operands[0].type).element_type, ir.FloatType):
             continue

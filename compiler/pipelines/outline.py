@@ -18,7 +18,7 @@ from collections.abc import Callable
 from mlir import ir
 from mlir.dialects import func
 
-from max.compiler.passes.ir_util import as_op
+from max.compiler.passes.ir_util import as_op, is_within
 
 _CLONED = ("tensor.empty", "arith.constant")  # cheap, pure: copied into the outlined function
 
@@ -67,7 +67,7 @@ def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], None]) 
         return False
     for op in ops[:-1]:
         for r in op.results:
-            if any(not any(_inside(as_op(u.owner), o) for o in ops) for u in r.uses):
+            if any(not any(is_within(as_op(u.owner), o) for o in ops) for u in r.uses):
                 return False
     # Empty tensors and constants are cloned along, not passed in: a fusion may fold them
     # (a fused producer's full-size tensor.empty becomes a row-sized one).
@@ -116,14 +116,6 @@ def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], None]) 
     for op in reversed(ops):
         op.erase()
     return True
-
-
-def _inside(op: ir.Operation | None, root: ir.Operation) -> bool:
-    while op is not None:
-        if op == root:
-            return True
-        op = op.parent
-    return False
 
 
 __all__ = ["apply_outlined"]

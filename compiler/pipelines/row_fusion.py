@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from mlir import ir
 
-from max.compiler.passes.ir_util import as_op
+from max.compiler.passes.ir_util import as_op, defined_within, is_within
 
 SID = "mo.sid"
 _ANY = "!transform.any_op"
@@ -295,17 +295,6 @@ def _stays_local(value: ir.Value, loop: ir.Operation) -> bool:
     return True
 
 
-def _inside(value: ir.Value, loop: ir.Operation) -> bool:
-    """Whether ``value`` is defined in ``loop`` (an op result or a block argument there)."""
-    owner = value.owner
-    op = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
-    while op is not None:
-        if op == loop:
-            return True
-        op = op.parent
-    return False
-
-
 def hoist_row_buffers(module: ir.Module) -> int:
     """Moves each ``memref.alloc`` made in an ``scf.for`` body (a fused producer's row,
     softmax's ``exp(x - max)``, a reduction's partial sums), whose sizes are known before
@@ -328,7 +317,7 @@ def hoist_row_buffers(module: ir.Module) -> int:
         while outer.parent is not None and outer.parent.name == "scf.for":
             outer = outer.parent
         # Sizes known before the loop (a symbolic row length), and only local uses.
-        if any(_inside(v, outer) for v in alloc.operands) or not _stays_local(
+        if any(defined_within(v, outer) for v in alloc.operands) or not _stays_local(
                 alloc.results[0], outer):
             continue
         alloc.move_before(outer)
@@ -347,7 +336,7 @@ def _row_view(loop: ir.Operation) -> tuple[ir.Operation, int] | None:
     iv = loop.regions[0].blocks[0].arguments[0]
     for child in loop.regions[0].blocks[0].operations:
         op = child.operation
-        if op.name != "memref.subview" or _inside(op.operands[0], loop):
+        if op.name != "memref.subview" or defined_within(op.operands[0], loop):
             continue
         src = ir.MemRefType(op.operands[0].type)
         if str(src.element_type) != "f32" or src.rank < 2:
@@ -366,7 +355,7 @@ def _column_loops(loop: ir.Operation, view: ir.Operation) -> list[ir.Operation]:
     found = []
     for child in loop.regions[0].blocks[0].operations:
         op = child.operation
-        if op.name != "scf.for" or not any(_inside(as_op(u.owner).results[0], op)
+        if op.name != "scf.for" or not any(defined_within(as_op(u.owner).results[0], op)
                                           for u in view.results[0].uses
                                           if as_op(u.owner).name == "memref.subview"):
             continue
@@ -401,20 +390,12 @@ def _locality(loop: ir.Operation, view: ir.Operation) -> int:
             src = op.operands[0]
             owner = src.owner
             base = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
-            if not _inside_op(base, loop) and all(src != s for s in sources):
+            if not is_within(base, loop) and all(src != s for s in sources):
                 sources.append(src)
         return ir.WalkResult.ADVANCE
 
     loop.walk(visit)
     return 3 if (len(sources) + 1) * row_bytes <= L1_BYTES else 2
-
-
-def _inside_op(op: ir.Operation | None, loop: ir.Operation) -> bool:
-    while op is not None:
-        if op == loop:
-            return True
-        op = op.parent
-    return False
 
 
 def prefetch_next_rows(module: ir.Module) -> int:

@@ -25,39 +25,15 @@ last pass wrote; and that pass reads each element just before it overwrites it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mlir import ir
 from mlir.dialects import memref
 
-from max.compiler.passes.ir_util import as_op
+from max.compiler.passes.ir_util import as_op, defined_within, is_within, walk_ops
 
 _ACCESS = ("vector.transfer_read", "vector.transfer_write", "vector.load", "vector.store",
            "vector.maskedload", "vector.maskedstore")
 _READS = ("vector.transfer_read", "vector.load", "vector.maskedload")
 _WRITES = ("vector.transfer_write", "vector.store", "vector.maskedstore")
-
-
-def _walk(op: ir.Operation) -> Iterator[ir.Operation]:
-    for region in op.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                yield child.operation
-                yield from _walk(child.operation)
-
-
-def _inside(op: ir.Operation, loop: ir.Operation) -> bool:
-    while op is not None:
-        if op == loop:
-            return True
-        op = op.parent
-    return False
-
-
-def _defined_outside(value: ir.Value, loop: ir.Operation) -> bool:
-    owner = value.owner
-    op = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
-    return not _inside(op, loop)
 
 
 def _memref_of(access: ir.Operation) -> ir.Value:
@@ -81,7 +57,7 @@ def _same_slice(a: ir.Operation, b: ir.Operation) -> bool:
 def _only_accesses(view: ir.Operation, loop: ir.Operation) -> bool:
     for use in view.results[0].uses:
         user = as_op(use.owner)
-        if user is None or user.name not in _ACCESS or not _inside(user, loop):
+        if user is None or user.name not in _ACCESS or not is_within(user, loop):
             return False
         if _memref_of(user) != view.results[0]:
             return False  # the view is the value written, or an index
@@ -89,7 +65,7 @@ def _only_accesses(view: ir.Operation, loop: ir.Operation) -> bool:
 
 
 def _row_loops(module: ir.Module) -> list[ir.Operation]:
-    return [op for op in _walk(module.operation)
+    return [op for op in walk_ops(module.operation)
             if op.name == "scf.for" and "mo.row_loop" in op.attributes]
 
 
@@ -102,7 +78,7 @@ def _candidate(row: ir.Operation) -> tuple[ir.Operation, ir.Operation] | None:
     last = loops[-1]
     out_view = alloc = None
     out_slice = buf_slice = None
-    for op in _walk(last):
+    for op in walk_ops(last):
         if op.name not in _WRITES and op.name not in _READS:
             continue
         view = as_op(_memref_of(op).owner)
@@ -115,8 +91,8 @@ def _candidate(row: ir.Operation) -> tuple[ir.Operation, ir.Operation] | None:
             if out_view is not None and out_view != source:
                 return None
             out_view, out_slice = source, (view, op)
-        elif op.name in _READS and source.name == "memref.alloc" and _defined_outside(
-                source.results[0], row):
+        elif (op.name in _READS and source.name == "memref.alloc"
+              and not defined_within(source.results[0], row)):
             if alloc is not None and alloc != source:
                 return None
             alloc, buf_slice = source, (view, op)
@@ -126,8 +102,8 @@ def _candidate(row: ir.Operation) -> tuple[ir.Operation, ir.Operation] | None:
     if not _same_slice(out_slice[0], buf_slice[0]) or _indices(out_slice[1]) != _indices(
             buf_slice[1]):
         return None
-    if not _defined_outside(out_view.operands[0], row) or not all(
-            _defined_outside(v, row) or v == body.arguments[0]
+    if defined_within(out_view.operands[0], row) or not all(
+            not defined_within(v, row) or v == body.arguments[0]
             for v in list(out_view.operands)[1:]):
         return None
     a_t, v_t = ir.MemRefType(alloc.results[0].type), ir.MemRefType(out_view.results[0].type)
@@ -136,7 +112,7 @@ def _candidate(row: ir.Operation) -> tuple[ir.Operation, ir.Operation] | None:
     # The output row: only written, and only by the last pass's own slices.
     for use in out_view.results[0].uses:
         user = as_op(use.owner)
-        if user is None or user.name != "memref.subview" or not _inside(user, last):
+        if user is None or user.name != "memref.subview" or not is_within(user, last):
             return None
         if not all(as_op(u.owner).name in _WRITES for u in user.results[0].uses):
             return None
@@ -145,7 +121,7 @@ def _candidate(row: ir.Operation) -> tuple[ir.Operation, ir.Operation] | None:
         user = as_op(use.owner)
         if user is None or user.name == "memref.dealloc":
             continue
-        if (user.name != "memref.subview" or not _inside(user, row)
+        if (user.name != "memref.subview" or not is_within(user, row)
                 or not _only_accesses(user, row)
                 or any(s != 1 for s in ir.DenseI64ArrayAttr(user.attributes["static_strides"]))):
             return None
@@ -171,7 +147,7 @@ def rows_into_output(module: ir.Module) -> int:
         # prefetch_next_rows takes for the first row view in the loop).
         body = row.regions[0].blocks[0]
         first = next(c.operation for c in body.operations
-                     if any(_inside(as_op(u.owner), c.operation) for u in alloc.results[0].uses))
+                     if any(is_within(as_op(u.owner), c.operation) for u in alloc.results[0].uses))
         out_view.move_before(first)
         dyn = ir.ShapedType.get_dynamic_stride_or_offset()
         for use in list(alloc.results[0].uses):

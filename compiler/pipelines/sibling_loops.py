@@ -26,7 +26,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import scf
 
-from max.compiler.passes.ir_util import as_op
+from max.compiler.passes.ir_util import as_op, defined_within
 
 _READ_ONLY = ("vector.transfer_read", "vector.load", "memref.subview", "memref.load",
               "memref.dim", "vector.broadcast", "vector.extract", "vector.multi_reduction",
@@ -83,7 +83,7 @@ def _memref(access: ir.Operation) -> ir.Value:
     return access.operands[1] if access.name in _WRITES else access.operands[0]
 
 
-def _key(access: ir.Operation, loop: ir.Operation) -> list[str] | None:
+def _key(access: ir.Operation, loop: ir.Operation) -> list[str | ir.Value] | None:
     """What an access touches in one iteration, comparable across two loops: its subview's
     source, offsets, sizes and strides, and its indices, the loop's counter as ``iv``."""
     view = as_op(_memref(access).owner)
@@ -101,23 +101,13 @@ def _key(access: ir.Operation, loop: ir.Operation) -> list[str] | None:
             c = as_op(v.owner)
             if c is not None and c.name == "arith.constant":
                 out.append(str(c.attributes["value"]))
-            elif _inside(v, loop):
+            elif defined_within(v, loop):
                 return None  # computed in the loop: not comparable
             else:
-                out.append(f"{v.get_name()}")
+                out.append(v)  # the value itself (not its printed name: that prints the module)
     out += [str(view.attributes[k]) for k in ("static_offsets", "static_sizes",
                                                "static_strides")]
     return out
-
-
-def _inside(v: ir.Value, loop: ir.Operation) -> bool:
-    owner = v.owner
-    op = owner.owner if isinstance(owner, ir.Block) else as_op(owner)
-    while op is not None:
-        if op == loop:
-            return True
-        op = op.parent
-    return False
 
 
 def _writes_read_back(first: ir.Operation, second: ir.Operation) -> bool:

@@ -13,6 +13,7 @@ import torch
 from mlir import ir
 from mo_helpers import Compiled, check, make_context, one_op_module
 
+from max.compiler.passes.ir_util import walk_ops
 from max.compiler.lowering import lower_to_linalg
 from max.compiler.pipelines import cpu_schedule
 from max.compiler.targets.cpu import CPU
@@ -39,7 +40,7 @@ def _fused(dims: tuple, axis: int) -> ir.Module:
 
 
 def _generics(m: ir.Module) -> list[ir.Operation]:
-    return [op for op in cpu_schedule._walk(m.operation) if op.name == "linalg.generic"]
+    return [op for op in walk_ops(m.operation) if op.name == "linalg.generic"]
 
 
 @pytest.mark.parametrize("dims", [("n", 4096), (512, 4096), (2, "n", 100)])

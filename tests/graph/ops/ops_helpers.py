@@ -127,6 +127,7 @@ def tile_loop_kinds(graph: Graph) -> list[tuple[str, str]]:
 
     from max.compiler.lowering import lower_to_linalg
     from max.compiler.lowering.quantization import TILE_LOOP
+    from max.compiler.passes.ir_util import walk_ops
     from max.compiler.pipelines import cpu, cpu_schedule
     from max.dialects.mo import context as mo_context
 
@@ -135,9 +136,9 @@ def tile_loop_kinds(graph: Graph) -> list[tuple[str, str]]:
         lower_to_linalg(module)
         cpu.entry_abi(module)
         cpu._run(module, cpu.FUSION_PIPELINE)
-        loops = [o for o in cpu_schedule._walk(module.operation) if TILE_LOOP in o.attributes]
+        loops = [o for o in walk_ops(module.operation) if TILE_LOOP in o.attributes]
         assert len(loops) == 1
         return sorted((o.name, str(cpu_schedule.classify(o)))
-                      for o in cpu_schedule._walk(loops[0])
+                      for o in walk_ops(loops[0])
                       if o.name.startswith("linalg.")
                       and o.name not in ("linalg.yield", "linalg.index"))
