@@ -40,6 +40,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from max.compiler.host_cpu import host
 from max.runtime import hugepages
 from max.runtime.artifact import (
     CONSTANTS_FILE,
@@ -248,10 +249,11 @@ def cache_key_of_digest(digest: bytes, target: str,
 
 
 def _build_environment() -> dict[str, Any]:
-    """What else shapes the binary: the thread count it was built for, and the environment
-    whose libiomp5 its rpath names (another venv must not load this one's artifact)."""
+    """What else shapes the binary: the thread count it was built for, the environment whose
+    libiomp5 its rpath names (another venv must not load this one's artifact), and the CPU
+    (code built with ``-mcpu=native`` elsewhere may use instructions this one lacks)."""
     threads = threads_from_env() or len(os.sched_getaffinity(0))
-    return {"threads": str(threads), "prefix": sys.prefix}
+    return {"threads": str(threads), "prefix": sys.prefix, "cpu": host().fingerprint()}
 
 
 def _read_entry(key: str, path: Path,

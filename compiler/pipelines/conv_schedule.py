@@ -5,13 +5,14 @@ tap (kh, kw) and one input channel per step, then ``transform.structured.decompo
 tile into a 1-D conv (``conv_1d_nwc_wcf``, ``depthwise_conv_1d_nwc_wc``, ``pooling_nwc_*``)
 that ``vectorize`` handles: the strip's accumulator stays in vector registers across the kh,
 kw and channel loops (loop-invariant subset hoisting), and each step is ``wt`` broadcasts of
-an input element, ``ft / 16`` filter loads and ``wt * ft / 16`` FMAs, as in the matmul's
+an input element, ``ft / lanes`` filter loads and ``wt * ft / lanes`` FMAs, as in the matmul's
 register tile. (A chunk of 16 input channels per step, the probe's choice on Zen 4, was 25%
 slower here: the [wt, 16] input tile must be transposed into broadcasts.) Only f32 ops
 with static widths and channels are scheduled. A strip or channel tile that does not divide
 its dim leaves a remainder tile, which is peeled into its own loop: every tile is static
 (vectorizing a conv tile of dynamic size fails), so odd widths and channel counts stay vector
-code. The channel tile of depthwise convolutions and pools is at most 16: a
+code. The channel tile of depthwise convolutions and pools is one vector (16 f32 with
+AVX-512, 8 with AVX2) at most: a
 ``vector<48xf32>`` was legalized lane by lane, ~10x slower.
 """
 
@@ -23,6 +24,8 @@ from typing import NamedTuple
 from mlir import ir
 from mlir.dialects import linalg
 
+from max.compiler.host_cpu import host
+
 # Kinds: conv2d (loops n, oh, ow, f, kh, kw, c); depthwise conv and pools (n, oh, ow, c, kh, kw).
 CONV_KINDS = {
     "linalg.conv_2d_nhwc_hwcf": "conv",
@@ -33,11 +36,14 @@ CONV_KINDS = {
     "linalg.copy": "copy",
 }
 _ANY = "!transform.any_op"
-# One register block: up to 28 of the 32 zmm registers accumulate f32 (MLIR-FACTS 7.1 used
-# 16; more hid the FMA latency better here: 14 x 32 beat 8 x 32 and 4 x 64 on 3x3 convs by
-# 10-20%), the rest hold the filter vectors and a broadcast.
-_ACC = 448
-_L1_SLICE = 32 << 10  # bytes of filter kept in L1 per channel chunk (of 48 KB)
+# One register block: all but 4 of the host's vector registers accumulate f32, 28 of the 32
+# zmm with AVX-512 (MLIR-FACTS 7.1 used 16; more hid the FMA latency better here: 14 x 32 beat
+# 8 x 32 and 4 x 64 on 3x3 convs by 10-20%), 12 of the 16 ymm with AVX2; the rest hold the
+# filter vectors and a broadcast. _LANES: f32 per vector; a filter tile is two vectors wide
+# at most (32 or 16 channels).
+_LANES = host().f32_lanes
+_ACC = (host().vector_registers - 4) * _LANES
+_L1_SLICE = host().l1d_bytes * 2 // 3  # bytes of filter kept in L1 per channel chunk
 # Marks the fill that starts a split window op's result (lowering.conv_padding.split_window):
 # CSE must not merge it with an equal fill, and it goes on threads like the padded copies.
 OWN_INIT = "mo.own_init"
@@ -121,15 +127,17 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         # A register block of 14 pixels x 32 output channels: 32 (not the probe's 64) was
         # 20% faster on 128 channels (a smaller filter slice per step). A whole small F, else
         # a power of two up to 32 dividing it.
-        ft = ch if ch <= 32 and (ch & (ch - 1) == 0 or ch < 16) else _pow2_divisor(ch, 32)
-        wt = _strip(ow, min(_ACC // max(ft, 16), 16))
+        fmax = 2 * _LANES
+        ft = (ch if ch <= fmax and (ch & (ch - 1) == 0 or ch < _LANES)
+              else _pow2_divisor(ch, fmax))
+        wt = _strip(ow, min(_ACC // max(ft, _LANES), 16))
         # Input channels in chunks whose filter slice (all taps x chunk x ft) fits in 32 KB
         # of L1 while the strips of a row stream past it; the whole 3x3 filter per strip
         # came from L2 (25% slower). A 1x1 conv keeps all its channels: longer runs per
         # accumulator load.
         r, s, c, _ = ir.RankedTensorType(op.operands[1].type).shape
         cc = 0
-        if r * s * c * ft * 4 > _L1_SLICE and c % 16 == 0:
+        if r * s * c * ft * 4 > _L1_SLICE and c % 16 == 0:  # chunks of 16 channels or more
             cc = 16
             while c % (cc * 2) == 0 and r * s * cc * 2 * ft * 4 <= _L1_SLICE:
                 cc *= 2
@@ -139,9 +147,9 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         order = (3, 6, 0, 1, 2, 4, 5) if r * s * c * ch > max(shape[1], 1) * ow * ch // 2 else ()
         return kind, _plan((1, 1, 0, ft if ft < ch else 0, 0, 0, cc), (0, 0, wt, 0, 1, 1, 1),
                            shape=shape, interchange=order)
-    # Channels: 16 (one zmm) at a time, a remainder peeled, or all of fewer; strips of 6-8
+    # Channels: one vector at a time, a remainder peeled, or all of fewer; strips of 6-8
     # pixels (MLIR-FACTS 7.4: 7 or 8 best; longer strips spill).
-    return kind, _plan((1, 1, _strip(ow, 8), min(ch, 16), 1, 0), shape=shape)
+    return kind, _plan((1, 1, _strip(ow, 8), min(ch, _LANES), 1, 0), shape=shape)
 
 
 def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) -> str:

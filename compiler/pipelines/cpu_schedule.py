@@ -47,9 +47,10 @@ from max.compiler.pipelines.conv_schedule import (
     tiled_copies_to_linalg,
 )
 
-# Matmul tiles (MLIR-FACTS 1): L2 tile [MC, NC, KC], register tile [8, 32, 1] = 16 zmm accumulators.
+# Matmul tiles (MLIR-FACTS 1): L2 tile [MC, NC, KC], register tile [MR, NR, 1] for the host's
+# vector registers (matmul_schedule.register_shape: 8 x 32 with AVX-512, 6 x 16 with AVX2).
 MC, NC, KC = 256, 256, 64
-MR, NR = 8, 32
+MR, NR = matmul_schedule.MR, matmul_schedule.NR
 VEC = 64  # elementwise / reduction tile along the innermost dim: 4 zmm of f32
 SID = "mo.sid"  # tag: the op's schedule id
 KIND = "mo.sched"  # tag: matmul | elementwise | reduction

@@ -51,10 +51,12 @@ from mlir.dialects import arith, bufferization, linalg, memref, tensor
 
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassociation
 from max.compiler.passes.ir_util import as_op
-from max.compiler.pipelines import arg_layouts
+from max.compiler.pipelines import arg_layouts, matmul_schedule
 from max.runtime.layouts import PANEL, apply_layout
 
-MR = 8  # rows of the register tile
+# The register tile: MR rows by NR_PANEL columns of one panel, the whole panel where the vectors
+# are wide enough (8 x 32, AVX-512), else a half (6 x 16, AVX2): matmul_schedule.register_shape.
+MR, NR_PANEL = matmul_schedule.MR, min(PANEL, matmul_schedule.NR)
 PACKED = "mo.pmm"  # on the panel-matmul generic
 # On a panel matmul whose run-time copy of B into panels is fused into its column-block loop,
 # and on that copy (which is then no op of its own: see block_pack).
@@ -79,7 +81,7 @@ N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of t
 # they divide evenly: same process, medians, rows -> columns: 1024^3 5.90 / 6.12 -> 5.78 /
 # 5.91 ms, 2048 x 1024 x 1024 12.01 -> 11.65, 1024 x 2048 x 2048 25.50 -> 24.83, 2048 x 512 x
 # 512 3.00 -> 2.96, 1024 x 512 x 512 1.52 -> 1.53.
-BLOCK_MC = 32
+BLOCK_MC = MR * (32 // MR)  # 32 rows, or 30 for 6-row register tiles
 ROW_SPLIT_ROWS = 512
 # Block-packing matmuls with K up to this run K as one block, their zero fill of C fused into
 # the register tiles (block_pack): the accumulators start at zero in registers, and C is
@@ -425,20 +427,20 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
 
 
 def register_tiles(sid: int, op: str, fill: bool = False) -> str:
-    """Register tiles [8, 1, 32] of the cache tile ``op``, then K by 1 (see the module doc),
+    """Register tiles [MR, 1, NR_PANEL] of the cache tile ``op``, then K by 1 (see the module doc),
     that k loop unrolled by :data:`K_UNROLL`. ``fill``: the zero fill of ``op``'s C is fused
     into each register tile (``structured.fuse`` follows the destination to it)."""
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
 
-    # Panel outer, rows inner: the panel's K x 32 slice stays in L1 over all the rows.
+    # Panel outer, rows inner: the panel's K x NR_PANEL slice stays in L1 over all the rows.
     if fill:
         s = (f"    %pb{sid}, %pb{sid}l:3 = transform.structured.fuse {op} tile_sizes "
-             f"[{MR}, 1, {PANEL}, 0] interchange [1, 0, 2, 3] : ({_ANY}) -> "
+             f"[{MR}, 1, {NR_PANEL}, 0] interchange [1, 0, 2, 3] : ({_ANY}) -> "
              f"({_ANY}, {_ANY}, {_ANY}, {_ANY})\n")
     else:
-        s = _tile(op, f"pb{sid}", [MR, 1, PANEL, 0]).replace(
+        s = _tile(op, f"pb{sid}", [MR, 1, NR_PANEL, 0]).replace(
             f" : ({_ANY})", f" interchange = [1, 0, 2, 3] : ({_ANY})", 1)
-    s += _peel(f"%pb{sid}l#1", f"ppm{sid}")  # rows not a multiple of 8: a static remainder
+    s += _peel(f"%pb{sid}l#1", f"ppm{sid}")  # rows not a multiple of MR: a static remainder
     # The unit panel dim dropped (rank-reducing slices): a 2-D matmul-shaped generic.
     s += (f"    transform.apply_patterns to %pb{sid}l#0 {{\n"
           f"      transform.apply_patterns.linalg.fold_unit_extent_dims_via_reshapes\n"
@@ -455,7 +457,7 @@ def register_tiles(sid: int, op: str, fill: bool = False) -> str:
               f"    }} : {_ANY}\n"
               f"    %pbf{sid} = transform.structured.match ops{{[\"linalg.fill\"]}} in "
               f"%pb{sid}l#0 : ({_ANY}) -> {_ANY}\n"
-              f"    transform.structured.vectorize %pbf{sid} vector_sizes [{MR}, {PANEL}] : "
+              f"    transform.structured.vectorize %pbf{sid} vector_sizes [{MR}, {NR_PANEL}] : "
               f"{_ANY}\n")
     s += _tile(f"%pm{sid}", f"pk{sid}", [0, 0, 1]) + _done(f"%pk{sid}")
     # The k loop unrolled: fewer loop-counter and pointer uops between the FMAs (ports 0 and

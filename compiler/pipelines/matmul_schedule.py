@@ -25,13 +25,35 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import tensor
 
+from max.compiler.host_cpu import CpuDescription, host
 from max.compiler.passes.ir_util import as_op
 
 MC, NC, KC = 256, 256, 64  # cache tile of a plain matmul (MLIR-FACTS 1)
-MR, NR = 8, 32  # register tile: 16 zmm accumulators
-# Static row counts below MR: a tile of exactly those rows; N widened to keep ~8 accumulators
-# in flight (FMA latency 4 x 2 ports). Powers of two only: vector<48> legalizes to scalars.
-SMALL_M_NR = {1: 128, 2: 64, 3: 32, 4: 32, 5: 32, 6: 32, 7: 32}
+
+
+def register_shape(cpu: CpuDescription) -> tuple[int, int]:
+    """(MR, NR): the register tile of a matmul on ``cpu``. Two vectors of columns, by as many
+    rows (at most 8) as leave three registers for B's two vectors and A's broadcast: 8 x 32
+    (16 zmm accumulators) with AVX-512, 6 x 16 (12 ymm) with AVX2, where 8 x 32 spilled on
+    every k step (matmul 1024^3, one thread on Zen 3: 33 GF/s against 57)."""
+    return min(8, (cpu.vector_registers - 3) // 2), 2 * cpu.f32_lanes
+
+
+def small_m_widths(cpu: CpuDescription, mr: int) -> dict[int, int]:
+    """Static row counts below MR: a tile of exactly those rows, N widened to keep about 8
+    accumulators in flight (FMA latency 4 x 2 ports), at least two vectors. Powers of two
+    only: vector<48> legalizes to scalars. AVX-512: 1 -> 128, 2 -> 64, 3..7 -> 32."""
+    widths = {}
+    for m in range(1, mr):
+        vectors = 2
+        while vectors * 2 * m <= 8:
+            vectors *= 2
+        widths[m] = vectors * cpu.f32_lanes
+    return widths
+
+
+MR, NR = register_shape(host())
+SMALL_M_NR = small_m_widths(host(), MR)
 N_SPLIT_ROWS = 64  # up to this many static rows, threads split N (columns) instead of rows
 B_BLOCK_BYTES = 512 * 1024  # K x NC panel of B an epilogue's cache tile keeps in L2
 
@@ -74,7 +96,7 @@ def _fit(size: int, limit: int, step: int) -> int:
 
 
 def register_tile(m: int) -> tuple[int, int]:
-    """(MR, NR) for ``m`` rows (dynamic: the 8x32 tile)."""
+    """(MR, NR) for ``m`` rows (dynamic: the full MR x NR tile)."""
     if m != _DYN and 0 < m < MR:
         return m, SMALL_M_NR[m]
     return MR, NR

@@ -15,7 +15,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, llvm
 
-from max.compiler.lowering.host_cpu import HAVE_PERMVAR
+from max.compiler.host_cpu import host
 from max.compiler.passes.ir_util import as_op
 
 LANES = 16
@@ -58,7 +58,7 @@ def _index_of(conv: ir.Operation) -> ir.Value | None:
 
 def lookup_nibbles(module: ir.Module) -> int:
     """Rewrites each nibble conversion (see the module docstring); returns how many."""
-    if not HAVE_PERMVAR:
+    if not host().has_permvar:
         return 0
     found: list[tuple[ir.Operation, ir.Value]] = []
 

@@ -67,7 +67,7 @@ def test_static_batch_rows_stay_one_scheduled_matmul(batch: tuple[int, ...]) -> 
     text = _matmul_text(16, 32, 24, batch=batch)
     scheduled = scheduled_ir(text)
     assert "linalg.generic" not in scheduled and "linalg.matmul" not in scheduled
-    assert scheduled.count("vector.fma") >= 8
+    assert scheduled.count("vector.fma") >= cpu_schedule.MR  # one per row of a tile
     c = Compiled(text)
     rng = np.random.default_rng(len(batch))
     a = rng.standard_normal((*batch, 16, 24), dtype=np.float32)

@@ -73,14 +73,14 @@ def test_runtime_panels_match_numpy(m: int, k: int, n: int, threads: int,
 @pytest.mark.parametrize("threads", [1, 2])
 def test_panel_kernel_ir(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The panel generic replaces the matmul; nothing is left to plain loops; the register
-    kernel is 8 FMAs of 32 lanes per k (its loop unrolled by K_UNROLL), reading B as contiguous
-    32-wide rows of a panel (stride 32), and C3 is written into the output itself (no copy of
-    C)."""
+    kernel is MR FMAs of NR_PANEL lanes per k (8 x 32 with AVX-512, 6 x 16 with AVX2; its
+    loop unrolled by K_UNROLL), reading B as contiguous rows of a panel (stride 32), and C3 is
+    written into the output itself (no copy of C)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
     mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(512, 256), (256, 512)]), threads)
     assert "linalg." not in mem
-    assert mem.count("vector.fma") >= 8 * matmul_pack.K_UNROLL  # the k loop unrolled
-    assert "memref<1x32xf32, strided<[32, 1]" in mem  # a row of a panel
+    assert mem.count("vector.fma") >= matmul_pack.MR * matmul_pack.K_UNROLL  # k unrolled
+    assert f"memref<1x{matmul_pack.NR_PANEL}xf32, strided<[32, 1]" in mem  # a row of a panel
     assert "memref.copy" not in mem
     assert ("scf.forall" in mem) == (threads > 1)
 
@@ -116,9 +116,9 @@ def test_one_k_block_starts_accumulators_at_zero(threads: int,
 
     def starts(k: int) -> list[str]:
         mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(512, k), (k, 512)]), threads)
-        zeros = set(re.findall(r"(%\w+) = arith.constant dense<0.000000e\+00> : vector<8x32xf32>",
-                               mem))
-        inits = re.findall(r"iter_args\(%\w+ = (%\w+)\) -> \(vector<8x32xf32>\)", mem)
+        tile = f"vector<{matmul_pack.MR}x{matmul_pack.NR_PANEL}xf32>"
+        zeros = set(re.findall(rf"(%\w+) = arith.constant dense<0.000000e\+00> : {tile}", mem))
+        inits = re.findall(rf"iter_args\(%\w+ = (%\w+)\) -> \({tile}\)", mem)
         assert inits, "no register kernel"
         return ["zero" if v in zeros else "C" for v in inits]
 

@@ -7,7 +7,7 @@ import pytest
 from mlir import ir
 from mo_helpers import make_context
 
-from max.compiler.lowering.host_cpu import HAVE_PERMVAR
+from max.compiler.host_cpu import host
 from max.compiler.pipelines.nibble_lookup import INTRINSIC, lookup_nibbles
 
 TEXT = """
@@ -33,7 +33,7 @@ func.func @f(%b: vector<16xi8>, %w: vector<16xi32>, %l: vector<16xi64>)
 """
 
 
-@pytest.mark.skipif(not HAVE_PERMVAR, reason="the host has no AVX-512F: nothing is rewritten")
+@pytest.mark.skipif(not host().has_permvar, reason="the host has no AVX-512F: nothing is rewritten")
 def test_only_provable_nibbles_become_lookups() -> None:
     with make_context():
         m = ir.Module.parse(TEXT)

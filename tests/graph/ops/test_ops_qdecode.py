@@ -149,11 +149,11 @@ def test_weight_rows_are_prefetched_ahead() -> None:
 def test_nibbles_become_table_lookups(enc: QuantizationEncoding) -> None:
     """On AVX-512 the 4-bit codes' conversions to f32 are vpermps lookups (mo-nibble-lookup):
     none is left as a conversion; the numbers are the other tests' (same pipeline)."""
-    from max.compiler.lowering.host_cpu import HAVE_PERMVAR
+    from max.compiler.host_cpu import host
     from max.compiler.pipelines.nibble_lookup import INTRINSIC
     from max.compiler.targets.cpu import CPU
 
-    if not HAVE_PERMVAR:
+    if not host().has_permvar:
         pytest.skip("the host has no AVX-512F: the conversions stay")
     g = build([tt(DType.float32, 1, 64), tt(DType.uint8, 40, 2 * (18 if enc == Q.Q4_0 else 20))],
               lambda x, w: ops.qmatmul(enc, None, x, w))
