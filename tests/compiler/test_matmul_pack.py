@@ -167,3 +167,40 @@ def test_engine_constant_weights_match_numpy(m: int, k: int, n: int) -> None:
     ref = np.maximum(x.astype(np.float64) @ w, 0) @ w2
     check(out, ref.astype(np.float32), rtol=1e-4, atol=1e-4)
     assert model._record.fallbacks == ()
+
+
+def test_symbolic_rows_with_constant_weights_match_numpy() -> None:
+    """Rows symbolic (a batch or a sequence) against a weight stored in panels: the row blocks
+    are peeled, the last one's register tiles padded to MR rows. One model, many row counts:
+    below a register tile, one row block plus a remainder, several blocks (uneven over the
+    threads)."""
+    rng = np.random.default_rng(3)
+    k, n = 97, 160
+    w = rng.standard_normal((k, n), dtype=np.float32) / np.sqrt(k)
+    g = Graph("sym_rows", lambda v: v @ ops.constant(w, DType.float32, CPU),
+              input_types=[TensorType(DType.float32, ("rows", k), CPU)])
+    model = InferenceSession(devices=[CPUDevice()], num_threads=2).load(g)
+    assert model._record.fallbacks == ()
+    for m in (1, 5, matmul_pack.MR, matmul_pack.MR + 1, matmul_pack.MC - 1, matmul_pack.MC,
+              matmul_pack.MC + 1, 2 * matmul_pack.MC + 7, 1000):
+        x = rng.standard_normal((m, k), dtype=np.float32)
+        out = model.execute(x)[0].to_numpy()
+        check(out, (x.astype(np.float64) @ w).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_symbolic_rows_kernel_is_not_masked(threads: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With rows symbolic, every register tile of the panel matmul is static: full row
+    blocks by the peel, the remainder block by padding to MR rows. A masked tile (AVX2 has
+    no mask registers) read and wrote C at every k step."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+    w = np.arange(384 * 256, dtype=np.float32).reshape(384, 256)
+    text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [("m", 384)])
+    mem, packed = _scheduled(text, threads, constants=True)
+    assert packed == {"c0": "panels"}
+    assert "vector.create_mask" not in mem and "vector.constant_mask" not in mem
+    tile = f"vector<{matmul_pack.MR}x{matmul_pack.NR_PANEL}xf32>"
+    assert f"-> ({tile})" in mem  # the k loops carry whole register tiles
+    # The padded remainder: its A rows and C tile in buffers of MR rows (filled, then copied).
+    assert f"memref.alloc() {{alignment = 64 : i64}} : memref<{matmul_pack.MR}x" in mem
