@@ -65,7 +65,8 @@ BLOCK_FILL = "mo.pmm_fill"  # on such a matmul whose zero fill of C goes into it
 # Cache tile: MC rows x JC panels, K blocks of KC. A KC x 32 panel slice (32 KiB) stays in L1
 # while the rows run; the MC x KC block of A (128 KiB) in L2. Measured at 1024^3 on one core:
 # (128, 8, 256) and (256, 8, 256) best, (256, 8, 64) 10% slower.
-MC, JC, KC = MR * (128 // MR), 8, 256
+MC_ROWS, JC, KC = 128, 8, 256
+MC = MR * (MC_ROWS // MR)  # symbolic rows: blocks of whole register tiles (128, or 126)
 # The register kernel's k loop unrolled by this: 16 FMAs a k step leave no slack for the loop's
 # own uops (ports 0 and 5 run both). Same-process A/B, 2 threads, x torch: 1024^3 (B a graph
 # input) 1.08 -> 1.04; unrolled by 8 alike.
@@ -81,7 +82,7 @@ N_SPLIT_ROWS = 64  # up to this many rows, threads split the panels instead of t
 # they divide evenly: same process, medians, rows -> columns: 1024^3 5.90 / 6.12 -> 5.78 /
 # 5.91 ms, 2048 x 1024 x 1024 12.01 -> 11.65, 1024 x 2048 x 2048 25.50 -> 24.83, 2048 x 512 x
 # 512 3.00 -> 2.96, 1024 x 512 x 512 1.52 -> 1.53.
-BLOCK_MC = MR * (32 // MR)  # 32 rows, or 30 for 6-row register tiles
+BLOCK_MC = 32
 ROW_SPLIT_ROWS = 512
 # Block-packing matmuls with K up to this run K as one block, their zero fill of C fused into
 # the register tiles (block_pack): the accumulators start at zero in registers, and C is
@@ -358,25 +359,42 @@ def _fit(size: int, limit: int, step: int) -> int:
     return limit
 
 
+def _row_block(m: int, limit: int) -> int:
+    """Rows of a row block of a static ``m``: all of them up to ``limit``; else a multiple of
+    MR dividing ``m``; else another divisor of ``m`` above ``limit / 2``, so that every block
+    is static (a block's own remainder rows are peeled to a static tile); else ``limit``
+    rounded down to whole register tiles. A row block of dynamic size (the last one, where
+    the blocks do not divide ``m``) made the block-packing kernel masked and spilling on AVX2
+    (1024^3: 6-row tiles in blocks of 30). 1024 rows: blocks of 32 with 8-row tiles, or 32
+    (5 tiles of 6 and one of 2) with 6-row tiles."""
+    if m <= limit:
+        return m
+    for t in range(limit - limit % MR, MR - 1, -MR):
+        if m % t == 0:
+            return t
+    for t in range(limit, limit // 2, -1):
+        if m % t == 0:
+            return t
+    return limit - limit % MR
+
+
 def tiles(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
-    """((mc, jc, kc, dynamic rows),) of a panel matmul; 0 where the tile covers the whole dim
-    (dynamic rows: 1 where M is symbolic, so is the last row block). A matmul
+    """((mc, jc, kc),) of a panel matmul; 0 where the tile covers the whole dim. A matmul
     that packs its own B blocks (:data:`BLOCK_PACK`): ((mc, jc, kc), (1, fill)) with jc never 0
     (``fill``: 1 where it zeroes C per row block, :data:`BLOCK_FILL`)."""
     m, k = ir.RankedTensorType(op.operands[0].type).shape
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
     if BLOCK_PACK in op.attributes:
-        mc = _fit(m, BLOCK_MC, MR)
+        mc = _row_block(m, BLOCK_MC)
         if k <= KC_WHOLE:  # one K block; at most BLOCK_BYTES of panels a block
             jc, kc = _fit(j, min(JC, max(1, BLOCK_BYTES // (k * PANEL * 4))), 1), k
         else:
             jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
         return ((0 if mc == m else mc, jc, 0 if kc == k else kc),
                 (1, int(BLOCK_FILL in op.attributes)))
-    mc = MC if m == _DYN else _fit(m, MC, MR)
+    mc = MC if m == _DYN else _row_block(m, MC_ROWS)
     jc, kc = _fit(j, JC, 1), _fit(k, KC, 16)
-    return ((0 if mc == m else mc, 0 if jc == j else jc, 0 if kc == k else kc,
-             int(m == _DYN)),)
+    return ((0 if mc == m else mc, 0 if jc == j else jc, 0 if kc == k else kc),)
 
 
 def thread_plan(op: ir.Operation, threads: int,
@@ -416,12 +434,11 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     """Transform ops (inside a suppressed sequence) for the panel matmul ``target``."""
     from max.compiler.pipelines.cpu_schedule import _ANY, _tile
 
-    first, *pack = plan
+    (mc, jc, kc), *pack = plan
     if pack:
         from max.compiler.pipelines.block_pack import schedule as block_schedule
 
-        return block_schedule(sid, target, first, bool(pack[0][1]))
-    mc, jc, kc, dynamic_rows = first
+        return block_schedule(sid, target, (mc, jc, kc), bool(pack[0][1]))
     s, op = "", target
     if mc or jc or kc:
         s += _tile(op, f"pa{sid}", [mc, jc, 0, kc])
@@ -440,18 +457,19 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
         s += _peel(_loop(f"pa{sid}", 0, sum(1 for t in (mc, jc, kc) if t)), f"ppr{sid}")
         s += (f"    %pr{sid} = transform.structured.match attributes{{{mark}}} in %root : "
               f"({_ANY}) -> {_ANY}\n")
-        # The static blocks get the register tiles, and so does a static remainder block
-        # (its own remainder rows peeled). In a remainder block of dynamic rows, peeling the
-        # register rows leaves their size an affine.min that nothing folds, so its tiles
-        # would be masked, C read and written every k step: each register tile is padded to
-        # MR rows instead (A's rows copied, C's copied back), a static kernel.
+        # The static blocks get the register tiles. In a remainder block of dynamic rows
+        # (symbolic rows, or a thread's uneven share), peeling the register rows leaves
+        # their size an affine.min that nothing folds, so its tiles would be masked, C read
+        # and written every k step: each of its register tiles is padded to MR rows instead
+        # (A's rows copied, C's copied back), a static kernel. (Padding a static tile, as a
+        # static remainder block's, changes nothing: its own remainder rows are peeled.)
         s += (f"    %prm{sid}, %prr{sid} = transform.split_handle %pr{sid} "
               f"{{fail_on_payload_too_small = false}} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
         # (A foreach: no remainder where the peel failed, and an empty handle is an error.)
         return (s + register_tiles(sid, f"%prm{sid}")
                 + f"    transform.foreach %prr{sid} : {_ANY} {{\n"
                 f"    ^bb0(%prx{sid}: {_ANY}):\n"
-                + register_tiles(f"{sid}_", f"%prx{sid}", pad=bool(dynamic_rows))
+                + register_tiles(f"{sid}_", f"%prx{sid}", pad=True)
                 + "    }\n")
     return s + register_tiles(sid, op)
 
