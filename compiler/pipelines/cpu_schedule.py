@@ -322,8 +322,13 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     elif kind == "bmm" and tiles and tiles[0][3] == 0:
         body = matmul_schedule.bmm_fill_schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
-        cache, reg = tiles or ((MC, NC, KC), (MR, NR, 1))
+        cache, reg, *pad = tiles or ((MC, NC, KC), (MR, NR, 1))
         body = _tile(f"%o{sid}", f"a{sid}", list(cache))
+        if kind == "bmm" and pad and pad[0]:  # symbolic m or n: see bmm_register_tiles
+            body += _tile(f"%a{sid}", f"b{sid}", [*reg[:-1], 0])
+            body += matmul_schedule.bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad[0],
+                                                       (reg[1], reg[2]))
+            return s + _suppress(body)
         body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")
         if kind == "bmm" and matmul_schedule.BMM_K_UNROLL > 1:  # see BMM_K_UNROLL
             body += (f"    transform.loop.unroll %b{sid}l#2 "

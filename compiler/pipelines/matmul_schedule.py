@@ -151,18 +151,21 @@ def classify_bmm(op: ir.Operation) -> str | None:
     return None
 
 
-def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def mark_bmm(op: ir.Operation) -> tuple[tuple[int, ...], ...]:
     """Tiles of a batch matmul: one batch element per cache tile, then the matmul's tiles
     (no register loop over the batch: it is 1 already). Records its vector sizes. A cache
     tile K of 0: one K block, the fill fused (see :func:`bmm_fill_schedule`)."""
     m, n, k = _mnk(op)
     mr, nr = register_tile(m)
     _set_vsizes(op, [1, mr, nr, 1])
+    # Rows or columns of symbolic size (attention over a symbolic sequence): the remainder
+    # register tiles padded to full ones (see bmm_register_tiles).
+    pad = tuple(d for d, size in ((1, m), (2, n)) if size == _DYN)
     fill = as_op(op.operands[2].owner)
     if fill is not None and FUSED in fill.attributes:  # see fuse_bmm_fills
         _set_vsizes(fill, [1, mr, nr])
-        return (1, _fit(m, MC, mr), _fit(n, NC, nr), 0), (0, mr, nr, 1)
-    return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1)
+        return (1, _fit(m, MC, mr), _fit(n, NC, nr), 0), (0, mr, nr, 1), pad
+    return (1, _fit(m, MC, mr), _fit(n, NC, nr), _fit(k, KC, 16)), (0, mr, nr, 1), pad
 
 
 def _function_ops(module: ir.Module) -> list[ir.Operation]:
@@ -199,7 +202,7 @@ def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> s
     being loaded from a C zeroed by a pass of its own; then K by 1, unrolled."""
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
 
-    cache, (_, mr, nr, _) = plan
+    cache, (_, mr, nr, _), pad = plan
     n_outer = sum(1 for t in cache if t)
     s = (f"    %fa{sid}, %fa{sid}l:{n_outer} = transform.structured.fuse {op} tile_sizes "
          f"{list(cache)} : ({_ANY}) -> ({_ANY}{(', ' + _ANY) * n_outer})\n")
@@ -207,11 +210,40 @@ def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> s
           f"[0, {mr}, {nr}, 0] : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
     s += (f"    %bf{sid} = transform.get_producer_of_operand %b{sid}[2] : ({_ANY}) -> {_ANY}\n")
     s += _done(f"%bf{sid}")
-    s += _tile(f"%b{sid}", f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
+    return s + bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad, (mr, nr))
+
+
+def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
+                       full: tuple[int, int] = (0, 0)) -> str:
+    """K by 1 and unrolled in the register tile ``tile`` of a batch matmul, whose m and n
+    loops are ``{loops}#0`` and ``#1``; those loops peeled, so that all but the last tile of
+    each are static. With ``pad`` (the symbolic dims among m and n) the peel comes first and
+    the remainder tiles are padded to full ones: left of dynamic size they were vectorized
+    with masks, C read and written at every k step (AVX2 has no mask registers: [96, s, 64] @
+    [96, 64, s] at s = 128 took 2.8 ms, 1.3 with s static). The peel does fold the size of
+    the full tiles here (the loop bound is the tile's own size), so only the last tile of a
+    row or column pays for its copies. ``full``: (mr, nr), the sizes padded to (a remainder's
+    bound is one less: vectors of 5 x 15 lanes)."""
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+
+    # n first: peeling m clones the n loop, which would invalidate its handle.
+    peels = _peel(f"{loops}#1", f"pn{sid}") + _peel(f"{loops}#0", f"pm{sid}")
+    s = ""
+    if pad:
+        mark = f"mo.bmmt{sid}"
+        s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n' + peels
+        s += (f"    %bt{sid} = transform.structured.match attributes{{{mark}}} in %root : "
+              f"({_ANY}) -> {_ANY}\n"
+              f"    %bp{sid}, %bpp{sid}, %bpc{sid} = transform.structured.pad %bt{sid} "
+              f"pad_to_multiple_of {[full[d - 1] for d in pad]} {{\n"
+              f"      padding_values = [0.0 : f32, 0.0 : f32, 0.0 : f32],\n"
+              f"      padding_dimensions = {list(pad)}, nofold_flags = [0, 0, 0]\n"
+              f"    }} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
+        tile = f"%bp{sid}"
+    s += _tile(tile, f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
     if BMM_K_UNROLL > 1:
         s += f"    transform.loop.unroll %bk{sid}l {{factor = {BMM_K_UNROLL}}} : {_ANY}\n"
-    # n first: peeling m clones the n loop, which would invalidate its handle.
-    return s + _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
+    return s if pad else s + peels
 
 
 # ----------------------------------------------------------------------------- threads
@@ -467,6 +499,6 @@ def _fuse(producer: str, loop: str, name: str) -> str:
 
 
 __all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
-           "classify_bmm", "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills",
-           "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile", "thread_plan", "tiles",
-           "vector_sizes"]
+           "bmm_register_tiles", "classify_bmm", "epilogue_schedule", "epilogue_tiles",
+           "fuse_bmm_fills", "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile",
+           "thread_plan", "tiles", "vector_sizes"]

@@ -4,6 +4,7 @@ by columns over threads, small-row register tiles; all against numpy in float64.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from mlir import ir
 from mo_helpers import Compiled, check, graph_text, make_context
 
 from max.compiler.lowering import lower_to_linalg
+from max.compiler.passes.ir_util import walk_ops
 from max.compiler.pipelines import cpu_schedule, cpu_threads, matmul_schedule
 from max.compiler.targets.cpu import CPU as TARGET
 from max.dtype import DType
@@ -186,9 +188,50 @@ def test_attention_batch_matmul_splits_heads_over_threads() -> None:
     assert _kinds(text) == ["bmm"]  # its zero fill goes into the register tiles
     tagged, mem = _scheduled(text, threads=2).split("// ---- memrefs")
     assert "scf.forall" in tagged and "linalg." not in mem
-    # Each 8x32 accumulator starts as a zero vector: C is written once, never read back.
+    # Each register-tile accumulator starts as a zero vector: C is written once, never read.
+    tile = f"{matmul_schedule.MR}x{matmul_schedule.NR}xf32>"
     reads = [line for line in mem.splitlines() if "vector.transfer_read" in line]
-    assert reads and not [r for r in reads if r.rstrip().endswith("vector<8x32xf32>")]
+    assert reads and not [r for r in reads if r.rstrip().endswith(tile)]
+
+
+@pytest.mark.parametrize("shapes", [[(12, "s", 40), (12, 40, "s")],  # q @ k^T, K static
+                                    [(12, "s", "s"), (12, "s", 32)]],  # p @ v, K symbolic
+                         ids=["qk", "pv"])
+def test_attention_over_a_symbolic_sequence(shapes: list, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """Attention with the sequence symbolic: every register tile's k loop carries a full
+    MR x NR accumulator (the remainder tiles padded, not masked: masked, they read and wrote
+    C at every k step), and the numbers are numpy's at sequence lengths with and without
+    remainder rows and columns."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, "2")
+    text = graph_text(lambda x, y: x @ y, shapes)
+    _, mem = _scheduled(text, threads=2).split("// ---- memrefs")
+    carried = re.findall(r"iter_args\([^)]*\) -> \((vector<[0-9x]+xf32>)\)", mem)
+    full = f"vector<1x{matmul_schedule.MR}x{matmul_schedule.NR}xf32>"
+    assert carried and set(carried) == {full}, carried
+    # The result is written in place: no copy of the output onto itself through the
+    # reshape back to the batch dims (a serial pass over all of it, each call).
+    views = re.findall(r"(%\w+) = memref.reshape", mem)
+    assert not [v for v in views if re.search(rf"memref.copy {v}\b", mem)]
+    # Every k loop (a loop of FMAs) carries its accumulator and writes nothing.
+    with make_context():
+        module = ir.Module.parse(mem)
+        k_loops = [op for op in walk_ops(module.operation)
+                   if op.name == "scf.for" and any(
+                       o.name == "vector.fma" for o in op.regions[0].blocks[0].operations)]
+        assert k_loops
+        for loop in k_loops:
+            body = {o.name for o in loop.regions[0].blocks[0].operations}
+            assert len(loop.results) == 1 and "vector.transfer_write" not in body, body
+    c = Compiled(text)
+    rng = np.random.default_rng(1)
+    for s in (1, 5, matmul_schedule.MR + 1, 17, 64, 130):
+        a_shape = [s if d == "s" else d for d in shapes[0]]
+        b_shape = [s if d == "s" else d for d in shapes[1]]
+        a = rng.standard_normal(a_shape, dtype=np.float32)
+        b = rng.standard_normal(b_shape, dtype=np.float32)
+        (out,), _ = c([a, b], [((12, s, b_shape[-1]), "float32")])
+        check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
 def test_batch_matmul_with_k_past_one_block_keeps_its_fill() -> None:
