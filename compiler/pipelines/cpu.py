@@ -254,6 +254,30 @@ def have_system_linker() -> bool:
 # -O0/-O1 opt were cheaper still but slower code (softmax 1.12-1.3x, matmul 1.16x at -O0).
 DEFAULT_OPT_LEVEL = 2
 
+# f32 -> bf16, round to nearest even, NaN kept quiet (numpy / ml_dtypes). The bf16 values
+# our IR rounds are integer code (SOFT_BF16), but `opt` turns integer selects of bf16 bits
+# into `select ... bfloat` (a max/min reduction's NaN propagation), and on CPUs without
+# AVX512-BF16 the x86 backend promotes a bfloat select to f32 and rounds it back with a
+# call to __truncsfbf2, which libgcc before GCC 13 does not have: the model then failed to
+# load ("undefined symbol: __truncsfbf2", AMD Zen 3). Defined here, weak and hidden, in any
+# module that has bf16 values; where the backend calls nothing, the linker keeps it unused.
+BF16_BUILTINS = """
+define weak hidden bfloat @__truncsfbf2(float %a) {
+  %bits = bitcast float %a to i32
+  %nan = fcmp uno float %a, %a
+  %upper = lshr i32 %bits, 16
+  %lsb = and i32 %upper, 1
+  %bias = add i32 %lsb, 32767
+  %sum = add i32 %bits, %bias
+  %rounded = lshr i32 %sum, 16
+  %quiet = or i32 %upper, 64
+  %pick = select i1 %nan, i32 %quiet, i32 %rounded
+  %half = trunc i32 %pick to i16
+  %r = bitcast i16 %half to bfloat
+  ret bfloat %r
+}
+"""
+
 
 def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *,
                         opt_level: int = DEFAULT_OPT_LEVEL,
@@ -265,7 +289,7 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *,
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory(prefix="max-so-") as tmp:
         ll, opt_bc, obj = (Path(tmp) / n for n in ("model.ll", "model.opt.bc", "model.o"))
-        ll.write_text(llvm_ir)
+        ll.write_text(llvm_ir + BF16_BUILTINS if "bfloat" in llvm_ir else llvm_ir)
         level = f"-O{opt_level}"
         # The module has no target triple; without one the target library info knows no
         # memset, and llc expanded every llvm.memset (zero fills, which opt turns into

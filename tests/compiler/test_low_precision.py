@@ -202,3 +202,37 @@ def test_f64_gelu_has_no_cancellation(session) -> None:
     want = np.array([0.5 * a * math.erfc(b) for a, b in zip(x.tolist(), z.tolist())])
     np.testing.assert_allclose(got, want, rtol=4e-16, atol=0)
     assert got[-3] < 0 and got[-2] == 0 and got[-1] == 40.0  # tiny, not 0; erfc(-28) is 2
+
+
+def test_bf16_rounding_builtin_matches_ml_dtypes(tmp_path) -> None:
+    """The ``__truncsfbf2`` a model links where the x86 backend calls it (CPUs without
+    AVX512-BF16; libgcc before GCC 13 lacks it): f32 -> bf16 as ml_dtypes rounds, to nearest
+    even, subnormals kept, overflow to inf, NaN quiet."""
+    import ctypes
+
+    import ml_dtypes
+
+    from max.compiler.pipelines.cpu import build_shared_object
+
+    ir = ("define i16 @to_bf16(float %x) {\n"
+          "  %b = call bfloat @__truncsfbf2(float %x)\n"
+          "  %i = bitcast bfloat %b to i16\n"
+          "  ret i16 %i\n"
+          "}\n")  # the definition comes with the module: any module with bf16 values
+    so = tmp_path / "bf16.so"
+    build_shared_object(ir, so)
+    fn = ctypes.CDLL(str(so)).to_bf16
+    fn.argtypes, fn.restype = [ctypes.c_float], ctypes.c_uint16
+    rng = np.random.default_rng(0)
+    bits = np.concatenate([
+        rng.integers(0, 2**32, 4000, dtype=np.uint64).astype(np.uint32),
+        np.array([0x3F808000, 0x3F818000, 0x3F80FFFF, 0x00008000, 0x00018000,  # ties, subnormals
+                  0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0x00000000, 0x80000000], np.uint32)])
+    values = bits.view(np.float32)
+    got = np.array([fn(float(v)) for v in values], np.uint16)
+    with np.errstate(invalid="ignore"):  # the NaNs among the random bits
+        want = values.astype(ml_dtypes.bfloat16).view(np.uint16)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(got[finite], want[finite])
+    # NaN: still NaN after the cast, and quiet (the top mantissa bit set).
+    assert np.all((got[~finite] & 0x7F80) == 0x7F80) and np.all(got[~finite] & 0x0040)
