@@ -159,7 +159,9 @@ def test_small_run_time_work_wakes_no_worker() -> None:
                        text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     before, small, large = (int(x) for x in r.stdout.split()[-3:])
-    assert small == before and large > small, (before, small, large)
+    # No more threads after the small runs (one may have ended: a fresh clone's CI once saw
+    # 3, 2, 3 under load), one more after the large one.
+    assert small <= before and large > small, (before, small, large)
 
 
 # Attention's product-sums over a KV cache (llama3's decode block): the batch B is loop 0 and
@@ -322,4 +324,6 @@ def test_batch_of_one_forks_for_a_large_cache_only() -> None:
                        text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     before, small, large = (int(x) for x in r.stdout.split()[-3:])
-    assert small == before and large > small, (before, small, large)
+    # No more threads after the small runs (one may have ended: a fresh clone's CI once saw
+    # 3, 2, 3 under load), one more after the large one.
+    assert small <= before and large > small, (before, small, large)
