@@ -44,6 +44,12 @@ _ANY = "!transform.any_op"
 _LANES = host().f32_lanes
 _ACC = (host().vector_registers - 4) * _LANES
 _L1_SLICE = host().l1d_bytes * 2 // 3  # bytes of filter kept in L1 per channel chunk
+# Accumulators a conv strip keeps at least, where a remainder strip allows it: each is one
+# chain of dependent FMAs, and two FMA pipes of 4 cycles' latency need 8 in flight. On Zen 3
+# (AVX2) 56 pixels in strips of 4 x 16 channels (8 accumulators, no remainder) ran at 68-81
+# GF/s on one thread, in strips of 6 (12 accumulators, a remainder of 2) at 81-90; torch 87-95
+# (peak 99). AVX-512's strips (14 x 32, 28 accumulators) are far above it.
+_MIN_CHAINS = 10
 # Marks the fill that starts a split window op's result (lowering.conv_padding.split_window):
 # CSE must not merge it with an equal fill, and it goes on threads like the padded copies.
 OWN_INIT = "mo.own_init"
@@ -81,12 +87,13 @@ class Levels(NamedTuple):
     interchange: tuple[int, ...] = ()  # loop order of the outer level, if not the dims'
 
 
-def _strip(ow: int, most: int) -> int:
-    """Pixels per strip: the largest divisor of ``ow`` in [2/3 most, most] (a peeled
-    remainder strip runs at a fraction of the speed: 12 + 4 on 28 pixels was 20% slower than
-    14 + 14), else ``most`` and a remainder."""
+def _strip(ow: int, most: int, least: int = 1) -> int:
+    """Pixels per strip: the largest divisor of ``ow`` in [max(2/3 most, least), most] (a
+    peeled remainder strip runs at a fraction of the speed: 12 + 4 on 28 pixels was 20% slower
+    than 14 + 14), else ``most`` and a remainder."""
     most = max(1, min(ow, most))
-    return next((w for w in range(most, -(-2 * most // 3) - 1, -1) if ow % w == 0), most)
+    low = min(most, max(-(-2 * most // 3), least))
+    return next((w for w in range(most, low - 1, -1) if ow % w == 0), most)
 
 
 def _peeled(shape: Sequence[int], sizes: tuple[int, ...]) -> tuple[int, ...]:
@@ -130,7 +137,8 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         fmax = 2 * _LANES
         ft = (ch if ch <= fmax and (ch & (ch - 1) == 0 or ch < _LANES)
               else _pow2_divisor(ch, fmax))
-        wt = _strip(ow, min(_ACC // max(ft, _LANES), 16))
+        vectors = -(-ft // _LANES)
+        wt = _strip(ow, min(_ACC // max(ft, _LANES), 16), -(-_MIN_CHAINS // vectors))
         # Input channels in chunks whose filter slice (all taps x chunk x ft) fits in 32 KB
         # of L1 while the strips of a row stream past it; the whole 3x3 filter per strip
         # came from L2 (25% slower). A 1x1 conv keeps all its channels: longer runs per

@@ -44,6 +44,46 @@ def test_register_tiles_fit_the_register_file(cpu: CpuDescription, tile: tuple[i
         assert accumulators + 3 <= cpu.vector_registers, (m, n)
 
 
+@pytest.mark.parametrize("cpu,width,strip", [
+    (AVX512, 56, (14, 32)),  # 28 accumulators, 4 strips
+    (AVX2, 56, (6, 16)),  # 12 accumulators, a remainder of 2 (4 x 16 divides 56: only 8)
+    (AVX2, 30, (6, 16)),  # a divisor with enough accumulators
+    (AVX2, 28, (6, 16)),  # 4 + 4 + ... would be 8 accumulators: 6 and a remainder of 4
+    (AVX2, 5, (5, 16)),  # a whole narrow row
+])
+def test_conv_strips_keep_the_fma_pipes_busy(cpu: CpuDescription, width: int,
+                                             strip: tuple[int, int],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conv strip keeps at least conv_schedule._MIN_CHAINS accumulators (two FMA pipes of
+    4 cycles' latency need 8 in flight) where the row is that wide, even with a remainder
+    strip; the register block fits with a filter tile and a broadcast."""
+    from mlir import ir
+    from mo_helpers import make_context
+
+    from max.compiler.lowering import lower_to_linalg
+    from max.graph import ops
+
+    _use_tiles(cpu, monkeypatch)
+    text = graph_text(lambda x, w: ops.conv2d(x, w, padding=(1, 1, 1, 1)),
+                      [(1, 8, width, 64), (3, 3, 64, 64)])
+    with make_context():
+        module = ir.Module.parse(text)
+        lower_to_linalg(module)
+        convs: list[ir.Operation] = []
+        module.operation.walk(lambda op: (convs.append(op) if op.name ==
+                                          "linalg.conv_2d_nhwc_hwcf" else None,
+                                          ir.WalkResult.ADVANCE)[1])
+        (conv,) = convs
+        kind, levels = conv_schedule.conv_tiles(conv)
+    assert kind == "conv"
+    ft, wt = levels.sizes[0][3], levels.sizes[-1][2]
+    assert (wt, ft) == strip
+    accumulators = wt * ft // cpu.f32_lanes
+    assert accumulators >= min(conv_schedule._MIN_CHAINS, width * ft // cpu.f32_lanes)
+    assert accumulators + ft // cpu.f32_lanes + 1 <= cpu.vector_registers
+    assert levels.peel == ((0,) if width % wt else ())
+
+
 def test_cache_key_names_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """An artifact built for another CPU (``-mcpu=native``) is another cache entry."""
     graph = b"module {}"
