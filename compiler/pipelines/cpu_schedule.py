@@ -297,6 +297,17 @@ def _tile(target: str, name: str, sizes: list[int]) -> str:
         f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}{loops})\n")
 
 
+def _pad(target: str, name: str, dims: list[int], multiple: list[int] | None = None) -> str:
+    """Pads the f32 matmul-shaped tile ``target`` (A, B, C) along ``dims`` to its bound (or to
+    a ``multiple`` of each), zeros in: ``%{name}`` is the padded op; its A and C tiles are
+    copied in and C's copied back, so the register kernel is static."""
+    to = f"pad_to_multiple_of {multiple} " if multiple else ""
+    return (f"    %{name}, %{name}p, %{name}c = transform.structured.pad {target} {to}{{\n"
+            f"      padding_values = [0.0 : f32, 0.0 : f32, 0.0 : f32],\n"
+            f"      padding_dimensions = {dims}, nofold_flags = [0, 0, 0]\n"
+            f"    }} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
+
+
 def _done(handle: str) -> str:
     """Marks a fully tiled op: its dynamic dims are bounded by the tile sizes (see TILED)."""
     return f'    transform.annotate {handle} "{TILED}" : {_ANY}\n'
@@ -519,10 +530,11 @@ def vectorize_memrefs(module: ir.Module) -> None:
     from max.compiler.pipelines.max_select import select_running_extrema
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
     from max.compiler.pipelines.row_output import rows_into_output
+    from max.compiler.pipelines.self_copies import drop_self_copies
     from max.compiler.pipelines.sibling_loops import fuse_sibling_reductions
 
     block_pack.sequential_foralls(module)  # a panel matmul's block loops: plain loops
-    matmul_pack.drop_self_copies(module)
+    drop_self_copies(module)
     matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
     rows_into_output(module)  # before the prefetch: it counts the rows each loop touches

@@ -52,6 +52,7 @@ from mlir.dialects import arith, bufferization, linalg, memref, tensor
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassociation
 from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts, matmul_schedule
+from max.compiler.pipelines.self_copies import identity_layout
 from max.runtime.layouts import PANEL, apply_layout
 
 # The register tile: MR rows by NR_PANEL columns of one panel, the whole panel where the vectors
@@ -279,48 +280,6 @@ def pack_constants(module: ir.Module, constants: list[np.ndarray]) -> list[np.nd
                                                                           strict=True)]
 
 
-def drop_self_copies(module: ir.Module) -> int:
-    """Erases each copy of a buffer onto itself, returns how many:
-
-    * ``memref.copy(expand_shape(collapse_shape(x)), x)``: the unit panel dim folded away by
-      reshapes (see :func:`schedule`) comes back as a copy of the register tile's C block
-      onto itself after bufferization;
-    * ``memref.copy(memref.reshape(x, shape), x)``: a matmul's result written into the
-      output and then viewed back into the output's shape by ``tensor.reshape`` (the batch
-      dims collapsed for the matmul, sizes symbolic). Both are row-major views of one buffer
-      of the same shape (the copy requires it), so every element is copied onto itself: a
-      serial pass over the whole result each call ([96, s, s] attention scores at s = 96:
-      1.56 ms a call with it, 0.65 with s static)."""
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "memref.copy":
-            src = as_op(op.operands[0].owner)
-            if (src is not None and src.name == "memref.reshape"
-                    and src.operands[0] == op.operands[1]
-                    and all(_identity(ir.MemRefType(v.type))
-                            for v in (src.operands[0], src.results[0]))):
-                found.append(op)
-            elif src is not None and src.name == "memref.expand_shape":
-                inner = as_op(src.operands[0].owner)
-                if (inner is not None and inner.name == "memref.collapse_shape"
-                        and inner.operands[0] == op.operands[1]
-                        and src.attributes["reassociation"] == inner.attributes["reassociation"]):
-                    found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    for op in found:
-        op.erase()
-    return len(found)
-
-
-def _identity(t: ir.MemRefType) -> bool:
-    layout = t.layout
-    return isinstance(layout, ir.AffineMapAttr) and \
-        layout.value == ir.AffineMap.get_identity(t.rank)
-
-
 def linear_panels(module: ir.Module) -> int:
     """Replaces each ``memref.expand_shape(memref.collapse_shape(x))`` of a static
     identity-layout ``x`` through one flat dim (the panels of a load-time argument,
@@ -340,7 +299,7 @@ def linear_panels(module: ir.Module) -> int:
                 x, out = ir.MemRefType(src.operands[0].type), ir.MemRefType(op.results[0].type)
                 flat = ir.MemRefType(op.operands[0].type)
                 if (flat.rank == 1 and x.has_static_shape and out.has_static_shape
-                        and _identity(x) and _identity(out)):
+                        and identity_layout(x) and identity_layout(out)):
                     found.append(op)
         return ir.WalkResult.ADVANCE
 
@@ -492,7 +451,7 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
     that k loop unrolled by :data:`K_UNROLL`. ``fill``: the zero fill of ``op``'s C is fused
     into each register tile (``structured.fuse`` follows the destination to it). ``pad``: each
     register tile of dynamic rows padded to MR rows (see :func:`schedule`)."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
 
     # Panel outer, rows inner: the panel's K x NR_PANEL slice stays in L1 over all the rows.
     if fill:
@@ -511,10 +470,7 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
           f" : ({_ANY}) -> {_ANY}\n"
           f"    %pm{sid} = transform.structured.specialize %pg{sid} : ({_ANY}) -> {_ANY}\n")
     if pad:
-        s += (f"    %pmp{sid}, %pmpp{sid}, %pmpc{sid} = transform.structured.pad %pm{sid} {{\n"
-              f"      padding_values = [0.0 : f32, 0.0 : f32, 0.0 : f32],\n"
-              f"      padding_dimensions = [0], nofold_flags = [0, 0, 0]\n"
-              f"    }} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
+        s += _pad(f"%pm{sid}", f"pmp{sid}", [0])
     if fill:
         # Vectorized here, on tensors, once canonicalization made it a fill of the
         # 2-D tile: the matmul's read of C then folds to the zero vector. (A tag would not
@@ -534,6 +490,6 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
     return s
 
 
-__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "drop_self_copies", "eligible", "linear_panels",
+__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "eligible", "linear_panels",
            "pack_constants", "register_tiles", "rewrite", "schedule", "thread_plan", "tiles"]
 

@@ -214,7 +214,7 @@ def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> s
 
 
 def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
-                       full: tuple[int, int] = (0, 0)) -> str:
+                       full: tuple[int, int]) -> str:
     """K by 1 and unrolled in the register tile ``tile`` of a batch matmul, whose m and n
     loops are ``{loops}#0`` and ``#1``; those loops peeled, so that all but the last tile of
     each are static. With ``pad`` (the symbolic dims among m and n) the peel comes first and
@@ -224,7 +224,7 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
     the full tiles here (the loop bound is the tile's own size), so only the last tile of a
     row or column pays for its copies. ``full``: (mr, nr), the sizes padded to (a remainder's
     bound is one less: vectors of 5 x 15 lanes)."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
+    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
 
     # n first: peeling m clones the n loop, which would invalidate its handle.
     peels = _peel(f"{loops}#1", f"pn{sid}") + _peel(f"{loops}#0", f"pm{sid}")
@@ -234,11 +234,7 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
         s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n' + peels
         s += (f"    %bt{sid} = transform.structured.match attributes{{{mark}}} in %root : "
               f"({_ANY}) -> {_ANY}\n"
-              f"    %bp{sid}, %bpp{sid}, %bpc{sid} = transform.structured.pad %bt{sid} "
-              f"pad_to_multiple_of {[full[d - 1] for d in pad]} {{\n"
-              f"      padding_values = [0.0 : f32, 0.0 : f32, 0.0 : f32],\n"
-              f"      padding_dimensions = {list(pad)}, nofold_flags = [0, 0, 0]\n"
-              f"    }} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
+              + _pad(f"%bt{sid}", f"bp{sid}", list(pad), [full[d - 1] for d in pad]))
         tile = f"%bp{sid}"
     s += _tile(tile, f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
     if BMM_K_UNROLL > 1:
