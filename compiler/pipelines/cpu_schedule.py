@@ -35,6 +35,7 @@ from max.compiler.passes.ir_util import walk_ops
 from max.compiler.pipelines import (
     arg_layouts,
     block_pack,
+    gather_rows,
     layout_schedule,
     matmul_pack,
     matmul_schedule,
@@ -89,8 +90,12 @@ def _element(t: ir.Type) -> str | None:
     return str(t)
 
 
-def _body_ok(op: ir.Operation) -> bool:
+def _body_ok(op: ir.Operation, extract: bool = False) -> bool:
+    """Whether the vectorizer turns ``op``'s body into vector ops one for one; ``extract``:
+    but for ``tensor.extract`` reads (row gathers, see :mod:`gather_rows`)."""
     for inner in walk_ops(op):
+        if extract and inner.name == "tensor.extract":
+            continue
         if inner.name == "arith.bitcast" and _same_width(inner):
             continue  # f32 <-> i32 (softmax's exp): the element count stays
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
@@ -155,7 +160,14 @@ def classify(op: ir.Operation) -> str | None:
         return matmul_schedule.classify_bmm(op) if _body_ok(op) else None
     if name == "linalg.fill":
         return "elementwise" if _operands_ok(op) else None
-    if name != "linalg.generic" or not _operands_ok(op) or not _body_ok(op):
+    if name != "linalg.generic" or not _operands_ok(op):
+        return None
+    if not _body_ok(op):
+        # A gather of whole rows (an embedding): elementwise tiles, each read contiguous.
+        if (all("parallel" in i for i in _iterators(op)) and _body_ok(op, extract=True)
+                and gather_rows.contiguous_gather(op)
+                and _maps(op)[-1] == ir.AffineMap.get_identity(len(_iterators(op)))):
+            return "elementwise"
         return None
     iters = _iterators(op)
     maps = _maps(op)
@@ -369,7 +381,7 @@ def _vectorize_script(targets: dict[int, list[int] | None]) -> str:
               f" : ({_ANY}) -> {_ANY}\n")
         vs = f" vector_sizes {sizes}" if sizes is not None else ""
         s += _suppress(f"    transform.structured.vectorize %v{i}{vs} "
-                       f"{{create_named_contraction}} : {_ANY}\n")
+                       f"{{create_named_contraction, vectorize_nd_extract}} : {_ANY}\n")
     return _HEADER + s + _FOOTER
 
 
@@ -490,6 +502,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     _apply(module, _HEADER + "".join(_op_schedule(s, *plan) for s, plan in tags.items())
            + _FOOTER)
     _run(module, _CANON)
+    gather_rows.hoist_unit_operands(module, TILED)  # a row index from outside each tile
     # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
     # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
     # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
