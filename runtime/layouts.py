@@ -8,11 +8,13 @@ the order of its bytes changes. Constants are rearranged once at compile time (t
 weights once at load time (the engine, here), so the same compiled artifact serves any
 weights: the price is one copy of each rearranged weight, made once.
 
-Layouts (``W`` as the user gives it, ``P = 32`` columns a panel):
+Layouts (``W`` as the user gives it, ``P`` columns a panel: the panel matmul's register tile
+width, 32 with AVX-512, 16 with AVX2):
 
 * ``"t"``: ``W[R, C]`` stored as ``W.T`` (``[C, R]``, contiguous).
-* ``"panels"``: ``B[K, N]`` stored as panels ``[N/P, K, P]``.
-* ``"panels_t"``: ``W[N, K]`` (``B = W.T``) stored as the panels of ``W.T``.
+* ``"panels"`` (``P = 32``), ``"panels16"`` (``P = 16``): ``B[K, N]`` stored as panels
+  ``[N/P, K, P]``.
+* ``"panels_t"``, ``"panels16_t"``: ``W[N, K]`` (``B = W.T``) stored as the panels of ``W.T``.
 * ``"q4_0_split"``, ``"q4_1_split"``, ``"q8_0_split"``: a GGUF-quantized ``W[N, row_bytes]``
   (``uint8``, blocks of 32 weights: f16 header fields, then the codes) with each row's bytes
   regrouped: the codes of every block, then the first header field (the scale) of every
@@ -24,10 +26,21 @@ from __future__ import annotations
 
 import numpy as np
 
-PANEL = 32  # columns of a panel: the panel matmul's register tile width (2 zmm)
+PANEL = 32  # columns of the widest panel: the panel matmul's register tile with AVX-512 (2 zmm)
+# Panel layouts by name: their width.
+PANEL_LAYOUTS = {"panels": 32, "panels_t": 32, "panels16": 16, "panels16_t": 16}
 # GGUF block encodings a "split" layout regroups: (bytes per block, f16 header fields).
 SPLIT_BLOCKS = {"q4_0": (18, 1), "q4_1": (20, 2), "q8_0": (34, 1)}
-LAYOUTS = ("t", "panels", "panels_t", *(f"{e}_split" for e in SPLIT_BLOCKS))
+LAYOUTS = ("t", *PANEL_LAYOUTS, *(f"{e}_split" for e in SPLIT_BLOCKS))
+
+
+def panel_layout(width: int, transposed: bool) -> str:
+    """The name of the panel layout ``width`` columns wide (of ``W`` given as ``B.T`` when
+    ``transposed``)."""
+    name = "panels" if width == PANEL else f"panels{width}"
+    if PANEL_LAYOUTS.get(name) != width:
+        raise ValueError(f"no panel layout {width} columns wide (widths: 16, 32)")
+    return name + "_t" if transposed else name
 
 
 def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
@@ -41,9 +54,12 @@ def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
         if shape[1] % nbytes:
             return f"layout {layout!r} needs rows of whole {nbytes}-byte blocks, got {shape[1]}"
         return None
-    n = shape[1] if layout == "panels" else shape[0]
-    if layout != "t" and n % PANEL:
-        return f"layout {layout!r} needs {n} columns of B to be a multiple of {PANEL}"
+    if layout == "t":
+        return None
+    width = PANEL_LAYOUTS[layout]
+    n = shape[0] if layout.endswith("_t") else shape[1]
+    if n % width:
+        return f"layout {layout!r} needs {n} columns of B to be a multiple of {width}"
     return None
 
 
@@ -68,12 +84,12 @@ def apply_layout(array: np.ndarray, layout: str, out: np.ndarray | None = None) 
         _split_blocks(array, out, *SPLIT_BLOCKS[layout.removesuffix("_split")])
     elif layout == "t":
         out.reshape(cols, rows)[...] = array.T
-    elif layout == "panels":  # B[K, N] -> [N/P, K, P]
-        out.reshape(cols // PANEL, rows, PANEL)[...] = \
-            array.reshape(rows, cols // PANEL, PANEL).transpose(1, 0, 2)
+    elif not layout.endswith("_t"):  # B[K, N] -> [N/P, K, P]
+        p = PANEL_LAYOUTS[layout]
+        out.reshape(cols // p, rows, p)[...] = array.reshape(rows, cols // p, p).transpose(1, 0, 2)
     else:  # W[N, K] = B.T -> B's panels: out[j, k, c] = W[j*P + c, k]
-        out.reshape(rows // PANEL, cols, PANEL)[...] = \
-            array.reshape(rows // PANEL, PANEL, cols).transpose(0, 2, 1)
+        p = PANEL_LAYOUTS[layout]
+        out.reshape(rows // p, cols, p)[...] = array.reshape(rows // p, p, cols).transpose(0, 2, 1)
     return out
 
 
@@ -91,4 +107,5 @@ def _split_blocks(array: np.ndarray, out: np.ndarray, nbytes: int, fields: int) 
         at += width
 
 
-__all__ = ["LAYOUTS", "SPLIT_BLOCKS", "PANEL", "apply_layout", "layout_error"]
+__all__ = ["LAYOUTS", "PANEL", "PANEL_LAYOUTS", "SPLIT_BLOCKS", "apply_layout", "layout_error",
+           "panel_layout"]

@@ -1,19 +1,21 @@
-"""Packed matmuls: B read as 32-column panels ``Bp[N/32, K, 32]``, each one contiguous.
+"""Packed matmuls: B read as P-column panels ``Bp[N/P, K, P]``, each one contiguous (P, the
+register tile's width: 32 with AVX-512, 16 with AVX2).
 
-A plain ``linalg.matmul`` reads B[k, n0:n0+32] for every k: rows N floats apart (4 KiB at
+A plain ``linalg.matmul`` reads B[k, n0:n0+P] for every k: rows N floats apart (4 KiB at
 N=1024), a new page each, that no prefetcher follows; at 1024^3 that kernel reaches about 70%
-of MKL on one core (MLIR-FACTS 1, remeasured). In panels, the ``K x 32`` slice a register tile
+of MKL on one core (MLIR-FACTS 1, remeasured). In panels, the ``K x P`` slice a register tile
 walks is one contiguous stream, and it stays in L1 while the register tile runs down all the
 rows of the cache tile (the register loops are interchanged: panel outer, rows inner).
 
 :func:`rewrite` (in ``schedule_tensors``, before the epilogue groups are formed) turns each
 eligible ``C = A @ B`` into ``C3[m, j, n] += A[m, k] * Bp[j, k, n]``: a 3-D ``linalg.generic``
-tagged :data:`PACKED`, on C viewed as ``[M, N/32, 32]`` (the same bytes). Bp is
+tagged :data:`PACKED`, on C viewed as ``[M, N/P, P]`` (the same bytes). Bp is
 
 * a load-time argument's panels: when B is a named weight or an externalized constant (a
   trailing entry argument, see ``arg_layouts``), read by this matmul only, as given or
-  through a transpose (``x @ W.T``), the IR reads the argument's bytes as ``[N/32, K, 32]``
-  and the module records the layout (``"panels"`` or ``"panels_t"``, ``runtime/layouts``):
+  through a transpose (``x @ W.T``), the IR reads the argument's bytes as ``[N/P, K, P]``
+  and the module records the layout (``"panels"`` or ``"panels_t"``, 16 columns wide with AVX2
+  ``"panels16"`` / ``"panels16_t"``: ``runtime/layouts``):
   the compile worker stores a constant in that order in ``constants.bin``, the engine
   rearranges a weight once at load time. The record is made by the same stage that rewrites
   the IR, so a failed schedule (the whole module restored and run as plain loops) records
@@ -31,14 +33,15 @@ A bias or activation after a panel matmul is then no epilogue group (``fuse_epil
 no ``linalg.matmul``): it runs as its own elementwise pass over C, from L2 at these sizes.
 Measured (2 threads, same process): MLP 32x1024->4096 (GELU)->1024 2.67 ms panels + separate
 GELU vs 3.04 ms fused on strided B; linear+GELU 1.27 vs 1.58 ms; encoder block 2.46 vs 2.60.
-Matmuls that get no panels (N not a multiple of 32, symbolic or fewer than 8 rows, a run-time
+Matmuls that get no panels (N not a multiple of P, symbolic or fewer than 8 rows, a run-time
 B with few rows) keep the fused epilogues of ``matmul_schedule``.
 
 The generic is correct IR in its own right: anything a schedule leaves of it is plain loops.
-:func:`schedule` tiles it to cache tiles, then to ``[8, 1, 32]`` register tiles, drops the
+:func:`schedule` tiles it to cache tiles, then to ``[MR, 1, P]`` register tiles, drops the
 unit panel dim (``fold_unit_extent_dims``), turns the remaining 2-D generic into a
 ``linalg.matmul`` (``specialize``) and tiles its K by 1: from there it is the plain matmul's
-register kernel (16 zmm accumulators held across k, 8 broadcasts and 2 loads per k).
+register kernel (16 zmm accumulators held across k, 8 broadcasts and 2 loads per k, with
+AVX-512; 12 ymm, 6 broadcasts and 2 loads with AVX2).
 """
 
 from __future__ import annotations
@@ -53,11 +56,16 @@ from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassoc
 from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts, matmul_schedule
 from max.compiler.pipelines.self_copies import identity_layout
-from max.runtime.layouts import PANEL, apply_layout
+from max.runtime import layouts
+from max.runtime.layouts import apply_layout, panel_layout
 
-# The register tile: MR rows by NR_PANEL columns of one panel, the whole panel where the vectors
-# are wide enough (8 x 32, AVX-512), else a half (6 x 16, AVX2): matmul_schedule.register_shape.
-MR, NR_PANEL = matmul_schedule.MR, min(PANEL, matmul_schedule.NR)
+# The register tile: MR rows by one whole panel of NR_PANEL columns (8 x 32 with AVX-512, 6 x
+# 16 with AVX2: matmul_schedule.register_shape), and B stored in panels of that width (PANEL).
+# AVX2 read half of a 32-wide panel first: each k step's 64 bytes of B every 128 (half the
+# lines of the panel slice unused while a register tile ran) gave 1024^3 on a Zen 3 at 78-80
+# GF/s on one thread and 153 on two; 16-wide panels 87-89 and 169 (torch 84-89 and 168).
+MR = matmul_schedule.MR
+PANEL = NR_PANEL = min(layouts.PANEL, matmul_schedule.NR)
 PACKED = "mo.pmm"  # on the panel-matmul generic
 # On a panel matmul whose run-time copy of B into panels is fused into its column-block loop,
 # and on that copy (which is then no op of its own: see block_pack).
@@ -136,7 +144,7 @@ def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Valu
 
 
 def _panels(b: ir.Value, k: int, n: int) -> ir.Value:
-    """Bp [n/32, k, 32]: a copy of B[k, n] into panels, at each call."""
+    """Bp [n/P, k, P]: a copy of B[k, n] into panels, at each call."""
     j = n // PANEL
     b3 = _expand(b, [k, j, PANEL], [[0], [1, 2]])
     f32 = ir.F32Type.get()
@@ -148,7 +156,7 @@ def _panels(b: ir.Value, k: int, n: int) -> ir.Value:
 
 
 def _prepacked(arg: ir.Value, k: int, n: int) -> ir.Value:
-    """Bp [n/32, k, 32]: the bytes of a load-time argument stored in panels, read as such."""
+    """Bp [n/P, k, P]: the bytes of a load-time argument stored in panels, read as such."""
     flat = _collapse(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
     return _expand(flat, [n // PANEL, k, PANEL], [[0, 1, 2]])
 
@@ -162,7 +170,7 @@ def _erase_dead_view(v: ir.Value) -> None:
 
 
 def _init3(init: ir.Value, m: int, j: int, rows: ir.Value | None) -> ir.Value:
-    """C's initial value as [m, j, 32]: a fresh fill where C was a fill, else a view.
+    """C's initial value as [m, j, P]: a fresh fill where C was a fill, else a view.
     ``rows``: the value of a symbolic ``m``."""
     fill = as_op(init.owner)
     if fill is not None and fill.name == "linalg.fill":
@@ -186,7 +194,7 @@ def _panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
 
 
 def _write_through(result: ir.Value, c3: ir.Value) -> None:
-    """Where C is stored into an output memref, store C3 into a [m, j, 32] view of it: empty
+    """Where C is stored into an output memref, store C3 into a [m, j, P] view of it: empty
     tensor elimination stops at reshapes, so C3 would get a buffer of its own and a copy."""
     uses = list(result.uses)
     store = as_op(uses[0].owner) if len(uses) == 1 else None
@@ -267,7 +275,7 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
                 if src is not None:
                     key, layout, _ = src
                     _erase_dead_view(b)
-                    arg_layouts.record(module, key, "panels" if layout is None else "panels_t")
+                    arg_layouts.record(module, key, panel_layout(PANEL, layout is not None))
                 count += 1
     return count
 

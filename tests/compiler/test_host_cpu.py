@@ -106,6 +106,7 @@ def _use_tiles(cpu: CpuDescription, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(matmul_schedule, "SMALL_M_NR", matmul_schedule.small_m_widths(cpu, mr))
     monkeypatch.setattr(matmul_pack, "MR", mr)
     monkeypatch.setattr(matmul_pack, "NR_PANEL", min(32, nr))
+    monkeypatch.setattr(matmul_pack, "PANEL", min(32, nr))
     monkeypatch.setattr(matmul_pack, "MC", mr * (matmul_pack.MC_ROWS // mr))
     monkeypatch.setattr(conv_schedule, "_LANES", cpu.f32_lanes)
     monkeypatch.setattr(conv_schedule, "_ACC", (cpu.vector_registers - 4) * cpu.f32_lanes)

@@ -1,4 +1,5 @@
-"""Panel matmuls (matmul_pack): B read as [N/32, K, 32] panels, packed at run time or, for
+"""Panel matmuls (matmul_pack): B read as [N/P, K, P] panels (P = matmul_pack.PANEL: 32 with
+AVX-512, 16 with AVX2), packed at run time or, for
 constant weights, once at compile time; all against numpy in float64."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from max.driver import CPU as CPUDevice
 from max.dtype import DType
 from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType, ops
+from max.runtime.layouts import panel_layout
 
 CPU = DeviceRef.CPU()
 
@@ -74,28 +76,31 @@ def test_runtime_panels_match_numpy(m: int, k: int, n: int, threads: int,
 def test_panel_kernel_ir(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The panel generic replaces the matmul; nothing is left to plain loops; the register
     kernel is MR FMAs of NR_PANEL lanes per k (8 x 32 with AVX-512, 6 x 16 with AVX2; its
-    loop unrolled by K_UNROLL), reading B as contiguous rows of a panel (stride 32), and C3 is
+    loop unrolled by K_UNROLL), reading B as contiguous rows of a panel (stride P), and C3 is
     written into the output itself (no copy of C)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
     mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(512, 256), (256, 512)]), threads)
     assert "linalg." not in mem
     assert mem.count("vector.fma") >= matmul_pack.MR * matmul_pack.K_UNROLL  # k unrolled
-    assert f"memref<1x{matmul_pack.NR_PANEL}xf32, strided<[32, 1]" in mem  # a row of a panel
+    p = matmul_pack.PANEL
+    assert f"memref<1x{matmul_pack.NR_PANEL}xf32, strided<[{p}, 1]" in mem  # a row of a panel
     assert "memref.copy" not in mem
     assert ("scf.forall" in mem) == (threads > 1)
 
 
-@pytest.mark.parametrize("m,k,threads,block", [
-    (512, 256, 1, "8x256x32"), (512, 256, 2, "8x256x32"), (2048, 256, 2, "8x256x32"),
-    (520, 256, 2, "1x256x32"), (512, 2048, 2, "4x2048x32"), (512, 4096, 1, "2x4096x32")])
-def test_runtime_panels_are_packed_per_block(m: int, k: int, threads: int, block: str,
+@pytest.mark.parametrize("m,k,threads,prime", [
+    (512, 256, 1, False), (512, 256, 2, False), (2048, 256, 2, False), (520, 256, 2, True),
+    (512, 2048, 2, False), (512, 4096, 1, False)])
+def test_runtime_panels_are_packed_per_block(m: int, k: int, threads: int, prime: bool,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A run-time B is packed one column block at a time inside the matmul's loops, into a
-    buffer of one block per thread (8 panels by all of K, fewer for K over 1024: 1 MiB; 1
-    panel for N = 32 x 17), never into a whole-B buffer; the threads split whole column blocks
-    where these divide evenly, else the rows (17 panels)."""
+    buffer of one block per thread (8 panels by all of K, fewer where that is over 1 MiB; 1
+    panel for N = P x 17), never into a whole-B buffer; the threads split whole column
+    blocks where these divide evenly, else the rows (17 panels)."""
     monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
-    n = 32 * 17 if block.startswith("1x") else 512
+    p = matmul_pack.PANEL
+    n = p * 17 if prime else 512
+    block = f"{1 if prime else min(8, (1 << 20) // (k * p * 4))}x{k}x{p}"
     mem, _ = _scheduled(graph_text(lambda x, y: x @ y, [(m, k), (k, n)]), threads)
     allocs = [line for line in mem.splitlines() if "memref.alloc" in line]
     assert len(allocs) == 1 and f"memref<{block}xf32>" in allocs[0], allocs
@@ -127,12 +132,13 @@ def test_one_k_block_starts_accumulators_at_zero(threads: int,
 
 
 def test_small_or_unaligned_matmuls_keep_the_plain_schedule() -> None:
-    """N not a multiple of 32, fewer than 8 rows, symbolic rows, few rows with a run-time B:
+    """N not a multiple of P, fewer than 8 rows, symbolic rows, few rows with a run-time B:
     no panels (the plain matmul schedule handles these)."""
     for shapes in ([(300, 64), (64, 100)], [(4, 64), (64, 256)], [("m", 64), (64, 256)],
                    [(32, 64), (64, 256)]):
         mem, _ = _scheduled(graph_text(lambda x, y: x @ y, shapes), 1)
-        assert "memref<1x32xf32, strided<[32, 1]" not in mem, shapes
+        p = matmul_pack.PANEL
+        assert f"memref<1x{p}xf32, strided<[{p}, 1]" not in mem, shapes
 
 
 def test_constant_weights_are_packed_at_compile_time() -> None:
@@ -141,13 +147,14 @@ def test_constant_weights_are_packed_at_compile_time() -> None:
     w = np.arange(256 * 96, dtype=np.float32).reshape(256, 96)
     text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(32, 256)])
     mem, packed = _scheduled(text, 2, constants=True)
-    assert packed == {"c0": "panels"}
+    assert packed == {"c0": panel_layout(matmul_pack.PANEL, False)}
     assert "memref.alloc" not in mem  # no buffer of panels: the argument is one
     assert "linalg." not in mem
     # The panels are a cast of the argument with plain strides, not reshapes through one
     # flat dim (which fold-memref-alias-ops indexes as floordiv/mod of the argument's rows).
-    assert ("memref.reinterpret_cast %arg1 to offset: [0], sizes: [3, 256, 32], "
-            "strides: [8192, 32, 1]") in mem
+    p = matmul_pack.PANEL
+    assert (f"memref.reinterpret_cast %arg1 to offset: [0], sizes: [{96 // p}, 256, {p}], "
+            f"strides: [{256 * p}, {p}, 1]") in mem
     assert "memref.collapse_shape %arg1" not in mem
 
 
@@ -198,7 +205,7 @@ def test_symbolic_rows_kernel_is_not_masked(threads: int,
     w = np.arange(384 * 256, dtype=np.float32).reshape(384, 256)
     text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [("m", 384)])
     mem, packed = _scheduled(text, threads, constants=True)
-    assert packed == {"c0": "panels"}
+    assert packed == {"c0": panel_layout(matmul_pack.PANEL, False)}
     assert "vector.create_mask" not in mem and "vector.constant_mask" not in mem
     tile = f"vector<{matmul_pack.MR}x{matmul_pack.NR_PANEL}xf32>"
     assert f"-> ({tile})" in mem  # the k loops carry whole register tiles

@@ -9,15 +9,19 @@ import json
 import numpy as np
 import pytest
 
+from max.compiler.pipelines import matmul_pack
 from max.dtype import DType
 from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType, Weight, ops
 from max.runtime import ArtifactRecord
 from max.runtime.artifact import ArtifactError
-from max.runtime.layouts import apply_layout
+from max.runtime.layouts import apply_layout, panel_layout
 
 CPU = DeviceRef.CPU()
 F32 = DType.float32
+# A Linear's weight in panels as this host's register tile reads them (32 columns with
+# AVX-512, 16 with AVX2).
+PANELS_T = panel_layout(matmul_pack.PANEL, True)
 
 
 def _linear(m: int | str, k: int, n: int, name: str = "linear") -> Graph:
@@ -44,8 +48,8 @@ def _check_linear(model, x: np.ndarray, p: dict[str, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("m,k,n,layout", [
-    (64, 384, 128, "panels_t"),  # a panel matmul: W's panels
-    (17, 97, 192, "panels_t"),  # odd rows and K
+    (64, 384, 128, PANELS_T),  # a panel matmul: W's panels
+    (17, 97, 192, PANELS_T),  # odd rows and K
     (16, 40, 36, "t"),  # N not whole panels: W transposed, the strided-B kernel
     (3, 64, 64, "t"),  # fewer rows than a register tile: no panels
 ])
@@ -66,7 +70,7 @@ def test_symbolic_rows_read_panels() -> None:
     k, n = 96, 64
     p = _params(k, n, 5)
     model = InferenceSession().load(_linear("rows", k, n), weights_registry=p)
-    assert model._record.weight_layouts == ("panels_t", "")
+    assert model._record.weight_layouts == (PANELS_T, "")
     assert model._record.fallbacks == ()
     rng = np.random.default_rng(2)
     for rows in (1, 7, 8, 9, 130, 301):
@@ -81,7 +85,7 @@ def test_batch_and_sequence_dims() -> None:
               input_types=[TensorType(F32, ("batch", "seq", k), CPU)])
     p = _params(k, n, 8)
     model = InferenceSession().load(g, weights_registry=p)
-    assert model._record.weight_layouts == ("panels_t", "")
+    assert model._record.weight_layouts == (PANELS_T, "")
     rng = np.random.default_rng(9)
     for shape in ((2, 5, k), (3, 41, k), (1, 1, k)):
         x = rng.standard_normal(shape).astype(np.float32)
@@ -101,7 +105,7 @@ def test_one_artifact_serves_other_weights() -> None:
         _check_linear(model, x, p)
         models.append(model)
     assert models[0]._record.sha256 == models[1]._record.sha256
-    assert models[0]._record.weight_layouts == ("panels_t", "")
+    assert models[0]._record.weight_layouts == (PANELS_T, "")
 
 
 def test_plain_weight_matmul_reads_panels() -> None:
@@ -111,7 +115,7 @@ def test_plain_weight_matmul_reads_panels() -> None:
     g = Graph("plain", lambda x: x @ w, input_types=[TensorType(F32, (32, k), CPU)])
     value = np.random.default_rng(4).standard_normal((k, n)).astype(np.float32)
     model = InferenceSession().load(g, weights_registry={"w": value})
-    assert model._record.weight_layouts == ("panels",)
+    assert model._record.weight_layouts == (panel_layout(matmul_pack.PANEL, False),)
     x = np.random.default_rng(5).standard_normal((32, k)).astype(np.float32)
     np.testing.assert_allclose(model.execute(x)[0].to_numpy(), x.astype(np.float64) @ value,
                                rtol=1e-4, atol=1e-4)
@@ -149,6 +153,17 @@ def test_apply_layout_orders() -> None:
     with pytest.raises(ValueError, match=r"^layout 'panels' needs 33 columns of B to be a "
                                          r"multiple of 32$"):
         apply_layout(np.zeros((4, 33), np.float32), "panels")
+    # AVX2's panels: 16 columns.
+    panels16 = apply_layout(w, "panels16").reshape(4, 5, 16)
+    for j in range(4):
+        np.testing.assert_array_equal(panels16[j], w[:, 16 * j:16 * (j + 1)])
+    np.testing.assert_array_equal(apply_layout(wt, "panels16_t").ravel(), panels16.ravel())
+    with pytest.raises(ValueError, match=r"^layout 'panels16_t' needs 40 columns of B to be a "
+                                         r"multiple of 16$"):
+        apply_layout(np.zeros((40, 3), np.float32), "panels16_t")
+    assert (panel_layout(32, False), panel_layout(16, True)) == ("panels", "panels16_t")
+    with pytest.raises(ValueError, match=r"^no panel layout 8 columns wide"):
+        panel_layout(8, False)
     with pytest.raises(ValueError, match=r"^layout 't' needs a 2-D argument, got shape \[8\]$"):
         apply_layout(np.zeros(8, np.float32), "t")
     with pytest.raises(ValueError, match=r"^unknown layout 'zigzag'"):
