@@ -19,7 +19,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from max.compiler.passes.ir_util import walk_ops
+from max.compiler.passes.ir_util import defined_within, defining_op, walk_ops
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:
@@ -31,25 +31,10 @@ def _uses_dim(m: ir.AffineMap, d: int) -> bool:
                for e in m.results)
 
 
-def _defining_op(v: ir.Value) -> ir.Operation | None:
-    """The op that defines ``v``, or None for a block argument."""
-    owner = v.owner
-    return None if isinstance(owner, ir.Block) else owner.operation
-
-
 def _innermost_index(v: ir.Value, last: int) -> bool:
-    d = _defining_op(v)
+    d = defining_op(v)
     return d is not None and d.name == "linalg.index" and \
         ir.IntegerAttr(d.attributes["dim"]).value == last
-
-
-def _inside(inner: ir.Operation | None, op: ir.Operation) -> bool:
-    """Whether ``inner`` is nested in ``op``."""
-    while inner is not None:
-        inner = inner.parent
-        if inner is not None and inner.operation == op:
-            return True
-    return False
 
 
 def _uniform(v: ir.Value, op: ir.Operation, varying_args: set[int], last: int) -> bool:
@@ -64,16 +49,15 @@ def _uniform(v: ir.Value, op: ir.Operation, varying_args: set[int], last: int) -
             continue
         seen.add(x)
         owner = x.owner
+        if isinstance(owner, ir.Block) and owner == body:
+            if ir.BlockArgument(x).arg_number in varying_args:
+                return False
+            continue
+        if not defined_within(x, op):
+            continue  # defined outside the op (a constant, an enclosing loop's index)
         if isinstance(owner, ir.Block):
-            if owner == body:
-                if ir.BlockArgument(x).arg_number in varying_args:
-                    return False
-            elif _inside(owner.owner.operation, op) or owner.owner.operation == op:
-                return False  # an argument of a region nested in the body
-            continue  # else an argument from outside the op (an enclosing loop's index)
+            return False  # an argument of a region nested in the body
         inner = owner.operation
-        if not _inside(inner, op):
-            continue  # defined outside the op
         if inner.name == "linalg.index":
             if ir.IntegerAttr(inner.attributes["dim"]).value == last:
                 return False
@@ -105,7 +89,7 @@ def contiguous_gather(op: ir.Operation) -> bool:
         return False
     for ex in extracts:
         source, *idx = ex.operands
-        if _inside(_defining_op(source), op):
+        if defined_within(source, op):
             return False  # a table computed in the body
         if not idx or not _innermost_index(idx[-1], last):
             return False
