@@ -41,17 +41,29 @@ def vectorize_copies(module: ir.Module) -> int:
     copies = _copies(module)
     if not copies:
         return 0
+    # One match per rank, then each op on its own (a failure leaves only that op as it was):
+    # a match per op walked the module once per copy (MiniLM: 457 copies, 2.1 s).
     i64 = ir.IntegerType.get_signless(64)
-    script = ""
-    for i, op in enumerate(copies):
-        op.attributes[_CID] = ir.IntegerAttr.get(i64, i)
+    ranks: set[int] = set()
+    for op in copies:
         rank = ir.MemRefType(op.operands[-1].type).rank
+        op.attributes[_CID] = ir.IntegerAttr.get(i64, rank)
+        ranks.add(rank)
+    script = ""
+    for rank in sorted(ranks):
         sizes = [1] * (rank - 1) + [cpu_schedule.VEC]
-        body = (f"    %t{i}, %l{i}:{rank} = transform.structured.tile_using_for %c{i} "
-                f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"
-                f"    transform.structured.vectorize %t{i} vector_sizes {sizes} : {_ANY}\n")
-        script += (f"  %c{i} = transform.structured.match attributes{{{_CID} = {i} : i64}} in "
-                   f"%root : ({_ANY}) -> {_ANY}\n" + cpu_schedule._suppress(body))
+        script += (
+            f"  %c{rank} = transform.structured.match attributes{{{_CID} = {rank} : i64}} in "
+            f"%root : ({_ANY}) -> {_ANY}\n"
+            f"  transform.foreach %c{rank} : {_ANY} {{\n"
+            f"  ^bb0(%one{rank}: {_ANY}):\n"
+            f"    transform.sequence %one{rank} : {_ANY} failures(suppress) {{\n"
+            f"    ^bb1(%op{rank}: {_ANY}):\n"
+            f"      %t{rank}, %l{rank}:{rank} = transform.structured.tile_using_for %op{rank} "
+            f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"
+            f"      transform.structured.vectorize %t{rank} vector_sizes {sizes} : {_ANY}\n"
+            f"    }}\n"
+            f"  }}\n")
     cpu_schedule._apply(module, cpu_schedule._HEADER + script + cpu_schedule._FOOTER)
     cpu_schedule._apply(module, cpu_schedule._LOWER_VECTORS)
     cpu_schedule._run(module, cpu_schedule._CANON)
