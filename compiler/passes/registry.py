@@ -75,6 +75,7 @@ PASS_MODULES = (
     "max.compiler.gpu.stages",
     "max.compiler.targets.nvidia",
     "max.compiler.passes.profile_kernels",
+    "max.compiler.pipelines.outline_kernels",
 )
 
 

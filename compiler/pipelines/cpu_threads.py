@@ -50,11 +50,11 @@ MIN_PARALLEL_ELEMENTS = 1 << 16
 # omp ops' regions get LLVM types from convert-openmp-to-llvm.
 FORALL_TO_OPENMP = "scf-forall-to-parallel,canonicalize,convert-scf-to-openmp{{num-threads={n}}}"
 LOWER_TO_LLVM_OMP = (
-    "func.func(convert-linalg-to-loops),fold-memref-alias-ops,lower-affine,"
-    "convert-vector-to-scf{full-unroll=true},convert-math-to-funcs{convert-ctlz=0},"
-    f"expand-strided-metadata,lower-affine,{SOFT_BF16},"
-    "convert-vector-to-llvm,finalize-memref-to-llvm,convert-scf-to-cf,"
-    "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
+    "func.func(convert-linalg-to-loops,fold-memref-alias-ops,lower-affine,"
+    "convert-vector-to-scf{full-unroll=true}),convert-math-to-funcs{convert-ctlz=0},"
+    f"func.func(expand-strided-metadata,lower-affine,{SOFT_BF16},convert-vector-to-llvm),"
+    "finalize-memref-to-llvm,func.func(convert-scf-to-cf,convert-math-to-llvm),"
+    "convert-math-to-libm,func.func(convert-arith-to-llvm,convert-index-to-llvm),"
     "convert-func-to-llvm,convert-cf-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,"
     "reconcile-unrealized-casts"
 )

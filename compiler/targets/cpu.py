@@ -12,6 +12,7 @@ from __future__ import annotations
 from mlir import ir
 
 from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.pipelines import outline_kernels as _outline  # noqa: F401 (registers)
 from max.compiler.pipelines import stages as _stages  # registers the stage passes
 from max.compiler.pipelines.cpu import BUFFERIZE_PIPELINE, DEALLOC_PIPELINE, FUSION_PIPELINE
 from max.compiler.targets import Stage, Target
@@ -38,6 +39,7 @@ CPU = Target("cpu", (
     Stage("mo-forall-to-openmp", ("threads",), schedule=True),
     Stage("mo-streaming-stores", schedule=True),
     Stage("mo-profile-kernels", when="profile"),  # each top-level op of the entry: a kernel
+    Stage("mo-outline-kernels"),  # serial kernels as functions: opt/llc split over processes
     Stage("mo-lower-to-llvm"),
 ), defaults=(("threads", 0), ("profile", False)))
 

@@ -38,7 +38,7 @@ def memref_descriptor(a: np.ndarray) -> ctypes.Structure:
 class Compiled:
     """A hand-written MO module compiled to a .so, callable on numpy arrays."""
 
-    def __init__(self, mo_text: str, *, keep_ir: bool = False) -> None:
+    def __init__(self, mo_text: str, *, keep_ir: bool = False, profile: bool = False) -> None:
         from max.compiler.lowering import lower_to_linalg
         from max.compiler.pipelines import cpu
 
@@ -49,7 +49,7 @@ class Compiled:
             self.lowered = str(module) if keep_ir else ""
             fn = cpu.graph_functions(module)[0]
             self.sig = cpu.entry_signature(fn)
-            self.fallbacks = cpu.lower_to_llvm(module)  # kernels left to plain loops
+            self.fallbacks = cpu.lower_to_llvm(module, profile=profile)  # plain-loop kernels
             llvm_ir = cpu.translate_to_llvm_ir(module)
         self._dir = tempfile.TemporaryDirectory(prefix="mo-test-")
         so = Path(self._dir.name) / "model.so"
