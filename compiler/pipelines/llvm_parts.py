@@ -18,7 +18,7 @@ What may be in two parts and what must be in one:
 * **mutable globals** and exported symbols (a profile's counters) are defined in part 0 only
   and kept visible.
 
-Anything else the plan does not know (aliases, ifuncs, quoted names, unnamed mutable
+Anything else the plan does not know (aliases, ifuncs, quoted or numbered names, unnamed mutable
 globals, comdats) makes :func:`plan` return None, and the module is compiled whole: the
 result is the same, only the compile is serial.
 """
@@ -74,6 +74,8 @@ def plan(llvm_ir: str, parts: int) -> Plan | None:
     if parts < 2 or _UNSUPPORTED.search(llvm_ir):
         return None
     functions = _function_lines(llvm_ir)
+    if len(functions) != len(re.findall(r"^define ", llvm_ir, re.M)):
+        return None  # a definition the pattern does not read (a numbered or quoted name)
     shared = [name for name, words, _ in functions if words & set(_SHARED)]
     split = sorted(((lines, name) for name, words, lines in functions
                     if not words & set(_SHARED)), reverse=True)

@@ -54,7 +54,8 @@ def test_plan_keeps_small_or_unknown_modules_whole() -> None:
     # At most one part per MIN_PART_LINES lines of functions (7510 lines: 5 parts).
     assert len(llvm_parts.plan(_module(), 8).parts) == 5
     for odd in ("@a = alias void (ptr), ptr @entry", '@"odd name" = global i32 0',
-                "@1 = internal global i32 0", "$c = comdat any"):
+                "@1 = internal global i32 0", "$c = comdat any",
+                "define internal void @0() {\n  ret void\n}"):
         assert llvm_parts.plan(_module(odd=odd), 2) is None, odd
 
 
