@@ -9,8 +9,12 @@ then pays the page faults of new memory, about 12 ms per 64 MiB here (softmax ov
 ``mallopt`` cannot fix that from the runtime: ``M_MMAP_THRESHOLD`` is capped at 32 MiB, and
 it would change every allocation of the user's process. Instead each shared object is linked
 with a small allocator (the C source below) through ``-Wl,--wrap=malloc,--wrap=free``, which
-redirects only the calls *in the model's own object code*: blocks of at least 1 MiB that the
-model frees are kept, per model, and handed out again for the same (page-rounded) size. At
+redirects only the calls *in the model's own object code*: blocks of at least 64 KiB that the
+model frees are kept, per model, and handed out again for the same (page-rounded) size. Not
+only the huge ones: glibc serves blocks between its thresholds from the heap's top, and trims
+the top back to the kernel once that much is free, so a model whose intermediates are a few
+hundred KiB (all-MiniLM-L6-v2 on short sentences: [96, 384] and [96, 1536] f32) grew and
+shrank the heap on every call: some 1350 page faults a call, about a tenth of its time. At
 most ``$MAX_SCRATCH_POOL_BYTES`` bytes of idle blocks are kept per model (default 256 MiB,
 read when the model is loaded; 0 keeps none); they are released when the model's code is
 unloaded (a destructor). Blocks are not zeroed: the code writes before it reads, as with
@@ -43,8 +47,8 @@ _SOURCE = r"""
 void *__real_malloc(size_t size);
 void __real_free(void *ptr);
 
-enum { SLOTS = 64 };
-#define MIN_KEPT ((size_t)1 << 20)
+enum { SLOTS = 128 };
+#define MIN_KEPT ((size_t)64 << 10)
 #define PAGE ((size_t)4096)
 
 struct block { void *ptr; size_t size; unsigned long stamp; };
