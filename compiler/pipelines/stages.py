@@ -197,6 +197,19 @@ def streaming_stores(module: ir.Module) -> None:
         mark(module)
 
 
+@register_pass("mo-split-masked-transfers", "masked vector transfers as register-wide ones, "
+               "each skipped when its mask is empty (AVX2 hosts: see masked_chunks)")
+def split_masked_transfers(module: ir.Module) -> None:
+    from max.compiler.pipelines import masked_chunks
+
+    if not masked_chunks.applies():
+        return
+    with module.context, ir.Location.unknown():
+        # One-dimensional transfers first (what mo-lower-to-llvm would do next anyway).
+        _run(module, "func.func(convert-vector-to-scf{full-unroll=true})")
+        masked_chunks.split_masked_transfers(module)
+
+
 @register_pass("mo-lower-to-llvm", "loops, vectors, memrefs, math, OpenMP -> LLVM dialect, "
                "checked (nothing unconverted may remain)")
 def lower_to_llvm(module: ir.Module) -> None:

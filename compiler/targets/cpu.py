@@ -40,6 +40,7 @@ CPU = Target("cpu", (
     Stage("mo-streaming-stores", schedule=True),
     Stage("mo-profile-kernels", when="profile"),  # each top-level op of the entry: a kernel
     Stage("mo-outline-kernels"),  # serial kernels as functions: opt/llc split over processes
+    Stage("mo-split-masked-transfers", schedule=True),  # AVX2: no empty vmaskmovps
     Stage("mo-lower-to-llvm"),
 ), defaults=(("threads", 0), ("profile", False)))
 
