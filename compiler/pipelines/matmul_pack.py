@@ -75,7 +75,17 @@ BLOCK_FILL = "mo.pmm_fill"  # on such a matmul whose zero fill of C goes into it
 # while the rows run; the MC x KC block of A (128 KiB) in L2. Measured at 1024^3 on one core:
 # (128, 8, 256) and (256, 8, 256) best, (256, 8, 64) 10% slower.
 MC_ROWS, JC, KC = 128, 8, 256
-MC = MR * (MC_ROWS // MR)  # symbolic rows: blocks of whole register tiles (128, or 126)
+# Symbolic rows (a batch, a sequence): blocks of MC_TILES register tiles, all static but the
+# last, whose register tiles are padded (see schedule). Few, because every row of a thread's
+# share below a whole block is in that padded remainder, and the padding is per register tile
+# and panel: A's rows copied for each. Linear layers against packed weights, rows symbolic,
+# 2 threads, AVX2 (Zen 3), GFLOP/s at 96 / 88 / 1024 rows, MC 126 -> 24 (two runs):
+# 384 -> 1536 123-134 / 120-126 / 156-172 -> 142-175 / 113-142 / 163-165; 1536 -> 384
+# 105-136 / 114-131 / 153-162 -> 160-174 / 117-148 / 154-176; 384 -> 384 100-126 / 99-119 /
+# 139-164 -> 137-158 / 112-134 / 158-161 (torch 121-145 at 96 rows). MC 12 was level at
+# few rows and slower at 1024 (B streamed from L3 once per block).
+MC_TILES = 4
+MC = MR * MC_TILES
 # The register kernel's k loop unrolled by this: 16 FMAs a k step leave no slack for the loop's
 # own uops (ports 0 and 5 run both). Same-process A/B, 2 threads, x torch: 1024^3 (B a graph
 # input) 1.08 -> 1.04; unrolled by 8 alike.

@@ -107,7 +107,7 @@ def _use_tiles(cpu: CpuDescription, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(matmul_pack, "MR", mr)
     monkeypatch.setattr(matmul_pack, "NR_PANEL", min(32, nr))
     monkeypatch.setattr(matmul_pack, "PANEL", min(32, nr))
-    monkeypatch.setattr(matmul_pack, "MC", mr * (matmul_pack.MC_ROWS // mr))
+    monkeypatch.setattr(matmul_pack, "MC", mr * matmul_pack.MC_TILES)
     monkeypatch.setattr(conv_schedule, "_LANES", cpu.f32_lanes)
     monkeypatch.setattr(conv_schedule, "_ACC", (cpu.vector_registers - 4) * cpu.f32_lanes)
 

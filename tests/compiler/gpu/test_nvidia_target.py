@@ -156,7 +156,8 @@ def test_model_shaped_graphs_compile(name: str, tmp_path: Path) -> None:
 
     from max.compiler.worker import compile_to_dir
 
-    text = str(getattr(graphs, name)().graph._module).replace('"cpu:0"', '"gpu:0"')
+    build = graphs.GRAPHS[{"depthwise_separable": "dwsep"}.get(name, name)]
+    text = str(build().graph._module).replace('"cpu:0"', '"gpu:0"')
     record = compile_to_dir(text.encode(), "nvidia", {"arch": "sm_90"}, tmp_path)
     # Every matmul is tiled (the attention's too: 32-wide heads, MiniLM's symbolic sequence
     # as N or K). Plain loops, recorded: MiniLM's token-id checks' full reductions and its
