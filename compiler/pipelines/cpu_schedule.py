@@ -293,11 +293,14 @@ def _suppress(body: str) -> str:
             f"  ^bb0(%r{next(_counter)}: {_ANY}):\n{body}  }}\n")
 
 
-def _peel(loop: str, name: str) -> str:
+def _peel(loop: str, name: str, tag: str = "") -> str:
+    """Peels ``loop``; ``tag``: an attribute put on the remainder loop (the handles do not
+    leave the suppressed sequence)."""
     cast = '!transform.op<"scf.for">'
+    mark = f'    transform.annotate %{name}b "{tag}" : {_ANY}\n' if tag else ""
     return _suppress(f"    %{name}c = transform.cast {loop} : {_ANY} to {cast}\n"
                      f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
-                     f"({cast}) -> ({_ANY}, {_ANY})\n")
+                     f"({cast}) -> ({_ANY}, {_ANY})\n" + mark)
 
 
 def _tile(target: str, name: str, sizes: list[int]) -> str:

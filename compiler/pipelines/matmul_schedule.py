@@ -221,21 +221,36 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
     the remainder tiles are padded to full ones: left of dynamic size they were vectorized
     with masks, C read and written at every k step (AVX2 has no mask registers: [96, s, 64] @
     [96, 64, s] at s = 128 took 2.8 ms, 1.3 with s static). The peel does fold the size of
-    the full tiles here (the loop bound is the tile's own size), so only the last tile of a
-    row or column pays for its copies. ``full``: (mr, nr), the sizes padded to (a remainder's
+    the full tiles here (the loop bound is the tile's own size), so only the tiles of the
+    remainder loops (tagged by the peels) are padded and pay for copies. ``full``: (mr, nr), the sizes padded to (a remainder's
     bound is one less: vectors of 5 x 15 lanes)."""
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
 
     # n first: peeling m clones the n loop, which would invalidate its handle.
-    peels = _peel(f"{loops}#1", f"pn{sid}") + _peel(f"{loops}#0", f"pm{sid}")
+    rest = f"mo.bmmr{sid}" if pad else ""  # on the remainder loops
+    peels = _peel(f"{loops}#1", f"pn{sid}", rest) + _peel(f"{loops}#0", f"pm{sid}", rest)
     s = ""
     if pad:
+        # Only the tiles in a remainder loop are padded: a full tile padded kept a copy of
+        # C through a scratch tile and back (the pad's copy back), 24 stores a tile. The
+        # attention at 128 tokens ([96, s, 32] @ [96, 32, s], then [96, s, s] @ [96, s, 32]),
+        # alternating processes: q @ k^T 998-1236 -> 943-1164 us, p @ v 952-1154 -> 771-890.
         mark = f"mo.bmmt{sid}"
         s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n' + peels
-        s += (f"    %bt{sid} = transform.structured.match attributes{{{mark}}} in %root : "
+        s += (f"    %br{sid} = transform.structured.match attributes{{{rest}}} in %root : "
               f"({_ANY}) -> {_ANY}\n"
-              + _pad(f"%bt{sid}", f"bp{sid}", list(pad), [full[d - 1] for d in pad]))
-        tile = f"%bp{sid}"
+              f"    %bq{sid} = transform.foreach %br{sid} : {_ANY} -> {_ANY} {{\n"
+              f"    ^bb0(%bl{sid}: {_ANY}):\n"
+              f"      %bm{sid} = transform.structured.match attributes{{{mark}}} in %bl{sid} : "
+              f"({_ANY}) -> {_ANY}\n"
+              f"      transform.yield %bm{sid} : {_ANY}\n"
+              f"    }}\n"
+              # A tile in the n remainder of the m remainder is in two tagged loops.
+              f"    %bt{sid} = transform.merge_handles %bq{sid} {{deduplicate}} : {_ANY}\n"
+              + _pad(f"%bt{sid}", f"bp{sid}", list(pad), [full[d - 1] for d in pad])
+              + f"    %ba{sid} = transform.structured.match attributes{{{mark}}} in %root : "
+              f"({_ANY}) -> {_ANY}\n")
+        tile = f"%ba{sid}"
     s += _tile(tile, f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
     if BMM_K_UNROLL > 1:
         s += f"    transform.loop.unroll %bk{sid}l {{factor = {BMM_K_UNROLL}}} : {_ANY}\n"
