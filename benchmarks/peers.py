@@ -103,7 +103,7 @@ def torch_run(bg: BenchGraph) -> Run | None:
     import torch
 
     fn = _torch_fns().get(bg.key)
-    if bg.key.startswith("minilm"):  # the example's forward in plain torch ops, on the same state dict
+    if bg.key.startswith("minilm"):  # the example's forward in torch ops, same state dict
         from examples.minilm import torch_forward
 
         from max.pipelines.architectures.bert import BertConfig, minilm_path

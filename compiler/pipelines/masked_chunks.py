@@ -33,6 +33,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
 from max.compiler.host_cpu import CpuDescription, host
+from max.compiler.passes.ir_util import defining_op
 
 _TRANSFERS = ("vector.transfer_read", "vector.transfer_write")
 
@@ -44,30 +45,26 @@ def applies(cpu: CpuDescription | None = None) -> bool:
     return "avx2" in cpu.features and "avx512f" not in cpu.features
 
 
+#: A mask's bounds: its row conditions ``(position, bound)`` and its count of leading lanes.
+Bounds = tuple[list[tuple[int, ir.Value]], ir.Value]
+
+
 def _index_constant(value: int) -> ir.Value:
     return arith.ConstantOp(ir.IndexType.get(), value).result
 
 
-def _operation(value: ir.Value) -> ir.Operation | None:
-    """The op that defines ``value`` (None for a block argument)."""
-    owner = value.owner
-    if isinstance(owner, ir.OpView):
-        return owner.operation
-    return owner if isinstance(owner, ir.Operation) else None
-
-
-def _mask_bounds(mask: ir.Value) -> tuple[list[tuple[int, ir.Value]], ir.Value] | None:
+def _mask_bounds(mask: ir.Value) -> Bounds | None:
     """A mask made by ``vector.create_mask`` (perhaps one row of an n-D one, taken by
     ``vector.extract`` at static positions) as (row conditions ``position < bound``, the
     count of leading lanes set), or None."""
-    owner = _operation(mask)
+    owner = defining_op(mask)
     if owner is None:
         return None
     if owner.name == "vector.create_mask" and len(owner.operands) == 1:
         return [], owner.operands[0]
     if owner.name != "vector.extract" or len(owner.operands) != 1:
         return None  # dynamic positions
-    made = _operation(owner.operands[0])
+    made = defining_op(owner.operands[0])
     if made is None or made.name != "vector.create_mask":
         return None
     positions = list(ir.DenseI64ArrayAttr(owner.attributes["static_position"]))
@@ -77,9 +74,10 @@ def _mask_bounds(mask: ir.Value) -> tuple[list[tuple[int, ir.Value]], ir.Value] 
     return list(zip(positions, bounds[:-1], strict=True)), bounds[-1]
 
 
-def _candidates(module: ir.Module, register_bits: int) -> list[tuple[ir.Operation, int]]:
-    """(masked 1-D transfer, lanes of one register) for each transfer to split."""
-    found: list[tuple[ir.Operation, int]] = []
+def _candidates(module: ir.Module, register_bits: int) -> list[tuple[ir.Operation, int, Bounds]]:
+    """(masked 1-D transfer, lanes of one register, its mask's bounds) for each transfer to
+    split."""
+    found: list[tuple[ir.Operation, int, Bounds]] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
         if op.name not in _TRANSFERS:
@@ -99,8 +97,9 @@ def _candidates(module: ir.Module, register_bits: int) -> list[tuple[ir.Operatio
         perm = ir.AffineMapAttr(op.attributes["permutation_map"]).value
         rank = ir.MemRefType(source.type).rank
         minor = (len(perm.results) == 1 and str(perm.results[0]) == f"d{rank - 1}")
-        if minor and vtype.shape[0] % lanes == 0 and _mask_bounds(op.operands[-1]):
-            found.append((op, lanes))
+        bounds = _mask_bounds(op.operands[-1]) if minor and vtype.shape[0] % lanes == 0 else None
+        if bounds is not None:
+            found.append((op, lanes, bounds))
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
@@ -153,7 +152,7 @@ def _scalar_stores(value: ir.Value, base: ir.Value, at: list[ir.Value], left: ir
             scf.YieldOp([])
 
 
-def _split(op: ir.Operation, lanes: int) -> None:
+def _split(op: ir.Operation, lanes: int, bounds: Bounds) -> None:
     read = op.name == "vector.transfer_read"
     operands = list(op.operands)
     if read:
@@ -162,7 +161,7 @@ def _split(op: ir.Operation, lanes: int) -> None:
     else:
         value, source, indices = operands[0], operands[1], operands[2:-1]
         vtype = ir.VectorType(value.type)
-    rows, count = _mask_bounds(operands[-1])
+    rows, count = bounds
     chunk_type = ir.VectorType.get([lanes], vtype.element_type)
     mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
     with ir.InsertionPoint(op), op.location:
@@ -213,8 +212,8 @@ def split_masked_transfers(module: ir.Module, cpu: CpuDescription | None = None)
         return 0
     with module.context, ir.Location.unknown():
         found = _candidates(module, cpu.vector_bits)
-        for op, lanes in found:
-            _split(op, lanes)
+        for op, lanes, bounds in found:
+            _split(op, lanes, bounds)
     return len(found)
 
 

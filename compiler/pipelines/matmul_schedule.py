@@ -222,8 +222,8 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
     with masks, C read and written at every k step (AVX2 has no mask registers: [96, s, 64] @
     [96, 64, s] at s = 128 took 2.8 ms, 1.3 with s static). The peel does fold the size of
     the full tiles here (the loop bound is the tile's own size), so only the tiles of the
-    remainder loops (tagged by the peels) are padded and pay for copies. ``full``: (mr, nr), the sizes padded to (a remainder's
-    bound is one less: vectors of 5 x 15 lanes)."""
+    remainder loops (tagged by the peels) are padded and pay for copies. ``full``: (mr, nr),
+    the sizes padded to (a remainder's bound is one less: vectors of 5 x 15 lanes)."""
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
 
     # n first: peeling m clones the n loop, which would invalidate its handle.

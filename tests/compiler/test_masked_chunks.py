@@ -26,13 +26,17 @@ func.func @f(%m: memref<?xf32>, %n: index, %o: memref<4x?xf32>, %r: index,
   %pad = arith.constant 0.0 : f32
   %hpad = arith.constant 0.0 : f16
   %mask = vector.create_mask %n : vector<64xi1>
-  %v = vector.transfer_read %m[%c0], %pad, %mask {in_bounds = [true]} : memref<?xf32>, vector<64xf32>
+  %v = vector.transfer_read %m[%c0], %pad, %mask {in_bounds = [true]}
+      : memref<?xf32>, vector<64xf32>
   %rows = vector.create_mask %r, %n : vector<4x16xi1>
   %row = vector.extract %rows[2] : vector<16xi1> from vector<4x16xi1>
-  %w = vector.extract_strided_slice %v {offsets = [0], sizes = [16], strides = [1]} : vector<64xf32> to vector<16xf32>
-  vector.transfer_write %w, %o[%c2, %c0], %row {in_bounds = [true]} : vector<16xf32>, memref<4x?xf32>
+  %w = vector.extract_strided_slice %v {offsets = [0], sizes = [16], strides = [1]}
+      : vector<64xf32> to vector<16xf32>
+  vector.transfer_write %w, %o[%c2, %c0], %row {in_bounds = [true]}
+      : vector<16xf32>, memref<4x?xf32>
   %hmask = vector.create_mask %n : vector<32xi1>
-  %h = vector.transfer_read %s[%c0], %hpad, %hmask {in_bounds = [true]} : memref<?xf16>, vector<32xf16>
+  %h = vector.transfer_read %s[%c0], %hpad, %hmask {in_bounds = [true]}
+      : memref<?xf16>, vector<32xf16>
   return %v, %h : vector<64xf32>, vector<32xf16>
 }
 """
