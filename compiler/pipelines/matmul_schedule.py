@@ -213,6 +213,13 @@ def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> s
     return s + bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad, (mr, nr))
 
 
+# On the remainder loops of padded batch matmuls. One name for every op, not one per op: it
+# stays on the loops, and mo-outline-kernels merges only kernels that print the same (a tag
+# per op kept each layer's attention kernels apart). The matches below find the op's own
+# tiles by their per-op mark inside the loops so tagged.
+REMAINDER_LOOP = "mo.bmm_remainder"
+
+
 def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
                        full: tuple[int, int]) -> str:
     """K by 1 and unrolled in the register tile ``tile`` of a batch matmul, whose m and n
@@ -227,7 +234,7 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
     from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
 
     # n first: peeling m clones the n loop, which would invalidate its handle.
-    rest = f"mo.bmmr{sid}" if pad else ""  # on the remainder loops
+    rest = REMAINDER_LOOP if pad else ""
     peels = _peel(f"{loops}#1", f"pn{sid}", rest) + _peel(f"{loops}#0", f"pm{sid}", rest)
     s = ""
     if pad:

@@ -176,3 +176,34 @@ def test_identical_kernels_share_one_function() -> None:
 
     assert not failed
     np.testing.assert_allclose(got, layer(layer(x, w1), w2), rtol=1e-4, atol=1e-5)
+
+
+def _two_attentions(x):
+    from max.graph import ops
+
+    def layer(h):
+        return ops.softmax(h @ ops.transpose(h, 1, 2)) @ h
+
+    return layer(layer(x))
+
+
+@H.needs_omp
+def test_symbolic_attention_kernels_share_one_function() -> None:
+    """Padded batch matmuls (symbolic rows and columns) mark their remainder loops: one mark
+    for all, or each layer's attention kernels print differently and are compiled again."""
+    text = H.graph_text(_two_attentions, [("b", "s", 32)])
+    outlined = H.scheduled_ir(text, until="mo-outline-kernels")
+    calls = [line.split("call @")[1].split("(")[0] for line in outlined.splitlines()
+             if "call @mo_graph_g__k" in line]
+    defined = [line for line in outlined.splitlines() if "func.func private @mo_graph_g__k" in line]
+    assert len(calls) == 2 * len(set(calls)) and len(defined) == len(set(calls)), (calls, defined)
+    x = np.random.default_rng(3).standard_normal((3, 21, 32), dtype=np.float32) / 4
+
+    def layer(h):
+        z = h @ h.transpose(0, 2, 1)
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True) @ h
+
+    (got,), failed = H.Compiled(text)([x], [((3, 21, 32), "float32")])
+    assert not failed
+    np.testing.assert_allclose(got, layer(layer(x.astype(np.float64))), rtol=1e-4, atol=1e-5)
