@@ -57,11 +57,17 @@ def _remap(op: ir.Operation, mapping: dict[ir.Value, ir.Value]) -> None:
     op.walk(visit)
 
 
-def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], None]) -> bool:
+def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], ir.Module | None],
+                   fix: Callable[[ir.Operation], None] | None = None) -> bool:
     """Runs ``apply`` (a transform script application) on ``ops`` outlined into a module of
     their own, and replaces them by the result. ``ops``: in program order, all in one block;
     the last is the only one whose results may be used outside them. Returns False (nothing
-    changed) where they do not fit that shape."""
+    changed) where they do not fit that shape.
+
+    ``apply`` changes the module it is given and returns None, or returns another module to
+    take the result from: an earlier result for a module that printed the same (a layer's
+    row group transformed once for every layer, see row_fusion). ``fix`` is called on each
+    op put back."""
     last = ops[-1]
     if any(op.block != last.block for op in ops):
         return False
@@ -102,14 +108,17 @@ def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], None]) 
             for c in clones:
                 _remap(c.operation, mapping)
             func.ReturnOp(list(clones[-1].results))
-        apply(small)
-        body = [o.operation for o in fn.regions[0].blocks[0].operations]
-        back = dict(zip(entry.arguments, inputs, strict=True))
+        result = apply(small) or small
+        block = result.body.operations[0].regions[0].blocks[0]  # the function "outlined"
+        body = [o.operation for o in block.operations]
+        back = dict(zip(block.arguments, inputs, strict=True))
         with ir.InsertionPoint(last):
             for o in body[:-1]:
                 c = o.clone()
                 back.update(zip(o.results, c.results, strict=True))
                 _remap(c.operation, back)
+                if fix is not None:
+                    fix(c.operation)
         returned = [back[v] for v in body[-1].operands]
     for r, image in zip(last.results, returned, strict=True):
         r.replace_all_uses_with(image)

@@ -246,6 +246,24 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return _ops_by_sid(module, sids)
 
 
+def _renumber(op: ir.Operation, numbers: dict[int, int]) -> None:
+    """Sets each ``mo.sid`` (and thread-count mark, thread_gate) in ``op`` or nested in it
+    that ``numbers`` maps to its image."""
+    from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
+
+    i64 = ir.IntegerType.get_signless(64, op.context)
+
+    def visit(o: ir.Operation) -> ir.WalkResult:
+        for name in (SID, NT_ATTR, NT2_ATTR):
+            if name in o.attributes:
+                image = numbers.get(ir.IntegerAttr(o.attributes[name]).value)
+                if image is not None:
+                    o.attributes[name] = ir.IntegerAttr.get(i64, image)
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+
+
 def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     """Applies the row groups of ``module``; returns the sids of their members (anchors too),
     which cpu_threads must not split on their own."""
@@ -256,16 +274,30 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     from max.compiler.pipelines.outline import apply_outlined
 
     ops = _ops_by_sid(module, set(groups) | {k for m in groups.values() for k in m})
+    # Each group on its own (outline.py): a fusion's cost grows with the module it is in.
+    # Outlined, a group's sids are numbered from 0, so the same group in another layer
+    # prints the same and takes the first one's result (a 4-D softmax group with symbolic
+    # sizes took 0.5 s, most of it fuse_into_containing_op printing ops for diagnostics).
+    done: dict[str, ir.Module] = {}
     for sid, members in sorted(groups.items()):
-        group = {sid: members}
-        # Each group on its own (outline.py): a fusion's cost grows with the module it is in.
-        in_order = [ops[k] for k in sorted([*members, sid])]  # sids number ops in order
+        real = sorted([*members, sid])  # sids number ops in order
+        local = {s: i for i, s in enumerate(real)}
+        group = {local[sid]: [local[k] for k in members]}
+        back = {i: s for s, i in local.items()}
 
-        def run(small: ir.Module, group: dict[int, list[int]] = group) -> None:
+        def run(small: ir.Module, group: dict[int, list[int]] = group,
+                local: dict[int, int] = local) -> ir.Module | None:
+            _renumber(small.operation, local)
+            key = small.operation.get_asm(assume_verified=True)
+            if key in done:
+                return done[key]
             _apply(small, script(small, group, n))
+            done[key] = small
+            return None
 
-        if not apply_outlined(in_order, run):
-            _apply(module, script(module, group, n))
+        if not apply_outlined([ops[k] for k in real], run,
+                              lambda op, back=back: _renumber(op, back)):
+            _apply(module, script(module, {sid: members}, n))
     _run(module, _CANON)  # the fused producers' originals, now unused
     return set(groups) | {k for members in groups.values() for k in members}
 

@@ -171,3 +171,43 @@ def test_masked_softmax_producer_joins_the_row_loop() -> None:
     fill = np.full(shape, -1e9, np.float32)
     (got,), _ = Compiled(text)([x, mask, fill], [(shape, "float32")])
     check(got, _softmax(np.where(mask, x, fill)).astype(np.float32), rtol=1e-5, atol=1e-7)
+
+
+
+def _three_layers(x, w1, w2, w3):
+    from max.graph import ops
+
+    for w in (w1, w2, w3):
+        x = ops.softmax(x @ w)
+    return x
+
+
+def test_repeated_groups_are_transformed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three layers of softmax(x @ w) on symbolic rows: a layer's row group that prints as
+    an earlier one's takes its result, with its own schedule ids (renumbered back), and every
+    row is right."""
+    from max.compiler.pipelines import cpu_schedule
+    from mo_helpers import graph_text
+
+    applied: list[str] = []
+    apply = cpu_schedule._apply
+
+    def counting(module, script: str) -> None:
+        applied.append(script)
+        apply(module, script)
+
+    monkeypatch.setattr(cpu_schedule, "_apply", counting)
+    text = graph_text(_three_layers, [("n", 64)] + [(64, 64)] * 3)
+    assert scheduled_ir(text).count("mo.row_loop") == 3
+    # The third layer's ops come in another order (its sum's fill first): transformed anew.
+    assert sum("mo.row_loop" in s for s in applied) == 2, len(applied)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((37, 64)).astype(np.float32)
+    ws = [(rng.standard_normal((64, 64)) / 4).astype(np.float32) for _ in range(3)]
+    compiled = Compiled(text)
+    assert not compiled.fallbacks  # each fused op found by its own id: scheduled, vectorized
+    (got,), _ = compiled([x, *ws], [((37, 64), "float32")])
+    want = x
+    for w in ws:
+        want = _softmax(want.astype(np.float64) @ w)
+    check(got, want.astype(np.float32), rtol=2e-5, atol=1e-6)
