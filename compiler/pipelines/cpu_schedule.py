@@ -377,14 +377,25 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
 
 
 def _vectorize_script(targets: dict[int, list[int] | None]) -> str:
-    """Vectorizes the ops tagged ``mo.vid = i``; a size list means masked vectorization."""
+    """Vectorizes the ops tagged ``mo.vid = i``; a size list means masked vectorization.
+
+    One match per ``i`` (a walk of the whole module each: one per op made the script
+    quadratic in the graph's size), then each op on its own: a failure leaves only that op
+    as it is."""
     s = ""
     for i, sizes in targets.items():
-        s += (f"  %v{i} = transform.structured.match attributes{{mo.vid = {i} : i64}} in %root"
-              f" : ({_ANY}) -> {_ANY}\n")
         vs = f" vector_sizes {sizes}" if sizes is not None else ""
-        s += _suppress(f"    transform.structured.vectorize %v{i}{vs} "
-                       f"{{create_named_contraction, vectorize_nd_extract}} : {_ANY}\n")
+        s += (f"  %v{i} = transform.structured.match attributes{{mo.vid = {i} : i64}} in %root"
+              f" : ({_ANY}) -> {_ANY}\n"
+              f"  transform.foreach %v{i} : {_ANY} {{\n"
+              f"  ^bb0(%v{i}o: {_ANY}):\n"
+              f"    transform.sequence %v{i}o : {_ANY} failures(suppress) {{\n"
+              f"    ^bb0(%v{i}p: {_ANY}):\n"
+              f"      transform.structured.vectorize %v{i}p{vs} "
+              f"{{create_named_contraction, vectorize_nd_extract}} : {_ANY}\n"
+              f"    }}\n"
+              f"    transform.yield\n"
+              f"  }}\n")
     return _HEADER + s + _FOOTER
 
 
@@ -452,9 +463,11 @@ def _in_loop(op: ir.Operation) -> bool:
 
 def _mark(module: ir.Module,
           pick: Callable[[ir.Operation], list[int] | None | bool]) -> dict[int, list[int] | None]:
-    """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``."""
+    """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``: one per
+    distinct vector sizes (None: static), shared by the ops that take the same."""
     i64 = ir.IntegerType.get_signless(64)
     targets: dict[int, list[int] | None] = {}
+    vids: dict[tuple[int, ...] | None, int] = {}
     for op in walk_ops(module.operation):
         if not op.name.startswith("linalg.") or op.name in ("linalg.yield", "linalg.index"):
             continue
@@ -465,10 +478,14 @@ def _mark(module: ir.Module,
             continue
         sizes = pick(op)
         if sizes is False:
+            if "mo.vid" in op.attributes:  # an earlier stage's, not this one's
+                del op.attributes["mo.vid"]
             continue
-        i = len(targets)
-        op.attributes["mo.vid"] = ir.IntegerAttr.get(i64, i)
-        targets[i] = sizes
+        key = None if sizes is None else tuple(sizes)
+        if key not in vids:
+            vids[key] = len(targets)
+            targets[vids[key]] = sizes
+        op.attributes["mo.vid"] = ir.IntegerAttr.get(i64, vids[key])
     return targets
 
 
