@@ -173,7 +173,6 @@ def test_masked_softmax_producer_joins_the_row_loop() -> None:
     check(got, _softmax(np.where(mask, x, fill)).astype(np.float32), rtol=1e-5, atol=1e-7)
 
 
-
 def _three_layers(x, w1, w2, w3):
     from max.graph import ops
 
