@@ -30,6 +30,7 @@ import functools
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from mlir import ir
 
@@ -208,6 +209,30 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return found
 
 
+def _chains(operand: Any) -> list[tuple[int, ...]]:
+    """A plan's producers to fuse, as operand chains from the op: a list of chains (a panel
+    matmul's fill and B copy), one chain, one operand, or None."""
+    return (operand if isinstance(operand, list) else [] if operand is None
+            else [(operand,)] if isinstance(operand, int) else [operand])
+
+
+def _fused_producers(op: ir.Operation, operand: Any) -> list[ir.Operation]:
+    """The ops the split of ``op`` fuses (its plan's chains, as the script walks them)."""
+    found: list[ir.Operation] = []
+    for chain in _chains(operand):
+        cur = op
+        for index in chain:
+            if index >= len(cur.operands):
+                break
+            owner = cur.operands[index].owner
+            if isinstance(owner, ir.Block):
+                break
+            cur = owner.operation if hasattr(owner, "operation") else owner
+            if cur not in found:
+                found.append(cur)
+    return found
+
+
 def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = frozenset(),
                     seconds: dict[int, int] | None = None) -> str:
     """Transform script: split one loop of each planned op into ``n`` forall iterations.
@@ -242,9 +267,7 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
                 second = (seconds[sid], f"%nu{sid}")
                 body += match_threads(sid, f"nu{sid}", NT2_ATTR)
             split = forall_text(loops, axis, n, handle, second)
-        # A list: several chains, each from the op itself (a panel matmul's fill and B copy).
-        chains = (operand if isinstance(operand, list) else [] if operand is None
-                  else [(operand,)] if isinstance(operand, int) else [operand])
+        chains = _chains(operand)
         # Every producer's handle is taken before tiling: after it, the fused op's operand
         # is a slice of its producer, not the producer itself.
         names = []
@@ -295,8 +318,87 @@ def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[i
                         if not size and runtime_threads(ops[sid], tags[sid][0], axis, n, sid,
                                                         seconds.get(sid)))
     seconds = {sid: ax for sid, ax in seconds.items() if sid in dynamic}
-    _apply(module, parallel_script(plans, n, dynamic, seconds))
+    rest = _apply_outlined(module, ops, plans, n, dynamic, seconds)
+    if rest:
+        _apply(module, parallel_script(rest, n, dynamic & set(rest),
+                                       {s: a for s, a in seconds.items() if s in rest}))
     return len(plans)
+
+
+def _apply_outlined(module: ir.Module, ops: dict[int, ir.Operation], plans: dict[int, Plan],
+                    n: int, dynamic: frozenset[int], seconds: dict[int, int]
+                    ) -> dict[int, Plan]:
+    """Applies each plan to its op, the producers it fuses and its run-time thread counts
+    outlined into a module of their own (outline.py); returns the plans it could not.
+
+    In the whole module, every ``fuse_into_containing_op`` printed ops for a diagnostic, a
+    cost that grows with the module, and every op's match walked it: the split of a 6-layer
+    MiniLM took 1.2-1.9 s, growing with the square of its layers. Outlined with their marks
+    numbered from 0, each layer's ops print as the first layer's did and take that result.
+    Plans whose ops overlap another's (a planned op fused into another's forall, a shared
+    producer) or do not fit one block are left to the caller's whole-module script.
+    """
+    from max.compiler.pipelines.cpu_schedule import _apply
+    from max.compiler.pipelines.outline import apply_outlined, marks_in, renumber_marks
+    from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
+
+    # Everything about the ops is read before the first one is outlined: erasing ops makes
+    # the bindings' other op objects unusable as dictionary keys.
+    position: dict[ir.Operation, tuple[int, int]] = {}  # (block, index in it)
+    counts: dict[tuple[str, int], ir.Operation] = {}  # (mark, sid) -> run-time thread count
+    blocks = [b for fn in module.body.operations for b in
+              (fn.operation.regions[0].blocks if fn.operation.regions else ())]
+    for b, block in enumerate(blocks):
+        for i, child in enumerate(block.operations):
+            op = child.operation
+            position[op] = (b, i)
+            for name in (NT_ATTR, NT2_ATTR):
+                if name in op.attributes:
+                    counts[(name, ir.IntegerAttr(op.attributes[name]).value)] = op
+    members: dict[int, list[ir.Operation]] = {}
+    taken: dict[tuple[int, int], int] = {}  # position -> how many plans' members it is
+    for sid, plan in plans.items():
+        found = [*_fused_producers(ops[sid], plan[1]),
+                 *(counts[(a, sid)] for a in (NT_ATTR, NT2_ATTR) if (a, sid) in counts),
+                 ops[sid]]
+        if any(op not in position for op in found):
+            continue
+        found.sort(key=position.__getitem__)  # program order
+        if found[-1] != ops[sid] or len({position[op][0] for op in found}) > 1:
+            continue
+        members[sid] = found
+        for op in found:
+            taken[position[op]] = taken.get(position[op], 0) + 1
+    overlapping = {sid for sid, found in members.items()
+                   if any(taken[position[op]] > 1 for op in found)}
+    marks = {sid: marks_in(found) for sid, found in members.items()}
+    rest: dict[int, Plan] = {}
+    done: dict[str, ir.Module] = {}
+    for sid in sorted(plans):
+        if sid not in members or sid in overlapping:
+            rest[sid] = plans[sid]
+            continue
+        found = members[sid]
+        local = {s: i for i, s in enumerate(marks[sid])}
+        back = {i: s for s, i in local.items()}
+        me = local[sid]
+        plan = (plans[sid], sid in dynamic, seconds.get(sid))
+
+        def run(small: ir.Module, local: dict[int, int] = local, me: int = me,
+                plan: tuple = plan) -> ir.Module | None:
+            renumber_marks(small.operation, local)
+            key = repr(plan) + small.operation.get_asm(assume_verified=True)
+            if key in done:
+                return done[key]
+            _apply(small, parallel_script({me: plan[0]}, n,
+                                          frozenset({me}) if plan[1] else frozenset(),
+                                          {} if plan[2] is None else {me: plan[2]}))
+            done[key] = small
+            return None
+
+        if not apply_outlined(found, run, lambda op, back=back: renumber_marks(op, back)):
+            rest[sid] = plans[sid]
+    return rest
 
 
 def has_forall(module: ir.Module) -> bool:

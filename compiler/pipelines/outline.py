@@ -9,6 +9,8 @@ MiniLM spent 5.1 of its 5.6 s of schedule there, a 6-layer one most of a minute.
 :func:`apply_outlined` moves the ops a script works on into a function of their own (the values
 they read from outside become its arguments, their results used outside its results), runs
 the script on that small module, and clones what comes out back in place of the originals.
+The same ops in another layer print the same once their schedule marks are numbered from 0
+(:func:`renumber_marks`): the callers transform such a module once and take its result again.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from mlir import ir
 from mlir.dialects import func
 
 from max.compiler.passes.ir_util import as_op, is_within
+from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
 
-_CLONED = ("tensor.empty", "arith.constant")  # cheap, pure: copied into the outlined function
+_CLONED = ("tensor.empty", "arith.constant")
+# The integer marks a schedule script matches ops by: the op's schedule id, and the run-time
+# thread counts of the op with that id (thread_gate).
+MARKS = ("mo.sid", NT_ATTR, NT2_ATTR)  # cheap, pure: copied into the outlined function
 
 
 def _within(v: ir.Value, roots: list[ir.Operation]) -> bool:
@@ -52,6 +58,37 @@ def _remap(op: ir.Operation, mapping: dict[ir.Value, ir.Value]) -> None:
             new = mapping.get(v)
             if new is not None:
                 o.operands[i] = new
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+
+
+def marks_in(ops: list[ir.Operation]) -> list[int]:
+    """The values of the :data:`MARKS` on ``ops`` and the ops nested in them, sorted."""
+    found: set[int] = set()
+
+    def visit(o: ir.Operation) -> ir.WalkResult:
+        for name in MARKS:
+            if name in o.attributes:
+                found.add(ir.IntegerAttr(o.attributes[name]).value)
+        return ir.WalkResult.ADVANCE
+
+    for op in ops:
+        op.walk(visit)
+    return sorted(found)
+
+
+def renumber_marks(op: ir.Operation, numbers: dict[int, int]) -> None:
+    """Sets each of the :data:`MARKS` on ``op`` or nested in it that ``numbers`` maps to its
+    image."""
+    i64 = ir.IntegerType.get_signless(64, op.context)
+
+    def visit(o: ir.Operation) -> ir.WalkResult:
+        for name in MARKS:
+            if name in o.attributes:
+                image = numbers.get(ir.IntegerAttr(o.attributes[name]).value)
+                if image is not None:
+                    o.attributes[name] = ir.IntegerAttr.get(i64, image)
         return ir.WalkResult.ADVANCE
 
     op.walk(visit)
@@ -127,4 +164,4 @@ def apply_outlined(ops: list[ir.Operation], apply: Callable[[ir.Module], ir.Modu
     return True
 
 
-__all__ = ["apply_outlined"]
+__all__ = ["MARKS", "apply_outlined", "marks_in", "renumber_marks"]

@@ -246,24 +246,6 @@ def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:
     return _ops_by_sid(module, sids)
 
 
-def _renumber(op: ir.Operation, numbers: dict[int, int]) -> None:
-    """Sets each ``mo.sid`` (and thread-count mark, thread_gate) in ``op`` or nested in it
-    that ``numbers`` maps to its image."""
-    from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
-
-    i64 = ir.IntegerType.get_signless(64, op.context)
-
-    def visit(o: ir.Operation) -> ir.WalkResult:
-        for name in (SID, NT_ATTR, NT2_ATTR):
-            if name in o.attributes:
-                image = numbers.get(ir.IntegerAttr(o.attributes[name]).value)
-                if image is not None:
-                    o.attributes[name] = ir.IntegerAttr.get(i64, image)
-        return ir.WalkResult.ADVANCE
-
-    op.walk(visit)
-
-
 def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     """Applies the row groups of ``module``; returns the sids of their members (anchors too),
     which cpu_threads must not split on their own."""
@@ -271,7 +253,7 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     if not groups:
         return set()
     from max.compiler.pipelines.cpu_schedule import _CANON, _apply, _run
-    from max.compiler.pipelines.outline import apply_outlined
+    from max.compiler.pipelines.outline import apply_outlined, renumber_marks
 
     ops = _ops_by_sid(module, set(groups) | {k for m in groups.values() for k in m})
     # Each group on its own (outline.py): a fusion's cost grows with the module it is in.
@@ -287,7 +269,7 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
 
         def run(small: ir.Module, group: dict[int, list[int]] = group,
                 local: dict[int, int] = local) -> ir.Module | None:
-            _renumber(small.operation, local)
+            renumber_marks(small.operation, local)
             key = small.operation.get_asm(assume_verified=True)
             if key in done:
                 return done[key]
@@ -296,7 +278,7 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
             return None
 
         if not apply_outlined([ops[k] for k in real], run,
-                              lambda op, back=back: _renumber(op, back)):
+                              lambda op, back=back: renumber_marks(op, back)):
             _apply(module, script(module, {sid: members}, n))
     _run(module, _CANON)  # the fused producers' originals, now unused
     return set(groups) | {k for members in groups.values() for k in members}

@@ -239,3 +239,50 @@ def test_row_ops_on_threads(op: str, dims: tuple, rows: int) -> None:
 def test_small_elementwise_stays_on_one_thread() -> None:
     assert "__kmpc" not in _llvm_ir(chain_text((100, 100)))
     assert "__kmpc" not in _llvm_ir(chain_text(("n",)))  # unknown and maybe tiny
+
+
+def _three_linear_layers(x, w1, w2, w3):
+    from max.graph import ops
+
+    for w in (w1, w2, w3):
+        x = ops.relu(x @ w)
+    return x
+
+
+@needs_omp
+def test_repeated_splits_are_transformed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three layers of relu(x @ w) on symbolic rows: each op is split over the threads in a
+    module of its own (with the producers it fuses and its run-time thread count), a layer
+    that prints as an earlier one takes its result with its own schedule ids, and every row
+    is right."""
+    from max.compiler.pipelines import cpu_schedule
+    from mo_helpers import graph_text
+
+    applied: list[str] = []
+    apply = cpu_schedule._apply
+
+    def counting(module, script: str) -> None:
+        applied.append(script)
+        apply(module, script)
+
+    monkeypatch.setattr(cpu_schedule, "_apply", counting)
+    text = graph_text(_three_linear_layers, [("n", 256)] + [(256, 256)] * 3)
+    assert "@__kmpc_fork_call" in _llvm_ir(text)
+    splits = [s for s in applied if "tile_using_forall" in s]
+    # Each layer is one split: the relu (the matmul's epilogue), its matmul and the fill of
+    # C fused into its forall. The first layer's script is applied, the others take its
+    # result; applied to the whole module, one script split all three.
+    assert len(splits) == 1, splits
+    assert splits[0].count("tile_using_forall") == 1
+    assert splits[0].count("fuse_into_containing_op") == 2
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((45, 256)).astype(np.float32)
+    ws = [(rng.standard_normal((256, 256)) / 16).astype(np.float32) for _ in range(3)]
+    compiled = Compiled(text)
+    assert not compiled.fallbacks
+    for rows in (45, 1):  # run-time thread counts: two parts, then one
+        (got,), _ = compiled([x[:rows], *ws], [((rows, 256), "float32")])
+        want = x[:rows].astype(np.float64)
+        for w in ws:
+            want = np.maximum(want @ w, 0)
+        check(got, want.astype(np.float32), rtol=2e-5, atol=1e-5)
