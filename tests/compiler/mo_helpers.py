@@ -126,6 +126,21 @@ def run_one(op: str, operands: list[tuple[str, tuple]], result: tuple[str, tuple
     return out, failed
 
 
+def record_scripts(monkeypatch) -> list[str]:
+    """Records every transform script the CPU schedule applies (in order; each still runs)."""
+    from max.compiler.pipelines import cpu_schedule
+
+    applied: list[str] = []
+    apply = cpu_schedule._apply
+
+    def recording(module, script: str) -> None:
+        applied.append(script)
+        apply(module, script)
+
+    monkeypatch.setattr(cpu_schedule, "_apply", recording)
+    return applied
+
+
 def check(actual: np.ndarray, expected: np.ndarray, *, rtol: float = 1e-6,
           atol: float = 0.0) -> None:
     """Shape and dtype first, then values (NaNs must match)."""

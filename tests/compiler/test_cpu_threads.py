@@ -255,17 +255,9 @@ def test_repeated_splits_are_transformed_once(monkeypatch: pytest.MonkeyPatch) -
     module of its own (with the producers it fuses and its run-time thread count), a layer
     that prints as an earlier one takes its result with its own schedule ids, and every row
     is right."""
-    from max.compiler.pipelines import cpu_schedule
-    from mo_helpers import graph_text
+    from mo_helpers import graph_text, record_scripts
 
-    applied: list[str] = []
-    apply = cpu_schedule._apply
-
-    def counting(module, script: str) -> None:
-        applied.append(script)
-        apply(module, script)
-
-    monkeypatch.setattr(cpu_schedule, "_apply", counting)
+    applied = record_scripts(monkeypatch)
     text = graph_text(_three_linear_layers, [("n", 256)] + [(256, 256)] * 3)
     assert "@__kmpc_fork_call" in _llvm_ir(text)
     splits = [s for s in applied if "tile_using_forall" in s]

@@ -185,17 +185,9 @@ def test_repeated_groups_are_transformed_once(monkeypatch: pytest.MonkeyPatch) -
     """Three layers of softmax(x @ w) on symbolic rows: a layer's row group that prints as
     an earlier one's takes its result, with its own schedule ids (renumbered back), and every
     row is right."""
-    from max.compiler.pipelines import cpu_schedule
-    from mo_helpers import graph_text
+    from mo_helpers import graph_text, record_scripts
 
-    applied: list[str] = []
-    apply = cpu_schedule._apply
-
-    def counting(module, script: str) -> None:
-        applied.append(script)
-        apply(module, script)
-
-    monkeypatch.setattr(cpu_schedule, "_apply", counting)
+    applied = record_scripts(monkeypatch)
     text = graph_text(_three_layers, [("n", 64)] + [(64, 64)] * 3)
     assert scheduled_ir(text).count("mo.row_loop") == 3
     # The third layer's ops come in another order (its sum's fill first): transformed anew.
