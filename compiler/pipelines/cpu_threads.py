@@ -342,8 +342,8 @@ def _apply_outlined(module: ir.Module, ops: dict[int, ir.Operation], plans: dict
     from max.compiler.pipelines.outline import apply_outlined, marks_in, renumber_marks
     from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
 
-    # Everything about the ops is read before the first one is outlined: erasing ops makes
-    # the bindings' other op objects unusable as dictionary keys.
+    # Everything about the ops is read before the first one is outlined: once ops were
+    # erased, looking up the bindings' op objects in these dictionaries failed (KeyError).
     position: dict[ir.Operation, tuple[int, int]] = {}  # (block, index in it)
     counts: dict[tuple[str, int], ir.Operation] = {}  # (mark, sid) -> run-time thread count
     blocks = [b for fn in module.body.operations for b in

@@ -23,10 +23,10 @@ from mlir.dialects import func
 from max.compiler.passes.ir_util import as_op, is_within
 from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
 
-_CLONED = ("tensor.empty", "arith.constant")
+_CLONED = ("tensor.empty", "arith.constant")  # cheap, pure: copied into the outlined function
 # The integer marks a schedule script matches ops by: the op's schedule id, and the run-time
 # thread counts of the op with that id (thread_gate).
-MARKS = ("mo.sid", NT_ATTR, NT2_ATTR)  # cheap, pure: copied into the outlined function
+MARKS = ("mo.sid", NT_ATTR, NT2_ATTR)
 
 
 def _within(v: ir.Value, roots: list[ir.Operation]) -> bool:
