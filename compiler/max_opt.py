@@ -19,6 +19,7 @@ is one line ``max-opt: error: ...`` on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -398,6 +399,10 @@ def _kernels(paths: list[str]) -> KernelLibrary | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from max.compiler.passes.registry import VERIFY_EACH_ENV
+
+    # As mlir-opt: the pipelines our passes run verify after each pass (unless set to 0).
+    os.environ.setdefault(VERIFY_EACH_ENV, "1")
     try:
         return run(sys.argv[1:] if argv is None else list(argv))
     except ToolError as e:

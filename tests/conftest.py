@@ -14,6 +14,10 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# Compiles verify the module after every upstream pass, as max-opt does: a pass that leaves
+# invalid IR fails the test that reached it, not some later pass (the default skips it for time).
+os.environ.setdefault("MAX_VERIFY_EACH", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -10,10 +10,9 @@ refused by :func:`check_host`).
 from __future__ import annotations
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
 from max.compiler.gpu.schedule import host_functions
-from max.compiler.passes.registry import CompilationError
+from max.compiler.passes.registry import CompilationError, pass_manager
 
 # Linalg ops no schedule took -> one GPU thread per point of each (tile of the) parallel loops.
 # Tiles of 16 x 16 (a 1-d loop: 16 threads): blocks over the tiles, threads inside one.
@@ -44,7 +43,7 @@ def map_loops(module: ir.Module, block: int, max_blocks: int) -> None:
                 op = op.operation
                 if op.name == "linalg.generic" and plain.why_not(op) is None:
                     body.emit(op, plain.kernel_text(op, block, max_blocks))
-        PassManager.parse(f"builtin.module({MAP_LOOPS})").run(module.operation)
+        pass_manager(MAP_LOOPS).run(module.operation)
 
 
 def check_host(module: ir.Module, target: str = "nvidia") -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from mlir import ir
 from mlir.dialects import arith
-from mlir.passmanager import PassManager
 
-from max.compiler.passes.registry import CompilationError
+from max.compiler.passes.registry import CompilationError, pass_manager
 
 # CDNA parts (wave64) the pipeline is tuned for: gfx942 (MI300X/MI300A), gfx90a (MI200).
 ARCHS = ("gfx942", "gfx90a")
@@ -57,8 +56,7 @@ def attach_target(module: ir.Module, arch: str) -> None:
     """``rocdl-attach-target`` for ``arch`` at optimization level 3."""
     check_arch(arch, "mo-rocdl-attach")
     with module.context:
-        PassManager.parse(f"builtin.module(rocdl-attach-target{{chip={arch} O=3}})"
-                          ).run(module.operation)
+        pass_manager(f"rocdl-attach-target{{chip={arch} O=3}}").run(module.operation)
 
 
 def expand_math(module: ir.Module) -> int:
@@ -127,7 +125,7 @@ def convert_to_rocdl(module: ir.Module, arch: str) -> None:
     fold_known_sizes(module)
     expand_math(module)
     with module.context:
-        PassManager.parse(f"builtin.module({TO_ROCDL.format(arch=arch)})").run(module.operation)
+        pass_manager(TO_ROCDL.format(arch=arch)).run(module.operation)
 
 
 def gpu_modules(module: ir.Module) -> list[ir.Operation]:

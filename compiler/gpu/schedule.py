@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
 from max.compiler.gpu import body, elementwise, matmul, mma, reduction, row_group
+from max.compiler.passes.registry import pass_manager
 
 log = logging.getLogger("max.compiler")
 
@@ -51,7 +51,7 @@ def generalize(module: ir.Module, everything: bool = False) -> None:
     if not names:
         return
     if everything:
-        PassManager.parse("builtin.module(linalg-generalize-named-ops)").run(module.operation)
+        pass_manager("linalg-generalize-named-ops").run(module.operation)
         return
     # Not linalg-generalize-named-ops: it would generalize the contractions too.
     script = ir.Module.parse(_GENERALIZE_TD)
@@ -112,7 +112,7 @@ def schedule(module: ir.Module, block: int, reduce_block: int, max_blocks: int,
                 continue
             left.append(f"{op.name}: elementwise: {why_ew}; reduction: {why_red}")
     with module.context:
-        PassManager.parse("builtin.module(canonicalize,cse)").run(module.operation)
+        pass_manager("canonicalize,cse").run(module.operation)
     for line in left:
         log.info("GPU schedule: plain loops for %s", line)
     return left

@@ -7,9 +7,8 @@ one of them (``--target=nvidia --print-ir-after-all`` shows each stage's result)
 from __future__ import annotations
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
-from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.passes.registry import CompilationError, pass_manager, register_pass
 
 
 @register_pass("mo-gpu-from-elements", "tensor.from_elements (the runtime checks, "
@@ -104,8 +103,8 @@ def nvvm_attach(module: ir.Module, arch: str = "sm_90", features: str = "+ptx80"
     if not arch.startswith("sm_") or not arch[3:].rstrip("a").isdigit():
         raise CompilationError(f"mo-nvvm-attach: arch {arch!r} is not an SM arch like 'sm_90'")
     with module.context:
-        PassManager.parse(f"builtin.module(nvvm-attach-target{{chip={arch} "
-                          f"features={features} O=3}})").run(module.operation)
+        pass_manager(f"nvvm-attach-target{{chip={arch} features={features} O=3}}"
+                     ).run(module.operation)
 
 
 @register_pass("mo-rocdl-attach", "rocdl-attach-target with the target's gfx arch, "

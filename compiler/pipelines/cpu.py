@@ -23,9 +23,8 @@ from pathlib import Path
 
 from mlir import ir
 from mlir.dialects import arith, bufferization, func, linalg, memref, tensor
-from mlir.passmanager import PassManager
 
-from max.compiler.passes.registry import CompilationError, register_pass
+from max.compiler.passes.registry import CompilationError, pass_manager, register_pass
 from max.runtime.artifact import entry_name
 
 IMPL_SUFFIX = "__mo_impl"
@@ -122,7 +121,7 @@ def entry_abi(module: ir.Module) -> None:
         for fn in graph_functions(module):
             if "mo.num_inputs" not in fn.attributes:  # not wrapped yet
                 _wrap(module, fn)
-        pm = PassManager.parse("builtin.module(inline,symbol-dce)")
+        pm = pass_manager("inline,symbol-dce")
         pm.run(module.operation)
 
 
@@ -218,7 +217,7 @@ def copies_to_linalg(module: ir.Module) -> None:
 
 def _run(module: ir.Module, pipeline: str) -> None:
     try:
-        PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+        pass_manager(pipeline).run(module.operation)
     except Exception as e:  # MLIRError carries the diagnostics naming the failing op
         raise CompilationError(f"CPU pipeline failed: {e}") from e
 

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 
 from mlir import ir
 from mlir.dialects.transform import interpreter
-from mlir.passmanager import PassManager
 
 from max.compiler.passes.ir_util import walk_ops
+from max.compiler.passes.registry import pass_manager
 from max.compiler.pipelines import (
     arg_layouts,
     block_pack,
@@ -440,7 +440,7 @@ def _apply(module: ir.Module, script: str) -> None:
 
 
 def _run(module: ir.Module, pipeline: str) -> None:
-    PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+    pass_manager(pipeline).run(module.operation)
 
 
 # ----------------------------------------------------------------------------- stages

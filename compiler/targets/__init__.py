@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
-from max.compiler.passes.registry import CompilationError, all_passes, split_element
+from max.compiler.passes.registry import CompilationError, all_passes, pass_manager, \
+    split_element
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def run_element(module: ir.Module, element: str) -> None:
         return
     try:
         with module.context:
-            PassManager.parse(f"builtin.module({element})").run(module.operation)
+            pass_manager(element).run(module.operation)
     except Exception as e:  # MLIRError carries the diagnostics naming the failing op
         raise CompilationError(f"pipeline stage {element.split(',')[0]!r}... failed: {e}") \
             from e

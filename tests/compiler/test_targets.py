@@ -134,3 +134,38 @@ def test_plain_kernels_are_recorded_in_the_artifact_and_logged(
 
     np.testing.assert_allclose(model.execute(x)[0].to_numpy(), 2 * np.vectorize(erf)(x),
                                rtol=1e-14)
+
+
+def _invalid_module() -> ir.Module:
+    """A function declared to return an i32 whose return returns nothing (built op by op, so
+    nothing has verified it), and two equal constants for ``cse`` to merge (the pass manager
+    verifies only after a pass that changed something: unused, both go)."""
+    from mlir.dialects import arith, func
+
+    module = ir.Module.create()
+    i32 = ir.IntegerType.get_signless(32)
+    with ir.InsertionPoint(module.body):
+        f = func.FuncOp("f", ir.FunctionType.get([], [i32]))
+        with ir.InsertionPoint(f.add_entry_block()):
+            arith.constant(i32, 7)
+            arith.constant(i32, 7)
+            func.ReturnOp([])
+    return module
+
+
+@pytest.mark.parametrize("setting", ["1", "0", None])
+def test_pipelines_verify_after_each_pass_only_when_asked(monkeypatch, setting) -> None:
+    from max.compiler.passes.registry import VERIFY_EACH_ENV, pass_manager
+
+    if setting is None:
+        monkeypatch.delenv(VERIFY_EACH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(VERIFY_EACH_ENV, setting)
+    with make_context(), ir.Location.unknown():
+        module = _invalid_module()
+        if setting == "1":
+            with pytest.raises(ir.MLIRError, match="has 0 operands, but enclosing function"):
+                pass_manager("cse").run(module.operation)
+        else:  # the compile's own checks (its input, its LLVM dialect result) still run
+            pass_manager("cse").run(module.operation)
+            assert "arith.constant" not in str(module)  # the pass ran
