@@ -48,16 +48,14 @@ MIN_PARALLEL_ELEMENTS = 1 << 16
 
 # Everything as cpu.LOWER_TO_LLVM, but alloca scopes (which convert-scf-to-openmp puts around
 # each wsloop body) are lowered by finalize-memref-to-llvm before convert-scf-to-cf, and the
-# omp ops' regions get LLVM types from convert-openmp-to-llvm.
+# omp ops' regions get LLVM types in convert-to-llvm (the OpenMP dialect's patterns).
 FORALL_TO_OPENMP = "scf-forall-to-parallel,canonicalize,convert-scf-to-openmp{{num-threads={n}}}"
 LOWER_TO_LLVM_OMP = (
     "func.func(convert-linalg-to-loops,fold-memref-alias-ops,lower-affine,"
     "convert-vector-to-scf{full-unroll=true}),convert-math-to-funcs{convert-ctlz=0},"
     f"func.func(expand-strided-metadata,lower-affine,{SOFT_BF16},convert-vector-to-llvm),"
     "finalize-memref-to-llvm,func.func(convert-scf-to-cf,convert-math-to-llvm),"
-    "convert-math-to-libm,func.func(convert-arith-to-llvm,convert-index-to-llvm),"
-    "convert-func-to-llvm,convert-cf-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,"
-    "reconcile-unrealized-casts"
+    "convert-math-to-libm,convert-to-llvm,reconcile-unrealized-casts"
 )
 
 _ANY = "!transform.any_op"
