@@ -134,8 +134,9 @@ def pass_manager(pipeline: str) -> PassManager:
 
     The verifier runs after a pass only where :func:`verify_each`: after every upstream pass of
     the CPU target it took about a tenth of an encoder block's compile to the LLVM dialect. A
-    compile still verifies its input (MO) and its result (the LLVM dialect, then LLVM's own
-    verifier in ``opt``); what a pass breaks in between shows under ``MAX_VERIFY_EACH=1``.
+    compile still verifies its input (MO), the module after each schedule stage
+    (``Target.run``) and its result (the LLVM dialect, then LLVM's own verifier in ``opt``);
+    what an upstream pass breaks in between shows under ``MAX_VERIFY_EACH=1``.
     """
     pm = PassManager.parse(f"builtin.module({pipeline})")
     pm.enable_verifier(verify_each())

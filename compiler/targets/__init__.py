@@ -68,8 +68,11 @@ class Target:
 
     def pipeline(self, *, schedule: bool = True, **options: Any) -> list[str]:
         """The pipeline elements of one run, in order."""
+        return [text for _, text in self._steps(schedule, options)]
+
+    def _steps(self, schedule: bool, options: dict[str, Any]) -> list[tuple[Stage, str]]:
         opts = self._options(options)
-        return [s.text(opts) for s in self.stages
+        return [(s, s.text(opts)) for s in self.stages
                 if (schedule or not s.schedule) and (s.when is None or opts.get(s.when))]
 
     def run(self, module: ir.Module, *, schedule: bool = True, after: str | None = None,
@@ -78,12 +81,18 @@ class Target:
 
         ``after`` / ``until``: start after / stop after the first stage whose element starts
         with this text (tests and ``max-opt`` users look at the module between two stages).
+        The module is verified after each schedule stage: the pass manager does not verify
+        between passes (:func:`pass_manager`), and a schedule that leaves invalid IR must
+        raise here, where the plain-loops fallback catches it, not crash a later pass.
         """
-        elements = self.pipeline(schedule=schedule, **options)
+        steps = self._steps(schedule, options)
+        elements = [text for _, text in steps]
         first = 0 if after is None else self._index(elements, after) + 1
         last = len(elements) if until is None else self._index(elements, until) + 1
-        for element in elements[first:last]:
+        for stage, element in steps[first:last]:
             run_element(module, element)
+            if stage.schedule:
+                _verify(module, element)
 
     def _index(self, elements: list[str], name: str) -> int:
         for i, e in enumerate(elements):
@@ -107,6 +116,15 @@ def run_element(module: ir.Module, element: str) -> None:
     except Exception as e:  # MLIRError carries the diagnostics naming the failing op
         raise CompilationError(f"pipeline stage {element.split(',')[0]!r}... failed: {e}") \
             from e
+
+
+def _verify(module: ir.Module, element: str) -> None:
+    try:
+        module.operation.verify()
+    except ir.MLIRError as e:
+        first = e.error_diagnostics[0].message if e.error_diagnostics else str(e)
+        raise CompilationError(f"stage {split_element(element)[0]!r} left a module that does "
+                               f"not verify: {first}") from e
 
 
 # Target name -> (module, attribute): imported on first use (a target module imports this one).

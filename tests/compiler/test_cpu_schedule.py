@@ -210,6 +210,35 @@ def test_schedule_failure_falls_back_to_plain_loops(monkeypatch: pytest.MonkeyPa
     assert c.fallbacks[1:] == ["matmul (linalg.fill)", "matmul (linalg.matmul)"]
 
 
+def test_a_schedule_that_leaves_invalid_ir_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass manager does not verify between passes (MAX_VERIFY_EACH unset), so each
+    schedule stage's result is verified: an invalid module falls back to plain loops there.
+    The bad constant here is unused: a later canonicalize would erase it unseen."""
+    monkeypatch.delenv("MAX_SCHEDULE_DEBUG")
+    monkeypatch.delenv("MAX_VERIFY_EACH", raising=False)
+    real = cpu_schedule.vectorize_memrefs
+
+    def leaves_invalid_ir(module: ir.Module) -> None:
+        real(module)
+        entry = next(op.operation for op in module.body.operations
+                     if "mo.num_inputs" in op.operation.attributes)
+        with ir.InsertionPoint.at_block_begin(entry.regions[0].blocks[0]):
+            ir.Operation.create("arith.constant", results=[ir.IntegerType.get_signless(32)],
+                                attributes={"value": ir.IntegerAttr.get(
+                                    ir.IntegerType.get_signless(64), 1)})
+
+    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", leaves_invalid_ir)
+    c = Compiled(_matmul_text("m", 33, 9))
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((5, 9), dtype=np.float32)
+    b = rng.standard_normal((9, 33), dtype=np.float32)
+    (out,), _ = c([a, b], [((5, 33), "float32")])
+    check(out, (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-4, atol=1e-5)
+    assert c.fallbacks[0] == ("whole module: stage 'mo-vectorize-memrefs' left a module that "
+                              "does not verify: 'arith.constant' op failed to verify that all "
+                              "of {value, result} have same type")
+
+
 @pytest.mark.parametrize("op", ["softmax", "layer_norm", "reduce_sum", "reduce_max"])
 def test_row_ops_are_vector_code_with_no_linalg_left(op: str) -> None:
     # Each op's schedule runs with failures suppressed: one it stops handling would stay plain
