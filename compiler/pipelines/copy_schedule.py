@@ -18,6 +18,7 @@ from mlir import ir
 from max.compiler.pipelines import cpu_schedule
 
 _CID = "mo.cid"
+_LOOP = "mo.copy_loop"  # the outer loop of a tiled copy (its vector ops lowered there)
 _ANY = "!transform.any_op"
 
 
@@ -62,12 +63,25 @@ def vectorize_copies(module: ir.Module) -> int:
             f"      %t{rank}, %l{rank}:{rank} = transform.structured.tile_using_for %op{rank} "
             f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"
             f"      transform.structured.vectorize %t{rank} vector_sizes {sizes} : {_ANY}\n"
+            f'      transform.annotate %l{rank}#0 "{_LOOP}" : {_ANY}\n'
             f"    }}\n"
             f"  }}\n")
     cpu_schedule._apply(module, cpu_schedule._HEADER + script + cpu_schedule._FOOTER)
-    cpu_schedule._apply(module, cpu_schedule._LOWER_VECTORS)
+    # The vector ops to lower are in the copies' loops: the rest of the module was lowered
+    # by mo-vectorize-memrefs (on MiniLM, lowering in every function took 0.28 s).
+    cpu_schedule._apply(module, cpu_schedule.lower_vectors_in(_LOOP))
+    _unmark(module)
     cpu_schedule._run(module, cpu_schedule._CANON)
     return len(copies)
+
+
+def _unmark(module: ir.Module) -> None:
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if _LOOP in op.attributes:
+            del op.attributes[_LOOP]
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
 
 
 __all__ = ["vectorize_copies"]
