@@ -70,18 +70,9 @@ def vectorize_copies(module: ir.Module) -> int:
     # The vector ops to lower are in the copies' loops: the rest of the module was lowered
     # by mo-vectorize-memrefs (on MiniLM, lowering in every function took 0.28 s).
     cpu_schedule._apply(module, cpu_schedule.lower_vectors_in(_LOOP))
-    _unmark(module)
+    cpu_schedule.unmark(module, _LOOP)
     cpu_schedule._run(module, cpu_schedule._CANON)
     return len(copies)
-
-
-def _unmark(module: ir.Module) -> None:
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if _LOOP in op.attributes:
-            del op.attributes[_LOOP]
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
 
 
 __all__ = ["vectorize_copies"]

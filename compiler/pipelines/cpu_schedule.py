@@ -421,7 +421,7 @@ def _op_schedules(module: ir.Module, tags: dict[int, tuple]) -> str:
 _PLACEHOLDER = 1 << 40  # the sid in a group's schedule text (+ the group's number)
 
 
-def _unmark(module: ir.Module, attribute: str) -> None:
+def unmark(module: ir.Module, attribute: str) -> None:
     """Removes ``attribute`` from every op (a walk in MLIR, not through Python wrappers)."""
     def visit(op: ir.Operation) -> ir.WalkResult:
         if attribute in op.attributes:
@@ -589,7 +589,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     duplicate_shared_inits(module)
     _apply(module, _op_schedules(module, tags))
-    _unmark(module, _GROUP)
+    unmark(module, _GROUP)
     _run(module, _CANON)
     gather_rows.hoist_unit_operands(module, TILED)  # a row index from outside each tile
     # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
