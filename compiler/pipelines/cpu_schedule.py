@@ -471,11 +471,19 @@ _VECTOR_LOWERING = f"""
     transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1
   }} : {_ANY}
 """
-_LOWER_VECTORS = _HEADER + f"""
+
+
+def _lower_vectors(where: str) -> str:
+    """Transform script: redundant transfers hoisted in every function, then the vector ops
+    lowered in the ops that the match condition ``where`` finds."""
+    return _HEADER + f"""
   %f0 = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
   %f1 = transform.structured.hoist_redundant_vector_transfers %f0 : ({_ANY}) -> {_ANY}
-  %f = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
+  %f = transform.structured.match {where} in %root : ({_ANY}) -> {_ANY}
 """ + _VECTOR_LOWERING + _FOOTER
+
+
+_LOWER_VECTORS = _lower_vectors('ops{["func.func"]}')
 
 
 def lower_vectors_in(attribute: str) -> str:
@@ -483,11 +491,7 @@ def lower_vectors_in(attribute: str) -> str:
     marked ``attribute`` only (its hoisting still in every function: a second one moves
     transfers the first left in loops). Each ``apply_patterns`` over a whole function folds
     every op in it, about 35 ms on MiniLM even where no pattern applies."""
-    return (_HEADER + f"""
-  %f0 = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
-  %f1 = transform.structured.hoist_redundant_vector_transfers %f0 : ({_ANY}) -> {_ANY}
-""" + f"  %f = transform.structured.match attributes{{{attribute}}} in %root "
-            f": ({_ANY}) -> {_ANY}\n" + _VECTOR_LOWERING + _FOOTER)
+    return _lower_vectors(f"attributes{{{attribute}}}")
 
 
 def _transform_options() -> interpreter.TransformOptions:
