@@ -21,6 +21,7 @@ from __future__ import annotations
 from mlir import ir
 
 from max.compiler.pipelines.matmul_pack import register_tiles
+from max.compiler.pipelines import transform_script as ts
 
 SEQUENTIAL = "mo.seq_forall"  # a forall made by a schedule for fusion only: runs as a loop
 
@@ -38,25 +39,23 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
     shared outputs, where an ``scf.for``'s iteration arguments stop them), tagged
     :data:`SEQUENTIAL`: :func:`sequential_foralls` makes them plain loops after bufferization.
     """
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _tile
-
     mc, jc, kc = tiles3
-    f = f"({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})"
+    f = f"({ts.ANY}, {ts.ANY}) -> ({ts.ANY}, {ts.ANY})"
 
     def forall(op: str, name: str, sizes: list[int]) -> str:
         # Tagged at once: a schedule failing after this leaves no forall that would nest
         # an OpenMP region in the thread's.
         return (f"    %{name}, %{name}f = transform.structured.tile_using_forall {op} "
-                f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}, {_ANY})\n"
-                f'    transform.annotate %{name}f "{SEQUENTIAL}" : {_ANY}\n')
+                f"tile_sizes {sizes} : ({ts.ANY}) -> ({ts.ANY}, {ts.ANY})\n"
+                f'    transform.annotate %{name}f "{SEQUENTIAL}" : {ts.ANY}\n')
 
     def fuse(producer: str, loop: str, name: str) -> str:
         return (f"    %{name}, %{name}l = transform.structured.fuse_into_containing_op "
                 f"{producer} into {loop} : {f}\n")
 
-    s = f"    %pp{sid} = transform.get_producer_of_operand {target}[1] : ({_ANY}) -> {_ANY}\n"
+    s = f"    %pp{sid} = transform.get_producer_of_operand {target}[1] : ({ts.ANY}) -> {ts.ANY}\n"
     if fill:
-        s += f"    %pz{sid} = transform.get_producer_of_operand {target}[2] : ({_ANY}) -> {_ANY}\n"
+        s += f"    %pz{sid} = transform.get_producer_of_operand {target}[2] : ({ts.ANY}) -> {ts.ANY}\n"
     s += forall(target, f"pj{sid}", [0, jc, 0, 0]) + fuse(f"%pp{sid}", f"%pj{sid}f", f"pf{sid}")
     loops, op, zero = [f"%pf{sid}l"], f"%pj{sid}", f"%pz{sid}"
     if fill:
@@ -73,31 +72,29 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
     # registers); else it zeroes the row block's C, row by row, before the first K block.
     in_tiles = fill and not kc
     if fill and not in_tiles:
-        s += _tile(zero, f"pzt{sid}", [1, 1, 0]) + _done(f"%pzt{sid}")
+        s += ts.tile(zero, f"pzt{sid}", [1, 1, 0]) + ts.done(f"%pzt{sid}")
     # The copy: B's rows outer (contiguous reads), each row's jc slices of 32 into the panels.
-    s += _tile(f"%pf{sid}", f"pc{sid}", [1, 1, 0]).replace(
-        f" : ({_ANY})", f" interchange = [1, 0, 2] : ({_ANY})", 1) + _done(f"%pc{sid}")
+    s += ts.tile(f"%pf{sid}", f"pc{sid}", [1, 1, 0]).replace(
+        f" : ({ts.ANY})", f" interchange = [1, 0, 2] : ({ts.ANY})", 1) + ts.done(f"%pc{sid}")
     # Each block into a buffer of its own size (one per thread, reused: hoist_row_buffers),
     # not into a slice of a whole-B buffer that every block would leave dirty in memory.
     s += (f"    %pfn{sid} = transform.get_parent_op %pc{sid} {{op_name = \"func.func\"}} : "
-          f"({_ANY}) -> {_ANY}\n"
+          f"({ts.ANY}) -> {ts.ANY}\n"
           f"    transform.apply_patterns to %pfn{sid} {{\n"
           f"      transform.apply_patterns.tensor.fold_tensor_empty\n"
-          f"    }} : {_ANY}\n")
+          f"    }} : {ts.ANY}\n")
     if kc:
-        s += _tile(op, f"pa{sid}", [0, 0, 0, kc])
+        s += ts.tile(op, f"pa{sid}", [0, 0, 0, kc])
         op = f"%pa{sid}"
     s += register_tiles(sid, op, in_tiles)
     for loop in loops:
-        s += f'    transform.annotate {loop} "{SEQUENTIAL}" : {_ANY}\n'
+        s += f'    transform.annotate {loop} "{SEQUENTIAL}" : {ts.ANY}\n'
     return s
 
 
 def sequential_foralls(module: ir.Module) -> int:
     """Makes each ``scf.forall`` tagged :data:`SEQUENTIAL` an ``scf.for`` (after
     bufferization: foralls without results). Returns how many were tagged."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _FOOTER, _HEADER, _apply, _suppress
-
     found = 0
 
     def visit(op: ir.Operation) -> ir.WalkResult:
@@ -108,14 +105,14 @@ def sequential_foralls(module: ir.Module) -> int:
     module.operation.walk(visit)
     if found:
         cast = '!transform.op<"scf.forall">'
-        _apply(module, _HEADER + _suppress(
+        ts.apply(module, ts.HEADER + ts.suppress(
             f"    %sf = transform.structured.match attributes{{{SEQUENTIAL}}} in %root : "
-            f"({_ANY}) -> {_ANY}\n"
-            f"    transform.foreach %sf : {_ANY} {{\n"
-            f"    ^bb0(%one: {_ANY}):\n"
-            f"      %c = transform.cast %one : {_ANY} to {cast}\n"
-            f"      %s = transform.loop.forall_to_for %c : ({cast}) -> {_ANY}\n"
-            f"    }}\n") + _FOOTER)
+            f"({ts.ANY}) -> {ts.ANY}\n"
+            f"    transform.foreach %sf : {ts.ANY} {{\n"
+            f"    ^bb0(%one: {ts.ANY}):\n"
+            f"      %c = transform.cast %one : {ts.ANY} to {cast}\n"
+            f"      %s = transform.loop.forall_to_for %c : ({cast}) -> {ts.ANY}\n"
+            f"    }}\n") + ts.FOOTER)
     return found
 
 

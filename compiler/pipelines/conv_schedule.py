@@ -25,6 +25,7 @@ from mlir import ir
 from mlir.dialects import linalg
 
 from max.compiler.host_cpu import host
+from max.compiler.pipelines import transform_script as ts
 
 # Kinds: conv2d (loops n, oh, ow, f, kh, kw, c); depthwise conv and pools (n, oh, ow, c, kh, kw).
 CONV_KINDS = {
@@ -35,7 +36,6 @@ CONV_KINDS = {
     # The interior of a padded input (max.compiler.lowering.conv).
     "linalg.copy": "copy",
 }
-_ANY = "!transform.any_op"
 # One register block: all but 4 of the host's vector registers accumulate f32, 28 of the 32
 # zmm with AVX-512 (MLIR-FACTS 7.1 used 16; more hid the FMA latency better here: 14 x 32 beat
 # 8 x 32 and 4 x 64 on 3x3 convs by 10-20%), 12 of the 16 ymm with AVX2; the rest hold the
@@ -174,26 +174,26 @@ def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) ->
     tiles, peel, interchange = plan
     for level, sizes in enumerate(tiles):
         n = sum(1 for t in sizes if t)
-        loops = ", ".join([_ANY] * n)
+        loops = ", ".join([ts.ANY] * n)
         tiled = f"%{name}" if level == len(tiles) - 1 else f"%{name}{level}"
         order = f" interchange = {list(interchange)}" if interchange and level == 0 else ""
         s += (f"    {tiled}, {tiled}l:{n} = transform.structured.tile_using_for {handle} "
-              f"tile_sizes {list(sizes)}{order} : ({_ANY}) -> ({_ANY}, {loops})\n")
+              f"tile_sizes {list(sizes)}{order} : ({ts.ANY}) -> ({ts.ANY}, {loops})\n")
         handle = tiled
     tile = f"%{name}"
     if peel:
         mark = f"mo.ctile_{name}"
-        s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n'
+        s += f'    transform.annotate {tile} "{mark}" : {ts.ANY}\n'
         s += _peel_loops(name, peel)
         tile = f"%{name}m"
         s += (f"    {tile} = transform.structured.match attributes{{{mark}}} in %root "
-              f": ({_ANY}) -> {_ANY}\n")
+              f": ({ts.ANY}) -> {ts.ANY}\n")
     if kind == "copy":
         # Peeled, the remainder is static only after canonicalization: both tiles are
         # vectorized by the later stages (as copies, or as the memref.copy they fold to).
         return s + (done.format(tile) if peel else
-                    f"    transform.structured.vectorize {tile} : {_ANY}\n")
-    return (s + f"    %{name}d = transform.structured.decompose {tile} : ({_ANY}) -> {_ANY}\n"
+                    f"    transform.structured.vectorize {tile} : {ts.ANY}\n")
+    return (s + f"    %{name}d = transform.structured.decompose {tile} : ({ts.ANY}) -> {ts.ANY}\n"
             + done.format(f"%{name}d"))
 
 
@@ -204,10 +204,10 @@ def _peel_loops(name: str, peel: tuple[int, ...]) -> str:
     s = ""
     for i in peel:
         p = f"{name}p{i}"
-        s += (f"    transform.sequence %root : {_ANY} failures(suppress) {{\n"
-              f"    ^bb0(%{p}r: {_ANY}):\n"
-              f"      %{p}c = transform.cast %{name}l#{i} : {_ANY} to {cast}\n"
-              f"      %{p}a, %{p}b = transform.loop.peel %{p}c : ({cast}) -> ({_ANY}, {_ANY})\n"
+        s += (f"    transform.sequence %root : {ts.ANY} failures(suppress) {{\n"
+              f"    ^bb0(%{p}r: {ts.ANY}):\n"
+              f"      %{p}c = transform.cast %{name}l#{i} : {ts.ANY} to {cast}\n"
+              f"      %{p}a, %{p}b = transform.loop.peel %{p}c : ({cast}) -> ({ts.ANY}, {ts.ANY})\n"
               f"    }}\n")
     return s
 

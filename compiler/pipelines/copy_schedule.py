@@ -16,10 +16,10 @@ from __future__ import annotations
 from mlir import ir
 
 from max.compiler.pipelines import cpu_schedule
+from max.compiler.pipelines import transform_script as ts
 
 _CID = "mo.cid"
 _LOOP = "mo.copy_loop"  # the outer loop of a tiled copy (its vector ops lowered there)
-_ANY = "!transform.any_op"
 
 
 def _copies(module: ir.Module) -> list[ir.Operation]:
@@ -55,23 +55,23 @@ def vectorize_copies(module: ir.Module) -> int:
         sizes = [1] * (rank - 1) + [cpu_schedule.VEC]
         script += (
             f"  %c{rank} = transform.structured.match attributes{{{_CID} = {rank} : i64}} in "
-            f"%root : ({_ANY}) -> {_ANY}\n"
-            f"  transform.foreach %c{rank} : {_ANY} {{\n"
-            f"  ^bb0(%one{rank}: {_ANY}):\n"
-            f"    transform.sequence %one{rank} : {_ANY} failures(suppress) {{\n"
-            f"    ^bb1(%op{rank}: {_ANY}):\n"
+            f"%root : ({ts.ANY}) -> {ts.ANY}\n"
+            f"  transform.foreach %c{rank} : {ts.ANY} {{\n"
+            f"  ^bb0(%one{rank}: {ts.ANY}):\n"
+            f"    transform.sequence %one{rank} : {ts.ANY} failures(suppress) {{\n"
+            f"    ^bb1(%op{rank}: {ts.ANY}):\n"
             f"      %t{rank}, %l{rank}:{rank} = transform.structured.tile_using_for %op{rank} "
-            f"tile_sizes {sizes} : ({_ANY}) -> ({', '.join([_ANY] * (rank + 1))})\n"
-            f"      transform.structured.vectorize %t{rank} vector_sizes {sizes} : {_ANY}\n"
-            f'      transform.annotate %l{rank}#0 "{_LOOP}" : {_ANY}\n'
+            f"tile_sizes {sizes} : ({ts.ANY}) -> ({', '.join([ts.ANY] * (rank + 1))})\n"
+            f"      transform.structured.vectorize %t{rank} vector_sizes {sizes} : {ts.ANY}\n"
+            f'      transform.annotate %l{rank}#0 "{_LOOP}" : {ts.ANY}\n'
             f"    }}\n"
             f"  }}\n")
-    cpu_schedule._apply(module, cpu_schedule._HEADER + script + cpu_schedule._FOOTER)
+    ts.apply(module, ts.HEADER + script + ts.FOOTER)
     # The vector ops to lower are in the copies' loops: the rest of the module was lowered
     # by mo-vectorize-memrefs (on MiniLM, lowering in every function took 0.28 s).
-    cpu_schedule._apply(module, cpu_schedule.lower_vectors_in(_LOOP))
+    ts.apply(module, ts.lower_vectors_in(_LOOP))
     cpu_schedule.unmark(module, _LOOP)
-    cpu_schedule._run(module, cpu_schedule._CANON)
+    ts.run_passes(module, ts.CANON)
     return len(copies)
 
 

@@ -23,15 +23,12 @@ vectorizer (the bindings are an assertion-enabled build; see MLIR-FACTS).
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterator
 
 from mlir import ir
-from mlir.dialects.transform import interpreter
 
 from max.compiler.passes.ir_util import walk_ops
-from max.compiler.passes.registry import pass_manager
 from max.compiler.pipelines import (
     arg_layouts,
     block_pack,
@@ -40,6 +37,7 @@ from max.compiler.pipelines import (
     matmul_pack,
     matmul_schedule,
 )
+from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -55,9 +53,6 @@ MR, NR = matmul_schedule.MR, matmul_schedule.NR
 VEC = 64  # elementwise / reduction tile along the innermost dim: 4 zmm of f32
 SID = "mo.sid"  # tag: the op's schedule id
 KIND = "mo.sched"  # tag: matmul | elementwise | reduction
-# Set on an op once all its tiling succeeded (clones made by tiling and peeling keep it): only
-# such ops are vectorized, since only their dynamic sizes are known to be <= the tile sizes.
-TILED = "mo.tiled"
 
 # f16/bf16: the lowering computes their arithmetic in f32 (precision.py); vectors of them are
 # only loaded, converted and stored (bf16 rounding: SOFT_BF16, on vectors too).
@@ -72,14 +67,7 @@ _BODY_BAD = {"arith.bitcast", "math.erfc", "math.atan", "math.atan2", "math.tan"
              "math.asinh", "math.acosh", "math.atanh"}
 # Libm-only ops that fast_math replaces by vector code after vectorization, for f32 only.
 _BODY_F32_ONLY = {"math.erf"}
-_CANON = "canonicalize,cse"
 _HOIST = "canonicalize,cse,loop-invariant-subset-hoisting,canonicalize,cse"
-
-_HEADER = "module attributes {transform.with_named_sequence} {\n" \
-          "transform.named_sequence @__transform_main(%root: !transform.any_op " \
-          "{transform.readonly}) {\n"
-_FOOTER = "  transform.yield\n}\n}\n"
-_ANY = "!transform.any_op"
 
 
 # ----------------------------------------------------------------------------- classification
@@ -284,63 +272,15 @@ def _tag(module: ir.Module) -> Tags:
 
 # ----------------------------------------------------------------------------- scripts
 
-_counter = itertools.count()
-
-
-def _suppress(body: str) -> str:
-    """A nested sequence whose silenceable failures leave the op as it is."""
-    return (f"  transform.sequence %root : {_ANY} failures(suppress) {{\n"
-            f"  ^bb0(%r{next(_counter)}: {_ANY}):\n{body}  }}\n")
-
-
-def _peel(loop: str, name: str, tag: str = "") -> str:
-    """Peels ``loop``; ``tag``: an attribute put on the remainder loop (the handles do not
-    leave the suppressed sequence)."""
-    cast = '!transform.op<"scf.for">'
-    mark = f'    transform.annotate %{name}b "{tag}" : {_ANY}\n' if tag else ""
-    return _suppress(f"    %{name}c = transform.cast {loop} : {_ANY} to {cast}\n"
-                     f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
-                     f"({cast}) -> ({_ANY}, {_ANY})\n" + mark)
-
-
-def _tile(target: str, name: str, sizes: list[int]) -> str:
-    n = sum(1 for s in sizes if s)
-    loops = f", {', '.join([_ANY] * n)}" if n else ""
-    return (f"    %{name}, %{name}l:{n} = transform.structured.tile_using_for {target} "
-            f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}{loops})\n") if n > 1 else (
-        f"    %{name}, %{name}l = transform.structured.tile_using_for {target} "
-        f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}{loops})\n")
-
-
-def _pad(target: str, name: str, dims: list[int], multiple: list[int] | None = None) -> str:
-    """Pads the f32 matmul-shaped tile ``target`` (A, B, C) along ``dims`` to its bound (or to
-    a ``multiple`` of each), zeros in: ``%{name}`` is the padded op; its A and C tiles are
-    copied in and C's copied back, so the register kernel is static."""
-    to = f"pad_to_multiple_of {multiple} " if multiple else ""
-    return (f"    %{name}, %{name}p, %{name}c = transform.structured.pad {target} {to}{{\n"
-            f"      padding_values = [0.0 : f32, 0.0 : f32, 0.0 : f32],\n"
-            f"      padding_dimensions = {dims}, nofold_flags = [0, 0, 0]\n"
-            f"    }} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
-
-
-def _done(handle: str) -> str:
-    """Marks a fully tiled op: its dynamic dims are bounded by the tile sizes (see TILED)."""
-    return f'    transform.annotate {handle} "{TILED}" : {_ANY}\n'
-
-
-def _loop(name: str, i: int, n: int) -> str:
-    return f"%{name}l#{i}" if n > 1 else f"%{name}l"
-
-
 def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
     """Tiling and peeling of one tagged op (stage 1)."""
     s = (f"  %o{sid} = transform.structured.match attributes{{{SID} = {sid} : i64}} in %root"
-         f" : ({_ANY}) -> {_ANY}\n")
+         f" : ({ts.ANY}) -> {ts.ANY}\n")
     if kind in ("conv", "window", "copy"):
         # Tile sizes divide the static dims: no remainder to peel.
-        body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
+        body = conv_schedule(f"%o{sid}", f"a{sid}", kind, tiles, ts.done("{}"))
     elif kind in layout_schedule.LAYOUT_KINDS:
-        body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, _done("{}"))
+        body = layout_schedule.schedule(f"%o{sid}", f"a{sid}", kind, tiles, ts.done("{}"))
     elif kind == "epilogue":
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
     elif kind == "pmatmul":
@@ -349,31 +289,31 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = matmul_schedule.bmm_fill_schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
         cache, reg, *pad = tiles or ((MC, NC, KC), (MR, NR, 1))
-        body = _tile(f"%o{sid}", f"a{sid}", list(cache))
+        body = ts.tile(f"%o{sid}", f"a{sid}", list(cache))
         if kind == "bmm" and pad and pad[0]:  # symbolic m or n: see bmm_register_tiles
-            body += _tile(f"%a{sid}", f"b{sid}", [*reg[:-1], 0])
+            body += ts.tile(f"%a{sid}", f"b{sid}", [*reg[:-1], 0])
             body += matmul_schedule.bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad[0],
                                                        (reg[1], reg[2]))
-            return s + _suppress(body)
-        body += _tile(f"%a{sid}", f"b{sid}", list(reg)) + _done(f"%b{sid}")
+            return s + ts.suppress(body)
+        body += ts.tile(f"%a{sid}", f"b{sid}", list(reg)) + ts.done(f"%b{sid}")
         if kind == "bmm" and matmul_schedule.BMM_K_UNROLL > 1:  # see BMM_K_UNROLL
             body += (f"    transform.loop.unroll %b{sid}l#2 "
-                     f"{{factor = {matmul_schedule.BMM_K_UNROLL}}} : {_ANY}\n")
+                     f"{{factor = {matmul_schedule.BMM_K_UNROLL}}} : {ts.ANY}\n")
         # n first: peeling m clones the n loop, which would invalidate its handle.
-        body += _peel(f"%b{sid}l#1", f"pn{sid}") + _peel(f"%b{sid}l#0", f"pm{sid}")
+        body += ts.peel(f"%b{sid}l#1", f"pn{sid}") + ts.peel(f"%b{sid}l#0", f"pm{sid}")
     elif kind == "elementwise":
-        body = _tile(f"%o{sid}", f"a{sid}", [1] * (rank - 1) + [VEC]) + _done(f"%a{sid}")
-        body += _peel(_loop(f"a{sid}", rank - 1, rank), f"p{sid}")
+        body = ts.tile(f"%o{sid}", f"a{sid}", [1] * (rank - 1) + [VEC]) + ts.done(f"%a{sid}")
+        body += ts.peel(ts.loop(f"a{sid}", rank - 1, rank), f"p{sid}")
     else:  # reduction over the innermost loop
         par = rank - 1
-        body = _tile(f"%o{sid}", f"a{sid}", [1] * par + [0]) if par else ""
+        body = ts.tile(f"%o{sid}", f"a{sid}", [1] * par + [0]) if par else ""
         tgt = f"%a{sid}" if par else f"%o{sid}"
         body += (f"    %f{sid}, %s{sid}, %c{sid}, %l{sid} = "
                  f"transform.structured.tile_reduction_using_for {tgt} by tile_sizes = "
-                 f"{[0] * par + [VEC]} : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY}, {_ANY})\n")
-        body += _done(f"%f{sid}") + _done(f"%s{sid}") + _done(f"%c{sid}")
-        body += _peel(f"%l{sid}", f"p{sid}")
-    return s + _suppress(body)
+                 f"{[0] * par + [VEC]} : ({ts.ANY}) -> ({ts.ANY}, {ts.ANY}, {ts.ANY}, {ts.ANY})\n")
+        body += ts.done(f"%f{sid}") + ts.done(f"%s{sid}") + ts.done(f"%c{sid}")
+        body += ts.peel(f"%l{sid}", f"p{sid}")
+    return s + ts.suppress(body)
 
 
 _GROUP = "mo.sgroup"  # ops whose schedules are the same text, matched at once
@@ -412,10 +352,10 @@ def _op_schedules(module: ir.Module, tags: dict[int, tuple]) -> str:
         body = _op_schedule(_PLACEHOLDER + g, *tags[sids[0]])
         body = body[body.index("\n") + 1:]  # its own match, made the foreach's argument
         out += (f"  %sg{g} = transform.structured.match attributes{{{_GROUP} = {g} : i64}} in "
-                f"%root : ({_ANY}) -> {_ANY}\n"
-                f"  transform.foreach %sg{g} : {_ANY} {{\n"
-                f"  ^bb0(%o{_PLACEHOLDER + g}: {_ANY}):\n{body}  }}\n")
-    return _HEADER + out + _FOOTER
+                f"%root : ({ts.ANY}) -> {ts.ANY}\n"
+                f"  transform.foreach %sg{g} : {ts.ANY} {{\n"
+                f"  ^bb0(%o{_PLACEHOLDER + g}: {ts.ANY}):\n{body}  }}\n")
+    return ts.HEADER + out + ts.FOOTER
 
 
 _PLACEHOLDER = 1 << 40  # the sid in a group's schedule text (+ the group's number)
@@ -429,91 +369,6 @@ def unmark(module: ir.Module, attribute: str) -> None:
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-
-
-def _vectorize_script(targets: dict[int, list[int] | None]) -> str:
-    """Vectorizes the ops tagged ``mo.vid = i``; a size list means masked vectorization.
-
-    One match per ``i`` (a walk of the whole module each: one per op made the script
-    quadratic in the graph's size), then each op on its own: a failure leaves only that op
-    as it is."""
-    s = ""
-    for i, sizes in targets.items():
-        vs = f" vector_sizes {sizes}" if sizes is not None else ""
-        s += (f"  %v{i} = transform.structured.match attributes{{mo.vid = {i} : i64}} in %root"
-              f" : ({_ANY}) -> {_ANY}\n"
-              f"  transform.foreach %v{i} : {_ANY} {{\n"
-              f"  ^bb0(%v{i}o: {_ANY}):\n"
-              f"    transform.sequence %v{i}o : {_ANY} failures(suppress) {{\n"
-              f"    ^bb0(%v{i}p: {_ANY}):\n"
-              f"      transform.structured.vectorize %v{i}p{vs} "
-              f"{{create_named_contraction, vectorize_nd_extract}} : {_ANY}\n"
-              f"    }}\n"
-              f"    transform.yield\n"
-              f"  }}\n")
-    return _HEADER + s + _FOOTER
-
-
-_VECTOR_LOWERING = f"""
-  transform.apply_patterns to %f {{
-    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"
-    transform.apply_patterns.vector.lower_outerproduct
-  }} : {_ANY}
-  transform.apply_patterns to %f {{
-    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = "innerreduction"
-  }} : {_ANY}
-  transform.apply_patterns to %f {{
-    transform.apply_patterns.vector.lower_masked_transfers
-    transform.apply_patterns.vector.transfer_permutation_patterns
-    transform.apply_patterns.vector.lower_transpose
-    transform.apply_patterns.vector.lower_broadcast
-    transform.apply_patterns.vector.lower_shape_cast
-    transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1
-  }} : {_ANY}
-"""
-
-
-def _lower_vectors(where: str) -> str:
-    """Transform script: redundant transfers hoisted in every function, then the vector ops
-    lowered in the ops that the match condition ``where`` finds."""
-    return _HEADER + f"""
-  %f0 = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}
-  %f1 = transform.structured.hoist_redundant_vector_transfers %f0 : ({_ANY}) -> {_ANY}
-  %f = transform.structured.match {where} in %root : ({_ANY}) -> {_ANY}
-""" + _VECTOR_LOWERING + _FOOTER
-
-
-_LOWER_VECTORS = _lower_vectors('ops{["func.func"]}')
-
-
-def lower_vectors_in(attribute: str) -> str:
-    """Transform script: :data:`_LOWER_VECTORS` with its patterns applied inside the ops
-    marked ``attribute`` only (its hoisting still in every function: a second one moves
-    transfers the first left in loops). Each ``apply_patterns`` over a whole function folds
-    every op in it, about 35 ms on MiniLM even where no pattern applies."""
-    return _lower_vectors(f"attributes{{{attribute}}}")
-
-
-def _transform_options() -> interpreter.TransformOptions:
-    # The interpreter's expensive checks (on by default) verify every handle after every
-    # transform op: a walk of the whole module each time, which made the schedule quadratic
-    # in the graph's size (a 6-layer MiniLM: most of a 60-120 s compile). Our scripts are
-    # generated and tested; MAX_SCHEDULE_DEBUG=1 turns the checks back on.
-    from max.compiler.pipelines.stages import schedule_debug
-
-    options = interpreter.TransformOptions()
-    options.expensive_checks = schedule_debug()
-    return options
-
-
-def _apply(module: ir.Module, script: str) -> None:
-    t = ir.Module.parse(script)
-    interpreter.apply_named_sequence(module.operation, t.body.operations[0], t,
-                                     _transform_options())
-
-
-def _run(module: ir.Module, pipeline: str) -> None:
-    pass_manager(pipeline).run(module.operation)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -547,7 +402,7 @@ def _mark(module: ir.Module,
         # Not only in loops: a tile whose loop had one iteration (a [1, 63] fill, a static
         # remainder of a peeled 2-D tiling, a matmul group's peeled corner) is no longer in
         # one (see schedule_tensors).
-        if TILED not in op.attributes:
+        if ts.TILED not in op.attributes:
             continue
         sizes = pick(op)
         if sizes is False:
@@ -569,7 +424,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     """
     # A weight's transpose (x @ W.T): W stored transposed at load time instead.
     arg_layouts.transpose_args(module)
-    _apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
+    ts.apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     # B in panels first: a panel matmul's bias/activation then runs as its own elementwise
     # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).
     matmul_pack.rewrite(module, classify)
@@ -592,10 +447,10 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     from max.compiler.pipelines.dps_inits import duplicate_shared_inits
 
     duplicate_shared_inits(module)
-    _apply(module, _op_schedules(module, tags))
+    ts.apply(module, _op_schedules(module, tags))
     unmark(module, _GROUP)
-    _run(module, _CANON)
-    gather_rows.hoist_unit_operands(module, TILED)  # a row index from outside each tile
+    ts.run_passes(module, ts.CANON)
+    gather_rows.hoist_unit_operands(module, ts.TILED)  # a row index from outside each tile
     # Only tiles in loops: a vectorized fill outside any is a pure vector.transfer_write on a
     # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
     # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
@@ -603,8 +458,8 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     targets = _mark(module, lambda op: None if _static(op) and (
         _in_loop(op) or matmul_schedule.VSIZES in op.attributes) else False)
     if targets:
-        _apply(module, _vectorize_script(targets))
-    _run(module, _HOIST)
+        ts.apply(module, ts.vectorize_script(targets))
+    ts.run_passes(module, _HOIST)
     return len(tags)
 
 
@@ -646,14 +501,14 @@ def vectorize_memrefs(module: ir.Module) -> None:
     rows_into_output(module)  # before the prefetch: it counts the rows each loop touches
     fuse_sibling_reductions(module)  # then the prefetch goes into the second loop left
     prefetch_next_rows(module)
-    tiled_copies_to_linalg(module, TILED)
+    tiled_copies_to_linalg(module, ts.TILED)
     targets = _mark(module, _vector_sizes)
     if targets:
-        _apply(module, _vectorize_script(targets))
-    _apply(module, layout_schedule.PREPARE_VECTORS)
-    _apply(module, _LOWER_VECTORS)
+        ts.apply(module, ts.vectorize_script(targets))
+    ts.apply(module, layout_schedule.PREPARE_VECTORS)
+    ts.apply(module, ts.LOWER_VECTORS)
     reassociate_sums(module)
-    _run(module, _CANON)
+    ts.run_passes(module, ts.CANON)
     select_running_extrema(module)  # (it matches the canonical loop form)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from mlir import ir
 
 from max.compiler.pipelines.cpu import SOFT_BF16
+from max.compiler.pipelines import transform_script as ts
 
 OMP_LIB = "libiomp5.so"
 THREADS_ENV = "MAX_CPU_THREADS"  # an int >= 1; 1 = the single-thread schedule
@@ -58,7 +59,6 @@ LOWER_TO_LLVM_OMP = (
     "convert-math-to-libm,convert-to-llvm,reconcile-unrealized-casts"
 )
 
-_ANY = "!transform.any_op"
 
 
 def _candidate_dirs() -> list[Path]:
@@ -245,17 +245,16 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
     ``dynamic``; see :func:`thread_gate.second_axis`).
     """
     seconds = seconds or {}
-    from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
     from max.compiler.pipelines.thread_gate import NT2_ATTR, forall_text, match_threads
 
     s = ""
     for sid, (loops, operand, axis, size) in sorted(plans.items()):
         body = (f"    %m{sid} = transform.structured.match attributes{{mo.sid = {sid} : i64}} "
-                f"in %root : ({_ANY}) -> {_ANY}\n")
+                f"in %root : ({ts.ANY}) -> {ts.ANY}\n")
         if size:
             threads = [0] * loops
             threads[axis] = size
-            split = f"tile_sizes {threads} : ({_ANY}) -> ({_ANY}, {_ANY})"
+            split = f"tile_sizes {threads} : ({ts.ANY}) -> ({ts.ANY}, {ts.ANY})"
         else:
             handle = f"%nt{sid}" if sid in dynamic else None
             if handle:
@@ -274,18 +273,18 @@ def parallel_script(plans: dict[int, Plan], n: int, dynamic: frozenset[int] = fr
                 of = f"%m{sid}" if j == 0 else names[-1]
                 names.append(f"%i{sid}_{c}_{j}")
                 body += (f"    {names[-1]} = transform.get_producer_of_operand {of}[{nxt}] : "
-                         f"({_ANY}) -> {_ANY}\n")
+                         f"({ts.ANY}) -> {ts.ANY}\n")
         body += (f"    %t{sid}, %fa{sid} = transform.structured.tile_using_forall %m{sid} "
                  f"{split}\n")
         fuse = ""
         for name in names:
             fuse += (f"    %ff{name[1:]}, %fb{name[1:]} = transform.structured."
-                     f"fuse_into_containing_op {name} into %fa{sid} : ({_ANY}, {_ANY}) -> "
-                     f"({_ANY}, {_ANY})\n")
+                     f"fuse_into_containing_op {name} into %fa{sid} : ({ts.ANY}, {ts.ANY}) -> "
+                     f"({ts.ANY}, {ts.ANY})\n")
         if fuse:
-            body += _suppress(fuse)
-        s += _suppress(body)
-    return _HEADER + s + _FOOTER
+            body += ts.suppress(fuse)
+        s += ts.suppress(body)
+    return ts.HEADER + s + ts.FOOTER
 
 
 def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[int, ...], ...]]],
@@ -302,7 +301,6 @@ def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[i
              if (plan := _plan(op, tags[sid][0], n)) is not None}
     if not plans:
         return 0
-    from max.compiler.pipelines.cpu_schedule import _apply
     from max.compiler.pipelines.thread_gate import runtime_threads, second_axis
 
     # Symbolic sizes: the number of parts is decided at run time from the actual work; a
@@ -318,7 +316,7 @@ def parallelize(module: ir.Module, tags: dict[int, tuple[str, int, tuple[tuple[i
     seconds = {sid: ax for sid, ax in seconds.items() if sid in dynamic}
     rest = _apply_outlined(module, ops, plans, n, dynamic, seconds)
     if rest:
-        _apply(module, parallel_script(rest, n, dynamic & set(rest),
+        ts.apply(module, parallel_script(rest, n, dynamic & set(rest),
                                        {s: a for s, a in seconds.items() if s in rest}))
     return len(plans)
 
@@ -336,7 +334,6 @@ def _apply_outlined(module: ir.Module, ops: dict[int, ir.Operation], plans: dict
     Plans whose ops overlap another's (a planned op fused into another's forall, a shared
     producer) or do not fit one block are left to the caller's whole-module script.
     """
-    from max.compiler.pipelines.cpu_schedule import _apply
     from max.compiler.pipelines.outline import apply_outlined, marks_in, renumber_marks
     from max.compiler.pipelines.thread_gate import NT2_ATTR, NT_ATTR
 
@@ -388,7 +385,7 @@ def _apply_outlined(module: ir.Module, ops: dict[int, ir.Operation], plans: dict
             key = repr(plan) + small.operation.get_asm(assume_verified=True)
             if key in done:
                 return done[key]
-            _apply(small, parallel_script({me: plan[0]}, n,
+            ts.apply(small, parallel_script({me: plan[0]}, n,
                                           frozenset({me}) if plan[1] else frozenset(),
                                           {} if plan[2] is None else {me: plan[2]}))
             done[key] = small

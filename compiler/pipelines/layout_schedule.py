@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from mlir import ir
 
+from max.compiler.pipelines import transform_script as ts
+
 BLOCK = 16  # transpose block: one 64-byte line of f32 per row
 VEC = 64  # as cpu_schedule.VEC: 4 zmm of f32
 VSIZES = "mo.vsizes"  # tile sizes of a tagged op, kept by its tiled clones
 LAYOUT_KINDS = ("transpose", "outer_reduction")
-_ANY = "!transform.any_op"
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:
@@ -112,24 +113,15 @@ def schedule(target: str, name: str, kind: str, levels: tuple[tuple[int, ...], .
     (a format string taking its handle)."""
     sizes = list(levels[0])
     n = len(sizes)
-    loops = ", ".join([_ANY] * n)
+    loops = ", ".join([ts.ANY] * n)
     s = (f"    %{name}, %{name}l:{n} = transform.structured.tile_using_for {target} "
-         f"tile_sizes {sizes} : ({_ANY}) -> ({_ANY}, {loops})\n")
+         f"tile_sizes {sizes} : ({ts.ANY}) -> ({ts.ANY}, {loops})\n")
     s += done.format(f"%{name}")
     # Innermost first: peeling an outer loop clones the inner one, invalidating its handle.
     for i in reversed(range(n)):
         if sizes[i] > 1:
-            s += _peel(f"%{name}l#{i}", f"{name}p{i}")
+            s += ts.peel(f"%{name}l#{i}", f"{name}p{i}")
     return s
-
-
-def _peel(loop: str, name: str) -> str:
-    from max.compiler.pipelines.cpu_schedule import _suppress
-
-    cast = '!transform.op<"scf.for">'
-    return _suppress(f"    %{name}c = transform.cast {loop} : {_ANY} to {cast}\n"
-                     f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
-                     f"({cast}) -> ({_ANY}, {_ANY})\n")
 
 
 def vector_sizes(op: ir.Operation) -> list[int] | None:
@@ -140,27 +132,25 @@ def vector_sizes(op: ir.Operation) -> list[int] | None:
 
 
 GENERALIZE = (
-    "module attributes {transform.with_named_sequence} {\n"
-    "transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {\n"
-    f'  %t = transform.structured.match ops{{["linalg.transpose"]}} in %root : ({_ANY}) -> {_ANY}\n'
-    f"  %g = transform.structured.generalize %t : ({_ANY}) -> {_ANY}\n"
-    "  transform.yield\n}\n}\n")
+    ts.HEADER +
+    f'  %t = transform.structured.match ops{{["linalg.transpose"]}} in %root : ({ts.ANY}) -> {ts.ANY}\n'
+    f"  %g = transform.structured.generalize %t : ({ts.ANY}) -> {ts.ANY}\n"
+    + ts.FOOTER)
 
 # Before cpu_schedule's vector lowering: the transposed reads become row reads and a
 # vector.transpose (unit dims dropped first), which 16x16 shuffles lower (eltwise lowering
 # extracts and inserts each element).
 PREPARE_VECTORS = (
-    "module attributes {transform.with_named_sequence} {\n"
-    "transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {\n"
-    f'  %f = transform.structured.match ops{{["func.func"]}} in %root : ({_ANY}) -> {_ANY}\n'
+    ts.HEADER +
+    f'  %f = transform.structured.match ops{{["func.func"]}} in %root : ({ts.ANY}) -> {ts.ANY}\n'
     "  transform.apply_patterns to %f {\n"
     "    transform.apply_patterns.vector.transfer_permutation_patterns\n"
     "    transform.apply_patterns.vector.cast_away_vector_leading_one_dim\n"
-    f"  }} : {_ANY}\n"
+    f"  }} : {ts.ANY}\n"
     "  transform.apply_patterns to %f {\n"
     '    transform.apply_patterns.vector.lower_transpose lowering_strategy = "shuffle_16x16"\n'
-    f"  }} : {_ANY}\n"
-    "  transform.yield\n}\n}\n")
+    f"  }} : {ts.ANY}\n"
+    + ts.FOOTER)
 
 
 def thread_plan(op: ir.Operation, kind: str, sizes: list[int],

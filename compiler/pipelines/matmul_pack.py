@@ -55,6 +55,7 @@ from mlir.dialects import arith, bufferization, linalg, memref, tensor
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassociation
 from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts, matmul_schedule
+from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.self_copies import identity_layout
 from max.runtime import layouts
 from max.runtime.layouts import apply_layout, panel_layout
@@ -422,8 +423,6 @@ def thread_plan(op: ir.Operation, threads: int,
 
 def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
     """Transform ops (inside a suppressed sequence) for the panel matmul ``target``."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _tile
-
     (mc, jc, kc), *pack = plan
     if pack:
         from max.compiler.pipelines.block_pack import schedule as block_schedule
@@ -431,7 +430,7 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
         return block_schedule(sid, target, (mc, jc, kc), bool(pack[0][1]))
     s, op = "", target
     if mc or jc or kc:
-        s += _tile(op, f"pa{sid}", [mc, jc, 0, kc])
+        s += ts.tile(op, f"pa{sid}", [mc, jc, 0, kc])
         op = f"%pa{sid}"
     if mc:
         # Rows that MC does not divide (symbolic rows, a batch or a sequence, always): the
@@ -440,13 +439,11 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
         # weight, AVX2, two threads, M symbolic: 21.9 ms, now 7.4 (torch 7.4); M static
         # with MC = 126: 15.1 ms, now 7.8. Peeling clones the inner loops: the tiles are found
         # again by a mark (a failed peel, as where MC divides static rows, changes nothing).
-        from max.compiler.pipelines.cpu_schedule import _loop, _peel
-
         mark = f"mo.prows{sid}"
-        s += f'    transform.annotate {op} "{mark}" : {_ANY}\n'
-        s += _peel(_loop(f"pa{sid}", 0, sum(1 for t in (mc, jc, kc) if t)), f"ppr{sid}")
+        s += f'    transform.annotate {op} "{mark}" : {ts.ANY}\n'
+        s += ts.peel(ts.loop(f"pa{sid}", 0, sum(1 for t in (mc, jc, kc) if t)), f"ppr{sid}")
         s += (f"    %pr{sid} = transform.structured.match attributes{{{mark}}} in %root : "
-              f"({_ANY}) -> {_ANY}\n")
+              f"({ts.ANY}) -> {ts.ANY}\n")
         # The static blocks get the register tiles. In a remainder block of dynamic rows
         # (symbolic rows, or a thread's uneven share), peeling the register rows leaves
         # their size an affine.min that nothing folds, so its tiles would be masked, C read
@@ -454,11 +451,11 @@ def schedule(sid: int, target: str, plan: tuple[tuple[int, ...], ...]) -> str:
         # (A's rows copied, C's copied back), a static kernel. (Padding a static tile, as a
         # static remainder block's, changes nothing: its own remainder rows are peeled.)
         s += (f"    %prm{sid}, %prr{sid} = transform.split_handle %pr{sid} "
-              f"{{fail_on_payload_too_small = false}} : ({_ANY}) -> ({_ANY}, {_ANY})\n")
+              f"{{fail_on_payload_too_small = false}} : ({ts.ANY}) -> ({ts.ANY}, {ts.ANY})\n")
         # (A foreach: no remainder where the peel failed, and an empty handle is an error.)
         return (s + register_tiles(sid, f"%prm{sid}")
-                + f"    transform.foreach %prr{sid} : {_ANY} {{\n"
-                f"    ^bb0(%prx{sid}: {_ANY}):\n"
+                + f"    transform.foreach %prr{sid} : {ts.ANY} {{\n"
+                f"    ^bb0(%prx{sid}: {ts.ANY}):\n"
                 + register_tiles(f"{sid}_", f"%prx{sid}", pad=True)
                 + "    }\n")
     return s + register_tiles(sid, op)
@@ -469,42 +466,40 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
     that k loop unrolled by :data:`K_UNROLL`. ``fill``: the zero fill of ``op``'s C is fused
     into each register tile (``structured.fuse`` follows the destination to it). ``pad``: each
     register tile of dynamic rows padded to MR rows (see :func:`schedule`)."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
-
     # Panel outer, rows inner: the panel's K x NR_PANEL slice stays in L1 over all the rows.
     if fill:
         s = (f"    %pb{sid}, %pb{sid}l:3 = transform.structured.fuse {op} tile_sizes "
-             f"[{MR}, 1, {NR_PANEL}, 0] interchange [1, 0, 2, 3] : ({_ANY}) -> "
-             f"({_ANY}, {_ANY}, {_ANY}, {_ANY})\n")
+             f"[{MR}, 1, {NR_PANEL}, 0] interchange [1, 0, 2, 3] : ({ts.ANY}) -> "
+             f"({ts.ANY}, {ts.ANY}, {ts.ANY}, {ts.ANY})\n")
     else:
-        s = _tile(op, f"pb{sid}", [MR, 1, NR_PANEL, 0]).replace(
-            f" : ({_ANY})", f" interchange = [1, 0, 2, 3] : ({_ANY})", 1)
-    s += _peel(f"%pb{sid}l#1", f"ppm{sid}")  # rows not a multiple of MR: a static remainder
+        s = ts.tile(op, f"pb{sid}", [MR, 1, NR_PANEL, 0]).replace(
+            f" : ({ts.ANY})", f" interchange = [1, 0, 2, 3] : ({ts.ANY})", 1)
+    s += ts.peel(f"%pb{sid}l#1", f"ppm{sid}")  # rows not a multiple of MR: a static remainder
     # The unit panel dim dropped (rank-reducing slices): a 2-D matmul-shaped generic.
     s += (f"    transform.apply_patterns to %pb{sid}l#0 {{\n"
           f"      transform.apply_patterns.linalg.fold_unit_extent_dims_via_reshapes\n"
-          f"    }} : {_ANY}\n"
+          f"    }} : {ts.ANY}\n"
           f"    %pg{sid} = transform.structured.match ops{{[\"linalg.generic\"]}} in %pb{sid}l#0"
-          f" : ({_ANY}) -> {_ANY}\n"
-          f"    %pm{sid} = transform.structured.specialize %pg{sid} : ({_ANY}) -> {_ANY}\n")
+          f" : ({ts.ANY}) -> {ts.ANY}\n"
+          f"    %pm{sid} = transform.structured.specialize %pg{sid} : ({ts.ANY}) -> {ts.ANY}\n")
     if pad:
-        s += _pad(f"%pm{sid}", f"pmp{sid}", [0])
+        s += ts.pad(f"%pm{sid}", f"pmp{sid}", [0])
     if fill:
         # Vectorized here, on tensors, once canonicalization made it a fill of the
         # 2-D tile: the matmul's read of C then folds to the zero vector. (A tag would not
         # survive: the canonicalizer re-creates the fill.) Masked where a remainder is smaller.
         s += (f"    transform.apply_patterns to %pb{sid}l#0 {{\n"
               f"      transform.apply_patterns.canonicalization\n"
-              f"    }} : {_ANY}\n"
+              f"    }} : {ts.ANY}\n"
               f"    %pbf{sid} = transform.structured.match ops{{[\"linalg.fill\"]}} in "
-              f"%pb{sid}l#0 : ({_ANY}) -> {_ANY}\n"
+              f"%pb{sid}l#0 : ({ts.ANY}) -> {ts.ANY}\n"
               f"    transform.structured.vectorize %pbf{sid} vector_sizes [{MR}, {NR_PANEL}] : "
-              f"{_ANY}\n")
-    s += _tile(f"%pmp{sid}" if pad else f"%pm{sid}", f"pk{sid}", [0, 0, 1]) + _done(f"%pk{sid}")
+              f"{ts.ANY}\n")
+    s += ts.tile(f"%pmp{sid}" if pad else f"%pm{sid}", f"pk{sid}", [0, 0, 1]) + ts.done(f"%pk{sid}")
     # The k loop unrolled: fewer loop-counter and pointer uops between the FMAs (ports 0 and
     # 5 run both); a trip count not a multiple of it gets an epilogue loop.
     if K_UNROLL > 1:
-        s += f"    transform.loop.unroll %pk{sid}l {{factor = {K_UNROLL}}} : {_ANY}\n"
+        s += f"    transform.loop.unroll %pk{sid}l {{factor = {K_UNROLL}}} : {ts.ANY}\n"
     return s
 
 

@@ -27,6 +27,7 @@ from mlir.dialects import tensor
 
 from max.compiler.host_cpu import CpuDescription, host
 from max.compiler.passes.ir_util import as_op
+from max.compiler.pipelines import transform_script as ts
 
 MC, NC, KC = 256, 256, 64  # cache tile of a plain matmul (MLIR-FACTS 1)
 
@@ -200,16 +201,14 @@ def bmm_fill_schedule(sid: int, op: str, plan: tuple[tuple[int, ...], ...]) -> s
     (batch, m, n), its zero fill fused into each (``structured.fuse`` follows the loop's
     destination to the fill), so each accumulator starts at zero in registers instead of
     being loaded from a C zeroed by a pass of its own; then K by 1, unrolled."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _peel, _tile
-
     cache, (_, mr, nr, _), pad = plan
     n_outer = sum(1 for t in cache if t)
     s = (f"    %fa{sid}, %fa{sid}l:{n_outer} = transform.structured.fuse {op} tile_sizes "
-         f"{list(cache)} : ({_ANY}) -> ({_ANY}{(', ' + _ANY) * n_outer})\n")
+         f"{list(cache)} : ({ts.ANY}) -> ({ts.ANY}{(', ' + ts.ANY) * n_outer})\n")
     s += (f"    %b{sid}, %b{sid}l:2 = transform.structured.fuse %fa{sid} tile_sizes "
-          f"[0, {mr}, {nr}, 0] : ({_ANY}) -> ({_ANY}, {_ANY}, {_ANY})\n")
-    s += (f"    %bf{sid} = transform.get_producer_of_operand %b{sid}[2] : ({_ANY}) -> {_ANY}\n")
-    s += _done(f"%bf{sid}")
+          f"[0, {mr}, {nr}, 0] : ({ts.ANY}) -> ({ts.ANY}, {ts.ANY}, {ts.ANY})\n")
+    s += (f"    %bf{sid} = transform.get_producer_of_operand %b{sid}[2] : ({ts.ANY}) -> {ts.ANY}\n")
+    s += ts.done(f"%bf{sid}")
     return s + bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad, (mr, nr))
 
 
@@ -231,11 +230,9 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
     the full tiles here (the loop bound is the tile's own size), so only the tiles of the
     remainder loops (tagged by the peels) are padded and pay for copies. ``full``: (mr, nr),
     the sizes padded to (a remainder's bound is one less: vectors of 5 x 15 lanes)."""
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _pad, _peel, _tile
-
     # n first: peeling m clones the n loop, which would invalidate its handle.
     rest = REMAINDER_LOOP if pad else ""
-    peels = _peel(f"{loops}#1", f"pn{sid}", rest) + _peel(f"{loops}#0", f"pm{sid}", rest)
+    peels = ts.peel(f"{loops}#1", f"pn{sid}", rest) + ts.peel(f"{loops}#0", f"pm{sid}", rest)
     s = ""
     if pad:
         # Only the tiles in a remainder loop are padded: a full tile padded kept a copy of
@@ -243,24 +240,24 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
         # attention at 128 tokens ([96, s, 32] @ [96, 32, s], then [96, s, s] @ [96, s, 32]),
         # alternating processes: q @ k^T 998-1236 -> 943-1164 us, p @ v 952-1154 -> 771-890.
         mark = f"mo.bmmt{sid}"
-        s += f'    transform.annotate {tile} "{mark}" : {_ANY}\n' + peels
+        s += f'    transform.annotate {tile} "{mark}" : {ts.ANY}\n' + peels
         s += (f"    %br{sid} = transform.structured.match attributes{{{rest}}} in %root : "
-              f"({_ANY}) -> {_ANY}\n"
-              f"    %bq{sid} = transform.foreach %br{sid} : {_ANY} -> {_ANY} {{\n"
-              f"    ^bb0(%bl{sid}: {_ANY}):\n"
+              f"({ts.ANY}) -> {ts.ANY}\n"
+              f"    %bq{sid} = transform.foreach %br{sid} : {ts.ANY} -> {ts.ANY} {{\n"
+              f"    ^bb0(%bl{sid}: {ts.ANY}):\n"
               f"      %bm{sid} = transform.structured.match attributes{{{mark}}} in %bl{sid} : "
-              f"({_ANY}) -> {_ANY}\n"
-              f"      transform.yield %bm{sid} : {_ANY}\n"
+              f"({ts.ANY}) -> {ts.ANY}\n"
+              f"      transform.yield %bm{sid} : {ts.ANY}\n"
               f"    }}\n"
               # A tile in the n remainder of the m remainder is in two tagged loops.
-              f"    %bt{sid} = transform.merge_handles %bq{sid} {{deduplicate}} : {_ANY}\n"
-              + _pad(f"%bt{sid}", f"bp{sid}", list(pad), [full[d - 1] for d in pad])
+              f"    %bt{sid} = transform.merge_handles %bq{sid} {{deduplicate}} : {ts.ANY}\n"
+              + ts.pad(f"%bt{sid}", f"bp{sid}", list(pad), [full[d - 1] for d in pad])
               + f"    %ba{sid} = transform.structured.match attributes{{{mark}}} in %root : "
-              f"({_ANY}) -> {_ANY}\n")
+              f"({ts.ANY}) -> {ts.ANY}\n")
         tile = f"%ba{sid}"
-    s += _tile(tile, f"bk{sid}", [0, 0, 0, 1]) + _done(f"%bk{sid}")
+    s += ts.tile(tile, f"bk{sid}", [0, 0, 0, 1]) + ts.done(f"%bk{sid}")
     if BMM_K_UNROLL > 1:
-        s += f"    transform.loop.unroll %bk{sid}l {{factor = {BMM_K_UNROLL}}} : {_ANY}\n"
+        s += f"    transform.loop.unroll %bk{sid}l {{factor = {BMM_K_UNROLL}}} : {ts.ANY}\n"
     return s if pad else s + peels
 
 
@@ -469,44 +466,40 @@ def epilogue_schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> st
     pulled into each level; the fused matmul's K is tiled by 1 (the accumulator is hoisted
     into registers later), and the register loops are peeled (n first: peeling m clones it).
     """
-    from max.compiler.pipelines.cpu_schedule import _ANY, _done, _loop, _peel, _tile
-
     (mc, nc, kc), (mr, nr, _), (p,) = plan
-    s = (f"    %em{sid} = transform.get_producer_of_operand {g}[{p}] : ({_ANY}) -> {_ANY}\n"
-         f"    %ef{sid} = transform.get_producer_of_operand %em{sid}[2] : ({_ANY}) -> {_ANY}\n")
+    s = (f"    %em{sid} = transform.get_producer_of_operand {g}[{p}] : ({ts.ANY}) -> {ts.ANY}\n"
+         f"    %ef{sid} = transform.get_producer_of_operand %em{sid}[2] : ({ts.ANY}) -> {ts.ANY}\n")
     loops = (mc > 0) + (nc > 0)
     if loops:  # cache tiles, the matmul and fill pulled into the innermost of their loops
-        s += _tile(g, f"ea{sid}", [mc, nc])
-        s += _fuse(f"%em{sid}", _loop(f"ea{sid}", loops - 1, loops), f"em1{sid}")
-        s += _fuse(f"%ef{sid}", _loop(f"ea{sid}", loops - 1, loops), f"ef1{sid}")
+        s += ts.tile(g, f"ea{sid}", [mc, nc])
+        s += _fuse(f"%em{sid}", ts.loop(f"ea{sid}", loops - 1, loops), f"em1{sid}")
+        s += _fuse(f"%ef{sid}", ts.loop(f"ea{sid}", loops - 1, loops), f"ef1{sid}")
         g = f"%ea{sid}"
     else:
-        s += f"    %em1{sid} = transform.merge_handles %em{sid} : {_ANY}\n"
-        s += f"    %ef1{sid} = transform.merge_handles %ef{sid} : {_ANY}\n"
+        s += f"    %em1{sid} = transform.merge_handles %em{sid} : {ts.ANY}\n"
+        s += f"    %ef1{sid} = transform.merge_handles %ef{sid} : {ts.ANY}\n"
     if LEVEL == "cache":
         return s + _cache_level(sid, g, (mr, nr), kc)
-    s += _tile(g, f"eb{sid}", [mr, nr])
+    s += ts.tile(g, f"eb{sid}", [mr, nr])
     s += _fuse(f"%em1{sid}", f"%eb{sid}l#1", f"em2{sid}")
     s += _fuse(f"%ef1{sid}", f"%eb{sid}l#1", f"ef2{sid}")
-    s += _tile(f"%em2{sid}", f"ek{sid}", [0, 0, 1])
-    s += _done(f"%eb{sid}") + _done(f"%ek{sid}") + _done(f"%ef2{sid}")
-    s += _peel(f"%eb{sid}l#1", f"epn{sid}") + _peel(f"%eb{sid}l#0", f"epm{sid}")
+    s += ts.tile(f"%em2{sid}", f"ek{sid}", [0, 0, 1])
+    s += ts.done(f"%eb{sid}") + ts.done(f"%ek{sid}") + ts.done(f"%ef2{sid}")
+    s += ts.peel(f"%eb{sid}l#1", f"epn{sid}") + ts.peel(f"%eb{sid}l#0", f"epm{sid}")
     return s
 
 
 def _cache_level(sid: int, g: str, reg: tuple[int, int], kc: int) -> str:
     """Matmul, fill and epilogue each register-tiled inside the shared cache tile: the
     matmul keeps its K blocks, the epilogue reads the C block from cache, not memory."""
-    from max.compiler.pipelines.cpu_schedule import _done, _peel, _tile
-
     mr, nr = reg
-    s = _tile(f"%em1{sid}", f"ck{sid}", [0, 0, kc]) if kc else ""
+    s = ts.tile(f"%em1{sid}", f"ck{sid}", [0, 0, kc]) if kc else ""
     mm = f"%ck{sid}" if kc else f"%em1{sid}"
-    s += _tile(mm, f"cm{sid}", [mr, nr, 1]) + _done(f"%cm{sid}")
-    s += _tile(f"%ef1{sid}", f"cf{sid}", [mr, nr]) + _done(f"%cf{sid}")
-    s += _tile(g, f"cg{sid}", [mr, nr]) + _done(f"%cg{sid}")
+    s += ts.tile(mm, f"cm{sid}", [mr, nr, 1]) + ts.done(f"%cm{sid}")
+    s += ts.tile(f"%ef1{sid}", f"cf{sid}", [mr, nr]) + ts.done(f"%cf{sid}")
+    s += ts.tile(g, f"cg{sid}", [mr, nr]) + ts.done(f"%cg{sid}")
     for name in ("cm", "cf", "cg"):
-        s += _peel(f"%{name}{sid}l#1", f"p{name}n{sid}") + _peel(f"%{name}{sid}l#0", f"p{name}m{sid}")
+        s += ts.peel(f"%{name}{sid}l#1", f"p{name}n{sid}") + ts.peel(f"%{name}{sid}l#0", f"p{name}m{sid}")
     return s
 
 

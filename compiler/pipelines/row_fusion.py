@@ -32,9 +32,9 @@ from __future__ import annotations
 from mlir import ir
 
 from max.compiler.passes.ir_util import as_op, defined_within, is_within
+from max.compiler.pipelines import transform_script as ts
 
 SID = "mo.sid"
-_ANY = "!transform.any_op"
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:
@@ -179,14 +179,12 @@ def _split_axis(anchor: ir.Operation, n: int) -> int | None:
 def script(module: ir.Module, groups: dict[int, list[int]], n: int) -> str:
     """Transform script: each group's anchor split over threads (if ``n`` > 1 and it pays),
     then tiled to single rows, its producers fused at both levels."""
-    from max.compiler.pipelines.cpu_schedule import _FOOTER, _HEADER, _suppress
-
     anchors = _ops_by_sid(module, set(groups))
     s = ""
     for sid, members in sorted(groups.items()):
         loops = len(_iterators(anchors[sid]))
         match = (lambda k: f"transform.structured.match attributes{{{SID} = {k} : i64}} in %root"
-                 f" : ({_ANY}) -> {_ANY}\n")
+                 f" : ({ts.ANY}) -> {ts.ANY}\n")
         body = f"    %g{sid} = {match(sid)}"
         for k in members:  # every handle before any tiling (see cpu_threads.parallel_script)
             body += f"    %g{sid}p{k} = {match(k)}"
@@ -212,19 +210,19 @@ def script(module: ir.Module, groups: dict[int, list[int]], n: int) -> str:
         rows = [0 if size == 1 else 1 for size in _loop_sizes(anchors[sid])[:-1]] + [0]
         nl = sum(rows)
         if nl:
-            handles = "".join(f", {_ANY}" for _ in range(nl))
+            handles = "".join(f", {ts.ANY}" for _ in range(nl))
             body += (f"    %g{sid}r, %g{sid}l:{nl} = transform.structured.tile_using_for "
-                     f"{target} tile_sizes {rows} : ({_ANY}) -> ({_ANY}{handles})\n")
+                     f"{target} tile_sizes {rows} : ({ts.ANY}) -> ({ts.ANY}{handles})\n")
             body += _fuse(producers, f"%g{sid}l#{nl - 1}", f"g{sid}l")
-            body += f'    transform.annotate %g{sid}l#{nl - 1} "mo.row_loop" : {_ANY}\n'
+            body += f'    transform.annotate %g{sid}l#{nl - 1} "mo.row_loop" : {ts.ANY}\n'
             # A fused full-size producer (softmax's exp) writes a slice of a full-size
             # tensor.empty: made a row-sized empty, it bufferizes to one row buffer
             # (hoist_row_buffers), not a full-size one that the rows stream through.
             body += (f"    transform.apply_patterns to %g{sid}l#{nl - 1} {{\n"
                      f"      transform.apply_patterns.tensor.fold_tensor_empty\n"
-                     f"    }} : {_ANY}\n")
-        s += _suppress(body)
-    return _HEADER + s + _FOOTER
+                     f"    }} : {ts.ANY}\n")
+        s += ts.suppress(body)
+    return ts.HEADER + s + ts.FOOTER
 
 
 def _fuse(producers: dict[int, str], into: str, name: str) -> str:
@@ -240,8 +238,8 @@ def _fuse(producers: dict[int, str], into: str, name: str) -> str:
     s = ""
     for k, handle in producers.items():
         s += (f"    %{name}{k}, %{name}c{k} = transform.structured.fuse_into_containing_op "
-              f"{handle} into {into} : ({_ANY}, {_ANY}) -> ({_ANY}, {_ANY})\n"
-              f"    transform.apply_cse to {into} : {_ANY}\n")
+              f"{handle} into {into} : ({ts.ANY}, {ts.ANY}) -> ({ts.ANY}, {ts.ANY})\n"
+              f"    transform.apply_cse to {into} : {ts.ANY}\n")
         producers[k] = f"%{name}{k}"
         # ``into`` stays valid (fusing through slices does not replace the loop); the returned
         # containing handle is empty where the producer had nothing left to fuse.
@@ -260,7 +258,6 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
     groups = find_groups(module, kinds)
     if not groups:
         return set()
-    from max.compiler.pipelines.cpu_schedule import _CANON, _apply, _run
     from max.compiler.pipelines.outline import apply_outlined, renumber_marks
 
     ops = _ops_by_sid(module, set(groups) | {k for m in groups.values() for k in m})
@@ -281,14 +278,14 @@ def fuse_rows(module: ir.Module, kinds: dict[int, str], n: int) -> set[int]:
             key = small.operation.get_asm(assume_verified=True)
             if key in done:
                 return done[key]
-            _apply(small, script(small, group, n))
+            ts.apply(small, script(small, group, n))
             done[key] = small
             return None
 
         if not apply_outlined([ops[k] for k in real], run,
                               lambda op, back=back: renumber_marks(op, back)):
-            _apply(module, script(module, {sid: members}, n))
-    _run(module, _CANON)  # the fused producers' originals, now unused
+            ts.apply(module, script(module, {sid: members}, n))
+    ts.run_passes(module, ts.CANON)  # the fused producers' originals, now unused
     return set(groups) | {k for members in groups.values() for k in members}
 
 

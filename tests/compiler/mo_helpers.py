@@ -128,16 +128,16 @@ def run_one(op: str, operands: list[tuple[str, tuple]], result: tuple[str, tuple
 
 def record_scripts(monkeypatch) -> list[str]:
     """Records every transform script the CPU schedule applies (in order; each still runs)."""
-    from max.compiler.pipelines import cpu_schedule
+    from max.compiler.pipelines import transform_script
 
     applied: list[str] = []
-    apply = cpu_schedule._apply
+    apply = transform_script.apply
 
     def recording(module, script: str) -> None:
         applied.append(script)
         apply(module, script)
 
-    monkeypatch.setattr(cpu_schedule, "_apply", recording)
+    monkeypatch.setattr(transform_script, "apply", recording)
     return applied
 
 
