@@ -39,6 +39,16 @@ def walk_ops(op: ir.Operation) -> Iterator[ir.Operation]:
     return iter(found[1:])  # the first is op itself
 
 
+def unmark(module: ir.Module, attribute: str) -> None:
+    """Removes ``attribute`` from every op (a walk in MLIR, not through Python wrappers)."""
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if attribute in op.attributes:
+            del op.attributes[attribute]
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+
+
 def is_within(op: ir.Operation | None, root: ir.Operation) -> bool:
     """Whether ``op`` is ``root`` or nested in it (``None``: no)."""
     while op is not None:

@@ -55,7 +55,8 @@ def schedule(sid: int, target: str, tiles3: tuple[int, int, int], fill: bool) ->
 
     s = f"    %pp{sid} = transform.get_producer_of_operand {target}[1] : ({ts.ANY}) -> {ts.ANY}\n"
     if fill:
-        s += f"    %pz{sid} = transform.get_producer_of_operand {target}[2] : ({ts.ANY}) -> {ts.ANY}\n"
+        s += (f"    %pz{sid} = transform.get_producer_of_operand {target}[2] : "
+              f"({ts.ANY}) -> {ts.ANY}\n")
     s += forall(target, f"pj{sid}", [0, jc, 0, 0]) + fuse(f"%pp{sid}", f"%pj{sid}f", f"pf{sid}")
     loops, op, zero = [f"%pf{sid}l"], f"%pj{sid}", f"%pz{sid}"
     if fill:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from mlir import ir
 
+from max.compiler.passes.ir_util import unmark
 from max.compiler.pipelines import cpu_schedule
 from max.compiler.pipelines import transform_script as ts
 
@@ -70,7 +71,7 @@ def vectorize_copies(module: ir.Module) -> int:
     # The vector ops to lower are in the copies' loops: the rest of the module was lowered
     # by mo-vectorize-memrefs (on MiniLM, lowering in every function took 0.28 s).
     ts.apply(module, ts.lower_vectors_in(_LOOP))
-    cpu_schedule.unmark(module, _LOOP)
+    unmark(module, _LOOP)
     ts.run_passes(module, ts.CANON)
     return len(copies)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from mlir import ir
 
-from max.compiler.passes.ir_util import walk_ops
+from max.compiler.passes.ir_util import unmark, walk_ops
 from max.compiler.pipelines import (
     arg_layouts,
     block_pack,
@@ -38,6 +38,7 @@ from max.compiler.pipelines import (
     matmul_schedule,
 )
 from max.compiler.pipelines import transform_script as ts
+from max.compiler.pipelines.subset_hoisting import hoist_loop_invariant_subsets
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
     Levels,
@@ -67,7 +68,6 @@ _BODY_BAD = {"arith.bitcast", "math.erfc", "math.atan", "math.atan2", "math.tan"
              "math.asinh", "math.acosh", "math.atanh"}
 # Libm-only ops that fast_math replaces by vector code after vectorization, for f32 only.
 _BODY_F32_ONLY = {"math.erf"}
-_HOIST = "canonicalize,cse,loop-invariant-subset-hoisting,canonicalize,cse"
 
 
 # ----------------------------------------------------------------------------- classification
@@ -361,16 +361,6 @@ def _op_schedules(module: ir.Module, tags: dict[int, tuple]) -> str:
 _PLACEHOLDER = 1 << 40  # the sid in a group's schedule text (+ the group's number)
 
 
-def unmark(module: ir.Module, attribute: str) -> None:
-    """Removes ``attribute`` from every op (a walk in MLIR, not through Python wrappers)."""
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if attribute in op.attributes:
-            del op.attributes[attribute]
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-
-
 # ----------------------------------------------------------------------------- stages
 
 def _static(op: ir.Operation) -> bool:
@@ -459,7 +449,9 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
         _in_loop(op) or matmul_schedule.VSIZES in op.attributes) else False)
     if targets:
         ts.apply(module, ts.vectorize_script(targets))
-    ts.run_passes(module, _HOIST)
+    ts.run_passes(module, ts.CANON)
+    hoist_loop_invariant_subsets(module)  # the accumulators kept in registers across k
+    ts.run_passes(module, ts.CANON)
     return len(tags)
 
 

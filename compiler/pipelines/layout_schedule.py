@@ -133,7 +133,8 @@ def vector_sizes(op: ir.Operation) -> list[int] | None:
 
 GENERALIZE = (
     ts.HEADER +
-    f'  %t = transform.structured.match ops{{["linalg.transpose"]}} in %root : ({ts.ANY}) -> {ts.ANY}\n'
+    f'  %t = transform.structured.match ops{{["linalg.transpose"]}} in %root : '
+    f"({ts.ANY}) -> {ts.ANY}\n"
     f"  %g = transform.structured.generalize %t : ({ts.ANY}) -> {ts.ANY}\n"
     + ts.FOOTER)
 

@@ -499,7 +499,8 @@ def _cache_level(sid: int, g: str, reg: tuple[int, int], kc: int) -> str:
     s += ts.tile(f"%ef1{sid}", f"cf{sid}", [mr, nr]) + ts.done(f"%cf{sid}")
     s += ts.tile(g, f"cg{sid}", [mr, nr]) + ts.done(f"%cg{sid}")
     for name in ("cm", "cf", "cg"):
-        s += ts.peel(f"%{name}{sid}l#1", f"p{name}n{sid}") + ts.peel(f"%{name}{sid}l#0", f"p{name}m{sid}")
+        s += (ts.peel(f"%{name}{sid}l#1", f"p{name}n{sid}")
+              + ts.peel(f"%{name}{sid}l#0", f"p{name}m{sid}"))
     return s
 
 
