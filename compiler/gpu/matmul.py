@@ -76,7 +76,7 @@ def kernel_text(op: ir.Operation) -> str:
     ta, tb, tc = (str(v.type) for v in op.operands)
     batched = op.name == "linalg.batch_matmul"
     a_shape = ir.MemRefType(op.operands[0].type).shape
-    (m, kdim), (_, n) = a_shape[batched:], ir.MemRefType(op.operands[1].type).shape[batched:]
+    (_, kdim), (_, n) = a_shape[batched:], ir.MemRefType(op.operands[1].type).shape[batched:]
     k = KernelText()
     c = k.const_index
     one = c(1)

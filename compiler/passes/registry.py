@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlir import ir
 from mlir.passmanager import PassManager
 
 PassFn = Callable[..., None]

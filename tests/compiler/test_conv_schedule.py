@@ -12,7 +12,7 @@ from mlir import ir
 from mo_helpers import make_context
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.pipelines import cpu_schedule, cpu_threads
+from max.compiler.pipelines import cpu_threads
 from max.compiler.targets.cpu import CPU
 from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, ops

@@ -13,10 +13,10 @@ from mlir.passmanager import PassManager
 
 from max.compiler import max_opt
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.passes.registry import CompilationError, all_passes, split_element
+from max.compiler.passes.registry import all_passes, split_element
 from max.compiler.targets import targets
 from max.compiler.targets.cpu import CPU
-from max.compiler.targets.nvidia import NVIDIA, NvidiaDescription, compile_ptx
+from max.compiler.targets.nvidia import NVIDIA, NvidiaDescription
 from max.dialects.mo import make_context
 from max.dtype import DType
 from max.graph import ops
