@@ -187,11 +187,23 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         if 0 in sizes or total < MIN_PARALLEL_ELEMENTS:
             return None
         return layout_schedule.thread_plan(op, kind, sizes, n)
-    if 0 in sizes or not _rows_worth_it(sizes, n):  # 0: no work, and tiling it aborts MLIR
-        return None
+    axis = _leading_units(op, sizes)
+    if 0 in sizes or axis is None or not _rows_worth_it(sizes[axis:], n):
+        return None  # (0: no work, and tiling it aborts MLIR)
     # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init
     # is a tensor.empty, nothing to fuse.
-    return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None, 0, 0)
+    return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None, axis, 0)
+
+
+def _leading_units(op: ir.Operation, sizes: list[int]) -> int | None:
+    """The loop an elementwise op or row reduction splits over threads: the first one not of
+    static size 1 (a ``[1, seq, hidden]`` activation splits its rows, not its batch of one),
+    or None where that loop is not parallel."""
+    axis = 0
+    while axis < len(sizes) - 1 and sizes[axis] == 1:
+        axis += 1
+    iterators = ir.ArrayAttr(op.attributes["iterator_types"])
+    return axis if "parallel" in str(iterators[axis]) else None
 
 
 def _ops_by_sid(module: ir.Module, sids: set[int]) -> dict[int, ir.Operation]:

@@ -190,7 +190,10 @@ def test_engine_runs_a_threaded_matmul(force_jit: bool) -> None:
 @needs_omp
 @pytest.mark.parametrize("dims,shape", [((301, 257), (301, 257)), (("n", 4099), (1, 4099)),
                                         (("n", 4099), (33, 4099)), ((70000,), (70000,)),
-                                        ((2, 3, 33333), (2, 3, 33333))])
+                                        ((2, 3, 33333), (2, 3, 33333)),
+                                        # a batch of one: the rows split, not the batch
+                                        ((1, 128, 1536), (1, 128, 1536)),
+                                        ((1, 1, 301, 257), (1, 1, 301, 257))])
 def test_fused_elementwise_on_threads(dims: tuple, shape: tuple) -> None:
     text = chain_text(dims)
     assert "@__kmpc_fork_call" in _llvm_ir(text)
@@ -239,6 +242,7 @@ def test_row_ops_on_threads(op: str, dims: tuple, rows: int) -> None:
 def test_small_elementwise_stays_on_one_thread() -> None:
     assert "__kmpc" not in _llvm_ir(chain_text((100, 100)))
     assert "__kmpc" not in _llvm_ir(chain_text(("n",)))  # unknown and maybe tiny
+    assert "__kmpc" not in _llvm_ir(chain_text((1, 100, 100)))  # a batch of one, still small
 
 
 def _three_linear_layers(x, w1, w2, w3):
