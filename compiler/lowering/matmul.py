@@ -79,6 +79,9 @@ def _batched_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type)
     slower than PyTorch on [12, 128, 64] @ [12, 64, 128]; one matmul per batch element in a
     loop could not be split over threads.)"""
     a_t, b_t, out_t = ctx.operand_types[0], ctx.operand_types[1], ctx.result_types[0]
+    if a_t.rank == 3:  # one batch dim already: no views (a reshape of the result to its own
+        # shape, symbolic, is a copy into the output where nothing can fold it)
+        return linalg.batch_matmul(a, b, outs=[fill(scalar(et, 0), ctx.empty(out_t))])
     batch = _count(ctx, a_t.dims[:-2])
     m, k, n = (_size(ctx, d) for d in (a_t.dims[-2], a_t.dims[-1], b_t.dims[-1]))
     a3, b3 = _view(ctx, a, [batch, m, k]), _view(ctx, b, [batch, k, n])

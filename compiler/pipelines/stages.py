@@ -62,6 +62,15 @@ def dps_inits(module: ir.Module) -> None:
         duplicate_shared_inits(module)
 
 
+@register_pass("mo-output-views", "outputs that are reshapes of a computed tensor written "
+               "through a view of the output, not copied (before eliminate-empty-tensors)")
+def output_views(module: ir.Module) -> None:
+    from max.compiler.pipelines.output_views import write_through_reshapes
+
+    with module.context, ir.Location.unknown():
+        write_through_reshapes(module)
+
+
 @register_pass("mo-schedule-tensors", "tag, split over threads, tile, peel and vectorize "
                "the linalg ops a schedule knows (on tensors, after fusion)",
                {"threads": int})

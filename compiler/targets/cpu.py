@@ -24,6 +24,7 @@ CPU = Target("cpu", (
     Stage(FUSION_PIPELINE),
     Stage("mo-fold-transposes"),  # permuted reads in place, before the schedule classifies
     Stage("mo-dps-inits"),  # before eliminate-empty-tensors: see dps_inits
+    Stage("mo-output-views"),  # an output that is a reshape: written in place, not copied
     Stage("mo-schedule-tensors", ("threads",), schedule=True),
     Stage(BUFFERIZE_PIPELINE),
     Stage("mo-prefetch-weights", schedule=True),  # the decode qmatmul's weight rows
