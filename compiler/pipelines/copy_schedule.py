@@ -8,7 +8,10 @@ result, a fill that two users need): ``mo-copies-to-linalg`` makes those ``memre
 transforms cannot handle stays a loop and is recorded by ``mo-record-fallbacks``.
 
 The same goes for a ``linalg.map`` on memrefs: what a ``tensor.generate`` bufferizes to (the
-positions ``[0, n)`` that argmax/argmin read), vectorized with ``linalg.index`` as a vector step.
+positions ``[0, n)`` that argmax/argmin read), vectorized with ``linalg.index`` as a vector step;
+and for a ``linalg.fill`` on memrefs that no schedule took: the padding of a symbolic batch
+matmul's remainder tile (``structured.pad`` fills a scratch tile first), a gather's
+out-of-range default. Left alone, each was a scalar loop, and its kernel counted as plain.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def _copies(module: ir.Module) -> list[ir.Operation]:
                 isinstance(v.type, ir.MemRefType) and ir.MemRefType(v.type).rank >= 1
                 for v in op.operands):
             found.append(op)
+        elif (op.name == "linalg.fill" and isinstance(op.operands[-1].type, ir.MemRefType)
+              and ir.MemRefType(op.operands[-1].type).rank >= 1):
+            found.append(op)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
@@ -38,8 +44,8 @@ def _copies(module: ir.Module) -> list[ir.Operation]:
 
 
 def vectorize_copies(module: ir.Module) -> int:
-    """Tiles and vectorizes every ranked ``linalg.copy`` and ``linalg.map`` on memrefs;
-    returns how many."""
+    """Tiles and vectorizes every ranked ``linalg.copy``, ``linalg.map`` and ``linalg.fill``
+    on memrefs; returns how many."""
     copies = _copies(module)
     if not copies:
         return 0
