@@ -34,8 +34,10 @@ from max.compiler.pipelines import (
     block_pack,
     gather_rows,
     layout_schedule,
+    matmul_init,
     matmul_pack,
     matmul_schedule,
+    output_views,
 )
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.subset_hoisting import hoist_loop_invariant_subsets
@@ -417,6 +419,11 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     ts.apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     # B in panels first: a panel matmul's bias/activation then runs as its own elementwise
     # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).
+    # A bias (and residual) after a matmul against a weight: the matmul's C starts there.
+    # Where the sum was an output, the output is now the matmul's reshaped result: stored
+    # in place again (mo-output-views ran before).
+    if matmul_init.sum_into_inits(module, classify):
+        output_views.write_through_reshapes(module)
     matmul_pack.rewrite(module, classify)
     matmul_schedule.fuse_epilogues(module, classify)
     matmul_schedule.fuse_bmm_fills(module, classify)

@@ -177,6 +177,10 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         return copy_thread_plan(op, kind, n, MIN_PARALLEL_ELEMENTS)
     if op.name != "linalg.generic":
         return None  # fills: fused into their consumer's forall, or cheap
+    from max.compiler.pipelines.matmul_init import INIT
+
+    if INIT in op.attributes:
+        return None  # a matmul's initial sum: fused into the matmul's forall, as a fill
     sizes = _loop_sizes(op)
     from max.compiler.pipelines import layout_schedule
 

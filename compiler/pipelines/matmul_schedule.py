@@ -327,7 +327,7 @@ def _is_f32_matmul(op: ir.Operation) -> bool:
 
 def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.Operation] | None:
     """(operand index, matmul) of an elementwise generic reading a matmul's whole result."""
-    rank = len(maps[0].results) if maps else 0
+    rank = len(maps[-1].results) if maps else 0  # the output's: an input may be a broadcast
     for i, v in enumerate(list(g.operands)[:-1]):
         if maps[i] != ir.AffineMap.get_identity(rank):
             continue
@@ -374,7 +374,7 @@ def _body_reads_output_or_index(g: ir.Operation) -> bool:
 
 def _flatten(g: ir.Operation, p: int, mm: ir.Operation, maps: list[ir.AffineMap]) -> bool:
     """Rewrites the rank-r epilogue ``g`` to 2-D over the matmul's [rows, n]; False if it can't."""
-    rank = len(maps[0].results)
+    rank = len(maps[-1].results)
     ins = list(g.operands)[:-1]
     new_maps: list[ir.AffineMap | None] = []
     for i, v in enumerate(ins):
@@ -438,7 +438,7 @@ def fuse_epilogues(module: ir.Module, classify) -> int:
         if (fill is None or fill.name != "linalg.fill"
                 or not _used_only_by(fill.results[0], mm)):
             continue
-        if len(maps[0].results) > 2:
+        if len(maps[-1].results) > 2:
             with g.location:
                 if not _flatten(g, p, mm, maps):
                     continue
