@@ -28,8 +28,8 @@ from mlir.dialects import arith, tensor
 from max.compiler.lowering.builders import PARALLEL, generic
 from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts, matmul_pack
-from max.compiler.pipelines.matmul_schedule import (_body_reads_output_or_index,
-                                                   _matmul_operand, _used_only_by)
+from max.compiler.pipelines.matmul_schedule import (body_reads_output_or_index,
+                                                   matmul_operand, used_only_by)
 
 _DYN = ir.ShapedType.get_dynamic_size()
 # On ``h``: the panel matmul's thread split fuses it into each thread's part (as it did the
@@ -53,12 +53,12 @@ def sum_into_inits(module: ir.Module, classify: Callable[[ir.Operation], str | N
 
 
 def _rewrite(g: ir.Operation, classify, args: dict[int, str]) -> bool:
-    if classify(g) != "elementwise" or len(g.results) != 1 or _body_reads_output_or_index(g):
+    if classify(g) != "elementwise" or len(g.results) != 1 or body_reads_output_or_index(g):
         return False
     if str(ir.RankedTensorType(g.results[0].type).element_type) != "f32":
         return False
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(g.attributes["indexing_maps"])]
-    found = _matmul_operand(g, maps)
+    found = matmul_operand(g, maps)
     if found is None:
         return False
     p, mm = found
@@ -67,7 +67,7 @@ def _rewrite(g: ir.Operation, classify, args: dict[int, str]) -> bool:
     if not matmul_pack.eligible(mm, prepacked=True):
         return False
     fill = as_op(mm.operands[2].owner)
-    if fill is None or fill.name != "linalg.fill" or not _used_only_by(fill.results[0], mm):
+    if fill is None or fill.name != "linalg.fill" or not used_only_by(fill.results[0], mm):
         return False
     if not _is_zero(fill.operands[0]):
         return False

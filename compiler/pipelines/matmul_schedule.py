@@ -189,7 +189,7 @@ def fuse_bmm_fills(module: ir.Module, classify) -> int:
         fill = as_op(op.operands[2].owner)
         shape = ir.RankedTensorType(op.results[0].type).shape
         if (k == _DYN or k > BMM_KC or 0 in (k, *shape) or fill is None
-                or fill.name != "linalg.fill" or not _used_only_by(fill.results[0], op)):
+                or fill.name != "linalg.fill" or not used_only_by(fill.results[0], op)):
             continue
         fill.attributes[FUSED] = ir.UnitAttr.get()
         count += 1
@@ -312,7 +312,8 @@ def thread_plan(op: ir.Operation, kind: str, threads: int, min_macs: int,
 
 # ----------------------------------------------------------------------------- epilogues
 
-def _used_only_by(v: ir.Value, op: ir.Operation) -> bool:
+def used_only_by(v: ir.Value, op: ir.Operation) -> bool:
+    """Whether ``op`` is the one user of ``v`` (one use)."""
     uses = list(v.uses)
     owner = as_op(uses[0].owner) if len(uses) == 1 else None
     return owner is not None and owner == as_op(op)
@@ -325,7 +326,7 @@ def _is_f32_matmul(op: ir.Operation) -> bool:
     return all(t.rank == 2 and str(t.element_type) == "f32" for t in ts)
 
 
-def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.Operation] | None:
+def matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.Operation] | None:
     """(operand index, matmul) of an elementwise generic reading a matmul's whole result."""
     rank = len(maps[-1].results) if maps else 0  # the output's: an input may be a broadcast
     for i, v in enumerate(list(g.operands)[:-1]):
@@ -336,7 +337,7 @@ def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.
             continue
         if rank > 2:
             # The row collapse put back: tensor.reshape(matmul [rows, n]) -> [*lead, n].
-            if owner.name != "tensor.reshape" or not _used_only_by(owner.results[0], g):
+            if owner.name != "tensor.reshape" or not used_only_by(owner.results[0], g):
                 continue
             src = as_op(owner.operands[0].owner)
             n_out = ir.RankedTensorType(v.type).shape[-1]
@@ -344,10 +345,10 @@ def _matmul_operand(g: ir.Operation, maps: list[ir.AffineMap]) -> tuple[int, ir.
                 continue
             if ir.RankedTensorType(src.results[0].type).shape[1] != n_out:
                 continue
-            if not _used_only_by(src.results[0], owner):
+            if not used_only_by(src.results[0], owner):
                 continue
             return i, src
-        if _is_f32_matmul(owner) and _used_only_by(owner.results[0], g):
+        if _is_f32_matmul(owner) and used_only_by(owner.results[0], g):
             return i, owner
     return None
 
@@ -365,7 +366,8 @@ def _flat_map(m: ir.AffineMap, rank: int) -> ir.AffineMap | None:
     return ir.AffineMap.get(2, 0, exprs)
 
 
-def _body_reads_output_or_index(g: ir.Operation) -> bool:
+def body_reads_output_or_index(g: ir.Operation) -> bool:
+    """Whether the body of the generic ``g`` reads its output's value or a loop index."""
     block = g.regions[0].blocks[0]
     if len(list(block.arguments[len(block.arguments) - 1].uses)):
         return True
@@ -426,17 +428,17 @@ def fuse_epilogues(module: ir.Module, classify) -> int:
     for g in _function_ops(module):
         if g.name != "linalg.generic" or classify(g) != "elementwise":
             continue
-        if len(g.results) != 1 or _body_reads_output_or_index(g):
+        if len(g.results) != 1 or body_reads_output_or_index(g):
             continue
         maps = [ir.AffineMapAttr(a).value
                 for a in ir.ArrayAttr(g.attributes["indexing_maps"])]
-        found = _matmul_operand(g, maps)
+        found = matmul_operand(g, maps)
         if found is None or classify(found[1]) != "matmul":
             continue
         p, mm = found
         fill = as_op(mm.operands[2].owner)
         if (fill is None or fill.name != "linalg.fill"
-                or not _used_only_by(fill.results[0], mm)):
+                or not used_only_by(fill.results[0], mm)):
             continue
         if len(maps[-1].results) > 2:
             with g.location:
@@ -511,6 +513,7 @@ def _fuse(producer: str, loop: str, name: str) -> str:
 
 
 __all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
-           "bmm_register_tiles", "classify_bmm", "epilogue_schedule", "epilogue_tiles",
-           "fuse_bmm_fills", "fuse_epilogues", "mark_bmm", "mark_matmul", "register_tile",
-           "thread_plan", "tiles", "vector_sizes"]
+           "bmm_register_tiles", "body_reads_output_or_index", "classify_bmm",
+           "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills", "fuse_epilogues",
+           "mark_bmm", "mark_matmul", "matmul_operand", "register_tile", "thread_plan",
+           "tiles", "used_only_by", "vector_sizes"]
