@@ -25,6 +25,7 @@ from max.compiler.passes.ir_util import as_op, blocks
 from max.compiler.pipelines.self_copies import identity_layout
 
 RESHAPES = ("tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape")
+KEEP_APART = "mo.out_init"  # see _keep_apart
 _DYN = ir.ShapedType.get_dynamic_size()
 
 
@@ -42,21 +43,23 @@ def _rewrite(store: ir.Operation) -> bool:
         return False
     if not identity_layout(ir.MemRefType(dest.type)):
         return False
-    chain: list[ir.Operation] = []
+    reshapes: list[ir.Operation] = []
     x = source
     while (op := as_op(x.owner)) is not None and op.name in RESHAPES and _one_use(x):
-        chain.append(op)
+        reshapes.append(op)
         x = op.operands[0]
-    if not chain:
+    if not reshapes:
         return False
     shape = list(ir.RankedTensorType(x.type).shape)
+    inits = _init_chain(x)
     if _DYN in shape:
-        empty = _root_empty(x)
-        if empty is None:
+        if not inits:
             return False
+        empty = inits[-1]
         where, sizes = ir.InsertionPoint(empty), list(empty.operands)
     else:
         where, sizes = ir.InsertionPoint.at_block_begin(dest.owner), []
+    _keep_apart(inits, ir.BlockArgument(dest).arg_number)
     with where, store.location:
         view = _view(dest, shape, sizes)
     with ir.InsertionPoint(store), store.location:
@@ -64,7 +67,7 @@ def _rewrite(store: ir.Operation) -> bool:
             None, x, view, restrict="restrict" in store.attributes,
             writable="writable" in store.attributes)
     store.erase()
-    for op in chain:  # outermost first: each is the only user of the next
+    for op in reshapes:  # outermost first: each is the only user of the next
         shape_operands = [as_op(v.owner) for v in list(op.operands)[1:]]
         op.erase()
         for producer in shape_operands:  # tensor.reshape's shape, where nothing else reads it
@@ -78,17 +81,31 @@ def _one_use(v: ir.Value) -> bool:
     return sum(1 for _ in v.uses) == 1
 
 
-def _root_empty(x: ir.Value) -> ir.Operation | None:
-    """The ``tensor.empty`` that ``x``'s destination chain starts from (through the tied
-    inits of linalg ops, fills included), or None."""
+def _init_chain(x: ir.Value) -> list[ir.Operation]:
+    """The ops of ``x``'s destination chain (through the tied inits of linalg ops, fills
+    included) down to the ``tensor.empty`` it starts from, that last; [] where it starts
+    from anything else."""
+    chain: list[ir.Operation] = []
     while (op := as_op(x.owner)) is not None:
+        chain.append(op)
         if op.name == "tensor.empty":
-            return op
+            return chain
         if not op.name.startswith("linalg.") or not len(op.results):
-            return None
+            return []
         number = ir.OpResult(x).result_number
         x = list(op.operands)[len(op.operands) - len(op.results) + number]
-    return None
+    return []
+
+
+def _keep_apart(chain: list[ir.Operation], key: int) -> None:
+    """Marks the inits of an output's chain with the output's number: the schedule's CSE
+    would otherwise merge them with another chain's identical ones (two small reductions'
+    zero fills, kept apart by mo-dps-inits), and the one empty tensor left would become a
+    view of one output for both chains (two sums returned the same value)."""
+    i64 = ir.IntegerType.get_signless(64)
+    for op in chain:
+        if op.name in ("tensor.empty", "linalg.fill"):
+            op.attributes[KEEP_APART] = ir.IntegerAttr.get(i64, key)
 
 
 def _view(dest: ir.Value, shape: list[int], dynamic: list[ir.Value]) -> ir.Value:
@@ -111,4 +128,4 @@ def _view(dest: ir.Value, shape: list[int], dynamic: list[ir.Value]) -> ir.Value
     return memref.reshape(t, dest, held)
 
 
-__all__ = ["write_through_reshapes"]
+__all__ = ["KEEP_APART", "write_through_reshapes"]

@@ -114,3 +114,25 @@ def test_reshaped_input_is_still_copied() -> None:
         [x], [((8, 12), "float32")])
     assert not failed
     H.check(got, x.reshape(8, 12))
+
+
+def _two_sums(a, b):
+    from max.graph import ops
+
+    # [n] -> [1]: a 0-d sum, reshaped. The difference is scheduled: the schedule runs its CSE.
+    return ops.sum(a, axis=0), ops.sum(b, axis=0), a - b
+
+
+@pytest.mark.parametrize("n", [3, "n"])
+def test_two_small_sums_keep_their_own_buffers(n) -> None:
+    """Two identical zero fills that mo-dps-inits kept apart are merged again by the
+    schedule's CSE; one empty tensor viewed as both outputs gave both sums the first's value
+    (the inits of an output written in place are marked apart)."""
+    a = np.array([1, 2, 3], np.float32)
+    b = np.array([0.5, -1, 4], np.float32)
+    (sa, sb, d), failed = H.Compiled(H.graph_text(_two_sums, [(n,), (n,)]))(
+        [a, b], [((1,), "float32"), ((1,), "float32"), ((3,), "float32")])
+    assert not failed
+    H.check(d, a - b)
+    H.check(sa, np.array([6], np.float32))
+    H.check(sb, np.array([3.5], np.float32))
