@@ -1,4 +1,5 @@
-"""Outputs that are reshapes of a computed tensor, written in place through a view.
+"""Outputs that are reshapes of a computed tensor, written in place through a view; the
+inits of every output's chain kept apart from CSE (:func:`_keep_apart`).
 
 A graph whose result is a reshape of what an op computes (a batch matmul over collapsed
 batch dims viewed back as ``[b, h, m, n]``; an attention's ``reshape(permute(ctx))``) ends in
@@ -41,17 +42,18 @@ def _rewrite(store: ir.Operation) -> bool:
     # The output memref of the entry: a block argument dominates every op of the function.
     if not isinstance(dest.type, ir.MemRefType) or not isinstance(dest.owner, ir.Block):
         return False
-    if not identity_layout(ir.MemRefType(dest.type)):
-        return False
     reshapes: list[ir.Operation] = []
     x = source
     while (op := as_op(x.owner)) is not None and op.name in RESHAPES and _one_use(x):
         reshapes.append(op)
         x = op.operands[0]
-    if not reshapes:
+    # Every output's inits, reshaped or not (two matmuls of one shape returned: the second
+    # output held the first's product plus its own).
+    inits = _init_chain(x)
+    _keep_apart(inits, ir.BlockArgument(dest).arg_number)
+    if not reshapes or not identity_layout(ir.MemRefType(dest.type)):
         return False
     shape = list(ir.RankedTensorType(x.type).shape)
-    inits = _init_chain(x)
     if _DYN in shape:
         if not inits:
             return False
@@ -59,7 +61,6 @@ def _rewrite(store: ir.Operation) -> bool:
         where, sizes = ir.InsertionPoint(empty), list(empty.operands)
     else:
         where, sizes = ir.InsertionPoint.at_block_begin(dest.owner), []
-    _keep_apart(inits, ir.BlockArgument(dest).arg_number)
     with where, store.location:
         view = _view(dest, shape, sizes)
     with ir.InsertionPoint(store), store.location:
@@ -99,9 +100,10 @@ def _init_chain(x: ir.Value) -> list[ir.Operation]:
 
 def _keep_apart(chain: list[ir.Operation], key: int) -> None:
     """Marks the inits of an output's chain with the output's number: the schedule's CSE
-    would otherwise merge them with another chain's identical ones (two small reductions'
-    zero fills, kept apart by mo-dps-inits), and the one empty tensor left would become a
-    view of one output for both chains (two sums returned the same value)."""
+    would otherwise merge them with another output chain's identical ones (two matmuls'
+    or two small reductions' zero fills, kept apart by mo-dps-inits), and
+    ``eliminate-empty-tensors`` would make the one empty tensor left a view of the first
+    output for both chains (the second output got the first's values, or their sum)."""
     i64 = ir.IntegerType.get_signless(64)
     for op in chain:
         if op.name in ("tensor.empty", "linalg.fill"):

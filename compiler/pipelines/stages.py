@@ -63,7 +63,8 @@ def dps_inits(module: ir.Module) -> None:
 
 
 @register_pass("mo-output-views", "outputs that are reshapes of a computed tensor written "
-               "through a view of the output, not copied (before eliminate-empty-tensors)")
+               "through a view of the output, not copied; every output's inits kept apart "
+               "from CSE (before eliminate-empty-tensors)")
 def output_views(module: ir.Module) -> None:
     from max.compiler.pipelines.output_views import write_through_reshapes
 

@@ -1,6 +1,7 @@
 """Outputs that are reshapes of a computed tensor are written in place (output_views.py), not
 computed into a buffer of their own and copied: checked on the IR after bufferization and
-against numpy, static and symbolic, and where the reshaped value has other readers."""
+against numpy, static and symbolic, and where the reshaped value has other readers; and
+outputs whose identical inits the schedule's CSE would merge stay apart."""
 
 from __future__ import annotations
 
@@ -136,3 +137,22 @@ def test_two_small_sums_keep_their_own_buffers(n) -> None:
     H.check(d, a - b)
     H.check(sa, np.array([6], np.float32))
     H.check(sb, np.array([3.5], np.float32))
+
+
+def _two_products(a, w1, w2):
+    return a @ w1, a @ w2
+
+
+@pytest.mark.parametrize("rows", [5, 64, "m"])
+def test_two_outputs_of_one_shape_are_apart(rows) -> None:
+    """Two matmuls of one shape returned: their zero fills merged by the schedule's CSE made
+    one buffer of both outputs (the second got the first's product plus its own)."""
+    rng = np.random.default_rng(4)
+    m = 64 if rows == "m" else rows
+    a = rng.standard_normal((m, 32), dtype=np.float32)
+    w1, w2 = (rng.standard_normal((32, 3), dtype=np.float32) for _ in range(2))
+    (p1, p2), failed = H.Compiled(H.graph_text(_two_products, [(rows, 32), (32, 3), (32, 3)]))(
+        [a, w1, w2], [((m, 3), "float32"), ((m, 3), "float32")])
+    assert not failed
+    H.check(p1, _ref_bmm(a, w1), rtol=1e-5, atol=1e-5)
+    H.check(p2, _ref_bmm(a, w2), rtol=1e-5, atol=1e-5)
