@@ -16,6 +16,8 @@ argument into a view of its bytes as ``W.T`` (layout ``"t"``): no transpose at e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from mlir import ir
 from mlir.dialects import tensor
 
@@ -52,6 +54,18 @@ def load_time_args(fn: ir.Operation) -> dict[int, str]:
     keys = {first + i: f"w{i}" for i in range(n_w)}
     keys.update({n_in - n_const + i: f"c{i}" for i in range(n_const)})
     return keys
+
+
+def top_level_ops(module: ir.Module) -> Iterator[tuple[ir.Operation, dict[int, str]]]:
+    """Each op directly in a function's blocks, with the function's :func:`load_time_args`.
+    Each block's ops are listed before the first is given: a caller may rewrite as it goes."""
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        args = load_time_args(fn.operation)
+        for block in fn.operation.regions[0].blocks:
+            for child in list(block.operations):
+                yield child.operation, args
 
 
 def _single_use(v: ir.Value) -> bool:
@@ -131,36 +145,27 @@ def transpose_args(module: ir.Module) -> int:
     """Each ``linalg.transpose`` (2-D) of a load-time argument read only by it becomes a view
     of the argument stored transposed; returns how many."""
     count = 0
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
+    for op, args in top_level_ops(module):
+        if op.name != "linalg.transpose" or not args:
             continue
-        args = load_time_args(fn.operation)
-        if not args:
+        src = op.operands[0]
+        if list(ir.DenseI64ArrayAttr(op.attributes["permutation"])) != [1, 0]:
             continue
-        for block in fn.operation.regions[0].blocks:
-            for child in list(block.operations):
-                op = child.operation
-                if op.name != "linalg.transpose":
-                    continue
-                src = op.operands[0]
-                if list(ir.DenseI64ArrayAttr(op.attributes["permutation"])) != [1, 0]:
-                    continue
-                rt = ir.RankedTensorType(src.type)
-                if not rt.has_static_shape or (key := _arg_behind(src, args)) is None:
-                    continue
-                with ir.InsertionPoint(op), op.location:
-                    view = transposed_view(src)
-                op.results[0].replace_all_uses_with(view)
-                init = as_op(op.operands[1].owner)
-                op.erase()
-                if init is not None and init.name == "tensor.empty" and not list(
-                        init.results[0].uses):
-                    init.erase()
-                record(module, key, "t")
-                count += 1
+        rt = ir.RankedTensorType(src.type)
+        if not rt.has_static_shape or (key := _arg_behind(src, args)) is None:
+            continue
+        with ir.InsertionPoint(op), op.location:
+            view = transposed_view(src)
+        op.results[0].replace_all_uses_with(view)
+        init = as_op(op.operands[1].owner)
+        op.erase()
+        if init is not None and init.name == "tensor.empty" and not list(init.results[0].uses):
+            init.erase()
+        record(module, key, "t")
+        count += 1
     return count
 
 
 __all__ = ["LAYOUTS_ATTR", "NUM_CONSTANTS", "NUM_WEIGHTS", "layouts", "load_time_args",
-           "mark_load_time_args", "record", "source", "split", "transpose_args",
-           "transposed_view"]
+           "mark_load_time_args", "record", "source", "split", "top_level_ops",
+           "transpose_args", "transposed_view"]

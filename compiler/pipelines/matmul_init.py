@@ -39,17 +39,8 @@ INIT = "mo.mm_init"
 
 def sum_into_inits(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -> int:
     """Rewrites each such matmul and sum (see the module doc); returns how many."""
-    count = 0
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
-            continue
-        args = arg_layouts.load_time_args(fn.operation)
-        for block in fn.operation.regions[0].blocks:
-            for child in list(block.operations):
-                g = child.operation
-                if g.name == "linalg.generic" and _rewrite(g, classify, args):
-                    count += 1
-    return count
+    return sum(1 for g, args in arg_layouts.top_level_ops(module)
+               if g.name == "linalg.generic" and _rewrite(g, classify, args))
 
 
 def _rewrite(g: ir.Operation, classify, args: dict[int, str]) -> bool:

@@ -257,43 +257,37 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
     from max.compiler.pipelines.matmul_schedule import FUSED
 
     count = 0
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
+    for mm, args in arg_layouts.top_level_ops(module):
+        if mm.name != "linalg.matmul" or FUSED in mm.attributes:
             continue
-        args = arg_layouts.load_time_args(fn.operation)
-        for block in fn.operation.regions[0].blocks:
-            for child in list(block.operations):
-                mm = child.operation
-                if mm.name != "linalg.matmul" or FUSED in mm.attributes:
-                    continue
-                src = arg_layouts.source(mm.operands[1], args)
-                if classify(mm) != "matmul" or not eligible(mm, src is not None):
-                    continue
-                m, (k, n) = (ir.RankedTensorType(mm.operands[0].type).shape[0],
-                             ir.RankedTensorType(mm.operands[1].type).shape)
-                if src is None and m < MIN_ROWS_RUNTIME:
-                    continue  # a copy of B per call would cost about what panels save
-                b = mm.operands[1]
-                with ir.InsertionPoint(mm), mm.location:
-                    rows = _rows(mm.operands[0])
-                    bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
-                    c3 = _panel_matmul(mm.operands[0], bp,
-                                       _init3(mm.operands[2], m, n // PANEL, rows))
-                    if src is None:
-                        _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
-                    c = _collapse(c3, [m, n], [[0], [1, 2]])
-                old_init = as_op(mm.operands[2].owner)
-                _write_through(mm.results[0], c3)
-                mm.results[0].replace_all_uses_with(c)
-                mm.erase()
-                if (old_init is not None and old_init.name == "linalg.fill"
-                        and not list(old_init.results[0].uses)):
-                    old_init.erase()
-                if src is not None:
-                    key, layout, _ = src
-                    _erase_dead_view(b)
-                    arg_layouts.record(module, key, panel_layout(PANEL, layout is not None))
-                count += 1
+        src = arg_layouts.source(mm.operands[1], args)
+        if classify(mm) != "matmul" or not eligible(mm, src is not None):
+            continue
+        m, (k, n) = (ir.RankedTensorType(mm.operands[0].type).shape[0],
+                     ir.RankedTensorType(mm.operands[1].type).shape)
+        if src is None and m < MIN_ROWS_RUNTIME:
+            continue  # a copy of B per call would cost about what panels save
+        b = mm.operands[1]
+        with ir.InsertionPoint(mm), mm.location:
+            rows = _rows(mm.operands[0])
+            bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
+            c3 = _panel_matmul(mm.operands[0], bp,
+                               _init3(mm.operands[2], m, n // PANEL, rows))
+            if src is None:
+                _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
+            c = _collapse(c3, [m, n], [[0], [1, 2]])
+        old_init = as_op(mm.operands[2].owner)
+        _write_through(mm.results[0], c3)
+        mm.results[0].replace_all_uses_with(c)
+        mm.erase()
+        if (old_init is not None and old_init.name == "linalg.fill"
+                and not list(old_init.results[0].uses)):
+            old_init.erase()
+        if src is not None:
+            key, layout, _ = src
+            _erase_dead_view(b)
+            arg_layouts.record(module, key, panel_layout(PANEL, layout is not None))
+        count += 1
     return count
 
 
