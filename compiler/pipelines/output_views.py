@@ -32,12 +32,17 @@ _DYN = ir.ShapedType.get_dynamic_size()
 
 def write_through_reshapes(module: ir.Module) -> int:
     """Rewrites each output stored through reshapes (see the module doc); returns how many."""
-    stores = [op.operation for block in blocks(module.operation) for op in block.operations
-              if op.operation.name == "bufferization.materialize_in_destination"]
-    return sum(_rewrite(store) for store in stores)
+    count = 0
+    for block in blocks(module.operation):
+        stores = [op.operation for op in block.operations
+                  if op.operation.name == "bufferization.materialize_in_destination"]
+        # One output has no other output's inits to be merged with: unmarked, a model's
+        # last layer still prints (and is outlined and split once) as its other layers.
+        count += sum(_rewrite(store, len(stores) > 1) for store in stores)
+    return count
 
 
-def _rewrite(store: ir.Operation) -> bool:
+def _rewrite(store: ir.Operation, keep_apart: bool) -> bool:
     source, dest = store.operands[0], store.operands[1]
     # The output memref of the entry: a block argument dominates every op of the function.
     if not isinstance(dest.type, ir.MemRefType) or not isinstance(dest.owner, ir.Block):
@@ -50,7 +55,8 @@ def _rewrite(store: ir.Operation) -> bool:
     # Every output's inits, reshaped or not (two matmuls of one shape returned: the second
     # output held the first's product plus its own).
     inits = _init_chain(x)
-    _keep_apart(inits, ir.BlockArgument(dest).arg_number)
+    if keep_apart:
+        _keep_apart(inits, ir.BlockArgument(dest).arg_number)
     if not reshapes or not identity_layout(ir.MemRefType(dest.type)):
         return False
     shape = list(ir.RankedTensorType(x.type).shape)
