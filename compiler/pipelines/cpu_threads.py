@@ -191,7 +191,7 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         if 0 in sizes or total < MIN_PARALLEL_ELEMENTS:
             return None
         return layout_schedule.thread_plan(op, kind, sizes, n)
-    axis = _leading_units(op, sizes)
+    axis = _split_loop(op, sizes)
     if 0 in sizes or axis is None or not _rows_worth_it(sizes[axis:], n):
         return None  # (0: no work, and tiling it aborts MLIR)
     # A reduction's init is a fill: each thread fills its own rows. An elementwise op's init
@@ -199,7 +199,7 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
     return (len(sizes), len(op.operands) - 1 if kind == "reduction" else None, axis, 0)
 
 
-def _leading_units(op: ir.Operation, sizes: list[int]) -> int | None:
+def _split_loop(op: ir.Operation, sizes: list[int]) -> int | None:
     """The loop an elementwise op or row reduction splits over threads: the first one not of
     static size 1 (a ``[1, seq, hidden]`` activation splits its rows, not its batch of one),
     or None where that loop is not parallel."""

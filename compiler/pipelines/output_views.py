@@ -1,5 +1,4 @@
-"""Outputs that are reshapes of a computed tensor, written in place through a view; the
-inits of every output's chain kept apart from CSE (:func:`_keep_apart`).
+"""Outputs that are reshapes of a computed tensor, written in place through a view.
 
 A graph whose result is a reshape of what an op computes (a batch matmul over collapsed
 batch dims viewed back as ``[b, h, m, n]``; an attention's ``reshape(permute(ctx))``) ends in
@@ -23,44 +22,26 @@ from mlir import ir
 from mlir.dialects import arith, bufferization, memref
 
 from max.compiler.passes.ir_util import as_op, blocks
+from max.compiler.pipelines.dps_inits import init_chain, output_stores, stored_value
 from max.compiler.pipelines.self_copies import identity_layout
 
-RESHAPES = ("tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape")
-KEEP_APART = "mo.out_init"  # see _keep_apart
 _DYN = ir.ShapedType.get_dynamic_size()
 
 
 def write_through_reshapes(module: ir.Module) -> int:
     """Rewrites each output stored through reshapes (see the module doc); returns how many."""
-    count = 0
-    for block in blocks(module.operation):
-        stores = [op.operation for op in block.operations
-                  if op.operation.name == "bufferization.materialize_in_destination"]
-        # One output has no other output's inits to be merged with: unmarked, a model's
-        # last layer still prints (and is outlined and split once) as its other layers.
-        count += sum(_rewrite(store, len(stores) > 1) for store in stores)
-    return count
+    return sum(_rewrite(store) for block in blocks(module.operation)
+               for store in output_stores(block))
 
 
-def _rewrite(store: ir.Operation, keep_apart: bool) -> bool:
-    source, dest = store.operands[0], store.operands[1]
-    # The output memref of the entry: a block argument dominates every op of the function.
-    if not isinstance(dest.type, ir.MemRefType) or not isinstance(dest.owner, ir.Block):
-        return False
-    reshapes: list[ir.Operation] = []
-    x = source
-    while (op := as_op(x.owner)) is not None and op.name in RESHAPES and _one_use(x):
-        reshapes.append(op)
-        x = op.operands[0]
-    # Every output's inits, reshaped or not (two matmuls of one shape returned: the second
-    # output held the first's product plus its own).
-    inits = _init_chain(x)
-    if keep_apart:
-        _keep_apart(inits, ir.BlockArgument(dest).arg_number)
+def _rewrite(store: ir.Operation) -> bool:
+    dest = store.operands[1]
+    x, reshapes = stored_value(store)
     if not reshapes or not identity_layout(ir.MemRefType(dest.type)):
         return False
     shape = list(ir.RankedTensorType(x.type).shape)
     if _DYN in shape:
+        inits = init_chain(x)
         if not inits:
             return False
         empty = inits[-1]
@@ -84,38 +65,6 @@ def _rewrite(store: ir.Operation, keep_apart: bool) -> bool:
     return True
 
 
-def _one_use(v: ir.Value) -> bool:
-    return sum(1 for _ in v.uses) == 1
-
-
-def _init_chain(x: ir.Value) -> list[ir.Operation]:
-    """The ops of ``x``'s destination chain (through the tied inits of linalg ops, fills
-    included) down to the ``tensor.empty`` it starts from, that last; [] where it starts
-    from anything else."""
-    chain: list[ir.Operation] = []
-    while (op := as_op(x.owner)) is not None:
-        chain.append(op)
-        if op.name == "tensor.empty":
-            return chain
-        if not op.name.startswith("linalg.") or not len(op.results):
-            return []
-        number = ir.OpResult(x).result_number
-        x = list(op.operands)[len(op.operands) - len(op.results) + number]
-    return []
-
-
-def _keep_apart(chain: list[ir.Operation], key: int) -> None:
-    """Marks the inits of an output's chain with the output's number: the schedule's CSE
-    would otherwise merge them with another output chain's identical ones (two matmuls'
-    or two small reductions' zero fills, kept apart by mo-dps-inits), and
-    ``eliminate-empty-tensors`` would make the one empty tensor left a view of the first
-    output for both chains (the second output got the first's values, or their sum)."""
-    i64 = ir.IntegerType.get_signless(64)
-    for op in chain:
-        if op.name in ("tensor.empty", "linalg.fill"):
-            op.attributes[KEEP_APART] = ir.IntegerAttr.get(i64, key)
-
-
 def _view(dest: ir.Value, shape: list[int], dynamic: list[ir.Value]) -> ir.Value:
     """``dest`` (row-major) viewed as a row-major ``shape``; ``dynamic``: the sizes of its
     dynamic dims, in order. Of the identity layout, so that a kernel writing the view prints
@@ -136,4 +85,4 @@ def _view(dest: ir.Value, shape: list[int], dynamic: list[ir.Value]) -> ir.Value
     return memref.reshape(t, dest, held)
 
 
-__all__ = ["KEEP_APART", "write_through_reshapes"]
+__all__ = ["write_through_reshapes"]

@@ -53,8 +53,8 @@ def nibble_lookup(module: ir.Module) -> None:
         lookup_nibbles(module)
 
 
-@register_pass("mo-dps-inits", "give every destination-passing chain its own init "
-               "(before eliminate-empty-tensors)")
+@register_pass("mo-dps-inits", "give every destination-passing chain its own init, and "
+               "mark the outputs' inits apart from CSE (before eliminate-empty-tensors)")
 def dps_inits(module: ir.Module) -> None:
     from max.compiler.pipelines.dps_inits import duplicate_shared_inits
 
@@ -63,8 +63,7 @@ def dps_inits(module: ir.Module) -> None:
 
 
 @register_pass("mo-output-views", "outputs that are reshapes of a computed tensor written "
-               "through a view of the output, not copied; every output's inits kept apart "
-               "from CSE (before eliminate-empty-tensors)")
+               "through a view of the output, not copied (before eliminate-empty-tensors)")
 def output_views(module: ir.Module) -> None:
     from max.compiler.pipelines.output_views import write_through_reshapes
 
