@@ -38,6 +38,7 @@ from max.compiler.pipelines import (
     matmul_pack,
     matmul_schedule,
     output_views,
+    panel_epilogue,
 )
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.subset_hoisting import hoist_loop_invariant_subsets
@@ -250,6 +251,8 @@ def _tag(module: ir.Module) -> Tags:
                     continue  # (a fused matmul or fill: its epilogue's schedule takes it)
                 if matmul_schedule.EPILOGUE in op.attributes:
                     kind = "epilogue"
+                elif panel_epilogue.PANEL_EPILOGUE in op.attributes:
+                    kind = "pepilogue"
                 sid = len(tags)
                 op.attributes[SID] = ir.IntegerAttr.get(i64, sid)
                 op.attributes[KIND] = ir.StringAttr.get(kind)
@@ -268,6 +271,8 @@ def _tag(module: ir.Module) -> Tags:
                     tiles = matmul_schedule.epilogue_tiles(op)
                 elif kind == "pmatmul":
                     tiles = matmul_pack.tiles(op)
+                elif kind == "pepilogue":
+                    tiles = panel_epilogue.tiles(op)
                 tags[sid] = (kind, rank, tiles)
     return tags
 
@@ -287,6 +292,8 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
         body = matmul_schedule.epilogue_schedule(sid, f"%o{sid}", tiles)
     elif kind == "pmatmul":
         body = matmul_pack.schedule(sid, f"%o{sid}", tiles)
+    elif kind == "pepilogue":
+        body = panel_epilogue.schedule(sid, f"%o{sid}", tiles)
     elif kind == "bmm" and tiles and tiles[0][3] == 0:
         body = matmul_schedule.bmm_fill_schedule(sid, f"%o{sid}", tiles)
     elif kind in ("matmul", "bmm"):  # bmm: a leading batch loop of 1 in the cache tile
@@ -417,14 +424,16 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # A weight's transpose (x @ W.T): W stored transposed at load time instead.
     arg_layouts.transpose_args(module)
     ts.apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
-    # B in panels first: a panel matmul's bias/activation then runs as its own elementwise
-    # pass, which measured faster than fusing it into the strided-B kernel (matmul_pack).
-    # A bias (and residual) after a matmul against a weight: the matmul's C starts there.
-    # Where the sum was an output, the output is now the matmul's reshaped result: stored
-    # in place again (mo-output-views ran before).
+    # B in panels first (matmul_pack): faster than fusing a bias/activation into the
+    # strided-B kernel; a bias (and residual) after a matmul against a weight is C's start,
+    # an activation after one an epilogue on each C block (panel_epilogue). Where the
+    # output is now a reshape of another op's result, it is stored in place again
+    # (mo-output-views ran before).
     if matmul_init.sum_into_inits(module, classify):
         output_views.write_through_reshapes(module)
     matmul_pack.rewrite(module, classify)
+    if panel_epilogue.fuse(module, classify):
+        output_views.write_through_reshapes(module)
     matmul_schedule.fuse_epilogues(module, classify)
     matmul_schedule.fuse_bmm_fills(module, classify)
     tags = _tag(module)

@@ -151,6 +151,10 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         from max.compiler.pipelines.matmul_pack import thread_plan as panel_plan
 
         return panel_plan(op, n, MIN_PARALLEL_MACS)
+    if kind == "pepilogue":
+        from max.compiler.pipelines.panel_epilogue import thread_plan as epilogue_plan
+
+        return epilogue_plan(op, n, MIN_PARALLEL_MACS)
     if kind in ("conv", "window"):
         # Split the batch, or else the output rows; the init fill goes with each part.
         from max.compiler.pipelines.conv_schedule import conv_macs

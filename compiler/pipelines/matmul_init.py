@@ -66,19 +66,10 @@ def _rewrite(g: ir.Operation, classify, args: dict[int, str]) -> bool:
     first = _summand_of_yield(block, block.arguments[p])
     if first is None:
         return False
-    rank = len(maps[-1].results)
     ins = list(g.operands)[:-1]
-    new_maps: list[ir.AffineMap | None] = []  # None: identity, viewed as [rows, J, P]
-    for i, v in enumerate(ins):
-        if i == p:
-            continue
-        if maps[i] == ir.AffineMap.get_identity(rank):
-            new_maps.append(None)
-        else:
-            m = _panel_map(maps[i], rank, ir.RankedTensorType(v.type))
-            if m is None:
-                return False
-            new_maps.append(m)
+    new_maps = panel_maps(g, p, maps)
+    if new_maps is None:
+        return False
     with ir.InsertionPoint(g), g.location:
         h3 = _init_generic(g, p, mm, ins, new_maps, first)
         m_t = ir.RankedTensorType(mm.results[0].type)
@@ -123,7 +114,7 @@ def _summand_of_yield(block: ir.Block, c: ir.Value) -> ir.Operation | None:
     return first if op is not None and op.name == "linalg.yield" else None
 
 
-def _panel_map(m: ir.AffineMap, rank: int, t: ir.RankedTensorType) -> ir.AffineMap | None:
+def panel_map(m: ir.AffineMap, rank: int, t: ir.RankedTensorType) -> ir.AffineMap | None:
     """``m`` over the loops (rows, J, P), for an operand read only along the last loop (its
     last dim, a bias ``[N]`` viewed as ``[J, P]``) and constants; else None."""
     exprs: list[ir.AffineExpr] = []
@@ -139,27 +130,54 @@ def _panel_map(m: ir.AffineMap, rank: int, t: ir.RankedTensorType) -> ir.AffineM
     return ir.AffineMap.get(3, 0, exprs)
 
 
-def _init_generic(g: ir.Operation, p: int, mm: ir.Operation, ins: list[ir.Value],
-                  new_maps: list[ir.AffineMap | None], first: ir.Operation) -> ir.Value:
-    """``h``: ``g``'s body without the matmul's result, over [rows, J, P]."""
-    a, b = mm.operands[0], mm.operands[1]
-    index = ir.IndexType.get()
+def panel_maps(g: ir.Operation, p: int, maps: list[ir.AffineMap]) -> list[ir.AffineMap | None] | None:
+    """The maps of ``g``'s inputs but ``p`` over (rows, J, P): None for a whole tensor (viewed
+    as C's ``[rows, J, P]``), :func:`panel_map` for the rest; None where one has neither."""
+    rank = len(maps[-1].results)
+    new_maps: list[ir.AffineMap | None] = []
+    for i, v in enumerate(list(g.operands)[:len(maps) - 1]):
+        if i == p:
+            continue
+        if maps[i] == ir.AffineMap.get_identity(rank):
+            new_maps.append(None)
+        else:
+            m = panel_map(maps[i], rank, ir.RankedTensorType(v.type))
+            if m is None:
+                return None
+            new_maps.append(m)
+    return new_maps
+
+
+def panel_rows(mm: ir.Operation) -> tuple[int, ir.Value | int, int]:
+    """(static rows or dynamic, rows as a value where dynamic, J) of a matmul whose C is
+    viewed as ``[rows, J, P]``; ``mm``: the matmul or its panel generic (A is operand 0)."""
+    a = mm.operands[0]
     rows_static = ir.RankedTensorType(a.type).shape[0]
-    n = ir.RankedTensorType(b.type).shape[1]
-    j, panel = n // matmul_pack.PANEL, matmul_pack.PANEL
+    n = ir.RankedTensorType(mm.results[0].type).shape[-1]
+    if ir.RankedTensorType(mm.results[0].type).rank == 3:  # already [rows, J, P]
+        n *= ir.RankedTensorType(mm.results[0].type).shape[1]
     rows = (rows_static if rows_static != _DYN
-            else tensor.dim(a, arith.constant(index, 0)))
+            else tensor.dim(a, arith.constant(ir.IndexType.get(), 0)))
+    return rows_static, rows, n // matmul_pack.PANEL
+
+
+def panel_operands(others: list[ir.Value], new_maps: list[ir.AffineMap | None],
+                   rows_static: int, rows: ir.Value | int, j: int
+                   ) -> tuple[list[ir.Value], list[ir.AffineMap]]:
+    """``others`` viewed over (rows, J, P), as :func:`panel_maps` gave their maps."""
+    index = ir.IndexType.get()
+    panel = matmul_pack.PANEL
     shape3 = [rows_static, j, panel]
-    shape3_values = tensor.from_elements(
-        ir.RankedTensorType.get([3], index),
-        [rows if isinstance(rows, ir.Value) else arith.constant(index, rows),
-         arith.constant(index, j), arith.constant(index, panel)])
-    f32 = ir.F32Type.get()
+    shape3_values = None
     operands, maps = [], []
-    others = [v for i, v in enumerate(ins) if i != p]
-    for v, m in zip(others, new_maps):
+    for v, m in zip(others, new_maps, strict=True):
         t = ir.RankedTensorType(v.type)
         if m is None:  # the whole tensor, viewed as C's [rows, J, P]
+            if shape3_values is None:
+                shape3_values = tensor.from_elements(
+                    ir.RankedTensorType.get([3], index),
+                    [rows if isinstance(rows, ir.Value) else arith.constant(index, rows),
+                     arith.constant(index, j), arith.constant(index, panel)])
             operands.append(tensor.reshape(ir.RankedTensorType.get(shape3, t.element_type), v,
                                            shape3_values))
             maps.append(ir.AffineMap.get_identity(3))
@@ -171,35 +189,50 @@ def _init_generic(g: ir.Operation, p: int, mm: ir.Operation, ins: list[ir.Value]
             operands.append(tensor.expand_shape(ir.RankedTensorType.get(shape, t.element_type),
                                                 v, groups, dyn, shape))
             maps.append(m)
-    empty = tensor.empty([rows, j, panel], f32)
+    return operands, maps
+
+
+def clone_body(old_block: ir.Block, mapping: dict,
+               skip: tuple[ir.Operation, ir.Value] | None = None) -> ir.Value:
+    """Clones the ops of a generic's body at the insertion point, its block arguments (and
+    whatever else) replaced as ``mapping`` says; returns what it yields. ``skip``: (an
+    ``addf`` of C and the rest, C's block argument): the sum replaced by the rest."""
+    for child in old_block.operations:
+        op = child.operation
+        if op.name == "linalg.yield":
+            return mapping.get(op.operands[0], op.operands[0])
+        if skip is not None and op == skip[0]:  # c + r (or r + c): r
+            c_arg = skip[1]
+            rest = op.operands[1] if op.operands[0] == c_arg else op.operands[0]
+            mapping[op.results[0]] = mapping.get(rest, rest)
+            continue
+        clone = op.clone()
+        for idx, v in enumerate(list(clone.operands)):
+            if v in mapping:
+                clone.operands[idx] = mapping[v]
+        for old_r, new_r in zip(op.results, clone.results):
+            mapping[old_r] = new_r
+    raise ValueError("a linalg body without a yield")
+
+
+def _init_generic(g: ir.Operation, p: int, mm: ir.Operation, ins: list[ir.Value],
+                  new_maps: list[ir.AffineMap | None], first: ir.Operation) -> ir.Value:
+    """``h``: ``g``'s body without the matmul's result, over [rows, J, P]."""
+    rows_static, rows, j = panel_rows(mm)
+    others = [v for i, v in enumerate(ins) if i != p]
+    operands, maps = panel_operands(others, new_maps, rows_static, rows, j)
+    empty = tensor.empty([rows, j, matmul_pack.PANEL], ir.F32Type.get())
     old_block = g.regions[0].blocks[0]
-    c_arg = old_block.arguments[p]
     kept = [arg for i, arg in enumerate(list(old_block.arguments)[:-1]) if i != p]
 
     def body(*new_args: ir.Value) -> ir.Value:
-        mapping = dict(zip(kept, new_args))
-        result = None
-        for child in old_block.operations:
-            op = child.operation
-            if op.name == "linalg.yield":
-                result = mapping.get(op.operands[0], op.operands[0])
-                break
-            if op == first:  # c + r (or r + c): r
-                rest = op.operands[1] if op.operands[0] == c_arg else op.operands[0]
-                mapping[op.results[0]] = mapping.get(rest, rest)
-                continue
-            clone = op.clone()
-            for idx, v in enumerate(list(clone.operands)):
-                if v in mapping:
-                    clone.operands[idx] = mapping[v]
-            for old_r, new_r in zip(op.results, clone.results):
-                mapping[old_r] = new_r
-        assert result is not None
-        return result
+        return clone_body(old_block, dict(zip(kept, new_args)),
+                          skip=(first, old_block.arguments[p]))
 
     h = generic(operands, [empty], maps + [ir.AffineMap.get_identity(3)], [PARALLEL] * 3, body)
     as_op(h[0].owner).attributes[INIT] = ir.UnitAttr.get()
     return h[0]
 
 
-__all__ = ["INIT", "sum_into_inits"]
+__all__ = ["INIT", "clone_body", "panel_maps", "panel_operands", "panel_rows",
+           "sum_into_inits"]

@@ -30,9 +30,10 @@ tagged :data:`PACKED`, on C viewed as ``[M, N/P, P]`` (the same bytes). Bp is
   :mod:`block_pack`.
 
 A bias or activation after a panel matmul is then no epilogue group (``fuse_epilogues`` finds
-no ``linalg.matmul``): it runs as its own elementwise pass over C, from L2 at these sizes;
-except a sum onto C (a bias, a residual) after a matmul against a weight, which
-:mod:`matmul_init` makes C's initial value instead of the zero fill.
+no ``linalg.matmul``). A sum onto C (a bias, a residual) after a matmul against a weight is
+C's initial value instead (:mod:`matmul_init`); any other elementwise op reading C, against
+a weight, runs on each cache tile of C (:mod:`panel_epilogue`); after a B packed per call it
+is an elementwise pass of its own over C.
 Measured (2 threads, same process): MLP 32x1024->4096 (GELU)->1024 2.67 ms panels + separate
 GELU vs 3.04 ms fused on strided B; linear+GELU 1.27 vs 1.58 ms; encoder block 2.46 vs 2.60.
 Matmuls that get no panels (N not a multiple of P, symbolic or fewer than 8 rows, a run-time

@@ -32,7 +32,7 @@ from mlir.dialects import arith, linalg, tensor
 
 NT_ATTR = "mo.nt"  # on the run-time thread count of the op whose mo.sid it equals
 NT2_ATTR = "mo.nt2"  # on the run-time parts of its second split loop (see second_axis)
-MAC_KINDS = frozenset({"matmul", "epilogue", "bmm", "pmatmul", "conv"})
+MAC_KINDS = frozenset({"matmul", "epilogue", "bmm", "pmatmul", "pepilogue", "conv"})
 _DYN = ir.ShapedType.get_dynamic_size()
 Extent = int | tuple[ir.Value, int]  # a static size, or (tensor, dim) to read at run time
 
@@ -88,6 +88,12 @@ def _work(op: ir.Operation, kind: str) -> tuple[list[Extent], int] | None:
         from max.compiler.pipelines.matmul_schedule import EPILOGUE
 
         counted = as_op(op.operands[ir.IntegerAttr(op.attributes[EPILOGUE]).value].owner)
+        if counted is None:
+            return None
+    if kind == "pepilogue":  # the panel matmul's work (panel_epilogue)
+        from max.compiler.pipelines.panel_epilogue import matmul_of
+
+        counted = matmul_of(op)
         if counted is None:
             return None
     extents = loop_extents(counted)
