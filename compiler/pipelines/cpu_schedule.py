@@ -8,12 +8,10 @@ Three stages, around bufferization (see :func:`max.compiler.pipelines.cpu.lower_
    ``tile_reduction_using_for`` with 64 partial sums) and peels the register-tile loops, so
    that every full tile has static sizes. The static tiles are vectorized here, unmasked, and
    ``loop-invariant-subset-hoisting`` keeps the matmul accumulator in registers across k.
-2. :func:`vectorize_memrefs`, after bufferization: what peeling left over (remainder tiles,
-   dynamic sizes) is vectorized with masks. Masks are only ever made on memrefs: masked
-   vectorization on tensors hits an assertion abort when canonicalization later makes a
-   masked slice static. The vector sizes are the tile sizes, a true upper bound of every
-   remainder, so a mask never lets an access leave its slice.
-3. The vector ops are lowered (contract -> outer products -> FMAs, transfers to rank 1).
+2. and 3. :func:`memref_vectorize.vectorize_memrefs`, after bufferization: what peeling left
+   over (remainder tiles, dynamic sizes) is vectorized with masks (on memrefs only, bounded by
+   the tile sizes), then the vector ops are lowered (contract -> outer products -> FMAs,
+   transfers to rank 1).
 
 Every op schedule runs inside ``failures(suppress)``: an op the schedule cannot handle stays
 (partly tiled) linalg and becomes plain loops, which is slower but always correct. Only ops
@@ -31,7 +29,6 @@ from mlir import ir
 from max.compiler.passes.ir_util import unmark, walk_ops
 from max.compiler.pipelines import (
     arg_layouts,
-    block_pack,
     gather_rows,
     layout_schedule,
     matmul_init,
@@ -47,7 +44,6 @@ from max.compiler.pipelines.conv_schedule import (
     Levels,
     conv_schedule,
     conv_tiles,
-    tiled_copies_to_linalg,
 )
 
 # Matmul tiles (MLIR-FACTS 1): L2 tile [MC, NC, KC], register tile [MR, NR, 1] for the host's
@@ -372,7 +368,8 @@ _PLACEHOLDER = 1 << 40  # the sid in a group's schedule text (+ the group's numb
 
 # ----------------------------------------------------------------------------- stages
 
-def _static(op: ir.Operation) -> bool:
+def static_shapes(op: ir.Operation) -> bool:
+    """Whether every operand and result of ``op`` has a static shape."""
     for v in list(op.operands) + list(op.results):
         if isinstance(v.type, ir.ShapedType) and not ir.ShapedType(v.type).has_static_shape:
             return False
@@ -388,7 +385,7 @@ def _in_loop(op: ir.Operation) -> bool:
     return False
 
 
-def _mark(module: ir.Module,
+def mark_tiles(module: ir.Module,
           pick: Callable[[ir.Operation], list[int] | None | bool]) -> dict[int, list[int] | None]:
     """Gives each linalg op our tiling produced that ``pick`` accepts an ``mo.vid``: one per
     distinct vector sizes (None: static), shared by the ops that take the same."""
@@ -461,7 +458,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
     # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
     # Matmul-group tiles are never fills: their static corners outside loops are safe here.
-    targets = _mark(module, lambda op: None if _static(op) and (
+    targets = mark_tiles(module, lambda op: None if static_shapes(op) and (
         _in_loop(op) or matmul_schedule.VSIZES in op.attributes) else False)
     if targets:
         ts.apply(module, ts.vectorize_script(targets))
@@ -471,77 +468,4 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     return len(tags)
 
 
-def _vector_sizes(op: ir.Operation) -> list[int] | bool:
-    """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
-    recorded = matmul_schedule.vector_sizes(op)
-    if recorded is not None:
-        return None if _static(op) else recorded
-    if op.name == "linalg.matmul":
-        return [MR, NR, 1]
-    if op.name == "linalg.fill":
-        return [1] * (ir.MemRefType(op.operands[1].type).rank - 1) + [VEC]
-    if op.name == "linalg.copy":
-        return None  # static (tiled_copies_to_linalg): unmasked
-    if op.name == "linalg.reduce":
-        # The merge of tile_reduction_using_for's partial sums (static) left outside any loop
-        # (a single row): not vectorized on tensors (see schedule_tensors).
-        return None if _static(op) else False
-    if op.name != "linalg.generic":
-        return False
-    if (sizes := layout_schedule.vector_sizes(op)) is not None:
-        return sizes
-    # Tiled generics: all loops are tiled to 1 except the innermost, tiled to VEC.
-    return [1] * (len(_iterators(op)) - 1) + [VEC]
-
-
-def vectorize_memrefs(module: ir.Module) -> None:
-    """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
-    from max.compiler.pipelines.max_select import select_running_extrema
-    from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
-    from max.compiler.pipelines.row_output import rows_into_output
-    from max.compiler.pipelines.self_copies import drop_self_copies
-    from max.compiler.pipelines.sibling_loops import fuse_sibling_reductions
-
-    block_pack.sequential_foralls(module)  # a panel matmul's block loops: plain loops
-    drop_self_copies(module)
-    matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
-    hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
-    rows_into_output(module)  # before the prefetch: it counts the rows each loop touches
-    fuse_sibling_reductions(module)  # then the prefetch goes into the second loop left
-    prefetch_next_rows(module)
-    tiled_copies_to_linalg(module, ts.TILED)
-    targets = _mark(module, _vector_sizes)
-    if targets:
-        ts.apply(module, ts.vectorize_script(targets))
-    ts.apply(module, layout_schedule.PREPARE_VECTORS)
-    ts.apply(module, ts.LOWER_VECTORS)
-    reassociate_sums(module)
-    ts.run_passes(module, ts.CANON)
-    select_running_extrema(module)  # (it matches the canonical loop form)
-
-
-def reassociate_sums(module: ir.Module) -> None:
-    """Lets every float add/mul ``vector.reduction`` sum its lanes in any order.
-
-    Without ``reassoc`` LLVM keeps the strict left-to-right order: a 64-lane horizontal sum
-    becomes 64 dependent scalar adds (about 256 cycles of latency), which dominated short
-    rows (an attention product-sum over a 64-wide head: 29 us where a tree takes a few). A
-    tree of vector adds and shuffles changes only the rounding order, as numpy's pairwise
-    sums do.
-    """
-    for op in walk_ops(module.operation):
-        if op.name != "vector.reduction" or not isinstance(
-                ir.VectorType(op.operands[0].type).element_type, ir.FloatType):
-            continue
-        if str(op.attributes["kind"]) not in ("#vector.kind<add>", "#vector.kind<mul>"):
-            continue
-        old = str(op.attributes["fastmath"]) if "fastmath" in op.attributes else ""
-        flags = set(re.findall(r"\w+", old.partition("<")[2])) - {"none"}
-        if "reassoc" in flags or "fast" in flags:
-            continue
-        flags.add("reassoc")
-        op.attributes["fastmath"] = ir.Attribute.parse(
-            f"#arith.fastmath<{','.join(sorted(flags))}>")
-
-
-__all__ = ["classify", "schedule_tensors", "vectorize_memrefs"]
+__all__ = ["VEC", "classify", "mark_tiles", "schedule_tensors", "static_shapes"]

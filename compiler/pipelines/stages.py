@@ -85,10 +85,10 @@ def schedule_tensors(module: ir.Module, threads: int = 0) -> None:
 @register_pass("mo-vectorize-memrefs", "masked vectorization of the remainder tiles, then "
                "the lowering of vector ops (after bufferization)")
 def vectorize_memrefs(module: ir.Module) -> None:
-    from max.compiler.pipelines import cpu_schedule
+    from max.compiler.pipelines import memref_vectorize
 
     with module.context, ir.Location.unknown():
-        cpu_schedule.vectorize_memrefs(module)
+        memref_vectorize.vectorize_memrefs(module)
 
 
 @register_pass("mo-fast-math", "f32 exp, erf, tanh, log, log1p as vector polynomials "

@@ -7,7 +7,7 @@ import pytest
 from mlir import ir
 from mo_helpers import Compiled, check, make_context, mo_type, one_op_module, scheduled_ir
 
-from max.compiler.pipelines import cpu_schedule
+from max.compiler.pipelines import cpu_schedule, memref_vectorize
 
 
 # A schedule failure raises here instead of silently compiling plain loops.
@@ -197,7 +197,7 @@ def test_schedule_failure_falls_back_to_plain_loops(monkeypatch: pytest.MonkeyPa
     def broken(module: ir.Module) -> None:
         raise RuntimeError("a schedule that fails half-way (the module is already bufferized)")
 
-    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", broken)
+    monkeypatch.setattr(memref_vectorize, "vectorize_memrefs", broken)
     fallbacks = _matmul_records()
     # Never silent: the records say the whole module fell back, and which kernels are plain.
     assert fallbacks[0] == ("whole module: a schedule that fails half-way (the module is "
@@ -223,7 +223,7 @@ def test_a_schedule_that_leaves_invalid_ir_falls_back(monkeypatch: pytest.Monkey
     The bad constant here is unused: a later canonicalize would erase it unseen."""
     monkeypatch.delenv("MAX_SCHEDULE_DEBUG")
     monkeypatch.delenv("MAX_VERIFY_EACH", raising=False)
-    real = cpu_schedule.vectorize_memrefs
+    real = memref_vectorize.vectorize_memrefs
 
     def leaves_invalid_ir(module: ir.Module) -> None:
         real(module)
@@ -234,7 +234,7 @@ def test_a_schedule_that_leaves_invalid_ir_falls_back(monkeypatch: pytest.Monkey
                                 attributes={"value": ir.IntegerAttr.get(
                                     ir.IntegerType.get_signless(64), 1)})
 
-    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", leaves_invalid_ir)
+    monkeypatch.setattr(memref_vectorize, "vectorize_memrefs", leaves_invalid_ir)
     assert _matmul_records()[0] == ("whole module: stage 'mo-vectorize-memrefs' left a module "
                                     "that does not verify: 'arith.constant' op failed to "
                                     "verify that all of {value, result} have same type")
@@ -272,7 +272,7 @@ def test_fallback_restores_the_module_attributes(monkeypatch: pytest.MonkeyPatch
         module.operation.attributes["mo.half_done"] = ir.UnitAttr.get()
         raise RuntimeError("fails after setting an attribute")
 
-    monkeypatch.setattr(cpu_schedule, "vectorize_memrefs", broken)
+    monkeypatch.setattr(memref_vectorize, "vectorize_memrefs", broken)
     with make_context():
         m = ir.Module.parse(_matmul_text("m", 33, 9))
         lower_to_linalg(m)
