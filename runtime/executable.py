@@ -21,9 +21,11 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from max.runtime import fast_call as _fast
 from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
@@ -198,11 +200,39 @@ class CpuExecutable:
                len(self._fixed), tuple(self._returned))
         self._sig_key = _SIGNATURES.setdefault(sig, len(_SIGNATURES))  # an int: hashed fast
         self._local = threading.local()
+        self._fast_spec: tuple[type | None, Any] | None = None
+
+    def enable_fast_calls(self, unwrap: type | None = None, wrap: Any = None) -> bool:
+        """Gives each thread's frame a generated call for calls like its last one
+        (:mod:`max.runtime.fast_call`: ``unwrap`` and ``wrap`` as there), found by
+        :meth:`fast_call`. Not where the compiled code allocates outputs; returns whether
+        enabled."""
+        if self._returned:
+            return False
+        self._fast_spec = (unwrap, wrap)
+        return True
+
+    def fast_call(self) -> _fast.FastCall | None:
+        """This thread's generated call, once a call made its frame (None before, or where
+        not enabled). It returns None for a call it does not cover: then call :meth:`run`."""
+        try:
+            return self._local.fast
+        except AttributeError:
+            return None
 
     def _frame(self) -> _Frame:
         frame = _Frame(self._plans, self._out, len(self.checks),
                        [len(sig.dims) for sig in self._returned_sigs], self._fixed)
         self._local.frame = frame
+        if self._fast_spec is not None:
+            # Beside the frame, not in it, and nothing of self inside: no reference cycle
+            # (a model that is gone unmaps its code at once).
+            unwrap, wrap = self._fast_spec
+            messages = self.checks
+            self._local.fast = _fast.build(
+                frame, [p.dtype for p in self._in],
+                [(p.dtype, p.static_shape, p.pooled) for p in self._out],
+                self._fn, lambda checks: _raise_check(messages, checks), unwrap, wrap)
         return frame
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -332,9 +362,14 @@ class CpuExecutable:
         return f" ({plan.sig.name!r})" if plan.sig.name else ""
 
     def _raise_check(self, checks: np.ndarray) -> None:
-        failed = np.flatnonzero(checks)
-        checks[:] = 0
-        raise_failed_checks(self.checks, failed)
+        _raise_check(self.checks, checks)
+
+
+def _raise_check(messages: Sequence[str], checks: np.ndarray) -> None:
+    """Raises the failed checks of a call (and clears them for the next one)."""
+    failed = np.flatnonzero(checks)
+    checks[:] = 0
+    raise_failed_checks(messages, failed)
 
 
 def raise_failed_checks(messages: Sequence[str], failed: Iterable[int]) -> None:

@@ -132,6 +132,8 @@ class Model:
         self._in_sigs = executable.inputs[: self._n_in]
         self._out_dtypes = [s.dtype for s in self._output_specs]
         self._wrap = Tensor._wrap
+        if not self._buffers:  # buffers are checked by execute (writeable, not aliased)
+            executable.enable_fast_calls(Tensor, (Tensor._wrap, self._out_dtypes, device))
 
     @classmethod
     def _from_record(cls, function: Any, record: ArtifactRecord, device: Device | None = None,
@@ -197,6 +199,13 @@ class Model:
         """
         if len(args) != self._n_in:
             raise ValueError(f"model {self.name!r} expects {self._n_in} inputs, got {len(args)}")
+        if not _TRACE.enabled:
+            # A call like this thread's last one (max.runtime.fast_call), else None.
+            fast = self._exe.fast_call()
+            if fast is not None:
+                outs = fast(*args)
+                if outs is not None:
+                    return outs
         wrap = self._wrap
         device = self._device
         if not self._buffers and not _TRACE.enabled:
