@@ -137,6 +137,28 @@ def vector_sizes(op: ir.Operation) -> list[int] | None:
     return list(ir.DenseI64ArrayAttr(op.attributes[VSIZES]))
 
 
+def ragged_tile_sizes(op: ir.Operation) -> list[int] | None:
+    """Masked vector sizes (its :data:`VSIZES`) for a static register tile of a matmul or
+    batch matmul whose columns are not a power of two (the remainder tile of N = 63: 31),
+    else None (vectorized at its exact static shape). A ``vector<8x31xf32>`` accumulator was
+    legalized element by element (13 GFLOP/s for [256, 1024] @ [1024, 63], 10x slower than
+    N = 64); masked to 8 x 32 it is the full tile's code with masked loads and stores."""
+    # Not a matmul fused into an epilogue's tiles: masked there, a thread's last row of the
+    # ragged corner came out wrong (x @ W + b, [130, 70] @ [70, 250] on two threads).
+    if op.name not in ("linalg.matmul", "linalg.batch_matmul") or FUSED in op.attributes:
+        return None
+    sizes = vector_sizes(op)
+    if sizes is None:
+        return None
+    a, b = (ir.RankedTensorType(v.type).shape for v in list(op.operands)[:2])
+    ranges = [*a[:-1], b[-1], a[-1]]  # (batch,) m, n, k
+    n = ranges[-2]
+    if (len(ranges) != len(sizes) or n & (n - 1) == 0
+            or any(r > v or r < 1 for r, v in zip(ranges, sizes))):
+        return None
+    return sizes
+
+
 def mark_matmul(mm: ir.Operation) -> Tiles:
     """Tiles of a plain tagged matmul; records its register tile as its vector sizes."""
     t = tiles(mm)
@@ -513,6 +535,7 @@ def _fuse(producer: str, loop: str, name: str) -> str:
 
 
 __all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
+           "ragged_tile_sizes",
            "bmm_register_tiles", "body_reads_output_or_index", "classify_bmm",
            "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills", "fuse_epilogues",
            "mark_bmm", "mark_matmul", "matmul_operand", "register_tile", "thread_plan",

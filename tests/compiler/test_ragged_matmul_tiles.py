@@ -1,0 +1,114 @@
+"""Matmul tiles of ragged columns (N = 63: a remainder tile of 31) are vectorized masked at the
+full register tile, their accumulator kept in registers across k (masked_accumulators);
+numpy's numbers for every kind of matmul, row count and thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlir import ir
+from mo_helpers import check, make_context
+
+from max.compiler.lowering import lower_to_linalg
+from max.compiler.targets.cpu import CPU as TARGET
+from max.driver import CPU as CPUDevice
+from max.dtype import DType
+from max.engine import InferenceSession
+from max.graph import DeviceRef, Graph, TensorType, ops
+
+CPU = DeviceRef.CPU()
+
+# A schedule failure raises here instead of silently compiling plain loops.
+pytestmark = pytest.mark.usefixtures("schedule_debug")
+
+
+def _types(*shapes: tuple[int, ...]) -> list[TensorType]:
+    return [TensorType(DType.float32, s, CPU) for s in shapes]
+
+
+def _scheduled(g: Graph) -> str:
+    """The module after the tensor schedule, one thread (as text)."""
+    with make_context(), ir.Location.unknown():
+        m = ir.Module.parse(g._text())
+        lower_to_linalg(m)
+        TARGET.run(m, until="mo-schedule-tensors", threads=1)
+        m.operation.verify()
+        return str(m)
+
+
+def _k_loops(text: str) -> list[str]:
+    """The bodies of the innermost loops that carry a vector (the register tiles' k loops)."""
+    bodies = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "scf.for" in line and "-> (vector<" in line:
+            depth, body = 1, []
+            for inner in lines[i + 1:]:
+                depth += inner.count("{") - inner.count("}")
+                if depth <= 0:
+                    break
+                body.append(inner)
+            bodies.append("\n".join(body))
+    return bodies
+
+
+def test_ragged_tile_is_masked_and_its_accumulator_hoisted() -> None:
+    g = Graph("mm", lambda a, b: a @ b, input_types=_types((64, 64), (64, 63)))
+    text = _scheduled(g)
+    loops = _k_loops(text)
+    # The full tile (8 x 32) and the ragged one (8 x 31, masked to 8 x 32): both k loops
+    # carry the accumulator in registers; no C read or write is left inside either.
+    assert len(loops) == 2, text
+    assert all("vector<8x32xf32>" in body for body in loops)
+    ragged = [body for body in loops if "vector.constant_mask" in body]
+    assert len(ragged) == 1, text
+    assert "tensor<8x31xf32>, vector<8x32xf32>" not in ragged[0]  # C is not read there
+    assert "vector.transfer_write" not in ragged[0]
+    assert "vector<8x31xf32>" not in text  # never the ragged vector itself
+
+
+def test_power_of_two_remainders_keep_exact_vectors() -> None:
+    # 48 columns: a full tile and a remainder of 16, a whole vector: vectorized exactly.
+    g = Graph("mm", lambda a, b: a @ b, input_types=_types((16, 32), (32, 48)))
+    text = _scheduled(g)
+    assert "vector.constant_mask" not in text and "vector<8x16xf32>" in text
+
+
+def _run(forward, inputs: list[np.ndarray], want: np.ndarray, threads: int) -> None:
+    g = Graph("g", forward, input_types=_types(*(x.shape for x in inputs)))
+    model = InferenceSession(devices=[CPUDevice()], num_threads=threads).load(g)
+    assert model._record.fallbacks == ()
+    check(model.execute(*inputs)[0].to_numpy(), want.astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+SHAPES = [(64, 64, 63), (256, 1025, 63), (8, 16, 31), (9, 33, 47), (17, 5, 95), (3, 7, 13),
+          (1, 40, 61), (127, 127, 127), (130, 70, 250), (65, 129, 33)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_matmul(m: int, k: int, n: int, threads: int) -> None:
+    rng = np.random.default_rng(m * 1000 + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    _run(lambda x, y: x @ y, [a, b], a.astype(np.float64) @ b, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,k,n", [(130, 70, 250), (300, 70, 63), (9, 33, 47)])
+def test_matmul_with_an_epilogue(m: int, k: int, n: int, threads: int) -> None:
+    # Such a matmul is fused into the epilogue's tiles, which keep their exact vectors.
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    _run(lambda x, y: ops.relu(x @ y + ops.constant(bias, DType.float32, CPU)), [a, b],
+         np.maximum(a.astype(np.float64) @ b + bias, 0), threads)
+
+
+@pytest.mark.parametrize("b,m,k,n", [(3, 17, 9, 31), (12, 64, 32, 63), (2, 5, 100, 77)])
+def test_batch_matmul(b: int, m: int, k: int, n: int) -> None:
+    rng = np.random.default_rng(b + n)
+    x = rng.standard_normal((b, m, k)).astype(np.float32)
+    y = rng.standard_normal((b, k, n)).astype(np.float32)
+    _run(lambda p, q: p @ q, [x, y], x.astype(np.float64) @ y, 2)
