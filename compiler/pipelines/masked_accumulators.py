@@ -180,4 +180,150 @@ def _append(block: ir.Block, op: ir.Operation) -> None:
         marker.operation.erase()
 
 
-__all__ = ["hoist_masked_accumulators"]
+
+
+
+# ----------------------------------------------------------------------------- on memrefs
+#
+# After bufferization the remainder tiles of dynamic size are vectorized masked
+# (memref_vectorize); each k loop then reads and writes its C tile through masked transfers
+# of a memref at every step, which MLIR's hoisting of vector transfers leaves alone:
+#
+#   scf.for %k ... {
+#     %acc = vector.transfer_read %c[%c0, %c0], %pad, %mask : memref<8x?xf32, ...>, ...
+#     ...
+#     vector.transfer_write %new, %c[%c0, %c0], %mask
+#   }
+#
+# The pair is hoisted when %c, its indices, padding and mask are defined outside the loop
+# and nothing else in the loop may touch %c's memory: every other memory access in it is a
+# read of a memref whose root (through views) is another function argument or allocation
+# (the entry's arguments are distinct memory: see docs/architecture.md, "CPU entry ABI").
+
+_VIEWS = {"memref.subview", "memref.cast", "memref.reinterpret_cast", "memref.expand_shape",
+          "memref.collapse_shape"}
+_READS = {"vector.transfer_read", "vector.load", "vector.maskedload", "memref.load",
+          "vector.gather", "affine.load"}
+# Ops without memory effects that k loops hold (everything else makes a loop unsafe).
+_PURE_DIALECTS = ("arith.", "math.", "index.")
+_PURE = {"vector.extract", "vector.broadcast", "vector.fma", "vector.insert", "vector.splat",
+         "vector.shape_cast", "vector.create_mask", "vector.constant_mask", "vector.contract",
+         "vector.outerproduct", "vector.to_elements", "vector.from_elements",
+         "vector.transpose", "vector.reduction", "vector.multi_reduction", "vector.bitcast",
+         "vector.extract_strided_slice", "vector.insert_strided_slice", "vector.shuffle",
+         "vector.step", "vector.yield", "memref.dim", "affine.apply", "affine.min",
+         "affine.max", "scf.yield", *_VIEWS}
+
+
+def _root(v: ir.Value) -> object | None:
+    """The function argument (its block and index) or allocation a memref views, else None."""
+    while True:
+        owner = v.owner
+        if isinstance(owner, ir.Block):
+            parent = owner.owner
+            if parent is not None and parent.operation.name == "func.func":
+                return ("arg", ir.BlockArgument(v).arg_number)
+            return None
+        op = owner.operation
+        if op.name in _VIEWS:
+            v = op.operands[0]
+            continue
+        if op.name in ("memref.alloc", "memref.alloca"):
+            return op
+        return None
+
+
+def _only_reads_elsewhere(loop: ir.Operation, keep: tuple[ir.Operation, ir.Operation],
+                          root: object) -> bool:
+    """Whether every op in ``loop`` but ``keep`` is pure or reads memory other than ``root``."""
+    safe = True
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal safe
+        if op == loop or op in keep:
+            return ir.WalkResult.ADVANCE
+        name = op.name
+        if name in _PURE or name.startswith(_PURE_DIALECTS) or name in ("scf.for", "scf.if",
+                                                                         "vector.mask"):
+            return ir.WalkResult.ADVANCE
+        if name in _READS:
+            other = _root(op.operands[0])
+            if other is not None and other != root:
+                return ir.WalkResult.ADVANCE
+        safe = False
+        return ir.WalkResult.INTERRUPT
+
+    loop.walk(visit)
+    return safe
+
+
+def _memref_pair(loop: ir.Operation, body: ir.Block
+                 ) -> tuple[ir.Operation, ir.Operation] | None:
+    """A masked (read, write) accumulator pair directly in ``loop``'s body, if hoistable."""
+    ops = [o.operation for o in body.operations]
+    writes = [op for op in ops if op.name == "vector.transfer_write"
+              and isinstance(op.operands[1].type, ir.MemRefType)]
+    for read in ops:
+        if read.name != "vector.transfer_read" or not isinstance(read.operands[0].type,
+                                                                 ir.MemRefType):
+            continue
+        n_idx = ir.MemRefType(read.operands[0].type).rank
+        r_ops = list(read.operands)
+        if len(r_ops) != 3 + n_idx:  # source, indices, padding, mask
+            continue
+        memref, indices, mask = r_ops[0], r_ops[1:1 + n_idx], r_ops[-1]
+        if not all(_defined_outside(v, loop) for v in r_ops):
+            continue
+        for write in writes:
+            w_ops = list(write.operands)
+            if (len(w_ops) != 3 + n_idx or w_ops[1] != memref or w_ops[-1] != mask
+                    or any(a != b for a, b in zip(w_ops[2:2 + n_idx], indices))
+                    or w_ops[0].type != read.results[0].type
+                    or not read.is_before_in_block(write)):
+                continue
+            if any(str(read.attributes[a]) != str(write.attributes[a])
+                   for a in ("permutation_map", "in_bounds")):
+                continue
+            root = _root(memref)
+            if root is None or not _only_reads_elsewhere(loop, (read, write), root):
+                return None
+            return read, write
+    return None
+
+
+def hoist_masked_memref_accumulators(module: ir.Module) -> int:
+    """Hoists masked accumulator pairs on memrefs out of their ``scf.for``; returns how many."""
+    loops = [op for op in walk_ops(module.operation) if op.name == "scf.for"]
+    count = 0
+    for loop in reversed(loops):  # innermost first
+        body = loop.regions[0].blocks[0]
+        pair = _memref_pair(loop, body)
+        if pair is None:
+            continue
+        read, write = pair
+        operands = list(loop.operands)
+        first = read.clone(ir.InsertionPoint(loop))
+        with ir.InsertionPoint(loop), loop.location:
+            new = scf.ForOp(operands[0], operands[1], operands[2],
+                            operands[3:] + [first.results[0]])
+        new_body = new.body
+        old_args, new_args = list(body.arguments), list(new_body.arguments)
+        for a, b in zip(old_args, new_args[:len(old_args)]):
+            a.replace_all_uses_with(b)
+        read.results[0].replace_all_uses_with(new_args[-1])
+        value = write.operands[0]
+        ops = [o.operation for o in body.operations]
+        yields = list(ops[-1].operands) + [value]
+        for op in ops[:-1]:
+            if op not in (read, write):
+                _append(new_body, op)
+        with ir.InsertionPoint(new_body), loop.location:
+            scf.YieldOp(yields)
+        last = write.clone(ir.InsertionPoint.after(new.operation))
+        last.operands[0] = new.results[len(operands) - 3]
+        for k, r in enumerate(loop.results):
+            r.replace_all_uses_with(new.results[k])
+        loop.erase()
+        count += 1
+    return count
+__all__ = ["hoist_masked_accumulators", "hoist_masked_memref_accumulators"]

@@ -18,6 +18,7 @@ from max.compiler.pipelines import block_pack, layout_schedule, matmul_pack, mat
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.conv_schedule import tiled_copies_to_linalg
 from max.compiler.pipelines.cpu_schedule import VEC, mark_tiles, static_shapes
+from max.compiler.pipelines.masked_accumulators import hoist_masked_memref_accumulators
 
 MR, NR = matmul_schedule.MR, matmul_schedule.NR
 
@@ -69,6 +70,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     reassociate_sums(module)
     ts.run_passes(module, ts.CANON)
     select_running_extrema(module)  # (it matches the canonical loop form)
+    hoist_masked_memref_accumulators(module)  # masked remainder tiles' C in registers
 
 
 def reassociate_sums(module: ir.Module) -> None:

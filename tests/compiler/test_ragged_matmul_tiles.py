@@ -1,8 +1,11 @@
 """Matmul tiles of ragged columns (N = 63: a remainder tile of 31) are vectorized masked at the
-full register tile, their accumulator kept in registers across k (masked_accumulators);
-numpy's numbers for every kind of matmul, row count and thread count."""
+full register tile, and masked tiles' accumulators (those and the dynamic remainders after
+bufferization) stay in registers across k (masked_accumulators); numpy's numbers for every
+kind of matmul, row count, symbolic dims and thread count."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -26,22 +29,27 @@ def _types(*shapes: tuple[int, ...]) -> list[TensorType]:
     return [TensorType(DType.float32, s, CPU) for s in shapes]
 
 
-def _scheduled(g: Graph) -> str:
-    """The module after the tensor schedule, one thread (as text)."""
+def _scheduled(g: Graph, until: str = "mo-schedule-tensors", threads: int = 1) -> str:
+    """The module after the stage ``until`` (as text)."""
     with make_context(), ir.Location.unknown():
         m = ir.Module.parse(g._text())
         lower_to_linalg(m)
-        TARGET.run(m, until="mo-schedule-tensors", threads=1)
+        TARGET.run(m, until=until, threads=threads)
         m.operation.verify()
         return str(m)
 
 
 def _k_loops(text: str) -> list[str]:
-    """The bodies of the innermost loops that carry a vector (the register tiles' k loops)."""
+    """The bodies of the loops that carry a vector (the register tiles' k loops)."""
+    return _loop_bodies(text, "-> (vector<")
+
+
+def _loop_bodies(text: str, carrying: str = "") -> list[str]:
+    """The bodies of the ``scf.for`` loops whose line contains ``carrying``."""
     bodies = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if "scf.for" in line and "-> (vector<" in line:
+        if "scf.for" in line and carrying in line:
             depth, body = 1, []
             for inner in lines[i + 1:]:
                 depth += inner.count("{") - inner.count("}")
@@ -65,6 +73,21 @@ def test_ragged_tile_is_masked_and_its_accumulator_hoisted() -> None:
     assert "tensor<8x31xf32>, vector<8x32xf32>" not in ragged[0]  # C is not read there
     assert "vector.transfer_write" not in ragged[0]
     assert "vector<8x31xf32>" not in text  # never the ragged vector itself
+
+
+_MASKED_WRITE = re.compile(r"vector\.transfer_write %\S+, %\S+\[[^\]]*\], %\S+ \{")
+
+
+def test_dynamic_remainder_accumulators_hoisted_on_memrefs() -> None:
+    # Two threads split 129 columns: each thread's tiles are of dynamic width, vectorized
+    # masked after bufferization; their C tile is read before each k loop, written after.
+    g = Graph("mm", lambda a, b: a @ b, input_types=_types((17, 1000), (1000, 129)))
+    text = _scheduled(g, until="mo-vectorize-memrefs", threads=2)
+    k_loops = [body for body in _loop_bodies(text)
+               if "scf.for" not in body and "vector.fma" in body]
+    assert len(k_loops) >= 4, text  # full and remainder tiles of 8 rows and of the last row
+    assert not any(_MASKED_WRITE.search(body) for body in k_loops), text
+    assert _MASKED_WRITE.search(text), text  # the masked tiles exist, their writes outside
 
 
 def test_power_of_two_remainders_keep_exact_vectors() -> None:
@@ -112,3 +135,17 @@ def test_batch_matmul(b: int, m: int, k: int, n: int) -> None:
     x = rng.standard_normal((b, m, k)).astype(np.float32)
     y = rng.standard_normal((b, k, n)).astype(np.float32)
     _run(lambda p, q: p @ q, [x, y], x.astype(np.float64) @ y, 2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_symbolic_rows_and_columns(threads: int) -> None:
+    # Symbolic M and N: every remainder tile is dynamic, vectorized masked on memrefs.
+    g = Graph("g", lambda x, y: x @ y, input_types=[
+        TensorType(DType.float32, ("m", 70), CPU), TensorType(DType.float32, (70, "n"), CPU)])
+    model = InferenceSession(devices=[CPUDevice()], num_threads=threads).load(g)
+    rng = np.random.default_rng(threads)
+    for m, n in [(1, 1), (7, 250), (9, 63), (17, 129), (130, 33), (64, 64)]:
+        a = rng.standard_normal((m, 70)).astype(np.float32)
+        b = rng.standard_normal((70, n)).astype(np.float32)
+        check(model.execute(a, b)[0].to_numpy(), (a.astype(np.float64) @ b).astype(np.float32),
+              rtol=1e-4, atol=1e-4)
