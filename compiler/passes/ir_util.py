@@ -142,3 +142,18 @@ def replace_op(op: ir.Operation, values: Sequence[ir.Value]) -> None:
     for result, value in zip(op.results, values, strict=True):
         result.replace_all_uses_with(value)
     op.erase()
+
+
+def append_to_block(block: ir.Block, op: ir.Operation) -> None:
+    """Moves ``op`` to the end of ``block`` (a block being filled: no terminator yet)."""
+    ops = list(block.operations)
+    if ops:
+        op.move_after(ops[-1].operation)
+    else:
+        # An empty block: move in front of a placeholder, then drop it.
+        from mlir.dialects import arith
+
+        with ir.InsertionPoint(block), op.location:
+            marker = arith.ConstantOp(ir.IndexType.get(), 0)
+        op.move_before(marker.operation)
+        marker.operation.erase()

@@ -27,7 +27,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import scf
 
-from max.compiler.passes.ir_util import walk_ops
+from max.compiler.passes.ir_util import append_to_block, walk_ops
 
 
 def hoist_masked_accumulators(module: ir.Module) -> int:
@@ -152,7 +152,7 @@ def _hoist(loop: ir.Operation, i: int, read_mask: ir.Operation,
     for op in ops[:-1]:
         if op in (read_mask, write_mask):
             continue
-        _append(new_body, op)
+        append_to_block(new_body, op)
     with ir.InsertionPoint(new_body), loop.location:
         scf.YieldOp(yields)
     # The write, of the final accumulator into the init, after the loop.
@@ -164,20 +164,6 @@ def _hoist(loop: ir.Operation, i: int, read_mask: ir.Operation,
         r.replace_all_uses_with(last.results[0] if k == i else new.results[k])
     loop.erase()  # with the read, the write and the old yield still in its body
     return new.operation
-
-
-def _append(block: ir.Block, op: ir.Operation) -> None:
-    """Moves ``op`` to the end of ``block`` (no terminator yet, at least one op or none)."""
-    ops = list(block.operations)
-    if ops:
-        op.move_after(ops[-1].operation)
-    else:
-        from mlir.dialects import arith
-
-        with ir.InsertionPoint(block), op.location:
-            marker = arith.ConstantOp(ir.IndexType.get(), 0)
-        op.move_before(marker.operation)
-        marker.operation.erase()
 
 
 
@@ -316,7 +302,7 @@ def hoist_masked_memref_accumulators(module: ir.Module) -> int:
         yields = list(ops[-1].operands) + [value]
         for op in ops[:-1]:
             if op not in (read, write):
-                _append(new_body, op)
+                append_to_block(new_body, op)
         with ir.InsertionPoint(new_body), loop.location:
             scf.YieldOp(yields)
         last = write.clone(ir.InsertionPoint.after(new.operation))
@@ -326,4 +312,6 @@ def hoist_masked_memref_accumulators(module: ir.Module) -> int:
         loop.erase()
         count += 1
     return count
+
+
 __all__ = ["hoist_masked_accumulators", "hoist_masked_memref_accumulators"]

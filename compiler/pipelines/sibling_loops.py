@@ -26,7 +26,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import scf
 
-from max.compiler.passes.ir_util import as_op, defined_within
+from max.compiler.passes.ir_util import append_to_block, as_op, defined_within
 
 _READ_ONLY = ("vector.transfer_read", "vector.load", "memref.subview", "memref.load",
               "memref.dim", "vector.broadcast", "vector.extract", "vector.multi_reduction",
@@ -170,7 +170,7 @@ def _fuse(first: ir.Operation, second: ir.Operation) -> None:
         ops = [c.operation for c in old.operations]
         yields += list(ops[-1].operands)
         for op in ops[:-1]:
-            _append(body, op)
+            append_to_block(body, op)
     with ir.InsertionPoint(body), first.location:
         scf.YieldOp(yields)
     for i, r in enumerate(first.results):
@@ -179,21 +179,6 @@ def _fuse(first: ir.Operation, second: ir.Operation) -> None:
         r.replace_all_uses_with(fused.results[n1 + i])
     first.erase()
     second.erase()
-
-
-def _append(block: ir.Block, op: ir.Operation) -> None:
-    """Moves ``op`` to the end of ``block`` (which has no terminator yet)."""
-    ops = list(block.operations)
-    if ops:
-        op.move_after(ops[-1].operation)
-    else:
-        # An empty block: move in front of a placeholder, then drop it.
-        from mlir.dialects import arith
-
-        with ir.InsertionPoint(block), op.location:
-            marker = arith.ConstantOp(ir.IndexType.get(), 0)
-        op.move_before(marker.operation)
-        marker.operation.erase()
 
 
 def fuse_sibling_reductions(module: ir.Module) -> int:
