@@ -38,7 +38,6 @@ from max.compiler.pipelines import (
     panel_epilogue,
 )
 from max.compiler.pipelines import transform_script as ts
-from max.compiler.pipelines.masked_accumulators import hoist_masked_accumulators
 from max.compiler.pipelines.subset_hoisting import hoist_loop_invariant_subsets
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
@@ -459,15 +458,14 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # tensor, which CSE merges with its twin (two argmax inits: one result overwritten, see
     # dps_inits). On memrefs (vectorize_memrefs) the writes stay apart.
     # Matmul-group tiles are never fills: their static corners outside loops are safe here.
-    # A matmul tile of ragged columns is vectorized masked, at its full register tile.
-    targets = mark_tiles(module, lambda op: matmul_schedule.ragged_tile_sizes(op)
-                         if static_shapes(op) and (_in_loop(op) or matmul_schedule.VSIZES
-                                                   in op.attributes) else False)
+    # A matmul tile of ragged columns is left to the masked vectorization on memrefs.
+    targets = mark_tiles(module, lambda op: None if static_shapes(op) and (
+        _in_loop(op) or matmul_schedule.VSIZES in op.attributes)
+        and matmul_schedule.ragged_tile_sizes(op) is None else False)
     if targets:
         ts.apply(module, ts.vectorize_script(targets))
     ts.run_passes(module, ts.CANON)
     hoist_loop_invariant_subsets(module)  # the accumulators kept in registers across k
-    hoist_masked_accumulators(module)  # and those of masked (ragged) register tiles
     ts.run_passes(module, ts.CANON)
     return len(tags)
 

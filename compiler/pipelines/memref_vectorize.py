@@ -27,7 +27,9 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
     """Masked vectorization sizes: static sizes, or the tile size bounding a dynamic dim."""
     recorded = matmul_schedule.vector_sizes(op)
     if recorded is not None:
-        return None if static_shapes(op) else recorded
+        # Static: exact vectors, but a matmul tile of ragged columns (masked at its full
+        # register tile, see matmul_schedule.ragged_tile_sizes).
+        return matmul_schedule.ragged_tile_sizes(op) if static_shapes(op) else recorded
     if op.name == "linalg.matmul":
         return [MR, NR, 1]
     if op.name == "linalg.fill":
