@@ -38,6 +38,7 @@ from max.compiler.pipelines import (
     panel_epilogue,
 )
 from max.compiler.pipelines import transform_script as ts
+from max.compiler.pipelines.masked_accumulators import ragged_tile_sizes
 from max.compiler.pipelines.subset_hoisting import hoist_loop_invariant_subsets
 from max.compiler.pipelines.conv_schedule import (
     CONV_KINDS,
@@ -461,7 +462,7 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
     # A matmul tile of ragged columns is left to the masked vectorization on memrefs.
     targets = mark_tiles(module, lambda op: None if static_shapes(op) and (
         _in_loop(op) or matmul_schedule.VSIZES in op.attributes)
-        and matmul_schedule.ragged_tile_sizes(op) is None else False)
+        and ragged_tile_sizes(op) is None else False)
     if targets:
         ts.apply(module, ts.vectorize_script(targets))
     ts.run_passes(module, ts.CANON)

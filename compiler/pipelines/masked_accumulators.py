@@ -3,7 +3,7 @@
 After bufferization, the register tiles that are not a static, power-of-two shape are
 vectorized masked at the full tile (``memref_vectorize``): the remainder tiles of dynamic
 size (symbolic dims, a thread's share of the columns) and the static tiles of ragged
-columns (``matmul_schedule.ragged_tile_sizes``: N = 63 leaves 31). Each k loop then read and
+columns (:func:`ragged_tile_sizes`: N = 63 leaves 31). Each k loop then read and
 wrote its C tile through masked transfers at every step, which MLIR's hoisting of vector
 transfers leaves alone::
 
@@ -27,6 +27,33 @@ from mlir import ir
 from mlir.dialects import scf
 
 from max.compiler.passes.ir_util import append_to_block, walk_ops
+from max.compiler.pipelines import matmul_schedule
+
+
+def ragged_tile_sizes(op: ir.Operation) -> list[int] | None:
+    """Masked vector sizes (its :data:`VSIZES`) for a static register tile of a matmul or
+    batch matmul whose columns are not a power of two (the remainder tile of N = 63: 31),
+    else None (vectorized at its exact static shape). A ``vector<8x31xf32>`` accumulator was
+    legalized element by element (13 GFLOP/s for [256, 1024] @ [1024, 63], 10x slower than
+    N = 64); masked to 8 x 32 it is the full tile's code with masked loads and stores. Such
+    a tile is left to the masked vectorization after bufferization (``memref_vectorize``:
+    masks only on memrefs), where its accumulator is hoisted (below)."""
+    # Not a matmul fused into an epilogue's tiles: masked there (on tensors or on memrefs),
+    # the last row of a thread's ragged corner came out wrong (x @ y + b, [130, 64] @
+    # [64, 250] on two threads); those keep exact vectors.
+    if (op.name not in ("linalg.matmul", "linalg.batch_matmul")
+            or matmul_schedule.FUSED in op.attributes):
+        return None
+    sizes = matmul_schedule.vector_sizes(op)
+    if sizes is None:
+        return None
+    a, b = (ir.ShapedType(v.type).shape for v in list(op.operands)[:2])
+    ranges = [*a[:-1], b[-1], a[-1]]  # (batch,) m, n, k
+    n = ranges[-2]
+    if (len(ranges) != len(sizes) or n & (n - 1) == 0
+            or any(r > v or r < 1 for r, v in zip(ranges, sizes))):
+        return None
+    return sizes
 
 
 def _defined_outside(v: ir.Value, loop: ir.Operation) -> bool:
@@ -170,4 +197,4 @@ def hoist_masked_memref_accumulators(module: ir.Module) -> int:
     return count
 
 
-__all__ = ["hoist_masked_memref_accumulators"]
+__all__ = ["hoist_masked_memref_accumulators", "ragged_tile_sizes"]

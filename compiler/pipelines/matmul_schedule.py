@@ -137,31 +137,6 @@ def vector_sizes(op: ir.Operation) -> list[int] | None:
     return list(ir.DenseI64ArrayAttr(op.attributes[VSIZES]))
 
 
-def ragged_tile_sizes(op: ir.Operation) -> list[int] | None:
-    """Masked vector sizes (its :data:`VSIZES`) for a static register tile of a matmul or
-    batch matmul whose columns are not a power of two (the remainder tile of N = 63: 31),
-    else None (vectorized at its exact static shape). A ``vector<8x31xf32>`` accumulator was
-    legalized element by element (13 GFLOP/s for [256, 1024] @ [1024, 63], 10x slower than
-    N = 64); masked to 8 x 32 it is the full tile's code with masked loads and stores. Such
-    a tile is left to the masked vectorization after bufferization (``memref_vectorize``:
-    masks only on memrefs), where its accumulator is hoisted (``masked_accumulators``)."""
-    # Not a matmul fused into an epilogue's tiles: masked there (on tensors or on memrefs),
-    # the last row of a thread's ragged corner came out wrong (x @ y + b, [130, 64] @
-    # [64, 250] on two threads); those keep exact vectors.
-    if op.name not in ("linalg.matmul", "linalg.batch_matmul") or FUSED in op.attributes:
-        return None
-    sizes = vector_sizes(op)
-    if sizes is None:
-        return None
-    a, b = (ir.ShapedType(v.type).shape for v in list(op.operands)[:2])
-    ranges = [*a[:-1], b[-1], a[-1]]  # (batch,) m, n, k
-    n = ranges[-2]
-    if (len(ranges) != len(sizes) or n & (n - 1) == 0
-            or any(r > v or r < 1 for r, v in zip(ranges, sizes))):
-        return None
-    return sizes
-
-
 def mark_matmul(mm: ir.Operation) -> Tiles:
     """Tiles of a plain tagged matmul; records its register tile as its vector sizes."""
     t = tiles(mm)
@@ -538,7 +513,6 @@ def _fuse(producer: str, loop: str, name: str) -> str:
 
 
 __all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
-           "ragged_tile_sizes",
            "bmm_register_tiles", "body_reads_output_or_index", "classify_bmm",
            "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills", "fuse_epilogues",
            "mark_bmm", "mark_matmul", "matmul_operand", "register_tile", "thread_plan",

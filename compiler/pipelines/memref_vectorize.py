@@ -18,7 +18,10 @@ from max.compiler.pipelines import block_pack, layout_schedule, matmul_pack, mat
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.conv_schedule import tiled_copies_to_linalg
 from max.compiler.pipelines.cpu_schedule import VEC, mark_tiles, static_shapes
-from max.compiler.pipelines.masked_accumulators import hoist_masked_memref_accumulators
+from max.compiler.pipelines.masked_accumulators import (
+    hoist_masked_memref_accumulators,
+    ragged_tile_sizes,
+)
 
 MR, NR = matmul_schedule.MR, matmul_schedule.NR
 
@@ -28,8 +31,8 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
     recorded = matmul_schedule.vector_sizes(op)
     if recorded is not None:
         # Static: exact vectors, but a matmul tile of ragged columns (masked at its full
-        # register tile, see matmul_schedule.ragged_tile_sizes).
-        return matmul_schedule.ragged_tile_sizes(op) if static_shapes(op) else recorded
+        # register tile, see masked_accumulators.ragged_tile_sizes).
+        return ragged_tile_sizes(op) if static_shapes(op) else recorded
     if op.name == "linalg.matmul":
         return [MR, NR, 1]
     if op.name == "linalg.fill":
