@@ -38,11 +38,7 @@ def ragged_tile_sizes(op: ir.Operation) -> list[int] | None:
     N = 64); masked to 8 x 32 it is the full tile's code with masked loads and stores. Such
     a tile is left to the masked vectorization after bufferization (``memref_vectorize``:
     masks only on memrefs), where its accumulator is hoisted (below)."""
-    # Not a matmul fused into an epilogue's tiles: masked there (on tensors or on memrefs),
-    # the last row of a thread's ragged corner came out wrong (x @ y + b, [130, 64] @
-    # [64, 250] on two threads); those keep exact vectors.
-    if (op.name not in ("linalg.matmul", "linalg.batch_matmul")
-            or matmul_schedule.FUSED in op.attributes):
+    if op.name not in ("linalg.matmul", "linalg.batch_matmul"):
         return None
     sizes = matmul_schedule.vector_sizes(op)
     if sizes is None:

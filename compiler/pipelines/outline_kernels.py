@@ -16,7 +16,7 @@ handles a sixth of the code.
 A kernel here is a top-level op of the entry with regions and no results that writes memory
 (:func:`profile_kernels.is_kernel`): a loop nest, an ``omp.parallel``, a linalg op. Its free
 values become the function's arguments, except constants, which are cloned into it so that loop
-bounds and static shapes stay known to LLVM. Run after ``mo-profile-kernels`` (whose timers
+bounds and static shapes stay known to LLVM, and masks (vectors of i1), recomputed in it. Run after ``mo-profile-kernels`` (whose timers
 bracket the kernels in the entry) and before ``mo-lower-to-llvm``. A call costs a few
 nanoseconds; where a module is compiled whole, ``opt`` may inline a kernel back.
 """
@@ -33,7 +33,11 @@ from max.compiler.passes.registry import register_pass
 # Ops without operands or effects that are copied into the function rather than passed in.
 _CLONED = frozenset({"arith.constant", "llvm.mlir.constant", "ub.poison", "llvm.mlir.zero",
                      "llvm.mlir.poison", "llvm.mlir.undef", "memref.get_global",
-                     "llvm.mlir.addressof"})
+                     "llvm.mlir.addressof", "vector.constant_mask"})
+# Masks (vectors of i1) are never arguments: recomputed in the function from their operands.
+# A mask passed to a kernel came out wrong in it (x @ y + b with a masked ragged corner on
+# two threads: the last row of each thread's share).
+_MASKS = frozenset({"vector.create_mask"})
 SUFFIX = "__k"
 
 
@@ -71,8 +75,10 @@ def outline_kernel(op: ir.Operation, name: str, where: ir.InsertionPoint
     """Moves ``op`` into a new private ``func.func @name`` (created at ``where``) and leaves
     a call in its place; returns the function and the call."""
     slots, free = _uses(op)
+    masks = [v for v in free if (d := as_op(v.owner)) is not None and d.name in _MASKS]
+    free += [m for v in masks for m in as_op(v.owner).operands if m not in free]
     cloned = [v for v in free if (d := as_op(v.owner)) is not None and d.name in _CLONED]
-    passed = [v for v in free if v not in cloned]
+    passed = [v for v in free if v not in cloned and v not in masks]
     with op.context, op.location:
         with where:
             fn = func.FuncOp(name, ([v.type for v in passed], []), visibility="private")
@@ -84,6 +90,11 @@ def outline_kernel(op: ir.Operation, name: str, where: ir.InsertionPoint
         with ir.InsertionPoint(body):
             for v in cloned:
                 mapping[v] = as_op(v.owner).clone().results[0]
+            for v in masks:
+                mask = as_op(v.owner).clone()
+                for i, operand in enumerate(mask.operands):
+                    mask.operands[i] = mapping[operand]
+                mapping[v] = mask.results[0]
         with ir.InsertionPoint(op):
             call = func.CallOp([], ir.FlatSymbolRefAttr.get(name), passed)
         with ir.InsertionPoint(body):
