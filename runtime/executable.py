@@ -29,7 +29,7 @@ from max.runtime import fast_call as _fast
 from max.runtime.artifact import data_dependent_outputs, entry_num_args
 from max.runtime.loader import CpuFunction
 from max.runtime.memref import adopt_allocation, data_pointer, descriptor_class, set_shape
-from max.runtime.pool import MIN_POOLED_BYTES, OUTPUT_POOL, aligned_empty
+from max.runtime.pool import MIN_POOLED_BYTES, pooled_empty
 from max.runtime.shapes import ShapeBinder, format_dims
 
 
@@ -324,14 +324,9 @@ class CpuExecutable:
         """New arrays for the outputs the caller allocates, their addresses in the
         descriptors (whose sizes and strides are already written)."""
         outs = []
-        pool = OUTPUT_POOL
         for plan, desc, (shape, pooled) in zip(self._out, frame.out_descs, layouts):
             if pooled:
-                nbytes = plan.dtype.itemsize * math.prod(shape)
-                if pool.limit:
-                    out, p = pool.empty(shape, plan.dtype, nbytes)
-                else:
-                    out, p = aligned_empty(shape, plan.dtype, nbytes)
+                out, p = pooled_empty(shape, plan.dtype, plan.dtype.itemsize * math.prod(shape))
             else:
                 out = np.empty(shape, plan.dtype)
                 p = data_pointer(out)

@@ -26,19 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from max.runtime.pool import OUTPUT_POOL, aligned_empty
+from max.runtime.pool import pooled_empty
 
 FastCall = Callable[..., "list[Any] | None"]
 
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
-
-
-def _pooled(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:
-    """An output of the pool (its pages reused), as ``CpuExecutable._outputs`` makes them."""
-    if OUTPUT_POOL.limit:
-        return OUTPUT_POOL.empty(shape, dtype, nbytes)
-    return aligned_empty(shape, dtype, nbytes)
 
 
 def build(frame: Any, in_dtypes: Sequence[np.dtype],
@@ -63,7 +56,7 @@ def build(frame: Any, in_dtypes: Sequence[np.dtype],
     n = len(in_dtypes)
     env: dict[str, Any] = {
         "frame": frame, "fn": fn, "args": frame.args, "raise_check": raise_check,
-        "ndarray": np.ndarray, "empty": np.empty, "pooled": _pooled, "prod": math.prod,
+        "ndarray": np.ndarray, "empty": np.empty, "pooled": pooled_empty, "prod": math.prod,
         "from_buffer": _from_buffer, "addressof": _addressof, "UNWRAP": unwrap,
     }
     params = ", ".join(f"a{i}" for i in range(n))

@@ -195,3 +195,11 @@ class OutputPool:
 
 #: The process's pool, shared by every model (outputs of one size serve any model).
 OUTPUT_POOL = OutputPool()
+
+
+def pooled_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:
+    """A large output (``nbytes`` >= :data:`MIN_POOLED_BYTES`) and its data address: from
+    :data:`OUTPUT_POOL` while it has a limit, else a fresh aligned array."""
+    if OUTPUT_POOL.limit:
+        return OUTPUT_POOL.empty(shape, dtype, nbytes)
+    return aligned_empty(shape, dtype, nbytes)

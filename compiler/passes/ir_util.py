@@ -144,6 +144,17 @@ def replace_op(op: ir.Operation, values: Sequence[ir.Value]) -> None:
     op.erase()
 
 
+def view_root(value: ir.Value) -> ir.Value:
+    """The memref a chain of views (``memref.*`` ops of one source) starts from: a function
+    argument, an allocation, or whatever else made it."""
+    while True:
+        op = as_op(value.owner)
+        if op is None or not op.name.startswith("memref.") or op.name in (
+                "memref.alloc", "memref.alloca") or not op.operands:
+            return value
+        value = op.operands[0]
+
+
 def append_to_block(block: ir.Block, op: ir.Operation) -> None:
     """Moves ``op`` to the end of ``block`` (a block being filled: no terminator yet)."""
     ops = list(block.operations)

@@ -26,7 +26,12 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import scf
 
-from max.compiler.passes.ir_util import append_to_block, walk_ops
+from max.compiler.passes.ir_util import (
+    append_to_block,
+    defined_within,
+    view_root,
+    walk_ops,
+)
 from max.compiler.pipelines import matmul_schedule
 
 
@@ -52,21 +57,6 @@ def ragged_tile_sizes(op: ir.Operation) -> list[int] | None:
     return sizes
 
 
-def _defined_outside(v: ir.Value, loop: ir.Operation) -> bool:
-    owner = v.owner
-    op = owner.owner if isinstance(owner, ir.Block) else owner
-    while op is not None:
-        op = op.operation
-        if op == loop:
-            return False
-        if op.name == "func.func":
-            return True
-        op = op.parent
-    return True
-
-
-_VIEWS = {"memref.subview", "memref.cast", "memref.reinterpret_cast", "memref.expand_shape",
-          "memref.collapse_shape"}
 _READS = {"vector.transfer_read", "vector.load", "vector.maskedload", "memref.load",
           "vector.gather", "affine.load"}
 # Ops without memory effects that k loops hold (everything else makes a loop unsafe).
@@ -77,29 +67,22 @@ _PURE = {"vector.extract", "vector.broadcast", "vector.fma", "vector.insert", "v
          "vector.transpose", "vector.reduction", "vector.multi_reduction", "vector.bitcast",
          "vector.extract_strided_slice", "vector.insert_strided_slice", "vector.shuffle",
          "vector.step", "vector.yield", "memref.dim", "affine.apply", "affine.min",
-         "affine.max", "scf.yield", *_VIEWS}
+         "affine.max", "scf.yield", "memref.subview", "memref.cast", "memref.reinterpret_cast",
+         "memref.expand_shape", "memref.collapse_shape"}
 
 
-def _root(v: ir.Value) -> object | None:
-    """The function argument (its block and index) or allocation a memref views, else None."""
-    while True:
-        owner = v.owner
-        if isinstance(owner, ir.Block):
-            parent = owner.owner
-            if parent is not None and parent.operation.name == "func.func":
-                return ("arg", ir.BlockArgument(v).arg_number)
-            return None
-        op = owner.operation
-        if op.name in _VIEWS:
-            v = op.operands[0]
-            continue
-        if op.name in ("memref.alloc", "memref.alloca"):
-            return op
-        return None
+def _root(v: ir.Value) -> ir.Value | None:
+    """The function argument or allocation a memref views, else None (unknown memory)."""
+    root = view_root(v)
+    owner = root.owner
+    if isinstance(owner, ir.Block):
+        parent = owner.owner
+        return root if parent is not None and parent.operation.name == "func.func" else None
+    return root if owner.operation.name in ("memref.alloc", "memref.alloca") else None
 
 
 def _only_reads_elsewhere(loop: ir.Operation, keep: tuple[ir.Operation, ir.Operation],
-                          root: object) -> bool:
+                          root: ir.Value) -> bool:
     """Whether every op in ``loop`` but ``keep`` is pure or reads memory other than ``root``."""
     safe = True
 
@@ -137,7 +120,7 @@ def _memref_pair(loop: ir.Operation, body: ir.Block
         if len(r_ops) != 3 + n_idx:  # source, indices, padding, mask
             continue
         memref, indices, mask = r_ops[0], r_ops[1:1 + n_idx], r_ops[-1]
-        if not all(_defined_outside(v, loop) for v in r_ops):
+        if any(defined_within(v, loop) for v in r_ops):
             continue
         for write in writes:
             w_ops = list(write.operands)

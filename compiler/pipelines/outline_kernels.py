@@ -16,8 +16,9 @@ handles a sixth of the code.
 A kernel here is a top-level op of the entry with regions and no results that writes memory
 (:func:`profile_kernels.is_kernel`): a loop nest, an ``omp.parallel``, a linalg op. Its free
 values become the function's arguments, except constants, which are cloned into it so that loop
-bounds and static shapes stay known to LLVM, and masks (vectors of i1), recomputed in it. Run after ``mo-profile-kernels`` (whose timers
-bracket the kernels in the entry) and before ``mo-lower-to-llvm``. A call costs a few
+bounds and static shapes stay known to LLVM, and masks (vectors of i1), recomputed in it. Run
+after ``mo-profile-kernels`` (whose timers bracket the kernels in the entry) and before
+``mo-lower-to-llvm``. A call costs a few
 nanoseconds; where a module is compiled whole, ``opt`` may inline a kernel back.
 """
 

@@ -26,7 +26,12 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import scf
 
-from max.compiler.passes.ir_util import append_to_block, as_op, defined_within
+from max.compiler.passes.ir_util import (
+    append_to_block,
+    as_op,
+    defined_within,
+    view_root,
+)
 
 _READ_ONLY = ("vector.transfer_read", "vector.load", "memref.subview", "memref.load",
               "memref.dim", "vector.broadcast", "vector.extract", "vector.multi_reduction",
@@ -55,16 +60,6 @@ def _pure(loop: ir.Operation, writes: bool = False) -> bool:
 
     loop.walk(visit)
     return ok
-
-
-def _root(value: ir.Value) -> ir.Value:
-    """The memref a view chain starts from (a function argument, an alloc)."""
-    while True:
-        op = as_op(value.owner)
-        if op is None or not op.name.startswith("memref.") or op.name in (
-                "memref.alloc", "memref.alloca") or not op.operands:
-            return value
-        value = op.operands[0]
 
 
 def _accesses(loop: ir.Operation, names: tuple[str, ...]) -> list[ir.Operation]:
@@ -120,9 +115,9 @@ def _writes_read_back(first: ir.Operation, second: ir.Operation) -> bool:
     keys = [_key(w, first) for w in writes]
     if any(k is None for k in keys):
         return False
-    roots = [_root(_memref(w)) for w in writes]
+    roots = [view_root(_memref(w)) for w in writes]
     for r in _accesses(second, _READS):
-        if all(_root(_memref(r)) != root for root in roots):
+        if all(view_root(_memref(r)) != root for root in roots):
             continue
         if _key(r, second) not in keys:
             return False
