@@ -56,6 +56,7 @@ def small_m_widths(cpu: CpuDescription, mr: int) -> dict[int, int]:
 MR, NR = register_shape(host())
 SMALL_M_NR = small_m_widths(host(), MR)
 N_SPLIT_ROWS = 64  # up to this many static rows, threads split N (columns) instead of rows
+B_SPLIT_BYTES = 1 << 20  # a B this large splits over threads whatever the rows (few rows)
 B_BLOCK_BYTES = 512 * 1024  # K x NC panel of B an epilogue's cache tile keeps in L2
 
 LEVEL = "cache"  # where the epilogue meets the matmul: "cache" (C block) or "register"
@@ -275,7 +276,10 @@ def _worth_it(m: int, n: int, k: int, min_macs: int, min_rows: int, threads: int
         return n * k >= min_macs // 64
     if m < min_rows:
         # Too few rows to split: split the columns, if each thread gets whole register tiles.
-        return m * n * k >= min_macs and n >= threads * NR
+        # With few rows the time is B's streaming, not the multiply-adds: a B of 1 MiB takes
+        # about 25 us on one core, several fork/joins' worth.
+        streamed = n * k * 4 >= B_SPLIT_BYTES
+        return (m * n * k >= min_macs or streamed) and n >= threads * NR
     return m * n * k >= min_macs
 
 
