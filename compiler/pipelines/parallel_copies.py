@@ -8,6 +8,10 @@ copies into one ``scf.forall`` of one iteration per thread, thread ``t`` running
 share of the copies (balanced by bytes); ``mo-vectorize-copies`` then vectorizes each copy where
 it is, and ``mo-forall-to-openmp`` makes the forall a parallel region.
 
+A single copy that large by itself (a slice of a big tensor: ``x[:, :n]``, ``x[:, ::2]``) is
+first cut into one copy per thread along its first dim of at least that many rows, and the
+pieces make such a run.
+
 Only copies that cannot race are grouped: every destination is a static, unit-stride slice of
 its root buffer (a function argument or an allocation), the slices of one root are pairwise
 disjoint, and no copy reads a root that another copy of the run writes.
@@ -16,7 +20,7 @@ disjoint, and no copy reads a root that another copy of the run writes.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, scf
+from mlir.dialects import arith, linalg, memref, scf
 
 from max.compiler.passes.ir_util import as_op
 
@@ -86,8 +90,34 @@ def _independent(copies: list[ir.Operation]) -> bool:
     return True
 
 
+def _cut_large(run: list[ir.Operation], threads: int) -> list[ir.Operation]:
+    """The run with each copy of at least :data:`MIN_BYTES` cut into ``threads`` copies of
+    consecutive slices along its first dim of ``threads`` or more (so that the shares can
+    balance; one large copy alone becomes one piece per thread)."""
+    out: list[ir.Operation] = []
+    for op in run:
+        shape = ir.MemRefType(op.operands[1].type).shape
+        axis = next((d for d, size in enumerate(shape) if size >= threads), None)
+        if axis is None or _bytes(ir.MemRefType(op.operands[1].type)) < MIN_BYTES:
+            out.append(op)
+            continue
+        chunk = -(-shape[axis] // threads)
+        with ir.InsertionPoint(op), op.location:
+            for lo in range(0, shape[axis], chunk):
+                offsets = [lo if d == axis else 0 for d in range(len(shape))]
+                sizes = [min(chunk, shape[axis] - lo) if d == axis else s
+                         for d, s in enumerate(shape)]
+                ones = [1] * len(shape)
+                piece = linalg.copy(memref.subview(op.operands[0], offsets, sizes, ones),
+                                    outs=[memref.subview(op.operands[1], offsets, sizes, ones)])
+                out.append(piece.owner.operation)  # (its empty result list)
+        op.erase()
+    return out
+
+
 def _runs(block: ir.Block) -> list[list[ir.Operation]]:
-    """Maximal runs of static ``linalg.copy`` ops on memrefs, views only between them."""
+    """Maximal runs of static ``linalg.copy`` ops on memrefs, views only between them (a
+    single copy too)."""
     runs: list[list[ir.Operation]] = []
     current: list[ir.Operation] = []
     for child in block.operations:
@@ -97,10 +127,10 @@ def _runs(block: ir.Block) -> list[list[ir.Operation]]:
                 for v in op.operands):
             current.append(op)
         elif op.name not in _VIEWS:
-            if len(current) > 1:
+            if current:
                 runs.append(current)
             current = []
-    if len(current) > 1:
+    if current:
         runs.append(current)
     return runs
 
@@ -129,6 +159,8 @@ def parallel_copies(module: ir.Module, threads: int) -> int:
                 sizes = [_bytes(ir.MemRefType(c.operands[1].type)) for c in run]
                 if sum(sizes) < MIN_BYTES or not _independent(run):
                     continue
+                run = _cut_large(run, threads)
+                sizes = [_bytes(ir.MemRefType(c.operands[1].type)) for c in run]
                 groups = _shares(sizes, threads)
                 if len(groups) < 2:
                     continue

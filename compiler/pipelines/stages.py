@@ -130,6 +130,15 @@ def vectorize_copies(module: ir.Module) -> None:
         impl(module)
 
 
+@register_pass("mo-deinterleave-strided-reads", "vector reads of every s-th element (small "
+               "static s) as one contiguous masked read and a shuffle (after the vectorization)")
+def deinterleave_strided_reads(module: ir.Module) -> None:
+    from max.compiler.pipelines.strided_reads import deinterleave_strided_reads as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
 def plain_kernels(module: ir.Module) -> list[str]:
     """The kernels of a bufferized module that will become plain scalar loops.
 

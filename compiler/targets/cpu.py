@@ -39,6 +39,7 @@ CPU = Target("cpu", (
     Stage("mo-copies-to-linalg"),
     Stage("mo-parallel-copies", ("threads",), schedule=True),
     Stage("mo-vectorize-copies", schedule=True),
+    Stage("mo-deinterleave-strided-reads", schedule=True),  # x[:, ::2]: no per-lane loads
     Stage("mo-record-fallbacks"),
     # After dealloc + canonicalize: constants inside omp.wsloop fail its verifier (MLIR-FACTS).
     Stage("mo-forall-to-openmp", ("threads",), schedule=True),

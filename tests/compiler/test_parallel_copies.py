@@ -48,6 +48,26 @@ def test_a_large_concat_is_one_forall_over_threads():
     assert text.count("scf.if") == 2  # one share of the copies per thread
 
 
+def test_one_large_copy_is_cut_into_a_piece_per_thread():
+    # x[:, :1000] of [600, 2048]: one 2.3 MiB copy, cut along the rows (300 each).
+    g = Graph("slice", lambda x: x[:, :1000], input_types=[
+        TensorType(DType.float32, (600, 2048), CPU)])
+    text = H.scheduled_ir(str(g._module), until="mo-parallel-copies")
+    assert text.count("scf.forall") == 1 and text.count("scf.if") == 2, text
+    assert text.count("linalg.copy") == 2 and text.count("[300, 1000] [1, 1]") == 4, text
+
+
+def test_cut_pieces_keep_the_shares_balanced():
+    # Two copies of 1 MiB: each cut in two, two pieces a thread.
+    text = _RUN.format(second=1024, src="%b", src_layout="", off=1024 * 256)
+    with H.make_context():
+        m = ir.Module.parse(text)
+        assert parallel_copies.parallel_copies(m, 2) == 1
+        assert m.operation.verify()
+        out = str(m)
+    assert out.count("linalg.copy") == 4 and out.count("[512, 256] [1, 1]") == 8, out
+
+
 def test_a_small_concat_stays_as_it_is():
     g = _joined("concat", 4, (16, 16))  # 4 KiB: not worth a fork
     assert "scf.forall" not in H.scheduled_ir(str(g._module), until="mo-parallel-copies")
@@ -86,6 +106,7 @@ def test_disjoint_slices_are_grouped():
 def test_overlapping_slices_are_not_grouped():
     n, text = _group(512)  # rows 512..1023 written twice: the order decides
     assert n == 0 and "scf.forall" not in text
+    assert text.count("linalg.copy") == 2  # nor cut into pieces
 
 
 def test_a_copy_reading_what_another_writes_is_not_grouped():
