@@ -132,13 +132,24 @@ def test_one_k_block_starts_accumulators_at_zero(threads: int,
 
 
 def test_small_or_unaligned_matmuls_keep_the_plain_schedule() -> None:
-    """N not a multiple of P, fewer than 8 rows, symbolic rows, few rows with a run-time B:
+    """N not a multiple of P, fewer than 8 rows, symbolic rows, few rows, all with a run-time B:
     no panels (the plain matmul schedule handles these)."""
     for shapes in ([(300, 64), (64, 100)], [(4, 64), (64, 256)], [("m", 64), (64, 256)],
                    [(32, 64), (64, 256)]):
         mem, _ = _scheduled(graph_text(lambda x, y: x @ y, shapes), 1)
         p = matmul_pack.PANEL
         assert f"memref<1x{p}xf32, strided<[{p}, 1]" not in mem, shapes
+
+
+@pytest.mark.parametrize("m", [1, 3, 7])
+def test_few_rows_against_a_constant_weight_read_panels(m: int) -> None:
+    """Fewer rows than a register tile against a weight: panels too, tiles of exactly m rows
+    (the small-M tiles read B's rows N floats apart)."""
+    w = np.arange(384 * 1536, dtype=np.float32).reshape(384, 1536)  # (a splat stays inline)
+    text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(m, 384)])
+    mem, packed = _scheduled(text, 1, constants=True)
+    assert packed == {"c0": panel_layout(matmul_pack.PANEL, False)}
+    assert f"vector<{m}x{matmul_pack.PANEL}xf32>" in mem
 
 
 def test_constant_weights_are_packed_at_compile_time() -> None:

@@ -70,3 +70,31 @@ def test_numbers(m: int, k: int, n: int, constant: bool, with_bias: bool) -> Non
     got = model.execute(*([x] if constant else [x, w]))[0].to_numpy()
     want = x.astype(np.float64) @ w + (0 if bias is None else bias)
     check(got, want.astype(np.float32), rtol=1e-4, atol=1e-3)
+
+
+EPILOGUES = {
+    "none": (lambda y, b: y, lambda y, b: y),
+    "bias": (lambda y, b: y + ops.constant(b, DType.float32, CPU), lambda y, b: y + b),
+    "bias_gelu": (lambda y, b: ops.gelu(y + ops.constant(b, DType.float32, CPU)),
+                  lambda y, b: 0.5 * (y + b) * (1 + np.vectorize(__import__("math").erf)(
+                      (y + b) / np.sqrt(2)))),
+    "relu": (lambda y, b: ops.relu(y), lambda y, b: np.maximum(y, 0)),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("epilogue", list(EPILOGUES))
+@pytest.mark.parametrize("m,k,n", [(1, 512, 512), (2, 96, 4096), (5, 1536, 384),
+                                   (7, 384, 1536)])
+def test_few_rows_panel_numbers(m: int, k: int, n: int, epilogue: str, threads: int) -> None:
+    rng = np.random.default_rng(m + k + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    ours, ref = EPILOGUES[epilogue]
+    g = Graph("g", lambda v: ours(v @ ops.constant(w, DType.float32, CPU), b),
+              input_types=[TensorType(DType.float32, (m, k), CPU)])
+    model = InferenceSession(devices=[CPUDevice()], num_threads=threads).load(g)
+    assert model._record.fallbacks == ()
+    want = ref(x.astype(np.float64) @ w, b.astype(np.float64))
+    check(model.execute(x)[0].to_numpy(), want.astype(np.float32), rtol=1e-4, atol=1e-4)
