@@ -191,6 +191,12 @@ def schedule(sid: int, g: str, plan: tuple[tuple[int, ...], ...]) -> str:
         s = (f"    %qa{sid}, %qa{sid}l:{loops} = transform.structured.fuse {g} tile_sizes "
              f"[{mc}, {jc}, 0] : ({ts.ANY}) -> ({ts.ANY}{(', ' + ts.ANY) * loops})\n")
         g = f"%qa{sid}"
+        # The fill's destination, fused as a slice of the whole scratch C, becomes a tensor of
+        # the tile's own size: with no thread split around (one thread) the scratch was all
+        # of C (3 MiB at 3136 x 256), each tile's block written back to memory in the end.
+        s += (f"    transform.apply_patterns to %qa{sid}l#0 {{\n"
+              f"      transform.apply_patterns.tensor.fold_tensor_empty\n"
+              f"    }} : {ts.ANY}\n")
     else:
         s = ""
     s += (f"    {mm} = transform.get_producer_of_operand {g}[{p}] : ({ts.ANY}) -> {ts.ANY}\n"

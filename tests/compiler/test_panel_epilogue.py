@@ -4,6 +4,7 @@ qualify stays an op of its own, still right."""
 
 from __future__ import annotations
 
+import re
 from math import erf
 
 import numpy as np
@@ -178,3 +179,27 @@ def test_run_time_weights_are_left_alone() -> None:
     w = rng.standard_normal((K, N)).astype(np.float32)
     check(model.execute(x, w)[0].to_numpy(),
           _gelu(x.astype(np.float64) @ w).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(FORWARDS))
+def test_one_thread_keeps_one_block_of_scratch(name: str) -> None:
+    # One thread, no split around the epilogue: C's scratch is one cache block (100 rows of
+    # 300), not all of C (each block then went back to memory).
+    fwd, ref = FORWARDS[name]
+    g = _graph(fwd, (300,))
+    with make_context(), ir.Location.unknown():
+        m = ir.Module.parse(g._text())
+        values = externalize_constants(m)
+        fn = next(o.operation for o in m.body.operations if "mo.graph" in o.operation.attributes)
+        arg_layouts.mark_load_time_args(fn, 0, len(values))
+        lower_to_linalg(m)
+        TARGET.run(m, until="mo-vectorize-memrefs", threads=1)
+        allocs = re.findall(r"memref\.alloc\(\)(?: \{[^}]*\})? : (memref<[^>]*>)", str(m))
+    assert allocs == [f"memref<100x{N // 32}x32xf32>"], allocs
+    model = InferenceSession(devices=[CPUDevice()], num_threads=1).load(g)
+    assert model._record.fallbacks == ()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((300, K)).astype(np.float32)
+    r = rng.standard_normal((300, N)).astype(np.float32)
+    want = ref(x.astype(np.float64), r.astype(np.float64)).astype(np.float32)
+    check(model.execute(x, r)[0].to_numpy(), want, rtol=1e-4, atol=1e-4)
