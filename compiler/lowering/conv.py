@@ -44,6 +44,7 @@ from max.compiler.lowering.conv_padding import (
     slice_args,
     split_window,
 )
+from max.compiler.lowering.matmul import rows_matmul, view
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
 
@@ -75,6 +76,14 @@ def _conv2d(ctx: LoweringContext) -> list[ir.Value]:
             linalg.depthwise_conv_2d_nhwc_hwc, [xin, f3], o, ctx))
         if y is not None:
             return [y]
+    if ((r, s) == (1, 1) and groups == 1 and list(ctx.dense_ints("strides")) == [1, 1]
+            and not any(ctx.dense_ints("paddings"))):
+        # A 1x1 conv is a matmul of the pixels by the filter: the matmul schedule then fuses
+        # the zero fill, a bias and an activation into it (the conv schedule zeroed the
+        # output in a pass of its own, and left a bias + ReLU to two more passes over it).
+        # (A view by tensor.reshape: a collapse_shape is folded back into the matmul, which
+        # becomes a generic of plain loops; see matmul.view.)
+        return [rows_matmul(ctx, x, view(ctx, f, [cg, fo]), element_type(out_t.element_type))]
     acc = fill(scalar(element_type(out_t.element_type), 0), ctx.empty(out_t))
     xp = padded(ctx, x, (r, s), 0.0)
     return [_conv2d_into(ctx, xp, f, acc, ctx.int_attr("groups"), ctx.dense_ints("strides"),

@@ -36,7 +36,7 @@ def _matmul(ctx: LoweringContext) -> list[ir.Value]:
     if kind != "bool" and b_t.rank == 2:
         # [..., m, k] @ [k, n] is one 2-D matmul over the collapsed rows: the named op is
         # what the CPU schedule tiles and vectorizes. (bool stays a generic: and/or, no wrap.)
-        return [_rows_matmul(ctx, a, b, et)]
+        return [rows_matmul(ctx, a, b, et)]
     # (A static 0 anywhere stays the generic: slices of static 0 dims at a loop's offset do
     # not verify; the sizes known only at run time may be 0.)
     if kind != "bool" and b_t.rank == a_t.rank and 0 not in (*a_t.dims, *b_t.dims):
@@ -58,13 +58,13 @@ def _matmul(ctx: LoweringContext) -> list[ir.Value]:
                    lambda x, y, c: add(c, mul(x, y)))
 
 
-def _rows_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type) -> ir.Value:
+def rows_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type) -> ir.Value:
     """linalg.matmul of ``a`` (rank >= 2, leading dims collapsed into the rows) by a 2-D ``b``."""
     a_t, out_t = ctx.operand_types[0], ctx.result_types[0]
     if a_t.rank == 2:
         return linalg.matmul(a, b, outs=[fill(scalar(et, 0), ctx.empty(out_t))])
     rows = _count(ctx, a_t.dims[:-1])
-    a2 = _view(ctx, a, [rows, _size(ctx, a_t.dims[-1])])
+    a2 = view(ctx, a, [rows, _size(ctx, a_t.dims[-1])])
     n = ir.RankedTensorType(b.type).shape[1]
     acc = fill(scalar(et, 0), tensor.empty(
         [rows, n if n != DYNAMIC else tensor.dim(b, ctx.index(1))], et))
@@ -84,7 +84,7 @@ def _batched_matmul(ctx: LoweringContext, a: ir.Value, b: ir.Value, et: ir.Type)
         return linalg.batch_matmul(a, b, outs=[fill(scalar(et, 0), ctx.empty(out_t))])
     batch = _count(ctx, a_t.dims[:-2])
     m, k, n = (_size(ctx, d) for d in (a_t.dims[-2], a_t.dims[-1], b_t.dims[-1]))
-    a3, b3 = _view(ctx, a, [batch, m, k]), _view(ctx, b, [batch, k, n])
+    a3, b3 = view(ctx, a, [batch, m, k]), view(ctx, b, [batch, k, n])
     acc = fill(scalar(et, 0), tensor.empty([batch, m, n], et))
     product = linalg.batch_matmul(a3, b3, outs=[acc])
     return reshape_to(ctx, product, out_t)
@@ -116,7 +116,7 @@ def _tensor_type(sizes: Sequence[Mixed], et: ir.Type) -> ir.RankedTensorType:
     return ir.RankedTensorType.get([s if isinstance(s, int) else DYNAMIC for s in sizes], et)
 
 
-def _view(ctx: LoweringContext, x: ir.Value, sizes: Sequence[Mixed]) -> ir.Value:
+def view(ctx: LoweringContext, x: ir.Value, sizes: Sequence[Mixed]) -> ir.Value:
     """``x`` (contiguous) viewed with ``sizes`` by ``tensor.reshape``.
 
     Not ``tensor.collapse_shape``: a static one is folded back into the matmul by the reshape
