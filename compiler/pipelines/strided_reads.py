@@ -34,7 +34,7 @@ def _candidate(op: ir.Operation) -> tuple[int, int] | None:
         return None
     src = ir.MemRefType(op.operands[0].type)
     vtype = ir.VectorType(op.results[0].type)
-    if len(op.operands) != src.rank + 2:  # source, indices, padding: no mask
+    if src.rank == 0 or len(op.operands) != src.rank + 2:  # source, indices, padding: no mask
         return None
     if not all(ir.BoolAttr(b).value for b in ir.ArrayAttr(op.attributes["in_bounds"])):
         return None
@@ -46,7 +46,10 @@ def _candidate(op: ir.Operation) -> tuple[int, int] | None:
     width = getattr(vtype.element_type, "width", 0)
     if width < 8 or width % 8:
         return None
-    strides, _ = src.get_strides_and_offset()
+    try:
+        strides, _ = src.get_strides_and_offset()
+    except (ValueError, RuntimeError):  # a layout with no strided form
+        return None
     s, lanes = strides[-1], vtype.shape[-1]
     if s == ir.ShapedType.get_dynamic_stride_or_offset() or not 2 <= s <= MAX_STRIDE:
         return None
