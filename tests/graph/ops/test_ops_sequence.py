@@ -77,6 +77,42 @@ def test_cumsum_symbolic_axis_of_size_zero_and_one() -> None:
         check(got, _torch_cumsum(x, 0, True, False) if n else x)
 
 
+# The last axis runs a vector of lanes at a time (16 of 32 bits, 8 of 64): lengths below,
+# at and around the lane count, every option, and the dtypes of both widths.
+@pytest.mark.parametrize("n", [1, 7, 16, 17, 33, 1000])
+@pytest.mark.parametrize(("exclusive", "reverse"), [(False, False), (True, False), (False, True),
+                                                    (True, True)])
+def test_cumsum_last_axis_in_vectors(n: int, exclusive: bool, reverse: bool) -> None:
+    x = _f32(3, n)
+    (got,) = run(lambda v: ops.cumsum(v, -1, exclusive, reverse), [tt(DType.float32, 3, n)], x)
+    check(got, _torch_cumsum(x.astype(np.float64), 1, exclusive, reverse).astype(np.float32),
+          rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("dtype", "np_dtype"), [(DType.float64, np.float64),
+                                                 (DType.int32, np.int32),
+                                                 (DType.int64, np.int64),
+                                                 (DType.uint8, np.uint8)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum_last_axis_dtypes(dtype: DType, np_dtype, reverse: bool) -> None:
+    x = RNG.integers(0, 200, (2, 3, 37)).astype(np_dtype)
+    (got,) = run(lambda v: ops.cumsum(v, 2, reverse=reverse), [tt(dtype, "a", 3, "n")], x)
+    want = np.flip(np.cumsum(np.flip(x, 2), 2, dtype=np_dtype), 2) if reverse else \
+        np.cumsum(x, 2, dtype=np_dtype)
+    check(got, want)
+
+
+def test_cumsum_long_rows_and_vectors() -> None:
+    # A sampler's cumsum over a vocabulary (one row of 49152) and a 1-D tensor.
+    x = RNG.uniform(0, 1, (1, 49152)).astype(np.float32)
+    (got,) = run(lambda v: ops.cumsum(v, 1), [tt(DType.float32, 1, 49152)], x)
+    check(got, np.cumsum(x.astype(np.float64), 1).astype(np.float32), rtol=1e-5)
+    y = RNG.uniform(-1, 1, 1001).astype(np.float32)
+    (got,) = run(lambda v: ops.cumsum(v, 0, exclusive=True), [tt(DType.float32, 1001)], y)
+    check(got, _torch_cumsum(y.astype(np.float64), 0, True, False).astype(np.float32),
+          atol=1e-5)
+
+
 def test_cumsum_errors() -> None:
     with pytest.raises(ValueError, match=r"cumsum: axis=2 is out of range for a tensor of rank 2"):
         result_type([tt(DType.float32, 2, 3)], lambda v: ops.cumsum(v, 2))
