@@ -60,15 +60,22 @@ def _graph(fwd, rows, n_out: int = N) -> Graph:
                                         TensorType(DType.float32, (*rows, n_out), CPU)])
 
 
+def _lowered(g: Graph) -> ir.Module:
+    """``g`` lowered to linalg, its constants load-time arguments as the compile worker makes
+    them (inside a context)."""
+    m = ir.Module.parse(g._text())
+    values = externalize_constants(m)
+    fn = next(o.operation for o in m.body.operations if "mo.graph" in o.operation.attributes)
+    arg_layouts.mark_load_time_args(fn, 0, len(values))
+    lower_to_linalg(m)
+    return m
+
+
 def _fused(g: Graph) -> int:
     """How many epilogues :func:`fuse` forms in the module as the schedule gets it (constants
     as load-time arguments, as the compile worker makes them); checks what it marks."""
     with make_context(), ir.Location.unknown():
-        m = ir.Module.parse(g._text())
-        values = externalize_constants(m)
-        fn = next(o.operation for o in m.body.operations if "mo.graph" in o.operation.attributes)
-        arg_layouts.mark_load_time_args(fn, 0, len(values))
-        lower_to_linalg(m)
+        m = _lowered(g)
         TARGET.run(m, until="mo-output-views")
         matmul_init.sum_into_inits(m, cpu_schedule.classify)
         matmul_pack.rewrite(m, cpu_schedule.classify)
@@ -188,11 +195,7 @@ def test_one_thread_keeps_one_block_of_scratch(name: str) -> None:
     fwd, ref = FORWARDS[name]
     g = _graph(fwd, (300,))
     with make_context(), ir.Location.unknown():
-        m = ir.Module.parse(g._text())
-        values = externalize_constants(m)
-        fn = next(o.operation for o in m.body.operations if "mo.graph" in o.operation.attributes)
-        arg_layouts.mark_load_time_args(fn, 0, len(values))
-        lower_to_linalg(m)
+        m = _lowered(g)
         TARGET.run(m, until="mo-vectorize-memrefs", threads=1)
         allocs = re.findall(r"memref\.alloc\(\)(?: \{[^}]*\})? : (memref<[^>]*>)", str(m))
     assert allocs == [f"memref<100x{N // 32}x32xf32>"], allocs
