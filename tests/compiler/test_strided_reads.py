@@ -10,6 +10,8 @@ import mmap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlir import ir
 from mo_helpers import make_context
 
@@ -90,3 +92,20 @@ def test_no_read_past_the_input(index) -> None:
     np.testing.assert_array_equal(_run(x, index, 1), x[index])
     del x
     buf.close()
+
+
+@settings(max_examples=25)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 300), step=st.integers(2, 4),
+       start=st.integers(0, 3), stop=st.one_of(st.none(), st.integers(-5, 300)),
+       then_add=st.booleans(), threads=st.sampled_from([1, 2]))
+def test_random_slices(rows: int, cols: int, step: int, start: int, stop: int | None,
+                       then_add: bool, threads: int) -> None:
+    x = np.arange(rows * cols, dtype=np.float32).reshape(rows, cols)
+    index = (slice(None), slice(start, stop, step))
+    want = x[index]
+    if 0 in want.shape:
+        return  # an empty slice: nothing read
+    g = Graph("g", lambda v: v[index] + 1.0 if then_add else v[index], input_types=[
+        TensorType(DType.float32, x.shape, CPU)])
+    model = InferenceSession(devices=[CPUDevice()], num_threads=threads).load(g)
+    np.testing.assert_array_equal(model.execute(x)[0].to_numpy(), want + 1 if then_add else want)
