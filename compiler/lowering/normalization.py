@@ -16,6 +16,7 @@ from max.compiler.lowering.builders import (
 )
 from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.elementwise import BINARY
+from max.compiler.lowering.exp_polynomial import LOG2E, exp_over_2n
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.reduction import count, identity_value, index_to, reduce_axes
 from max.compiler.lowering.registry import lowering
@@ -54,10 +55,6 @@ def _softmax(ctx: LoweringContext, log: bool) -> list[ir.Value]:
 # range reduction, since y <= 0 needs no upper clamp and no two-factor 2^n. y is clamped to
 # -88 from below, where n = -127 makes 2^n exactly 0: exp of a masked -inf is 0. NaN stays
 # NaN (the clamp's compare is ordered), so a row with a NaN sums to NaN and is NaN, as numpy's.
-_LOG2E = 1.44269504088896341
-_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
-_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-         1.6666665459e-1, 5.0000001201e-1)
 _ROUND = 12582912.0  # 1.5 * 2^23: t = y * log2e + _ROUND rounds to an integer n in its low bits
 
 
@@ -67,14 +64,9 @@ def _exp_nonpositive(y: ir.Value) -> ir.Value:
     c = lambda v: scalar(f32, v)  # noqa: E731
     low = arith.cmpf(arith.CmpFPredicate.OLT, y, c(-88.0))  # false for NaN
     y = arith.select(low, c(-88.0), y)
-    t = math.fma(y, c(_LOG2E), c(_ROUND))
+    t = math.fma(y, c(LOG2E), c(_ROUND))
     n = arith.subf(t, c(_ROUND))
-    r = math.fma(n, c(-_LN2_HI), y)
-    r = math.fma(n, c(-_LN2_LO), r)
-    p = c(_POLY[0])
-    for k in _POLY[1:]:
-        p = math.fma(p, r, c(k))
-    poly = arith.addf(math.fma(p, arith.mulf(r, r), r), c(1.0))
+    poly = exp_over_2n(y, n, c)
     # t's bits are 0x4B400000 + n, n in [-127, 0]: (bits + 127) << 23 is 2^n's (0 for -127).
     two_n = arith.shli(arith.addi(arith.bitcast(i32, t), scalar(i32, 127)), scalar(i32, 23))
     return arith.mulf(poly, arith.bitcast(f32, two_n))

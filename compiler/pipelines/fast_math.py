@@ -39,11 +39,8 @@ from collections.abc import Callable, Sequence
 from mlir import ir
 from mlir.dialects import arith, math
 
-_LOG2E = 1.44269504088896341
-_LN2_HI = 0.693359375  # exact in 9 bits: n * _LN2_HI is exact for |n| < 2^15
-_LN2_LO = -2.12194440e-4
-_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-         1.6666665459e-1, 5.0000001201e-1)
+from max.compiler.lowering.exp_polynomial import LN2_HI, LN2_LO, LOG2E, exp_over_2n
+
 _X_MAX = 88.8   # exp overflows to inf above 88.7228
 _X_MIN = -104.0  # exp underflows to 0 below -103.97
 
@@ -66,13 +63,8 @@ def _exp_small(x: ir.Value) -> ir.Value:
     i32 = ir.IntegerType.get_signless(32)
     it = ir.VectorType.get(ir.VectorType(ft).shape, i32) if isinstance(ft, ir.VectorType) else i32
     c = lambda v: _const(ft, v)  # noqa: E731
-    n = math.roundeven(arith.mulf(x, c(_LOG2E)))
-    r = math.fma(n, c(-_LN2_HI), x)
-    r = math.fma(n, c(-_LN2_LO), r)
-    p = c(_POLY[0])
-    for k in _POLY[1:]:
-        p = math.fma(p, r, c(k))
-    y = arith.addf(math.fma(p, arith.mulf(r, r), r), c(1.0))
+    n = math.roundeven(arith.mulf(x, c(LOG2E)))
+    y = exp_over_2n(x, n, c)
     scale = arith.bitcast(ft, arith.shli(arith.addi(arith.fptosi(it, n), _const(it, 127)),
                                          _const(it, 23)))
     return arith.mulf(y, scale)
@@ -87,14 +79,8 @@ def _exp(x: ir.Value) -> ir.Value:
     ci = lambda v: _const(it, v)  # noqa: E731
     # maxnumf/minnumf return the number for a NaN input; NaN is restored by the select below.
     xc = arith.minnumf(arith.maxnumf(x, c(_X_MIN)), c(_X_MAX))
-    n = math.roundeven(arith.mulf(xc, c(_LOG2E)))
-    r = math.fma(n, c(-_LN2_HI), xc)
-    r = math.fma(n, c(-_LN2_LO), r)
-    p = c(_POLY[0])
-    for k in _POLY[1:]:
-        p = math.fma(p, r, c(k))
-    r2 = arith.mulf(r, r)
-    y = arith.addf(math.fma(p, r2, r), c(1.0))
+    n = math.roundeven(arith.mulf(xc, c(LOG2E)))
+    y = exp_over_2n(xc, n, c)
     # 2^n = 2^h * 2^(n-h), h = n >> 1: each factor's biased exponent stays in [1, 254].
     ni = arith.fptosi(it, n)
     h = arith.shrsi(ni, ci(1))
@@ -121,8 +107,6 @@ _TANH_CLAMP = 10.0  # 1 - 2 / (exp(20) + 1) = 1 - 4.1e-9 rounds to 1 in f32 (bey
 _LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
           1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
           3.3333331174e-1)
-_LN2_HI = 0.693359375
-_LN2_LO = -2.12194440e-4
 _SQRT2 = 1.41421356237
 _MIN_NORMAL = 1.17549435e-38
 
@@ -200,9 +184,9 @@ def _log(x: ir.Value) -> ir.Value:
     f = arith.subf(m, b.f(1.0))
     z = arith.mulf(f, f)
     y = arith.mulf(arith.mulf(b.horner(_LOG_P, f), f), z)
-    y = math.fma(ef, b.f(_LN2_LO), y)
+    y = math.fma(ef, b.f(LN2_LO), y)
     y = math.fma(z, b.f(-0.5), y)
-    r = math.fma(ef, b.f(_LN2_HI), arith.addf(f, y))
+    r = math.fma(ef, b.f(LN2_HI), arith.addf(f, y))
     inf = b.f(float("inf"))
     r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, inf), inf, r)
     r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, b.f(0.0)), b.f(float("-inf")), r)
