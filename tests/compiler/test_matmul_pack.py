@@ -152,6 +152,18 @@ def test_few_rows_against_a_constant_weight_read_panels(m: int) -> None:
     assert f"vector<{m}x{matmul_pack.PANEL}xf32>" in mem
 
 
+@pytest.mark.parametrize("m,k,n,split", [(1, 384, 1536, True), (1, 1536, 384, True),
+                                         (2, 384, 512, False)])
+def test_few_rows_split_a_large_weight_over_threads(m: int, k: int, n: int, split: bool) -> None:
+    """A row against a weight of 1 MiB or more (590k multiply-adds, below the threshold)
+    splits its panels over the threads: B's streaming is the time. 768 KiB does not."""
+    w = np.arange(k * n, dtype=np.float32).reshape(k, n)
+    text = graph_text(lambda x: x @ ops.constant(w, DType.float32, CPU), [(m, k)])
+    mem, packed = _scheduled(text, 2, constants=True)
+    assert packed == {"c0": panel_layout(matmul_pack.PANEL, False)}
+    assert ("scf.forall" in mem) == split, mem
+
+
 def test_constant_weights_are_packed_at_compile_time() -> None:
     """A constant weight read by one matmul: no copy into panels in the kernel (the bytes are
     read as panels), and the module names the constant for the worker to store in panels."""
