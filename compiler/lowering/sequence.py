@@ -121,8 +121,7 @@ def _vector_scan_rows(ctx: LoweringContext, x2: ir.Value, out2: ir.Value, rows: 
     lanes at a time: each chunk's lane sums (:func:`_lane_scan`) plus the sum of the chunks
     before it, carried as a broadcast vector. Every chunk is a masked read and write: the
     last one of a row stops at n."""
-    width = et.width if hasattr(et, "width") else 32
-    lanes = max(2, _SCAN_BITS // width)
+    lanes = max(2, _SCAN_BITS // et.width)
     vt = ir.VectorType.get([lanes], et)
     zero_s = _zero(et)
     zero = vector.BroadcastOp(vt, zero_s).result

@@ -407,8 +407,8 @@ def thread_plan(op: ir.Operation, threads: int,
     j = ir.RankedTensorType(op.operands[1].type).shape[0]
     if m == _DYN:  # symbolic rows (a batch, a sequence): most likely many
         return 4, 2, 0, 0
-    if m * j * PANEL * k < min_macs and k * j * PANEL * 4 < matmul_schedule.B_SPLIT_BYTES:
-        return None  # (few rows against a large B: its streaming pays for the fork)
+    if m * j * PANEL * k < min_macs and not matmul_schedule.streams_large_b(k, j * PANEL):
+        return None
     if BLOCK_PACK in op.attributes:
         (_, jc, kc), _ = tiles(op)
         # One K block (kc 0): columns wherever they split evenly; K blocks: below

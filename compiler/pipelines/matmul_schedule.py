@@ -267,6 +267,12 @@ def bmm_register_tiles(sid: int, tile: str, loops: str, pad: tuple[int, ...],
 Plan = tuple[int, "int | tuple[int, ...] | None", int, int]
 
 
+def streams_large_b(k: int, n: int) -> bool:
+    """Whether a few-row f32 matmul's time is streaming its K x N B, enough to pay for a
+    fork/join whatever its multiply-add count: a B of 1 MiB takes about 25 us on one core."""
+    return k * n * 4 >= B_SPLIT_BYTES
+
+
 def _worth_it(m: int, n: int, k: int, min_macs: int, min_rows: int, threads: int) -> bool:
     if 0 in (m, n, k):
         return False  # nothing to split (and tiling a static 0 beside a dynamic dim aborts)
@@ -276,10 +282,7 @@ def _worth_it(m: int, n: int, k: int, min_macs: int, min_rows: int, threads: int
         return n * k >= min_macs // 64
     if m < min_rows:
         # Too few rows to split: split the columns, if each thread gets whole register tiles.
-        # With few rows the time is B's streaming, not the multiply-adds: a B of 1 MiB takes
-        # about 25 us on one core, several fork/joins' worth.
-        streamed = n * k * 4 >= B_SPLIT_BYTES
-        return (m * n * k >= min_macs or streamed) and n >= threads * NR
+        return (m * n * k >= min_macs or streams_large_b(k, n)) and n >= threads * NR
     return m * n * k >= min_macs
 
 
@@ -519,5 +522,5 @@ def _fuse(producer: str, loop: str, name: str) -> str:
 __all__ = ["BMM_KC", "BMM_K_UNROLL", "EPILOGUE", "FUSED", "VSIZES", "bmm_fill_schedule",
            "bmm_register_tiles", "body_reads_output_or_index", "classify_bmm",
            "epilogue_schedule", "epilogue_tiles", "fuse_bmm_fills", "fuse_epilogues",
-           "mark_bmm", "mark_matmul", "matmul_operand", "register_tile", "thread_plan",
-           "tiles", "used_only_by", "vector_sizes"]
+           "mark_bmm", "mark_matmul", "matmul_operand", "register_tile", "streams_large_b",
+           "thread_plan", "tiles", "used_only_by", "vector_sizes"]

@@ -19,13 +19,10 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, memref, vector
 
+from max.compiler.lowering.builders import index_constant
 
 MAX_STRIDE = 4  # wider: V * s lanes per read, and the shuffle's sources grow with it
 MAX_LANES = 256  # V * s: the contiguous read, in elements
-
-
-def _index(v: int) -> ir.Value:
-    return arith.ConstantOp(ir.IndexType.get(), v).result
 
 
 def _candidate(op: ir.Operation) -> tuple[int, int] | None:
@@ -70,7 +67,7 @@ def _rewrite(op: ir.Operation, lanes: int, s: int) -> None:
         strides, _ = src.get_strides_and_offset()
         start = meta.offset
         for d, idx in enumerate(indices):
-            stride = meta.strides[d] if strides[d] == dyn else _index(strides[d])
+            stride = meta.strides[d] if strides[d] == dyn else index_constant(strides[d])
             start = arith.AddIOp(start, arith.MulIOp(idx, stride).result).result
         flat_t = ir.MemRefType.get([run], elem, layout=ir.StridedLayoutAttr.get(dyn, [1]))
         flat = memref.ReinterpretCastOp(flat_t, meta.base_buffer, [start], [], [],
@@ -82,7 +79,7 @@ def _rewrite(op: ir.Operation, lanes: int, s: int) -> None:
             ir.VectorType.get([wide], ir.IntegerType.get_signless(1)),
             ir.DenseI64ArrayAttr.get([run])).result
         filler = vector.BroadcastOp(wide_t, padding).result
-        full = vector.MaskedLoadOp(wide_t, flat, [_index(0)], mask, filler).result
+        full = vector.MaskedLoadOp(wide_t, flat, [index_constant(0)], mask, filler).result
         picked = vector.ShuffleOp(full, full, ir.DenseI64ArrayAttr.get(
             [i * s for i in range(lanes)])).result
         result = picked if vtype.rank == 1 else vector.ShapeCastOp(vtype, picked).result
