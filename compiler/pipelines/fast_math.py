@@ -1,4 +1,5 @@
-"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p``: vector math stays vector code.
+"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p`` (and ``powf``, :mod:`fast_pow`):
+vector math stays vector code.
 
 ``math.exp`` on a vector lowers to one libm ``expf`` call per lane (release MLIR has no
 polynomial-approximation pass we can reach from the bindings), which makes softmax 5x slower
@@ -215,7 +216,7 @@ def _is_f32(op: ir.Operation) -> bool:
     return isinstance(et, ir.F32Type)
 
 
-def _expand(module: ir.Module, rewrites: dict[str, Callable[[ir.Value], ir.Value]]) -> int:
+def _expand(module: ir.Module, rewrites: dict[str, Callable[..., ir.Value]]) -> int:
     found: list[ir.Operation] = []
 
     def collect(op: ir.Operation) -> ir.WalkResult:
@@ -227,7 +228,7 @@ def _expand(module: ir.Module, rewrites: dict[str, Callable[[ir.Value], ir.Value
     with module.context:
         for op in found:
             with ir.InsertionPoint(op), op.location:
-                new = rewrites[op.name](op.operands[0])
+                new = rewrites[op.name](*op.operands)
             op.results[0].replace_all_uses_with(new)
             op.erase()
     return len(found)
@@ -239,11 +240,14 @@ def expand_exp(module: ir.Module) -> int:
 
 
 def expand(module: ir.Module) -> int:
-    """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log`` and ``log1p``; returns how many.
+    """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log``, ``log1p`` and ``powf``
+    (:mod:`fast_pow`); returns how many.
 
     f64 and other types keep their libm calls.
     """
-    return _expand(module, {"math.exp": _exp, **APPROXIMATIONS})
+    from max.compiler.pipelines.fast_pow import expand_pow
+
+    return _expand(module, {"math.exp": _exp, "math.powf": expand_pow, **APPROXIMATIONS})
 
 
 __all__ = ["expand", "expand_exp"]
