@@ -347,14 +347,42 @@ def _shape_to_tensor(ctx: LoweringContext) -> list[ir.Value]:
     return [tensor.from_elements(ctx.tensor_type(out_t), values)]
 
 
+def _tile_static(ctx: LoweringContext, have: list[int], want: list[int]) -> ir.Value:
+    """``tile`` of static sizes: x broadcast over a repeat dim before each tiled dim (out
+    ``[512, 4096]`` of x ``[512, 1024]`` as ``[512, 4, 1024]``), one elementwise generic
+    reshaped to the result. Scheduled like any broadcast: threads, vectors, x read once per
+    row; the copies of the whole x (one per repeat, each a pass over x) ran on one thread:
+    512 x 1024 by (1, 4), two threads, 0.55 ms against torch's 0.21."""
+    shape: list[int] = []
+    reads: list[ir.AffineExpr] = []
+    groups: list[list[int]] = []
+    for d, o in zip(have, want):
+        if o != d:
+            shape.append(o // d)
+            groups.append([len(shape) - 1, len(shape)])
+        else:
+            groups.append([len(shape)])
+        reads.append(ir.AffineDimExpr.get(len(shape)))
+        shape.append(d)
+    out_t = ctx.tensor_type(ctx.result_types[0])
+    et = out_t.element_type
+    empty = tensor.empty(shape, et)
+    maps = [ir.AffineMap.get(len(shape), 0, reads), ir.AffineMap.get_identity(len(shape))]
+    tiled = generic([ctx.operands[0]], [empty], maps, [PARALLEL] * len(shape),
+                    lambda v, _: v)[0]
+    return tensor.collapse_shape(out_t, tiled, groups)
+
+
 @lowering("mo.tile")
 def _tile(ctx: LoweringContext) -> list[ir.Value]:
     x_t, out_t = ctx.operand_types[0], ctx.result_types[0]
     have, want = ctx.dims(x_t), ctx.dims(out_t)
     if 0 in x_t.dims:
         return [ctx.empty(out_t)]
-    # Copies of x inserted at each multiple of its dims: plain copies into the result buffer
-    # (a broadcast followed by a reshape was written to a temporary and copied again).
+    if all(isinstance(d, int) for d in have + want):
+        return [_tile_static(ctx, have, want)]
+    # Symbolic sizes: copies of x inserted at each multiple of its dims, plain copies into the
+    # result buffer.
     loops: list[tuple[int, ir.Value, ir.Value]] = []  # (dim, count, dim size) of repeated dims
     for i, (d, o) in enumerate(zip(have, want)):
         if isinstance(d, int) and isinstance(o, int):

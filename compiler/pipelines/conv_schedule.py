@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import linalg
 
@@ -241,19 +242,28 @@ def conv_macs(op: ir.Operation) -> int:
     return macs
 
 
+# The largest copy (elements) that tiled_copies_to_linalg vectorizes as a whole: the padded
+# interiors' tiles have at most 64 (the conv suite and the benchmark graphs).
+MAX_TILE_COPY = 4096
+
+
 def tiled_copies_to_linalg(module: ir.Module, tiled: str) -> int:
     """Static ``memref.copy`` ops inside loops -> ``linalg.copy`` marked ``tiled`` (stage 2).
 
     They are the tiles of a padded input's interior that canonicalization folded on tensors
     (see :func:`conv_schedule`); as ``linalg.copy`` on memrefs they are vectorized with the
     other static tiles, where a scalar copy loop cost more than the convolution itself.
+    Only tile-sized copies (:data:`MAX_TILE_COPY`): one vector of a whole larger copy took
+    minutes in LLVM and ran slowly (``tile`` of [512, 1024] by 4, a 2 MiB vector per copy);
+    those stay ``memref.copy`` for the copy stages (``mo-copies-to-linalg`` and after).
     Returns how many.
     """
     copies: list[ir.Operation] = []
 
     def collect(op: ir.Operation) -> ir.WalkResult:
         if op.name == "memref.copy" and all(
-                ir.MemRefType(v.type).has_static_shape for v in op.operands):
+                ir.MemRefType(v.type).has_static_shape for v in op.operands) and int(
+                np.prod(ir.MemRefType(op.operands[0].type).shape)) <= MAX_TILE_COPY:
             parent = op.parent
             while parent is not None and parent.name not in ("scf.for", "func.func"):
                 parent = parent.parent
@@ -270,5 +280,5 @@ def tiled_copies_to_linalg(module: ir.Module, tiled: str) -> int:
     return len(copies)
 
 
-__all__ = ["CONV_KINDS", "OWN_INIT", "Levels", "conv_macs", "conv_schedule", "conv_tiles",
+__all__ = ["CONV_KINDS", "MAX_TILE_COPY", "OWN_INIT", "Levels", "conv_macs", "conv_schedule", "conv_tiles",
            "copy_thread_plan", "tiled_copies_to_linalg"]

@@ -205,6 +205,21 @@ def test_tile_matches_numpy(repeats: list[int]) -> None:
     check(got, np.tile(x, repeats))
 
 
+@pytest.mark.parametrize("shape,repeats", [((2, 3), [3, 2]), ((5, 7, 3), [2, 1, 4]),
+                                           ((64, 33), [1, 4]), ((1,), [5]), ((4, 1, 6), [1, 3, 1])])
+@pytest.mark.parametrize("dtype", [DType.float32, DType.int64, DType.bool, DType.float16])
+def test_tile_of_static_shapes_matches_numpy(shape: tuple, repeats: list[int],
+                                             dtype: DType) -> None:
+    """Static sizes: one broadcast generic over [.., repeat, dim, ..], reshaped (and fused
+    into a consumer)."""
+    x = (RNG.standard_normal(shape) * 4).astype(dtype.to_numpy())
+    (got,) = run(lambda v: ops.tile(v, repeats), [tt(dtype, *shape)], x)
+    check(got, np.tile(x, repeats))
+    if dtype == DType.float32:
+        (got,) = run(lambda v: ops.tile(v, repeats) * 2.0, [tt(dtype, *shape)], x)
+        check(got, np.tile(x, repeats) * np.float32(2))
+
+
 def test_tile_symbolic_repeats_and_dims() -> None:
     types = [tt(DType.int64, "b", 2), tt(DType.int64, "r")]
     x = RNG.integers(0, 9, (3, 2))
