@@ -154,6 +154,66 @@ def _vector_scan_rows(ctx: LoweringContext, x2: ir.Value, out2: ir.Value, rows: 
     return row_loop.results[0]
 
 
+def _vector_scan_columns(ctx: LoweringContext, x3: ir.Value, out3: ir.Value, outer: ir.Value,
+                         n: ir.Value, inner: ir.Value, et: ir.Type, *, exclusive: bool,
+                         reverse: bool, add: Callable[[ir.Value, ir.Value], ir.Value]
+                         ) -> ir.Value:
+    """The scan of ``x3`` ([outer, n, inner], contiguous) along its middle dim into ``out3``:
+    each row of ``inner`` elements is the previous output row (just written, in cache) plus an
+    input row, a vector of lanes at a time, the first row the input's own (zeros where
+    ``exclusive``). Rows walk memory in order; the last chunk of a row is masked."""
+    lanes = max(2, _SCAN_BITS // et.width)
+    vt = ir.VectorType.get([lanes], et)
+    zero_s = _zero(et)
+    zero = vector.BroadcastOp(vt, zero_s).result
+    c0, c1, cl = ctx.index(0), ctx.index(1), ctx.index(lanes)
+    chunks = arith.divui(arith.addi(inner, ctx.index(lanes - 1)), cl)
+    perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(3, 1))
+    in_bounds = ir.ArrayAttr.get([ir.BoolAttr.get(False)])
+    last = arith.subi(n, c1)
+
+    def row(i: ir.Value) -> ir.Value:
+        return arith.subi(last, i) if reverse else i
+
+    def each_chunk(out: ir.Value, value: Callable[[ir.Value, ir.Value], ir.Value],
+                   o: ir.Value, i: ir.Value) -> ir.Value:
+        loop = scf.ForOp(c0, chunks, c1, [out])
+        with ir.InsertionPoint(loop.body):
+            j = arith.muli(loop.induction_variable, cl)
+            current = loop.inner_iter_args[0]
+            v = value(current, j)
+            scf.YieldOp([vector.TransferWriteOp(current.type, v, current, [o, i, j], perm,
+                                                in_bounds).result])
+        return loop.results[0]
+
+    def read(t: ir.Value, o: ir.Value, i: ir.Value, j: ir.Value) -> ir.Value:
+        return vector.TransferReadOp(vt, t, [o, i, j], perm, zero_s, in_bounds).result
+
+    outer_loop = scf.ForOp(c0, outer, c1, [out3])
+    with ir.InsertionPoint(outer_loop.body):
+        o = outer_loop.induction_variable
+        out = outer_loop.inner_iter_args[0]
+        # The first row (none where n is 0): the input's, or zeros.
+        first = scf.ForOp(c0, arith.minui(n, c1), c1, [out])
+        with ir.InsertionPoint(first.body):
+            i0 = row(c0)
+            scf.YieldOp([each_chunk(first.inner_iter_args[0],
+                                    lambda cur, j: zero if exclusive else read(x3, o, i0, j),
+                                    o, i0)])
+        # Every other row: the previous output row plus the input row (the previous one's
+        # where exclusive).
+        rest = scf.ForOp(c1, n, c1, [first.results[0]])
+        with ir.InsertionPoint(rest.body):
+            step = rest.induction_variable
+            i, prev = row(step), row(arith.subi(step, c1))
+            src = prev if exclusive else i
+            scf.YieldOp([each_chunk(rest.inner_iter_args[0],
+                                    lambda cur, j: add(read(cur, o, prev, j), read(x3, o, src, j)),
+                                    o, i)])
+        scf.YieldOp([rest.results[0]])
+    return outer_loop.results[0]
+
+
 @lowering("mo.cumsum")
 @in_f32  # 16-bit floats and float8 accumulate in f32, as torch does on the CPU
 def _cumsum(ctx: LoweringContext) -> list[ir.Value]:
@@ -177,6 +237,16 @@ def _cumsum(ctx: LoweringContext) -> list[ir.Value]:
         out2 = _vector_scan_rows(ctx, x2, tensor.empty([outer, dims[axis]], et), hi, n, et,
                                  **flags)
         return [_reshaped(ctx, out2, ctx.dims(out_t), et)]
+    if kind_of(x_t.element_type) != "bool":
+        # Along another axis: x as [outer, n, inner] (a view), each row of inner elements the
+        # previous output row plus an input row, in vectors (the scalar loops of the scan
+        # below: [512, 4096] along axis 0 1.075 ms, a recorded fallback).
+        outer, inner = _product(ctx, dims[:axis]), _product(ctx, dims[axis + 1:])
+        x3 = _reshaped(ctx, ctx.operands[0], [outer, dims[axis], inner], et)
+        hi, width = _static_or_value([outer, inner], ctx)
+        out3 = _vector_scan_columns(ctx, x3, tensor.empty([outer, dims[axis], inner], et), hi,
+                                    n, width, et, **flags)
+        return [_reshaped(ctx, out3, ctx.dims(out_t), et)]
     if axis == 0:
         # Each x[i] is contiguous: one pass, the running sum has the shape of x[0].
         rest = dims[1:]

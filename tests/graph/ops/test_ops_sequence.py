@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ops_helpers import CPU, result_type, tt
+from ops_helpers import CPU, result_type, shared_session, tt
 from hypothesis import given
 from hypothesis import strategies as st
 from test_ops_numeric import check, run
 
 from max.dtype import DType
-from max.graph import Dim, ops
+from max.graph import Dim, Graph, ops
 
 RNG = np.random.default_rng(11)
 
@@ -100,6 +100,31 @@ def test_cumsum_last_axis_dtypes(dtype: DType, np_dtype, reverse: bool) -> None:
     want = np.flip(np.cumsum(np.flip(x, 2), 2, dtype=np_dtype), 2) if reverse else \
         np.cumsum(x, 2, dtype=np_dtype)
     check(got, want)
+
+
+# Other axes: x as [outer, n, inner], each row of inner elements the previous output row plus
+# an input row, in vectors: inner sizes around the lane count, every option, no plain loops.
+@pytest.mark.parametrize("inner", [1, 7, 16, 17, 33, 1000])
+@pytest.mark.parametrize(("exclusive", "reverse"), [(False, False), (True, False), (False, True),
+                                                    (True, True)])
+def test_cumsum_other_axes_in_vectors(inner: int, exclusive: bool, reverse: bool) -> None:
+    x = _f32(2, 9, inner)
+    graph = Graph("cumsum", lambda v: ops.cumsum(v, 1, exclusive, reverse),
+                  input_types=[tt(DType.float32, 2, 9, inner)])
+    model = shared_session().load(graph)
+    assert model._record.fallbacks == ()
+    got = model.execute(x)[0].to_numpy()
+    check(got, _torch_cumsum(x.astype(np.float64), 1, exclusive, reverse).astype(np.float32),
+          rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("dtype", "np_dtype"), [(DType.int64, np.int64), (DType.int8, np.int8),
+                                                 (DType.float16, np.float16)])
+def test_cumsum_first_axis_dtypes(dtype: DType, np_dtype) -> None:
+    x = RNG.integers(0, 100, (40, 3, 21)).astype(np_dtype)
+    (got,) = run(lambda v: ops.cumsum(v, 0), [tt(dtype, "n", 3, 21)], x)
+    acc = np.float32 if np_dtype == np.float16 else np_dtype  # halves accumulate in f32
+    check(got, np.cumsum(x, 0, dtype=acc).astype(np_dtype))
 
 
 def test_cumsum_long_rows_and_vectors() -> None:
