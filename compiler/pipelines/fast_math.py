@@ -1,5 +1,5 @@
-"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p`` (and ``powf``, :mod:`fast_pow`):
-vector math stays vector code.
+"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p`` (and ``powf``, :mod:`fast_pow`;
+``sin``, ``cos``, :mod:`fast_trig`): vector math stays vector code.
 
 ``math.exp`` on a vector lowers to one libm ``expf`` call per lane (release MLIR has no
 polynomial-approximation pass we can reach from the bindings), which makes softmax 5x slower
@@ -240,14 +240,16 @@ def expand_exp(module: ir.Module) -> int:
 
 
 def expand(module: ir.Module) -> int:
-    """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log``, ``log1p`` and ``powf``
-    (:mod:`fast_pow`); returns how many.
+    """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log``, ``log1p``, ``powf``
+    (:mod:`fast_pow`), ``sin`` and ``cos`` (:mod:`fast_trig`); returns how many.
 
     f64 and other types keep their libm calls.
     """
     from max.compiler.pipelines.fast_pow import expand_pow
+    from max.compiler.pipelines.fast_trig import expand_cos, expand_sin
 
-    return _expand(module, {"math.exp": _exp, "math.powf": expand_pow, **APPROXIMATIONS})
+    return _expand(module, {"math.exp": _exp, "math.powf": expand_pow, "math.sin": expand_sin,
+                            "math.cos": expand_cos, **APPROXIMATIONS})
 
 
 __all__ = ["expand", "expand_exp"]
