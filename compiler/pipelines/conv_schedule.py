@@ -280,5 +280,5 @@ def tiled_copies_to_linalg(module: ir.Module, tiled: str) -> int:
     return len(copies)
 
 
-__all__ = ["CONV_KINDS", "MAX_TILE_COPY", "OWN_INIT", "Levels", "conv_macs", "conv_schedule", "conv_tiles",
-           "copy_thread_plan", "tiled_copies_to_linalg"]
+__all__ = ["CONV_KINDS", "MAX_TILE_COPY", "OWN_INIT", "Levels", "conv_macs", "conv_schedule",
+           "conv_tiles", "copy_thread_plan", "tiled_copies_to_linalg"]
