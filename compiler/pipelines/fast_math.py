@@ -241,15 +241,18 @@ def expand_exp(module: ir.Module) -> int:
 
 def expand(module: ir.Module) -> int:
     """Replaces every f32 ``math.exp``, ``erf``, ``tanh``, ``log``, ``log1p``, ``powf``
-    (:mod:`fast_pow`), ``sin`` and ``cos`` (:mod:`fast_trig`); returns how many.
+    (:mod:`fast_pow`), ``sin`` and ``cos`` (:mod:`fast_trig`) and ``arith.remf``
+    (:mod:`fast_fmod`); returns how many.
 
     f64 and other types keep their libm calls.
     """
     from max.compiler.pipelines.fast_pow import expand_pow
+    from max.compiler.pipelines.fast_fmod import expand_remf
     from max.compiler.pipelines.fast_trig import expand_cos, expand_sin
 
     return _expand(module, {"math.exp": _exp, "math.powf": expand_pow, "math.sin": expand_sin,
-                            "math.cos": expand_cos, **APPROXIMATIONS})
+                            "math.cos": expand_cos, "arith.remf": expand_remf,
+                            **APPROXIMATIONS})
 
 
 __all__ = ["expand", "expand_exp"]
