@@ -15,6 +15,7 @@ from mlir.dialects import arith, math, scf, tensor
 
 from max.compiler.lowering.builders import (
     PARALLEL,
+    dims_map,
     fill,
     generic,
     index_constant,
@@ -266,12 +267,26 @@ def _gather_nd(ctx: LoweringContext) -> list[ir.Value]:
                       for j in range(k))
     et = element_type(out_t.element_type)
 
-    def body(_: ir.Value) -> ir.Value:
+    # Each index column indices[..., j] an input of the generic (read through a map, as
+    # mo.gather's indices), not a tensor.extract in its body: a gather of whole rows is then
+    # the schedule's row gather (vector loads of each row), not plain loops.
+    lead = i_t.rank - 1  # b + g
+    if 0 in i_t.dims[:lead]:
+        return [ctx.empty(out_t)]  # no indices: nothing to gather (nor to slice)
+    dyn = ir.ShapedType.get_dynamic_size()
+    column_t = ir.RankedTensorType.get(
+        [d if isinstance(d, int) else dyn for d in i_t.dims[:lead]],
+        ir.RankedTensorType(indices.type).element_type)
+    columns = [extract_slice(column_t, indices, [0] * lead + [j],
+                             [ctx.dim_value(d) if not isinstance(d, int) else d
+                              for d in i_t.dims[:lead]] + [1], [1] * i_t.rank)
+               for j in range(k)]
+
+    def body(*args: ir.Value) -> ir.Value:
         loop = [linalg_index(d) for d in range(out_t.rank)]
         coords = list(loop[:b])
         nonempty = None
-        for j in range(k):
-            raw = tensor.extract(indices, [*loop[:b + g], _c(j)])
+        for j, raw in enumerate(args[:k]):
             i, _oob = _normalize(ctx, raw, sizes[j], unsigned)
             top = arith.subi(sizes[j], _c(1))
             coords.append(arith.maxsi(arith.minsi(i, top), _c(0)))
@@ -283,10 +298,13 @@ def _gather_nd(ctx: LoweringContext) -> list[ir.Value]:
         # An empty indexed axis has nothing to read: 0 (the check reports the failure).
         return _if(nonempty, lambda: [tensor.extract(x, coords)], [scalar(et, 0)])[0]
 
-    out = generic([], [ctx.empty(out_t)], [ir.AffineMap.get_identity(out_t.rank)],
+    column_map = dims_map(out_t.rank, list(range(lead)))
+    out = generic(columns, [ctx.empty(out_t)],
+                  [column_map] * k + [ir.AffineMap.get_identity(out_t.rank)],
                   [PARALLEL] * out_t.rank, body)[0]
-    if k:
-        ctx.add_check(any_oob(ctx, indices, sizes, unsigned),
+    # One check per index column against its dim (each a row reduction: vector code).
+    for j in range(k):
+        ctx.add_check(any_oob(ctx, columns[j], [sizes[j]], unsigned),
                       f"mo.gather_nd: index out of range for dims {list(x_t.dims[b:b + k])} "
                       f"of x{where(ctx)}")
     return [out]

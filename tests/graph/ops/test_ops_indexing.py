@@ -89,6 +89,26 @@ def test_gather_nd_symbolic_dims_and_out_of_range() -> None:
     model.execute(x, idx)  # still usable
 
 
+@pytest.mark.parametrize("b,x_shape,idx_shape", [(0, (50, 3, 40), (7, 1)),
+                                                   (0, (20, 30, 33), (2, 5, 2)),
+                                                   (1, (4, 30, 64), (4, 6, 1))])
+def test_gather_nd_of_rows_is_vector_code(b: int, x_shape: tuple, idx_shape: tuple) -> None:
+    """Indices that pick whole rows (trailing dims left): the row gather's vector loads, no
+    plain loops; negative indices wrap, one out of range is still reported."""
+    model = _load([tt(DType.float32, *x_shape), tt(DType.int64, *idx_shape)],
+                  lambda x, i: ops.gather_nd(x, i, batch_dims=b))
+    assert model._record.fallbacks == ()
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    k = idx_shape[-1]
+    high = np.array(x_shape[b:b + k])
+    idx = RNG.integers(-high, high, idx_shape)
+    got = model.execute(x, idx)[0].to_numpy()
+    np.testing.assert_array_equal(got, _gather_nd_loop(x, idx, b))
+    idx.flat[-1] = high[-1]
+    with pytest.raises(IndexError, match="mo.gather_nd: index out of range"):
+        model.execute(x, idx)
+
+
 def _scatter_loop(x, updates, idx, axis):
     out = x.copy()
     for pos in np.ndindex(*idx.shape):  # row-major: the last duplicate wins
