@@ -99,6 +99,18 @@ def _scan(ctx: LoweringContext, x: ir.Value, out: ir.Value, acc: ir.Value, prefi
 _SCAN_BITS = 512
 
 
+def _scan_vectors(ctx: LoweringContext, et: ir.Type, n: ir.Value
+                  ) -> tuple[int, ir.VectorType, ir.Value, ir.Value, ir.Value, ir.ArrayAttr]:
+    """What the vector scans share: (lanes, the vector type, 0 and a vector of 0s, the
+    count of chunks of lanes covering ``n`` elements, the masked transfers' in_bounds)."""
+    lanes = max(2, _SCAN_BITS // et.width)
+    vt = ir.VectorType.get([lanes], et)
+    zero_s = _zero(et)
+    chunks = arith.divui(arith.addi(n, ctx.index(lanes - 1)), ctx.index(lanes))
+    return (lanes, vt, zero_s, vector.BroadcastOp(vt, zero_s).result, chunks,
+            ir.ArrayAttr.get([ir.BoolAttr.get(False)]))
+
+
 def _lane_scan(v: ir.Value, lanes: int, reverse: bool,
                add: Callable[[ir.Value, ir.Value], ir.Value], zero: ir.Value) -> ir.Value:
     """The running sums of the lanes of ``v`` (suffix sums with ``reverse``): log2(lanes)
@@ -121,14 +133,9 @@ def _vector_scan_rows(ctx: LoweringContext, x2: ir.Value, out2: ir.Value, rows: 
     lanes at a time: each chunk's lane sums (:func:`_lane_scan`) plus the sum of the chunks
     before it, carried as a broadcast vector. Every chunk is a masked read and write: the
     last one of a row stops at n."""
-    lanes = max(2, _SCAN_BITS // et.width)
-    vt = ir.VectorType.get([lanes], et)
-    zero_s = _zero(et)
-    zero = vector.BroadcastOp(vt, zero_s).result
+    lanes, vt, zero_s, zero, chunks, in_bounds = _scan_vectors(ctx, et, n)
     c0, c1, cl = ctx.index(0), ctx.index(1), ctx.index(lanes)
-    chunks = arith.divui(arith.addi(n, ctx.index(lanes - 1)), cl)
     perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
-    in_bounds = ir.ArrayAttr.get([ir.BoolAttr.get(False)])
     row_loop = scf.ForOp(c0, rows, c1, [out2])
     with ir.InsertionPoint(row_loop.body):
         r = row_loop.induction_variable
@@ -162,14 +169,9 @@ def _vector_scan_columns(ctx: LoweringContext, x3: ir.Value, out3: ir.Value, out
     each row of ``inner`` elements is the previous output row (just written, in cache) plus an
     input row, a vector of lanes at a time, the first row the input's own (zeros where
     ``exclusive``). Rows walk memory in order; the last chunk of a row is masked."""
-    lanes = max(2, _SCAN_BITS // et.width)
-    vt = ir.VectorType.get([lanes], et)
-    zero_s = _zero(et)
-    zero = vector.BroadcastOp(vt, zero_s).result
+    lanes, vt, zero_s, zero, chunks, in_bounds = _scan_vectors(ctx, et, inner)
     c0, c1, cl = ctx.index(0), ctx.index(1), ctx.index(lanes)
-    chunks = arith.divui(arith.addi(inner, ctx.index(lanes - 1)), cl)
     perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(3, 1))
-    in_bounds = ir.ArrayAttr.get([ir.BoolAttr.get(False)])
     last = arith.subi(n, c1)
 
     def row(i: ir.Value) -> ir.Value:

@@ -190,3 +190,26 @@ def chain_text(dims: tuple) -> str:
             f'  %1 = "mo.mul"(%0, %a) : ({t}, {t}) -> {t}\n'
             f'  %2 = "mo.exp"(%1) : ({t}) -> {t}\n'
             f"  func.return %2 : {t}\n}}\n")
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance between f32 arrays in representable values (0 where both are NaN)."""
+    def ordered(v: np.ndarray) -> np.ndarray:
+        i = v.view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    d = np.abs(ordered(a) - ordered(b))
+    d[np.isnan(a) & np.isnan(b)] = 0
+    return d
+
+
+def lowered_llvm(text: str) -> str:
+    """An MO module's text lowered through the CPU pipeline to the LLVM dialect."""
+    from max.compiler.lowering import lower_to_linalg
+    from max.compiler.pipelines import cpu
+
+    with make_context():
+        m = ir.Module.parse(text)
+        lower_to_linalg(m)
+        cpu.lower_to_llvm(m)
+        return str(m)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from mo_helpers import Compiled, check, one_op_module
+from mo_helpers import Compiled, check, lowered_llvm, one_op_module
 
 
 # A schedule failure raises here instead of silently compiling plain loops.
@@ -116,18 +116,8 @@ def _undefined_symbols(c: Compiled) -> str:
     ("erf", "", "erff"), ("tanh", "", "tanhf"), ("log", "", "logf"), ("log1p", "", "logf"),
     ("gelu", 'approximate = "none"', "erff"), ("gelu", 'approximate = "tanh"', "tanhf")])
 def test_vectorized_code_calls_no_libm(op: str, attrs: str, libm: str) -> None:
-    from mlir import ir
-    from mo_helpers import make_context
-
-    from max.compiler.lowering import lower_to_linalg
-    from max.compiler.pipelines import cpu
-
     text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 256)), attrs)
-    with make_context():
-        m = ir.Module.parse(text)
-        lower_to_linalg(m)
-        cpu.lower_to_llvm(m)
-        llvm = str(m)
+    llvm = lowered_llvm(text)
     assert "vector<" in llvm  # the schedule vectorized it
     assert f"@{libm}" not in llvm and "llvm.intr.log" not in llvm and "llvm.intr.tanh" not in llvm
     assert f" {libm}" not in _undefined_symbols(Compiled(text))

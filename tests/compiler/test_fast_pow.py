@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from mo_helpers import Compiled, one_op_module
+from mo_helpers import Compiled, lowered_llvm, one_op_module, ulp_distance
 
 from max.driver import CPU
 from max.dtype import DType
@@ -35,23 +35,12 @@ def _reference(x: np.ndarray, y: np.ndarray | float) -> np.ndarray:
         return np.power(x.astype(np.float64), y).astype(np.float32)
 
 
-def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance in representable f32 values (0 where both are NaN)."""
-    def ordered(v: np.ndarray) -> np.ndarray:
-        i = v.view(np.int32).astype(np.int64)
-        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
-
-    d = np.abs(ordered(a) - ordered(b))
-    d[np.isnan(a) & np.isnan(b)] = 0
-    return d
-
-
 def _assert_pow(out: np.ndarray, ref: np.ndarray) -> None:
     assert np.array_equal(np.isnan(out), np.isnan(ref))
     special = np.isinf(ref) | (ref == 0)  # infinities and zeros exactly, signs included
     np.testing.assert_array_equal(out[special], ref[special])
     assert np.array_equal(np.signbit(out[special]), np.signbit(ref[special]))
-    d = _ulps(out, ref)
+    d = ulp_distance(out, ref)
     assert d.max() <= 1, (d.max(), np.argmax(d))
 
 
@@ -111,18 +100,8 @@ def test_remainders_and_symbolic_sizes(shape: tuple, dims: tuple) -> None:
 
 
 def test_vector_pow_calls_no_libm() -> None:
-    from mlir import ir
-    from mo_helpers import make_context
-
-    from max.compiler.lowering import lower_to_linalg
-    from max.compiler.pipelines import cpu
-
-    text = one_op_module("pow", [("f32", ("n", 256)), ("f32", ("n", 256))], ("f32", ("n", 256)))
-    with make_context():
-        m = ir.Module.parse(text)
-        lower_to_linalg(m)
-        cpu.lower_to_llvm(m)
-        llvm = str(m)
+    llvm = lowered_llvm(one_op_module("pow", [("f32", ("n", 256)), ("f32", ("n", 256))],
+                                      ("f32", ("n", 256))))
     assert "vector<" in llvm  # the schedule vectorized it
     assert "powf" not in llvm and "llvm.intr.pow" not in llvm
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from mo_helpers import Compiled, one_op_module, scheduled_ir
+from mo_helpers import Compiled, one_op_module, scheduled_ir, ulp_distance
 
 from max.compiler.pipelines.fast_trig import LIMIT
 
@@ -14,16 +14,6 @@ from max.compiler.pipelines.fast_trig import LIMIT
 pytestmark = pytest.mark.usefixtures("schedule_debug")
 
 _REF = {"sin": np.sin, "cos": np.cos}
-
-
-def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    def ordered(v: np.ndarray) -> np.ndarray:
-        i = v.view(np.int32).astype(np.int64)
-        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
-
-    d = np.abs(ordered(a) - ordered(b))
-    d[np.isnan(a) & np.isnan(b)] = 0
-    return d
 
 
 def _run(op: str, x: np.ndarray, dims: tuple) -> np.ndarray:
@@ -51,7 +41,7 @@ def test_within_an_ulp_over_the_float_range(op: str) -> None:
     with np.errstate(invalid="ignore"):
         ref = _REF[op](x.astype(np.float64)).astype(np.float32)
     assert np.array_equal(np.isnan(out), np.isnan(ref))
-    d = _ulps(out, ref)
+    d = ulp_distance(out, ref)
     assert d.max() <= 1, (x[np.argmax(d)], out[np.argmax(d)], ref[np.argmax(d)])
     # Below LIMIT the polynomial's: the correctly rounded value but for a rare halfway case.
     small = np.abs(x) <= LIMIT
@@ -83,7 +73,7 @@ def test_beyond_the_limit_takes_libm(op: str) -> None:
     for i in (70, 200):
         assert out[i] == np.float32(fn(float(x[i])))
     ref = _REF[op](x.astype(np.float64)).astype(np.float32)
-    assert _ulps(out, ref).max() <= 1
+    assert ulp_distance(out, ref).max() <= 1
 
 
 @pytest.mark.parametrize("shape,dims", [((7,), (7,)), ((3, 67), ("n", 67)), ((1,), ("n",)),
@@ -92,7 +82,7 @@ def test_remainders_and_symbolic_sizes(shape: tuple, dims: tuple) -> None:
     x = (np.random.default_rng(4).standard_normal(shape) * 20).astype(np.float32)
     for op in ("sin", "cos"):
         ref = _REF[op](x.astype(np.float64)).astype(np.float32)
-        assert _ulps(_run(op, x, dims), ref).max() <= 1
+        assert ulp_distance(_run(op, x, dims), ref).max() <= 1
 
 
 def test_vector_code_keeps_libm_for_the_far_branch_only() -> None:
