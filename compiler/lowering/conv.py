@@ -215,6 +215,10 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     pt, pb, pl, pr = ctx.dense_ints("paddings")
     et = element_type(out_t.element_type)
     n, h, w, _ = ctx.dims(x_t)
+    if ((sh, sw) == (r, s) and (dh, dw) == (1, 1) and not any((pt, pb, pl, pr))
+            and all(isinstance(d, int) for d in (n, h, w))
+            and list(out_t.dims) == [n, h * r, w * s, fo]):
+        return [_transpose_as_matmul(ctx, x, f, (n, h, w, ci), (r, s, fo), et)]
     lo = [dh * (r - 1) - pt, dw * (s - 1) - pl]
     hi = [dh * (r - 1) - pb, dw * (s - 1) - pr]
     spread = [add_size(_mul(h, sh), 1 - sh), add_size(_mul(w, sw), 1 - sw)]
@@ -238,6 +242,31 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     dyn, static = slice_args(ctx.dims(out_t))
     return [tensor.extract_slice(ctx.tensor_type(out_t), y, [], dyn, [], [0, *crop, 0], static,
                                  [1, 1, 1, 1])]
+
+
+def _transpose_as_matmul(ctx: LoweringContext, x: ir.Value, f: ir.Value,
+                         x_dims: tuple[int, int, int, int], taps: tuple[int, int, int],
+                         et: ir.Type) -> ir.Value:
+    """A transposed conv whose windows do not overlap (kernel = stride, no padding, no
+    dilation: the 2x2 / stride-2 upsampling of decoders) as one matmul: each input pixel
+    times the filter gives its own R x S block of output pixels, ``[N*H*W, C] @ [C, R*S*F]``,
+    then the blocks put in place (``[N, H, W, R, S, F]`` -> ``[N, H, R, W, S, F]``, a copy).
+    The spread-out input conv multiplied zeros: R*S times the work (2x torch at 2x2)."""
+    n, h, w, ci = x_dims
+    r, s, fo = taps
+    d = [ir.AffineDimExpr.get(i) for i in range(6)]
+    # Filter [R, S, F, C] -> [C, R, S, F]: the matmul's B.
+    f_t = generic([f], [tensor.empty([ci, r, s, fo], et)],
+                  [ir.AffineMap.get(4, 0, [d[1], d[2], d[3], d[0]]), identity_map(4)],
+                  [PARALLEL] * 4, lambda v, _: v)[0]
+    product = linalg.matmul(view(ctx, x, [n * h * w, ci]), view(ctx, f_t, [ci, r * s * fo]),
+                            outs=[fill(scalar(et, 0), tensor.empty([n * h * w, r * s * fo],
+                                                                   et))])
+    blocks = view(ctx, product, [n, h, w, r, s, fo])
+    placed = generic([blocks], [tensor.empty([n, h, r, w, s, fo], et)],
+                     [ir.AffineMap.get(6, 0, [d[0], d[1], d[3], d[2], d[4], d[5]]),
+                      identity_map(6)], [PARALLEL] * 6, lambda v, _: v)[0]
+    return view(ctx, placed, [n, h * r, w * s, fo])
 
 
 def _window(ctx: LoweringContext, kernel: Sequence[int]) -> ir.Value:

@@ -328,6 +328,11 @@ TRANSPOSE_CASES = [
     ((1, 4, 3, 2), (2, 3, 4, 2), (3, 2), (2, 1), (0, 2, 1, 0)),
     ((1, 6, 6, 8), (2, 2, 3, 8), (2, 2), (1, 1), (2, 1, 3, 2)),  # paddings crop the conv
     ((1, 14, 14, 32), (4, 4, 64, 32), (2, 2), (1, 1), (1, 1, 1, 1)),  # scheduled conv
+    # Kernel = stride, no padding: windows that do not overlap, one matmul.
+    ((2, 7, 5, 8), (2, 2, 6, 8), (2, 2), (1, 1), (0, 0, 0, 0)),
+    ((1, 3, 4, 5), (3, 2, 4, 5), (3, 2), (1, 1), (0, 0, 0, 0)),
+    ((1, 28, 28, 64), (2, 2, 64, 64), (2, 2), (1, 1), (0, 0, 0, 0)),
+    ((1, 4, 4, 3), (1, 1, 7, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
 ]
 
 
@@ -339,6 +344,20 @@ def test_conv2d_transpose_matches_torch(xs, ws, stride, dilation, padding) -> No
     want = _torch_conv_transpose(x, w, stride, dilation, padding)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_transpose_without_overlap_is_a_scheduled_matmul() -> None:
+    """2x2 / stride 2 (a decoder's upsampling): a matmul and a copy putting the blocks in
+    place, both scheduled; a bias after it too."""
+    types = [tt(DType.float32, 1, 28, 28, 64), tt(DType.float32, 2, 2, 32, 64),
+             tt(DType.float32, 32)]
+    fn = lambda a, b, c: ops.conv2d_transpose(a, b, 2, 1, 0, bias=c)  # noqa: E731
+    model = shared_session().load(Graph("convt_blocks", fn, input_types=types))
+    assert model._record.fallbacks == ()
+    x, w, b = _f32(1, 28, 28, 64), _f32(2, 2, 32, 64), _f32(32)
+    np.testing.assert_allclose(model.execute(x, w, b)[0].to_numpy(),
+                               _torch_conv_transpose(x, w, 2, 1, (0, 0, 0, 0), b),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_transpose_symbolic_dims_and_bias() -> None:
