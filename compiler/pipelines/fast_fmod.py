@@ -14,16 +14,16 @@ one takes libm for all its lanes, at run time.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, math, scf, vector
+from mlir.dialects import arith, math, scf
 
-from max.compiler.pipelines.fast_pow import _like, _splat
+from max.compiler.pipelines.fast_lanes import any_lane, like, splat
 
 QUOTIENT_LIMIT = 2.0 ** 29  # |x / y| below this: the fast path (see the module doc)
 
 
 def _fast(x: ir.Value, y: ir.Value) -> ir.Value:
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
+    f64 = like(ft, ir.F64Type.get())
     xd, yd = arith.extf(f64, x), arith.extf(f64, y)
     q = math.trunc(arith.divf(xd, yd))
     r = math.fma(arith.negf(q), yd, xd)
@@ -33,16 +33,13 @@ def _fast(x: ir.Value, y: ir.Value) -> ir.Value:
 def expand_remf(x: ir.Value, y: ir.Value) -> ir.Value:
     """``remf(x, y)`` of f32 values as vector code (module doc)."""
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
+    f64 = like(ft, ir.F64Type.get())
     P = arith.CmpFPredicate
     quotient = math.absf(arith.divf(arith.extf(f64, x), arith.extf(f64, y)))
     # ULT: also a NaN quotient (0 / 0, inf / inf, a NaN operand); and an infinite divisor.
-    slow = arith.ori(arith.cmpf(P.UGE, quotient, _splat(f64, QUOTIENT_LIMIT)),
-                     arith.cmpf(P.OEQ, math.absf(y), _splat(ft, float("inf"))))
-    if isinstance(ft, ir.VectorType):
-        slow = vector.ReductionOp(ir.IntegerType.get_signless(1), vector.CombiningKind.OR,
-                                  slow).result
-    branch = scf.IfOp(slow, [ft], has_else=True)
+    slow = arith.ori(arith.cmpf(P.UGE, quotient, splat(f64, QUOTIENT_LIMIT)),
+                     arith.cmpf(P.OEQ, math.absf(y), splat(ft, float("inf"))))
+    branch = scf.IfOp(any_lane(slow), [ft], has_else=True)
     with ir.InsertionPoint(branch.then_block):
         scf.YieldOp([arith.remf(x, y)])  # libm, lane by lane
     with ir.InsertionPoint(branch.else_block):

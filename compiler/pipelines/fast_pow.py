@@ -23,6 +23,7 @@ from mlir import ir
 from mlir.dialects import arith, math
 
 from max.compiler.passes.ir_util import as_op
+from max.compiler.pipelines.fast_lanes import like, splat
 
 SMALL_POWER = 4  # integer exponents up to this magnitude: products, not exp/log
 
@@ -36,22 +37,6 @@ _ATANH_TERMS = 8
 _EXP_TERMS = 10
 # exp(t) for |t| > 200 is 0 or inf in f32 already (and finite in f64).
 _T_CLAMP = 200.0
-
-
-def _splat(t: ir.Type, value: float | int) -> ir.Value:
-    """A constant of ``t`` (a scalar or vector float or integer type)."""
-    et = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
-    attr = (ir.IntegerAttr.get(et, int(value)) if isinstance(et, ir.IntegerType)
-            else ir.FloatAttr.get(et, value))
-    if isinstance(t, ir.VectorType):
-        return arith.constant(t, ir.DenseElementsAttr.get_splat(t, attr))
-    return arith.constant(t, attr)
-
-
-def _like(t: ir.Type, element: ir.Type) -> ir.Type:
-    """``t``'s shape (scalar or vector) with ``element``."""
-    return ir.VectorType.get(ir.VectorType(t).shape, element) if isinstance(t, ir.VectorType) \
-        else element
 
 
 def constant_exponent(y: ir.Value) -> float | None:
@@ -80,15 +65,15 @@ def _integer_power_f64(xd: ir.Value, n: int) -> ir.Value:
         k >>= 1
         if k:
             base = arith.mulf(base, base)
-    return arith.divf(_splat(xd.type, 1.0), result) if n < 0 else result
+    return arith.divf(splat(xd.type, 1.0), result) if n < 0 else result
 
 
 def pow_constant(x: ir.Value, c: float) -> ir.Value | None:
     """``pow(x, c)`` by cheaper ops for the exponents the module doc lists, else None."""
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
+    f64 = like(ft, ir.F64Type.get())
     if c == 0.0:
-        return _splat(ft, 1.0)  # even for a NaN x
+        return splat(ft, 1.0)  # even for a NaN x
     if c == 1.0:
         return x
     if c == 2.0:
@@ -97,13 +82,13 @@ def pow_constant(x: ir.Value, c: float) -> ir.Value | None:
         return arith.truncf(ft, _integer_power_f64(arith.extf(f64, x), int(c)))
     if c == 0.5:
         # sqrt(-0) is -0 and sqrt(-inf) NaN, where pow gives +0 and +inf.
-        root = arith.addf(math.sqrt(x), _splat(ft, 0.0))
-        return arith.select(_cmp(arith.CmpFPredicate.OEQ, x, _splat(ft, float("-inf"))),
-                            _splat(ft, float("inf")), root)
+        root = arith.addf(math.sqrt(x), splat(ft, 0.0))
+        return arith.select(_cmp(arith.CmpFPredicate.OEQ, x, splat(ft, float("-inf"))),
+                            splat(ft, float("inf")), root)
     if c == -0.5:
         return _rsqrt(x)
     if c == -1.0:
-        return arith.divf(_splat(ft, 1.0), x)  # correctly rounded; pow(-0, -1) = -inf
+        return arith.divf(splat(ft, 1.0), x)  # correctly rounded; pow(-0, -1) = -inf
     return None
 
 
@@ -112,24 +97,24 @@ def _rsqrt(x: ir.Value) -> ir.Value:
     step in f64 (about 47 bits) and one rounding. 1 / sqrt in f64 took 3.0 ms over 512 x 4096
     on one thread, this 0.9 (torch 0.85)."""
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
-    estimate = arith.extf(f64, arith.divf(_splat(ft, 1.0), math.sqrt(x)))
+    f64 = like(ft, ir.F64Type.get())
+    estimate = arith.extf(f64, arith.divf(splat(ft, 1.0), math.sqrt(x)))
     xd = arith.extf(f64, x)
     # r (1 + e / 2), e = 1 - x r^2: the error of r squared.
-    e = math.fma(arith.negf(arith.mulf(xd, estimate)), estimate, _splat(f64, 1.0))
-    r = arith.truncf(ft, math.fma(arith.mulf(estimate, _splat(f64, 0.5)), e, estimate))
+    e = math.fma(arith.negf(arith.mulf(xd, estimate)), estimate, splat(f64, 1.0))
+    r = arith.truncf(ft, math.fma(arith.mulf(estimate, splat(f64, 0.5)), e, estimate))
     # 0 and inf make e NaN: pow(+-0, -0.5) = +inf, pow(+-inf, -0.5) = +0; x < 0: NaN already.
-    r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, _splat(ft, 0.0)),
-                     _splat(ft, float("inf")), r)
-    return arith.select(_cmp(arith.CmpFPredicate.OEQ, math.absf(x), _splat(ft, float("inf"))),
-                        _splat(ft, 0.0), r)
+    r = arith.select(_cmp(arith.CmpFPredicate.OEQ, x, splat(ft, 0.0)),
+                     splat(ft, float("inf")), r)
+    return arith.select(_cmp(arith.CmpFPredicate.OEQ, math.absf(x), splat(ft, float("inf"))),
+                        splat(ft, 0.0), r)
 
 
 def _log_f64(ax: ir.Value) -> ir.Value:
     """log of a positive, finite, nonzero f64 ``ax`` (an f32 value: never denormal in f64)."""
-    i64 = _like(ax.type, ir.IntegerType.get_signless(64))
-    f = lambda v: _splat(ax.type, v)  # noqa: E731
-    i = lambda v: _splat(i64, v)  # noqa: E731
+    i64 = like(ax.type, ir.IntegerType.get_signless(64))
+    f = lambda v: splat(ax.type, v)  # noqa: E731
+    i = lambda v: splat(i64, v)  # noqa: E731
     bits = arith.bitcast(i64, ax)
     e = arith.subi(arith.shrui(bits, i(52)), i(1023))
     m = arith.bitcast(ax.type, arith.ori(arith.andi(bits, i((1 << 52) - 1)),
@@ -147,25 +132,25 @@ def _log_f64(ax: ir.Value) -> ir.Value:
 
 def _exp_f64(t: ir.Value) -> ir.Value:
     """exp of an f64 ``t`` in [-_T_CLAMP, _T_CLAMP]."""
-    i64 = _like(t.type, ir.IntegerType.get_signless(64))
-    f = lambda v: _splat(t.type, v)  # noqa: E731
+    i64 = like(t.type, ir.IntegerType.get_signless(64))
+    f = lambda v: splat(t.type, v)  # noqa: E731
     n = math.roundeven(arith.mulf(t, f(_LOG2E)))
     r = math.fma(n, f(-_LN2), t)
     p = f(1.0 / pymath.factorial(_EXP_TERMS - 1))
     for k in range(_EXP_TERMS - 2, -1, -1):
         p = math.fma(p, r, f(1.0 / pymath.factorial(k)))
     scale = arith.bitcast(t.type, arith.shli(arith.addi(arith.fptosi(i64, n),
-                                                        _splat(i64, 1023)), _splat(i64, 52)))
+                                                        splat(i64, 1023)), splat(i64, 52)))
     return arith.mulf(p, scale)
 
 
 def pow_f64(x: ir.Value, y: ir.Value) -> ir.Value:
     """C99 ``powf(x, y)`` of f32 (scalar or vector) values, computed in f64 (module doc)."""
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
+    f64 = like(ft, ir.F64Type.get())
     P = arith.CmpFPredicate
-    c = lambda v: _splat(ft, v)  # noqa: E731
-    d = lambda v: _splat(f64, v)  # noqa: E731
+    c = lambda v: splat(ft, v)  # noqa: E731
+    d = lambda v: splat(f64, v)  # noqa: E731
     xd, yd = arith.extf(f64, x), arith.extf(f64, y)
     ax = math.absf(xd)
     # |x| = 0 or inf: log |x| = -inf or +inf, so that y log|x| gives 0 or inf through the clamp.
@@ -182,13 +167,13 @@ def pow_f64(x: ir.Value, y: ir.Value) -> ir.Value:
     y_int = _cmp(P.OEQ, math.trunc(y), y)
     half = arith.mulf(y, c(0.5))
     y_odd = arith.andi(y_int, _cmp(P.ONE, math.trunc(half), half))
-    i32 = _like(ft, ir.IntegerType.get_signless(32))
-    negative = arith.cmpi(arith.CmpIPredicate.slt, arith.bitcast(i32, x), _splat(i32, 0))
+    i32 = like(ft, ir.IntegerType.get_signless(32))
+    negative = arith.cmpi(arith.CmpIPredicate.slt, arith.bitcast(i32, x), splat(i32, 0))
     r = arith.select(arith.andi(negative, y_odd), arith.negf(mag), mag)
     finite_negative = arith.andi(_cmp(P.OLT, x, c(0.0)), _cmp(P.OGT, x, c(float("-inf"))))
     nan = c(float("nan"))
-    r = arith.select(arith.andi(finite_negative, arith.xori(y_int, _splat(
-        _like(ft, ir.IntegerType.get_signless(1)), 1))), nan, r)
+    r = arith.select(arith.andi(finite_negative, arith.xori(y_int, splat(
+        like(ft, ir.IntegerType.get_signless(1)), 1))), nan, r)
     # NaN in, NaN out, but pow(1, y) = pow(x, 0) = 1.
     any_nan = _cmp(P.UNO, x, y)
     not_one = arith.andi(_cmp(P.UNE, x, c(1.0)), _cmp(P.UNE, y, c(0.0)))

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math as pymath
 
 from mlir import ir
-from mlir.dialects import arith, math, scf, vector
+from mlir.dialects import arith, math, scf
 
-from max.compiler.pipelines.fast_pow import _like, _splat
+from max.compiler.pipelines.fast_lanes import any_lane, like, splat
 
 LIMIT = 2.0 ** 24 * pymath.pi  # |x| beyond: libm (see the module doc)
 _TWO_OVER_PI = 2.0 / pymath.pi
@@ -33,7 +33,7 @@ _COS_TERMS = 6
 
 def _poly(r: ir.Value, z: ir.Value, odd: bool, terms: int) -> ir.Value:
     """sin(r) (``odd``) or cos(r) as Taylor sums in ``z = r^2``, Horner from the top term."""
-    f = lambda v: _splat(r.type, v)  # noqa: E731
+    f = lambda v: splat(r.type, v)  # noqa: E731
     first = 1 if odd else 0
     coeffs = [(-1) ** i / pymath.factorial(2 * i + first) for i in range(terms)]
     p = f(coeffs[-1])
@@ -45,13 +45,13 @@ def _poly(r: ir.Value, z: ir.Value, odd: bool, terms: int) -> ir.Value:
 def _fast(x: ir.Value, cosine: bool) -> ir.Value:
     """sin or cos of f32 lanes with ``|x| <= LIMIT`` (others: garbage, replaced by libm)."""
     ft = x.type
-    f64 = _like(ft, ir.F64Type.get())
-    i32 = _like(ft, ir.IntegerType.get_signless(32))
-    d = lambda v: _splat(f64, v)  # noqa: E731
+    f64 = like(ft, ir.F64Type.get())
+    i32 = like(ft, ir.IntegerType.get_signless(32))
+    d = lambda v: splat(f64, v)  # noqa: E731
     P = arith.CmpFPredicate
     # Beyond LIMIT, NaN and inf: a quiet 0 here (k stays an i32), the result fixed below.
-    ok = arith.cmpf(P.OLE, math.absf(x), _splat(ft, LIMIT))
-    xd = arith.extf(f64, arith.select(ok, x, _splat(ft, 0.0)))
+    ok = arith.cmpf(P.OLE, math.absf(x), splat(ft, LIMIT))
+    xd = arith.extf(f64, arith.select(ok, x, splat(ft, 0.0)))
     k = math.roundeven(arith.mulf(xd, d(_TWO_OVER_PI)))
     r = math.fma(k, d(-_P1), xd)
     r = math.fma(k, d(-_P2), r)
@@ -61,25 +61,22 @@ def _fast(x: ir.Value, cosine: bool) -> ir.Value:
     # Quadrant q = k mod 4: sin(x) = s, c, -s, -c; cos(x) = sin(x + pi/2): q + 1.
     q = arith.fptosi(i32, k)
     if cosine:
-        q = arith.addi(q, _splat(i32, 1))
-    odd = arith.cmpi(arith.CmpIPredicate.ne, arith.andi(q, _splat(i32, 1)), _splat(i32, 0))
-    neg = arith.cmpi(arith.CmpIPredicate.ne, arith.andi(q, _splat(i32, 2)), _splat(i32, 0))
+        q = arith.addi(q, splat(i32, 1))
+    odd = arith.cmpi(arith.CmpIPredicate.ne, arith.andi(q, splat(i32, 1)), splat(i32, 0))
+    neg = arith.cmpi(arith.CmpIPredicate.ne, arith.andi(q, splat(i32, 2)), splat(i32, 0))
     v = arith.select(odd, c, s)
     y = arith.truncf(ft, arith.select(neg, arith.negf(v), v))
     if not cosine:  # sin(-0) = -0 (r is +0 there)
-        y = arith.select(arith.cmpf(P.OEQ, x, _splat(ft, 0.0)), x, y)
+        y = arith.select(arith.cmpf(P.OEQ, x, splat(ft, 0.0)), x, y)
     # NaN and +-inf: NaN (x - x is NaN for both).
     diff = arith.subf(x, x)
-    return arith.select(arith.cmpf(P.UNO, diff, diff), _splat(ft, float("nan")), y)
+    return arith.select(arith.cmpf(P.UNO, diff, diff), splat(ft, float("nan")), y)
 
 
 def _expand(x: ir.Value, cosine: bool) -> ir.Value:
     ft = x.type
-    big = arith.cmpf(arith.CmpFPredicate.OGT, math.absf(x), _splat(ft, LIMIT))
-    if isinstance(ft, ir.VectorType):
-        big = vector.ReductionOp(ir.IntegerType.get_signless(1), vector.CombiningKind.OR,
-                                 big).result
-    branch = scf.IfOp(big, [ft], has_else=True)
+    big = arith.cmpf(arith.CmpFPredicate.OGT, math.absf(x), splat(ft, LIMIT))
+    branch = scf.IfOp(any_lane(big), [ft], has_else=True)
     with ir.InsertionPoint(branch.then_block):
         scf.YieldOp([math.cos(x) if cosine else math.sin(x)])  # libm, lane by lane
     with ir.InsertionPoint(branch.else_block):

@@ -99,3 +99,21 @@ def test_float16_goes_through_f32() -> None:
     np.testing.assert_allclose(out.astype(np.float32),
                                np.cos(x.astype(np.float64)).astype(np.float16).astype(np.float32),
                                atol=1e-3)
+
+
+def test_vectors_of_any_rank_expand_to_valid_ir() -> None:
+    """The far-argument test reduces lanes of 2-D vectors too (flattened first)."""
+    from mlir import ir
+    from mo_helpers import make_context
+
+    from max.compiler.pipelines.fast_math import expand
+
+    t = "vector<4x16xf32>"
+    text = (f"func.func @f(%v: {t}, %w: {t}) -> ({t}, {t}) {{\n"
+            f"  %s = math.sin %v : {t}\n  %m = arith.remf %v, %w : {t}\n"
+            f"  return %s, %m : {t}, {t}\n}}\n")
+    with make_context(), ir.Location.unknown():
+        m = ir.Module.parse(text)
+        assert expand(m) == 2
+        assert m.operation.verify()
+        assert "vector.shape_cast" in str(m) and str(m).count("scf.if") == 2

@@ -1,0 +1,41 @@
+"""Small builders the vector math expansions share (``fast_pow``, ``fast_trig``,
+``fast_fmod``): constants and types of a value's shape, scalar or vector, and a lane test."""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, vector
+
+
+def like(t: ir.Type, element: ir.Type) -> ir.Type:
+    """``t``'s shape (scalar or vector) with ``element``."""
+    if isinstance(t, ir.VectorType):
+        return ir.VectorType.get(ir.VectorType(t).shape, element)
+    return element
+
+
+def splat(t: ir.Type, value: float | int) -> ir.Value:
+    """A constant of ``t`` (a scalar or vector float or integer type)."""
+    et = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
+    attr = (ir.IntegerAttr.get(et, int(value)) if isinstance(et, ir.IntegerType)
+            else ir.FloatAttr.get(et, value))
+    if isinstance(t, ir.VectorType):
+        return arith.constant(t, ir.DenseElementsAttr.get_splat(t, attr))
+    return arith.constant(t, attr)
+
+
+def any_lane(mask: ir.Value) -> ir.Value:
+    """An i1: whether any lane of ``mask`` (an i1 or a vector of them, of any rank) is set."""
+    if not isinstance(mask.type, ir.VectorType):
+        return mask
+    vt = ir.VectorType(mask.type)
+    if vt.rank != 1:
+        count = 1
+        for d in vt.shape:
+            count *= d
+        mask = vector.ShapeCastOp(ir.VectorType.get([count], vt.element_type), mask).result
+    return vector.ReductionOp(ir.IntegerType.get_signless(1), vector.CombiningKind.OR,
+                              mask).result
+
+
+__all__ = ["any_lane", "like", "splat"]
