@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from mlir import ir
-from mlir.dialects import arith, linalg
+from mlir.dialects import arith, linalg, tensor
 
 from max.dialects.mo.types import MOTensorType
 
@@ -99,3 +100,19 @@ def reassociation(groups: Sequence[Sequence[int]]) -> ir.ArrayAttr:
     i64 = ir.IntegerType.get_signless(64)
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d) for d in g])
                              for g in groups])
+
+
+def as_one_row(x: ir.Value) -> ir.Value:
+    """All elements of ``x`` (any rank, contiguous) viewed as the one row of ``[1, count]``:
+    the CPU schedule's row reductions are vector code, where a reduction to rank 0 is plain
+    loops."""
+    t = ir.RankedTensorType(x.type)
+    dyn = ir.ShapedType.get_dynamic_size()
+    if t.rank != 1:
+        count = dyn if dyn in t.shape else int(np.prod(t.shape, dtype=np.int64))
+        x = tensor.collapse_shape(ir.RankedTensorType.get([count], t.element_type), x,
+                                  [list(range(t.rank))])
+    n = ir.RankedTensorType(x.type).shape[0]
+    sizes = [] if n != dyn else [tensor.dim(x, index_constant(0))]
+    return tensor.expand_shape(ir.RankedTensorType.get([1, n], t.element_type), x, [[0, 1]],
+                               sizes, [1, n])

@@ -12,6 +12,7 @@ from mlir.dialects import arith, scf, tensor
 from max.compiler.lowering.builders import (
     PARALLEL,
     REDUCTION,
+    as_one_row,
     dims_map,
     fill,
     generic,
@@ -23,7 +24,6 @@ from max.compiler.lowering.context import LoweringContext, element_type, kind_of
 from max.compiler.lowering.registry import lowering
 
 I = arith.CmpIPredicate
-_DYN = ir.ShapedType.get_dynamic_size()
 
 
 def _normalize(ctx: LoweringContext, raw: ir.Value, n: ir.Value, unsigned: bool
@@ -69,35 +69,15 @@ def any_oob(ctx: LoweringContext, indices: ir.Value, sizes: list[ir.Value],
         return arith.ori(acc, arith.extui(i8, oob))
 
     if len(sizes) == 1 and rank >= 1:
-        # All indices as the one row of [1, count]: the CPU schedule's row reductions are
-        # vector code, a reduction to rank 0 a plain loop (an embedding's check).
-        flat = indices
-        if rank > 1:
-            flat = tensor.collapse_shape(ir.RankedTensorType.get(
-                [_product(ir.RankedTensorType(indices.type).shape)],
-                ir.RankedTensorType(indices.type).element_type), indices, [list(range(rank))])
-        n_t = ir.RankedTensorType(flat.type)
-        dyn = [] if n_t.shape[0] != _DYN else [tensor.dim(flat, index_constant(0))]
-        row = tensor.expand_shape(ir.RankedTensorType.get([1, n_t.shape[0]], n_t.element_type),
-                                  flat, [[0, 1]], dyn, [1, n_t.shape[0]])
-        d0, d1 = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(1)
-        one = generic([row], [fill(scalar(i8, 0), tensor.empty([1], i8))],
+        # All indices as one row (an embedding's check): vector code, not a plain loop.
+        d0 = ir.AffineDimExpr.get(0)
+        one = generic([as_one_row(indices)], [fill(scalar(i8, 0), tensor.empty([1], i8))],
                       [ir.AffineMap.get_identity(2), ir.AffineMap.get(2, 0, [d0])],
                       [PARALLEL, REDUCTION], check)[0]
         return tensor.collapse_shape(ir.RankedTensorType.get([], i8), one, [])
     return generic([indices], [fill(scalar(i8, 0), tensor.empty([], i8))],
                    [ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [])],
                    [REDUCTION] * rank, check)[0]
-
-
-def _product(shape: list[int]) -> int:
-    """The element count of a static shape, or dynamic where any dim is."""
-    count = 1
-    for d in shape:
-        if d == _DYN:
-            return _DYN
-        count *= d
-    return count
 
 
 @lowering("mo.gather")

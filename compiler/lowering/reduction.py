@@ -12,6 +12,7 @@ from mlir.dialects import arith, tensor
 from max.compiler.lowering.builders import (
     PARALLEL,
     REDUCTION,
+    as_one_row,
     dims_map,
     fill,
     generic,
@@ -73,7 +74,7 @@ def reduce_axes(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType, axes: Sequ
             partial = reduce_axes(ctx, rows, rows_t, [1], combine, init, keepdims=False)
             return reduce_axes(ctx, partial, x_t.with_dims((parts,)), [0], combine, init,
                                keepdims=False)
-        row, row_t = as_row(ctx, x, x_t)
+        row, row_t = as_row(x, x_t)
         one = reduce_axes(ctx, row, row_t, [1], combine, init, keepdims=False)
         return tensor.collapse_shape(ctx.tensor_type(x_t.with_dims(())), one, [])
     out_dims: list[Dim] = [d for i, d in enumerate(x_t.dims) if i not in axes]
@@ -86,19 +87,9 @@ def reduce_axes(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType, axes: Sequ
                    lambda v, a: combine(v, a))[0]
 
 
-def as_row(ctx: LoweringContext, x: ir.Value, x_t: MOTensorType
-           ) -> tuple[ir.Value, MOTensorType]:
+def as_row(x: ir.Value, x_t: MOTensorType) -> tuple[ir.Value, MOTensorType]:
     """A vector ``x`` ``[n]`` viewed as ``[1, n]`` (and that type)."""
-    row_t = x_t.with_dims((1, x_t.dims[0]))
-    dyn = ir.ShapedType.get_dynamic_size()
-    n = x_t.dims[0]
-    static = [1, n if isinstance(n, int) else dyn]
-    values = [] if isinstance(n, int) else [ctx.dim_value(n)]
-    i64 = ir.IntegerType.get_signless(64)
-    reassoc = ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, 0),
-                                                  ir.IntegerAttr.get(i64, 1)])])
-    return (tensor.ExpandShapeOp(ctx.tensor_type(row_t), x, reassoc, values, static).result,
-            row_t)
+    return as_one_row(x), x_t.with_dims((1, x_t.dims[0]))
 
 
 def _keep_axes(ctx: LoweringContext, flat: ir.Value, x_t: MOTensorType,
@@ -204,8 +195,9 @@ def _arg(op: str) -> None:
             raise ctx.error("the result must have an integer dtype")
         it = element_type(out_t.element_type)
         x = ctx.operands[0]
-        if x_t.rank == 1:  # a vector: its one row of [1, n] (see reduce_axes); result [1]
-            x, x_t = as_row(ctx, x, x_t)
+        vector_input = x_t.rank == 1
+        if vector_input:  # its one row of [1, n] (see reduce_axes); result [1]
+            x, x_t = as_row(x, x_t)
             out_t, axis = out_t.with_dims((1, 1)), 1
         extreme = "max" if op == "argmax" else "min"
         m = reduce_axes(ctx, x, x_t, [axis], BINARY[extreme][kind],
@@ -234,7 +226,7 @@ def _arg(op: str) -> None:
         idx = generic([x, m, iota], [idx0],
                       [identity_map(rank), row_map, dims_map(rank, [axis]), row_map],
                       [REDUCTION if i == axis else PARALLEL for i in range(rank)], body)[0]
-        if ctx.operand_types[0].rank == 1:
+        if vector_input:
             return [idx]  # [1]: the row's
         return [_keep_axes(ctx, idx, out_t.with_dims(x_t.dims), [axis])]
 

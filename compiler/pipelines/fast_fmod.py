@@ -14,20 +14,17 @@ one takes libm for all its lanes, at run time.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, math, scf
+from mlir.dialects import arith, math
 
-from max.compiler.pipelines.fast_lanes import any_lane, like, splat
+from max.compiler.pipelines.fast_lanes import libm_where_any, like, splat
 
 QUOTIENT_LIMIT = 2.0 ** 29  # |x / y| below this: the fast path (see the module doc)
 
 
-def _fast(x: ir.Value, y: ir.Value) -> ir.Value:
-    ft = x.type
-    f64 = like(ft, ir.F64Type.get())
-    xd, yd = arith.extf(f64, x), arith.extf(f64, y)
-    q = math.trunc(arith.divf(xd, yd))
-    r = math.fma(arith.negf(q), yd, xd)
-    return math.copysign(arith.truncf(ft, r), x)
+def _fast(x: ir.Value, xd: ir.Value, yd: ir.Value, quotient: ir.Value) -> ir.Value:
+    """fmod of lanes whose f64 ``quotient`` ``xd / yd`` is below QUOTIENT_LIMIT."""
+    r = math.fma(arith.negf(math.trunc(quotient)), yd, xd)
+    return math.copysign(arith.truncf(x.type, r), x)
 
 
 def expand_remf(x: ir.Value, y: ir.Value) -> ir.Value:
@@ -35,16 +32,13 @@ def expand_remf(x: ir.Value, y: ir.Value) -> ir.Value:
     ft = x.type
     f64 = like(ft, ir.F64Type.get())
     P = arith.CmpFPredicate
-    quotient = math.absf(arith.divf(arith.extf(f64, x), arith.extf(f64, y)))
-    # ULT: also a NaN quotient (0 / 0, inf / inf, a NaN operand); and an infinite divisor.
-    slow = arith.ori(arith.cmpf(P.UGE, quotient, splat(f64, QUOTIENT_LIMIT)),
+    xd, yd = arith.extf(f64, x), arith.extf(f64, y)
+    quotient = arith.divf(xd, yd)
+    # UGE: also a NaN quotient (0 / 0, inf / inf, a NaN operand); and an infinite divisor.
+    slow = arith.ori(arith.cmpf(P.UGE, math.absf(quotient), splat(f64, QUOTIENT_LIMIT)),
                      arith.cmpf(P.OEQ, math.absf(y), splat(ft, float("inf"))))
-    branch = scf.IfOp(any_lane(slow), [ft], has_else=True)
-    with ir.InsertionPoint(branch.then_block):
-        scf.YieldOp([arith.remf(x, y)])  # libm, lane by lane
-    with ir.InsertionPoint(branch.else_block):
-        scf.YieldOp([_fast(x, y)])
-    return branch.results[0]
+    return libm_where_any(slow, ft, lambda: arith.remf(x, y),
+                          lambda: _fast(x, xd, yd, quotient))
 
 
 __all__ = ["QUOTIENT_LIMIT", "expand_remf"]

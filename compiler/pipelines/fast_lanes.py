@@ -1,10 +1,13 @@
 """Small builders the vector math expansions share (``fast_pow``, ``fast_trig``,
-``fast_fmod``): constants and types of a value's shape, scalar or vector, and a lane test."""
+``fast_fmod``): constants and types of a value's shape, scalar or vector, and the run-time
+choice between libm and the fast code."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mlir import ir
-from mlir.dialects import arith, vector
+from mlir.dialects import arith, scf, vector
 
 
 def like(t: ir.Type, element: ir.Type) -> ir.Type:
@@ -38,4 +41,16 @@ def any_lane(mask: ir.Value) -> ir.Value:
                               mask).result
 
 
-__all__ = ["any_lane", "like", "splat"]
+def libm_where_any(mask: ir.Value, result_type: ir.Type, libm: Callable[[], ir.Value],
+                   fast: Callable[[], ir.Value]) -> ir.Value:
+    """``libm()`` (the original op: libm calls lane by lane) where any lane of ``mask`` is
+    set, else ``fast()``: chosen at run time by an ``scf.if``."""
+    branch = scf.IfOp(any_lane(mask), [result_type], has_else=True)
+    with ir.InsertionPoint(branch.then_block):
+        scf.YieldOp([libm()])
+    with ir.InsertionPoint(branch.else_block):
+        scf.YieldOp([fast()])
+    return branch.results[0]
+
+
+__all__ = ["any_lane", "libm_where_any", "like", "splat"]

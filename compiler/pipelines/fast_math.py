@@ -1,5 +1,5 @@
 """Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p`` (and ``powf``, :mod:`fast_pow`;
-``sin``, ``cos``, :mod:`fast_trig`): vector math stays vector code.
+``sin``, ``cos``, :mod:`fast_trig`; ``remf``, :mod:`fast_fmod`): vector math stays vector code.
 
 ``math.exp`` on a vector lowers to one libm ``expf`` call per lane (release MLIR has no
 polynomial-approximation pass we can reach from the bindings), which makes softmax 5x slower

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math as pymath
 
 from mlir import ir
-from mlir.dialects import arith, math, scf
+from mlir.dialects import arith, math
 
-from max.compiler.pipelines.fast_lanes import any_lane, like, splat
+from max.compiler.pipelines.fast_lanes import libm_where_any, like, splat
 
 LIMIT = 2.0 ** 24 * pymath.pi  # |x| beyond: libm (see the module doc)
 _TWO_OVER_PI = 2.0 / pymath.pi
@@ -74,14 +74,9 @@ def _fast(x: ir.Value, cosine: bool) -> ir.Value:
 
 
 def _expand(x: ir.Value, cosine: bool) -> ir.Value:
-    ft = x.type
-    big = arith.cmpf(arith.CmpFPredicate.OGT, math.absf(x), splat(ft, LIMIT))
-    branch = scf.IfOp(any_lane(big), [ft], has_else=True)
-    with ir.InsertionPoint(branch.then_block):
-        scf.YieldOp([math.cos(x) if cosine else math.sin(x)])  # libm, lane by lane
-    with ir.InsertionPoint(branch.else_block):
-        scf.YieldOp([_fast(x, cosine)])
-    return branch.results[0]
+    big = arith.cmpf(arith.CmpFPredicate.OGT, math.absf(x), splat(x.type, LIMIT))
+    return libm_where_any(big, x.type, lambda: math.cos(x) if cosine else math.sin(x),
+                          lambda: _fast(x, cosine))
 
 
 def expand_sin(x: ir.Value) -> ir.Value:

@@ -91,8 +91,8 @@ def vectorize_memrefs(module: ir.Module) -> None:
         memref_vectorize.vectorize_memrefs(module)
 
 
-@register_pass("mo-fast-math", "f32 exp, erf, tanh, log, log1p, pow, sin, cos as vector "
-               "polynomials instead of libm calls")
+@register_pass("mo-fast-math", "f32 exp, erf, tanh, log, log1p, pow, sin, cos, fmod as "
+               "vector code instead of libm calls")
 def fast_math(module: ir.Module) -> None:
     from max.compiler.pipelines import fast_math as impl
 
