@@ -51,6 +51,13 @@ class CpuDescription:
         """``vpermps`` on 512-bit vectors (AVX-512F on x86-64): a 16-entry table lookup."""
         return "avx512f" in self.features
 
+    @property
+    def has_scalef(self) -> bool:
+        """``vscalefps`` (AVX-512F on x86-64): ``x * 2^n`` in one instruction, overflow,
+        underflow and denormal results rounded once; LLVM lowers a vector ``ldexp`` to it
+        (elsewhere ``ldexp`` is a libm call per lane)."""
+        return "avx512f" in self.features
+
     def fingerprint(self) -> str:
         """A short string that differs between CPUs whose generated code may differ."""
         h = hashlib.sha256(self.name.encode())

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlir import ir
-from mlir.dialects import arith, scf, vector
+from mlir.dialects import arith, llvm, scf, vector
 
 
 def like(t: ir.Type, element: ir.Type) -> ir.Type:
@@ -41,6 +41,41 @@ def any_lane(mask: ir.Value) -> ir.Value:
                               mask).result
 
 
+def _as_1d(v: ir.Value) -> ir.Value:
+    """``v`` as a scalar or 1-D vector (LLVM's intrinsics take no n-D vectors)."""
+    if not isinstance(v.type, ir.VectorType) or ir.VectorType(v.type).rank == 1:
+        return v
+    vt = ir.VectorType(v.type)
+    count = 1
+    for d in vt.shape:
+        count *= d
+    return vector.ShapeCastOp(ir.VectorType.get([count], vt.element_type), v).result
+
+
+def _as_type(v: ir.Value, t: ir.Type) -> ir.Value:
+    """``v`` (from :func:`_as_1d`) back in the shape of ``t``."""
+    return v if v.type == t else vector.ShapeCastOp(t, v).result
+
+
+def lrint(x: ir.Value) -> ir.Value:
+    """The i32 nearest to each f32 lane of ``x``, ties to even: one ``cvtps2dq``, where
+    ``roundeven`` then ``fptosi`` are three instructions with AVX-512. A lane beyond the i32
+    range, or NaN, gives an unspecified value."""
+    i32 = ir.IntegerType.get_signless(32)
+    x1 = _as_1d(x)
+    return _as_type(llvm.intr_lrint(like(x1.type, i32), x1), like(x.type, i32))
+
+
+def ldexp(y: ir.Value, n: ir.Value) -> ir.Value:
+    """``y * 2^n`` (f32 ``y``, i32 ``n``) rounded once: one ``vscalefps`` where
+    :attr:`~max.compiler.host_cpu.CpuDescription.has_scalef` holds, a libm call per lane
+    elsewhere (check it first)."""
+    y1 = _as_1d(y)
+    # Not llvm.intr.ldexp: its exponent may only be a scalar.
+    return _as_type(llvm.call_intrinsic(y1.type, "llvm.ldexp", [y1, _as_1d(n)], [], []),
+                    y.type)
+
+
 def libm_where_any(mask: ir.Value, result_type: ir.Type, libm: Callable[[], ir.Value],
                    fast: Callable[[], ir.Value]) -> ir.Value:
     """``libm()`` (the original op: libm calls lane by lane) where any lane of ``mask`` is
@@ -53,4 +88,4 @@ def libm_where_any(mask: ir.Value, result_type: ir.Type, libm: Callable[[], ir.V
     return branch.results[0]
 
 
-__all__ = ["any_lane", "libm_where_any", "like", "splat"]
+__all__ = ["any_lane", "ldexp", "libm_where_any", "like", "lrint", "splat"]

@@ -40,7 +40,9 @@ from collections.abc import Callable, Sequence
 from mlir import ir
 from mlir.dialects import arith, math
 
+from max.compiler.host_cpu import host
 from max.compiler.lowering.exp_polynomial import LN2_HI, LN2_LO, LOG2E, exp_over_2n
+from max.compiler.pipelines import fast_lanes
 
 _X_MAX = 88.8   # exp overflows to inf above 88.7228
 _X_MIN = -104.0  # exp underflows to 0 below -103.97
@@ -61,6 +63,10 @@ def _exp_small(x: ir.Value) -> ir.Value:
     """exp of an f32 value known to lie in [0, _TANH_CLAMP * 2] (no NaN): :func:`_exp` without
     its clamps and NaN select, and 2^n one scale (n <= 29: its biased exponent fits)."""
     ft = x.type
+    if isinstance(ft, ir.VectorType) and host().has_scalef:  # (the GPUs' tanh is scalar)
+        ni = fast_lanes.lrint(arith.mulf(x, _const(ft, LOG2E)))
+        return fast_lanes.ldexp(exp_over_2n(x, arith.sitofp(ft, ni), lambda v: _const(ft, v)),
+                                ni)
     i32 = ir.IntegerType.get_signless(32)
     it = ir.VectorType.get(ir.VectorType(ft).shape, i32) if isinstance(ft, ir.VectorType) else i32
     c = lambda v: _const(ft, v)  # noqa: E731
@@ -71,8 +77,35 @@ def _exp_small(x: ir.Value) -> ir.Value:
     return arith.mulf(y, scale)
 
 
+def _clamp_above(x: ir.Value, hi: float) -> ir.Value:
+    """min(x, hi), a NaN kept: a select that LLVM makes one ``vminps`` (whose NaN operand
+    order it keeps), where ``minnumf`` is two compares, a mask ``or`` and a blend."""
+    hi_v = _B(x).f(hi)
+    return arith.select(_cmp(arith.CmpFPredicate.OGT, x, hi_v), hi_v, x)
+
+
+def _clamp(x: ir.Value, lo: float, hi: float) -> ir.Value:
+    """``x`` clamped to [lo, hi], a NaN kept (one ``vminps``, one ``vmaxps``)."""
+    x = _clamp_above(x, hi)
+    lo_v = _B(x).f(lo)
+    return arith.select(_cmp(arith.CmpFPredicate.OLT, x, lo_v), lo_v, x)
+
+
+def _exp_scalef(x: ir.Value) -> ir.Value:
+    """:func:`_exp` of an f32 vector where ``vscalefps`` exists (AVX-512): 2^n applied by it
+    (overflow, underflow and denormal results rounded once, as the two factors did), n from
+    one ``cvtps2dq``, and a NaN carried through the clamps and the arithmetic: about 16
+    instructions a vector, not 33."""
+    b = _B(x)
+    xc = _clamp(x, _X_MIN, _X_MAX)  # +-inf would make r = inf - inf
+    ni = fast_lanes.lrint(arith.mulf(xc, b.f(LOG2E)))
+    return fast_lanes.ldexp(exp_over_2n(xc, arith.sitofp(b.ft, ni), b.f), ni)
+
+
 def _exp(x: ir.Value) -> ir.Value:
     """The polynomial exp of an f32 scalar or vector value."""
+    if isinstance(x.type, ir.VectorType) and host().has_scalef:
+        return _exp_scalef(x)
     ft = x.type
     i32 = ir.IntegerType.get_signless(32)
     it = ir.VectorType.get(ir.VectorType(ft).shape, i32) if isinstance(ft, ir.VectorType) else i32
@@ -161,7 +194,7 @@ def _tanh(x: ir.Value) -> ir.Value:
     small = math.fma(arith.mulf(b.horner(_TANH_P, z), z), x, x)
     # Otherwise 1 - 2 / (exp(2|x|) + 1), which loses nothing to cancellation there (tanh >= 0.55).
     # |x| clamped to _TANH_CLAMP, where that is already 1 in f32 (and a NaN: restored below).
-    axc = arith.minnumf(ax, b.f(_TANH_CLAMP))
+    axc = _clamp_above(ax, _TANH_CLAMP)
     e = _exp_small(arith.addf(axc, axc))
     big = arith.subf(b.f(1.0), arith.divf(b.f(2.0), arith.addf(e, b.f(1.0))))
     y = arith.select(_cmp(arith.CmpFPredicate.OLT, ax, b.f(_TANH_SMALL)), small,

@@ -33,8 +33,10 @@ CPU = Target("cpu", (
     Stage(BUFFERIZE_PIPELINE),
     Stage("mo-prefetch-weights", schedule=True),  # the decode qmatmul's weight rows
     Stage("mo-vectorize-memrefs", schedule=True),
-    Stage("mo-fast-math", schedule=True),  # after vectorization: vector polynomials
     Stage(DEALLOC_PIPELINE),
+    # After vectorization (vector polynomials) and dealloc (LLVM intrinsics, which declare no
+    # memory effects: ldexp).
+    Stage("mo-fast-math", schedule=True),
     Stage("mo-nibble-lookup", schedule=True),  # after dealloc: an intrinsic without effects
     Stage("mo-copies-to-linalg"),
     Stage("mo-parallel-copies", ("threads",), schedule=True),

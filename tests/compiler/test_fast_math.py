@@ -1,4 +1,5 @@
-"""The polynomial f32 erf, tanh, log and log1p (fast_math.py) against float64 references."""
+"""The polynomial f32 erf, tanh, log and log1p (fast_math.py) against float64 references; the
+AVX-512 exp against the portable one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 from mo_helpers import Compiled, check, lowered_llvm, one_op_module
+
+from max.compiler.host_cpu import AVX2, host
+from max.compiler.pipelines import fast_math
 
 
 # A schedule failure raises here instead of silently compiling plain loops.
@@ -131,3 +135,29 @@ def test_f64_keeps_libm() -> None:
         (out,), _ = c([x], [(x.shape, "float64")])
         with np.errstate(all="ignore"):
             check(out, _REFS[op](x), rtol=1e-15, atol=1e-16)
+
+
+_SCALEF = pytest.mark.skipif(not host().has_scalef,
+                             reason="the host has no AVX-512F: exp keeps its two-factor 2^n")
+
+
+@_SCALEF
+@pytest.mark.parametrize("op", ["exp", "tanh", "sigmoid"])
+def test_scalef_exp_equals_the_portable_one_bit_for_bit(op: str, monkeypatch) -> None:
+    """With AVX-512, exp's 2^n is one ``vscalefps`` (an ``llvm.ldexp``) and n one
+    ``cvtps2dq``; the result must be the portable code's (n rounded, then two exponent-bit
+    factors), NaN payloads aside, over every exponent, overflow and denormal results."""
+    x = np.concatenate([_inputs(), np.linspace(-110, 95, 400_001, dtype=np.float32)])
+    fast = _run(op, x, ("n",))
+    monkeypatch.setattr(fast_math, "host", lambda: AVX2)
+    portable = _run(op, x, ("n",))
+    assert np.array_equal(np.isnan(fast), np.isnan(portable))
+    ok = ~np.isnan(fast)
+    assert np.array_equal(fast[ok].view(np.uint32), portable[ok].view(np.uint32))
+
+
+@_SCALEF
+def test_scalef_exp_lowers_to_ldexp_and_lrint() -> None:
+    llvm = lowered_llvm(one_op_module("exp", [("f32", ("n", 256))], ("f32", ("n", 256))))
+    assert '"llvm.ldexp"' in llvm and "llvm.intr.lrint" in llvm
+    assert "llvm.intr.roundeven" not in llvm and "@expf" not in llvm
