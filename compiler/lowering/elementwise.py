@@ -60,9 +60,11 @@ def _log1p(x: ir.Value) -> ir.Value:
 
 
 def _acos(x: ir.Value) -> ir.Value:
-    """acos of x clamped to [-1, 1] (MAX's domain rule); NaN stays NaN (minimumf propagates)."""
-    one = scalar(x.type, 1.0)
-    return math.acos(arith.maximumf(arith.minimumf(x, one), arith.negf(one)))
+    """acos of x clamped to [-1, 1] (MAX's domain rule); NaN stays NaN (each select's compare
+    is false for it: one vminps and one vmaxps, not minimumf's NaN-propagating sequence)."""
+    one, minus_one = scalar(x.type, 1.0), scalar(x.type, -1.0)
+    x = arith.select(arith.cmpf(F.OGT, x, one), one, x)
+    return math.acos(arith.select(arith.cmpf(F.OLT, x, minus_one), minus_one, x))
 
 
 def _gelu(approximate: str) -> Callable[[ir.Value], ir.Value]:

@@ -64,10 +64,10 @@ _BODY_OK = ("arith.", "math.", "linalg.yield", "linalg.index")
 # i1 <-> i8 bitcasts of vectors change the element count; math ops that have no LLVM intrinsic
 # (libm calls) do not lower on vectors.
 _BODY_BAD = {"arith.bitcast", "math.erfc", "math.atan", "math.atan2", "math.tan",
-             "math.sinh", "math.cosh", "math.asin", "math.acos", "math.cbrt", "math.expm1",
+             "math.sinh", "math.cosh", "math.asin", "math.cbrt", "math.expm1",
              "math.asinh", "math.acosh", "math.atanh"}
 # Libm-only ops that fast_math replaces by vector code after vectorization, for f32 only.
-_BODY_F32_ONLY = {"math.erf"}
+_BODY_F32_ONLY = {"math.erf", "math.acos"}
 
 
 # ----------------------------------------------------------------------------- classification

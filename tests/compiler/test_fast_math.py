@@ -24,7 +24,7 @@ def _erf64(x: np.ndarray) -> np.ndarray:
 
 
 _REFS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "erf": _erf64, "tanh": np.tanh, "log": np.log, "log1p": np.log1p}
+    "erf": _erf64, "tanh": np.tanh, "log": np.log, "log1p": np.log1p, "acos": np.arccos}
 # Max relative error where the result is a normal float (erf: absolute error everywhere).
 _RTOL = {"tanh": 2e-7, "log": 2e-7, "log1p": 3e-7}
 _SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30,
@@ -82,7 +82,7 @@ def test_special_values_exactly(op: str, x: list[float], expected: list[float]) 
     np.testing.assert_array_equal(out, np.array(expected + [np.nan], np.float32))
 
 
-@pytest.mark.parametrize("op", ["erf", "tanh", "log", "log1p"])
+@pytest.mark.parametrize("op", ["erf", "tanh", "log", "log1p", "acos"])
 @pytest.mark.parametrize("shape,dynamic", [((1,), False), ((7,), False), ((1000,), False),
                                            ((1,), True), ((7,), True), ((1000,), True),
                                            ((3, 67), True), ((5, 129), False)])
@@ -92,6 +92,8 @@ def test_scalar_and_vector_paths(op: str, shape: tuple[int, ...], dynamic: bool)
     x = (rng.standard_normal(shape) * 3).astype(np.float32)
     if op.startswith("log"):
         x = np.abs(x) + np.float32(1e-3)
+    if op == "acos":
+        x = np.float32(np.tanh(x))
     dims = (("n",) + shape[1:]) if dynamic else shape
     out = _run(op, x, dims)
     ref = _REFS[op](x.astype(np.float64)).astype(np.float32)
@@ -118,6 +120,7 @@ def _undefined_symbols(c: Compiled) -> str:
 
 @pytest.mark.parametrize("op,attrs,libm", [
     ("erf", "", "erff"), ("tanh", "", "tanhf"), ("log", "", "logf"), ("log1p", "", "logf"),
+    ("acos", "", "acosf"),
     ("gelu", 'approximate = "none"', "erff"), ("gelu", 'approximate = "tanh"', "tanhf")])
 def test_vectorized_code_calls_no_libm(op: str, attrs: str, libm: str) -> None:
     text = one_op_module(op, [("f32", ("n", 256))], ("f32", ("n", 256)), attrs)
@@ -125,6 +128,23 @@ def test_vectorized_code_calls_no_libm(op: str, attrs: str, libm: str) -> None:
     assert "vector<" in llvm  # the schedule vectorized it
     assert f"@{libm}" not in llvm and "llvm.intr.log" not in llvm and "llvm.intr.tanh" not in llvm
     assert f" {libm}" not in _undefined_symbols(Compiled(text))
+
+
+def test_acos_within_an_ulp_and_a_tenth() -> None:
+    """Every 97th f32 bit pattern in [-1, 1] (all exponents down to denormals), a fine grid,
+    the branch point 1/2 and the ends; outside [-1, 1] the op clamps, NaN stays NaN."""
+    bits = np.arange(0, 2**32, 97, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    half = np.float32(0.5)
+    x = np.concatenate([bits[np.abs(bits) <= 1], np.linspace(-1, 1, 400_001, dtype=np.float32),
+                        np.float32([half, -half, np.nextafter(half, 1), -np.nextafter(half, 1),
+                                    1, -1, 0, -0.0, np.nan, 2, -3, np.inf, -np.inf])])
+    out = _run("acos", x, ("n",)).astype(np.float64)
+    ref = np.arccos(np.clip(x.astype(np.float64), -1, 1))
+    assert np.array_equal(np.isnan(out), np.isnan(x))
+    ok = ~np.isnan(x)
+    ulp = np.abs(out[ok] - ref[ok]) / np.spacing(ref[ok].astype(np.float32)).astype(np.float64)
+    assert ulp.max() <= 1.15, (ulp.max(), x[ok][np.argmax(ulp)])
+    assert out[x == 1].max() == 0.0 and (out[x == -1] == np.float32(np.pi)).all()
 
 
 def test_f64_keeps_libm() -> None:
