@@ -1,5 +1,6 @@
-"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p``, ``acos`` (and ``powf``, :mod:`fast_pow`;
-``sin``, ``cos``, :mod:`fast_trig`; ``remf``, :mod:`fast_fmod`): vector math stays vector code.
+"""Polynomial f32 ``exp``, ``erf``, ``tanh``, ``log``, ``log1p``, ``acos`` (and ``powf``,
+:mod:`fast_pow`; ``sin``, ``cos``, :mod:`fast_trig`; ``remf``, :mod:`fast_fmod`): vector math
+stays vector code.
 
 ``math.exp`` on a vector lowers to one libm ``expf`` call per lane (release MLIR has no
 polynomial-approximation pass we can reach from the bindings), which makes softmax 5x slower
@@ -11,14 +12,16 @@ Cephes ``expf`` scheme in arith/math ops:
 
 2^n is built from exponent bits in two factors, so that n in [-150, 128] neither overflows the
 exponent field nor flushes results that are representable as denormals. x is clamped first
-(+-inf included), NaN is passed through.
+(+-inf included), NaN is passed through. With AVX-512 (``vscalefps``), 2^n is applied by one
+``ldexp`` and n rounded by one ``lrint`` (:func:`_exp_scalef`): the same results, half the
+instructions.
 
-The other functions :func:`expand` replaces have no vector lowering here either: ``math.erf`` becomes one
-libm ``erff`` call per lane (so the schedule refuses to vectorize it), ``math.tanh`` and
-``math.log`` (and ``math.log1p``, which MathToLLVM turns into ``log(1 + x)``, losing all accuracy
-near 0) become per-lane ``tanhf``/``logf`` calls. GELU, tanh-GELU and logsoftmax then run as
-scalar libm loops. Each function below only uses fma/mul/add/div/min/max/select/bitcast, all of
-which LLVM keeps as vector instructions.
+The other functions :func:`expand` replaces have no vector lowering here either: ``math.erf``
+becomes one libm ``erff`` call per lane (so the schedule refuses to vectorize it), ``math.tanh``
+and ``math.log`` (and ``math.log1p``, which MathToLLVM turns into ``log(1 + x)``, losing all
+accuracy near 0) become per-lane ``tanhf``/``logf`` calls. GELU, tanh-GELU and logsoftmax then
+run as scalar libm loops. Each function below only uses fma/mul/add/div/min/max/select/bitcast,
+all of which LLVM keeps as vector instructions.
 
 * erf: Eigen's rational approximation ``x P(x^2) / Q(x^2)`` on [-4, 4] (abs err ~1e-7), +-1
   beyond 3.9 (erf rounds to +-1 in f32 there).
