@@ -13,7 +13,8 @@ width, 32 with AVX-512, 16 with AVX2):
 
 * ``"t"``: ``W[R, C]`` stored as ``W.T`` (``[C, R]``, contiguous).
 * ``"panels"`` (``P = 32``), ``"panels16"`` (``P = 16``): ``B[K, N]`` stored as panels
-  ``[N/P, K, P]``.
+  ``[N/P, K, P]``. Where P does not divide N, the ``J = N // P`` panels of its first columns,
+  then its last ``N mod P`` columns as a row-major ``[K, N mod P]``.
 * ``"panels_t"``, ``"panels16_t"``: ``W[N, K]`` (``B = W.T``) stored as the panels of ``W.T``.
 * ``"q4_0_split"``, ``"q4_1_split"``, ``"q8_0_split"``: a GGUF-quantized ``W[N, row_bytes]``
   (``uint8``, blocks of 32 weights: f16 header fields, then the codes) with each row's bytes
@@ -54,12 +55,6 @@ def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
         if shape[1] % nbytes:
             return f"layout {layout!r} needs rows of whole {nbytes}-byte blocks, got {shape[1]}"
         return None
-    if layout == "t":
-        return None
-    width = PANEL_LAYOUTS[layout]
-    n = shape[0] if layout.endswith("_t") else shape[1]
-    if n % width:
-        return f"layout {layout!r} needs {n} columns of B to be a multiple of {width}"
     return None
 
 
@@ -84,13 +79,19 @@ def apply_layout(array: np.ndarray, layout: str, out: np.ndarray | None = None) 
         _split_blocks(array, out, *SPLIT_BLOCKS[layout.removesuffix("_split")])
     elif layout == "t":
         out.reshape(cols, rows)[...] = array.T
-    elif not layout.endswith("_t"):  # B[K, N] -> [N/P, K, P]
-        p = PANEL_LAYOUTS[layout]
-        out.reshape(cols // p, rows, p)[...] = array.reshape(rows, cols // p, p).transpose(1, 0, 2)
-    else:  # W[N, K] = B.T -> B's panels: out[j, k, c] = W[j*P + c, k]
-        p = PANEL_LAYOUTS[layout]
-        out.reshape(rows // p, cols, p)[...] = array.reshape(rows // p, p, cols).transpose(0, 2, 1)
+    else:
+        b = array if not layout.endswith("_t") else array.T  # B[K, N]
+        _panels(b, PANEL_LAYOUTS[layout], out.reshape(-1))
     return out
+
+
+def _panels(b: np.ndarray, p: int, flat: np.ndarray) -> None:
+    """B[K, N]'s panels ``[N // P, K, P]`` into ``flat``, then its last ``N mod P`` columns as
+    ``[K, N mod P]``."""
+    k, n = b.shape
+    j, r = divmod(n, p)
+    flat[:j * k * p].reshape(j, k, p)[...] = b[:, :j * p].reshape(k, j, p).transpose(1, 0, 2)
+    flat[j * k * p:].reshape(k, r)[...] = b[:, j * p:]
 
 
 def _split_blocks(array: np.ndarray, out: np.ndarray, nbytes: int, fields: int) -> None:

@@ -19,8 +19,8 @@ tagged :data:`PACKED`, on C viewed as ``[M, N/P, P]`` (the same bytes). Bp is
   the compile worker stores a constant in that order in ``constants.bin``, the engine
   rearranges a weight once at load time. The record is made by the same stage that rewrites
   the IR, so a failed schedule (the whole module restored and run as plain loops) records
-  nothing. After bufferization :func:`linear_panels` makes that view a cast with plain
-  strides, so that the kernel's B pointer just advances.
+  nothing. After bufferization :func:`panel_views.linear_panels` makes that view a cast
+  with plain strides, so that the kernel's B pointer just advances.
 * else packed at run time by a copy (a transposing generic), for enough rows to pay for it
   (:data:`MIN_ROWS_RUNTIME`). The copy is no op of its own (:data:`BLOCK_PACK`): as BLIS
   does, the matmul packs B one column block at a time (JC panels by all of K, 1 MiB at
@@ -36,8 +36,9 @@ a weight, runs on each cache tile of C (:mod:`panel_epilogue`); after a B packed
 is an elementwise pass of its own over C.
 Measured (2 threads, same process): MLP 32x1024->4096 (GELU)->1024 2.67 ms panels + separate
 GELU vs 3.04 ms fused on strided B; linear+GELU 1.27 vs 1.58 ms; encoder block 2.46 vs 2.60.
-Matmuls that get no panels (N not a multiple of P, symbolic or fewer than 8 rows, a run-time
-B with few rows) keep the fused epilogues of ``matmul_schedule``.
+Matmuls that get no panels (symbolic or fewer than 8 rows, a run-time B with few rows or N not
+a multiple of P) keep the fused epilogues of ``matmul_schedule``; a load-time B whose N is not
+whole panels is split by columns (:mod:`ragged_panels`).
 
 The generic is correct IR in its own right: anything a schedule leaves of it is plain loops.
 :func:`schedule` tiles it to cache tiles, then to ``[MR, 1, P]`` register tiles, drops the
@@ -57,9 +58,8 @@ from mlir.dialects import arith, bufferization, linalg, memref, tensor
 
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassociation
 from max.compiler.passes.ir_util import as_op
-from max.compiler.pipelines import arg_layouts, matmul_schedule
+from max.compiler.pipelines import arg_layouts, matmul_schedule, ragged_panels
 from max.compiler.pipelines import transform_script as ts
-from max.compiler.pipelines.self_copies import identity_layout
 from max.runtime import layouts
 from max.runtime.layouts import apply_layout, panel_layout
 
@@ -121,9 +121,10 @@ BLOCK_BYTES = 1 << 20
 _DYN = ir.ShapedType.get_dynamic_size()
 
 
-def eligible(mm: ir.Operation, prepacked: bool = False) -> bool:
+def eligible(mm: ir.Operation, prepacked: bool = False, ragged: bool = False) -> bool:
     """An f32 2-D matmul of whole panels, large enough. K and N static; M symbolic only for a
-    B stored in panels at load time (``prepacked``): no copy per call to pay for. Fewer rows
+    B stored in panels at load time (``prepacked``): no copy per call to pay for. ``ragged``:
+    N need not be whole panels (a prepacked B split by :mod:`ragged_panels`). Fewer rows
     than a register tile take a tile of exactly those rows: against a weight (a run-time B
     is packed only for many rows, :data:`MIN_ROWS_RUNTIME`), the panels' contiguous K x P
     slices beat the small-M tiles' reads of B rows N floats apart (one thread, AVX-512:
@@ -134,7 +135,7 @@ def eligible(mm: ir.Operation, prepacked: bool = False) -> bool:
     if any(str(t.element_type) != "f32" for t in (ta, tb, tc)):
         return False
     m, (k, n) = ta.shape[0], tb.shape
-    if k < 1 or n < PANEL or n % PANEL:
+    if k < 1 or n < PANEL or (n % PANEL and not (ragged and prepacked)):
         return False
     if m == _DYN:
         return prepacked
@@ -265,24 +266,32 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
         if mm.name != "linalg.matmul" or FUSED in mm.attributes:
             continue
         src = arg_layouts.source(mm.operands[1], args)
-        if classify(mm) != "matmul" or not eligible(mm, src is not None):
+        if classify(mm) != "matmul" or not eligible(mm, src is not None, ragged=True):
             continue
         m, (k, n) = (ir.RankedTensorType(mm.operands[0].type).shape[0],
                      ir.RankedTensorType(mm.operands[1].type).shape)
         if src is None and m < MIN_ROWS_RUNTIME:
             continue  # a copy of B per call would cost about what panels save
+        ragged = n % PANEL != 0
+        if ragged and not ragged_panels.splittable(mm):
+            continue
         b = mm.operands[1]
         with ir.InsertionPoint(mm), mm.location:
             rows = _rows(mm.operands[0])
-            bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
-            c3 = _panel_matmul(mm.operands[0], bp,
-                               _init3(mm.operands[2], m, n // PANEL, rows))
-            if src is None:
-                _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
-            c = _collapse(c3, [m, n], [[0], [1, 2]])
+            if ragged:
+                c = ragged_panels.split_matmul(mm, src[2], k, n, rows)
+            else:
+                bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
+                c3 = _panel_matmul(mm.operands[0], bp,
+                                   _init3(mm.operands[2], m, n // PANEL, rows))
+                if src is None:
+                    _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
+                c = _collapse(c3, [m, n], [[0], [1, 2]])
         old_init = as_op(mm.operands[2].owner)
-        _write_through(mm.results[0], c3)
-        mm.results[0].replace_all_uses_with(c)
+        if not ragged:
+            _write_through(mm.results[0], c3)
+        if c is not None:  # (None: a ragged C stored into the output part by part)
+            mm.results[0].replace_all_uses_with(c)
         mm.erase()
         if (old_init is not None and old_init.name == "linalg.fill"
                 and not list(old_init.results[0].uses)):
@@ -301,44 +310,6 @@ def pack_constants(module: ir.Module, constants: list[np.ndarray]) -> list[np.nd
     _, wanted = arg_layouts.split(module, 0, len(constants))
     return [apply_layout(c, layout) if layout else c for c, layout in zip(constants, wanted,
                                                                           strict=True)]
-
-
-def linear_panels(module: ir.Module) -> int:
-    """Replaces each ``memref.expand_shape(memref.collapse_shape(x))`` of a static
-    identity-layout ``x`` through one flat dim (the panels of a load-time argument,
-    :func:`_prepacked`) by a ``memref.reinterpret_cast`` of ``x`` to the expanded shape.
-    Returns how many.
-
-    Through the reshapes, ``fold-memref-alias-ops`` indexes each panel row as ``x[i floordiv
-    N, i mod N]``; LLVM keeps that as and-masks on every k step of the register kernel (about 5
-    scalar ops per 16 FMAs). The cast gives the panels plain strides: the B pointer advances.
-    """
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "memref.expand_shape":
-            src = as_op(op.operands[0].owner)
-            if src is not None and src.name == "memref.collapse_shape":
-                x, out = ir.MemRefType(src.operands[0].type), ir.MemRefType(op.results[0].type)
-                flat = ir.MemRefType(op.operands[0].type)
-                if (flat.rank == 1 and x.has_static_shape and out.has_static_shape
-                        and identity_layout(x) and identity_layout(out)):
-                    found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    for op in found:
-        src = as_op(op.operands[0].owner)
-        out = ir.MemRefType(op.results[0].type)
-        shape = list(out.shape)
-        strides = [int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape))]
-        with ir.InsertionPoint(op), op.location:
-            cast = memref.reinterpret_cast(out, src.operands[0], [], [], [], [0], shape, strides)
-        op.results[0].replace_all_uses_with(cast)
-        op.erase()
-        if not list(src.results[0].uses):
-            src.erase()
-    return len(found)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -507,6 +478,6 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
     return s
 
 
-__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "eligible", "linear_panels",
-           "pack_constants", "register_tiles", "rewrite", "schedule", "thread_plan", "tiles"]
+__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "eligible", "pack_constants", "register_tiles",
+           "rewrite", "schedule", "thread_plan", "tiles"]
 

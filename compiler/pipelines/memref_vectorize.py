@@ -14,7 +14,7 @@ import re
 from mlir import ir
 
 from max.compiler.passes.ir_util import walk_ops
-from max.compiler.pipelines import block_pack, layout_schedule, matmul_pack, matmul_schedule
+from max.compiler.pipelines import block_pack, layout_schedule, matmul_schedule, panel_views
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.conv_schedule import tiled_copies_to_linalg
 from max.compiler.pipelines.cpu_schedule import VEC, mark_tiles, static_shapes
@@ -61,7 +61,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
 
     block_pack.sequential_foralls(module)  # a panel matmul's block loops: plain loops
     drop_self_copies(module)
-    matmul_pack.linear_panels(module)  # panels with plain strides (no index masks)
+    panel_views.linear_panels(module)  # panels with plain strides (no index masks)
     hoist_row_buffers(module)  # one row buffer per thread, not a malloc per row
     rows_into_output(module)  # before the prefetch: it counts the rows each loop touches
     fuse_sibling_reductions(module)  # then the prefetch goes into the second loop left

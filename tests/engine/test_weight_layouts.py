@@ -150,17 +150,25 @@ def test_apply_layout_orders() -> None:
     np.testing.assert_array_equal(apply_layout(wt, "panels_t").ravel(),
                                   apply_layout(w, "panels").ravel())
     np.testing.assert_array_equal(apply_layout(w, "t").reshape(64, 5), w.T)
-    with pytest.raises(ValueError, match=r"^layout 'panels' needs 33 columns of B to be a "
-                                         r"multiple of 32$"):
-        apply_layout(np.zeros((4, 33), np.float32), "panels")
+    # Columns beyond whole panels: the panels, then the rest as [K, N mod P], row-major.
+    b = np.arange(5 * 70, dtype=np.float32).reshape(5, 70)
+    ragged = apply_layout(b, "panels").ravel()
+    for j in range(2):
+        np.testing.assert_array_equal(ragged[j * 160:(j + 1) * 160].reshape(5, 32),
+                                      b[:, 32 * j:32 * (j + 1)])
+    np.testing.assert_array_equal(ragged[320:].reshape(5, 6), b[:, 64:])
+    np.testing.assert_array_equal(apply_layout(np.ascontiguousarray(b.T), "panels_t").ravel(),
+                                  ragged)
     # AVX2's panels: 16 columns.
     panels16 = apply_layout(w, "panels16").reshape(4, 5, 16)
     for j in range(4):
         np.testing.assert_array_equal(panels16[j], w[:, 16 * j:16 * (j + 1)])
     np.testing.assert_array_equal(apply_layout(wt, "panels16_t").ravel(), panels16.ravel())
-    with pytest.raises(ValueError, match=r"^layout 'panels16_t' needs 40 columns of B to be a "
-                                         r"multiple of 16$"):
-        apply_layout(np.zeros((40, 3), np.float32), "panels16_t")
+    ragged16 = apply_layout(np.ascontiguousarray(b.T), "panels16_t").ravel()
+    for j in range(4):
+        np.testing.assert_array_equal(ragged16[j * 80:(j + 1) * 80].reshape(5, 16),
+                                      b[:, 16 * j:16 * (j + 1)])
+    np.testing.assert_array_equal(ragged16[320:].reshape(5, 6), b[:, 64:])
     assert (panel_layout(32, False), panel_layout(16, True)) == ("panels", "panels16_t")
     with pytest.raises(ValueError, match=r"^no panel layout 8 columns wide"):
         panel_layout(8, False)
