@@ -4,6 +4,7 @@ the file: the same guarantee, and a damaged file is still rebuilt, never used.""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 
@@ -67,7 +68,7 @@ def test_constants_valid_accepts_only_the_exact_file(private_cache):
         bad = bytearray(blob)
         bad[where] ^= 1
         assert not constants_valid(bytes(bad), record, source.constants)
-    assert not constants_valid(blob + bytes(64), record, source.constants)
+    assert not constants_valid(bytes(blob) + bytes(64), record, source.constants)
     other = dict(source.constants)
     other.pop(record.constants[0].sha256)
     # Unknown data: that constant is checked by its own digest instead, as strictly.
@@ -133,6 +134,10 @@ def test_constants_stored_in_another_layout_are_verified_by_their_own_digests(pr
     damaged = bytearray(path.read_bytes())
     damaged[100] ^= 0x40
     path.write_bytes(bytes(damaged))
+    # Nothing holds the verified copy any more (while something did, a load would share it
+    # and never read the file: the next test).
+    del entry, blob
+    gc.collect()
     before = driver.stats["compiles"]
     model = session.load(_linear(w))
     assert driver.stats["compiles"] == before + 1

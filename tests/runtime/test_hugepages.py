@@ -56,15 +56,21 @@ def test_zeros_are_zero_and_writable() -> None:
 
 
 def test_read_file(tmp_path) -> None:
-    """Small files come back as bytes; large ones as a read-only view of a huge-page mapping,
-    byte for byte."""
-    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
-    small.write_bytes(b"abc")
-    data = np.random.default_rng(0).integers(0, 256, (5 << 20) + 3, dtype=np.uint8).tobytes()
-    large.write_bytes(data)
-    assert hugepages.read_file(small) == b"abc"
-    view = hugepages.read_file(large)
-    assert isinstance(view, memoryview) and view.readonly and len(view) == len(data)
-    assert view.tobytes() == data
-    floats = np.frombuffer(view, np.uint8, 16, 8)  # as the engine binds a constant
+    """Every file comes back as a read-only view, byte for byte, starting on a cache line (the
+    constants in it are each on one: the kernels load them as whole vectors); an empty one
+    as empty bytes."""
+    rng = np.random.default_rng(0)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert hugepages.read_file(empty) == b""
+    for size in (3, 590_000, (5 << 20) + 3):  # a shared region's piece, a mapping of its own
+        path = tmp_path / f"{size}.bin"
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        path.write_bytes(data)
+        views = [hugepages.read_file(path) for _ in range(3)]
+        for view in views:
+            assert isinstance(view, memoryview) and view.readonly and len(view) == size
+            assert view.tobytes() == data
+            assert np.frombuffer(view, np.uint8).ctypes.data % 64 == 0
+    floats = np.frombuffer(views[0], np.uint8, 16, 8)  # as the engine binds a constant
     assert floats.tobytes() == data[8:24] and not floats.flags.writeable
