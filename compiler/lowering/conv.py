@@ -1,19 +1,22 @@
 """Convolutions, pooling and fold -> linalg's named convolution and pooling ops.
 
-Padding: a depthwise conv or pool with static sizes is split (``split_window``): its
-interior outputs read the input itself, and only the bands of outputs whose windows reach
-into the padding read small padded copies of the rows or columns they need (a padded copy
-of the whole input cost more than these 9-multiply-add ops). Other convolutions pad first:
-a tensor of the padded size whose interior is a ``linalg.copy`` of the input and whose
-borders are filled (the CPU schedule vectorizes both; see ``conv_schedule``); the copy is
-~4% of a 3x3 conv. The named ops then read only inside their input. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
-``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and one output channel per group) or a
-generic over [N, OH, OW, G, F/G] x (R, S, C/G) (other groups); mo.conv3d is one of these per
-depth tap, mo.conv2d_transpose one stride-1 conv of the input spread out by the strides. These
-named ops are what :mod:`max.compiler.pipelines.conv_schedule` tiles, decomposes and
-vectorizes. mo.avg_pool2d divides a ``pooling_nhwc_sum`` in place by the number of elements
-each window counts, computed from the output position (no count tensor is read). mo.fold adds
-each kernel tap's block values into a strided window of its result.
+Padding: a depthwise conv or pool with static sizes is split (``split_window``): its interior
+outputs read the input itself, and only the bands of outputs whose windows reach into the
+padding read small padded copies of the rows or columns they need (a padded copy of the whole
+input cost more than these 9-multiply-add ops). Other convolutions pad first: a tensor of the
+padded size whose interior is a ``linalg.copy`` of the input and whose borders are filled (the
+CPU schedule vectorizes both; see ``conv_schedule``); the copy is ~4% of a 3x3 conv. The named
+ops then read only inside their input. mo.conv2d is ``linalg.conv_2d_nhwc_hwcf`` (groups 1),
+``linalg.depthwise_conv_2d_nhwc_hwc`` (one input and one output channel per group) or a generic
+over [N, OH, OW, G, F/G] x (R, S, C/G) (other groups); mo.conv3d is one of these per depth tap.
+mo.conv2d_transpose with strides is one matmul of every input pixel by every filter tap, each
+tap's values then added into its strided window of the result (col2im; a 2x2 / stride-2 one
+without padding just puts the blocks in place); with unit strides, or symbolic sizes, one
+stride-1 conv of the input spread out by the strides. The named ops are what
+:mod:`max.compiler.pipelines.conv_schedule` tiles, decomposes and vectorizes. mo.avg_pool2d
+divides a ``pooling_nhwc_sum`` in place by the number of elements each window counts, computed
+from the output position (no count tensor is read). mo.fold adds each kernel tap's block values
+into a strided window of its result.
 """
 
 from __future__ import annotations
@@ -205,9 +208,11 @@ def _mul(a: Size, b: int) -> Size:
 @lowering("mo.conv2d_transpose")
 @in_f32
 def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
-    """A stride-1 conv of the input spread out by the strides (zeros between its pixels),
-    padded by ``d * (k - 1)`` less the paddings, with the filter flipped and its channel
-    dims swapped. Paddings larger than ``d * (k - 1)`` crop the conv's result instead."""
+    """With static sizes and strides, every pixel's taps placed (:func:`_transpose_as_matmul`)
+    or added (:func:`_transpose_as_col2im`) into the result. Else a stride-1 conv of the
+    input spread out by the strides (zeros between its pixels), padded by ``d * (k - 1)``
+    less the paddings, with the filter flipped and its channel dims swapped; paddings larger
+    than ``d * (k - 1)`` crop the conv's result instead."""
     x, f = ctx.operands
     x_t, f_t, out_t = ctx.operand_types[0], ctx.operand_types[1], ctx.result_types[0]
     r, s, fo, ci = (int(d) for d in f_t.dims)
@@ -219,6 +224,10 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
             and all(isinstance(d, int) for d in (n, h, w))
             and list(out_t.dims) == [n, h * r, w * s, fo]):
         return [_transpose_as_matmul(ctx, x, f, (n, h, w, ci), (r, s, fo), et)]
+    oh, ow = out_t.dims[1:3]
+    if ((sh, sw) != (1, 1) and all(isinstance(d, int) for d in (n, h, w, oh, ow))
+            and min(pt, pb, pl, pr) >= 0):
+        return [_transpose_as_col2im(ctx, x, f, (n, h, w, ci), (r, s, fo), (oh, ow), et)]
     lo = [dh * (r - 1) - pt, dw * (s - 1) - pl]
     hi = [dh * (r - 1) - pb, dw * (s - 1) - pr]
     spread = [add_size(_mul(h, sh), 1 - sh), add_size(_mul(w, sw), 1 - sw)]
@@ -244,6 +253,55 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
                                  [1, 1, 1, 1])]
 
 
+def _taps_product(ctx: LoweringContext, x: ir.Value, f: ir.Value,
+                  x_dims: tuple[int, int, int, int], taps: tuple[int, int, int],
+                  et: ir.Type) -> ir.Value:
+    """Each input pixel times every filter tap: ``[N*H*W, C] @ [C, R*S*F]`` viewed as
+    ``[N, H, W, R, S, F]`` (the filter ``[R, S, F, C]`` permuted to ``[C, R, S, F]``)."""
+    n, h, w, ci = x_dims
+    r, s, fo = taps
+    d = [ir.AffineDimExpr.get(i) for i in range(4)]
+    f_t = generic([f], [tensor.empty([ci, r, s, fo], et)],
+                  [ir.AffineMap.get(4, 0, [d[1], d[2], d[3], d[0]]), identity_map(4)],
+                  [PARALLEL] * 4, lambda v, _: v)[0]
+    product = linalg.matmul(view(ctx, x, [n * h * w, ci]), view(ctx, f_t, [ci, r * s * fo]),
+                            outs=[fill(scalar(et, 0), tensor.empty([n * h * w, r * s * fo],
+                                                                   et))])
+    return view(ctx, product, [n, h, w, r, s, fo])
+
+
+def _transpose_as_col2im(ctx: LoweringContext, x: ir.Value, f: ir.Value,
+                         x_dims: tuple[int, int, int, int], taps: tuple[int, int, int],
+                         out_hw: tuple[int, int], et: ir.Type) -> ir.Value:
+    """A strided transposed conv as every pixel's taps (:func:`_taps_product`, one matmul)
+    added into place: tap (i, j)'s ``[N, H, W, F]`` values go to the output window at
+    ``(i * dh, j * dw)`` with the strides' step, then the paddings are cropped (col2im, as
+    ``mo.fold``). The conv of the input spread out by the strides multiplied zeros: ``sh *
+    sw`` times the work (4x4 kernels at stride 2: 3.4x torch's time)."""
+    n, h, w, _ = x_dims
+    r, s, fo = taps
+    (sh, sw), (dh, dw) = ctx.dense_ints("strides"), ctx.dense_ints("dilations")
+    pt, _, pl, _ = ctx.dense_ints("paddings")
+    oh, ow = out_hw
+    blocks = _taps_product(ctx, x, f, x_dims, taps, et)
+    full = [n, (h - 1) * sh + (r - 1) * dh + 1, (w - 1) * sw + (s - 1) * dw + 1, fo]
+    out = fill(scalar(et, 0), tensor.empty(full, et))
+    block_t = ir.RankedTensorType.get([n, h, w, fo], et)
+    for i in range(r):
+        for j in range(s):
+            tap = tensor.extract_slice(block_t, blocks, [], [], [], [0, 0, 0, i, j, 0],
+                                       [n, h, w, 1, 1, fo], [1] * 6)
+            where = ([0, i * dh, j * dw, 0], [n, h, w, fo], [1, sh, sw, 1])
+            region = tensor.extract_slice(block_t, out, [], [], [], *where)
+            summed = generic([tap], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
+                             lambda a, b: arith.addf(a, b))[0]
+            out = tensor.insert_slice(summed, out, [], [], [], *where)
+    if full == [n, oh, ow, fo]:
+        return out
+    return tensor.extract_slice(ir.RankedTensorType.get([n, oh, ow, fo], et), out, [], [], [],
+                                [0, pt, pl, 0], [n, oh, ow, fo], [1, 1, 1, 1])
+
+
 def _transpose_as_matmul(ctx: LoweringContext, x: ir.Value, f: ir.Value,
                          x_dims: tuple[int, int, int, int], taps: tuple[int, int, int],
                          et: ir.Type) -> ir.Value:
@@ -252,17 +310,10 @@ def _transpose_as_matmul(ctx: LoweringContext, x: ir.Value, f: ir.Value,
     times the filter gives its own R x S block of output pixels, ``[N*H*W, C] @ [C, R*S*F]``,
     then the blocks put in place (``[N, H, W, R, S, F]`` -> ``[N, H, R, W, S, F]``, a copy).
     The spread-out input conv multiplied zeros: R*S times the work (2x torch at 2x2)."""
-    n, h, w, ci = x_dims
+    n, h, w, _ = x_dims
     r, s, fo = taps
     d = [ir.AffineDimExpr.get(i) for i in range(6)]
-    # Filter [R, S, F, C] -> [C, R, S, F]: the matmul's B.
-    f_t = generic([f], [tensor.empty([ci, r, s, fo], et)],
-                  [ir.AffineMap.get(4, 0, [d[1], d[2], d[3], d[0]]), identity_map(4)],
-                  [PARALLEL] * 4, lambda v, _: v)[0]
-    product = linalg.matmul(view(ctx, x, [n * h * w, ci]), view(ctx, f_t, [ci, r * s * fo]),
-                            outs=[fill(scalar(et, 0), tensor.empty([n * h * w, r * s * fo],
-                                                                   et))])
-    blocks = view(ctx, product, [n, h, w, r, s, fo])
+    blocks = _taps_product(ctx, x, f, x_dims, taps, et)
     placed = generic([blocks], [tensor.empty([n, h, r, w, s, fo], et)],
                      [ir.AffineMap.get(6, 0, [d[0], d[1], d[3], d[2], d[4], d[5]]),
                       identity_map(6)], [PARALLEL] * 6, lambda v, _: v)[0]

@@ -360,6 +360,28 @@ def test_conv2d_transpose_without_overlap_is_a_scheduled_matmul() -> None:
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(("xs", "ws", "stride", "dilation", "padding"), [
+    ((1, 16, 16, 32), (4, 4, 16, 32), (2, 2), (1, 1), (1, 1, 1, 1)),  # DCGAN's upsampling
+    ((2, 7, 9, 8), (3, 3, 5, 8), (2, 2), (1, 1), (1, 0, 0, 1)),
+    ((1, 5, 6, 4), (5, 3, 6, 4), (3, 2), (2, 1), (2, 0, 1, 3)),
+    ((1, 9, 9, 3), (2, 5, 2, 3), (3, 3), (1, 1), (0, 0, 0, 0)),  # gaps between the taps
+])
+def test_strided_conv2d_transpose_adds_each_taps_block(xs, ws, stride, dilation,
+                                                       padding) -> None:
+    """Strides above 1 (but kernel = stride with no padding): one matmul of every pixel by
+    every tap, each tap's values added into its strided window, the paddings cropped; all
+    scheduled."""
+    x, w = _f32(*xs), _f32(*ws)
+    fn = lambda a, b: ops.conv2d_transpose(a, b, stride, dilation, padding)  # noqa: E731
+    types = [tt(DType.float32, *xs), tt(DType.float32, *ws)]
+    model = shared_session().load(Graph(f"convt_col2im_{xs[1]}_{ws[0]}_{ws[1]}", fn,
+                                        input_types=types))
+    assert model._record.fallbacks == ()
+    np.testing.assert_allclose(model.execute(x, w)[0].to_numpy(),
+                               _torch_conv_transpose(x, w, stride, dilation, padding),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_conv2d_transpose_symbolic_dims_and_bias() -> None:
     types = [tt(DType.float32, "n", "h", "w", 3), tt(DType.float32, 3, 3, 4, 3),
              tt(DType.float32, 4)]
