@@ -16,6 +16,9 @@ width, 32 with AVX-512, 16 with AVX2):
   ``[N/P, K, P]``. Where P does not divide N, the ``J = N // P`` panels of its first columns,
   then its last ``N mod P`` columns as a row-major ``[K, N mod P]``.
 * ``"panels_t"``, ``"panels16_t"``: ``W[N, K]`` (``B = W.T``) stored as the panels of ``W.T``.
+* ``"perm:P0,P1,..."``: an argument of any rank stored as ``np.transpose(W, P)`` (a conv
+  filter given in PyTorch's ``[F, C, R, S]`` order and permuted in the graph to ``[R, S, C,
+  F]``: ``"perm:2,3,1,0"``). ``"t"`` is ``"perm:1,0"`` of a 2-D argument.
 * ``"q4_0_split"``, ``"q4_1_split"``, ``"q8_0_split"``: a GGUF-quantized ``W[N, row_bytes]``
   (``uint8``, blocks of 32 weights: f16 header fields, then the codes) with each row's bytes
   regrouped: the codes of every block, then the first header field (the scale) of every
@@ -44,10 +47,32 @@ def panel_layout(width: int, transposed: bool) -> str:
     return name + "_t" if transposed else name
 
 
+PERM = "perm:"
+
+
+def permutation_layout(perm: list[int] | tuple[int, ...]) -> str:
+    """The layout of an argument stored as ``np.transpose(W, perm)``."""
+    return PERM + ",".join(str(int(p)) for p in perm)
+
+
+def _permutation(layout: str) -> list[int] | None:
+    """The permutation of a ``"perm:..."`` layout, None if it names none."""
+    digits = layout.removeprefix(PERM).split(",")
+    if not all(d.isascii() and d.isdigit() for d in digits):
+        return None
+    return [int(d) for d in digits]
+
+
 def layout_error(layout: str, shape: tuple[int, ...]) -> str | None:
     """Why an argument of ``shape`` cannot be stored in ``layout``; None when it can."""
+    if isinstance(layout, str) and layout.startswith(PERM):
+        perm = _permutation(layout)
+        if perm is None or sorted(perm) != list(range(len(shape))):
+            return (f"layout {layout!r} is no permutation of the {len(shape)} dims of shape "
+                    f"{list(shape)}")
+        return None
     if layout not in LAYOUTS:
-        return f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})"
+        return f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)} or perm:...)"
     if len(shape) != 2:
         return f"layout {layout!r} needs a 2-D argument, got shape {list(shape)}"
     if layout.endswith("_split"):
@@ -74,6 +99,11 @@ def apply_layout(array: np.ndarray, layout: str, out: np.ndarray | None = None) 
     elif out.shape != array.shape or out.dtype != array.dtype or not out.flags.c_contiguous:
         raise ValueError(f"apply_layout: out must be a C-contiguous {array.dtype} array of "
                          f"shape {list(array.shape)}")
+    if layout.startswith(PERM):
+        perm = _permutation(layout)
+        assert perm is not None  # layout_error checked it
+        out.reshape([array.shape[p] for p in perm])[...] = array.transpose(perm)
+        return out
     rows, cols = array.shape
     if layout.endswith("_split"):
         _split_blocks(array, out, *SPLIT_BLOCKS[layout.removesuffix("_split")])
@@ -108,5 +138,5 @@ def _split_blocks(array: np.ndarray, out: np.ndarray, nbytes: int, fields: int) 
         at += width
 
 
-__all__ = ["LAYOUTS", "PANEL", "PANEL_LAYOUTS", "SPLIT_BLOCKS", "apply_layout", "layout_error",
-           "panel_layout"]
+__all__ = ["LAYOUTS", "PANEL", "PANEL_LAYOUTS", "PERM", "SPLIT_BLOCKS", "apply_layout",
+           "layout_error", "panel_layout", "permutation_layout"]

@@ -257,13 +257,12 @@ def _taps_product(ctx: LoweringContext, x: ir.Value, f: ir.Value,
                   x_dims: tuple[int, int, int, int], taps: tuple[int, int, int],
                   et: ir.Type) -> ir.Value:
     """Each input pixel times every filter tap: ``[N*H*W, C] @ [C, R*S*F]`` viewed as
-    ``[N, H, W, R, S, F]`` (the filter ``[R, S, F, C]`` permuted to ``[C, R, S, F]``)."""
+    ``[N, H, W, R, S, F]`` (the filter ``[R, S, F, C]`` permuted to ``[C, R, S, F]``: a named
+    transpose, which a constant or weight filter is stored as at load time, ``arg_layouts``)."""
     n, h, w, ci = x_dims
     r, s, fo = taps
-    d = [ir.AffineDimExpr.get(i) for i in range(4)]
-    f_t = generic([f], [tensor.empty([ci, r, s, fo], et)],
-                  [ir.AffineMap.get(4, 0, [d[1], d[2], d[3], d[0]]), identity_map(4)],
-                  [PARALLEL] * 4, lambda v, _: v)[0]
+    f_t = linalg.transpose(f, outs=[tensor.empty([ci, r, s, fo], et)],
+                           permutation=[3, 0, 1, 2]).results[0]
     product = linalg.matmul(view(ctx, x, [n * h * w, ci]), view(ctx, f_t, [ci, r * s * fo]),
                             outs=[fill(scalar(et, 0), tensor.empty([n * h * w, r * s * fo],
                                                                    et))])

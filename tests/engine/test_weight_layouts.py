@@ -15,7 +15,7 @@ from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType, Weight, ops
 from max.runtime import ArtifactRecord
 from max.runtime.artifact import ArtifactError
-from max.runtime.layouts import apply_layout, panel_layout
+from max.runtime.layouts import apply_layout, panel_layout, permutation_layout
 
 CPU = DeviceRef.CPU()
 F32 = DType.float32
@@ -198,6 +198,7 @@ def test_record_layouts_are_checked() -> None:
     for layouts, message in ((["t"], r"1 layouts for 2 weights"),
                              (["panels_t", "t"], r"weight_layouts\[1\].*2-D argument"),
                              (["spiral", ""], r"weight_layouts\[0\].*unknown layout"),
+                             (["perm:1,0,2", ""], r"weight_layouts\[0\].*no permutation"),
                              ([3, ""], r"weight_layouts\[0\]")):
         obj["weight_layouts"] = layouts
         with pytest.raises(ArtifactError, match=message):
@@ -227,3 +228,53 @@ def test_a_read_only_weight_is_rearranged_once_for_all_its_models():
     for m in ("batch", 8):  # two artifacts, one copy of the weight
         model = session.load(_linear(m, 64, 96), weights_registry=params)
         np.testing.assert_allclose(model.execute(x)[0].to_numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_permutation_layouts() -> None:
+    """``"perm:..."`` stores ``np.transpose(W, P)``; anything but a permutation of the
+    argument's dims is refused by name."""
+    w = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    for perm in ([2, 3, 1, 0], [0, 1, 2, 3], [3, 0, 2, 1]):
+        layout = permutation_layout(perm)
+        assert layout == "perm:" + ",".join(map(str, perm))
+        got = apply_layout(w, layout)
+        assert got.shape == w.shape  # the argument keeps its declared shape
+        np.testing.assert_array_equal(got.ravel(), np.transpose(w, perm).ravel())
+    np.testing.assert_array_equal(apply_layout(w[0, 0], "perm:1,0"), apply_layout(w[0, 0], "t"))
+    for bad in ("perm:2,3,1", "perm:0,0,1,2", "perm:a,b,c,d", "perm:", "perm:0,1,2,4"):
+        with pytest.raises(ValueError, match=rf"^layout '{bad}' is no permutation of the 4 "
+                                             r"dims of shape \[2, 3, 4, 5\]$"):
+            apply_layout(w, bad)
+
+
+def test_conv_filter_given_in_torch_order_is_permuted_once() -> None:
+    """A filter weight given as PyTorch's [F, C, R, S] and permuted in the graph (as
+    ``nn.Conv2d(permute=True)`` does) is stored permuted at load time; a constant one in
+    ``constants.bin``. A weight read by two ops stays as given."""
+    import torch
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 9, 9, 16)).astype(np.float32)
+    wt = (rng.standard_normal((24, 16, 3, 3)) * 0.1).astype(np.float32)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2),
+                                      torch.from_numpy(wt), padding=1).permute(0, 2, 3, 1)
+    t = TensorType(F32, (1, 9, 9, 16), CPU)
+    w = Weight("w", F32, (24, 16, 3, 3))
+    conv = lambda v, f: ops.conv2d(v, ops.permute(f, [2, 3, 1, 0]), padding=(1, 1, 1, 1))
+    model = InferenceSession().load(Graph("perm_w", lambda v: conv(v, w), input_types=[t]),
+                                    weights_registry={"w": wt})
+    assert model._record.weight_layouts == ("perm:2,3,1,0",)
+    np.testing.assert_allclose(model.execute(x)[0].to_numpy(), want.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_array_equal(wt, np.asarray(wt))  # the caller's array is untouched
+    const = InferenceSession().load(Graph(
+        "perm_c", lambda v: conv(v, ops.constant(wt, F32, CPU)), input_types=[t]))
+    np.testing.assert_allclose(const.execute(x)[0].to_numpy(), want.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    twice = InferenceSession().load(Graph(
+        "perm_twice", lambda v: (conv(v, w), ops.reshape(w, [24, 144])), input_types=[t]),
+        weights_registry={"w": wt})
+    assert twice._record.weight_layouts == ("",)
+    out, flat = (o.to_numpy() for o in twice.execute(x))
+    np.testing.assert_allclose(out, want.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(flat, wt.reshape(24, 144))
