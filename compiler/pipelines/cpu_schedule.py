@@ -36,6 +36,7 @@ from max.compiler.pipelines import (
     matmul_schedule,
     output_views,
     panel_epilogue,
+    shared_weight_matmuls,
 )
 from max.compiler.pipelines import transform_script as ts
 from max.compiler.pipelines.masked_accumulators import ragged_tile_sizes
@@ -419,8 +420,10 @@ def schedule_tensors(module: ir.Module, threads: int | None = None) -> int:
 
     ``threads``: see :func:`cpu_threads.parallelize` (None = as many as the CPUs).
     """
-    # A weight's transpose (x @ W.T): W stored transposed at load time instead.
+    # A weight's transpose (x @ W.T): W stored transposed at load time instead; where W has
+    # other readers, the matmul is dot products of W's rows (shared_weight_matmuls).
     arg_layouts.transpose_args(module)
+    shared_weight_matmuls.row_dot_matmuls(module)
     ts.apply(module, layout_schedule.GENERALIZE)  # transposes: generics with a permuted read
     # B in panels first (matmul_pack): faster than fusing a bias/activation into the
     # strided-B kernel; a bias (and residual) after a matmul against a weight is C's start,
