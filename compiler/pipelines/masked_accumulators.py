@@ -105,6 +105,62 @@ def _only_reads_elsewhere(loop: ir.Operation, keep: tuple[ir.Operation, ir.Opera
     return safe
 
 
+def _access_key(op: ir.Operation) -> tuple | None:
+    """What a masked ``transfer_read`` / ``transfer_write`` on a memref accesses (memref,
+    indices, mask, map and bounds), None for other ops; a read's padding is left out."""
+    if op.name == "vector.transfer_read":
+        ops = list(op.operands)
+        src, rest = ops[0], ops[1:]
+    elif op.name == "vector.transfer_write":
+        ops = list(op.operands)
+        src, rest = ops[1], ops[2:]
+    else:
+        return None
+    if not isinstance(src.type, ir.MemRefType):
+        return None
+    n_idx = ir.MemRefType(src.type).rank
+    indices = rest[:n_idx]
+    mask = rest[-1] if len(rest) == n_idx + (2 if op.name.endswith("read") else 1) else None
+    if mask is None:
+        return None
+    return (src, *indices, mask, str(op.attributes["permutation_map"]),
+            str(op.attributes["in_bounds"]))
+
+
+def _forward_unrolled(loop: ir.Operation, body: ir.Block) -> int:
+    """In a k loop unrolled n times, the C tile is read and written n times a step: the
+    reads after the first take the value the write before wrote, and those writes go, so
+    that one read and one write are left to hoist. Only where nothing else in the loop
+    touches that memory. Lanes the mask leaves out then hold what the computation made of
+    them, not the padding: they are never stored (the write is masked alike), and a register
+    tile's lanes do not mix. Returns how many reads were forwarded."""
+    groups: dict[tuple, list[ir.Operation]] = {}
+    for op in [o.operation for o in body.operations]:
+        key = _access_key(op)
+        if key is not None:
+            groups.setdefault(key, []).append(op)
+    count = 0
+    for key, ops in groups.items():
+        kinds = ["r" if op.name.endswith("read") else "w" for op in ops]
+        if len(ops) < 4 or kinds != ["r", "w"] * (len(ops) // 2):
+            continue
+        if any(ops[i].operands[0].type != ops[i + 1].results[0].type
+               for i in range(1, len(ops) - 1, 2)):
+            continue
+        root = _root(key[0])
+        if root is None or any(defined_within(v, loop) for v in key[:-2]):
+            continue
+        if not _only_reads_elsewhere(loop, tuple(ops), root):
+            continue
+        for i in range(1, len(ops) - 1, 2):
+            write, read = ops[i], ops[i + 1]
+            read.results[0].replace_all_uses_with(write.operands[0])
+            read.erase()
+            write.erase()
+            count += 1
+    return count
+
+
 def _memref_pair(loop: ir.Operation, body: ir.Block
                  ) -> tuple[ir.Operation, ir.Operation] | None:
     """A masked (read, write) accumulator pair directly in ``loop``'s body, if hoistable."""
@@ -145,6 +201,7 @@ def hoist_masked_memref_accumulators(module: ir.Module) -> int:
     count = 0
     for loop in reversed(loops):  # innermost first
         body = loop.regions[0].blocks[0]
+        _forward_unrolled(loop, body)
         pair = _memref_pair(loop, body)
         if pair is None:
             continue
