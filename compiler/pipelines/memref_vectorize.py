@@ -56,6 +56,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     from max.compiler.pipelines.max_select import select_running_extrema
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
     from max.compiler.pipelines.row_output import rows_into_output
+    from max.compiler.pipelines.row_registers import promote_row_buffers
     from max.compiler.pipelines.self_copies import drop_self_copies
     from max.compiler.pipelines.sibling_loops import fuse_sibling_reductions
 
@@ -76,6 +77,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     ts.run_passes(module, ts.CANON)
     select_running_extrema(module)  # (it matches the canonical loop form)
     hoist_masked_memref_accumulators(module)  # masked remainder tiles' C in registers
+    promote_row_buffers(module)  # a row reduction's partial vector: no store-load stalls
 
 
 def reassociate_sums(module: ir.Module) -> None:
