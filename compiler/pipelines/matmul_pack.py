@@ -149,14 +149,15 @@ def _rows(a: ir.Value) -> ir.Value | None:
     return tensor.dim(a, arith.constant(ir.IndexType.get(), 0))
 
 
-def _expand(x: ir.Value, shape: list[int], groups: list[list[int]],
-            dyn: list[ir.Value] | None = None) -> ir.Value:
+def expand_to(x: ir.Value, shape: list[int], groups: list[list[int]],
+              dyn: list[ir.Value] | None = None) -> ir.Value:
     """``x`` expanded to ``shape``; ``dyn``: the sizes of its dynamic dims, in order."""
     t = ir.RankedTensorType.get(shape, ir.RankedTensorType(x.type).element_type)
     return tensor.ExpandShapeOp(t, x, reassociation(groups), dyn or [], shape).result
 
 
-def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Value:
+def collapse_to(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Value:
+    """``x`` collapsed to ``shape``."""
     t = ir.RankedTensorType.get(shape, ir.RankedTensorType(x.type).element_type)
     return tensor.collapse_shape(t, x, groups)
 
@@ -164,7 +165,7 @@ def _collapse(x: ir.Value, shape: list[int], groups: list[list[int]]) -> ir.Valu
 def _panels(b: ir.Value, k: int, n: int) -> ir.Value:
     """Bp [n/P, k, P]: a copy of B[k, n] into panels, at each call."""
     j = n // PANEL
-    b3 = _expand(b, [k, j, PANEL], [[0], [1, 2]])
+    b3 = expand_to(b, [k, j, PANEL], [[0], [1, 2]])
     f32 = ir.F32Type.get()
     empty = tensor.empty([j, k, PANEL], f32)
     read = ir.AffineMap.get(3, 0, [ir.AffineDimExpr.get(1), ir.AffineDimExpr.get(0),
@@ -175,8 +176,8 @@ def _panels(b: ir.Value, k: int, n: int) -> ir.Value:
 
 def _prepacked(arg: ir.Value, k: int, n: int) -> ir.Value:
     """Bp [n/P, k, P]: the bytes of a load-time argument stored in panels, read as such."""
-    flat = _collapse(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
-    return _expand(flat, [n // PANEL, k, PANEL], [[0, 1, 2]])
+    flat = collapse_to(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
+    return expand_to(flat, [n // PANEL, k, PANEL], [[0, 1, 2]])
 
 
 def _erase_dead_view(v: ir.Value) -> None:
@@ -199,10 +200,11 @@ def _init3(init: ir.Value, m: int, j: int, rows: ir.Value | None) -> ir.Value:
         src = fill.operands[0]  # sum started there (matmul_init)
         if list(ir.RankedTensorType(src.type).shape)[1:] == [j, PANEL]:
             return src
-    return _expand(init, [m, j, PANEL], [[0], [1, 2]], [rows] if rows is not None else None)
+    return expand_to(init, [m, j, PANEL], [[0], [1, 2]], [rows] if rows is not None else None)
 
 
-def _panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
+def panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
+    """``C3[m, j, n] += A[m, k] * Bp[j, k, n]``: the generic tagged :data:`PACKED`."""
     d = [ir.AffineDimExpr.get(i) for i in range(4)]  # (m, j, n, k)
     maps = [ir.AffineMap.get(4, 0, [d[0], d[3]]), ir.AffineMap.get(4, 0, [d[1], d[3], d[2]]),
             ir.AffineMap.get(4, 0, [d[0], d[1], d[2]])]
@@ -282,11 +284,11 @@ def rewrite(module: ir.Module, classify: Callable[[ir.Operation], str | None]) -
                 c = ragged_panels.split_matmul(mm, src[2], k, n, rows)
             else:
                 bp = _panels(b, k, n) if src is None else _prepacked(src[2], k, n)
-                c3 = _panel_matmul(mm.operands[0], bp,
+                c3 = panel_matmul(mm.operands[0], bp,
                                    _init3(mm.operands[2], m, n // PANEL, rows))
                 if src is None:
                     _mark_block_pack(as_op(bp.owner), as_op(c3.owner))
-                c = _collapse(c3, [m, n], [[0], [1, 2]])
+                c = collapse_to(c3, [m, n], [[0], [1, 2]])
         old_init = as_op(mm.operands[2].owner)
         if not ragged:
             _write_through(mm.results[0], c3)
@@ -478,6 +480,7 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
     return s
 
 
-__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "eligible", "pack_constants", "register_tiles",
-           "rewrite", "schedule", "thread_plan", "tiles"]
+__all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "collapse_to", "eligible", "expand_to",
+           "pack_constants", "panel_matmul", "register_tiles", "rewrite", "schedule",
+           "thread_plan", "tiles"]
 

@@ -90,12 +90,12 @@ def split_matmul(mm: ir.Operation, arg: ir.Value, k: int, n: int,
     value = as_op(mm.operands[2].owner).operands[0]
     dyn = [rows] if rows is not None else []
     m_or_rows = rows if rows is not None else m
-    flat = mp._collapse(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
-    head = mp._expand(_slice(flat, [0], [k * jp], []), [jp // p, k, p], [[0, 1, 2]])
-    tail = mp._expand(_slice(flat, [k * jp], [k * r], []), [k, r], [[0, 1]])
+    flat = mp.collapse_to(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
+    head = mp.expand_to(_slice(flat, [0], [k * jp], []), [jp // p, k, p], [[0, 1, 2]])
+    tail = mp.expand_to(_slice(flat, [k * jp], [k * r], []), [k, r], [[0, 1]])
     store = _output_store(mm)
     if store is not None:
-        c3 = mp._panel_matmul(a, head, linalg.fill(value, outs=[
+        c3 = mp.panel_matmul(a, head, linalg.fill(value, outs=[
             tensor.empty([m_or_rows, jp // p, p], et)]))
         rest = linalg.matmul(a, tail, outs=[linalg.fill(value, outs=[
             tensor.empty([m_or_rows, r], et)])])
@@ -113,9 +113,9 @@ def split_matmul(mm: ir.Operation, arg: ir.Value, k: int, n: int,
         return None
     # Each part starts as a slice of C (empty), so that bufferization writes it in place.
     c = tensor.empty([m_or_rows, n], et)
-    head_c = mp._expand(_slice(c, [0, 0], [m, jp], dyn), [m, jp // p, p], [[0], [1, 2]], dyn)
-    c3 = mp._panel_matmul(a, head, linalg.fill(value, outs=[head_c]))
-    c = _insert(mp._collapse(c3, [m, jp], [[0], [1, 2]]), c, [0, 0], dyn)
+    head_c = mp.expand_to(_slice(c, [0, 0], [m, jp], dyn), [m, jp // p, p], [[0], [1, 2]], dyn)
+    c3 = mp.panel_matmul(a, head, linalg.fill(value, outs=[head_c]))
+    c = _insert(mp.collapse_to(c3, [m, jp], [[0], [1, 2]]), c, [0, 0], dyn)
     c1 = linalg.fill(value, outs=[_slice(c, [0, jp], [m, r], dyn)])
     return _insert(linalg.matmul(a, tail, outs=[c1]), c, [0, jp], dyn)
 
