@@ -19,6 +19,8 @@ import threading
 
 import numpy as np
 
+from max.runtime.pool import aligned_empty
+
 REGION = 32 << 20  # bytes: arrays share regions this large; a larger array gets its own
 _HUGE = 2 << 20  # a region's size is a multiple of the huge page
 _ALIGN = 64  # each array starts on a cache line
@@ -94,9 +96,7 @@ def read_file(path: str | os.PathLike[str], min_bytes: int = _HUGE) -> bytes | m
         if size == 0:
             return b""
         if not hasattr(mmap, "MAP_ANONYMOUS"):
-            raw = np.empty(size + _ALIGN, np.uint8)
-            start = -raw.ctypes.data % _ALIGN
-            view = memoryview(raw[start:start + size])
+            view = memoryview(aligned_empty((size,), np.dtype(np.uint8), size)[0])
         elif size < min_bytes:
             view = memoryview(_ARENA.take(size))
         else:

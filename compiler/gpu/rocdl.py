@@ -60,7 +60,7 @@ def attach_target(module: ir.Module, arch: str) -> None:
 
 
 def expand_math(module: ir.Module) -> int:
-    """Replaces the f32 ``math.erf``, ``tanh``, ``log``, ``log1p`` of every ``gpu.module``
+    """Replaces the f32 ``math.erf``, ``tanh``, ``log``, ``log1p``, ``acos`` of every ``gpu.module``
     with the polynomials of ``compiler/pipelines/fast_math.py``; returns how many."""
     from max.compiler.pipelines.fast_math import APPROXIMATIONS
 

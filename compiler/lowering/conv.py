@@ -290,11 +290,8 @@ def _transpose_as_col2im(ctx: LoweringContext, x: ir.Value, f: ir.Value,
         for j in range(s):
             tap = tensor.extract_slice(block_t, blocks, [], [], [], [0, 0, 0, i, j, 0],
                                        [n, h, w, 1, 1, fo], [1] * 6)
-            where = ([0, i * dh, j * dw, 0], [n, h, w, fo], [1, sh, sw, 1])
-            region = tensor.extract_slice(block_t, out, [], [], [], *where)
-            summed = generic([tap], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
-                             lambda a, b: arith.addf(a, b))[0]
-            out = tensor.insert_slice(summed, out, [], [], [], *where)
+            out = _add_into(out, tap, [], [0, i * dh, j * dw, 0], [n, h, w, fo],
+                            [1, sh, sw, 1])
     if full == [n, oh, ow, fo]:
         return out
     return tensor.extract_slice(ir.RankedTensorType.get([n, oh, ow, fo], et), out, [], [], [],
@@ -384,6 +381,16 @@ def _avg_pool2d(ctx: LoweringContext) -> list[ir.Value]:
     return generic([], [total], [identity_map(4)], [PARALLEL] * 4, body)
 
 
+def _add_into(out: ir.Value, values: ir.Value, dyn: list[ir.Value], offsets: list[int],
+              sizes: list[int], strides: list[int]) -> ir.Value:
+    """``out`` with ``values`` added into its (strided) window at ``offsets``; ``dyn``: the
+    values of the dynamic ``sizes``."""
+    region = tensor.extract_slice(values.type, out, [], dyn, [], offsets, sizes, strides)
+    summed = generic([values], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
+                     lambda a, b: arith.addf(a, b))[0]
+    return tensor.insert_slice(summed, out, [], dyn, [], offsets, sizes, strides)
+
+
 @lowering("mo.fold")
 @in_f32
 def _fold(ctx: LoweringContext) -> list[ir.Value]:
@@ -410,12 +417,7 @@ def _fold(ctx: LoweringContext) -> list[ir.Value]:
         for j in range(kw):
             tap = tensor.extract_slice(block_t, cols, [], dyn_b, [], [0, 0, i, j, 0, 0],
                                        [static_b[0], c, 1, 1, bh, bw], [1] * 6)
-            where = ([0, 0, i * dh, j * dw], [1, 1, sh, sw])
-            region = tensor.extract_slice(block_t, out, [], dyn_b, [], where[0], static_b,
-                                          where[1])
-            summed = generic([tap], [region], [identity_map(4)] * 2, [PARALLEL] * 4,
-                             lambda a, b: arith.addf(a, b))[0]
-            out = tensor.insert_slice(summed, out, [], dyn_b, [], where[0], static_b, where[1])
+            out = _add_into(out, tap, dyn_b, [0, 0, i * dh, j * dw], static_b, [1, 1, sh, sw])
     dyn_o, static_o = slice_args([n, c, oh, ow])
     return [tensor.extract_slice(ctx.tensor_type(out_t), out, [], dyn_o, [], [0, 0, pt, pl],
                                  static_o, [1, 1, 1, 1])]

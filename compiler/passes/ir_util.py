@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 from mlir import ir
@@ -153,6 +154,20 @@ def view_root(value: ir.Value) -> ir.Value:
                 "memref.alloc", "memref.alloca") or not op.operands:
             return value
         value = op.operands[0]
+
+
+def static_subview_offset(view: ir.Operation) -> int | None:
+    """The element offset of a ``memref.subview`` of a static row-major memref, where its
+    offsets and sizes are static and its strides 1; else None."""
+    dyn = ir.ShapedType.get_dynamic_size()
+    offsets = list(ir.DenseI64ArrayAttr(view.attributes["static_offsets"]))
+    sizes = list(ir.DenseI64ArrayAttr(view.attributes["static_sizes"]))
+    strides = list(ir.DenseI64ArrayAttr(view.attributes["static_strides"]))
+    shape = ir.MemRefType(view.operands[0].type).shape
+    if dyn in offsets + sizes + shape or any(s != 1 for s in strides):
+        return None
+    row_major = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+    return sum(o * s for o, s in zip(offsets, row_major))
 
 
 def append_to_block(block: ir.Block, op: ir.Operation) -> None:

@@ -16,6 +16,7 @@ argument into a view of its bytes as ``W.T`` (layout ``"t"``): no transpose at e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from mlir import ir
@@ -73,16 +74,23 @@ def _single_use(v: ir.Value) -> bool:
     return len(list(v.uses)) == 1
 
 
-def _arg_behind(v: ir.Value, args: dict[int, str]) -> str | None:
-    """The key of the load-time argument that ``v`` (a ``to_tensor`` of it) reads, when ``v``
-    is that argument's only reader."""
+def load_time_key(v: ir.Value, args: dict[int, str]) -> str | None:
+    """The key of the load-time argument that ``v`` (a ``to_tensor`` of it) reads, however
+    many ops read it."""
     owner = as_op(v.owner)
-    if owner is None or owner.name != "bufferization.to_tensor" or not _single_use(v):
+    if owner is None or owner.name != "bufferization.to_tensor":
         return None
     src = owner.operands[0]
-    if not isinstance(src, ir.BlockArgument) or not _single_use(src):
+    return args.get(ir.BlockArgument(src).arg_number) if isinstance(src, ir.BlockArgument) \
+        else None
+
+
+def _arg_behind(v: ir.Value, args: dict[int, str]) -> str | None:
+    """:func:`load_time_key` of ``v`` when ``v`` is that argument's only reader."""
+    key = load_time_key(v, args)
+    if key is None or not _single_use(v) or not _single_use(as_op(v.owner).operands[0]):
         return None
-    return args.get(ir.BlockArgument(src).arg_number)
+    return key
 
 
 def source(v: ir.Value, args: dict[int, str]) -> tuple[str, str | None, ir.Value] | None:
@@ -131,13 +139,8 @@ def split(module: ir.Module, n_weights: int, n_constants: int) -> tuple[list[str
 
 def transposed_view(t: ir.Value) -> ir.Value:
     """``t[R, C]``'s bytes read as ``[C, R]``: the tensor ``t.T`` once the argument is stored
-    in layout ``"t"``."""
-    rt = ir.RankedTensorType(t.type)
-    rows, cols = rt.shape
-    flat_t = ir.RankedTensorType.get([rows * cols], rt.element_type)
-    flat = tensor.collapse_shape(flat_t, t, reassociation([[0, 1]]))
-    view_t = ir.RankedTensorType.get([cols, rows], rt.element_type)
-    view = tensor.ExpandShapeOp(view_t, flat, reassociation([[0, 1]]), [], [cols, rows]).result
+    in layout ``"t"`` (marked, so that :func:`source` sees through it)."""
+    view = permuted_view(t, [1, 0])
     as_op(view.owner).attributes[_TRANSPOSED] = ir.UnitAttr.get()
     return view
 
@@ -146,11 +149,8 @@ def permuted_view(t: ir.Value, perm: list[int]) -> ir.Value:
     """``t``'s bytes read as ``np.transpose(t, perm)`` (its shape permuted): that tensor once
     the argument is stored in layout ``"perm:..."``."""
     rt = ir.RankedTensorType(t.type)
-    count = 1
-    for d in rt.shape:
-        count *= d
-    flat = tensor.collapse_shape(ir.RankedTensorType.get([count], rt.element_type), t,
-                                 reassociation([list(range(rt.rank))]))
+    flat = tensor.collapse_shape(ir.RankedTensorType.get([math.prod(rt.shape)], rt.element_type),
+                                 t, reassociation([list(range(rt.rank))]))
     shape = [rt.shape[p] for p in perm]
     return tensor.ExpandShapeOp(ir.RankedTensorType.get(shape, rt.element_type), flat,
                                 reassociation([list(range(rt.rank))]), [], shape).result
@@ -183,5 +183,5 @@ def transpose_args(module: ir.Module) -> int:
 
 
 __all__ = ["LAYOUTS_ATTR", "NUM_CONSTANTS", "NUM_WEIGHTS", "layouts", "load_time_args",
-           "mark_load_time_args", "permuted_view", "record", "source", "split",
+           "load_time_key", "mark_load_time_args", "permuted_view", "record", "source", "split",
            "top_level_ops", "transpose_args", "transposed_view"]

@@ -4,6 +4,7 @@ choice between libm and the fast code."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from mlir import ir
@@ -31,14 +32,8 @@ def any_lane(mask: ir.Value) -> ir.Value:
     """An i1: whether any lane of ``mask`` (an i1 or a vector of them, of any rank) is set."""
     if not isinstance(mask.type, ir.VectorType):
         return mask
-    vt = ir.VectorType(mask.type)
-    if vt.rank != 1:
-        count = 1
-        for d in vt.shape:
-            count *= d
-        mask = vector.ShapeCastOp(ir.VectorType.get([count], vt.element_type), mask).result
     return vector.ReductionOp(ir.IntegerType.get_signless(1), vector.CombiningKind.OR,
-                              mask).result
+                              _as_1d(mask)).result
 
 
 def _as_1d(v: ir.Value) -> ir.Value:
@@ -46,10 +41,8 @@ def _as_1d(v: ir.Value) -> ir.Value:
     if not isinstance(v.type, ir.VectorType) or ir.VectorType(v.type).rank == 1:
         return v
     vt = ir.VectorType(v.type)
-    count = 1
-    for d in vt.shape:
-        count *= d
-    return vector.ShapeCastOp(ir.VectorType.get([count], vt.element_type), v).result
+    return vector.ShapeCastOp(ir.VectorType.get([math.prod(vt.shape)], vt.element_type),
+                              v).result
 
 
 def _as_type(v: ir.Value, t: ir.Type) -> ir.Value:

@@ -35,7 +35,7 @@ all of which LLVM keeps as vector instructions.
 * log1p: ``u = 1 + x; log(u) * x / (u - 1)`` (Goldberg), x itself where u == 1: the rounding
   error of ``1 + x`` cancels in the ratio, so small x keep full relative accuracy.
 * acos: Cephes ``asinf`` of |x| or of sqrt((1 - |x|) / 2), then pi/2, pi or 0 in two parts
-  (see :func:`_acos`): within 1.3 ulp; a libm ``acosf`` per lane was 5x torch's time.
+  (see :func:`_acos`): within 1.1 ulp; a libm ``acosf`` per lane was 5x torch's time.
 """
 
 from __future__ import annotations
@@ -69,9 +69,7 @@ def _exp_small(x: ir.Value) -> ir.Value:
     its clamps and NaN select, and 2^n one scale (n <= 29: its biased exponent fits)."""
     ft = x.type
     if isinstance(ft, ir.VectorType) and host().has_scalef:  # (the GPUs' tanh is scalar)
-        ni = fast_lanes.lrint(arith.mulf(x, _const(ft, LOG2E)))
-        return fast_lanes.ldexp(exp_over_2n(x, arith.sitofp(ft, ni), lambda v: _const(ft, v)),
-                                ni)
+        return _exp_by_scalef(x)
     i32 = ir.IntegerType.get_signless(32)
     it = ir.VectorType.get(ir.VectorType(ft).shape, i32) if isinstance(ft, ir.VectorType) else i32
     c = lambda v: _const(ft, v)  # noqa: E731
@@ -96,15 +94,19 @@ def _clamp(x: ir.Value, lo: float, hi: float) -> ir.Value:
     return arith.select(_cmp(arith.CmpFPredicate.OLT, x, lo_v), lo_v, x)
 
 
-def _exp_scalef(x: ir.Value) -> ir.Value:
-    """:func:`_exp` of an f32 vector where ``vscalefps`` exists (AVX-512): 2^n applied by it
-    (overflow, underflow and denormal results rounded once, as the two factors did), n from
-    one ``cvtps2dq``, and a NaN carried through the clamps and the arithmetic: about 16
-    instructions a vector, not 33."""
+def _exp_by_scalef(x: ir.Value) -> ir.Value:
+    """exp of an f32 vector in [_X_MIN, _X_MAX] or NaN where ``vscalefps`` exists (AVX-512):
+    2^n applied by it (overflow, underflow and denormal results rounded once, as the two
+    factors did), n from one ``cvtps2dq``, a NaN carried through the arithmetic."""
     b = _B(x)
-    xc = _clamp(x, _X_MIN, _X_MAX)  # +-inf would make r = inf - inf
-    ni = fast_lanes.lrint(arith.mulf(xc, b.f(LOG2E)))
-    return fast_lanes.ldexp(exp_over_2n(xc, arith.sitofp(b.ft, ni), b.f), ni)
+    ni = fast_lanes.lrint(arith.mulf(x, b.f(LOG2E)))
+    return fast_lanes.ldexp(exp_over_2n(x, arith.sitofp(b.ft, ni), b.f), ni)
+
+
+def _exp_scalef(x: ir.Value) -> ir.Value:
+    """:func:`_exp` of an f32 vector where ``vscalefps`` exists: the clamps as NaN-keeping
+    selects, then :func:`_exp_by_scalef`: about 16 instructions a vector, not 33."""
+    return _exp_by_scalef(_clamp(x, _X_MIN, _X_MAX))  # +-inf would make r = inf - inf
 
 
 def _exp(x: ir.Value) -> ir.Value:

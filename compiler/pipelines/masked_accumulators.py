@@ -165,30 +165,18 @@ def _memref_pair(loop: ir.Operation, body: ir.Block
                  ) -> tuple[ir.Operation, ir.Operation] | None:
     """A masked (read, write) accumulator pair directly in ``loop``'s body, if hoistable."""
     ops = [o.operation for o in body.operations]
-    writes = [op for op in ops if op.name == "vector.transfer_write"
-              and isinstance(op.operands[1].type, ir.MemRefType)]
+    writes = [(op, key) for op in ops if op.name == "vector.transfer_write"
+              and (key := _access_key(op)) is not None]
     for read in ops:
-        if read.name != "vector.transfer_read" or not isinstance(read.operands[0].type,
-                                                                 ir.MemRefType):
+        if read.name != "vector.transfer_read" or (key := _access_key(read)) is None:
             continue
-        n_idx = ir.MemRefType(read.operands[0].type).rank
-        r_ops = list(read.operands)
-        if len(r_ops) != 3 + n_idx:  # source, indices, padding, mask
+        if any(defined_within(v, loop) for v in read.operands):
             continue
-        memref, indices, mask = r_ops[0], r_ops[1:1 + n_idx], r_ops[-1]
-        if any(defined_within(v, loop) for v in r_ops):
-            continue
-        for write in writes:
-            w_ops = list(write.operands)
-            if (len(w_ops) != 3 + n_idx or w_ops[1] != memref or w_ops[-1] != mask
-                    or any(a != b for a, b in zip(w_ops[2:2 + n_idx], indices))
-                    or w_ops[0].type != read.results[0].type
+        for write, w_key in writes:
+            if (w_key != key or write.operands[0].type != read.results[0].type
                     or not read.is_before_in_block(write)):
                 continue
-            if any(str(read.attributes[a]) != str(write.attributes[a])
-                   for a in ("permutation_map", "in_bounds")):
-                continue
-            root = _root(memref)
+            root = _root(key[0])
             if root is None or not _only_reads_elsewhere(loop, (read, write), root):
                 return None
             return read, write

@@ -60,6 +60,7 @@ from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic, reassoc
 from max.compiler.passes.ir_util import as_op
 from max.compiler.pipelines import arg_layouts, matmul_schedule, ragged_panels
 from max.compiler.pipelines import transform_script as ts
+from max.compiler.pipelines.self_copies import identity_layout
 from max.runtime import layouts
 from max.runtime.layouts import apply_layout, panel_layout
 
@@ -217,19 +218,26 @@ def panel_matmul(a: ir.Value, bp: ir.Value, c3: ir.Value) -> ir.Value:
     return out
 
 
-def _write_through(result: ir.Value, c3: ir.Value) -> None:
-    """Where C is stored into an output memref, store C3 into a [m, j, P] view of it: empty
-    tensor elimination stops at reshapes, so C3 would get a buffer of its own and a copy."""
+def output_store(result: ir.Value) -> ir.Operation | None:
+    """The ``materialize_in_destination`` that stores ``result`` into a row-major output
+    memref, when that is its only use (a strided view: None, the copy stays)."""
     uses = list(result.uses)
     store = as_op(uses[0].owner) if len(uses) == 1 else None
     if store is None or store.name != "bufferization.materialize_in_destination":
+        return None
+    dest = store.operands[1]
+    if not isinstance(dest.type, ir.MemRefType) or not identity_layout(ir.MemRefType(dest.type)):
+        return None
+    return store
+
+
+def _write_through(result: ir.Value, c3: ir.Value) -> None:
+    """Where C is stored into an output memref, store C3 into a [m, j, P] view of it: empty
+    tensor elimination stops at reshapes, so C3 would get a buffer of its own and a copy."""
+    store = output_store(result)
+    if store is None:
         return
     dest = store.operands[1]
-    if not isinstance(dest.type, ir.MemRefType):
-        return
-    layout = ir.MemRefType(dest.type).layout
-    if not isinstance(layout, ir.AffineMapAttr) or layout.value != ir.AffineMap.get_identity(2):
-        return  # a strided view: leave the copy
     shape = list(ir.RankedTensorType(c3.type).shape)
     t = ir.MemRefType.get(shape, ir.MemRefType(dest.type).element_type)
     with ir.InsertionPoint(store), store.location:
@@ -481,6 +489,6 @@ def register_tiles(sid: int | str, op: str, fill: bool = False, pad: bool = Fals
 
 
 __all__ = ["BLOCK_FILL", "BLOCK_PACK", "PACKED", "collapse_to", "eligible", "expand_to",
-           "pack_constants", "panel_matmul", "register_tiles", "rewrite", "schedule",
-           "thread_plan", "tiles"]
+           "output_store", "pack_constants", "panel_matmul", "register_tiles", "rewrite",
+           "schedule", "thread_plan", "tiles"]
 

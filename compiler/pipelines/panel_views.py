@@ -14,7 +14,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import memref
 
-from max.compiler.passes.ir_util import as_op
+from max.compiler.passes.ir_util import as_op, static_subview_offset
 from max.compiler.pipelines.self_copies import identity_layout
 
 
@@ -29,7 +29,7 @@ def linear_panels(module: ir.Module) -> int:
         if op.name == "memref.expand_shape" and ir.MemRefType(op.operands[0].type).rank == 1:
             src, offset = as_op(op.operands[0].owner), 0
             if src is not None and src.name == "memref.subview":  # a ragged B's head or tail
-                offset = _flat_slice_offset(src)
+                offset = static_subview_offset(src)
                 src = as_op(src.operands[0].owner) if offset is not None else None
             if src is not None and src.name == "memref.collapse_shape":
                 x, out = ir.MemRefType(src.operands[0].type), ir.MemRefType(op.results[0].type)
@@ -54,17 +54,6 @@ def linear_panels(module: ir.Module) -> int:
             if dead is not None and not list(dead.results[0].uses):
                 dead.erase()
     return len(found)
-
-
-def _flat_slice_offset(view: ir.Operation) -> int | None:
-    """The static offset of a 1-D ``memref.subview`` with a static size and unit stride."""
-    dyn = ir.ShapedType.get_dynamic_size()
-    offsets = list(ir.DenseI64ArrayAttr(view.attributes["static_offsets"]))
-    sizes = list(ir.DenseI64ArrayAttr(view.attributes["static_sizes"]))
-    strides = list(ir.DenseI64ArrayAttr(view.attributes["static_strides"]))
-    if len(offsets) != 1 or dyn in offsets + sizes or strides != [1]:
-        return None
-    return offsets[0]
 
 
 __all__ = ["linear_panels"]

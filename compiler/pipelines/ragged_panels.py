@@ -22,7 +22,6 @@ from mlir.dialects import arith, bufferization, linalg, memref, tensor
 
 from max.compiler.lowering.builders import reassociation
 from max.compiler.passes.ir_util import as_op
-from max.compiler.pipelines.self_copies import identity_layout
 
 _DYN = ir.ShapedType.get_dynamic_size()
 
@@ -45,19 +44,6 @@ def _insert(part: ir.Value, into: ir.Value, offsets: list[int], dyn: list[ir.Val
     sizes = list(ir.RankedTensorType(part.type).shape)
     return tensor.InsertSliceOp(part, into, [], dyn, [], offsets, sizes,
                                 [1] * len(sizes)).result
-
-
-def _output_store(mm: ir.Operation) -> ir.Operation | None:
-    """The ``materialize_in_destination`` that stores C of ``mm`` into a row-major output
-    memref, when that is its only use."""
-    uses = list(mm.results[0].uses)
-    store = as_op(uses[0].owner) if len(uses) == 1 else None
-    if store is None or store.name != "bufferization.materialize_in_destination":
-        return None
-    dest = store.operands[1]
-    if not isinstance(dest.type, ir.MemRefType) or not identity_layout(ir.MemRefType(dest.type)):
-        return None
-    return store
 
 
 def _view(dest: ir.Value, col: int, cols: int, dyn: list[ir.Value]) -> ir.Value:
@@ -93,7 +79,7 @@ def split_matmul(mm: ir.Operation, arg: ir.Value, k: int, n: int,
     flat = mp.collapse_to(arg, [k * n], [list(range(ir.RankedTensorType(arg.type).rank))])
     head = mp.expand_to(_slice(flat, [0], [k * jp], []), [jp // p, k, p], [[0, 1, 2]])
     tail = mp.expand_to(_slice(flat, [k * jp], [k * r], []), [k, r], [[0, 1]])
-    store = _output_store(mm)
+    store = mp.output_store(mm.results[0])
     if store is not None:
         c3 = mp.panel_matmul(a, head, linalg.fill(value, outs=[
             tensor.empty([m_or_rows, jp // p, p], et)]))

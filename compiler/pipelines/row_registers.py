@@ -25,7 +25,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import vector
 
-from max.compiler.passes.ir_util import as_op, walk_ops
+from max.compiler.passes.ir_util import as_op, static_subview_offset, walk_ops
 
 MAX_ELEMENTS = 256  # buffers up to this many elements (16 zmm of f32)
 
@@ -36,18 +36,6 @@ def _const_index(v: ir.Value) -> int | None:
         return None
     attr = op.attributes["value"]
     return ir.IntegerAttr(attr).value if isinstance(attr, ir.IntegerAttr) else None
-
-
-def _view_offset(view: ir.Operation) -> int | None:
-    """The static element offset of a ``memref.subview`` of a row-major static buffer."""
-    dyn = ir.ShapedType.get_dynamic_size()
-    offsets = list(ir.DenseI64ArrayAttr(view.attributes["static_offsets"]))
-    strides = list(ir.DenseI64ArrayAttr(view.attributes["static_strides"]))
-    if dyn in offsets or any(s != 1 for s in strides):
-        return None
-    shape = ir.MemRefType(view.operands[0].type).shape
-    row_major = [int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape))]
-    return sum(o * s for o, s in zip(offsets, row_major))
 
 
 def _access(op: ir.Operation, base: int, mem: ir.Value) -> tuple[int, int] | None:
@@ -84,7 +72,7 @@ def _uses(buf: ir.Value) -> list[tuple[ir.Operation, int, ir.Value]] | None:
         if user.name in ("vector.load", "vector.store"):
             found.append((user, 0, buf))
         elif user.name == "memref.subview":
-            offset = _view_offset(user)
+            offset = static_subview_offset(user)
             if offset is None:
                 return None
             for inner in user.results[0].uses:

@@ -20,22 +20,13 @@ from mlir.dialects import arith
 
 from max.compiler.lowering.builders import PARALLEL, REDUCTION, generic
 from max.compiler.passes.ir_util import as_op
-from max.compiler.pipelines.arg_layouts import top_level_ops
+from max.compiler.pipelines.arg_layouts import load_time_key, top_level_ops
 
 
 # Up to this many (static) rows: the dot products cost about 2 ms a row against SmolLM2's
 # [49152, 576] head on one thread, the transpose 40 ms once and the matmul 0.6 ms a row
 # (128 rows: 263 ms against 118).
 MAX_ROWS = 16
-
-
-def _load_time(v: ir.Value, args: dict[int, str]) -> bool:
-    """Whether ``v`` is a ``to_tensor`` of a load-time argument (however many read it)."""
-    owner = as_op(v.owner)
-    if owner is None or owner.name != "bufferization.to_tensor":
-        return False
-    src = owner.operands[0]
-    return isinstance(src, ir.BlockArgument) and ir.BlockArgument(src).arg_number in args
 
 
 def row_dot_matmuls(module: ir.Module) -> int:
@@ -49,7 +40,8 @@ def row_dot_matmuls(module: ir.Module) -> int:
         t = as_op(mm.operands[1].owner)
         if (t is None or t.name != "linalg.transpose"
                 or list(ir.DenseI64ArrayAttr(t.attributes["permutation"])) != [1, 0]
-                or len(list(t.results[0].uses)) != 1 or not _load_time(t.operands[0], args)):
+                or len(list(t.results[0].uses)) != 1
+                or load_time_key(t.operands[0], args) is None):
             continue
         if any(str(ir.RankedTensorType(v.type).element_type) != "f32"
                for v in (mm.operands[0], t.operands[0], mm.results[0])):
