@@ -24,3 +24,16 @@ def _private_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test session compiles into its own cache unless MAX_CACHE_DIR is set."""
     if "MAX_CACHE_DIR" not in os.environ:
         os.environ["MAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("max-cache"))
+
+
+@pytest.fixture(scope="module")
+def no_profile_table_at_exit():
+    """Loading a model profiled by ``MAX_PROFILE_KERNELS`` arranges its table on stderr at
+    exit: not at pytest's exit."""
+    yield
+    import atexit
+
+    from max.engine import _profiling
+
+    atexit.unregister(_profiling._at_exit)
+    _profiling._registered.clear()

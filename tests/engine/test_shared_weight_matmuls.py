@@ -15,6 +15,7 @@ from max.graph import DeviceRef, Graph, TensorType, Weight, ops
 
 CPU = DeviceRef.CPU()
 F32 = DType.float32
+pytestmark = pytest.mark.usefixtures("no_profile_table_at_exit")
 
 
 def _tied(rows: int | str, vocab: int, hidden: int, name: str) -> Graph:

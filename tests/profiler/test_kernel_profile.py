@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import subprocess
@@ -39,14 +38,7 @@ def _softmax_ref(z: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_table_at_pytest_exit():
-    """Loading a profiled model arranges its table on stderr at exit: not pytest's exit."""
-    yield
-    from max.engine import _profiling
-
-    atexit.unregister(_profiling._at_exit)
-    _profiling._registered.clear()
+pytestmark = pytest.mark.usefixtures("no_profile_table_at_exit")
 
 
 @pytest.fixture(scope="module")
