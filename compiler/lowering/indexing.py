@@ -1,4 +1,5 @@
-"""argsort (a stable merge sort, or insertion into a buffer of k for a small top-k),
+"""argsort (keys up to 32 bits sorted as words, ``word_sort.py``; wider ones by a stable
+merge sort; insertion into a buffer of k for a small top-k),
 gather_nd, scatter, scatter_nd and repeat_interleave.
 
 User indices are untrusted: each is wrapped once if negative and, outside ``[-n, n)``, clamped
@@ -8,10 +9,10 @@ their indices in row-major order with scalar loops, so the last duplicate wins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from mlir import ir
-from mlir.dialects import arith, math, scf, tensor
+from mlir.dialects import arith, math, tensor
 
 from max.compiler.lowering.builders import (
     PARALLEL,
@@ -26,11 +27,12 @@ from max.compiler.lowering.context import MAX_DATA_SIZE, LoweringContext, elemen
 from max.compiler.lowering.float8 import decode, is_float8
 from max.compiler.lowering.gather import _normalize, any_oob, unsigned_indices, where
 from max.compiler.lowering.registry import lowering
+from max.compiler.lowering.scalar_loops import for_, if_, nest, while_
 from max.compiler.lowering.shape_ops import extract_slice, insert_slice
+from max.compiler.lowering import word_sort
 
 I = arith.CmpIPredicate
 F = arith.CmpFPredicate
-Body = Callable[[list[ir.Value], list[ir.Value]], Sequence[ir.Value]]
 
 
 def _index() -> ir.Type:
@@ -38,50 +40,6 @@ def _index() -> ir.Type:
 
 
 _c = index_constant  # short: on most lines
-
-
-def _for(lo: ir.Value, hi: ir.Value, step: ir.Value, args: Sequence[ir.Value],
-         body: Callable[[ir.Value, list[ir.Value]], Sequence[ir.Value]]) -> list[ir.Value]:
-    """scf.for threading ``args``; ``body(iv, args)`` returns the next values."""
-    op = scf.ForOp(lo, hi, step, list(args))
-    with ir.InsertionPoint(op.body):
-        scf.YieldOp(list(body(op.induction_variable, list(op.inner_iter_args))))
-    return list(op.results)
-
-
-def _nest(bounds: Sequence[ir.Value], args: Sequence[ir.Value], body: Body) -> list[ir.Value]:
-    """A row-major nest of scf.for over ``bounds``; ``body(ivs, args)`` returns the next args."""
-    def level(k: int, ivs: list[ir.Value], cur: list[ir.Value]) -> list[ir.Value]:
-        if k == len(bounds):
-            return list(body(ivs, cur))
-        return _for(_c(0), bounds[k], _c(1), cur,
-                    lambda iv, inner: level(k + 1, [*ivs, iv], inner))
-    return level(0, [], list(args))
-
-
-def _if(cond: ir.Value, then: Callable[[], Sequence[ir.Value]],
-        otherwise: Sequence[ir.Value]) -> list[ir.Value]:
-    """scf.if yielding ``then()`` when ``cond``, else the values ``otherwise``."""
-    op = scf.IfOp(cond, [v.type for v in otherwise], has_else=True)
-    with ir.InsertionPoint(op.then_block):
-        scf.YieldOp(list(then()))
-    with ir.InsertionPoint(op.else_block):
-        scf.YieldOp(list(otherwise))
-    return list(op.results)
-
-
-def _while(args: Sequence[ir.Value], cond: Callable[[list[ir.Value]], ir.Value],
-           body: Callable[[list[ir.Value]], Sequence[ir.Value]]) -> list[ir.Value]:
-    """scf.while threading ``args``: runs ``body(args)`` while ``cond(args)``."""
-    types = [v.type for v in args]
-    op = scf.WhileOp(types, list(args))
-    before = op.before.blocks.append(*types)
-    with ir.InsertionPoint(before):
-        scf.ConditionOp(cond(list(before.arguments)), list(before.arguments))
-    after = op.after.blocks.append(*types)
-    with ir.InsertionPoint(after):
-        scf.YieldOp(list(body(list(after.arguments))))
-    return list(op.results)
 
 
 def _dims(ctx: LoweringContext, t: object) -> list[ir.Value]:
@@ -136,7 +94,9 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
     outer = [ctx.dim_value(d) for i, d in enumerate(x_t.dims) if i != axis]
 
     def key(ivs: list[ir.Value], pos: ir.Value) -> ir.Value:
-        coords = [*ivs[:axis], arith.index_cast(_index(), pos), *ivs[axis:]]
+        if pos.type != _index():
+            pos = arith.index_cast(_index(), pos)
+        coords = [*ivs[:axis], pos, *ivs[axis:]]
         return tensor.extract(x, coords)
 
     def merge(ivs: list[ir.Value], src: ir.Value, dst: ir.Value, w: ir.Value) -> ir.Value:
@@ -162,13 +122,13 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
                                                              take_left))
                 return [arith.addi(i, inc), arith.addi(j, arith.subi(_c(1), inc)), out]
 
-            return [_for(lo, hi, _c(1), [lo, mid, args[0]], step)[2]]
+            return [for_(lo, hi, _c(1), [lo, mid, args[0]], step)[2]]
 
-        return _for(_c(0), n, arith.addi(w, w), [dst], run)[0]
+        return for_(_c(0), n, arith.addi(w, w), [dst], run)[0]
 
     def line(ivs: list[ir.Value], args: list[ir.Value]) -> list[ir.Value]:
         res, a, b = args
-        a = _for(_c(0), n, _c(1), [a],
+        a = for_(_c(0), n, _c(1), [a],
                  lambda t, s: [tensor.insert(arith.index_cast(i64, t), s[0], [t])])[0]
         # ceil(log2 n) merge passes, two per iteration (a -> b -> a) so that each buffer
         # stays itself across iterations and bufferizes in place.
@@ -183,13 +143,13 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
             b2 = merge(ivs, s[0], s[1], w)
             return [merge(ivs, b2, s[0], arith.addi(w, w)), b2]
 
-        a, b = _for(_c(0), pairs, _c(1), [a, b], two)
+        a, b = for_(_c(0), pairs, _c(1), [a, b], two)
 
         def write(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
             coords = [*ivs[:axis], t, *ivs[axis:]]
             return [tensor.insert(tensor.extract(a, [t]), s[0], coords)]
 
-        return [_for(_c(0), keep, _c(1), [res], write)[0], a, b]
+        return [for_(_c(0), keep, _c(1), [res], write)[0], a, b]
 
     k_static, n_static = out_t.dims[axis], x_t.dims[axis]
     if isinstance(k_static, int) and 0 < k_static <= SELECT_MAX_K and k_static != n_static:
@@ -201,14 +161,36 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
                 coords = [*ivs[:axis], t, *ivs[axis:]]
                 return [tensor.insert(tensor.extract(buf, [t]), s[0], coords)]
 
-            return [_for(_c(0), keep, _c(1), [res], write)[0], buf]
+            return [for_(_c(0), keep, _c(1), [res], write)[0], buf]
 
         # Zeros: every slot holds a valid position (n > 0 wherever one is read), even unfilled.
         buf = fill(scalar(i64, 0), tensor.empty([k_static], i64))
-        return [_nest(outer, [result, buf], select)[0]]
+        return [nest(outer, [result, buf], select)[0]]
+    if word_sort.applies(x_t.element_type, n_static if isinstance(n_static, int) else None):
+        if not isinstance(n_static, int):
+            ctx.add_check(arith.cmpi(I.sge, n, _c(word_sort.MAX_N)),
+                          f"mo.argsort: axis {axis} has more than 2^32 - 1 elements{where(ctx)}")
+
+        def words_line(ivs: list[ir.Value], args: list[ir.Value]) -> list[ir.Value]:
+            res, *scratch = args
+            words, *scratch = word_sort.sort_line(
+                n, n_static if isinstance(n_static, int) else None, x_t.element_type,
+                descending, lambda t: key(ivs, t), *scratch)
+
+            def write(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
+                coords = [*ivs[:axis], t, *ivs[axis:]]
+                word = tensor.extract(words, [t])
+                return [tensor.insert(word_sort.position(word), s[0], coords)]
+
+            return [for_(_c(0), keep, _c(1), [res], write)[0], *scratch]
+
+        counts = tensor.empty([word_sort.MAX_DIGITS * word_sort.RADIX], _index())
+        # Two distinct buffers: identical tensor.empty ops would be merged by CSE into one.
+        scratch = [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64)), counts]
+        return [nest(outer, [result, *scratch], words_line)[0]]
     # Two distinct buffers: identical tensor.empty ops would be merged by CSE into one.
     scratch = [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64))]
-    return [_nest(outer, [result, *scratch], line)[0]]
+    return [nest(outer, [result, *scratch], line)[0]]
 
 
 # A top-k of at most this many positions keeps a sorted buffer of k and inserts into it (O(n k)
@@ -240,13 +222,13 @@ def _select_line(n: ir.Value, k: int, key: Callable[[ir.Value], ir.Value],
                 prev = arith.subi(j, _c(1))
                 return [prev, tensor.insert(tensor.extract(b, [prev]), b, [j])]
 
-            j, b = _while([arith.minsi(count, _c(k - 1)), buf], shifts, shift)
+            j, b = while_([arith.minsi(count, _c(k - 1)), buf], shifts, shift)
             return [tensor.insert(arith.index_cast(i64, p), b, [j]),
                     arith.minsi(arith.addi(count, _c(1)), _c(k))]
 
-        return _if(enters, insert, [buf, count])
+        return if_(enters, insert, [buf, count])
 
-    return _for(_c(0), n, _c(1), [buf, _c(0)], visit)[0]
+    return for_(_c(0), n, _c(1), [buf, _c(0)], visit)[0]
 
 
 # -- mo.gather_nd ------------------------------------------------------------------------------
@@ -296,7 +278,7 @@ def _gather_nd(ctx: LoweringContext) -> list[ir.Value]:
         if not maybe_empty or nonempty is None:
             return tensor.extract(x, coords)
         # An empty indexed axis has nothing to read: 0 (the check reports the failure).
-        return _if(nonempty, lambda: [tensor.extract(x, coords)], [scalar(et, 0)])[0]
+        return if_(nonempty, lambda: [tensor.extract(x, coords)], [scalar(et, 0)])[0]
 
     column_map = dims_map(out_t.rank, list(range(lead)))
     out = generic(columns, [ctx.empty(out_t)],
@@ -328,10 +310,10 @@ def _scatter(ctx: LoweringContext) -> list[ir.Value]:
         coords = [*ivs[:axis], i, *ivs[axis + 1:]]
         value = tensor.extract(updates, ivs)
         ok = arith.xori(oob, scalar(i1, 1))
-        out = _if(ok, lambda: [tensor.insert(value, out, coords)], [out])[0]
+        out = if_(ok, lambda: [tensor.insert(value, out, coords)], [out])[0]
         return [out, arith.ori(failed, oob)]
 
-    out, failed = _nest(_dims(ctx, i_t), [x, scalar(i1, 0)], body)
+    out, failed = nest(_dims(ctx, i_t), [x, scalar(i1, 0)], body)
     ctx.add_check(failed, f"mo.scatter: index out of range for axis {axis} of size "
                           f"{x_t.dims[axis]}{where(ctx)}")
     return [out]
@@ -368,10 +350,10 @@ def _scatter_nd(ctx: LoweringContext) -> list[ir.Value]:
                                  [*[1] * lead, *tail], [1] * u_t.rank)
             return [insert_slice(part, out, [*coords, *[0] * len(tail)], [*[1] * k, *tail])]
 
-        out = _if(arith.xori(bad, scalar(i1, 1)), write, [out])[0]
+        out = if_(arith.xori(bad, scalar(i1, 1)), write, [out])[0]
         return [out, arith.ori(failed, bad)]
 
-    out, failed = _nest(_dims(ctx, i_t)[:-1], [x, scalar(i1, 0)], body)
+    out, failed = nest(_dims(ctx, i_t)[:-1], [x, scalar(i1, 0)], body)
     if k:
         ctx.add_check(failed, f"mo.scatter_nd: index out of range for dims "
                               f"{list(x_t.dims[:k])} of x{where(ctx)}")
@@ -400,7 +382,7 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
         # The total only the counts determine: summed first (negative counts as 0, reported
         # below; the sum saturates past the size limit), then bound.
         cap = _c(MAX_DATA_SIZE + 1)
-        (summed,) = _for(_c(0), n, _c(1), [_c(0)], lambda i, acc: [arith.minsi(
+        (summed,) = for_(_c(0), n, _c(1), [_c(0)], lambda i, acc: [arith.minsi(
             arith.addi(acc[0], arith.minsi(arith.maxsi(count_of(i), _c(0)), cap)), cap)])
         ctx.fn.define_size(str(out_t.dims[axis]), summed, "mo.repeat_interleave")
     total = ctx.dim_value(out_t.dims[axis])
@@ -414,12 +396,12 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
         room = arith.subi(arith.addi(total, _c(1)), pos)
         nxt = arith.addi(pos, arith.minsi(arith.maxsi(count, _c(0)), room))
         stop = arith.minsi(nxt, total)
-        src = _for(pos, stop, _c(1), [src],
+        src = for_(pos, stop, _c(1), [src],
                    lambda t, s: [tensor.insert(arith.index_cast(i64, i), s[0], [t])])[0]
         return [nxt, src, arith.ori(bad, negative)]
 
     src0 = fill(scalar(i64, 0), tensor.empty([total], i64))  # 0 where the counts fall short
-    end, src, bad = _for(_c(0), n, _c(1), [_c(0), src0, scalar(i1, 0)], element)
+    end, src, bad = for_(_c(0), n, _c(1), [_c(0), src0, scalar(i1, 0)], element)
     ctx.add_check(arith.ori(bad, arith.cmpi(I.ne, end, total)),
                   f"mo.repeat_interleave: repeats must be non-negative and sum to the result's "
                   f"dim {out_t.dims[axis]} along axis {axis}{where(ctx)}")
@@ -433,7 +415,7 @@ def _repeat_interleave(ctx: LoweringContext) -> list[ir.Value]:
         if not maybe_empty:
             return tensor.extract(x, coords)
         # Nothing to read from an empty axis (then the check has failed).
-        return _if(arith.cmpi(I.sgt, n, _c(0)), lambda: [tensor.extract(x, coords)],
+        return if_(arith.cmpi(I.sgt, n, _c(0)), lambda: [tensor.extract(x, coords)],
                    [scalar(et, 0)])[0]
 
     return [generic([], [ctx.empty(out_t)], [ir.AffineMap.get_identity(out_t.rank)],

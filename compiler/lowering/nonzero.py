@@ -12,15 +12,16 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from max.compiler.lowering.builders import fill, scalar
+from max.compiler.lowering.builders import fill, index_constant, scalar
 from max.compiler.lowering.context import LoweringContext, kind_of
 from max.compiler.lowering.float8 import decode, is_float8
 from max.compiler.lowering.gather import where
-from max.compiler.lowering.indexing import _c, _if, _nest
+from max.compiler.lowering.scalar_loops import if_, nest
 from max.compiler.lowering.registry import lowering
 
 I = arith.CmpIPredicate
 F = arith.CmpFPredicate
+_c = index_constant
 
 
 def _is_nonzero(v: ir.Value, mo_element: str) -> ir.Value:
@@ -44,7 +45,7 @@ def _nonzero(ctx: LoweringContext) -> list[ir.Value]:
         nz = _is_nonzero(tensor.extract(x, ivs), x_t.element_type)
         return [arith.addi(acc[0], arith.select(nz, _c(1), _c(0)))]
 
-    (total,) = _nest(sizes, [_c(0)], count)
+    (total,) = nest(sizes, [_c(0)], count)
     declared_dim = out_t.dims[0]
     exact = ctx.fn.is_new_symbol(declared_dim)
     declared: ir.Value | None = None
@@ -70,7 +71,7 @@ def _nonzero(ctx: LoweringContext) -> list[ir.Value]:
                 t = tensor.insert(arith.index_cast(i64, iv), t, [row, _c(j)])
             return [t, arith.addi(row, _c(1))]
 
-        return _if(nz, store, [out, row])
+        return if_(nz, store, [out, row])
 
-    out, _ = _nest(sizes, [out, _c(0)], write)
+    out, _ = nest(sizes, [out, _c(0)], write)
     return [out]

@@ -36,6 +36,24 @@ def _with_nans(*shape: int) -> np.ndarray:
     return x
 
 
+def _wide_stable(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """torch's stable order of x, its unsigned types widened (torch sorts few of them)."""
+    if x.dtype in (np.uint16, np.uint32):
+        x = x.astype(np.int64)
+    return _stable(x, axis, descending)
+
+
+def _specials(n: int, dtype) -> np.ndarray:
+    """n floats with many ties, both zeros, infinities and NaNs of both signs."""
+    x = RNG.integers(-6, 6, n).astype(np.float32) * np.float32(0.5)
+    x[::7] = -0.0
+    x[3::11] = np.inf
+    x[5::13] = -np.inf
+    x[2::17] = np.nan
+    x[4::19] = -np.nan  # a NaN with its sign bit set sorts with the others
+    return x.astype(dtype)
+
+
 TOP_K_CASES = [
     (RNG.standard_normal((2, 7)).astype(np.float32), 3, -1),
     (_ties(3, 9), 4, 1),                       # ties: lower index first
@@ -95,6 +113,74 @@ def test_argsort_of_a_long_axis_matches_numpy() -> None:
     y = RNG.standard_normal(70_001).astype(np.float32)
     (got,), _ = _run([tt(DType.float32, "n")], lambda v: ops.argsort(v, ascending=False), y)
     np.testing.assert_array_equal(got, np.argsort(-y, kind="stable"))
+
+
+@pytest.mark.parametrize("n", [1, 2, 100, 255, 256, 1000])
+def test_argsort_of_a_symbolic_axis_either_side_of_the_radix_length(n: int) -> None:
+    # A symbolic line length picks the merge or the radix sort at run time (RADIX_MIN_N).
+    x = _specials(3 * n, np.float32).reshape(n, 3)
+    for ascending in (True, False):
+        (got,), _ = _run([tt(DType.float32, "n", 3)],
+                         lambda v: ops.argsort(v, ascending=ascending), x)
+        np.testing.assert_array_equal(got, _stable(x, 0, not ascending))
+
+
+# Static lines of at least radix_sort.RADIX_MIN_N elements of keys up to 32 bits are radix
+# sorted (one digit a byte of the mapped key); a shorter line and f64 keep the merge sort.
+RADIX_CASES = [
+    ("f32-specials", _specials(1000, np.float32)),
+    ("f32-columns", RNG.standard_normal((300, 3)).astype(np.float32)),  # axis 0 of each column
+    ("f16-specials", _specials(513, np.float16)),
+    ("i8", RNG.integers(-128, 128, 700).astype(np.int8)),
+    ("u8", RNG.integers(0, 256, 300).astype(np.uint8)),
+    ("i16", RNG.integers(-32768, 32768, 2000).astype(np.int16)),
+    ("u16", RNG.integers(0, 1 << 16, 2000).astype(np.uint16)),
+    ("i32", RNG.integers(-(1 << 31), 1 << 31, 5000, dtype=np.int64).astype(np.int32)),
+    ("i32-ties", RNG.integers(-3, 3, (257, 2)).astype(np.int32)),
+    ("u32", RNG.integers(0, 1 << 32, 3000, dtype=np.int64).astype(np.uint32)),
+    ("bool", RNG.integers(0, 2, 400).astype(np.bool_)),
+    ("f32-255-merge", _specials(255, np.float32)),
+    ("f64-merge", RNG.integers(-9, 9, 500).astype(np.float64)),
+]
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+@pytest.mark.parametrize(("name", "x"), RADIX_CASES, ids=[c[0] for c in RADIX_CASES])
+def test_argsort_of_long_static_lines_matches_stable_torch_sort(name: str, x: np.ndarray,
+                                                                 ascending: bool) -> None:
+    (got,), _ = _run([tt(DType.from_numpy(x.dtype), *x.shape)],
+                     lambda v: ops.argsort(v, ascending=ascending), x)
+    np.testing.assert_array_equal(got, _wide_stable(x, 0, not ascending))
+
+
+def test_top_k_of_whole_long_rows_is_their_stable_order() -> None:
+    x = np.concatenate([RNG.standard_normal((2, 4096)).astype(np.float32),
+                        _specials(4096, np.float32)[None]])
+    (values, indices), _ = _run([tt(DType.float32, 3, 4096)],
+                                lambda v: list(ops.top_k(v, 4096, -1)), x)
+    np.testing.assert_array_equal(indices, _stable(x, 1, True))
+    np.testing.assert_array_equal(values, np.take_along_axis(x, indices, 1))
+
+
+@pytest.mark.parametrize("dtype", [DType.bfloat16, DType.float8_e4m3fn, DType.float8_e5m2])
+def test_argsort_of_a_long_low_precision_line(dtype: DType) -> None:
+    wide = _specials(520, np.float32)
+    if dtype is DType.float8_e4m3fn:  # no infinities in the format
+        wide[~np.isfinite(wide) & ~np.isnan(wide)] = 448.0
+    x = wide.astype(dtype.to_numpy())
+    assert np.array_equal(x.astype(np.float32), wide, equal_nan=True)  # exact in each format
+    for ascending in (True, False):
+        (got,), _ = _run([tt(dtype, 520)], lambda v: ops.argsort(v, ascending=ascending), x)
+        np.testing.assert_array_equal(got, _stable(wide, 0, not ascending))
+
+
+def test_top_k_of_more_than_64_of_a_long_line() -> None:
+    x = _specials(3 * 700, np.float32).reshape(3, 700)
+    (values, indices), _ = _run([tt(DType.float32, 3, 700)],
+                                lambda v: list(ops.top_k(v, 100, -1)), x)
+    want = _stable(x, 1, True)[:, :100]
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, want, 1))
 
 
 def test_top_k_on_a_symbolic_axis_checks_k_at_run_time() -> None:
