@@ -433,6 +433,24 @@ def test_fold_leaves_huge_results_unless_splat() -> None:
     assert got is not None and got.shape == (n // 2, 2) and np.all(got == 1.5)
 
 
+def test_fold_of_a_large_constant_into_no_more_elements() -> None:
+    # A cast or a transpose of a big weight folds (it was recomputed per call); one that
+    # would grow past the largest operand does not.
+    n = MAX_FOLD_ELEMENTS * 2
+    w = (np.arange(n, dtype=np.float32) % 1000).reshape(n // 1024, 1024) / np.float32(7)
+    got = fold("cast", [w], (np.float16, w.shape))
+    assert got is not None and got.dtype == np.float16
+    np.testing.assert_array_equal(got, w.astype(np.float16))
+    got = fold("transpose", [w], (np.float32, w.shape[::-1]), "{permutation = array<i64: 1, 0>}")
+    assert got is not None
+    np.testing.assert_array_equal(got, w.T)
+    half = a([0.5], np.float32)
+    got = fold("mul", [w, half], (np.float32, w.shape))
+    assert got is not None
+    np.testing.assert_array_equal(got, w * np.float32(0.5))
+    assert fold("concat", [w, w], (np.float32, (n // 512, 1024)), "{axis = 0 : i64}") is None
+
+
 def test_fold_splat_attribute_stays_splat() -> None:
     text = f"""
 func.func @g() -> {T("f32", 4096, 4096)} {{
