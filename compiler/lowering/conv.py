@@ -50,6 +50,7 @@ from max.compiler.lowering.conv_padding import (
 from max.compiler.lowering.matmul import rows_matmul, view
 from max.compiler.lowering.precision import in_f32
 from max.compiler.lowering.registry import lowering
+from max.compiler.lowering.shape_ops import extract_slice, insert_slice
 
 # Up to this many groups, a grouped conv is one named (scheduled) conv per group; beyond, one
 # generic (plain loops) keeps the code size bounded.
@@ -236,11 +237,7 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     dyn, static = slice_args(ctx.dims(x_t))
     xp = tensor.insert_slice(x, dest, [], dyn, [], [0, max(lo[0], 0), max(lo[1], 0), 0], static,
                              [1, sh, sw, 1])
-    # Filter [R, S, F, C] -> [R, S, C, F], flipped in R and S.
-    d = [ir.AffineDimExpr.get(i) for i in range(4)]
-    flip = ir.AffineMap.get(4, 0, [d[0] * -1 + (r - 1), d[1] * -1 + (s - 1), d[3], d[2]])
-    fl = generic([f], [tensor.empty([r, s, ci, fo], et)], [flip, identity_map(4)],
-                 [PARALLEL] * 4, lambda v, _: v)[0]
+    fl = _flipped_filter(f, (r, s, fo, ci), et)
     crop = [max(-lo[0], 0), max(-lo[1], 0)]
     full = [n, *(add_size(ctx.dim_value(o) if isinstance(o, str) else o, c + max(-b, 0))
                  for o, c, b in zip(out_t.dims[1:3], crop, hi)), fo]
@@ -251,6 +248,24 @@ def _conv2d_transpose(ctx: LoweringContext) -> list[ir.Value]:
     dyn, static = slice_args(ctx.dims(out_t))
     return [tensor.extract_slice(ctx.tensor_type(out_t), y, [], dyn, [], [0, *crop, 0], static,
                                  [1, 1, 1, 1])]
+
+
+def _flipped_filter(f: ir.Value, dims: tuple[int, int, int, int], et: ir.Type) -> ir.Value:
+    """Filter [R, S, F, C] -> [R, S, C, F], flipped in R and S: a named transpose (scheduled;
+    a constant or weight filter is stored transposed at load time, ``arg_layouts``), then each
+    tap's contiguous [C, F] block copied to its mirrored tap (vectorized copies). One generic
+    with a reversing map was plain loops."""
+    r, s, fo, ci = dims
+    op = linalg.transpose(f, outs=[tensor.empty([r, s, ci, fo], et)], permutation=[0, 1, 3, 2])
+    swapped = op if isinstance(op, ir.Value) else op.results[0]
+    out = tensor.empty([r, s, ci, fo], et)
+    tap_t = ir.RankedTensorType.get([1, 1, ci, fo], et)
+    for i in range(r):
+        for j in range(s):
+            tap = extract_slice(tap_t, swapped, [r - 1 - i, s - 1 - j, 0, 0], [1, 1, ci, fo],
+                                [1, 1, 1, 1])
+            out = insert_slice(tap, out, [i, j, 0, 0], [1, 1, ci, fo])
+    return out
 
 
 def _taps_product(ctx: LoweringContext, x: ir.Value, f: ir.Value,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ops_helpers import result_type, shared_session, tt
 
 from max.dtype import DType
-from max.graph import Graph, ops
+from max.graph import DeviceRef, Graph, ops
 from max.graph.type import ConvInputLayout, FilterLayout
 
 RNG = np.random.default_rng(11)
@@ -379,6 +379,31 @@ def test_strided_conv2d_transpose_adds_each_taps_block(xs, ws, stride, dilation,
     assert model._record.fallbacks == ()
     np.testing.assert_allclose(model.execute(x, w)[0].to_numpy(),
                                _torch_conv_transpose(x, w, stride, dilation, padding),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("constant_filter", [False, True])
+@pytest.mark.parametrize(("xs", "ws", "dilation", "padding"), [
+    ((1, 28, 28, 64), (3, 3, 64, 64), (1, 1), (1, 1, 1, 1)),  # a decoder's stride-1 layer
+    ((2, 9, 7, 5), (2, 3, 6, 5), (2, 1), (0, 1, 2, 0)),
+])
+def test_stride_1_conv2d_transpose_flips_its_filter_in_vector_code(
+        xs, ws, dilation, padding, constant_filter: bool) -> None:
+    """Stride 1: a conv by the flipped filter, whose flip (a transpose, then each tap's block
+    copied to its mirror) is scheduled like the conv."""
+    x, w = _f32(*xs), _f32(*ws)
+    if constant_filter:
+        fn = lambda a: ops.conv2d_transpose(  # noqa: E731
+            a, ops.constant(w, DType.float32, DeviceRef.CPU()), 1, dilation, padding)
+        types, args = [tt(DType.float32, *xs)], (x,)
+    else:
+        fn = lambda a, b: ops.conv2d_transpose(a, b, 1, dilation, padding)  # noqa: E731
+        types, args = [tt(DType.float32, *xs), tt(DType.float32, *ws)], (x, w)
+    model = shared_session().load(Graph(f"convt_s1_{xs[1]}_{int(constant_filter)}", fn,
+                                        input_types=types))
+    assert model._record.fallbacks == ()
+    np.testing.assert_allclose(model.execute(*args)[0].to_numpy(),
+                               _torch_conv_transpose(x, w, 1, dilation, padding),
                                rtol=1e-4, atol=1e-4)
 
 
