@@ -57,15 +57,25 @@ OWN_INIT = "mo.own_init"
 
 
 def _static_f32(op: ir.Operation) -> bool:
-    """f32 operands with static shapes, but for a symbolic batch and height (both tiled by 1:
-    the tiles are static; the strips along the width must divide it)."""
+    """f32 operands with static shapes, but for a symbolic batch and height (both tiled by 1)
+    and, for convolutions and window ops, a symbolic width (strips of it, the remainder strip
+    in one-pixel tiles): every tile is static. Channels and the filter are static."""
     dyn = ir.ShapedType.get_dynamic_size()
-    for v in list(op.operands) + list(op.results):
+    symbolic_width = CONV_KINDS.get(op.name) in ("conv", "window")
+    for i, v in enumerate(list(op.operands) + list(op.results)):
         t = v.type
         if not isinstance(t, ir.RankedTensorType):
             return False
         t = ir.RankedTensorType(t)
-        if str(t.element_type) != "f32" or 0 in t.shape or dyn in t.shape[2:]:
+        if str(t.element_type) != "f32" or 0 in t.shape:
+            return False
+        if symbolic_width and i == 1:  # the filter or window: all static
+            static = list(t.shape)
+        elif symbolic_width and t.rank == 4:  # the input or result: [N, H, W, C]
+            static = list(t.shape[3:])
+        else:
+            static = list(t.shape[2:])
+        if dyn in static:
             return False
     return True
 
@@ -86,12 +96,17 @@ class Levels(NamedTuple):
     sizes: tuple[tuple[int, ...], ...]
     peel: tuple[int, ...] = ()
     interchange: tuple[int, ...] = ()  # loop order of the outer level, if not the dims'
+    # The peel index of a symbolic width's strip loop: its remainder tiles (fewer pixels than
+    # a strip, how many only known at run time) are tiled again by one pixel.
+    symbolic_strip: int | None = None
 
 
 def _strip(ow: int, most: int, least: int = 1) -> int:
     """Pixels per strip: the largest divisor of ``ow`` in [max(2/3 most, least), most] (a
     peeled remainder strip runs at a fraction of the speed: 12 + 4 on 28 pixels was 20% slower
-    than 14 + 14), else ``most`` and a remainder."""
+    than 14 + 14), else ``most`` and a remainder (always, for a symbolic ``ow``)."""
+    if ow < 0:
+        return most
     most = max(1, min(ow, most))
     low = min(most, max(-(-2 * most // 3), least))
     return next((w for w in range(most, low - 1, -1) if ow % w == 0), most)
@@ -101,13 +116,18 @@ def _peeled(shape: Sequence[int], sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The tiled loops among the result's dims (n, oh, ow, c: the first loops of every kind)
     whose static size the tile does not divide, as :attr:`Levels.peel` indices."""
     tiled = [i for i, t in enumerate(sizes) if t]
-    rem = [i for i in tiled if i < len(shape) and shape[i] > 0 and shape[i] % sizes[i]]
+    rem = [i for i in tiled if i < len(shape) and (shape[i] % sizes[i] if shape[i] > 0
+                                                   else i == 2 and sizes[i] > 1)]
     return tuple(sorted((tiled.index(i) for i in rem), reverse=True))
 
 
 def _plan(*levels: tuple[int, ...], shape: Sequence[int],
           interchange: tuple[int, ...] = ()) -> Levels:
-    return Levels(tuple(levels), _peeled(shape, levels[-1]), interchange)
+    inner = levels[-1]
+    strip = None
+    if shape[2] < 0 and inner[2] > 1:  # a symbolic width in strips: a remainder to re-tile
+        strip = [i for i, t in enumerate(inner) if t].index(2)
+    return Levels(tuple(levels), _peeled(shape, inner), interchange, strip)
 
 
 def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
@@ -153,7 +173,8 @@ def conv_tiles(op: ir.Operation) -> tuple[str, Levels] | None:
         # A filter larger than (half) the output, as in the deep layers of a CNN (a 3x3x256x256
         # filter, 2.4 MB, for a 7x7 output): the F tile and channel chunk loops go outside
         # the rows, so that each filter slice is read from memory once, not once a row.
-        order = (3, 6, 0, 1, 2, 4, 5) if r * s * c * ch > max(shape[1], 1) * ow * ch // 2 else ()
+        width = ow if ow > 0 else 1 << 16  # a symbolic width: most likely a large image
+        order = (3, 6, 0, 1, 2, 4, 5) if r * s * c * ch > max(shape[1], 1) * width * ch // 2 else ()
         return kind, _plan((1, 1, 0, ft if ft < ch else 0, 0, 0, cc), (0, 0, wt, 0, 1, 1, 1),
                            shape=shape, interchange=order)
     # Channels: one vector at a time, a remainder peeled, or all of fewer; strips of 6-8
@@ -172,7 +193,7 @@ def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) ->
     ``insert_slice``, a scalar ``memref.copy`` after bufferization).
     """
     s = ""
-    tiles, peel, interchange = plan
+    tiles, peel, interchange, strip = plan
     for level, sizes in enumerate(tiles):
         n = sum(1 for t in sizes if t)
         loops = ", ".join([ts.ANY] * n)
@@ -185,7 +206,19 @@ def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) ->
     if peel:
         mark = f"mo.ctile_{name}"
         s += f'    transform.annotate {tile} "{mark}" : {ts.ANY}\n'
-        s += _peel_loops(name, peel)
+        rest = f"mo.crest_{name}"
+        s += _peel_loops(name, peel, strip, rest)
+        if strip is not None:
+            # The tiles in the symbolic width's remainder loop: one pixel a step. Tiling
+            # keeps the mark on the new tiles.
+            ones = [1 if i == 2 else 0 for i in range(len(tiles[-1]))]
+            s += (f"    %{name}rl = transform.structured.match attributes{{{rest}}} in %root "
+                  f": ({ts.ANY}) -> {ts.ANY}\n"
+                  f"    %{name}rt = transform.structured.match attributes{{{mark}}} in "
+                  f"%{name}rl : ({ts.ANY}) -> {ts.ANY}\n"
+                  f"    transform.foreach %{name}rt : {ts.ANY} {{\n"
+                  f"    ^bb0(%{name}rx: {ts.ANY}):\n"
+                  + ts.tile(f"%{name}rx", f"{name}r1", ones) + "    }\n")
         tile = f"%{name}m"
         s += (f"    {tile} = transform.structured.match attributes{{{mark}}} in %root "
               f": ({ts.ANY}) -> {ts.ANY}\n")
@@ -198,18 +231,21 @@ def conv_schedule(handle: str, name: str, kind: str, plan: Levels, done: str) ->
             + done.format(f"%{name}d"))
 
 
-def _peel_loops(name: str, peel: tuple[int, ...]) -> str:
+def _peel_loops(name: str, peel: tuple[int, ...], tagged: int | None = None,
+                tag: str = "") -> str:
     """Peels loops ``%{name}l#i``, each in its own suppressed sequence (a loop that has no
-    remainder left after canonicalization cannot be peeled: nothing is lost)."""
+    remainder left after canonicalization cannot be peeled: nothing is lost); the remainder
+    loop of loop ``tagged`` gets the attribute ``tag``."""
     cast = '!transform.op<"scf.for">'
     s = ""
     for i in peel:
         p = f"{name}p{i}"
+        mark = (f'      transform.annotate %{p}b "{tag}" : {ts.ANY}\n' if i == tagged else "")
         s += (f"    transform.sequence %root : {ts.ANY} failures(suppress) {{\n"
               f"    ^bb0(%{p}r: {ts.ANY}):\n"
               f"      %{p}c = transform.cast %{name}l#{i} : {ts.ANY} to {cast}\n"
               f"      %{p}a, %{p}b = transform.loop.peel %{p}c : ({cast}) -> ({ts.ANY}, {ts.ANY})\n"
-              f"    }}\n")
+              + mark + "    }\n")
     return s
 
 

@@ -165,8 +165,9 @@ def _plan(op: ir.Operation, kind: str, n: int) -> Plan | None:
         # they are counted like elementwise ops, by their outputs.
         dyn = ir.ShapedType.get_dynamic_size()
         big = (conv_macs(op) >= MIN_PARALLEL_MACS if kind == "conv"
-               else max(out[0], 1) * max(out[1], 1) * out[2] * out[3] >= MIN_PARALLEL_ELEMENTS)
-        if rows == dyn:  # a symbolic height: most likely a large image
+               else max(out[0], 1) * max(out[1], 1) * max(out[2], 1) * out[3]
+               >= MIN_PARALLEL_ELEMENTS)
+        if dyn in (rows, out[2]):  # a symbolic height or width: most likely a large image
             big = True
         if not big or (batch != dyn and rows != dyn and max(batch, rows) < n):
             return None

@@ -167,6 +167,33 @@ def test_symbolic_height_conv_and_pools() -> None:
                                    atol=1e-4)
 
 
+@pytest.mark.parametrize(("cin", "cout", "groups", "stride", "dilation", "padding"), [
+    (16, 32, 1, 1, 1, (1, 1, 1, 1)),   # strips of 14 pixels x 32 channels
+    (8, 20, 1, (1, 2), (1, 2), (0, 2, 3, 1)),
+    (24, 24, 24, 1, 1, (1, 1, 1, 1)),  # depthwise: strips of 8 pixels, a channel remainder
+])
+def test_symbolic_width_conv_and_pools_are_vector_code(cin, cout, groups, stride, dilation,
+                                                       padding) -> None:
+    # A symbolic width: strips of it, the remainder strip (of run-time size) one pixel a
+    # step; every kernel scheduled, for widths below, at and above a strip.
+    types = [tt(DType.float32, "n", "h", "w", cin), tt(DType.float32, 3, 3, cin // groups, cout)]
+
+    def fn(a: Any, b: Any) -> Any:
+        y = ops.conv2d(a, b, stride=stride, dilation=dilation, padding=padding, groups=groups)
+        return ops.max_pool2d(y, (2, 3), 1, padding=(1, 1))
+
+    model = shared_session().load(Graph(f"sym_width_{cin}_{cout}_{groups}", fn,
+                                        input_types=types))
+    assert model._record.fallbacks == ()
+    w = _f32(3, 3, cin // groups, cout)
+    for n, h, width in ((1, 5, 3), (2, 6, 14), (1, 4, 15), (1, 9, 61)):
+        x = _f32(n, h, width, cin)
+        y = _torch_conv(x, w, stride, dilation, padding, groups).astype(np.float32)
+        want = _torch_pool("max", y, (2, 3), 1, 1, (1, 1), False)
+        np.testing.assert_allclose(model.execute(x, w)[0].to_numpy(), want, rtol=1e-4,
+                                   atol=1e-4)
+
+
 def _torch_pool(kind: str, x: np.ndarray, k: Any, s: Any, d: Any, p: Any, ceil: bool,
                 count: bool = True) -> np.ndarray:
     if kind == "max":
