@@ -126,6 +126,26 @@ def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
     check(out, np.exp(np.maximum((a + b) * a, 0)), rtol=2e-6)
 
 
+@pytest.mark.parametrize("shape", [(4099, 3), ("n", 3), (5, 7, 9), (2, 63)])
+def test_elementwise_op_with_a_short_last_dim_is_flattened(shape: tuple) -> None:
+    # Tiled per row, [4099, 3] ran one 3-lane masked vector a row: flattened to one loop,
+    # whole 16-lane vectors (the vector.transfer ops read 1-D vectors of VEC at most).
+    t = mo_type("f32", shape)
+    text = (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
+            f'  %0 = "mo.mul"(%a, %b) : ({t}, {t}) -> {t}\n'
+            f'  %1 = "mo.tanh"(%0) : ({t}) -> {t}\n'
+            f"  func.return %1 : {t}\n}}\n")
+    ir_text = scheduled_ir(text, until="mo-schedule-tensors")
+    assert "tensor.collapse_shape" in ir_text
+    c = Compiled(text)
+    real = tuple(4099 if d == "n" else d for d in shape)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(real, dtype=np.float32)
+    b = rng.standard_normal(real, dtype=np.float32)
+    (out,), _ = c([a, b], [(real, "float32")])
+    check(out, np.tanh(a.astype(np.float64) * b).astype(np.float32), rtol=2e-6, atol=2e-7)
+
+
 def test_exp_matches_numpy_everywhere() -> None:
     specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.73, 89.0, 1e30, -1e30,
                          -87.3, -87.4, -103.9, -104.0, -110.0, 1e-30, -1e-30, 1e-45, 0.5,
