@@ -21,6 +21,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
+from max.compiler.lowering import gptq_gemv
 from max.compiler.lowering.builders import (
     PARALLEL,
     dims_map,
@@ -174,6 +175,9 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     p, perm = _operands(ctx, 1)
     f32 = ir.F32Type.get()
     a2, rows = _as_rows(ctx, ctx.operands[0], ctx.operand_types[0].rank)
+    if gptq_gemv.applies(rows, p.n, p.g, perm is not None):  # decode: a few rows
+        return [_from_rows(ctx, gptq_gemv.qmatmul_rows(a2, p.codes2, p.scales, rows, p.n,
+                                                       p.k, p.g))]
     tn = _tile_n(p.n)
     loop = _column_loop(p.n, tn, tensor.empty([rows, p.n], f32), ctx)
     with ir.InsertionPoint(loop.body):

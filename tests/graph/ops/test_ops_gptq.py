@@ -128,10 +128,50 @@ def test_perm_out_of_range_is_reported() -> None:
     np.testing.assert_allclose(out.to_numpy(), a @ c.weight()[c.perm_idx], rtol=1e-5, atol=1e-5)
 
 
+def _lowered(g) -> str:  # type: ignore[no-untyped-def]
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        return str(module)
+
+
+@pytest.mark.parametrize(("rows", "group", "n"), [(1, 128, 64), (3, 32, 96), (8, 64, 32),
+                                                   (2, 16, 64)])
+def test_decode_rows_read_the_packed_words_in_registers(rows: int, group: int, n: int) -> None:
+    # Up to 8 static rows: each 64 bytes of words decoded as 16 columns' vector of codes, the
+    # group's scales applied once (gptq_gemv); against the checkpoint's weight in float64.
+    k = 4 * group
+    c = Checkpoint(k, n, group, False, seed=rows + group)
+    graph = build([tt(DType.float32, 1, rows, k), tt(DType.uint8, *c.packed.shape)],
+                  lambda x, q: ops.qmatmul(GPTQ, _config(group), x, q))
+    assert "mo.gptq_gemv" in _lowered(graph)
+    model = shared_session().load(graph)
+    a = np.random.default_rng(rows).standard_normal((1, rows, k)).astype(np.float32)
+    (out,) = model.execute(a, c.packed)
+    got = out.to_numpy()
+    w = c.weight().astype(np.float64)
+    want = a.astype(np.float64) @ w
+    scale = np.abs(a).astype(np.float64) @ np.abs(w)
+    assert got.shape == (1, rows, n)
+    assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
+
+
+def test_more_rows_act_order_or_ragged_columns_keep_the_tiled_path() -> None:
+    for rows, n, act in ((9, 64, False), (1, 48, False), (1, 64, True)):
+        c = Checkpoint(64, n, 32, act, seed=n)
+        types = [tt(DType.float32, rows, 64), tt(DType.uint8, *c.packed.shape)]
+        if act:
+            g = build([*types, tt(DType.int32, 64)],
+                      lambda x, q, p: ops.qmatmul(GPTQ, _config(32, True), x, q, p))
+        else:
+            g = build(types, lambda x, q: ops.qmatmul(GPTQ, _config(32), x, q))
+        assert "mo.gptq_gemv" not in _lowered(g)
+
+
 def test_qmatmul_decodes_column_tiles_never_the_whole_weight() -> None:
     k = n = 4096
     rows = k // 2 + 2 * (k // 128)
-    g = build([tt(DType.float32, 1, k), tt(DType.uint8, rows, n)],
+    g = build([tt(DType.float32, 16, k), tt(DType.uint8, rows, n)],
               lambda x, q: ops.qmatmul(GPTQ, _config(128), x, q))
     with mo_context.make_context():
         module = ir.Module.parse(g._text())

@@ -1,0 +1,131 @@
+"""mo.gptq_qmatmul for a few static lhs rows (LLM decode): the packed weight streamed once.
+
+The tiled path (``gptq.py``) decodes ``[K, 64]`` f32 tiles of the weight and multiplies them:
+with one lhs row it moves 8 bytes of f32 per half byte of code, and the decode is most of the
+work (1 x 4096 @ 4096 x 4096: 3.9 ms, against 0.55 for the same weight as GGUF Q4_0). Here
+the codes are decoded in registers, column-wise as they are packed: a row of 4-bit words
+``uint32 [K/8, N]`` holds 8 weight rows of N columns, so 64 bytes are the words of 16
+columns, one ``vector<16xi32>`` (little-endian, as the bytes lie), and weight row ``8 i + j``
+of those columns is ``(w >> 4 j) & 15`` in every lane. Each lhs row keeps two accumulators per
+32 columns; per group of ``group_size`` weight rows the code products are summed unscaled and
+the group's scales applied once, the zero point through the group's lhs sums:
+``sum_k x_k s (q_k - 8) = s (sum_k x_k q_k - 8 sum_k x_k)``.
+
+Threads share the column chunks (an ``scf.forall``, OpenMP's static schedule). Written as vector
+ops on tensors, as ``quant_gemv``: no linalg op is left for the schedule. Taken for static
+rows up to :data:`MAX_ROWS` without ``perm`` (act order reads weight rows out of order, one
+word row per weight row: the tiled path keeps it), N a multiple of :data:`COLS` and groups a
+multiple of 16.
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, scf, tensor, vector
+
+from max.compiler.lowering.builders import index_constant
+from max.compiler.lowering.quant_gemv import _const_vec, _read, _sum
+from max.compiler.lowering.shape_ops import mixed
+
+MAX_ROWS = 8  # lhs rows whose accumulators (2 zmm each) stay in registers
+LANES = 16  # f32 lanes of a 512-bit vector
+COLS = 2 * LANES  # columns per chunk: two accumulators per lhs row
+LOOP_ATTR = "mo.gptq_gemv"  # on the forall (for tests and the profile): this path ran
+
+
+def applies(rows: object, n: int, g: int, has_perm: bool) -> bool:
+    """Whether a GPTQ qmatmul with ``rows`` lhs rows (an int if static), ``n`` columns and
+    groups of ``g`` takes this path."""
+    return (not has_perm and isinstance(rows, int) and 1 <= rows <= MAX_ROWS
+            and n % COLS == 0 and g % LANES == 0)
+
+
+def _group_sums(a: ir.Value, m: int, kg: int, g: int) -> ir.Value:
+    """``[m, kg]`` f32: each lhs row's sum over each group's ``g`` columns."""
+    f32 = ir.F32Type.get()
+    vf = ir.VectorType.get([LANES], f32)
+    c0, c1 = index_constant(0), index_constant(1)
+    out = tensor.EmptyOp([m, kg], f32).result
+    for row in range(m):
+        loop = scf.ForOp(c0, index_constant(kg), c1, [out])
+        with ir.InsertionPoint(loop.body):
+            grp = loop.induction_variable
+            first = arith.muli(grp, index_constant(g))
+            acc = _const_vec(vf, 0.0)
+            for off in range(0, g, LANES):
+                col = arith.addi(first, index_constant(off))
+                acc = arith.addf(acc, _read(a, index_constant(row), col, vf))
+            scf.YieldOp([tensor.insert(_sum(acc), loop.inner_iter_args[0],
+                                       [index_constant(row), grp])])
+        out = loop.results[0]
+    return out
+
+
+def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: int, n: int, k: int,
+                 g: int) -> ir.Value:
+    """``a @ W``: ``a`` ``[m, k]`` f32; ``codes`` the packed words' bytes ``[k / 8, 4 n]`` i8;
+    ``scales`` ``[k / g, n]`` f32 -> ``[m, n]`` f32."""
+    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
+    vf = ir.VectorType.get([LANES], f32)
+    v32 = ir.VectorType.get([LANES], i32)
+    v8 = ir.VectorType.get([4 * LANES], i8)
+    kg, words = k // g, g // 8
+    sums = _group_sums(a, m, kg, g)
+    zero = _const_vec(vf, 0.0)
+    mask = _const_vec(v32, 15)
+    shifts = [_const_vec(v32, 4 * j) for j in range(1, 8)]
+    out = tensor.EmptyOp([m, n], f32).result
+    forall = scf.ForallOp([0], [n // COLS], [1], [out])
+    forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
+    with ir.InsertionPoint(forall.body):
+        n0 = arith.muli(forall.induction_variables[0], index_constant(COLS))
+        groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1),
+                           [zero] * (2 * m))
+        with ir.InsertionPoint(groups.body):
+            grp = groups.induction_variable
+            word0 = arith.muli(grp, index_constant(words))
+            inner = scf.ForOp(index_constant(0), index_constant(words), index_constant(1),
+                              [zero] * (2 * m))
+            with ir.InsertionPoint(inner.body):
+                row = arith.addi(word0, inner.induction_variable)
+                packed = [vector.bitcast(v32, _read(codes, row, arith.muli(
+                    arith.addi(n0, index_constant(v * LANES)), index_constant(4)), v8))
+                    for v in range(2)]
+                accs = list(inner.inner_iter_args)
+                krow = arith.muli(row, index_constant(8))
+                for j in range(8):
+                    q = [arith.sitofp(vf, arith.andi(
+                        p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
+                    col = arith.addi(krow, index_constant(j))
+                    for i in range(m):
+                        x = vector.broadcast(vf, tensor.extract(a, [index_constant(i), col]))
+                        for v in range(2):
+                            accs[2 * i + v] = vector.fma(q[v], x, accs[2 * i + v])
+                scf.YieldOp(accs)
+            done = list(groups.inner_iter_args)
+            s = [_read(scales, grp, arith.addi(n0, index_constant(v * LANES)), vf)
+                 for v in range(2)]
+            for i in range(m):
+                # s (sum x q - 8 sum x), the group's part of the product
+                eight = vector.broadcast(vf, arith.mulf(
+                    arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
+                    tensor.extract(sums, [index_constant(i), grp])))
+                for v in range(2):
+                    dot = arith.addf(inner.results[2 * i + v], eight)
+                    done[2 * i + v] = vector.fma(s[v], dot, done[2 * i + v])
+            scf.YieldOp(done)
+        part = tensor.EmptyOp([m, COLS], f32).result
+        perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
+        for i in range(m):
+            for v in range(2):
+                part = vector.transfer_write(
+                    part.type, groups.results[2 * i + v], part,
+                    [index_constant(i), index_constant(v * LANES)], perm, [True])
+        with ir.InsertionPoint(forall.terminator().region.blocks[0]):
+            (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, COLS]), mixed([1, 1])
+            tensor.parallel_insert_slice(part, forall.inner_iter_args[0],
+                                         do, ds, dt, so, ss, st)
+    return forall.results[0]
+
+
+__all__ = ["COLS", "LOOP_ATTR", "MAX_ROWS", "applies", "qmatmul_rows"]
