@@ -24,103 +24,144 @@ from mlir import ir
 from mlir.dialects import arith, scf, tensor, vector
 
 from max.compiler.lowering.builders import index_constant
+from max.compiler.lowering.quant_decode import Mixed
 from max.compiler.lowering.quant_gemv import _const_vec, _read, _sum
 from max.compiler.lowering.shape_ops import mixed
 
 MAX_ROWS = 8  # lhs rows whose accumulators (2 zmm each) stay in registers
 LANES = 16  # f32 lanes of a 512-bit vector
 COLS = 2 * LANES  # columns per chunk: two accumulators per lhs row
+# Lhs rows per pass over a chunk's codes: 4 rows' accumulators and group sums are 16 zmm;
+# 8 rows in one pass spilled (1 thread, 1 x 4096 @ 4096 x 4096 at 8 rows: 3.58 ms).
+PASS_ROWS = 4
 LOOP_ATTR = "mo.gptq_gemv"  # on the forall (for tests and the profile): this path ran
 
 
 def applies(rows: object, n: int, g: int, has_perm: bool) -> bool:
     """Whether a GPTQ qmatmul with ``rows`` lhs rows (an int if static), ``n`` columns and
-    groups of ``g`` takes this path."""
-    return (not has_perm and isinstance(rows, int) and 1 <= rows <= MAX_ROWS
-            and n % COLS == 0 and g % LANES == 0)
+    groups of ``g`` takes this path. Symbolic rows do (decode and prefill in one graph: at
+    many rows it stays bound by its multiply-adds, as the tiled path is)."""
+    static_ok = not isinstance(rows, int) or 1 <= rows <= MAX_ROWS
+    return not has_perm and static_ok and n % COLS == 0 and g % LANES == 0
 
 
-def _group_sums(a: ir.Value, m: int, kg: int, g: int) -> ir.Value:
+def _group_sums(a: ir.Value, m: Mixed, kg: int, g: int) -> ir.Value:
     """``[m, kg]`` f32: each lhs row's sum over each group's ``g`` columns."""
     f32 = ir.F32Type.get()
     vf = ir.VectorType.get([LANES], f32)
     c0, c1 = index_constant(0), index_constant(1)
-    out = tensor.EmptyOp([m, kg], f32).result
-    for row in range(m):
-        loop = scf.ForOp(c0, index_constant(kg), c1, [out])
+    rows = scf.ForOp(c0, _index(m), c1, [tensor.EmptyOp([m, kg], f32).result])
+    with ir.InsertionPoint(rows.body):
+        row = rows.induction_variable
+        loop = scf.ForOp(c0, index_constant(kg), c1, [rows.inner_iter_args[0]])
         with ir.InsertionPoint(loop.body):
             grp = loop.induction_variable
             first = arith.muli(grp, index_constant(g))
             acc = _const_vec(vf, 0.0)
             for off in range(0, g, LANES):
-                col = arith.addi(first, index_constant(off))
-                acc = arith.addf(acc, _read(a, index_constant(row), col, vf))
-            scf.YieldOp([tensor.insert(_sum(acc), loop.inner_iter_args[0],
-                                       [index_constant(row), grp])])
-        out = loop.results[0]
-    return out
+                acc = arith.addf(acc, _read(a, row, arith.addi(first, index_constant(off)), vf))
+            scf.YieldOp([tensor.insert(_sum(acc), loop.inner_iter_args[0], [row, grp])])
+        scf.YieldOp([loop.results[0]])
+    return rows.results[0]
 
 
-def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: int, n: int, k: int,
-                 g: int) -> ir.Value:
-    """``a @ W``: ``a`` ``[m, k]`` f32; ``codes`` the packed words' bytes ``[k / 8, 4 n]`` i8;
-    ``scales`` ``[k / g, n]`` f32 -> ``[m, n]`` f32."""
+def _index(v: Mixed) -> ir.Value:
+    return index_constant(v) if isinstance(v, int) else v
+
+
+def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
+                rows: list[ir.Value], n0: ir.Value, kg: int, words: int) -> list[ir.Value]:
+    """The ``COLS`` columns from ``n0`` of the product for lhs ``rows``: two vectors a row
+    (columns ``n0 .. n0 + 16``, then the next 16)."""
     f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
     vf = ir.VectorType.get([LANES], f32)
     v32 = ir.VectorType.get([LANES], i32)
     v8 = ir.VectorType.get([4 * LANES], i8)
-    kg, words = k // g, g // 8
-    sums = _group_sums(a, m, kg, g)
     zero = _const_vec(vf, 0.0)
     mask = _const_vec(v32, 15)
     shifts = [_const_vec(v32, 4 * j) for j in range(1, 8)]
+    m = len(rows)
+    groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1), [zero] * (2 * m))
+    with ir.InsertionPoint(groups.body):
+        grp = groups.induction_variable
+        word0 = arith.muli(grp, index_constant(words))
+        inner = scf.ForOp(index_constant(0), index_constant(words), index_constant(1),
+                          [zero] * (2 * m))
+        with ir.InsertionPoint(inner.body):
+            row = arith.addi(word0, inner.induction_variable)
+            packed = [vector.bitcast(v32, _read(codes, row, arith.muli(
+                arith.addi(n0, index_constant(v * LANES)), index_constant(4)), v8))
+                for v in range(2)]
+            accs = list(inner.inner_iter_args)
+            krow = arith.muli(row, index_constant(8))
+            for j in range(8):
+                q = [arith.sitofp(vf, arith.andi(
+                    p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
+                col = arith.addi(krow, index_constant(j))
+                for i, r in enumerate(rows):
+                    x = vector.broadcast(vf, tensor.extract(a, [r, col]))
+                    for v in range(2):
+                        accs[2 * i + v] = vector.fma(q[v], x, accs[2 * i + v])
+            scf.YieldOp(accs)
+        done = list(groups.inner_iter_args)
+        s = [_read(scales, grp, arith.addi(n0, index_constant(v * LANES)), vf) for v in range(2)]
+        for i, r in enumerate(rows):
+            # s (sum x q - 8 sum x): the group's part of the product
+            eight = vector.broadcast(vf, arith.mulf(
+                arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
+                tensor.extract(sums, [r, grp])))
+            for v in range(2):
+                dot = arith.addf(inner.results[2 * i + v], eight)
+                done[2 * i + v] = vector.fma(s[v], dot, done[2 * i + v])
+        scf.YieldOp(done)
+    return list(groups.results)
+
+
+def _write(part: ir.Value, rows: list[ir.Value], results: list[ir.Value]) -> ir.Value:
+    """The rows' two vectors each into the chunk's ``[m, COLS]`` result."""
+    perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
+    for i, r in enumerate(rows):
+        for v in range(2):
+            part = vector.transfer_write(part.type, results[2 * i + v], part,
+                                         [r, index_constant(v * LANES)], perm, [True])
+    return part
+
+
+def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: Mixed, n: int, k: int,
+                 g: int) -> ir.Value:
+    """``a @ W``: ``a`` ``[m, k]`` f32; ``codes`` the packed words' bytes ``[k / 8, 4 n]`` i8;
+    ``scales`` ``[k / g, n]`` f32 -> ``[m, n]`` f32. ``m`` static, or a value (rows in passes
+    of :data:`PASS_ROWS`, then the rest one at a time)."""
+    f32 = ir.F32Type.get()
+    kg, words = k // g, g // 8
+    sums = _group_sums(a, m, kg, g)
     out = tensor.EmptyOp([m, n], f32).result
     forall = scf.ForallOp([0], [n // COLS], [1], [out])
     forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
     with ir.InsertionPoint(forall.body):
         n0 = arith.muli(forall.induction_variables[0], index_constant(COLS))
-        groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1),
-                           [zero] * (2 * m))
-        with ir.InsertionPoint(groups.body):
-            grp = groups.induction_variable
-            word0 = arith.muli(grp, index_constant(words))
-            inner = scf.ForOp(index_constant(0), index_constant(words), index_constant(1),
-                              [zero] * (2 * m))
-            with ir.InsertionPoint(inner.body):
-                row = arith.addi(word0, inner.induction_variable)
-                packed = [vector.bitcast(v32, _read(codes, row, arith.muli(
-                    arith.addi(n0, index_constant(v * LANES)), index_constant(4)), v8))
-                    for v in range(2)]
-                accs = list(inner.inner_iter_args)
-                krow = arith.muli(row, index_constant(8))
-                for j in range(8):
-                    q = [arith.sitofp(vf, arith.andi(
-                        p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
-                    col = arith.addi(krow, index_constant(j))
-                    for i in range(m):
-                        x = vector.broadcast(vf, tensor.extract(a, [index_constant(i), col]))
-                        for v in range(2):
-                            accs[2 * i + v] = vector.fma(q[v], x, accs[2 * i + v])
-                scf.YieldOp(accs)
-            done = list(groups.inner_iter_args)
-            s = [_read(scales, grp, arith.addi(n0, index_constant(v * LANES)), vf)
-                 for v in range(2)]
-            for i in range(m):
-                # s (sum x q - 8 sum x), the group's part of the product
-                eight = vector.broadcast(vf, arith.mulf(
-                    arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
-                    tensor.extract(sums, [index_constant(i), grp])))
-                for v in range(2):
-                    dot = arith.addf(inner.results[2 * i + v], eight)
-                    done[2 * i + v] = vector.fma(s[v], dot, done[2 * i + v])
-            scf.YieldOp(done)
         part = tensor.EmptyOp([m, COLS], f32).result
-        perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
-        for i in range(m):
-            for v in range(2):
-                part = vector.transfer_write(
-                    part.type, groups.results[2 * i + v], part,
-                    [index_constant(i), index_constant(v * LANES)], perm, [True])
+
+        def rows_pass(part: ir.Value, rows: list[ir.Value]) -> ir.Value:
+            return _write(part, rows, _chunk_rows(a, codes, scales, sums, rows, n0, kg, words))
+
+        if isinstance(m, int):
+            for first in range(0, m, PASS_ROWS):
+                part = rows_pass(part, [index_constant(r)
+                                        for r in range(first, min(first + PASS_ROWS, m))])
+        else:
+            whole = arith.muli(arith.divui(m, index_constant(PASS_ROWS)),
+                               index_constant(PASS_ROWS))
+            passes = scf.ForOp(index_constant(0), whole, index_constant(PASS_ROWS), [part])
+            with ir.InsertionPoint(passes.body):
+                r0 = passes.induction_variable
+                scf.YieldOp([rows_pass(passes.inner_iter_args[0],
+                                       [arith.addi(r0, index_constant(j))
+                                        for j in range(PASS_ROWS)])])
+            rest = scf.ForOp(whole, m, index_constant(1), [passes.results[0]])
+            with ir.InsertionPoint(rest.body):
+                scf.YieldOp([rows_pass(rest.inner_iter_args[0], [rest.induction_variable])])
+            part = rest.results[0]
         with ir.InsertionPoint(forall.terminator().region.blocks[0]):
             (do, so), (ds, ss), (dt, st) = mixed([0, n0]), mixed([m, COLS]), mixed([1, 1])
             tensor.parallel_insert_slice(part, forall.inner_iter_args[0],

@@ -138,8 +138,9 @@ def _lowered(g) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("rows", "group", "n"), [(1, 128, 64), (3, 32, 96), (8, 64, 32),
                                                    (2, 16, 64)])
 def test_decode_rows_read_the_packed_words_in_registers(rows: int, group: int, n: int) -> None:
-    # Up to 8 static rows: each 64 bytes of words decoded as 16 columns' vector of codes, the
-    # group's scales applied once (gptq_gemv); against the checkpoint's weight in float64.
+    # Up to 8 static rows (in passes of 4): each 64 bytes of words decoded as 16 columns'
+    # vector of codes, the group's scales applied once (gptq_gemv); against the checkpoint's
+    # weight in float64.
     k = 4 * group
     c = Checkpoint(k, n, group, False, seed=rows + group)
     graph = build([tt(DType.float32, 1, rows, k), tt(DType.uint8, *c.packed.shape)],
@@ -154,6 +155,25 @@ def test_decode_rows_read_the_packed_words_in_registers(rows: int, group: int, n
     scale = np.abs(a).astype(np.float64) @ np.abs(w)
     assert got.shape == (1, rows, n)
     assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
+
+
+def test_symbolic_rows_go_in_passes_of_four_then_one_by_one() -> None:
+    k, n, group = 256, 64, 64
+    c = Checkpoint(k, n, group, False, seed=7)
+    graph = build([tt(DType.float32, "batch", "seq", k), tt(DType.uint8, *c.packed.shape)],
+                  lambda x, q: ops.qmatmul(GPTQ, _config(group), x, q))
+    assert "mo.gptq_gemv" in _lowered(graph)
+    model = shared_session().load(graph)
+    w = c.weight().astype(np.float64)
+    rng = np.random.default_rng(8)
+    for shape in [(1, 1, k), (2, 3, k), (1, 9, k), (3, 11, k), (0, 4, k)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        (out,) = model.execute(a, c.packed)
+        got = out.to_numpy()
+        want = a.astype(np.float64) @ w
+        scale = np.abs(a).astype(np.float64) @ np.abs(w)
+        assert got.shape == (*shape[:-1], n)
+        assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
 
 
 def test_more_rows_act_order_or_ragged_columns_keep_the_tiled_path() -> None:
