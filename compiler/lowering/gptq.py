@@ -175,9 +175,14 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     p, perm = _operands(ctx, 1)
     f32 = ir.F32Type.get()
     a2, rows = _as_rows(ctx, ctx.operands[0], ctx.operand_types[0].rank)
-    if gptq_gemv.applies(rows, p.n, p.g, perm is not None):  # decode: a few rows
+    inv = None
+    if perm is not None:  # (the decode path walks the codes through its inverse)
+        inv, missing = gptq_gemv.inverse(ctx.operands[2], p.k)
+        ctx.add_check(missing, f"{ctx.op.name}: perm is not a permutation of "
+                               f"[0, {p.k}){where(ctx)}")
+    if gptq_gemv.applies(rows, p.n, p.g):  # decode: a few rows
         return [_from_rows(ctx, gptq_gemv.qmatmul_rows(a2, p.codes2, p.scales, rows, p.n,
-                                                       p.k, p.g))]
+                                                       p.k, p.g, inv))]
     tn = _tile_n(p.n)
     loop = _column_loop(p.n, tn, tensor.empty([rows, p.n], f32), ctx)
     with ir.InsertionPoint(loop.body):

@@ -13,9 +13,9 @@ the group's scales applied once, the zero point through the group's lhs sums:
 
 Threads share the column chunks (an ``scf.forall``, OpenMP's static schedule). Written as vector
 ops on tensors, as ``quant_gemv``: no linalg op is left for the schedule. Taken for static
-rows up to :data:`MAX_ROWS` without ``perm`` (act order reads weight rows out of order, one
-word row per weight row: the tiled path keeps it), N a multiple of :data:`COLS` and groups a
-multiple of 16.
+rows up to :data:`MAX_ROWS` or symbolic rows, N a multiple of :data:`COLS` and groups a
+multiple of 16. Act order (``perm``) walks the codes in their own order too, each code's
+weight row found through the inverse permutation (:func:`_chunk_rows_perm`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ PASS_ROWS = 4
 LOOP_ATTR = "mo.gptq_gemv"  # on the forall (for tests and the profile): this path ran
 
 
-def applies(rows: object, n: int, g: int, has_perm: bool) -> bool:
+def applies(rows: object, n: int, g: int) -> bool:
     """Whether a GPTQ qmatmul with ``rows`` lhs rows (an int if static), ``n`` columns and
     groups of ``g`` takes this path. Symbolic rows do (decode and prefill in one graph: at
     many rows it stays bound by its multiply-adds, as the tiled path is)."""
     static_ok = not isinstance(rows, int) or 1 <= rows <= MAX_ROWS
-    return not has_perm and static_ok and n % COLS == 0 and g % LANES == 0
+    return static_ok and n % COLS == 0 and g % LANES == 0
 
 
 def _group_sums(a: ir.Value, m: Mixed, kg: int, g: int) -> ir.Value:
@@ -117,6 +117,81 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
     return list(groups.results)
 
 
+def inverse(perm: ir.Value, k: int) -> tuple[ir.Value, ir.Value]:
+    """``(inv, missing)``: ``inv[perm[p]] = p`` (index ``[k]``; ``perm`` values read unsigned
+    and clamped to ``k - 1``) and an i1 that is true where some position is nobody's
+    (``perm`` is then no permutation)."""
+    index = ir.IndexType.get()
+    c0, c1, top = index_constant(0), index_constant(1), index_constant(k - 1)
+    unset = index_constant(k)
+    inv = tensor.SplatOp(ir.RankedTensorType.get([k], index), unset, []).result
+    loop = scf.ForOp(c0, index_constant(k), c1, [inv])
+    with ir.InsertionPoint(loop.body):
+        p = loop.induction_variable
+        q = arith.minui(arith.index_castui(index, tensor.extract(perm, [p])), top)
+        scf.YieldOp([tensor.insert(p, loop.inner_iter_args[0], [q])])
+    inv = loop.results[0]
+    i1 = ir.IntegerType.get_signless(1)
+    check = scf.ForOp(c0, index_constant(k), c1, [arith.constant(i1, 0)])
+    with ir.InsertionPoint(check.body):
+        hole = arith.cmpi(arith.CmpIPredicate.eq,
+                          tensor.extract(inv, [check.induction_variable]), unset)
+        scf.YieldOp([arith.ori(check.inner_iter_args[0], hole)])
+    return inv, check.results[0]
+
+
+def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
+                     inv: ir.Value, rows: list[ir.Value], n0: ir.Value, k: int, kg: int,
+                     g: int) -> list[ir.Value]:
+    """:func:`_chunk_rows` with act order: ``a`` holds ``lhs[..., perm]``, and weight row
+    ``p`` is ``scales[p // g] * (code[perm[p]] - 8)``. Walked in the codes' order ``q``:
+    ``p = inv[q]``, each code times ``a[inv[q]] * scales[inv[q] // g]`` (a scale row per
+    code, from L1); the zero point once a chunk, ``-8 sum_grp scales[grp] * sum(a over
+    grp)`` (positions ``p`` of a group are consecutive)."""
+    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
+    vf = ir.VectorType.get([LANES], f32)
+    v32 = ir.VectorType.get([LANES], i32)
+    v8 = ir.VectorType.get([4 * LANES], i8)
+    zero = _const_vec(vf, 0.0)
+    mask = _const_vec(v32, 15)
+    shifts = [_const_vec(v32, 4 * j) for j in range(1, 8)]
+    m = len(rows)
+    cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
+    loop = scf.ForOp(index_constant(0), index_constant(k // 8), index_constant(1),
+                     [zero] * (2 * m))
+    with ir.InsertionPoint(loop.body):
+        row = loop.induction_variable
+        packed = [vector.bitcast(v32, _read(codes, row, arith.muli(c, index_constant(4)), v8))
+                  for c in cols]
+        accs = list(loop.inner_iter_args)
+        krow = arith.muli(row, index_constant(8))
+        for j in range(8):
+            q = [arith.sitofp(vf, arith.andi(
+                p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
+            pos = tensor.extract(inv, [arith.addi(krow, index_constant(j))])
+            srow = arith.divui(pos, index_constant(g))
+            s = [_read(scales, srow, c, vf) for c in cols]
+            for i, r in enumerate(rows):
+                x = vector.broadcast(vf, tensor.extract(a, [r, pos]))
+                for v in range(2):
+                    accs[2 * i + v] = vector.fma(q[v], arith.mulf(x, s[v]), accs[2 * i + v])
+        scf.YieldOp(accs)
+    groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1),
+                       list(loop.results))
+    with ir.InsertionPoint(groups.body):
+        grp = groups.induction_variable
+        s = [_read(scales, grp, c, vf) for c in cols]
+        out = list(groups.inner_iter_args)
+        for i, r in enumerate(rows):
+            eight = vector.broadcast(vf, arith.mulf(
+                arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
+                tensor.extract(sums, [r, grp])))
+            for v in range(2):
+                out[2 * i + v] = vector.fma(s[v], eight, out[2 * i + v])
+        scf.YieldOp(out)
+    return list(groups.results)
+
+
 def _write(part: ir.Value, rows: list[ir.Value], results: list[ir.Value]) -> ir.Value:
     """The rows' two vectors each into the chunk's ``[m, COLS]`` result."""
     perm = ir.AffineMapAttr.get(ir.AffineMap.get_minor_identity(2, 1))
@@ -128,10 +203,11 @@ def _write(part: ir.Value, rows: list[ir.Value], results: list[ir.Value]) -> ir.
 
 
 def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: Mixed, n: int, k: int,
-                 g: int) -> ir.Value:
+                 g: int, inv: ir.Value | None = None) -> ir.Value:
     """``a @ W``: ``a`` ``[m, k]`` f32; ``codes`` the packed words' bytes ``[k / 8, 4 n]`` i8;
     ``scales`` ``[k / g, n]`` f32 -> ``[m, n]`` f32. ``m`` static, or a value (rows in passes
-    of :data:`PASS_ROWS`, then the rest one at a time)."""
+    of :data:`PASS_ROWS`, then the rest one at a time). ``inv``: act order's inverse
+    permutation (:func:`inverse`), weight row ``p`` then being code row ``perm[p]``."""
     f32 = ir.F32Type.get()
     kg, words = k // g, g // 8
     sums = _group_sums(a, m, kg, g)
@@ -143,6 +219,9 @@ def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: Mixed, n: in
         part = tensor.EmptyOp([m, COLS], f32).result
 
         def rows_pass(part: ir.Value, rows: list[ir.Value]) -> ir.Value:
+            if inv is not None:
+                return _write(part, rows, _chunk_rows_perm(a, codes, scales, sums, inv, rows,
+                                                           n0, k, kg, g))
             return _write(part, rows, _chunk_rows(a, codes, scales, sums, rows, n0, kg, words))
 
         if isinstance(m, int):
@@ -169,4 +248,4 @@ def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: Mixed, n: in
     return forall.results[0]
 
 
-__all__ = ["COLS", "LOOP_ATTR", "MAX_ROWS", "applies", "qmatmul_rows"]
+__all__ = ["COLS", "LOOP_ATTR", "MAX_ROWS", "applies", "inverse", "qmatmul_rows"]

@@ -176,8 +176,47 @@ def test_symbolic_rows_go_in_passes_of_four_then_one_by_one() -> None:
         assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
 
 
-def test_more_rows_act_order_or_ragged_columns_keep_the_tiled_path() -> None:
-    for rows, n, act in ((9, 64, False), (1, 48, False), (1, 64, True)):
+@pytest.mark.parametrize("rows", [1, 3, 8, "seq"])
+def test_act_order_decode_walks_the_codes_through_the_inverse_permutation(rows) -> None:
+    # As MAX's GPTQLinear: qmatmul(lhs[..., perm_idx], packed, perm_idx), weight row p being
+    # code row perm_idx[p]; the decode path reads the codes in order, each code's scale row
+    # and lhs column found through the inverse permutation.
+    k, n, group = 256, 64, 32
+    c = Checkpoint(k, n, group, True, seed=11)
+    graph = build([tt(DType.float32, rows, k), tt(DType.uint8, *c.packed.shape),
+                   tt(DType.int32, k)],
+                  lambda x, q, p: ops.qmatmul(GPTQ, _config(group, True),
+                                              ops.gather(x, p, axis=1), q, p))
+    assert "mo.gptq_gemv" in _lowered(graph)
+    model = shared_session().load(graph)
+    w = c.weight().astype(np.float64)
+    for m in ([rows] if isinstance(rows, int) else [1, 6, 0]):
+        a = np.random.default_rng(m).standard_normal((m, k)).astype(np.float32)
+        (out,) = model.execute(a, c.packed, c.perm_idx)
+        got = out.to_numpy()
+        want = a.astype(np.float64) @ w
+        scale = np.abs(a).astype(np.float64) @ np.abs(w)
+        assert got.shape == (m, n)
+        assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 16])
+def test_a_perm_that_is_no_permutation_is_reported(rows: int) -> None:
+    c = Checkpoint(64, 32, 32, True, seed=5)
+    model = shared_session().load(build(
+        [tt(DType.float32, rows, 64), tt(DType.uint8, *c.packed.shape), tt(DType.int32, 64)],
+        lambda x, q, p: ops.qmatmul(GPTQ, _config(32, True), x, q, p)))
+    bad = c.perm_idx.copy()
+    bad[3] = bad[4]  # in range, but one row twice and another never
+    a = np.ones((rows, 64), np.float32)
+    with pytest.raises(ValueError, match=r"perm is not a permutation of \[0, 64\)"):
+        model.execute(a, c.packed, bad)
+    (out,) = model.execute(a, c.packed, c.perm_idx)  # the model stays usable
+    np.testing.assert_allclose(out.to_numpy(), a @ c.weight()[c.perm_idx], rtol=1e-5, atol=1e-5)
+
+
+def test_more_rows_or_ragged_columns_keep_the_tiled_path() -> None:
+    for rows, n, act in ((9, 64, False), (1, 48, False), (9, 64, True)):
         c = Checkpoint(64, n, 32, act, seed=n)
         types = [tt(DType.float32, rows, 64), tt(DType.uint8, *c.packed.shape)]
         if act:
