@@ -104,15 +104,31 @@ def _value(byte: ir.Value, half: ir.Value, scale: ir.Value) -> ir.Value:
     return arith.mulf(scale, arith.sitofp(ir.F32Type.get(), arith.subi(q, scalar(i32, 8))))
 
 
-def _decode(p: _Packed, n0: ir.Value, tn: int, perm: ir.Value | None) -> ir.Value:
-    """Columns ``[n0, n0 + tn)`` of the weight: ``[K, tn]`` f32."""
+def _decode(p: _Packed, n0: ir.Value, tn: int, perm: ir.Value | None,
+            srow: ir.Value | None = None) -> ir.Value:
+    """Columns ``[n0, n0 + tn)`` of the weight: ``[K, tn]`` f32 (row ``p`` from code row
+    ``perm[p]``, where given). ``srow``: the codes in their own order, code row ``q`` scaled
+    by scale row ``srow[q]`` (expanded to the decode loops) instead of its group's."""
     f32 = ir.F32Type.get()
     loops = p.loops(tn)
     scales = extract_slice(ir.RankedTensorType.get([p.kg, tn], f32), p.scales, [0, n0],
                            [p.kg, tn], [1, 1])
     out = tensor.empty(loops, f32)
     ident = ir.AffineMap.get_identity(5)
-    if perm is None:
+    if srow is not None:
+        codes_t = ir.RankedTensorType.get([p.kg, p.g // 8, tn, 4], _I8())
+        codes = extract_slice(codes_t, p.codes4, [0, 0, n0, 0], [p.kg, p.g // 8, tn, 4],
+                              [1, 1, 1, 1])
+        index = ir.IndexType.get()
+
+        def scaled(byte: ir.Value, row: ir.Value, _: ir.Value) -> ir.Value:
+            # A row gather of the scales (the row uniform along the column loop).
+            scale = tensor.extract(scales, [arith.index_castui(index, row), linalg_index(4)])
+            return _value(byte, linalg_index(3), scale)
+
+        maps = [dims_map(5, [0, 1, 4, 2]), dims_map(5, [0, 1, 2, 3]), ident]
+        decoded = generic([codes, srow], [out], maps, [PARALLEL] * 5, scaled)[0]
+    elif perm is None:
         codes_t = ir.RankedTensorType.get([p.kg, p.g // 8, tn, 4], _I8())
         codes = extract_slice(codes_t, p.codes4, [0, 0, n0, 0], [p.kg, p.g // 8, tn, 4],
                               [1, 1, 1, 1])
@@ -152,6 +168,32 @@ def _operands(ctx: LoweringContext, w_at: int) -> tuple[_Packed, ir.Value | None
     return p, _expand(perm, p.loops(1)[:4])
 
 
+def _unpermuted(a2: ir.Value, inv: ir.Value, rows: int, p: _Packed) -> tuple[ir.Value, ir.Value]:
+    """``(lhs, srow)``: the act-order lhs ``[rows, K]`` (column ``p`` = weight row ``p``) with
+    its columns in the codes' order (column ``q`` = old column ``inv[q]``: transposed, a row
+    gather, transposed back, all vector code), and each code row's scale row
+    ``inv[q] // group`` (i32, expanded to the decode loops)."""
+    f32, i32, index = ir.F32Type.get(), _I32(), ir.IndexType.get()
+    k = p.k
+
+    def transposed(x: ir.Value, shape: list[int]) -> ir.Value:
+        op = linalg.transpose(x, outs=[tensor.empty(shape, f32)], permutation=[1, 0])
+        return op if isinstance(op, ir.Value) else op.results[0]
+
+    at = transposed(a2, [k, rows])
+    ident = ir.AffineMap.get_identity(2)
+
+    def pick(q: ir.Value, _: ir.Value) -> ir.Value:
+        return tensor.extract(at, [q, linalg_index(1)])
+
+    gathered = generic([inv], [tensor.empty([k, rows], f32)], [dims_map(2, [0]), ident],
+                       [PARALLEL] * 2, pick)[0]
+    g = arith.constant(index, p.g)
+    srow = generic([inv], [tensor.empty([k], i32)], [ir.AffineMap.get_identity(1)] * 2,
+                   [PARALLEL], lambda q, _: arith.index_cast(i32, arith.divui(q, g)))[0]
+    return transposed(gathered, [rows, k]), _expand(srow, p.loops(1)[:4])
+
+
 def _column_loop(n: int, tn: int, init: ir.Value, ctx: LoweringContext) -> scf.ForOp:
     loop = scf.ForOp(ctx.index(0), ctx.index(n), ctx.index(tn), [init])
     loop.operation.attributes[TILE_LOOP] = ir.UnitAttr.get()
@@ -183,11 +225,16 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
     if gptq_gemv.applies(rows, p.n, p.g):  # decode: a few rows
         return [_from_rows(ctx, gptq_gemv.qmatmul_rows(a2, p.codes2, p.scales, rows, p.n,
                                                        p.k, p.g, inv))]
+    srow = None
+    if inv is not None and isinstance(rows, int):
+        # Act order in the codes' own order (vector code): lhs columns put back in it, code
+        # row q scaled by scale row inv[q] // group.
+        a2, srow = _unpermuted(a2, inv, rows, p)
     tn = _tile_n(p.n)
     loop = _column_loop(p.n, tn, tensor.empty([rows, p.n], f32), ctx)
     with ir.InsertionPoint(loop.body):
         n0 = loop.induction_variable
-        tile = _decode(p, n0, tn, perm)  # [K, tn] f32
+        tile = _decode(p, n0, tn, None if srow is not None else perm, srow)  # [K, tn] f32
         # Two matmuls on half the tile's columns each: with two uses the decoded tile is not
         # fused into the matmul, which would decode each element once per lhs row.
         half = tn // 2 if tn > 1 else tn

@@ -105,7 +105,7 @@ def _body_ok(op: ir.Operation, extract: bool = False) -> bool:
         if extract and inner.name == "tensor.extract":
             continue
         if inner.name == "arith.bitcast" and _same_width(inner):
-            continue  # f32 <-> i32 (softmax's exp): the element count stays
+            continue  # the element count stays (see _same_width)
         if inner.name in _BODY_BAD or not inner.name.startswith(_BODY_OK):
             return False
         if inner.name in _BODY_F32_ONLY and any(_element(r.type) != "f32" for r in inner.results):
@@ -119,12 +119,13 @@ def _body_ok(op: ir.Operation, extract: bool = False) -> bool:
 
 
 def _same_width(op: ir.Operation) -> bool:
-    """A scalar bitcast between 32- or 64-bit types (vectors of it keep their length)."""
+    """A scalar bitcast between 16-, 32- or 64-bit types (vectors of it keep their length:
+    f32 <-> i32 in softmax's exp, i16 -> f16 in GPTQ's scales)."""
     def width(t: ir.Type) -> int:
         return (ir.FloatType(t).width if isinstance(t, ir.FloatType)
                 else ir.IntegerType(t).width if isinstance(t, ir.IntegerType) else 0)
     w = width(op.operands[0].type)
-    return w in (32, 64) and w == width(op.results[0].type)
+    return w in (16, 32, 64) and w == width(op.results[0].type)
 
 
 def _maps(op: ir.Operation) -> list[ir.AffineMap]:

@@ -147,6 +147,7 @@ def test_decode_rows_read_the_packed_words_in_registers(rows: int, group: int, n
                   lambda x, q: ops.qmatmul(GPTQ, _config(group), x, q))
     assert "mo.gptq_gemv" in _lowered(graph)
     model = shared_session().load(graph)
+    assert model._record.fallbacks == ()  # the f16 scales' conversion included
     a = np.random.default_rng(rows).standard_normal((1, rows, k)).astype(np.float32)
     (out,) = model.execute(a, c.packed)
     got = out.to_numpy()
@@ -176,19 +177,23 @@ def test_symbolic_rows_go_in_passes_of_four_then_one_by_one() -> None:
         assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
 
 
-@pytest.mark.parametrize("rows", [1, 3, 8, "seq"])
-def test_act_order_decode_walks_the_codes_through_the_inverse_permutation(rows) -> None:
+@pytest.mark.parametrize("rows", [1, 3, 8, "seq", 16])
+def test_act_order_walks_the_codes_through_the_inverse_permutation(rows) -> None:
     # As MAX's GPTQLinear: qmatmul(lhs[..., perm_idx], packed, perm_idx), weight row p being
-    # code row perm_idx[p]; the decode path reads the codes in order, each code's scale row
-    # and lhs column found through the inverse permutation.
+    # code row perm_idx[p]. Both paths read the codes in their order, each code's scale row
+    # and lhs column found through the inverse permutation: the decode path (up to 8 rows,
+    # symbolic rows) in registers, the tiled one (16 rows) with the lhs columns gathered
+    # back and the scales gathered by row, all vector code.
     k, n, group = 256, 64, 32
     c = Checkpoint(k, n, group, True, seed=11)
     graph = build([tt(DType.float32, rows, k), tt(DType.uint8, *c.packed.shape),
                    tt(DType.int32, k)],
                   lambda x, q, p: ops.qmatmul(GPTQ, _config(group, True),
                                               ops.gather(x, p, axis=1), q, p))
-    assert "mo.gptq_gemv" in _lowered(graph)
+    assert ("mo.gptq_gemv" in _lowered(graph)) == (rows != 16)
     model = shared_session().load(graph)
+    # (the caller's gather of lhs columns, a gather along the last axis, is plain loops)
+    assert [f for f in model._record.fallbacks if not f.startswith("gather ")] == []
     w = c.weight().astype(np.float64)
     for m in ([rows] if isinstance(rows, int) else [1, 6, 0]):
         a = np.random.default_rng(m).standard_normal((m, k)).astype(np.float32)
