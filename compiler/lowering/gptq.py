@@ -11,9 +11,11 @@ generic over ``(group, word, byte, nibble, column)`` whose byte read is a projec
 ``qmatmul`` multiplies ``lhs @ tile`` into its columns of the result; the whole dequantized
 weight never exists. Every read is inside the packed operand: its shape fixes K and N.
 
-The ``_perm`` forms read each code at row ``perm[p]`` with ``tensor.extract`` (plain loops, not
-vectorized); ``perm`` values are read unsigned and clamped to ``K - 1``, and a runtime check
-reports any outside ``[0, K)``.
+``gptq_dequantize_perm`` reads each code at row ``perm[p]`` with ``tensor.extract`` (plain
+loops, not vectorized). ``gptq_qmatmul_perm`` walks the codes in their own order instead,
+through the inverse permutation (``_unpermuted``; the decode path ``gptq_gemv`` likewise).
+``perm`` values are read unsigned and clamped to ``K - 1``, and runtime checks report any
+outside ``[0, K)`` and, for qmatmul, a ``perm`` that is no permutation.
 """
 
 from __future__ import annotations
