@@ -171,11 +171,19 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
             ctx.add_check(arith.cmpi(I.sge, n, _c(word_sort.MAX_N)),
                           f"mo.argsort: axis {axis} has more than 2^32 - 1 elements{where(ctx)}")
 
+        # A static prefix (top_k of more than SELECT_MAX_K): the words that can be in it
+        # are selected first, only they sorted.
+        prefix = isinstance(k_static, int) and k_static != n_static
+
         def words_line(ivs: list[ir.Value], args: list[ir.Value]) -> list[ir.Value]:
             res, *scratch = args
-            words, *scratch = word_sort.sort_line(
-                n, n_static if isinstance(n_static, int) else None, x_t.element_type,
-                descending, lambda t: key(ivs, t), *scratch)
+            if prefix:
+                words, *scratch = word_sort.select_line(
+                    n, keep, x_t.element_type, descending, lambda t: key(ivs, t), *scratch)
+            else:
+                words, *scratch = word_sort.sort_line(
+                    n, n_static if isinstance(n_static, int) else None, x_t.element_type,
+                    descending, lambda t: key(ivs, t), *scratch)
 
             def write(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
                 coords = [*ivs[:axis], t, *ivs[axis:]]

@@ -114,20 +114,27 @@ def _digit(word: ir.Value, d: int) -> ir.Value:
     return arith.addi(arith.index_cast(ir.IndexType.get(), byte), _c(d * RADIX))
 
 
-def _radix(n: ir.Value, mo_element: str, descending: bool,
-           element: Callable[[ir.Value], ir.Value], words: ir.Value, spare: ir.Value,
-           counts: ir.Value) -> list[ir.Value]:
-    digits = (key_bits(mo_element) or 0) // 8
-    counts = for_(_c(0), _c(digits * RADIX), _c(1), [counts],
-                  lambda t, s: [tensor.insert(_c(0), s[0], [t])])[0]
+def _zero(counts: ir.Value, slots: int) -> ir.Value:
+    return for_(_c(0), _c(slots), _c(1), [counts],
+                lambda t, s: [tensor.insert(_c(0), s[0], [t])])[0]
 
-    def count(word: ir.Value, cnt: ir.Value) -> ir.Value:
-        for d in range(digits):
-            slot = _digit(word, d)
-            cnt = tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
-        return cnt
 
-    words, counts = _words(n, mo_element, descending, element, words, count, counts)
+def _count(word: ir.Value, cnt: ir.Value, digits: range) -> ir.Value:
+    """``cnt`` with the counter of each of ``word``'s ``digits`` incremented."""
+    for d in digits:
+        slot = _digit(word, d)
+        cnt = tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
+    return cnt
+
+
+def _sort_words(n: ir.Value, digits: int, src: ir.Value, dst: ir.Value, counts: ir.Value,
+                counted: bool) -> list[ir.Value]:
+    """``src[:n]`` radix sorted (``counted``: ``counts`` already holds every digit's counts);
+    returns ``[sorted, src's latest, dst's latest, counts]`` (sorted is one of the two)."""
+    if not counted:
+        counts = _zero(counts, digits * RADIX)
+        counts = for_(_c(0), n, _c(1), [counts], lambda t, s: [
+            _count(tensor.extract(src, [t]), s[0], range(digits))])[0]
 
     # Each digit's counts -> the first slot of its bucket (an exclusive prefix sum).
     for d in range(digits):
@@ -138,21 +145,73 @@ def _radix(n: ir.Value, mo_element: str, descending: bool,
             return [tensor.insert(total, cnt, [slot]), arith.addi(total, here)]
         counts = for_(_c(0), _c(RADIX), _c(1), [counts, _c(0)], scan)[0]
 
-    src, dst = words, spare
+    a, b = src, dst  # a: where the words are now
     for d in range(digits):
         def scatter(t: ir.Value, s: list[ir.Value], d: int = d,
-                    src: ir.Value = src) -> list[ir.Value]:
+                    a: ir.Value = a) -> list[ir.Value]:
             out, cnt = s
-            word = tensor.extract(src, [t])
+            word = tensor.extract(a, [t])
             slot = _digit(word, d)
             at = tensor.extract(cnt, [slot])
             return [tensor.insert(word, out, [at]),
                     tensor.insert(arith.addi(at, _c(1)), cnt, [slot])]
-        written, counts = for_(_c(0), n, _c(1), [dst, counts], scatter)
-        src, dst = written, src
-    # Each buffer's latest value in its own slot: after an even number of digits the words
-    # are back in ``words``.
-    return [src, src, dst, counts] if digits % 2 == 0 else [src, dst, src, counts]
+        written, counts = for_(_c(0), n, _c(1), [b, counts], scatter)
+        a, b = written, a
+    # After an even number of digits the words are back in src's buffer.
+    return [a, a, b, counts] if digits % 2 == 0 else [a, b, a, counts]
+
+
+def _radix(n: ir.Value, mo_element: str, descending: bool,
+           element: Callable[[ir.Value], ir.Value], words: ir.Value, spare: ir.Value,
+           counts: ir.Value) -> list[ir.Value]:
+    digits = (key_bits(mo_element) or 0) // 8
+    counts = _zero(counts, digits * RADIX)
+    words, counts = _words(n, mo_element, descending, element, words,
+                           lambda w, cnt: _count(w, cnt, range(digits)), counts)
+    return _sort_words(n, digits, words, spare, counts, counted=True)
+
+
+def select_line(n: ir.Value, keep: ir.Value, mo_element: str, descending: bool,
+                element: Callable[[ir.Value], ir.Value], words: ir.Value, spare: ir.Value,
+                counts: ir.Value) -> list[ir.Value]:
+    """:func:`sort_line` for the first ``keep`` of the order only: a radix select. The top
+    digit's histogram gives the bucket the ``keep``-th word falls in; the words of it and
+    the buckets before (``keep`` plus about ``n / 256`` on most data) are copied out in
+    line order and radix sorted; the rest is never sorted. Returns as :func:`sort_line`;
+    the sorted tensor's first ``keep`` words are the line's first ``keep``."""
+    digits = (key_bits(mo_element) or 0) // 8
+    top = digits - 1
+    counts = _zero(counts, RADIX)
+
+    def count_top(word: ir.Value, cnt: ir.Value) -> ir.Value:
+        slot = arith.subi(_digit(word, top), _c(top * RADIX))
+        return tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
+
+    words, counts = _words(n, mo_element, descending, element, words, count_top, counts)
+
+    # The first bucket whose words reach ``keep``, and how many words reach it.
+    def find(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
+        total, bucket, through = s
+        total = arith.addi(total, tensor.extract(counts, [t]))
+        first = arith.andi(arith.cmpi(I.sge, total, keep), arith.cmpi(I.eq, bucket, _c(RADIX)))
+        return [total, arith.select(first, t, bucket), arith.select(first, total, through)]
+
+    _, bucket, through = for_(_c(0), _c(RADIX), _c(1), [_c(0), _c(RADIX), _c(0)], find)
+
+    def gather(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
+        out, at = s
+        word = tensor.extract(words, [t])
+        slot = arith.subi(_digit(word, top), _c(top * RADIX))
+        # Written always (at <= t: inside the buffer), kept by advancing.
+        take = arith.cmpi(I.sle, slot, bucket)
+        return [tensor.insert(word, out, [at]),
+                arith.addi(at, arith.select(take, _c(1), _c(0)))]
+
+    spare, _ = for_(_c(0), n, _c(1), [spare, _c(0)], gather)
+    # Sorted from the spare buffer into the words one: slots swap back for the caller.
+    out, spare, words, counts = _sort_words(through, digits, spare, words, counts,
+                                            counted=False)
+    return [out, words, spare, counts]
 
 
 def _insertion(n: ir.Value, mo_element: str, descending: bool,
@@ -203,4 +262,4 @@ def position(word: ir.Value) -> ir.Value:
 
 
 __all__ = ["MAX_DIGITS", "MAX_N", "RADIX", "RADIX_MIN_N", "applies", "key_bits", "position",
-           "sort_line", "sortable_key"]
+           "select_line", "sort_line", "sortable_key"]

@@ -153,6 +153,32 @@ def test_argsort_of_long_static_lines_matches_stable_torch_sort(name: str, x: np
     np.testing.assert_array_equal(got, _wide_stable(x, 0, not ascending))
 
 
+SELECT_CASES = [
+    ("specials", _specials(3 * 700, np.float32).reshape(3, 700), 100),
+    ("all-equal", np.ones((2, 1000), np.float32), 100),          # one bucket holds them all
+    ("ascending", np.tile(np.arange(3000, dtype=np.float32), (2, 1)), 65),
+    ("descending", np.tile(np.arange(3000, 0, -1, dtype=np.float32), (2, 1)), 300),
+    ("i32-ties", RNG.integers(-3, 3, (2, 2000)).astype(np.int32), 999),
+    ("u8", RNG.integers(0, 256, (2, 5000)).astype(np.uint8), 70),
+    ("f16", RNG.standard_normal((2, 4099)).astype(np.float16), 257),
+    ("k=n-1", RNG.standard_normal((2, 300)).astype(np.float32), 299),
+]
+
+
+@pytest.mark.parametrize(("name", "x", "k"), SELECT_CASES, ids=[c[0] for c in SELECT_CASES])
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_top_k_of_more_than_64_selects_before_sorting(name: str, x: np.ndarray, k: int,
+                                                        symbolic: bool) -> None:
+    # A static prefix over 64: the top digit's histogram picks the candidates (the bucket
+    # of the k-th and those before), only they are radix sorted.
+    dims = (x.shape[0], "n") if symbolic else x.shape
+    (values, indices), _ = _run([tt(DType.from_numpy(x.dtype), *dims)],
+                                lambda v: list(ops.top_k(v, k, -1)), x)
+    want = _wide_stable(x, 1, True)[:, :k]
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, want, 1))
+
+
 def test_top_k_of_whole_long_rows_is_their_stable_order() -> None:
     x = np.concatenate([RNG.standard_normal((2, 4096)).astype(np.float32),
                         _specials(4096, np.float32)[None]])
