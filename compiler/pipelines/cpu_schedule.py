@@ -83,6 +83,10 @@ def _flattenable(op: ir.Operation) -> bool:
     shape = ir.RankedTensorType(op.results[0].type).shape
     if len(shape) < 2 or shape[-1] < 0 or shape[-1] >= VEC:
         return False
+    # Flattened back by an expand_shape of one group: memref.expand_shape takes one dynamic
+    # size per group (two aborted expand-strided-metadata: symbolic [n, h, w, 3]).
+    if sum(1 for d in shape if d == ir.ShapedType.get_dynamic_size()) > 1:
+        return False
     identity = ir.AffineMap.get_identity(len(shape))
     if any(m != identity for m in _maps(op)):
         return False

@@ -118,7 +118,9 @@ def test_symbolic_height_is_scheduled(threads: int) -> None:
     assert "linalg." not in text and "vector.fma" in text
 
 
-def test_symbolic_width_stays_loops() -> None:
-    # Strips must divide the width: a symbolic one stays linalg (plain loops later).
+def test_symbolic_width_is_strips_then_one_pixel_tiles() -> None:
+    # A symbolic width: strips of it, the remainder loop (marked) tiled again by one pixel;
+    # every tile vectorized, no linalg op left.
     text = _scheduled_ir([("n", 9, "w", 8)], lambda x: ops.max_pool2d(x, (2, 2), padding=1), 1)
-    assert "linalg.pooling_nhwc_max" in text
+    assert "linalg.pooling_nhwc_max" not in text
+    assert "mo.crest_" in text

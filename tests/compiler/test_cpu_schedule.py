@@ -126,19 +126,20 @@ def test_elementwise_chain_vectorized(shape: tuple[int, ...]) -> None:
     check(out, np.exp(np.maximum((a + b) * a, 0)), rtol=2e-6)
 
 
-@pytest.mark.parametrize("shape", [(4099, 3), ("n", 3), (5, 7, 9), (2, 63)])
+@pytest.mark.parametrize("shape", [(4099, 3), ("n", 3), (5, 7, 9), (2, 63), ("n", "m", 3)])
 def test_elementwise_op_with_a_short_last_dim_is_flattened(shape: tuple) -> None:
     # Tiled per row, [4099, 3] ran one 3-lane masked vector a row: flattened to one loop,
-    # whole 16-lane vectors (the vector.transfer ops read 1-D vectors of VEC at most).
+    # whole 16-lane vectors. Not with two symbolic dims: the expand_shape back would have two
+    # dynamic sizes in its group, which memref's expand_shape lowering aborts on.
     t = mo_type("f32", shape)
     text = (f"func.func @g(%a: {t}, %b: {t}) -> {t} attributes {{mo.graph}} {{\n"
             f'  %0 = "mo.mul"(%a, %b) : ({t}, {t}) -> {t}\n'
             f'  %1 = "mo.tanh"(%0) : ({t}) -> {t}\n'
             f"  func.return %1 : {t}\n}}\n")
     ir_text = scheduled_ir(text, until="mo-schedule-tensors")
-    assert "tensor.collapse_shape" in ir_text
+    assert ("tensor.collapse_shape" in ir_text) == (shape.count("n") + shape.count("m") < 2)
     c = Compiled(text)
-    real = tuple(4099 if d == "n" else d for d in shape)
+    real = tuple({"n": 4099, "m": 5}.get(d, d) for d in shape)
     rng = np.random.default_rng(3)
     a = rng.standard_normal(real, dtype=np.float32)
     b = rng.standard_normal(real, dtype=np.float32)
