@@ -25,7 +25,7 @@ from mlir.dialects import arith, scf, tensor, vector
 
 from max.compiler.lowering.builders import index_constant
 from max.compiler.lowering.quant_decode import Mixed
-from max.compiler.lowering.quant_gemv import _const_vec, _read, _sum
+from max.compiler.lowering.quant_gemv import _const_vec, _read, column_sums
 from max.compiler.lowering.shape_ops import mixed
 
 MAX_ROWS = 8  # lhs rows whose accumulators (2 zmm each) stay in registers
@@ -45,42 +45,39 @@ def applies(rows: object, n: int, g: int) -> bool:
     return static_ok and n % COLS == 0 and g % LANES == 0
 
 
-def _group_sums(a: ir.Value, m: Mixed, kg: int, g: int) -> ir.Value:
-    """``[m, kg]`` f32: each lhs row's sum over each group's ``g`` columns."""
-    f32 = ir.F32Type.get()
-    vf = ir.VectorType.get([LANES], f32)
-    c0, c1 = index_constant(0), index_constant(1)
-    rows = scf.ForOp(c0, _index(m), c1, [tensor.EmptyOp([m, kg], f32).result])
-    with ir.InsertionPoint(rows.body):
-        row = rows.induction_variable
-        loop = scf.ForOp(c0, index_constant(kg), c1, [rows.inner_iter_args[0]])
-        with ir.InsertionPoint(loop.body):
-            grp = loop.induction_variable
-            first = arith.muli(grp, index_constant(g))
-            acc = _const_vec(vf, 0.0)
-            for off in range(0, g, LANES):
-                acc = arith.addf(acc, _read(a, row, arith.addi(first, index_constant(off)), vf))
-            scf.YieldOp([tensor.insert(_sum(acc), loop.inner_iter_args[0], [row, grp])])
-        scf.YieldOp([loop.results[0]])
-    return rows.results[0]
+class _Words:
+    """A word row's 4-bit codes, 16 columns a ``vector<16xi32>`` (64 bytes, little-endian as
+    the words lie), and weight row ``8 i + j`` of them as f32: ``(w >> 4 j) & 15``."""
 
+    def __init__(self) -> None:
+        i32 = ir.IntegerType.get_signless(32)
+        self.vf = ir.VectorType.get([LANES], ir.F32Type.get())
+        self.v32 = ir.VectorType.get([LANES], i32)
+        self.v8 = ir.VectorType.get([4 * LANES], ir.IntegerType.get_signless(8))
+        self.mask = _const_vec(self.v32, 15)
+        self.shifts = [_const_vec(self.v32, 4 * j) for j in range(1, 8)]
 
-def _index(v: Mixed) -> ir.Value:
-    return index_constant(v) if isinstance(v, int) else v
+    def load(self, codes: ir.Value, row: ir.Value, cols: list[ir.Value]) -> list[ir.Value]:
+        """Word row ``row`` of the columns from each of ``cols`` (16 each)."""
+        return [vector.bitcast(self.v32, _read(codes, row, arith.muli(c, index_constant(4)),
+                                               self.v8)) for c in cols]
+
+    def codes(self, packed: list[ir.Value], j: int) -> list[ir.Value]:
+        """Code ``j`` of each loaded word, as f32 (0..15: exact)."""
+        return [arith.sitofp(self.vf, arith.andi(
+            p if j == 0 else arith.shrui(p, self.shifts[j - 1]), self.mask)) for p in packed]
 
 
 def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                 rows: list[ir.Value], n0: ir.Value, kg: int, words: int) -> list[ir.Value]:
     """The ``COLS`` columns from ``n0`` of the product for lhs ``rows``: two vectors a row
     (columns ``n0 .. n0 + 16``, then the next 16)."""
-    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
-    vf = ir.VectorType.get([LANES], f32)
-    v32 = ir.VectorType.get([LANES], i32)
-    v8 = ir.VectorType.get([4 * LANES], i8)
+    f32 = ir.F32Type.get()
+    w = _Words()
+    vf = w.vf
     zero = _const_vec(vf, 0.0)
-    mask = _const_vec(v32, 15)
-    shifts = [_const_vec(v32, 4 * j) for j in range(1, 8)]
     m = len(rows)
+    cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
     groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1), [zero] * (2 * m))
     with ir.InsertionPoint(groups.body):
         grp = groups.induction_variable
@@ -89,14 +86,11 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                           [zero] * (2 * m))
         with ir.InsertionPoint(inner.body):
             row = arith.addi(word0, inner.induction_variable)
-            packed = [vector.bitcast(v32, _read(codes, row, arith.muli(
-                arith.addi(n0, index_constant(v * LANES)), index_constant(4)), v8))
-                for v in range(2)]
+            packed = w.load(codes, row, cols)
             accs = list(inner.inner_iter_args)
             krow = arith.muli(row, index_constant(8))
             for j in range(8):
-                q = [arith.sitofp(vf, arith.andi(
-                    p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
+                q = w.codes(packed, j)
                 col = arith.addi(krow, index_constant(j))
                 for i, r in enumerate(rows):
                     x = vector.broadcast(vf, tensor.extract(a, [r, col]))
@@ -104,7 +98,7 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                         accs[2 * i + v] = vector.fma(q[v], x, accs[2 * i + v])
             scf.YieldOp(accs)
         done = list(groups.inner_iter_args)
-        s = [_read(scales, grp, arith.addi(n0, index_constant(v * LANES)), vf) for v in range(2)]
+        s = [_read(scales, grp, c, vf) for c in cols]
         for i, r in enumerate(rows):
             # s (sum x q - 8 sum x): the group's part of the product
             eight = vector.broadcast(vf, arith.mulf(
@@ -148,26 +142,21 @@ def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Va
     ``p = inv[q]``, each code times ``a[inv[q]] * scales[inv[q] // g]`` (a scale row per
     code, from L1); the zero point once a chunk, ``-8 sum_grp scales[grp] * sum(a over
     grp)`` (positions ``p`` of a group are consecutive)."""
-    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
-    vf = ir.VectorType.get([LANES], f32)
-    v32 = ir.VectorType.get([LANES], i32)
-    v8 = ir.VectorType.get([4 * LANES], i8)
+    f32 = ir.F32Type.get()
+    w = _Words()
+    vf = w.vf
     zero = _const_vec(vf, 0.0)
-    mask = _const_vec(v32, 15)
-    shifts = [_const_vec(v32, 4 * j) for j in range(1, 8)]
     m = len(rows)
     cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
     loop = scf.ForOp(index_constant(0), index_constant(k // 8), index_constant(1),
                      [zero] * (2 * m))
     with ir.InsertionPoint(loop.body):
         row = loop.induction_variable
-        packed = [vector.bitcast(v32, _read(codes, row, arith.muli(c, index_constant(4)), v8))
-                  for c in cols]
+        packed = w.load(codes, row, cols)
         accs = list(loop.inner_iter_args)
         krow = arith.muli(row, index_constant(8))
         for j in range(8):
-            q = [arith.sitofp(vf, arith.andi(
-                p if j == 0 else arith.shrui(p, shifts[j - 1]), mask)) for p in packed]
+            q = w.codes(packed, j)
             pos = tensor.extract(inv, [arith.addi(krow, index_constant(j))])
             srow = arith.divui(pos, index_constant(g))
             s = [_read(scales, srow, c, vf) for c in cols]
@@ -210,7 +199,7 @@ def qmatmul_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, m: Mixed, n: in
     permutation (:func:`inverse`), weight row ``p`` then being code row ``perm[p]``."""
     f32 = ir.F32Type.get()
     kg, words = k // g, g // 8
-    sums = _group_sums(a, m, kg, g)
+    sums = column_sums(a, m, kg, g)
     out = tensor.EmptyOp([m, n], f32).result
     forall = scf.ForallOp([0], [n // COLS], [1], [out])
     forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()

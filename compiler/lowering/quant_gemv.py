@@ -162,21 +162,23 @@ def _weights(lay: Layout, w: ir.Value, n: ir.Value, b: ir.Value) -> tuple[ir.Val
     return vector.fma(lo, d, off), vector.fma(hi, d, off)
 
 
-def _block_sums(a: ir.Value, rows: Mixed, nblocks: int) -> ir.Value:
-    """``[rows, nblocks]`` f32: the sums of each lhs row over each block's 32 columns."""
+def column_sums(a: ir.Value, rows: Mixed, blocks: int, width: int) -> ir.Value:
+    """``[rows, blocks]`` f32: the sums of each lhs row over each block of ``width`` columns
+    (a multiple of ``LANES``)."""
     f32 = ir.F32Type.get()
     vf = ir.VectorType.get([LANES], f32)
     c0, c1 = index_constant(0), index_constant(1)
-    outer = scf.ForOp(c0, _index(rows), c1, [tensor.EmptyOp([rows, nblocks], f32).result])
+    outer = scf.ForOp(c0, _index(rows), c1, [tensor.EmptyOp([rows, blocks], f32).result])
     with ir.InsertionPoint(outer.body):
         m = outer.induction_variable
-        loop = scf.ForOp(c0, index_constant(nblocks), c1, [outer.inner_iter_args[0]])
+        loop = scf.ForOp(c0, index_constant(blocks), c1, [outer.inner_iter_args[0]])
         with ir.InsertionPoint(loop.body):
             b = loop.induction_variable
-            col = arith.muli(b, index_constant(2 * LANES))
-            both = arith.addf(_read(a, m, col, vf),
-                              _read(a, m, arith.addi(col, index_constant(LANES)), vf))
-            scf.YieldOp([tensor.insert(_sum(both), loop.inner_iter_args[0], [m, b])])
+            col = arith.muli(b, index_constant(width))
+            acc = _read(a, m, col, vf)
+            for off in range(LANES, width, LANES):
+                acc = arith.addf(acc, _read(a, m, arith.addi(col, index_constant(off)), vf))
+            scf.YieldOp([tensor.insert(_sum(acc), loop.inner_iter_args[0], [m, b])])
         scf.YieldOp([loop.results[0]])
     return outer.results[0]
 
@@ -334,7 +336,7 @@ def qmatmul_rows(enc: str, a: ir.Value, w: ir.Value, m: Mixed, n: int, k: int,
     nchunks = -(-n // CHUNK)
     static = isinstance(m, int)
     groups = [range(g, min(g + GROUP, m)) for g in range(0, m, GROUP)] if static else []
-    sums = _block_sums(a, m, nblocks) if not static or m == 1 else None
+    sums = column_sums(a, m, nblocks, 2 * LANES) if not static or m == 1 else None
     out = tensor.EmptyOp([m, n], f32).result
     forall = scf.ForallOp([0], [nchunks], [1], [out])
     forall.operation.attributes[LOOP_ATTR] = ir.UnitAttr.get()
