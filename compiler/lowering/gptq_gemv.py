@@ -46,21 +46,24 @@ def applies(rows: object, n: int, g: int) -> bool:
 
 
 class _Words:
-    """A word row's 4-bit codes, 16 columns a ``vector<16xi32>`` (64 bytes, little-endian as
-    the words lie), and weight row ``8 i + j`` of them as f32: ``(w >> 4 j) & 15``."""
+    """A chunk's word rows: the 4-bit codes of its ``COLS`` columns from ``n0``, 16 columns a
+    ``vector<16xi32>`` (64 bytes, little-endian as the words lie), and weight row ``8 i + j``
+    of them as f32: ``(w >> 4 j) & 15``."""
 
-    def __init__(self) -> None:
+    def __init__(self, n0: ir.Value) -> None:
         i32 = ir.IntegerType.get_signless(32)
         self.vf = ir.VectorType.get([LANES], ir.F32Type.get())
+        self.zero = _const_vec(self.vf, 0.0)
+        self.cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
         self.v32 = ir.VectorType.get([LANES], i32)
         self.v8 = ir.VectorType.get([4 * LANES], ir.IntegerType.get_signless(8))
         self.mask = _const_vec(self.v32, 15)
         self.shifts = [_const_vec(self.v32, 4 * j) for j in range(1, 8)]
 
-    def load(self, codes: ir.Value, row: ir.Value, cols: list[ir.Value]) -> list[ir.Value]:
-        """Word row ``row`` of the columns from each of ``cols`` (16 each)."""
+    def load(self, codes: ir.Value, row: ir.Value) -> list[ir.Value]:
+        """Word row ``row`` of the chunk's columns (two vectors)."""
         return [vector.bitcast(self.v32, _read(codes, row, arith.muli(c, index_constant(4)),
-                                               self.v8)) for c in cols]
+                                               self.v8)) for c in self.cols]
 
     def codes(self, packed: list[ir.Value], j: int) -> list[ir.Value]:
         """Code ``j`` of each loaded word, as f32 (0..15: exact)."""
@@ -73,11 +76,8 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
     """The ``COLS`` columns from ``n0`` of the product for lhs ``rows``: two vectors a row
     (columns ``n0 .. n0 + 16``, then the next 16)."""
     f32 = ir.F32Type.get()
-    w = _Words()
-    vf = w.vf
-    zero = _const_vec(vf, 0.0)
-    m = len(rows)
-    cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
+    w = _Words(n0)
+    vf, zero, cols, m = w.vf, w.zero, w.cols, len(rows)
     groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1), [zero] * (2 * m))
     with ir.InsertionPoint(groups.body):
         grp = groups.induction_variable
@@ -86,7 +86,7 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                           [zero] * (2 * m))
         with ir.InsertionPoint(inner.body):
             row = arith.addi(word0, inner.induction_variable)
-            packed = w.load(codes, row, cols)
+            packed = w.load(codes, row)
             accs = list(inner.inner_iter_args)
             krow = arith.muli(row, index_constant(8))
             for j in range(8):
@@ -143,16 +143,13 @@ def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Va
     code, from L1); the zero point once a chunk, ``-8 sum_grp scales[grp] * sum(a over
     grp)`` (positions ``p`` of a group are consecutive)."""
     f32 = ir.F32Type.get()
-    w = _Words()
-    vf = w.vf
-    zero = _const_vec(vf, 0.0)
-    m = len(rows)
-    cols = [arith.addi(n0, index_constant(v * LANES)) for v in range(2)]
+    w = _Words(n0)
+    vf, zero, cols, m = w.vf, w.zero, w.cols, len(rows)
     loop = scf.ForOp(index_constant(0), index_constant(k // 8), index_constant(1),
                      [zero] * (2 * m))
     with ir.InsertionPoint(loop.body):
         row = loop.induction_variable
-        packed = w.load(codes, row, cols)
+        packed = w.load(codes, row)
         accs = list(loop.inner_iter_args)
         krow = arith.muli(row, index_constant(8))
         for j in range(8):
