@@ -6,7 +6,8 @@ equal keys stay in position order (the op is stable) with one compare and no ind
 A line of :data:`RADIX_MIN_N` elements or more is sorted by a least-significant-digit radix
 sort: one counting pass for every digit's histogram, then one stable scatter a digit (a byte
 of the key) between two buffers, O(n) each; a shorter one by insertion (its quadratic steps
-cost less there than zeroing and scanning 256 counters a digit). Keys wider than 32 bits (f64,
+cost less there than zeroing and scanning 256 counters a digit). A prefix of the order
+(``top_k``) is a radix select first (:func:`select_line`). Keys wider than 32 bits (f64,
 64-bit integers) keep the merge sort in ``indexing.py``.
 
 The key map (``descending`` inverts it; float8 is decoded to f32 first):
