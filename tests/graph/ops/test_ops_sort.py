@@ -179,6 +179,20 @@ def test_top_k_of_more_than_64_selects_before_sorting(name: str, x: np.ndarray, 
     np.testing.assert_array_equal(values, np.take_along_axis(x, want, 1))
 
 
+@pytest.mark.parametrize("k", [10, 100, 1000])
+@pytest.mark.parametrize("axis", [1, 0])
+def test_many_lines_go_over_threads(k: int, axis: int) -> None:
+    # 40 lines of 1000 (over THREADED_ELEMENTS): the lines' first outer dim is a forall,
+    # each part of the result its own; along axis 0 that dim is the result's second.
+    x = _specials(40 * 1000, np.float32).reshape(40, 1000)
+    x = x if axis == 1 else np.ascontiguousarray(x.T)
+    (values, indices), model = _run([tt(DType.float32, *x.shape)],
+                                    lambda v: list(ops.top_k(v, k, axis)), x)
+    want = np.take(_stable(x, axis, True), np.arange(k), axis=axis)
+    np.testing.assert_array_equal(indices, want)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, want, axis))
+
+
 def test_top_k_of_whole_long_rows_is_their_stable_order() -> None:
     x = np.concatenate([RNG.standard_normal((2, 4096)).astype(np.float32),
                         _specials(4096, np.float32)[None]])
