@@ -271,7 +271,8 @@ def _over_lines(ctx: LoweringContext, out_t: object, axis: int, result: ir.Value
 
 # A top-k of at most this many positions keeps a sorted buffer of k and inserts into it (O(n k)
 # at worst, ~O(n) on most data: an element is compared with the k-th best, rarely inserted);
-# a larger one sorts the whole line (O(n log n)).
+# a larger one is a radix select of words (word_sort.select_line), or for 64-bit keys a sort
+# of the whole line (O(n log n)).
 SELECT_MAX_K = 64
 
 
