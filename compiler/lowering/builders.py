@@ -90,6 +90,18 @@ def int_max(t: ir.Type, signed: bool) -> int:
     return (1 << (w - 1)) - 1 if signed and w > 1 else (1 << w) - 1
 
 
+def transposed(x: ir.Value, perm: Sequence[int], out: ir.Value | None = None) -> ir.Value:
+    """``x`` permuted by the named ``linalg.transpose`` (dim ``i`` of the result is dim
+    ``perm[i]`` of ``x``) into ``out``, by default a new tensor of ``x``'s static shape
+    permuted. Named, elementwise fusion leaves it alone, and the layout schedule and
+    load-time layouts (``arg_layouts``) find it."""
+    if out is None:
+        t = ir.RankedTensorType(x.type)
+        out = tensor.empty([t.shape[p] for p in perm], t.element_type)
+    op = linalg.transpose(x, outs=[out], permutation=list(perm))
+    return op if isinstance(op, ir.Value) else op.results[0]
+
+
 def linalg_index(dim: int) -> ir.Value:
     """linalg.index: the current iteration index of loop ``dim`` inside a generic body."""
     return linalg.IndexOp(dim).result

@@ -37,6 +37,7 @@ from max.compiler.lowering.builders import (
     index_constant,
     linalg_index,
     scalar,
+    transposed,
 )
 from max.compiler.lowering.context import DYNAMIC, LoweringContext, element_type
 from max.compiler.lowering.conv_padding import (
@@ -256,8 +257,7 @@ def _flipped_filter(f: ir.Value, dims: tuple[int, int, int, int], et: ir.Type) -
     tap's contiguous [C, F] block copied to its mirrored tap (vectorized copies). One generic
     with a reversing map was plain loops."""
     r, s, fo, ci = dims
-    op = linalg.transpose(f, outs=[tensor.empty([r, s, ci, fo], et)], permutation=[0, 1, 3, 2])
-    swapped = op if isinstance(op, ir.Value) else op.results[0]
+    swapped = transposed(f, [0, 1, 3, 2])
     out = tensor.empty([r, s, ci, fo], et)
     tap_t = ir.RankedTensorType.get([1, 1, ci, fo], et)
     for i in range(r):
@@ -276,8 +276,7 @@ def _taps_product(ctx: LoweringContext, x: ir.Value, f: ir.Value,
     transpose, which a constant or weight filter is stored as at load time, ``arg_layouts``)."""
     n, h, w, ci = x_dims
     r, s, fo = taps
-    f_t = linalg.transpose(f, outs=[tensor.empty([ci, r, s, fo], et)],
-                           permutation=[3, 0, 1, 2]).results[0]
+    f_t = transposed(f, [3, 0, 1, 2])
     product = linalg.matmul(view(ctx, x, [n * h * w, ci]), view(ctx, f_t, [ci, r * s * fo]),
                             outs=[fill(scalar(et, 0), tensor.empty([n * h * w, r * s * fo],
                                                                    et))])

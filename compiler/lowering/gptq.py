@@ -32,6 +32,7 @@ from max.compiler.lowering.builders import (
     linalg_index,
     reassociation,
     scalar,
+    transposed,
 )
 from max.compiler.lowering.context import LoweringContext
 from max.compiler.lowering.gather import any_oob, where
@@ -178,11 +179,7 @@ def _unpermuted(a2: ir.Value, inv: ir.Value, rows: int, p: _Packed) -> tuple[ir.
     f32, i32, index = ir.F32Type.get(), _I32(), ir.IndexType.get()
     k = p.k
 
-    def transposed(x: ir.Value, shape: list[int]) -> ir.Value:
-        op = linalg.transpose(x, outs=[tensor.empty(shape, f32)], permutation=[1, 0])
-        return op if isinstance(op, ir.Value) else op.results[0]
-
-    at = transposed(a2, [k, rows])
+    at = transposed(a2, [1, 0])
     ident = ir.AffineMap.get_identity(2)
 
     def pick(q: ir.Value, _: ir.Value) -> ir.Value:
@@ -193,7 +190,7 @@ def _unpermuted(a2: ir.Value, inv: ir.Value, rows: int, p: _Packed) -> tuple[ir.
     g = arith.constant(index, p.g)
     srow = generic([inv], [tensor.empty([k], i32)], [ir.AffineMap.get_identity(1)] * 2,
                    [PARALLEL], lambda q, _: arith.index_cast(i32, arith.divui(q, g)))[0]
-    return transposed(gathered, [rows, k]), _expand(srow, p.loops(1)[:4])
+    return transposed(gathered, [1, 0]), _expand(srow, p.loops(1)[:4])
 
 
 def _column_loop(n: int, tn: int, init: ir.Value, ctx: LoweringContext) -> scf.ForOp:

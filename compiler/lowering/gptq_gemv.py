@@ -65,6 +65,16 @@ class _Words:
         return [vector.bitcast(self.v32, _read(codes, row, arith.muli(c, index_constant(4)),
                                                self.v8)) for c in self.cols]
 
+    def row(self, table: ir.Value, row: ir.Value) -> list[ir.Value]:
+        """Row ``row`` of an f32 ``[*, N]`` table (the scales) at the chunk's columns."""
+        return [_read(table, row, c, self.vf) for c in self.cols]
+
+    def minus_eight(self, sums: ir.Value, r: ir.Value, grp: ir.Value) -> ir.Value:
+        """``-8 * sums[r, grp]`` in every lane: the zero point's part of a group."""
+        f32 = ir.F32Type.get()
+        return vector.broadcast(self.vf, arith.mulf(
+            arith.constant(f32, ir.FloatAttr.get(f32, -8.0)), tensor.extract(sums, [r, grp])))
+
     def codes(self, packed: list[ir.Value], j: int) -> list[ir.Value]:
         """Code ``j`` of each loaded word, as f32 (0..15: exact)."""
         return [arith.sitofp(self.vf, arith.andi(
@@ -75,9 +85,8 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                 rows: list[ir.Value], n0: ir.Value, kg: int, words: int) -> list[ir.Value]:
     """The ``COLS`` columns from ``n0`` of the product for lhs ``rows``: two vectors a row
     (columns ``n0 .. n0 + 16``, then the next 16)."""
-    f32 = ir.F32Type.get()
     w = _Words(n0)
-    vf, zero, cols, m = w.vf, w.zero, w.cols, len(rows)
+    vf, zero, m = w.vf, w.zero, len(rows)
     groups = scf.ForOp(index_constant(0), index_constant(kg), index_constant(1), [zero] * (2 * m))
     with ir.InsertionPoint(groups.body):
         grp = groups.induction_variable
@@ -98,12 +107,10 @@ def _chunk_rows(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Value,
                         accs[2 * i + v] = vector.fma(q[v], x, accs[2 * i + v])
             scf.YieldOp(accs)
         done = list(groups.inner_iter_args)
-        s = [_read(scales, grp, c, vf) for c in cols]
+        s = w.row(scales, grp)
         for i, r in enumerate(rows):
             # s (sum x q - 8 sum x): the group's part of the product
-            eight = vector.broadcast(vf, arith.mulf(
-                arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
-                tensor.extract(sums, [r, grp])))
+            eight = w.minus_eight(sums, r, grp)
             for v in range(2):
                 dot = arith.addf(inner.results[2 * i + v], eight)
                 done[2 * i + v] = vector.fma(s[v], dot, done[2 * i + v])
@@ -142,9 +149,8 @@ def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Va
     ``p = inv[q]``, each code times ``a[inv[q]] * scales[inv[q] // g]`` (a scale row per
     code, from L1); the zero point once a chunk, ``-8 sum_grp scales[grp] * sum(a over
     grp)`` (positions ``p`` of a group are consecutive)."""
-    f32 = ir.F32Type.get()
     w = _Words(n0)
-    vf, zero, cols, m = w.vf, w.zero, w.cols, len(rows)
+    vf, zero, m = w.vf, w.zero, len(rows)
     loop = scf.ForOp(index_constant(0), index_constant(k // 8), index_constant(1),
                      [zero] * (2 * m))
     with ir.InsertionPoint(loop.body):
@@ -156,7 +162,7 @@ def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Va
             q = w.codes(packed, j)
             pos = tensor.extract(inv, [arith.addi(krow, index_constant(j))])
             srow = arith.divui(pos, index_constant(g))
-            s = [_read(scales, srow, c, vf) for c in cols]
+            s = w.row(scales, srow)
             for i, r in enumerate(rows):
                 x = vector.broadcast(vf, tensor.extract(a, [r, pos]))
                 for v in range(2):
@@ -166,12 +172,10 @@ def _chunk_rows_perm(a: ir.Value, codes: ir.Value, scales: ir.Value, sums: ir.Va
                        list(loop.results))
     with ir.InsertionPoint(groups.body):
         grp = groups.induction_variable
-        s = [_read(scales, grp, c, vf) for c in cols]
+        s = w.row(scales, grp)
         out = list(groups.inner_iter_args)
         for i, r in enumerate(rows):
-            eight = vector.broadcast(vf, arith.mulf(
-                arith.constant(f32, ir.FloatAttr.get(f32, -8.0)),
-                tensor.extract(sums, [r, grp])))
+            eight = w.minus_eight(sums, r, grp)
             for v in range(2):
                 out[2 * i + v] = vector.fma(s[v], eight, out[2 * i + v])
         scf.YieldOp(out)

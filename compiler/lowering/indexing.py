@@ -95,7 +95,7 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
 
     def lines(scratch: Callable[[], list[ir.Value]], body: LineBody,
               threaded: bool = False) -> ir.Value:
-        return _over_lines(ctx, out_t, axis, result, scratch, body,
+        return _over_lines(ctx, out_t, outer, axis, result, scratch, body,
                            threaded and _threaded(x_t.dims, axis), zeroed=result is not initial)
 
     def key(ivs: list[ir.Value], pos: ir.Value) -> ir.Value:
@@ -204,9 +204,9 @@ def _argsort(ctx: LoweringContext) -> list[ir.Value]:
             return [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64)),
                     tensor.empty([word_sort.MAX_DIGITS * word_sort.RADIX], _index())]
 
-        # One thread: its two line-sized buffers are made once and reused by every line (per
-        # part of a forall they were fresh memory each time: 8 lines of 49152, 2 threads,
-        # 0.75 -> 3.1 ms).
+        # One thread: its two line-sized buffers are made once and reused by every line (a
+        # forall part with buffers of its own gave no speed-up: 8 lines of 49152, top 256,
+        # 2.6 ms either way).
         return [lines(scratch, words_line)]
     # Two distinct buffers: identical tensor.empty ops would be merged by CSE into one.
     scratch = [tensor.empty([n], i64), fill(scalar(i64, 0), tensor.empty([n], i64))]
@@ -235,15 +235,14 @@ def _threaded(dims: Sequence[int | str], axis: int) -> bool:
     return int(outer[0]) >= 2 and total >= THREADED_ELEMENTS
 
 
-def _over_lines(ctx: LoweringContext, out_t: object, axis: int, result: ir.Value,
-                scratch: Callable[[], list[ir.Value]], body: LineBody, threaded: bool,
-                zeroed: bool) -> ir.Value:
+def _over_lines(ctx: LoweringContext, out_t: object, outer: list[ir.Value], axis: int,
+                result: ir.Value, scratch: Callable[[], list[ir.Value]], body: LineBody,
+                threaded: bool, zeroed: bool) -> ir.Value:
     """``result`` threaded through ``body`` for every line (a nest over the outer dims, the
     scratch buffers carried from line to line). ``threaded``: the first outer dim is an
     ``scf.forall`` (OpenMP after the schedule), each of its iterations with its own scratch
-    and its own part of the result (``zeroed``: a zero-filled one, as ``result``)."""
-    x_t = ctx.operand_types[0]
-    outer = [ctx.dim_value(d) for i, d in enumerate(x_t.dims) if i != axis]
+    and its own part of the result (``zeroed``: a zero-filled one, as ``result``).
+    ``outer``: the sizes of the input's dims but ``axis``."""
     if not threaded:
         return nest(outer, [result, *scratch()],
                     lambda ivs, args: body(ivs, ivs, args))[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, linalg, math, scf, tensor
+from mlir.dialects import arith, math, scf, tensor
 
 from max.compiler.lowering.builders import (
     PARALLEL,
@@ -25,6 +25,7 @@ from max.compiler.lowering.builders import (
     identity_map,
     linalg_index,
     scalar,
+    transposed,
 )
 from max.compiler.lowering.context import LoweringContext, element_type
 from max.compiler.lowering.precision import in_f32
@@ -96,11 +97,7 @@ def _table(values: np.ndarray, t: ir.Type) -> ir.Value:
 def _transpose_hw(x: ir.Value) -> ir.Value:
     """[N, C, A, B] -> [N, C, B, A]: the named op, which elementwise fusion leaves alone (a
     generic would be fused into the pass before it, whose reads would then be gathers)."""
-    xt = ir.RankedTensorType(x.type)
-    n, c, a, b = xt.shape
-    out = tensor.empty([n, c, b, a], xt.element_type)
-    op = linalg.transpose(x, outs=[out], permutation=[0, 1, 3, 2])
-    return op if isinstance(op, ir.Value) else op.results[0]
+    return transposed(x, [0, 1, 3, 2])
 
 
 def _rows_pass(src: ir.Value, m: int, idx: np.ndarray, weights: np.ndarray) -> ir.Value:

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from max.compiler.lowering.builders import linalg_index, PARALLEL, broadcast_map, generic, identity_map
+from max.compiler.lowering.builders import (
+    PARALLEL,
+    broadcast_map,
+    generic,
+    identity_map,
+    linalg_index,
+    transposed,
+)
 from max.compiler.lowering.context import DYNAMIC, LoweringContext
 from max.compiler.lowering.registry import lowering
 from max.dialects.mo.types import MOTensorType, parse_tensor_type
@@ -68,8 +75,7 @@ def _transpose(ctx: LoweringContext) -> list[ir.Value]:
     perm = ctx.dense_ints("permutation")
     if sorted(perm) != list(range(x_t.rank)):
         raise ctx.error(f"permutation {perm} is not a permutation of rank {x_t.rank}")
-    op = linalg.transpose(ctx.operands[0], outs=[ctx.empty(out_t)], permutation=perm)
-    return [op if isinstance(op, ir.Value) else op.results[0]]
+    return [transposed(ctx.operands[0], perm, ctx.empty(out_t))]
 
 
 @lowering("mo.broadcast_to")

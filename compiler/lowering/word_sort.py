@@ -108,11 +108,20 @@ def _words(n: ir.Value, mo_element: str, descending: bool,
     return for_(_c(0), n, _c(1), [words] + ([counts] if per_word is not None else []), make)
 
 
-def _digit(word: ir.Value, d: int) -> ir.Value:
-    """The counter slot of ``word``'s digit ``d`` (digit d's counters start at d * RADIX)."""
+def _byte(word: ir.Value, d: int) -> ir.Value:
+    """Digit ``d`` of ``word``'s key (an index below RADIX)."""
     i64 = _i(64)
     byte = arith.andi(arith.shrui(word, scalar(i64, 32 + 8 * d)), scalar(i64, RADIX - 1))
-    return arith.addi(arith.index_cast(ir.IndexType.get(), byte), _c(d * RADIX))
+    return arith.index_cast(ir.IndexType.get(), byte)
+
+
+def _digit(word: ir.Value, d: int) -> ir.Value:
+    """The counter slot of ``word``'s digit ``d`` (digit d's counters start at d * RADIX)."""
+    return arith.addi(_byte(word, d), _c(d * RADIX))
+
+
+def _bump(cnt: ir.Value, slot: ir.Value) -> ir.Value:
+    return tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
 
 
 def _zero(counts: ir.Value, slots: int) -> ir.Value:
@@ -123,8 +132,7 @@ def _zero(counts: ir.Value, slots: int) -> ir.Value:
 def _count(word: ir.Value, cnt: ir.Value, digits: range) -> ir.Value:
     """``cnt`` with the counter of each of ``word``'s ``digits`` incremented."""
     for d in digits:
-        slot = _digit(word, d)
-        cnt = tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
+        cnt = _bump(cnt, _digit(word, d))
     return cnt
 
 
@@ -184,11 +192,8 @@ def select_line(n: ir.Value, keep: ir.Value, mo_element: str, descending: bool,
     top = digits - 1
     counts = _zero(counts, RADIX)
 
-    def count_top(word: ir.Value, cnt: ir.Value) -> ir.Value:
-        slot = arith.subi(_digit(word, top), _c(top * RADIX))
-        return tensor.insert(arith.addi(tensor.extract(cnt, [slot]), _c(1)), cnt, [slot])
-
-    words, counts = _words(n, mo_element, descending, element, words, count_top, counts)
+    words, counts = _words(n, mo_element, descending, element, words,
+                           lambda word, cnt: _bump(cnt, _byte(word, top)), counts)
 
     # The first bucket whose words reach ``keep``, and how many words reach it.
     def find(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
@@ -202,9 +207,8 @@ def select_line(n: ir.Value, keep: ir.Value, mo_element: str, descending: bool,
     def gather(t: ir.Value, s: list[ir.Value]) -> list[ir.Value]:
         out, at = s
         word = tensor.extract(words, [t])
-        slot = arith.subi(_digit(word, top), _c(top * RADIX))
         # Written always (at <= t: inside the buffer), kept by advancing.
-        take = arith.cmpi(I.sle, slot, bucket)
+        take = arith.cmpi(I.sle, _byte(word, top), bucket)
         return [tensor.insert(word, out, [at]),
                 arith.addi(at, arith.select(take, _c(1), _c(0)))]
 
