@@ -288,13 +288,15 @@ define weak hidden bfloat @__truncsfbf2(float %a) {
 def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *,
                         opt_level: int = DEFAULT_OPT_LEVEL,
                         cpu: str = "native", parts: int | None = None) -> None:
-    """LLVM IR text -> ``opt`` -> ``llc -relocation-model=pic`` -> ``cc -shared ... -lm``.
+    """LLVM IR text -> ``opt`` (:mod:`opt_pipeline`) -> ``llc -relocation-model=pic`` ->
+    ``cc -shared ... -lm``.
 
     ``parts``: at most this many ``opt``/``llc`` pipelines run in parallel, each on a share of
     the module's functions (:mod:`llvm_parts`; default: one per CPU this process may use, at
     most :data:`MAX_PARTS`); 1 compiles the module whole.
     """
     from max.compiler.pipelines import llvm_parts
+    from max.compiler.pipelines.opt_pipeline import opt_passes
 
     cc = system_linker()
     if cc is None:
@@ -308,17 +310,18 @@ def build_shared_object(llvm_ir: str, out_path: str | os.PathLike[str], *,
         # memset, and llc expanded every llvm.memset (zero fills, which opt turns into
         # memsets) into a loop storing one byte at a time.
         target = [f"-mtriple={host_triple()}", f"-mcpu={cpu}"]
+        passes = opt_passes(llvm_bin("opt"), opt_level, tuple(target))
         plan = llvm_parts.plan(text, compile_parallelism() if parts is None else parts)
         if plan is None:
             opt_bc, obj = Path(tmp) / "model.opt.bc", Path(tmp) / "model.o"
-            _tool([llvm_bin("opt"), f"-O{opt_level}", *target, str(ll), "-o", str(opt_bc)])
+            _tool([llvm_bin("opt"), f"-passes={passes}", *target, str(ll), "-o", str(opt_bc)])
             _tool([llvm_bin("llc"), f"-O{opt_level}", *target, "-relocation-model=pic",
                    "-filetype=obj", str(opt_bc), "-o", str(obj)])
             objects = [obj]
         else:
             tools = {t: llvm_bin(t) for t in ("llvm-extract", "opt", "llc")}
             chains = llvm_parts.commands(plan, ll, Path(tmp), tools=tools, level=opt_level,
-                                         target=target)
+                                         passes=passes, target=target)
             with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
                 for done in [pool.submit(_tools, cmds) for cmds, _ in chains]:
                     done.result()

@@ -108,10 +108,11 @@ def plan(llvm_ir: str, parts: int) -> Plan | None:
 
 
 def commands(plan: Plan, module: Path, tmp: Path, *, tools: dict[str, str], level: int,
-             target: list[str]) -> list[tuple[list[list[str]], Path]]:
+             target: list[str], passes: str | None = None) -> list[tuple[list[list[str]], Path]]:
     """Per part, the commands that make its object from ``module`` (``llvm-extract``,
-    ``opt -O{level}`` with the internalization, ``llc -O{level}``), and the object's path.
-    ``tools``: the path of each of the three; ``target``: ``-mtriple``/``-mcpu`` flags."""
+    ``opt`` with the internalization, ``llc -O{level}``), and the object's path.
+    ``tools``: the path of each of the three; ``target``: ``-mtriple``/``-mcpu`` flags;
+    ``passes``: opt's pipeline after the internalization (default ``default<O{level}>``)."""
     public = tmp / "public.txt"
     public.write_text("".join(f"{name}\n" for name in plan.public))
     out = []
@@ -120,7 +121,7 @@ def commands(plan: Plan, module: Path, tmp: Path, *, tools: dict[str, str], leve
         out.append(([
             [tools["llvm-extract"], "--keep-const-init", *(f"--func={f}" for f in part.functions),
              *(f"--glob={g}" for g in part.globals), str(module), "-o", str(bc)],
-            [tools["opt"], f"-passes=internalize,default<O{level}>",
+            [tools["opt"], f"-passes=internalize,{passes or f'default<O{level}>'}",
              f"-internalize-public-api-file={public}", *target, str(bc), "-o", str(opt_bc)],
             [tools["llc"], f"-O{level}", *target, "-relocation-model=pic", "-filetype=obj",
              str(opt_bc), "-o", str(obj)],
