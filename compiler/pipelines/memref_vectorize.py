@@ -54,6 +54,7 @@ def _vector_sizes(op: ir.Operation) -> list[int] | bool:
 def vectorize_memrefs(module: ir.Module) -> None:
     """Stage 2 and 3: masked vectorization of remainders, then lowering of the vector ops."""
     from max.compiler.pipelines.max_select import select_running_extrema
+    from max.compiler.pipelines.remainder_registers import promote_remainder_buffers
     from max.compiler.pipelines.row_fusion import hoist_row_buffers, prefetch_next_rows
     from max.compiler.pipelines.row_output import rows_into_output
     from max.compiler.pipelines.row_registers import promote_row_buffers
@@ -78,6 +79,7 @@ def vectorize_memrefs(module: ir.Module) -> None:
     select_running_extrema(module)  # (it matches the canonical loop form)
     hoist_masked_memref_accumulators(module)  # masked remainder tiles' C in registers
     promote_row_buffers(module)  # a row reduction's partial vector: no store-load stalls
+    promote_remainder_buffers(module)  # the same through a symbolic row's masked remainder
 
 
 def reassociate_sums(module: ir.Module) -> None:
