@@ -29,8 +29,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, scf, vector
 
-from max.compiler.passes.ir_util import as_op, walk_ops
-from max.compiler.pipelines.row_registers import MAX_ELEMENTS
+from max.compiler.passes.ir_util import as_op
+from max.compiler.pipelines.row_registers import drop_buffer, small_buffers
 
 
 def _zero_indices(op: ir.Operation, first: int) -> bool:
@@ -145,7 +145,6 @@ def _promote(alloc: ir.Operation) -> bool:
     if any(u is None for u in users):
         return False
     users = [u for u in users if u.name != "memref.dealloc"]
-    block_ops = None
     wholes, views, loops = [], [], {}
     for user in users:
         if user.name == "memref.subview":
@@ -186,22 +185,13 @@ def _promote(alloc: ir.Operation) -> bool:
             step.results[0].replace_all_uses_with(value)
     for w in wholes:
         w.erase()
-    for use in list(buf.uses):
-        user = as_op(use.owner)
-        if user is not None:
-            user.erase()
-    alloc.erase()
+    drop_buffer(alloc)
     return True
 
 
 def promote_remainder_buffers(module: ir.Module) -> int:
     """Replaces each small vector buffer used as the module doc says; returns how many."""
-    allocs = [op for op in walk_ops(module.operation)
-              if op.name in ("memref.alloc", "memref.alloca")
-              and ir.MemRefType(op.results[0].type).has_static_shape
-              and int(np.prod(ir.MemRefType(op.results[0].type).shape)) <= MAX_ELEMENTS
-              and not op.operands]
-    return sum(1 for alloc in allocs if _promote(alloc))
+    return sum(1 for alloc in small_buffers(module) if _promote(alloc))
 
 
 __all__ = ["promote_remainder_buffers"]

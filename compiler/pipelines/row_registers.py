@@ -122,12 +122,17 @@ def _promote(alloc: ir.Operation) -> bool:
                 op.results[0].replace_all_uses_with(got)
     for op, _, _ in uses:
         op.erase()
-    for use in list(buf.uses):
+    drop_buffer(alloc)
+    return True
+
+
+def drop_buffer(alloc: ir.Operation) -> None:
+    """Erases ``alloc`` and what still uses it (its dealloc, views left without users)."""
+    for use in list(alloc.results[0].uses):
         user = as_op(use.owner)
         if user is not None:
             user.erase()
     alloc.erase()
-    return True
 
 
 def _block_ops(op: ir.Operation) -> list[ir.Operation]:
@@ -141,14 +146,18 @@ def _block_ops(op: ir.Operation) -> list[ir.Operation]:
     return []
 
 
+def small_buffers(module: ir.Module) -> list[ir.Operation]:
+    """The static allocations of at most :data:`MAX_ELEMENTS` elements."""
+    return [op for op in walk_ops(module.operation)
+            if op.name in ("memref.alloc", "memref.alloca")
+            and ir.MemRefType(op.results[0].type).has_static_shape
+            and int(np.prod(ir.MemRefType(op.results[0].type).shape)) <= MAX_ELEMENTS
+            and not op.operands]
+
+
 def promote_row_buffers(module: ir.Module) -> int:
     """Replaces each small vector buffer used as the module doc says; returns how many."""
-    allocs = [op for op in walk_ops(module.operation)
-              if op.name in ("memref.alloc", "memref.alloca")
-              and ir.MemRefType(op.results[0].type).has_static_shape
-              and int(np.prod(ir.MemRefType(op.results[0].type).shape)) <= MAX_ELEMENTS
-              and not op.operands]
-    return sum(1 for alloc in allocs if _promote(alloc))
+    return sum(1 for alloc in small_buffers(module) if _promote(alloc))
 
 
-__all__ = ["MAX_ELEMENTS", "promote_row_buffers"]
+__all__ = ["MAX_ELEMENTS", "drop_buffer", "promote_row_buffers", "small_buffers"]
