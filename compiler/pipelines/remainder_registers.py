@@ -30,17 +30,13 @@ from mlir import ir
 from mlir.dialects import arith, scf, vector
 
 from max.compiler.passes.ir_util import as_op
-from max.compiler.pipelines.row_registers import drop_buffer, small_buffers
+from max.compiler.pipelines.row_registers import const_index, drop_buffer, small_buffers
 
 
 def _zero_indices(op: ir.Operation, first: int) -> bool:
     """Whether ``op``'s indices (its operands from ``first``) are constants 0."""
-    for v in list(op.operands)[first:first + ir.MemRefType(op.operands[first - 1].type).rank]:
-        owner = as_op(v.owner)
-        if owner is None or owner.name != "arith.constant" or ir.IntegerAttr(
-                owner.attributes["value"]).value != 0:
-            return False
-    return True
+    rank = ir.MemRefType(op.operands[first - 1].type).rank
+    return all(const_index(v) == 0 for v in list(op.operands)[first:first + rank])
 
 
 def _whole(op: ir.Operation, buf: ir.Value, whole_t: ir.VectorType) -> bool:

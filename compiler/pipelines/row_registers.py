@@ -30,7 +30,8 @@ from max.compiler.passes.ir_util import as_op, static_subview_offset, walk_ops
 MAX_ELEMENTS = 256  # buffers up to this many elements (16 zmm of f32)
 
 
-def _const_index(v: ir.Value) -> int | None:
+def const_index(v: ir.Value) -> int | None:
+    """The value of an ``arith.constant`` integer, else None."""
     op = as_op(v.owner)
     if op is None or op.name != "arith.constant":
         return None
@@ -48,7 +49,7 @@ def _access(op: ir.Operation, base: int, mem: ir.Value) -> tuple[int, int] | Non
     first = 1 if op.name == "vector.store" else 0
     if op.operands[first] != mem:
         return None
-    indices = [_const_index(v) for v in list(op.operands)[first + 1:]]
+    indices = [const_index(v) for v in list(op.operands)[first + 1:]]
     if None in indices:
         return None
     mt = ir.MemRefType(mem.type)
@@ -160,4 +161,4 @@ def promote_row_buffers(module: ir.Module) -> int:
     return sum(1 for alloc in small_buffers(module) if _promote(alloc))
 
 
-__all__ = ["MAX_ELEMENTS", "drop_buffer", "promote_row_buffers", "small_buffers"]
+__all__ = ["MAX_ELEMENTS", "const_index", "drop_buffer", "promote_row_buffers", "small_buffers"]
