@@ -196,7 +196,10 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
         arg_layouts.mark_load_time_args(_graph_function(module), len(weights), len(constants))
         with use_library(library):
-            get_pass("mo-to-linalg").fn(module)
+            # GPU pipelines keep one function, and the kernel profile times the entry's
+            # kernels: there every subgraph call is inlined (lowering/call.py).
+            get_pass("mo-to-linalg").fn(module, outline_calls=target not in GPU_TARGETS
+                                        and not options.get("profile_kernels"))
         fn = _graph_function(module)
         checks: list[str] = []
         if "mo.checks" in fn.attributes:

@@ -40,6 +40,7 @@ from max.compiler.lowering.context import (
     builtin_tensor_type,
     builtin_type,
 )
+from max.compiler.lowering.call import outlining, plan_calls
 from max.compiler.lowering.registry import all_rules
 from max.compiler.lowering.weight_layouts import plan_split_weights
 from max.compiler.passes.registry import CompilationError, register_pass
@@ -49,16 +50,23 @@ from max.runtime.artifact import data_dependent_outputs
 __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
 
 
-@register_pass("mo-to-linalg", "lower mo.graph functions to linalg/tensor/arith on builtin tensors")
-def lower_to_linalg(module: ir.Module) -> None:
-    """Rewrites every ``mo.graph`` function of ``module`` in place."""
+@register_pass("mo-to-linalg", "lower mo.graph functions to linalg/tensor/arith on builtin tensors",
+               {"outline_calls": bool})
+def lower_to_linalg(module: ir.Module, outline_calls: bool = True) -> None:
+    """Rewrites every ``mo.graph`` function of ``module`` in place.
+
+    ``outline_calls``: a subgraph called more than once becomes one function (``call.py``);
+    False inlines every call (targets whose pipelines keep one function).
+    """
     with module.context, ir.Location.unknown():
-        for op in list(module.body.operations):
-            if op.operation.name == "func.func" and "mo.graph" in op.attributes:
-                plan_split_weights(module, op.operation)
-                _lower_function(op.operation)
-        # Subgraphs (cond/while bodies, add_subgraph) were inlined into their callers: none is
-        # an entry point, and MO types must not reach the rest of the pipeline.
+        with outlining(plan_calls(module) if outline_calls else frozenset()):
+            for op in list(module.body.operations):
+                if op.operation.name == "func.func" and "mo.graph" in op.attributes:
+                    plan_split_weights(module, op.operation)
+                    _lower_function(op.operation)
+        # Subgraphs (cond/while bodies, add_subgraph) were inlined into their callers or
+        # lowered into functions of their own (call.py): none is an entry point, and MO types
+        # must not reach the rest of the pipeline.
         for op in list(module.body.operations):
             if op.operation.name == "func.func" and _is_subgraph(op.operation):
                 op.operation.erase()

@@ -1,5 +1,5 @@
 """Lowering of control flow: ``mo.cond`` -> ``scf.if``, ``mo.while`` -> ``scf.while``,
-``mo.call`` inline.
+``mo.call`` inline (or, for a subgraph called more than once, a function call: ``call.py``).
 
 Each body (a subgraph function named by a symbol attribute) is lowered in place, inside the
 region, with its arguments mapped to the op's lowered operands, so nested control flow and
@@ -26,6 +26,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, tensor
 
 from max.compiler.lowering.body import coerce, lower_block
+from max.compiler.lowering.call import lower_outlined_call, outlined
 from max.compiler.lowering.context import LoweringContext, builtin_tensor_type, to_i1
 from max.compiler.lowering.registry import lowering
 
@@ -161,6 +162,8 @@ def lower_while(ctx: LoweringContext) -> list[ir.Value]:
 
 @lowering("mo.call")
 def lower_call(ctx: LoweringContext) -> list[ir.Value]:
+    if outlined(ir.FlatSymbolRefAttr(ctx.attr("callee")).value):
+        return lower_outlined_call(ctx, _callee(ctx, "callee").owner.operation)
     # Inlined as MAX does: the body's ops land in the caller, where the schedule sees them.
     types = [builtin_tensor_type(t) for t in ctx.result_types]
     return _inline(ctx, "callee", list(ctx.operands), types)

@@ -23,6 +23,7 @@ from mlir import ir
 from mlir.dialects import tensor
 
 from max.compiler.lowering.builders import reassociation
+from max.compiler.lowering.call import PREFIX as SUBGRAPH_PREFIX
 from max.compiler.passes.ir_util import as_op
 from max.runtime.layouts import permutation_layout
 
@@ -42,10 +43,17 @@ def mark_load_time_args(fn: ir.Operation, weights: int, constants: int) -> None:
 
 
 def load_time_args(fn: ir.Operation) -> dict[int, str]:
-    """Entry argument number -> ``"w<i>"`` (the i-th weight) or ``"c<i>"`` (constant)."""
+    """Entry argument number -> ``"w<i>"`` (the i-th weight) or ``"c<i>"`` (constant).
+
+    For the function of a subgraph called more than once (``lowering/call.py``): argument
+    number -> the keys that its calls pass there, joined by ``|`` (``"w3|w19|w35"``), where
+    every call passes a load-time argument read by nothing else; :func:`record` gives them
+    all the layout (the same code reads each).
+    """
     attrs = fn.attributes
     if NUM_CONSTANTS not in attrs:
-        return {}
+        name = ir.StringAttr(attrs["sym_name"]).value if "sym_name" in attrs else ""
+        return _callee_args(fn, name) if name.startswith(SUBGRAPH_PREFIX) else {}
     if "mo.num_inputs" in attrs:  # the entry ABI's function (outputs follow the inputs)
         n_in = ir.IntegerAttr(attrs["mo.num_inputs"]).value
     else:  # the graph function before lowering: its arguments are the inputs
@@ -55,6 +63,29 @@ def load_time_args(fn: ir.Operation) -> dict[int, str]:
     first = n_in - n_const - n_w
     keys = {first + i: f"w{i}" for i in range(n_w)}
     keys.update({n_in - n_const + i: f"c{i}" for i in range(n_const)})
+    return keys
+
+
+def _callee_args(fn: ir.Operation, name: str) -> dict[int, str]:
+    module = fn.parent
+    calls: list[tuple[ir.Operation, dict[int, str]]] = []
+    for caller in module.regions[0].blocks[0].operations:
+        caller = caller.operation
+        if caller.name != "func.func" or caller == fn:
+            continue
+        found = [op.operation for block in caller.regions[0].blocks for op in block.operations
+                 if op.operation.name == "func.call"
+                 and ir.FlatSymbolRefAttr(op.operation.attributes["callee"]).value == name]
+        if found:
+            args = load_time_args(caller)
+            calls += [(call, args) for call in found]
+    if not calls:
+        return {}
+    keys: dict[int, str] = {}
+    for k in range(len(fn.regions[0].blocks[0].arguments)):
+        got = [_arg_behind(call.operands[k], args) for call, args in calls]
+        if all(got):
+            keys[k] = "|".join(got)  # type: ignore[arg-type]
     return keys
 
 
@@ -77,6 +108,8 @@ def _single_use(v: ir.Value) -> bool:
 def load_time_key(v: ir.Value, args: dict[int, str]) -> str | None:
     """The key of the load-time argument that ``v`` (a ``to_tensor`` of it) reads, however
     many ops read it."""
+    if isinstance(v, ir.BlockArgument) and _function_argument(v):
+        return args.get(v.arg_number)  # a subgraph function's argument
     owner = as_op(v.owner)
     if owner is None or owner.name != "bufferization.to_tensor":
         return None
@@ -88,9 +121,16 @@ def load_time_key(v: ir.Value, args: dict[int, str]) -> str | None:
 def _arg_behind(v: ir.Value, args: dict[int, str]) -> str | None:
     """:func:`load_time_key` of ``v`` when ``v`` is that argument's only reader."""
     key = load_time_key(v, args)
-    if key is None or not _single_use(v) or not _single_use(as_op(v.owner).operands[0]):
+    if key is None or not _single_use(v):
         return None
-    return key
+    owner = as_op(v.owner)
+    return key if owner is None or _single_use(owner.operands[0]) else None
+
+
+def _function_argument(v: ir.Value) -> bool:
+    """Whether block argument ``v`` is an argument of a function (not of a loop's body)."""
+    parent = ir.BlockArgument(v).owner.owner
+    return parent is not None and parent.operation.name == "func.func"
 
 
 def source(v: ir.Value, args: dict[int, str]) -> tuple[str, str | None, ir.Value] | None:
@@ -113,9 +153,11 @@ def source(v: ir.Value, args: dict[int, str]) -> tuple[str, str | None, ir.Value
 
 
 def record(module: ir.Module, key: str, layout: str) -> None:
-    """Sets the layout of argument ``key`` in the module's record."""
+    """Sets the layout of argument ``key`` (or of each of ``"w3|w19"``) in the module's
+    record."""
     current = layouts(module)
-    current[key] = layout
+    for one in key.split("|"):
+        current[one] = layout
     with module.context:
         module.operation.attributes[LAYOUTS_ATTR] = ir.DictAttr.get(
             {k: ir.StringAttr.get(v) for k, v in sorted(current.items())})

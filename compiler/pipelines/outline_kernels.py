@@ -1,5 +1,5 @@
-"""``mo-outline-kernels``: each kernel of the entry function in a function of its own, one
-function for identical kernels.
+"""``mo-outline-kernels``: each kernel of the entry function (and of a subgraph's function,
+``lowering/call.py``) in a function of its own, one function for identical kernels.
 
 Compile time, not run time. ``opt`` and ``llc`` work a function at a time, and the entry
 function held every kernel: those that run on one thread (layer norms, softmax rows, the
@@ -27,6 +27,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import func
 
+from max.compiler.lowering.call import PREFIX as SUBGRAPH_PREFIX
 from max.compiler.passes.ir_util import as_op
 from max.compiler.passes.profile_kernels import is_kernel
 from max.compiler.passes.registry import register_pass
@@ -43,9 +44,12 @@ SUFFIX = "__k"
 
 
 def _entries(module: ir.Module) -> list[ir.Operation]:
+    """The entry functions and the functions of subgraphs (``lowering/call.py``)."""
     return [op.operation for op in module.body.operations
-            if op.operation.name == "func.func" and "mo.num_inputs" in op.operation.attributes
-            and len(op.operation.regions[0].blocks)]
+            if op.operation.name == "func.func" and len(op.operation.regions[0].blocks)
+            and ("mo.num_inputs" in op.operation.attributes
+                 or ir.StringAttr(op.operation.attributes["sym_name"]).value.startswith(
+                     SUBGRAPH_PREFIX))]
 
 
 def _outlinable(op: ir.Operation) -> bool:

@@ -123,6 +123,11 @@ class Graph(metaclass=_GraphMeta):
         self._parent: Graph | None = None
         self._type_cache: dict[TensorType, ir.Type] = {}
         self._weights: dict[str, tuple[Any, TensorValue]] = {}  # name -> (Weight, its value)
+        # A subgraph's weights are trailing arguments of its function (placeholders): each
+        # ops.call passes its caller's weight named call prefix + placeholder name.
+        self._weight_prefix = ""  # stripped from the weights' names (Module.build_subgraph)
+        self._placeholders: list[tuple[str, Any]] = []  # (name in the subgraph, Weight)
+        self._call_bound: set[str] = set()  # weights this graph added for ops.call
         if path is not None:
             module = _read_module(Path(path), self._context)
         if module is not None:
@@ -207,8 +212,9 @@ class Graph(metaclass=_GraphMeta):
                 func.ReturnOp(returned)
             self._output_types = [v.type for v in values]
             fn_type = ir.FunctionType.get(
-                [t.to_mlir() for t in self._input_types], [t.to_mlir() for t in self._output_types]
-            )
+                [t.to_mlir() for t in self._input_types]
+                + [w.type.to_mlir() for _, w in self._placeholders],
+                [t.to_mlir() for t in self._output_types])
             self._func.attributes["function_type"] = ir.TypeAttr.get(fn_type)
         self._finished = True
         # A subgraph shares its parent's module, whose graph may still be unfinished.
@@ -292,8 +298,11 @@ class Graph(metaclass=_GraphMeta):
         """Creates and adds a subgraph to the current graph.
 
         The subgraph is a further function of this graph's module (no ``mo.graph``
-        attribute), called with :func:`max.graph.ops.call`; its body is inlined into each
-        caller when compiled. It sees only its own inputs (no values of the parent graph).
+        attribute), called with :func:`max.graph.ops.call`. Called once, its body is inlined
+        into the caller when compiled; called more than once, it is compiled once, as a
+        function each call runs (the CPU target). It sees only its own inputs (no values of
+        the parent graph) and weights: a weight it uses is a placeholder that each call binds
+        to the caller's weight of the same name (with the call's ``prefix`` in front).
         A ``BufferType`` input takes the caller's buffer itself: the subgraph's loads and
         stores act on it, in program order with the caller's (no chain input is added).
 
@@ -351,14 +360,44 @@ class Graph(metaclass=_GraphMeta):
 
         existing = self._weights.get(weight.name)
         if existing is not None:
-            if existing[0] is not weight:
+            if existing[0] is not weight and not (weight.name in self._call_bound
+                                                  and existing[0].type == weight.type):
                 raise ValueError(f"Graph {self.name!r}: a weight named {weight.name!r} already "
                                  "exists in the graph")
             return existing[1]
-        with self:
-            value = constant_external(weight.name, weight.type)
+        if self._parent is not None:  # a subgraph: the weight is an argument its callers bind
+            name = weight.name
+            if self._weight_prefix and name.startswith(self._weight_prefix):
+                name = name[len(self._weight_prefix):]
+            if any(n == name for n, _ in self._placeholders):
+                raise ValueError(f"subgraph {self.name!r}: two weights are named {name!r} once "
+                                 f"the prefix {self._weight_prefix!r} is removed")
+            with self._context, ir.Location.unknown():
+                arg = self._func.entry_block.add_argument(self._mlir_type(weight.type),
+                                                          ir.Location.unknown())
+            value = _wrap_value(arg, weight.type, self)
+            self._placeholders.append((name, weight))
+        else:
+            with self:
+                value = constant_external(weight.name, weight.type)
         self._weights[weight.name] = (weight, value)
         return value
+
+    def _call_weight(self, name: str, like: Any) -> TensorValue:
+        """The weight ``name`` of this graph for an ``ops.call`` (``like``: the callee's
+        placeholder, whose type it takes); one value per name, however many calls bind it."""
+        existing = self._weights.get(name)
+        if existing is not None:
+            if existing[0].type != like.type:
+                raise ValueError(f"call: weight {name!r} is {existing[0].type} in graph "
+                                 f"{self.name!r}, the subgraph takes {like.type}")
+            return existing[1]
+        t = like.type
+        weight = type(like)(name, t.dtype, t.shape, t.device, like.quantization_encoding,
+                            like.align)
+        weight._original = like._original
+        self._call_bound.add(name)
+        return self.add_weight(weight)
 
     def _mlir_type(self, t: TensorType | BufferType) -> ir.Type:
         """``t.to_mlir()``, parsed once per graph (types repeat: most ops keep their shape)."""

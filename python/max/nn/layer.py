@@ -311,10 +311,49 @@ class Module(Layer):
 
     def build_subgraph(self, name: str, input_types: Sequence[Any],
                        weight_prefix: str = "") -> Any:
-        """Builds a subgraph for this module (not supported: subgraphs hold no weights
-        here)."""
-        raise NotImplementedError(f"{type(self).__name__}.build_subgraph: subgraphs cannot "
-                                  "hold weights here; call the module inside the graph")
+        """Builds a subgraph for this module.
+
+        This method creates a subgraph that encapsulates the module's logic, handling input
+        types, weights, and creating a graph with the module's computation. Once the subgraph
+        is built, it can be called using the ``ops.call`` op.
+
+        The module's weights become the subgraph's placeholders, named without
+        ``weight_prefix``; ``ops.call(subgraph, *args, prefix=P)`` binds each to the caller's
+        weight ``P + name``. So the layers of a stack share one subgraph, built from the first
+        layer with its prefix (``"layers.0."``) and called with each layer's (``"layers.3."``),
+        and the compiler schedules their code once. Call it while a graph is being built.
+
+        Args:
+            name: The name of the subgraph to create.
+            input_types: A list of input types for the subgraph. Each element can be either a
+                single ``Type`` or a list of ``Type`` objects (the module then gets a list).
+            weight_prefix: Optional prefix for weight names in the subgraph. If provided,
+                weights with names starting with this prefix will have their names modified
+                by removing the prefix and will be marked as placeholders.
+
+        Returns:
+            The created subgraph containing the module's computation.
+        """
+        from max.graph import Graph, Value
+
+        if not isinstance(weight_prefix, str):
+            raise TypeError(f"build_subgraph: weight_prefix must be a str, got "
+                            f"{type(weight_prefix).__name__}")
+        groups = [list(t) if isinstance(t, list | tuple) else t for t in input_types]
+        flat = [t for g in groups for t in (g if isinstance(g, list) else [g])]
+        sub = Graph.current.add_subgraph(name, input_types=flat)
+        sub._weight_prefix = weight_prefix
+        with sub:
+            inputs, args = iter(sub.inputs), []
+            for g in groups:
+                args.append([next(inputs) for _ in g] if isinstance(g, list) else next(inputs))
+            outputs = self(*args)
+            if outputs is None:
+                outputs = ()
+            elif isinstance(outputs, Value) or not isinstance(outputs, list | tuple):
+                outputs = (outputs,)
+            sub.output(*outputs)
+        return sub
 
 
 def _enc(encoding: Any) -> str:

@@ -169,14 +169,17 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
     """Call a graph with the provided arguments and return its results.
 
     The graph must be a subgraph of the current graph (:meth:`Graph.add_subgraph`) whose
-    outputs are set; its body is inlined into the caller when compiled.
+    outputs are set. The subgraph's weights are bound to the caller's weights of the same
+    names with ``prefix`` in front, so one subgraph serves every layer of a stack. A subgraph
+    called more than once is compiled once, as a function (the CPU target); one called once
+    is inlined into its caller.
 
     Args:
         graph: The graph to call.
         *args: Arguments to pass to the called graph (a ``BufferValue`` where the subgraph
             takes a ``BufferType``: the subgraph's buffer ops act on it).
-        prefix: Prefix to add to the names of any weights in the subgraph (subgraphs hold no
-            weights here: it is accepted and unused).
+        prefix: Prefix to add to the names of any weights in the subgraph: the call passes
+            the caller's weight named ``prefix + name`` for each.
 
     Returns:
         A list of Values representing the graph outputs.
@@ -205,5 +208,9 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
     if types != list(graph._input_types):
         raise ValueError(f"call: subgraph {graph.name!r} takes "
                          f"{_types_text(graph._input_types)}, got {_types_text(types)}")
-    return _emit(caller, "mo.call", [], [caller._local(v._mlir_value) for v in values],
+    if not isinstance(prefix, str):
+        raise TypeError(f"call: prefix must be a str, got {type(prefix).__name__}")
+    weights = [caller._call_weight(prefix + name, w) for name, w in graph._placeholders]
+    return _emit(caller, "mo.call", [],
+                 [caller._local(v._mlir_value) for v in values + weights],
                  graph._output_types, {"callee": _symbol(caller, graph.name)})
