@@ -136,16 +136,39 @@ class BertLayer(Module):
 
 
 class BertEncoder(Module):
-    """The stack of encoder layers (``encoder.layer.N.*``)."""
+    """The stack of encoder layers (``encoder.layer.N.*``).
 
-    def __init__(self, config: BertConfig) -> None:
+    With ``use_subgraphs`` (the default) the layers are one subgraph, built from the first
+    layer and called with each layer's weights (``ops.call(..., prefix=)``): the compiler
+    schedules a layer's code once instead of once per layer (all-MiniLM-L6-v2's cold compile
+    about 3x shorter), and the graph computes the same numbers.
+    """
+
+    def __init__(self, config: BertConfig, use_subgraphs: bool = True) -> None:
         super().__init__()
         self.layer = LayerList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.use_subgraphs = use_subgraphs
 
     def __call__(self, x: TensorValue, mask_bias: TensorValue) -> TensorValue:
-        for layer in self.layer:
-            x = layer(x, mask_bias)
+        layers = list(self.layer)
+        if not self.use_subgraphs or len(layers) < 2:
+            for layer in layers:
+                x = layer(x, mask_bias)
+            return x
+        sub = layers[0].build_subgraph("bert_layer", [x.type, mask_bias.type],
+                                       weight_prefix=_prefix(layers[0]))
+        for layer in layers:
+            (x,) = ops.call(sub, x, mask_bias, prefix=_prefix(layer))
         return x
+
+
+def _prefix(layer: BertLayer) -> str:
+    """The checkpoint prefix of ``layer``'s weights (``encoder.layer.3.``)."""
+    name = layer.attention.self.query.weight.name
+    local = "attention.self.query.weight"
+    if not name.endswith(local):
+        raise ValueError(f"BERT layer weight {name!r} is not named ...{local}")
+    return name[:-len(local)]
 
 
 class SentenceBert(Module):
