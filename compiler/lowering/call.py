@@ -1,17 +1,22 @@
 """``mo.call`` of a subgraph that the module calls more than once: one function, lowered once.
 
 MAX inlines every call; so does :mod:`lowering.flow` for a subgraph called once. A subgraph
-called two or more times (a transformer's layer) becomes one private function instead,
-in destination-passing style, ``@__mo_sub_NAME(inputs..., outs...) -> (outs...)``, each
-result written into its out argument (``bufferization.materialize_in_destination``); each
-call passes empty tensors of the results' shapes. One-shot bufferization then gives every
-call the caller's buffers, and ``drop-equivalent-buffer-results`` leaves the function
-returning nothing (no allocation crosses the call, so deallocation needs no aliasing checks).
-The schedule, bufferization and vectorization see the body once, not once per call: the
-compile time of a six-layer model is about that of one layer and the rest of the graph.
+called two or more times (a transformer's layer) becomes one private function instead, made
+the way ``mo-entry-abi`` makes a graph's entry: ``@__mo_sub_NAME(inputs..., outs...)`` on
+memrefs, whose body reads its inputs as ``to_tensor(restrict)``, calls the body lowered on
+tensors (``@__mo_sub_NAME__impl``, inlined there by the entry ABI's inliner) and writes each
+result into its out argument (``materialize_in_destination ... restrict writable``). Every
+pass after it then sees a function shaped like the entry. Each call passes its operands'
+buffers (``to_buffer``, read only) and freshly allocated result buffers (the model's scratch
+allocator reuses them), marked ``no_inline`` so that the fusion pipeline's inliner keeps it,
+and reads the results as ``to_tensor(restrict)``. So bufferization never analyses across a
+call (a function taking tensor out arguments had a layer's two layer norms share one by
+empty-tensor elimination, which one-shot bufferization then refused), and the schedule,
+bufferization and vectorization see the body once, not once per call: the compile time of a
+six-layer model is about that of one layer and the rest of the graph.
 
-The body's runtime checks leave through one more out argument, an ``i8`` tensor of their
-flags, which become checks of the caller (same messages).
+The body's runtime checks leave through one more out buffer, ``i8`` flags, which become
+checks of the caller (same messages).
 
 Inlined instead (:func:`plan_calls` leaves them out): calls in a target that keeps one
 function (the GPU pipelines) or in a model compiled to profile its kernels (the profile times
@@ -29,7 +34,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from mlir import ir
-from mlir.dialects import bufferization, func, tensor
+from mlir.dialects import bufferization, func, memref, tensor
 
 from max.compiler.lowering.body import lower_block
 from max.compiler.lowering.builders import index_constant
@@ -42,6 +47,7 @@ from max.compiler.lowering.context import (
 from max.dialects.mo.types import parse_tensor_type
 
 PREFIX = "__mo_sub_"
+IMPL_SUFFIX = "__impl"  # the body on tensors, inlined into the function on memrefs
 CHECKS_ATTR = "mo.body_checks"  # the messages of the function's check flags, in order
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The callees of the module being lowered that become functions (plan_calls).
@@ -104,25 +110,29 @@ def outlined(callee: str) -> bool:
 
 
 def lower_outlined_call(ctx: LoweringContext, callee: ir.Operation) -> list[ir.Value]:
-    """A ``func.call`` of the callee's function (lowered on first use); the results' empty
-    destinations passed, the body's check flags made checks of the caller."""
+    """A ``func.call`` of the callee's function (lowered on first use) on the operands'
+    buffers and freshly allocated result buffers, read back as tensors; the body's check
+    flags become checks of the caller."""
     name = ir.StringAttr(callee.attributes["sym_name"]).value
-    module = callee.parent
     symbol = PREFIX + name
-    fn = _functions(module).get(symbol)
+    fn = _functions(callee.parent).get(symbol)
     if fn is None:
         fn = _lower_function(ctx, callee, symbol)
     messages = [ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes[CHECKS_ATTR])] \
         if CHECKS_ATTR in fn.attributes else []
     types = [builtin_tensor_type(t) for t in ctx.result_types]
-    dests = [ctx.empty(t) for t in ctx.result_types]
+    sizes = [[d for d in ctx.dims(t) if isinstance(d, ir.Value)] for t in ctx.result_types]
     i8 = ir.IntegerType.get_signless(8)
     if messages:
         types.append(ir.RankedTensorType.get([len(messages)], i8))
-        dests.append(tensor.empty([len(messages)], i8))
-    call = func.CallOp(types, ir.FlatSymbolRefAttr.get(symbol), list(ctx.operands) + dests)
+        sizes.append([])
+    # read_only: the function's inputs are to_tensor(restrict) of them, never written
+    ins = [bufferization.to_buffer(_memref(v.type), v, read_only=True) for v in ctx.operands]
+    outs = [memref.alloc(_memref(t), dims, [], alignment=64) for t, dims in zip(types, sizes)]
+    call = func.CallOp([], ir.FlatSymbolRefAttr.get(symbol), ins + outs)
     call.attributes["no_inline"] = ir.UnitAttr.get()
-    results = list(call.results)
+    results = [bufferization.to_tensor(t, m, restrict=True, writable=True)
+               for t, m in zip(types, outs, strict=True)]
     if messages:
         flags = results.pop()
         for i, message in enumerate(messages):
@@ -130,8 +140,15 @@ def lower_outlined_call(ctx: LoweringContext, callee: ir.Operation) -> list[ir.V
     return results
 
 
+def _memref(t: ir.Type) -> ir.MemRefType:
+    rt = ir.RankedTensorType(t)
+    return ir.MemRefType.get(list(rt.shape), rt.element_type)
+
+
 def _lower_function(ctx: LoweringContext, callee: ir.Operation, symbol: str) -> ir.Operation:
-    """The callee lowered into ``@symbol(inputs..., outs...)``, placed before the caller."""
+    """The callee lowered into ``@symbol__impl(inputs...) -> (results..., [flags])`` on
+    tensors, and ``@symbol(inputs..., outs..., [flags])`` on memrefs, which calls it (and
+    inlines it with the entry ABI's inliner): both placed before the caller."""
     block = callee.regions[0].blocks[0]
     in_mo = list(ctx.operand_types)
     in_types = [builtin_type(t) for t in in_mo]
@@ -140,35 +157,45 @@ def _lower_function(ctx: LoweringContext, callee: ir.Operation, symbol: str) -> 
     while caller.name != "func.func":
         caller = caller.parent
     with ir.InsertionPoint(caller), callee.location:
-        fn = func.FuncOp(symbol, (in_types + out_types, out_types), visibility="private")
-    entry = fn.add_entry_block()
-    args = list(entry.arguments)
-    state = FunctionLowering(symbol, args[:len(in_types)], in_mo)
-    values = dict(zip(block.arguments, args[:len(in_types)], strict=True))
+        impl = func.FuncOp(symbol + IMPL_SUFFIX, (in_types, out_types), visibility="private")
+    entry = impl.add_entry_block()
+    state = FunctionLowering(symbol, list(entry.arguments), in_mo)
+    values = dict(zip(block.arguments, entry.arguments, strict=True))
     with ir.InsertionPoint(entry):
         where = f"subgraph {ir.StringAttr(callee.attributes['sym_name']).value!r}"
         results = lower_block(block, values, state, where)
-        outs = args[len(in_types):]
-        written = [bufferization.materialize_in_destination(t, r, o)
-                   for t, r, o in zip(out_types, results, outs, strict=True)]
         if state.checks:
-            written.append(_checks_out(fn, state))
-        func.ReturnOp(written)
-    fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
-        [a.type for a in entry.arguments], [v.type for v in written]))
+            results.append(_flags(state))
+        func.ReturnOp(results)
+    result_types = [v.type for v in results]
+    impl.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(in_types,
+                                                                            result_types))
+    with ir.InsertionPoint(caller), callee.location:
+        fn = func.FuncOp(symbol, ([_memref(t) for t in in_types + result_types], []),
+                         visibility="private")
+    if state.checks:
+        fn.attributes[CHECKS_ATTR] = ir.ArrayAttr.get([ir.StringAttr.get(m)
+                                                      for _, m in state.checks])
+    body = fn.add_entry_block()
+    args = list(body.arguments)
+    with ir.InsertionPoint(body), callee.location:
+        # restrict: each call passes distinct buffers, its outputs freshly allocated
+        ins = [bufferization.to_tensor(t, a, restrict=True) for t, a in zip(in_types, args)]
+        call = func.CallOp(result_types, ir.FlatSymbolRefAttr.get(symbol + IMPL_SUFFIX), ins)
+        for r, out in zip(call.results, args[len(in_types):], strict=True):
+            bufferization.materialize_in_destination(None, r, out, restrict=True,
+                                                     writable=True)
+        func.ReturnOp([])
     return fn.operation
 
 
-def _checks_out(fn: func.FuncOp, state: FunctionLowering) -> ir.Value:
-    """The body's check flags written into one more out argument (``tensor<Nxi8>``)."""
+def _flags(state: FunctionLowering) -> ir.Value:
+    """The body's check flags as one ``tensor<Nxi8>``."""
     from max.compiler.lowering.flow import _i8_flag
 
     i8 = ir.IntegerType.get_signless(8)
     flags = [_i8_flag(flag) for flag, _ in state.checks]
-    t = ir.RankedTensorType.get([len(flags)], i8)
-    out = fn.entry_block.add_argument(t, ir.Location.unknown())
-    fn.attributes[CHECKS_ATTR] = ir.ArrayAttr.get([ir.StringAttr.get(m) for _, m in state.checks])
-    return bufferization.materialize_in_destination(t, tensor.from_elements(t, flags), out)
+    return tensor.from_elements(ir.RankedTensorType.get([len(flags)], i8), flags)
 
 
 __all__ = ["PREFIX", "lower_outlined_call", "outlined", "outlining", "plan_calls"]

@@ -43,10 +43,7 @@ FUSION_PIPELINE = "inline,symbol-dce,canonicalize,cse,linalg-fuse-elementwise-op
 BUFFERIZE_PIPELINE = (
     "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
     "one-shot-bufferize{bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
-    "function-boundary-type-conversion=identity-layout-map},"
-    # A subgraph's function writes its results into its out arguments (lowering/call.py):
-    # returning them too would hand the caller aliases for deallocation to check at run time.
-    "drop-equivalent-buffer-results,canonicalize,cse,canonicalize"
+    "function-boundary-type-conversion=identity-layout-map},canonicalize,cse,canonicalize"
 )
 TENSOR_PIPELINE = f"{FUSION_PIPELINE},{BUFFERIZE_PIPELINE}"
 DEALLOC_PIPELINE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canonicalize"
