@@ -44,6 +44,15 @@ def fold_transposes(module: ir.Module) -> None:
         impl(module)
 
 
+@register_pass("mo-widen-bool-memrefs", "memrefs of i1 (the deallocation pipeline's "
+               "ownership flags) hold i8: MemRefToLLVM aborts on i1 stores (after dealloc)")
+def widen_bool_memrefs(module: ir.Module) -> None:
+    from max.compiler.pipelines.bool_memrefs import widen_bool_memrefs as impl
+
+    with module.context, ir.Location.unknown():
+        impl(module)
+
+
 @register_pass("mo-nibble-lookup", "4-bit code -> f32 conversions as AVX-512 vpermps table "
                "lookups (after the dealloc pipeline; none without AVX-512)")
 def nibble_lookup(module: ir.Module) -> None:

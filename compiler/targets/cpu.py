@@ -34,6 +34,7 @@ CPU = Target("cpu", (
     Stage("mo-prefetch-weights", schedule=True),  # the decode qmatmul's weight rows
     Stage("mo-vectorize-memrefs", schedule=True),
     Stage(DEALLOC_PIPELINE),
+    Stage("mo-widen-bool-memrefs"),  # the dealloc helper's i1 flags: i1 stores abort LLVM
     # After vectorization (vector polynomials) and dealloc (LLVM intrinsics, which declare no
     # memory effects: ldexp).
     Stage("mo-fast-math", schedule=True),
