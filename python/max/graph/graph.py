@@ -378,8 +378,14 @@ class Graph(metaclass=_GraphMeta):
             value = _wrap_value(arg, weight.type, self)
             self._placeholders.append((name, weight))
         else:
-            with self:
-                value = constant_external(weight.name, weight.type)
+            # In the graph's own block even while a cond/while body is built: the compiler
+            # binds the weights found there, and a body captures the value like any other.
+            body, self._block = self._block, self._func.entry_block
+            try:
+                with self:
+                    value = constant_external(weight.name, weight.type)
+            finally:
+                self._block = body
         self._weights[weight.name] = (weight, value)
         return value
 

@@ -9,7 +9,7 @@ from ops_helpers import shared_session, tt
 from test_ops_numeric import check, run
 
 from max.dtype import DType
-from max.graph import DeviceRef, Dim, Graph, ops
+from max.graph import DeviceRef, Dim, Graph, Weight, ops
 
 CPU = DeviceRef.CPU()
 
@@ -292,3 +292,19 @@ def test_a_value_leaked_out_of_a_body_is_refused() -> None:
             ops.cond(p, [x.type], lambda: leaked[0], lambda: x)
         with pytest.raises(ValueError, match="inside a cond/while_loop body is used outside"):
             g.output(leaked[0])
+
+
+def test_a_weight_used_only_inside_a_branch_is_bound_at_load() -> None:
+    # The weight's op goes into the graph's own block (where the compiler binds weights),
+    # and the branch captures it; it once stayed in the branch and failed to compile.
+    w = Weight("scale", DType.float32, [3], CPU)
+
+    def forward(x, p):
+        return ops.cond(p, [x.type], lambda: x * w, lambda: x)[0]
+
+    g = Graph("branch_weight", forward, input_types=[tt(DType.float32, 3), tt(DType.bool)])
+    scale = np.array([1, 2, 3], np.float32)
+    model = shared_session().load(g, weights_registry={"scale": scale})
+    x = np.array([1, 1, 2], np.float32)
+    check(model.execute(x, np.array(True))[0].to_numpy(), x * scale)
+    check(model.execute(x, np.array(False))[0].to_numpy(), x)
