@@ -82,15 +82,16 @@ def _outlinable(fn: ir.Operation) -> bool:
 
 
 def plan_calls(module: ir.Module) -> frozenset[str]:
-    """The subgraphs of ``module`` to lower as functions: called twice or more, outlinable."""
-    counts: Counter[str] = Counter()
-    for fn in _functions(module).values():
+    """The subgraphs of ``module`` to lower as functions: called twice or more (from the
+    graph, from other subgraphs, or inside cond/while bodies), with an outlinable signature."""
+    functions = _functions(module)
+    sites: Counter[str] = Counter()
+    for fn in functions.values():
         for block in fn.regions[0].blocks:
             for op in block.operations:
                 if op.operation.name == "mo.call":
-                    counts[ir.FlatSymbolRefAttr(op.operation.attributes["callee"]).value] += 1
-    functions = _functions(module)
-    return frozenset(name for name, n in counts.items()
+                    sites[ir.FlatSymbolRefAttr(op.operation.attributes["callee"]).value] += 1
+    return frozenset(name for name, n in sites.items()
                      if n > 1 and name in functions and _outlinable(functions[name]))
 
 

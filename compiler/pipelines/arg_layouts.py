@@ -67,15 +67,23 @@ def load_time_args(fn: ir.Operation) -> dict[int, str]:
 
 
 def _callee_args(fn: ir.Operation, name: str) -> dict[int, str]:
+    """:func:`load_time_args` of a subgraph's function, from every call of it (in loops and
+    branches too: a call the layout missed would pass a weight in the wrong order)."""
     module = fn.parent
     calls: list[tuple[ir.Operation, dict[int, str]]] = []
     for caller in module.regions[0].blocks[0].operations:
         caller = caller.operation
         if caller.name != "func.func" or caller == fn:
             continue
-        found = [op.operation for block in caller.regions[0].blocks for op in block.operations
-                 if op.operation.name == "func.call"
-                 and ir.FlatSymbolRefAttr(op.operation.attributes["callee"]).value == name]
+        found: list[ir.Operation] = []
+
+        def visit(op: ir.Operation) -> ir.WalkResult:
+            if (op.name == "func.call"
+                    and ir.FlatSymbolRefAttr(op.attributes["callee"]).value == name):
+                found.append(op)
+            return ir.WalkResult.ADVANCE
+
+        caller.walk(visit)
         if found:
             args = load_time_args(caller)
             calls += [(call, args) for call in found]

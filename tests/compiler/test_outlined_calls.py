@@ -180,6 +180,28 @@ _SEGMENTS = ("operandSegmentSizes = array<i32: 1" + ", 0" * 15 + ">, "
              "resultSegmentSizes = array<i32: 1" + ", 0" * 15 + ">")
 
 
+def test_subgraphs_called_from_subgraphs_and_from_branches_are_functions() -> None:
+    # inner is called twice inside outer's body, outer twice from the graph, mid once in
+    # each branch of a cond: each is one function.
+    t = _t("n")
+    with Graph("tops", input_types=[t, _t(dtype=DType.bool)]) as g:
+        inner = g.add_subgraph("inner", lambda v: v * 2.0, input_types=[t])
+        outer = g.add_subgraph("outer", lambda v: ops.call(inner, ops.call(inner, v)[0])[0],
+                               input_types=[t])
+        mid = g.add_subgraph("mid", lambda v: v + 1.0, input_types=[t])
+        x, p = g.inputs
+        (y,) = ops.call(outer, ops.call(outer, x)[0])
+        (z,) = ops.cond(p, [t], lambda: ops.call(mid, y)[0], lambda: ops.call(mid, x)[0])
+        g.output(z)
+    module = ir.Module.parse(str(g._module), make_context())
+    assert plan_calls(module) == frozenset({"inner", "outer", "mid"})
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    model = InferenceSession(num_threads=1).load(g)
+    for flag in (True, False):
+        want = x * 16 + 1 if flag else x + 1
+        np.testing.assert_allclose(model.execute(x, np.array(flag))[0].to_numpy(), want)
+
+
 @pytest.mark.parametrize("arg, result, planned", [
     ('!mo.tensor<f32, ["n"], "cpu:0">', '!mo.tensor<f32, ["n", 2], "cpu:0">', True),
     # only the body could size the caller's destination
@@ -285,3 +307,40 @@ def test_a_profiled_model_times_each_layers_kernels(tmp_path, monkeypatch) -> No
         want = _np_block(want, *params[3 * i: 3 * i + 3])
     np.testing.assert_allclose(model.execute(x, *params)[0].to_numpy(), want, rtol=2e-4,
                                atol=2e-4)
+
+
+def test_a_call_in_a_branch_binds_its_weights_in_the_bodys_layout() -> None:
+    # The body reads its weights as prepacked panels: every call's weights must be stored so,
+    # those a call inside a cond region passes too (else that branch would multiply by
+    # scrambled weights).
+    model = _Ffn()
+    rng = np.random.default_rng(11)
+    local = {k: (rng.standard_normal(v.shape) / 8).astype(np.float32)
+             for k, v in model.state_dict().items()}
+    model.load_state_dict(local)
+    state = {f"{p}{k}": v * s for p, s in (("a.", 1.0), ("b.", -0.5)) for k, v in local.items()}
+
+    def forward(x, flag):
+        sub = model.build_subgraph("ffn", [x.type])
+        (y,) = ops.call(sub, x, prefix="a.")
+        (z,) = ops.cond(flag, [y.type], lambda: ops.call(sub, y, prefix="b.")[0], lambda: y)
+        return z
+
+    g = Graph("branchy", forward, input_types=[_t("rows", H), _t(dtype=DType.bool)])
+    assert plan_calls(ir.Module.parse(str(g._module), make_context())) == frozenset({"ffn"})
+    compiled = InferenceSession(num_threads=2).load(g, weights_registry=state)
+    assert compiled._record.fallbacks == ()  # the body is scheduled, the branch's call too
+    layouts = dict(zip((w.name for w in compiled._record.weights),
+                       compiled._record.weight_layouts, strict=True))
+    assert all(layouts[p + w] for p in ("a.", "b.") for w in ("up.weight", "down.weight")), \
+        layouts
+
+    def ffn(v, p):
+        h = np.maximum(v @ state[p + "up.weight"].T + state[p + "up.bias"], 0)
+        return v + h @ state[p + "down.weight"].T
+
+    x = rng.standard_normal((40, H)).astype(np.float32)
+    y = ffn(x.astype(np.float64), "a.")
+    for flag, want in ((True, ffn(y, "b.")), (False, y)):
+        (got,) = compiled.execute(x, np.array(flag))
+        np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-4, atol=1e-4)
