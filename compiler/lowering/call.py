@@ -49,6 +49,7 @@ from max.dialects.mo.types import parse_tensor_type
 PREFIX = "__mo_sub_"
 IMPL_SUFFIX = "__impl"  # the body on tensors, inlined into the function on memrefs
 CHECKS_ATTR = "mo.body_checks"  # the messages of the function's check flags, in order
+SOURCE_ATTR = "mo.subgraph"  # on the function: the subgraph it was lowered from
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The callees of the module being lowered that become functions (plan_calls).
 _OUTLINED: ContextVar[frozenset[str]] = ContextVar("outlined_calls", default=frozenset())
@@ -115,10 +116,15 @@ def lower_outlined_call(ctx: LoweringContext, callee: ir.Operation) -> list[ir.V
     buffers and freshly allocated result buffers, read back as tensors; the body's check
     flags become checks of the caller."""
     name = ir.StringAttr(callee.attributes["sym_name"]).value
-    symbol = PREFIX + name
-    fn = _functions(callee.parent).get(symbol)
+    functions = _functions(callee.parent)
+    fn = next((f for f in functions.values() if SOURCE_ATTR in f.attributes
+               and ir.StringAttr(f.attributes[SOURCE_ATTR]).value == name), None)
     if fn is None:
+        symbol = PREFIX + name
+        while symbol in functions or symbol + IMPL_SUFFIX in functions:
+            symbol += "_"  # a user's function of that name
         fn = _lower_function(ctx, callee, symbol)
+    symbol = ir.StringAttr(fn.attributes["sym_name"]).value
     messages = [ir.StringAttr(a).value for a in ir.ArrayAttr(fn.attributes[CHECKS_ATTR])] \
         if CHECKS_ATTR in fn.attributes else []
     types = [builtin_tensor_type(t) for t in ctx.result_types]
@@ -174,6 +180,8 @@ def _lower_function(ctx: LoweringContext, callee: ir.Operation, symbol: str) -> 
     with ir.InsertionPoint(caller), callee.location:
         fn = func.FuncOp(symbol, ([_memref(t) for t in in_types + result_types], []),
                          visibility="private")
+    fn.attributes[SOURCE_ATTR] = ir.StringAttr.get(
+        ir.StringAttr(callee.attributes["sym_name"]).value)
     if state.checks:
         fn.attributes[CHECKS_ATTR] = ir.ArrayAttr.get([ir.StringAttr.get(m)
                                                       for _, m in state.checks])

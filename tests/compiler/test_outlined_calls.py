@@ -94,6 +94,21 @@ def test_a_subgraph_called_three_times_is_one_function_with_three_calls() -> Non
     assert _functions(_lowered(_stack(3), outline=False)) == ["stack"]
 
 
+def test_a_users_function_named_like_ours_keeps_its_name() -> None:
+    t = _t("n")
+    with Graph("names", input_types=[t]) as g:
+        s = g.add_subgraph("s", lambda v: v * 2.0, input_types=[t])
+        taken = g.add_subgraph("__mo_sub_s", lambda v: v + 1.0, input_types=[t])
+        (x,) = g.inputs
+        a = ops.call(s, ops.call(s, x)[0])[0]
+        g.output(ops.call(taken, ops.call(taken, a)[0])[0])
+    assert sorted(f for f in _functions(_lowered(g)) if not f.endswith("__impl")) == [
+        "__mo_sub___mo_sub_s", "__mo_sub_s_", "names"]
+    x = np.array([1, -2], np.float32)
+    got = InferenceSession(num_threads=1).load(g).execute(x)[0].to_numpy()
+    np.testing.assert_array_equal(got, x * 4 + 2)
+
+
 def test_a_subgraph_called_once_is_inlined() -> None:
     assert _functions(_lowered(_stack(1))) == ["stack"]
 
