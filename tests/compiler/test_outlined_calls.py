@@ -359,3 +359,46 @@ def test_a_call_in_a_branch_binds_its_weights_in_the_bodys_layout() -> None:
     for flag, want in ((True, ffn(y, "b.")), (False, y)):
         (got,) = compiled.execute(x, np.array(flag))
         np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_weight_outside_the_prefix_is_shared_by_every_call() -> None:
+    # As MAX's build_subgraph: only the weights under weight_prefix are per-call
+    # placeholders; another (a table every layer reads) keeps its own name.
+    shared = Weight("shared.scale", DType.float32, [H], CPU)
+
+    class Scaled(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = Linear(H, H, DType.float32, CPU)
+
+        def __call__(self, x):
+            return self.proj(x) * shared
+
+    class Two(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            from max.nn import LayerList
+
+            self.layers = LayerList([Scaled(), Scaled()])
+
+        def __call__(self, x):
+            sub = self.layers[0].build_subgraph("scaled", [x.type], weight_prefix="layers.0.")
+            for i in range(2):
+                (x,) = ops.call(sub, x, prefix=f"layers.{i}.")
+            return x
+
+    model = Two()
+    rng = np.random.default_rng(5)
+    state = {k: (rng.standard_normal(v.shape) / 6).astype(np.float32)
+             for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    g = Graph("shared_weight", model, input_types=[_t("rows", H)])
+    scale = (1 + rng.standard_normal(H) / 4).astype(np.float32)
+    weights = {**state, "shared.scale": scale}
+    compiled = InferenceSession(num_threads=1).load(g, weights_registry=weights)
+    assert sorted(w.name for w in compiled._record.weights) == sorted(weights)
+    x = rng.standard_normal((9, H)).astype(np.float32)
+    want = x.astype(np.float64)
+    for i in range(2):
+        want = (want @ state[f"layers.{i}.proj.weight"].T) * scale
+    np.testing.assert_allclose(compiled.execute(x)[0].to_numpy(), want, rtol=1e-4, atol=1e-5)

@@ -126,7 +126,8 @@ class Graph(metaclass=_GraphMeta):
         # A subgraph's weights are trailing arguments of its function (placeholders): each
         # ops.call passes its caller's weight named call prefix + placeholder name.
         self._weight_prefix = ""  # stripped from the weights' names (Module.build_subgraph)
-        self._placeholders: list[tuple[str, Any]] = []  # (name in the subgraph, Weight)
+        # (name in the subgraph, Weight, whether each call's prefix goes before the name)
+        self._placeholders: list[tuple[str, Any, bool]] = []
         self._call_bound: set[str] = set()  # weights this graph added for ops.call
         if path is not None:
             module = _read_module(Path(path), self._context)
@@ -213,7 +214,7 @@ class Graph(metaclass=_GraphMeta):
             self._output_types = [v.type for v in values]
             fn_type = ir.FunctionType.get(
                 [t.to_mlir() for t in self._input_types]
-                + [w.type.to_mlir() for _, w in self._placeholders],
+                + [w.type.to_mlir() for _, w, _ in self._placeholders],
                 [t.to_mlir() for t in self._output_types])
             self._func.attributes["function_type"] = ir.TypeAttr.get(fn_type)
         self._finished = True
@@ -366,17 +367,19 @@ class Graph(metaclass=_GraphMeta):
                                  "exists in the graph")
             return existing[1]
         if self._parent is not None:  # a subgraph: the weight is an argument its callers bind
-            name = weight.name
-            if self._weight_prefix and name.startswith(self._weight_prefix):
+            # A weight under the prefix is a placeholder (the call's prefix goes in front of
+            # its name); any other is the caller's weight of its own name (shared by calls).
+            name, per_call = weight.name, weight.name.startswith(self._weight_prefix)
+            if per_call:
                 name = name[len(self._weight_prefix):]
-            if any(n == name for n, _ in self._placeholders):
+            if any(n == name and p == per_call for n, _, p in self._placeholders):
                 raise ValueError(f"subgraph {self.name!r}: two weights are named {name!r} once "
                                  f"the prefix {self._weight_prefix!r} is removed")
             with self._context, ir.Location.unknown():
                 arg = self._func.entry_block.add_argument(self._mlir_type(weight.type),
                                                           ir.Location.unknown())
             value = _wrap_value(arg, weight.type, self)
-            self._placeholders.append((name, weight))
+            self._placeholders.append((name, weight, per_call))
         else:
             # In the graph's own block even while a cond/while body is built: the compiler
             # binds the weights found there, and a body captures the value like any other.

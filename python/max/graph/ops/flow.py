@@ -179,7 +179,8 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
         *args: Arguments to pass to the called graph (a ``BufferValue`` where the subgraph
             takes a ``BufferType``: the subgraph's buffer ops act on it).
         prefix: Prefix to add to the names of any weights in the subgraph: the call passes
-            the caller's weight named ``prefix + name`` for each.
+            the caller's weight named ``prefix + name`` for each (a weight outside the
+            ``weight_prefix`` of ``Module.build_subgraph`` keeps its own name).
 
     Returns:
         A list of Values representing the graph outputs.
@@ -210,7 +211,8 @@ def call(graph: Graph, *args: Value, prefix: str = "") -> list[TensorValue]:
                          f"{_types_text(graph._input_types)}, got {_types_text(types)}")
     if not isinstance(prefix, str):
         raise TypeError(f"call: prefix must be a str, got {type(prefix).__name__}")
-    weights = [caller._call_weight(prefix + name, w) for name, w in graph._placeholders]
+    weights = [caller._call_weight(prefix + name if per_call else name, w)
+               for name, w, per_call in graph._placeholders]
     return _emit(caller, "mo.call", [],
                  [caller._local(v._mlir_value) for v in values + weights],
                  graph._output_types, {"callee": _symbol(caller, graph.name)})
