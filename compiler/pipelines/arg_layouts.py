@@ -23,7 +23,7 @@ from mlir import ir
 from mlir.dialects import tensor
 
 from max.compiler.lowering.builders import reassociation
-from max.compiler.lowering.call import PREFIX as SUBGRAPH_PREFIX
+from max.compiler.lowering.call import SOURCE_ATTR as SUBGRAPH_ATTR
 from max.compiler.passes.ir_util import as_op
 from max.runtime.layouts import permutation_layout
 
@@ -52,8 +52,9 @@ def load_time_args(fn: ir.Operation) -> dict[int, str]:
     """
     attrs = fn.attributes
     if NUM_CONSTANTS not in attrs:
-        name = ir.StringAttr(attrs["sym_name"]).value if "sym_name" in attrs else ""
-        return _callee_args(fn, name) if name.startswith(SUBGRAPH_PREFIX) else {}
+        if SUBGRAPH_ATTR not in attrs:
+            return {}
+        return _callee_args(fn, ir.StringAttr(attrs["sym_name"]).value)
     if "mo.num_inputs" in attrs:  # the entry ABI's function (outputs follow the inputs)
         n_in = ir.IntegerAttr(attrs["mo.num_inputs"]).value
     else:  # the graph function before lowering: its arguments are the inputs

@@ -27,7 +27,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import func
 
-from max.compiler.lowering.call import PREFIX as SUBGRAPH_PREFIX
+from max.compiler.lowering.call import SOURCE_ATTR as SUBGRAPH_ATTR
 from max.compiler.passes.ir_util import as_op
 from max.compiler.passes.profile_kernels import is_kernel
 from max.compiler.passes.registry import register_pass
@@ -48,8 +48,7 @@ def _entries(module: ir.Module) -> list[ir.Operation]:
     return [op.operation for op in module.body.operations
             if op.operation.name == "func.func" and len(op.operation.regions[0].blocks)
             and ("mo.num_inputs" in op.operation.attributes
-                 or ir.StringAttr(op.operation.attributes["sym_name"]).value.startswith(
-                     SUBGRAPH_PREFIX))]
+                 or SUBGRAPH_ATTR in op.operation.attributes)]
 
 
 def _outlinable(op: ir.Operation) -> bool:
