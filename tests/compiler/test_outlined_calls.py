@@ -402,3 +402,33 @@ def test_a_weight_outside_the_prefix_is_shared_by_every_call() -> None:
     for i in range(2):
         want = (want @ state[f"layers.{i}.proj.weight"].T) * scale
     np.testing.assert_allclose(compiled.execute(x)[0].to_numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 70])
+def test_mixed_dtypes_several_results_and_pass_through(rows: int) -> None:
+    # Results of four dtypes (one a reduction, one an input returned as it is, twice):
+    # each call writes its own buffers, whatever the body returns.
+    ti, tf = _t("n", 3, dtype=DType.int32), _t("n", 3, dtype=DType.float16)
+
+    def body(a, b):
+        s = ops.cast(a, DType.float16) + b
+        return [s, ops.sum(a, axis=0), s > 1.0, ops.argmax(b, axis=1), b, b]
+
+    with Graph("mixed", input_types=[ti, tf, ti, tf]) as g:
+        sub = g.add_subgraph("mix", body, input_types=[ti, tf])
+        a, b, c, d = g.inputs
+        g.output(*ops.call(sub, a, b), *ops.call(sub, c, d), *ops.call(sub, a, d))
+    rng = np.random.default_rng(rows)
+    a, c = (rng.integers(-5, 5, (rows, 3)).astype(np.int32) for _ in range(2))
+    b, d = (rng.standard_normal((rows, 3)).astype(np.float16) for _ in range(2))
+
+    def ref(x, y):
+        s = x.astype(np.float16) + y
+        return [s, x.sum(0, keepdims=True), s > 1.0, np.argmax(y, axis=1)[:, None] if rows
+                else np.zeros((0, 1), np.int64), y, y]
+
+    model = InferenceSession(num_threads=2).load(g)
+    got = [o.to_numpy() for o in model.execute(a, b, c, d)]
+    for k, (o, w) in enumerate(zip(got, ref(a, b) + ref(c, d) + ref(a, d), strict=True)):
+        assert o.shape == w.shape, (k, o.shape, w.shape)
+        np.testing.assert_array_equal(o.astype(np.float64), w.astype(np.float64), err_msg=str(k))
