@@ -320,9 +320,10 @@ class Module(Layer):
         The module's weights under ``weight_prefix`` become the subgraph's placeholders,
         named without it; ``ops.call(subgraph, *args, prefix=P)`` binds each to the caller's
         weight ``P + name`` (a weight outside the prefix, shared by the layers, binds to the
-        caller's weight of its own name). So the layers of a stack share one subgraph, built from the first
-        layer with its prefix (``"layers.0."``) and called with each layer's (``"layers.3."``),
-        and the compiler schedules their code once. Call it while a graph is being built.
+        caller's weight of its own name). So the layers of a stack share one subgraph, built
+        from the first layer with its prefix (``"layers.0."``) and called with each layer's
+        (``"layers.3."``), and the compiler schedules their code once. Call it while a graph
+        is being built.
 
         Args:
             name: The name of the subgraph to create.
