@@ -1,5 +1,6 @@
 """Lowering of control flow: ``mo.cond`` -> ``scf.if``, ``mo.while`` -> ``scf.while``,
-``mo.call`` inline (or, for a subgraph called more than once, a function call: ``call.py``).
+``mo.call`` inline; where ``call.py`` makes the bodies functions (the CPU target: a subgraph
+called more than once, cond branches, loop bodies), the regions call them instead.
 
 Each body (a subgraph function named by a symbol attribute) is lowered in place, inside the
 region, with its arguments mapped to the op's lowered operands, so nested control flow and
@@ -26,7 +27,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, tensor
 
 from max.compiler.lowering.body import coerce, lower_block
-from max.compiler.lowering.call import lower_outlined_call, outlined
+from max.compiler.lowering.call import Call, lower_outlined_call, outlined
 from max.compiler.lowering.context import LoweringContext, builtin_tensor_type, to_i1
 from max.compiler.lowering.registry import lowering
 
@@ -129,7 +130,8 @@ def lower_cond(ctx: LoweringContext) -> list[ir.Value]:
     for block, attr in ((if_op.then_block, "then_fn"), (if_op.else_block, "else_fn")):
         with ir.InsertionPoint(block):
             with _region_scope(ctx) as scope:
-                out = _inline(ctx, attr, args, types)
+                out = _body(ctx, attr, Call(list(args), list(ctx.operand_types[1:]),
+                                            list(ctx.result_types)))
             cells.store(scope.checks)
             scf.YieldOp(out)
     cells.register(ctx)
@@ -153,11 +155,21 @@ def lower_while(ctx: LoweringContext) -> list[ir.Value]:
         scf.ConditionOp(_scalar_i1(flag), list(before.arguments))
     with ir.InsertionPoint(after):
         with _region_scope(ctx) as scope:
-            out = _inline(ctx, "body_fn", [*after.arguments, *invariant], types)
+            out = _body(ctx, "body_fn", Call(
+                [*after.arguments, *invariant],
+                list(ctx.result_types) + list(ctx.operand_types[k:]), list(ctx.result_types)))
         cells.store(scope.checks)
         scf.YieldOp(out)
     cells.register(ctx)
     return list(while_op.results)
+
+
+def _body(ctx: LoweringContext, attr: str, call: Call) -> list[ir.Value]:
+    """A cond branch or loop body: a call of its function where it is outlined (its ops are
+    scheduled there; inside the region they would be plain loops), else inlined."""
+    if outlined(ir.FlatSymbolRefAttr(ctx.attr(attr)).value):
+        return lower_outlined_call(ctx, _callee(ctx, attr).owner.operation, call)
+    return _inline(ctx, attr, call.operands, [builtin_tensor_type(t) for t in call.result_types])
 
 
 @lowering("mo.call")
