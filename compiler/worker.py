@@ -196,10 +196,12 @@ def compile_to_dir(graph: bytes, target: str, options: dict[str, Any], out_dir: 
 
         arg_layouts.mark_load_time_args(_graph_function(module), len(weights), len(constants))
         with use_library(library):
-            # GPU pipelines keep one function, and the kernel profile times the entry's
-            # kernels: there every subgraph call is inlined (lowering/call.py).
-            get_pass("mo-to-linalg").fn(module, outline_calls=target not in GPU_TARGETS
-                                        and not options.get("profile_kernels"))
+            # GPU pipelines keep one function; the kernel profile times the entry's kernels,
+            # so there a repeated subgraph's calls are inlined too (lowering/call.py).
+            cpu_target = target not in GPU_TARGETS
+            get_pass("mo-to-linalg").fn(
+                module, outline_calls=cpu_target and not options.get("profile_kernels"),
+                outline_bodies=cpu_target)
         fn = _graph_function(module)
         checks: list[str] = []
         if "mo.checks" in fn.attributes:

@@ -51,15 +51,17 @@ __all__ = ["LoweringContext", "all_rules", "lower_to_linalg"]
 
 
 @register_pass("mo-to-linalg", "lower mo.graph functions to linalg/tensor/arith on builtin tensors",
-               {"outline_calls": bool})
-def lower_to_linalg(module: ir.Module, outline_calls: bool = True) -> None:
+               {"outline_calls": bool, "outline_bodies": bool})
+def lower_to_linalg(module: ir.Module, outline_calls: bool = True,
+                    outline_bodies: bool = True) -> None:
     """Rewrites every ``mo.graph`` function of ``module`` in place.
 
     ``outline_calls``: a subgraph called more than once becomes one function (``call.py``);
-    False inlines every call (targets whose pipelines keep one function).
+    ``outline_bodies``: so do cond branches and loop bodies. False inlines them (targets
+    whose pipelines keep one function; calls in a model whose kernels are profiled).
     """
     with module.context, ir.Location.unknown():
-        with outlining(plan_calls(module) if outline_calls else frozenset()):
+        with outlining(plan_calls(module, outline_calls, outline_bodies)):
             for op in list(module.body.operations):
                 if op.operation.name == "func.func" and "mo.graph" in op.attributes:
                     plan_split_weights(module, op.operation)

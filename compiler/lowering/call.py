@@ -22,9 +22,10 @@ a function's top level: inlined into a region, a matmul stayed plain loops); a l
 condition stays inline (a scalar). An argument a callee never reads (a cond passes every
 capture to both branches) and whose dims bind no symbol is not passed.
 
-Inlined instead (:func:`plan_calls` leaves them out): calls in a target that keeps one
-function (the GPU pipelines) or in a model compiled to profile its kernels (the profile times
-the entry's kernels, each layer's own), subgraphs that take or return buffers (their loads
+Inlined instead (:func:`plan_calls` leaves them out): everything in a target that keeps one
+function (the GPU pipelines), the calls (not the bodies) in a model compiled to profile its
+kernels (the profile times the entry's kernels, each layer's own; a body in a region is
+part of its op's kernel either way), subgraphs that take or return buffers (their loads
 and stores are ordered with the caller's), and subgraphs whose results have a dim symbol
 that no input binds (only the body could size the caller's destination).
 """
@@ -89,15 +90,15 @@ def _outlinable(fn: ir.Operation) -> bool:
     return all(_symbols(t.dims) <= bound for t in outs)
 
 
-def plan_calls(module: ir.Module) -> frozenset[str]:
+def plan_calls(module: ir.Module, calls: bool = True, bodies: bool = True) -> frozenset[str]:
     """The subgraphs of ``module`` to lower as functions, where their signature allows:
     those called twice or more (from the graph, from other subgraphs, or inside cond/while
     bodies), and the branches of a cond and the body of a while loop (once each: their ops
     are scheduled in a function, where inside the op's region they would be plain loops; a
-    loop's condition stays inline, a scalar)."""
+    loop's condition stays inline, a scalar). ``calls`` / ``bodies``: plan those kinds."""
     functions = _functions(module)
     sites: Counter[str] = Counter()
-    bodies: set[str] = set()
+    body_names: set[str] = set()
     for fn in functions.values():
         for block in fn.regions[0].blocks:
             for op in block.operations:
@@ -105,9 +106,10 @@ def plan_calls(module: ir.Module) -> frozenset[str]:
                 if op.name == "mo.call":
                     sites[ir.FlatSymbolRefAttr(op.attributes["callee"]).value] += 1
                 elif op.name in _BODIES:
-                    bodies.update(ir.FlatSymbolRefAttr(op.attributes[a]).value
-                                  for a in _BODIES[op.name])
-    wanted = {name for name, n in sites.items() if n > 1} | bodies
+                    body_names.update(ir.FlatSymbolRefAttr(op.attributes[a]).value
+                                      for a in _BODIES[op.name])
+    wanted = ({name for name, n in sites.items() if n > 1} if calls else set()) | (
+        body_names if bodies else set())
     return frozenset(name for name in wanted
                      if name in functions and _outlinable(functions[name]))
 

@@ -465,3 +465,17 @@ def test_a_loop_body_is_a_scheduled_function(threads: int) -> None:
             want = np.tanh(want @ w)
         got = model.execute(x, np.array(n, np.int32))[0].to_numpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_options_choose_what_is_outlined() -> None:
+    t = _t("n")
+    with Graph("opts", input_types=[t, _t(dtype=DType.bool)]) as g:
+        sub = g.add_subgraph("twice", lambda v: v * 2.0, input_types=[t])
+        x, p = g.inputs
+        (y,) = ops.call(sub, ops.call(sub, x)[0])
+        g.output(ops.cond(p, [t], lambda: y + 1.0, lambda: y)[0])
+    module = ir.Module.parse(str(g._module), make_context())
+    branches = {"opts_cond_then", "opts_cond_else"}
+    assert plan_calls(module) == frozenset({"twice"} | branches)
+    assert plan_calls(module, calls=False) == frozenset(branches)  # a profiled model's
+    assert plan_calls(module, calls=False, bodies=False) == frozenset()  # the GPU targets'
