@@ -11,7 +11,7 @@ that the buffer ops read and write in program order (``lowering/buffers.py``).
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, tensor
+from mlir.dialects import func
 
 from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     buffers,
@@ -34,13 +34,14 @@ from max.compiler.lowering import (  # noqa: F401  (imports register the rules)
     shape_ops,
 )
 from max.compiler.lowering.body import lower_block, mo_type
+from max.compiler.lowering.builders import flags_tensor
+from max.compiler.lowering.call import outlining, plan_calls
 from max.compiler.lowering.context import (
     FunctionLowering,
     LoweringContext,
     builtin_tensor_type,
     builtin_type,
 )
-from max.compiler.lowering.call import outlining, plan_calls
 from max.compiler.lowering.registry import all_rules
 from max.compiler.lowering.weight_layouts import plan_split_weights
 from max.compiler.passes.registry import CompilationError, register_pass
@@ -118,18 +119,10 @@ def _lower_function(old: ir.Operation) -> None:
 
 def _emit_return(new: func.FuncOp, state: FunctionLowering, results: list[ir.Value],
                  out_types: list[ir.Type]) -> None:
-    i8 = ir.IntegerType.get_signless(8)
-    flags = []
-    for flag, _ in state.checks:
-        if isinstance(flag.type, ir.RankedTensorType):
-            flag = tensor.extract(flag, [])
-        if flag.type != i8:
-            flag = arith.extui(i8, flag)
-        flags.append(flag)
-    if flags:
-        checks_type = ir.RankedTensorType.get([len(flags)], i8)
-        results = results + [tensor.from_elements(checks_type, flags)]
-        out_types = out_types + [checks_type]
+    if state.checks:
+        flags = flags_tensor(state.checks)
+        results = results + [flags]
+        out_types = out_types + [flags.type]
         new.attributes["mo.checks"] = ir.ArrayAttr.get(
             [ir.StringAttr.get(m) for _, m in state.checks])
     func.ReturnOp(results)

@@ -68,6 +68,21 @@ def scalar(t: ir.Type, value: float | int | bool) -> ir.Value:
     return arith.constant(t, ir.FloatAttr.get(t, float(value)))
 
 
+def i8_flag(flag: ir.Value) -> ir.Value:
+    """A check flag (i1/i8 scalar or rank-0 i8 tensor) as an i8 scalar."""
+    i8 = ir.IntegerType.get_signless(8)
+    if isinstance(flag.type, ir.RankedTensorType):
+        flag = tensor.extract(flag, [])
+    return flag if flag.type == i8 else arith.extui(i8, flag)
+
+
+def flags_tensor(checks: Sequence[tuple[ir.Value, str]]) -> ir.Value:
+    """The flags of runtime checks ((flag, message) pairs) as one ``tensor<Nxi8>``, in order."""
+    flags = [i8_flag(flag) for flag, _ in checks]
+    return tensor.from_elements(
+        ir.RankedTensorType.get([len(flags)], ir.IntegerType.get_signless(8)), flags)
+
+
 def index_constant(v: int) -> ir.Value:
     """An arith.constant of type index (``scalar`` makes element constants, not indices)."""
     return arith.constant(ir.IndexType.get(), v)

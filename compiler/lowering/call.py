@@ -43,13 +43,14 @@ from mlir import ir
 from mlir.dialects import bufferization, func, memref, tensor
 
 from max.compiler.lowering.body import lower_block
-from max.compiler.lowering.builders import index_constant
+from max.compiler.lowering.builders import flags_tensor, index_constant
 from max.compiler.lowering.context import (
     FunctionLowering,
     LoweringContext,
     builtin_tensor_type,
     builtin_type,
 )
+from max.compiler.pipelines.cpu import memref_type
 from max.dialects.mo.types import MOTensorType, parse_tensor_type
 
 PREFIX = "__mo_sub_"
@@ -166,8 +167,10 @@ def lower_outlined_call(ctx: LoweringContext, callee: ir.Operation,
         types.append(ir.RankedTensorType.get([len(messages)], i8))
         sizes.append([])
     # read_only: the function's inputs are to_tensor(restrict) of them, never written
-    ins = [bufferization.to_buffer(_memref(v.type), v, read_only=True) for v in call.operands]
-    outs = [memref.alloc(_memref(t), dims, [], alignment=64) for t, dims in zip(types, sizes)]
+    ins = [bufferization.to_buffer(memref_type(v.type), v, read_only=True)
+           for v in call.operands]
+    outs = [memref.alloc(memref_type(t), dims, [], alignment=64)
+            for t, dims in zip(types, sizes)]
     op = func.CallOp([], ir.FlatSymbolRefAttr.get(symbol), ins + outs)
     op.attributes["no_inline"] = ir.UnitAttr.get()
     results = [bufferization.to_tensor(t, m, restrict=True, writable=True)
@@ -177,11 +180,6 @@ def lower_outlined_call(ctx: LoweringContext, callee: ir.Operation,
         for i, message in enumerate(messages):
             ctx.add_check(tensor.extract(flags, [index_constant(i)]), message)
     return results
-
-
-def _memref(t: ir.Type) -> ir.MemRefType:
-    rt = ir.RankedTensorType(t)
-    return ir.MemRefType.get(list(rt.shape), rt.element_type)
 
 
 def _used(callee: ir.Operation, call: Call) -> Call:
@@ -218,13 +216,13 @@ def _lower_function(ctx: LoweringContext, callee: ir.Operation, symbol: str,
         where = f"subgraph {ir.StringAttr(callee.attributes['sym_name']).value!r}"
         results = lower_block(block, values, state, where)
         if state.checks:
-            results.append(_flags(state))
+            results.append(flags_tensor(state.checks))
         func.ReturnOp(results)
     result_types = [v.type for v in results]
     impl.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(in_types,
                                                                             result_types))
     with ir.InsertionPoint(caller), callee.location:
-        fn = func.FuncOp(symbol, ([_memref(t) for t in in_types + result_types], []),
+        fn = func.FuncOp(symbol, ([memref_type(t) for t in in_types + result_types], []),
                          visibility="private")
     fn.attributes[SOURCE_ATTR] = ir.StringAttr.get(
         ir.StringAttr(callee.attributes["sym_name"]).value)
@@ -243,15 +241,6 @@ def _lower_function(ctx: LoweringContext, callee: ir.Operation, symbol: str,
                                                      writable=True)
         func.ReturnOp([])
     return fn.operation
-
-
-def _flags(state: FunctionLowering) -> ir.Value:
-    """The body's check flags as one ``tensor<Nxi8>``."""
-    from max.compiler.lowering.flow import _i8_flag
-
-    i8 = ir.IntegerType.get_signless(8)
-    flags = [_i8_flag(flag) for flag, _ in state.checks]
-    return tensor.from_elements(ir.RankedTensorType.get([len(flags)], i8), flags)
 
 
 __all__ = ["PREFIX", "lower_outlined_call", "outlined", "outlining", "plan_calls"]

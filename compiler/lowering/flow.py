@@ -27,6 +27,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, tensor
 
 from max.compiler.lowering.body import coerce, lower_block
+from max.compiler.lowering.builders import i8_flag
 from max.compiler.lowering.call import Call, lower_outlined_call, outlined
 from max.compiler.lowering.context import LoweringContext, builtin_tensor_type, to_i1
 from max.compiler.lowering.registry import lowering
@@ -67,14 +68,6 @@ def _region_scope(ctx: LoweringContext) -> Iterator[_Scope]:
         state._dims, state.checks = dims, checks
 
 
-def _i8_flag(flag: ir.Value) -> ir.Value:
-    """A check flag (i1/i8 scalar or rank-0 i8 tensor) as an i8 scalar."""
-    i8 = ir.IntegerType.get_signless(8)
-    if isinstance(flag.type, ir.RankedTensorType):
-        flag = tensor.extract(flag, [])
-    return flag if flag.type == i8 else arith.extui(i8, flag)
-
-
 def _entry_block(block: ir.Block) -> ir.Block:
     """The entry block of the function that (at some depth) holds ``block``."""
     op = block.owner.operation
@@ -97,7 +90,7 @@ class _Cells:
             with ir.InsertionPoint.at_block_begin(_entry_block(here.block)):
                 cell = memref.alloca(ir.MemRefType.get([], i8), [], [])
                 memref.store(arith.constant(i8, 0), cell, [])
-            memref.store(arith.ori(memref.load(cell, []), _i8_flag(flag)), cell, [])
+            memref.store(arith.ori(memref.load(cell, []), i8_flag(flag)), cell, [])
             self.cells.append((cell, message))
 
     def register(self, ctx: LoweringContext) -> None:

@@ -86,7 +86,8 @@ class EntrySignature:
         return f"_mlir_ciface_{entry_name(self.name)}"
 
 
-def _memref(t: ir.Type) -> ir.MemRefType:
+def memref_type(t: ir.Type) -> ir.MemRefType:
+    """The identity-layout memref type of a ranked tensor type (a memref type as it is)."""
     if isinstance(t, ir.MemRefType):
         return t
     rt = ir.RankedTensorType(t)
@@ -144,8 +145,8 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
     results = list(ftype.results)
     dests = [t for k, t in enumerate(results) if k not in returned]
     with ir.InsertionPoint(fn):
-        wrapper = func.FuncOp(symbol, ([_memref(t) for t in list(ftype.inputs) + dests],
-                                       [_memref(results[k]) for k in sorted(returned)]))
+        wrapper = func.FuncOp(symbol, ([memref_type(t) for t in list(ftype.inputs) + dests],
+                                       [memref_type(results[k]) for k in sorted(returned)]))
     # Buffer inputs (memrefs) are in/out: passed through, never snapshotted as tensors.
     wrapper.attributes[NAME_ATTR] = ir.StringAttr.get(name)
     for key in ("mo.graph", "mo.checks", RETURNED_ATTR, "mo.num_weights",
@@ -170,7 +171,7 @@ def _wrap(module: ir.Module, fn: ir.Operation) -> None:
         for k, r in enumerate(call.results):
             if k in returned:
                 # Sized by the data: a fresh allocation, owned by the caller (who frees it).
-                mt = _memref(r.type)
+                mt = memref_type(r.type)
                 sizes = [tensor.dim(r, arith.constant(ir.IndexType.get(), i))
                          for i, d in enumerate(mt.shape) if d == ir.ShapedType.get_dynamic_size()]
                 dest = memref.alloc(mt, sizes, [], alignment=64)

@@ -6,8 +6,8 @@ rules of ``opdefs`` cannot check them: here each callee must be a subgraph funct
 module (a ``func.func`` without ``mo.graph``) whose signature the op's operands and results
 match exactly (a ``!mo.buffer`` argument, which the body reads or writes in place, only where
 the callee takes that buffer type; a loop carries tensors only), and the subgraphs must not
-call one another in a cycle (the lowering inlines them). Problems are ``ValueError``\\ s;
-``verify.py`` names the graph and the op.
+call one another in a cycle (the lowering would inline or lower them without end). Problems
+are ``ValueError``\\ s; ``verify.py`` names the graph and the op.
 """
 
 from __future__ import annotations
