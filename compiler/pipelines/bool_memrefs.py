@@ -42,6 +42,8 @@ def _widened(t: ir.Type) -> ir.Type:
 def widen_bool_memrefs(module: ir.Module) -> int:
     """Rewrites every ``i1`` memref of ``module`` as an ``i8`` one; returns how many values
     changed type."""
+    if not any(_has_bool_memref_argument(op) for op in module.body.operations):
+        return 0
     i1, i8 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(8)
     changed = 0
     ops: list[ir.Operation] = []
@@ -75,6 +77,17 @@ def widen_bool_memrefs(module: ir.Module) -> int:
                 r.set_type(_widened(r.type))
                 changed += 1
     return changed
+
+
+def _has_bool_memref_argument(op: ir.OpView) -> bool:
+    """Whether a top-level function takes or returns an ``i1`` memref. Tensors of bool are
+    stored as ``i8``, so the only ``i1`` memrefs are the dealloc lowering's ownership flags,
+    and every one of them is passed to its ``dealloc_helper``: a module without such a
+    signature has none, and is not walked (the walk was 2 % of the encoder block's compile)."""
+    if op.operation.name != "func.func":
+        return False
+    ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+    return any(_is_bool_memref(t) for t in list(ftype.inputs) + list(ftype.results))
 
 
 def _retype_function(fn: ir.Operation) -> int:
