@@ -13,7 +13,7 @@ context updates and the cache writes included). Decode reads every weight once p
 the bandwidth column is the bytes of weights read per step (the blocks' quantized weights, the
 norms and the whole tied head; the embedding reads one row per token) over the step's time.
 The machine's STREAM bandwidth on 2 threads is about 28 GB/s; the run measures what its
-threads read now (``torch.sum`` over 1 GiB) and prints decode's share of it.
+threads read now (``benchmarks.machine.read_bandwidth``) and prints decode's share of it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import read_bandwidth
+
 PROMPT = 128
 
 
@@ -33,26 +35,6 @@ def _weight_bytes_per_step(runner) -> int:  # type: ignore[no-untyped-def]
     state = runner.checkpoint.state
     return sum(a.nbytes for name, a in state.items() if name != "token_embd.weight") + (
         state["token_embd.weight"].nbytes if runner.config.tie_word_embeddings else 0)
-
-
-def machine_read_bandwidth(threads: int, gib: float = 1.0, repeats: int = 7) -> float | None:
-    """Bytes per second at which ``threads`` threads read memory in this process, now: the
-    median of ``torch.sum`` over ``gib`` GiB of float32 (PyTorch's reduction reads at about
-    the STREAM rate). The issue's bandwidth goal is half of this, judged in the same run:
-    the machine's memory speed drifts 10-20 % between runs. None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
-    x = torch.ones(int(gib * (1 << 30)) // 4, dtype=torch.float32)
-    x.sum()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        x.sum()
-        times.append(time.perf_counter() - start)
-    return x.numel() * 4 / float(np.median(times))
 
 
 def _ours_prefill(runner, ids: list[int], repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -163,7 +145,7 @@ def main() -> None:
         print("llama.cpp: llama-cpp-python does not import here (see benchmarks/"
               "llamacpp_peer.py): its column is '-'")
 
-    machine = machine_read_bandwidth(args.threads)
+    machine = read_bandwidth(args.threads)
 
     def cell(ours: float, peer: float | None) -> str:
         return f"{peer:.1f} | {ours / peer:.2f}x" if peer else "- | -"
@@ -180,8 +162,8 @@ def main() -> None:
               f"{cell(ours, cpp.get(name.split(',')[0]))} | {gbs} |")
     if machine:
         print(f"\nThis machine now: {args.threads} threads read memory at "
-              f"{machine / 1e9:.1f} GB/s (torch.sum over 1 GiB); decode batch 1 reads weights "
-              f"at {per_step * rows_by_name(rows)['decode batch 1'] / machine:.0%} of it "
+              f"{machine / 1e9:.1f} GB/s (benchmarks/machine.py); decode batch 1 reads "
+              f"weights at {per_step * rows_by_name(rows)['decode batch 1'] / machine:.0%} of it "
               f"(the issue's goal: at least 50%)")
 
 

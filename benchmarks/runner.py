@@ -16,7 +16,7 @@ from importlib import metadata
 
 import numpy as np
 
-from benchmarks import overhead, peers
+from benchmarks import machine, overhead, peers
 from benchmarks.graphs import GRAPHS, BenchGraph
 from benchmarks.peers import Run
 
@@ -176,9 +176,11 @@ class Table:
     """Prints the rows of medians as they come; keeps each engine's fastest sample for a
     second table at the end (on a shared machine, the least disturbed one)."""
 
-    def __init__(self, markdown: bool) -> None:
+    def __init__(self, markdown: bool, flops_peak: float | None = None,
+                 read_rate: float | None = None) -> None:
         self.markdown = markdown
         self.notes: list[str] = []  # printed after the table (rates)
+        self.flops_peak, self.read_rate = flops_peak, read_rate  # the machine's, this run
         self.fastest: list[tuple[str, dict[str, float | str | None]]] = []
         self.header()
 
@@ -243,10 +245,37 @@ def _measure(title: str, bg: BenchGraph, runs: dict[str, Run | None | str], repe
     table.row(title, cells)
     table.fastest.append((title, fastest))
     if bg.flops or bg.traffic:
-        unit, amount = ("GFLOP/s", bg.flops) if bg.flops else ("GB/s (least traffic)", bg.traffic)
-        rates = [f"{HEADERS[e]} {amount / ms / 1e6:.1f}" for e, ms in cells.items()
-                 if isinstance(ms, float)]
-        table.notes.append(f"{title}, median {unit}: {', '.join(rates)}")
+        table.notes.append(_rates(title, bg, cells, fastest.get("ours"), table.flops_peak,
+                                  table.read_rate))
+
+
+def _rates(title: str, bg: BenchGraph, cells: dict[str, float | str | None],
+           ours_fastest: float | str | None, flops_peak: float | None,
+           read_rate: float | None) -> str:
+    """The note of a row's rates (medians, and our fastest sample), against the machine's
+    limits where measured: a flop rate as a share of the FMA peak; a traffic rate as the time
+    over the memory floor (the least traffic read at the machine's read rate; issue 7's chain
+    target is <= 1.3). The limits are fastest samples: a median taken while the host's memory
+    is in a slow phase compares with the fastest of ours."""
+    amount = bg.flops or bg.traffic
+
+    def rate_text(name: str, ms: float) -> str:
+        rate = amount / ms / 1e6  # GFLOP/s or GB/s
+        if bg.flops and flops_peak:
+            return f"{name} {rate:.1f} ({rate * 1e9 / flops_peak:.0%})"
+        if bg.traffic and read_rate:
+            return f"{name} {rate:.1f} ({read_rate / (rate * 1e9):.2f}x)"
+        return f"{name} {rate:.1f}"
+
+    rates = [rate_text(HEADERS[e], ms) for e, ms in cells.items() if isinstance(ms, float)]
+    if isinstance(ours_fastest, float):
+        rates.append(rate_text("ours fastest", ours_fastest))
+    if bg.flops:
+        limit = f" (share of the FMA peak, {flops_peak / 1e9:.1f})" if flops_peak else ""
+        return f"{title}, median GFLOP/s{limit}: {', '.join(rates)}"
+    limit = (f"; time over the floor at the read rate, {read_rate / 1e9:.1f} GB/s"
+             if read_rate else "")
+    return f"{title}, median GB/s (least traffic{limit}): {', '.join(rates)}"
 
 
 def _wanted(only: str | None, *names: str) -> bool:
@@ -284,7 +313,12 @@ def run_all(only: str | None, repeat: int, threads: int, markdown: bool,
     if missing:
         print(f"not installed (their columns print '-'): {', '.join(missing)}; "
               f"pip install -e '.[test,bench]' (or ./dev bench)")
-    table = Table(markdown)
+    flops_peak, read_rate = machine.fma_peak(threads), machine.read_bandwidth(threads)
+    print("machine limits, this run: "
+          + (f"FMA peak {flops_peak / 1e9:.1f} GFLOP/s" if flops_peak else "FMA peak -")
+          + (f", memory read {read_rate / 1e9:.1f} GB/s" if read_rate else ", memory read -")
+          + f" ({threads} threads; benchmarks/machine.py)")
+    table = Table(markdown, flops_peak, read_rate)
 
     def measure(title: str, bg: BenchGraph, runs: dict, samples: int, context=None) -> None:
         runs = {e: (r if e in engines else None) for e, r in runs.items()}
