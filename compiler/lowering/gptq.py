@@ -21,7 +21,7 @@ outside ``[0, K)`` and, for qmatmul, a ``perm`` that is no permutation.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, linalg, scf, tensor
+from mlir.dialects import arith, linalg, tensor
 
 from max.compiler.lowering import gptq_gemv
 from max.compiler.lowering.builders import (
@@ -36,9 +36,9 @@ from max.compiler.lowering.builders import (
 )
 from max.compiler.lowering.context import LoweringContext
 from max.compiler.lowering.gather import any_oob, where
-from max.compiler.lowering.quantization import TILE_LOOP, _as_rows, _from_rows, _tile_n
+from max.compiler.lowering.quantization import TileLoop, _as_rows, _from_rows, _tile_n
 from max.compiler.lowering.registry import lowering
-from max.compiler.lowering.shape_ops import extract_slice, insert_slice
+from max.compiler.lowering.shape_ops import extract_slice
 
 
 def _I8() -> ir.Type:
@@ -193,22 +193,15 @@ def _unpermuted(a2: ir.Value, inv: ir.Value, rows: int, p: _Packed) -> tuple[ir.
     return transposed(gathered, [1, 0]), _expand(srow, p.loops(1)[:4])
 
 
-def _column_loop(n: int, tn: int, init: ir.Value, ctx: LoweringContext) -> scf.ForOp:
-    loop = scf.ForOp(ctx.index(0), ctx.index(n), ctx.index(tn), [init])
-    loop.operation.attributes[TILE_LOOP] = ir.UnitAttr.get()
-    return loop
-
-
 @lowering("mo.gptq_dequantize", "mo.gptq_dequantize_perm")
 def _dequantize(ctx: LoweringContext) -> list[ir.Value]:
     p, perm = _operands(ctx, 0)
     tn = _tile_n(p.n)
-    loop = _column_loop(p.n, tn, tensor.empty([p.k, p.n], ir.F32Type.get()), ctx)
-    with ir.InsertionPoint(loop.body):
-        n0 = loop.induction_variable
-        tile = _decode(p, n0, tn, perm)
-        scf.YieldOp([insert_slice(tile, loop.inner_iter_args[0], [0, n0], [p.k, tn])])
-    return [loop.results[0]]
+    loop = TileLoop(p.n // tn, tensor.empty([p.k, p.n], ir.F32Type.get()))
+    with loop.body():
+        n0 = arith.muli(loop.index, ctx.index(tn)) if tn > 1 else loop.index
+        loop.put(_decode(p, n0, tn, perm), [0, n0], [p.k, tn])
+    return [loop.result]
 
 
 @lowering("mo.gptq_qmatmul", "mo.gptq_qmatmul_perm")
@@ -230,19 +223,17 @@ def _qmatmul(ctx: LoweringContext) -> list[ir.Value]:
         # row q scaled by scale row inv[q] // group.
         a2, srow = _unpermuted(a2, inv, rows, p)
     tn = _tile_n(p.n)
-    loop = _column_loop(p.n, tn, tensor.empty([rows, p.n], f32), ctx)
-    with ir.InsertionPoint(loop.body):
-        n0 = loop.induction_variable
+    loop = TileLoop(p.n // tn, tensor.empty([rows, p.n], f32))
+    with loop.body():
+        n0 = arith.muli(loop.index, ctx.index(tn)) if tn > 1 else loop.index
         tile = _decode(p, n0, tn, None if srow is not None else perm, srow)  # [K, tn] f32
         # Two matmuls on half the tile's columns each: with two uses the decoded tile is not
         # fused into the matmul, which would decode each element once per lhs row.
         half = tn // 2 if tn > 1 else tn
-        out = loop.inner_iter_args[0]
         for c0 in range(0, tn, half):
             cols = extract_slice(ir.RankedTensorType.get([p.k, half], f32), tile, [0, c0],
                                  [p.k, half], [1, 1])
             acc = fill(scalar(f32, 0), tensor.empty([rows, half], f32))
             part = linalg.matmul(a2, cols, outs=[acc])
-            out = insert_slice(part, out, [0, arith.addi(n0, ctx.index(c0))], [rows, half])
-        scf.YieldOp([out])
-    return [_from_rows(ctx, loop.results[0])]
+            loop.put(part, [0, arith.addi(n0, ctx.index(c0))], [rows, half])
+    return [_from_rows(ctx, loop.result)]

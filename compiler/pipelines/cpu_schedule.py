@@ -242,9 +242,10 @@ SCHEDULED_LOOP = "mo.qtiles"
 
 
 def _ops_of(block: ir.Block) -> Iterator[ir.OpView]:
-    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them."""
+    """The ops of a function's block, those in its SCHEDULED_LOOP loops in place of them
+    (the tile loop's ops are never split over threads: its threads share the tiles)."""
     for child in block.operations:
-        if child.operation.name == "scf.for" and SCHEDULED_LOOP in child.operation.attributes:
+        if SCHEDULED_LOOP in child.operation.attributes:
             yield from child.operation.regions[0].blocks[0].operations
         else:
             yield child
@@ -412,7 +413,7 @@ def static_shapes(op: ir.Operation) -> bool:
 def _in_loop(op: ir.Operation) -> bool:
     parent = op.parent
     while parent is not None and parent.name != "func.func":
-        if parent.name == "scf.for":
+        if parent.name == "scf.for" or SCHEDULED_LOOP in parent.attributes:
             return True
         parent = parent.parent
     return False

@@ -71,7 +71,8 @@ def init_chain(x: ir.Value) -> list[ir.Operation]:
 
 def keep_outputs_apart(module: ir.Module) -> None:
     """Marks the inits of each output's chain with the output's number, where a function has
-    several outputs: the schedule's CSE would otherwise merge them again with another output
+    several outputs (and those of each part a forall's iteration inserts, ``"part I"``, where
+    it inserts several): the schedule's CSE would otherwise merge them again with another output
     chain's identical ones (two matmuls' or two small reductions' zero fills), and
     ``eliminate-empty-tensors`` would make the one empty tensor left a view of the first
     output for both chains (the second output got the first's values, or their sum). One
@@ -82,9 +83,20 @@ def keep_outputs_apart(module: ir.Module) -> None:
         stores = output_stores(block)
         for store in stores if len(stores) > 1 else ():
             key = ir.IntegerAttr.get(i64, ir.BlockArgument(store.operands[1]).arg_number)
-            for op in init_chain(stored_value(store)[0]):
-                if op.name in _INIT_OPS:
-                    op.attributes[KEEP_APART] = key
+            _mark(stored_value(store)[0], key)
+        # The parts a forall's iteration writes (a quantized matmul's two half tiles): the
+        # same merge made the one empty tensor a view of the first part's slice of the
+        # shared output for both, and the second part was written over the first.
+        parts = [op.operation for op in block.operations
+                 if op.operation.name == "tensor.parallel_insert_slice"]
+        for i, part in enumerate(parts if len(parts) > 1 else ()):
+            _mark(part.operands[0], ir.StringAttr.get(f"part {i}"))
+
+
+def _mark(value: ir.Value, key: ir.Attribute) -> None:
+    for op in init_chain(value):
+        if op.name in _INIT_OPS:
+            op.attributes[KEEP_APART] = key
 
 
 def output_stores(block: ir.Block) -> list[ir.Operation]:

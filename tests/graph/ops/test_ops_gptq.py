@@ -13,6 +13,7 @@ from max.compiler.lowering import lower_to_linalg
 from max.dialects.mo import context as mo_context
 from max.dialects.mo.opdefs import OPS, TypeRuleError
 from max.dtype import DType
+from max.engine import InferenceSession
 from max.graph import TensorType, ops
 from max.graph.quantization import QuantizationConfig, QuantizationEncoding
 
@@ -101,6 +102,28 @@ def test_qmatmul_matches_numpy(group: int, desc_act: bool) -> None:
         want = a.astype(np.float64) @ w
         scale = np.abs(a).astype(np.float64) @ np.abs(w)
         assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("desc_act", [False, True])
+def test_the_tiled_path_on_one_and_two_threads(desc_act: bool, threads: int) -> None:
+    # 16 static rows (the tiled path), 192 columns: three tiles of 64, which two threads
+    # split unevenly; the perm gathers the lhs columns before the tiles.
+    k, n, group = 128, 192, 64
+    c = Checkpoint(k, n, group, desc_act, seed=7)
+    types = [tt(DType.float32, 16, k), tt(DType.uint8, *c.packed.shape)]
+    if desc_act:
+        g = build([*types, tt(DType.int32, k)],
+                  lambda x, q, p: ops.qmatmul(GPTQ, _config(group, True), x, q, p))
+    else:
+        g = build(types, lambda x, q: ops.qmatmul(GPTQ, _config(group), x, q))
+    a = np.random.default_rng(8).standard_normal((16, k)).astype(np.float32)
+    # With desc_act, as MAX's GPTQLinear: the lhs comes with its columns in perm's order.
+    args = (a[:, c.perm_idx], c.packed, c.perm_idx) if desc_act else (a, c.packed)
+    (out,) = InferenceSession(num_threads=threads).load(g).execute(*args)
+    w = c.weight().astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(w)
+    assert np.all(np.abs(out.to_numpy() - a.astype(np.float64) @ w) <= 1e-6 * k * scale + 1e-6)
 
 
 def test_qmatmul_rank2_lhs_and_odd_n() -> None:

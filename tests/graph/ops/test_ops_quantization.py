@@ -4,6 +4,8 @@ weight, and the builders' errors."""
 
 from __future__ import annotations
 
+import re
+
 import gguf
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from max.compiler.lowering import lower_to_linalg
 from max.dialects.mo import context as mo_context
 from max.dialects.mo.opdefs import OPS, TypeRuleError
 from max.dtype import DType
+from max.engine import InferenceSession
 from max.graph import Graph, TensorType, ops
 from max.graph.quantization import BlockParameters, QuantizationConfig, QuantizationEncoding
 
@@ -157,6 +160,52 @@ def test_qmatmul_decodes_tiles_never_the_whole_weight() -> None:
     assert "tensor<64x4096xf32>" in text  # one tile of 64 weight rows
     assert "tensor<4096x128xf32>" in text  # the scales, one per 32 elements
     assert "4096x4096xf32" not in text
+
+
+_SESSIONS: dict[int, InferenceSession] = {}
+
+
+def _session(threads: int) -> InferenceSession:
+    if threads not in _SESSIONS:
+        _SESSIONS[threads] = InferenceSession(num_threads=threads)
+    return _SESSIONS[threads]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("enc", [Q.Q4_1, Q.Q6_K])
+@pytest.mark.parametrize("n", [64, 128, 192])  # one tile (no loop), two, three (split unevenly)
+def test_qmatmul_tiles_on_one_and_two_threads(n: int, enc: QuantizationEncoding,
+                                              threads: int) -> None:
+    k = 2 * enc.elements_per_block
+    raw = _blocks(enc, n, 2, seed=n)
+    a = np.random.default_rng(n).standard_normal((16, k)).astype(np.float32)
+    g = build([tt(DType.float32, 16, k), tt(DType.uint8, *raw.shape)],
+              lambda x, w: ops.qmatmul(enc, None, x, w))
+    (out,) = _session(threads).load(g).execute(a, raw)
+    w = gguf.quants.dequantize(raw, _gguf_type(enc)).astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(w).T
+    assert np.all(np.abs(out.to_numpy() - a.astype(np.float64) @ w.T) <= 1e-6 * k * scale + 1e-6)
+
+
+def _cpu_ir(g: Graph, threads: int) -> str:
+    """The graph through the CPU target up to its kernels' outlining (OpenMP made)."""
+    from max.compiler.targets import cpu as cpu_target
+
+    with mo_context.make_context():
+        module = ir.Module.parse(g._text())
+        lower_to_linalg(module)
+        cpu_target.CPU.run(module, until="mo-outline-kernels", threads=threads)
+        return str(module)
+
+
+def test_qmatmul_tiles_are_shared_by_the_threads() -> None:
+    # 16 rows (the tiled path), 3 tiles of 64 weight rows: one OpenMP loop over the tiles,
+    # each thread a range of them; one thread runs them as a plain loop.
+    g = build([tt(DType.float32, 16, 64), tt(DType.uint8, 192, 36)],
+              lambda x, w: ops.qmatmul(Q.Q4_0, None, x, w))
+    two = _cpu_ir(g, threads=2)
+    assert re.search(r"omp.loop_nest \(%\w+\) : index = \(%c0\) to \(%c3\) step \(%c1\)", two)
+    assert "omp." not in _cpu_ir(g, threads=1)
 
 
 # -- errors -----------------------------------------------------------------------------------
