@@ -30,6 +30,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm, memref, scf, vector
 
+from max.compiler.pipelines.row_registers import const_index
+
 #: Outputs smaller than this stay in cache for whoever reads them next. Measured on a Xeon
 #: with 2 MiB of L2 per core and a large shared L3 (2 threads, same process): 8 MiB outputs
 #: were 4-8% faster with plain stores (softmax and layer norm over 512 x 4096: 0.43 vs 0.465
@@ -106,21 +108,13 @@ def _thread_level(op: ir.Operation) -> ir.Operation:
         op = parent
 
 
-def _const(v: ir.Value) -> int | None:
-    owner = v.owner
-    if isinstance(owner, ir.Block) or owner.name != "arith.constant":
-        return None
-    attr = owner.attributes["value"]
-    return ir.IntegerAttr(attr).value if isinstance(attr, ir.IntegerAttr) else None
-
-
 def _multiple(v: ir.Value, depth: int = 0) -> int:
     """A power of two (at most :data:`_CAP`) that the index ``v`` is known to be a multiple of;
     1 when nothing is known. Loop induction variables are multiples of what their lower bound
     and step both are."""
     if depth > 32:
         return 1
-    c = _const(v)
+    c = const_index(v)
     if c is not None:
         return _pow2(c)
     owner = v.owner
