@@ -329,6 +329,10 @@ def _op_schedule(sid: int, kind: str, rank: int, tiles: Levels = ()) -> str:
             body += matmul_schedule.bmm_register_tiles(sid, f"%b{sid}", f"%b{sid}l", pad[0],
                                                        (reg[1], reg[2]))
             return s + ts.suppress(body)
+        if kind == "matmul" and pad:  # symbolic n: its remainder split again
+            body += matmul_schedule.column_remainder_halves(sid, f"%a{sid}", reg[0], reg[1],
+                                                            pad[0][0])
+            return s + ts.suppress(body)
         body += ts.tile(f"%a{sid}", f"b{sid}", list(reg)) + ts.done(f"%b{sid}")
         if kind == "bmm" and matmul_schedule.BMM_K_UNROLL > 1:  # see BMM_K_UNROLL
             body += (f"    transform.loop.unroll %b{sid}l#2 "

@@ -146,6 +146,33 @@ def test_few_rows_match_numpy(m: int, threads: int, monkeypatch: pytest.MonkeyPa
     check(out, (a.astype(np.float64) @ w).astype(np.float32), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_symbolic_columns_match_numpy(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symbolic rows and columns, one binary: column remainders of none, less than half the
+    register tile, half, more than half (each split again by halves), with row remainders."""
+    monkeypatch.setenv(cpu_threads.THREADS_ENV, str(threads))
+    k = 65
+    c = Compiled(graph_text(lambda x, y: x @ y, [("m", k), (k, "n")]))
+    assert c.fallbacks == []
+    for m, n in [(1, 1), (9, 15), (8, 16), (33, 17), (32, 31), (7, 32), (17, 33), (40, 48),
+                 (3, 100), (0, 5), (5, 0)]:
+        rng = np.random.default_rng(m * 1000 + n)
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        w = rng.standard_normal((k, n), dtype=np.float32)
+        (out,), _ = c([a, w], [((m, n), "float32")])
+        check(out, (a.astype(np.float64) @ w).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_symbolic_columns_remainder_in_half_tiles() -> None:
+    # The column remainder (fewer than NR, known at run time) in masked tiles NR / 2 wide:
+    # a full-width masked tile cost as much as a whole one whatever the remainder.
+    memrefs = _scheduled(graph_text(lambda x, y: x @ y, [(32, 576), (576, "n")]))
+    memrefs = memrefs.split("// ---- memrefs")[1]
+    mr, nr = matmul_schedule.MR, matmul_schedule.NR
+    assert f"vector<{mr}x{nr // 2}xf32>" in memrefs and f"vector<{mr}x{nr}xf32>" in memrefs
+    assert "linalg.matmul" not in memrefs
+
+
 def test_few_rows_split_columns_over_threads() -> None:
     """8 rows, 2 threads: an scf.forall over N (tile 1024 / 2 = 512 columns), not over M."""
     text = graph_text(lambda x, y: x @ y, [(8, 512), (512, 1024)])
