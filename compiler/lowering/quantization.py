@@ -6,8 +6,9 @@ read is at an offset inside its own block (the type rule makes a row whole block
 out of bounds is read.
 
 Both rules loop over tiles of rows (:class:`TileLoop`: an ``scf.forall`` tagged
-``TILE_LOOP``, which the CPU schedule looks into; the threads share the tiles). ``mo.qmatmul`` never holds the whole dequantized weight: it computes the group
-scales of the weight (1/16 or 1/32 of its elements), then per tile of ``TILE_N`` weight rows
+``TILE_LOOP``, which the CPU schedule looks into; the threads share the tiles).
+``mo.qmatmul`` never holds the whole dequantized weight: it computes the group scales of the
+weight (1/16 or 1/32 of its elements), then per tile of ``TILE_N`` weight rows
 decodes the tile (``[TILE_N, K]`` f32, 1 MiB at K = 4096) and multiplies it by the transposed
 lhs, building the result transposed (``W @ lhs^T``, then one transpose of ``[N, rows]``).
 Q4_0, Q4_1 and Q8_0 with at most 8 static lhs rows, or symbolic rows, take ``quant_gemv``
@@ -67,6 +68,7 @@ class TileLoop:
     def __init__(self, count: Mixed, init: ir.Value) -> None:
         self._forall: scf.ForallOp | None = None
         self._value = init
+        self.index: ir.Value
         if isinstance(count, int) and count == 1:
             self.index = index_constant(0)
             return
@@ -74,7 +76,7 @@ class TileLoop:
         forall.operation.attributes[TILE_LOOP] = ir.UnitAttr.get()
         forall.terminator()  # now: the parts are put into it between the body's ops
         self._forall = forall
-        self.index: ir.Value = forall.induction_variables[0]
+        self.index = forall.induction_variables[0]
 
     def body(self) -> contextlib.AbstractContextManager[object]:
         """The insertion point of the tile's ops."""
