@@ -167,22 +167,18 @@ def column_remainder_halves(sid: int, op: str, mr: int, nr: int, half: int) -> s
     matmuls of attention pad their remainder tiles instead, see :func:`bmm_register_tiles`;
     split the same way, a remainder of 17 columns became two padded half tiles, 1.4x slower
     than one full tile, for 0.75-0.88x at 12, 33 and 100.)"""
-    b, cast = f"b{sid}", '!transform.op<"scf.for">'
+    b = f"b{sid}"
     s = ts.tile(op, b, [mr, nr, 0]) + ts.done(f"%{b}")
     s += ts.suppress(
-        f"    %pn{sid}c = transform.cast %{b}l#1 : {ts.ANY} to {cast}\n"
-        f"    %pn{sid}a, %pn{sid}b = transform.loop.peel %pn{sid}c : ({cast}) -> ({ts.ANY}, "
-        f"{ts.ANY})\n"
-        f'    %pn{sid}m = transform.structured.match ops{{["linalg.matmul"]}} in %pn{sid}b : '
+        ts.peel_lines(f"%{b}l#1", f"pn{sid}")
+        + f'    %pn{sid}m = transform.structured.match ops{{["linalg.matmul"]}} in %pn{sid}b : '
         f"({ts.ANY}) -> {ts.ANY}\n"
         + ts.tile(f"%pn{sid}m", f"ph{sid}", [0, half, 0])
         + f"    %ph{sid}v = transform.param.constant array<i64: {mr}, {half}, 1> -> "
         f"!transform.any_param\n"
         f'    transform.annotate %ph{sid} "{VSIZES}" = %ph{sid}v : {ts.ANY}, '
         f"!transform.any_param\n"
-        f"    %ph{sid}c = transform.cast %ph{sid}l : {ts.ANY} to {cast}\n"
-        f"    %ph{sid}a, %ph{sid}b = transform.loop.peel %ph{sid}c : ({cast}) -> ({ts.ANY}, "
-        f"{ts.ANY})\n")
+        + ts.peel_lines(f"%ph{sid}l", f"ph{sid}"))
     s += ts.suppress(
         f'    %pk{sid}m = transform.structured.match ops{{["linalg.matmul"]}} in %{b}l#0 : '
         f"({ts.ANY}) -> {ts.ANY}\n"

@@ -33,14 +33,20 @@ def suppress(body: str) -> str:
             f"  ^bb0(%r{next(_counter)}: {ANY}):\n{body}  }}\n")
 
 
+def peel_lines(loop: str, name: str) -> str:
+    """The lines that peel ``loop`` (an ``scf.for`` handle): the full iterations' loop is
+    ``%{name}a``, the remainder's ``%{name}b``; inside a sequence of the caller's."""
+    cast = '!transform.op<"scf.for">'
+    return (f"    %{name}c = transform.cast {loop} : {ANY} to {cast}\n"
+            f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
+            f"({cast}) -> ({ANY}, {ANY})\n")
+
+
 def peel(loop: str, name: str, tag: str = "") -> str:
     """Peels ``loop``; ``tag``: an attribute put on the remainder loop (the handles do not
     leave the suppressed sequence)."""
-    cast = '!transform.op<"scf.for">'
     mark = f'    transform.annotate %{name}b "{tag}" : {ANY}\n' if tag else ""
-    return suppress(f"    %{name}c = transform.cast {loop} : {ANY} to {cast}\n"
-                    f"    %{name}a, %{name}b = transform.loop.peel %{name}c : "
-                    f"({cast}) -> ({ANY}, {ANY})\n" + mark)
+    return suppress(peel_lines(loop, name) + mark)
 
 
 def tile(target: str, name: str, sizes: list[int]) -> str:
@@ -165,5 +171,5 @@ def run_passes(module: ir.Module, pipeline: str) -> None:
 
 
 __all__ = ["ANY", "CANON", "FOOTER", "HEADER", "LOWER_VECTORS", "TILED", "apply", "done",
-           "lower_vectors_in", "loop", "pad", "peel", "run_passes", "suppress", "tile",
+           "lower_vectors_in", "loop", "pad", "peel", "peel_lines", "run_passes", "suppress", "tile",
            "vectorize_script"]
