@@ -162,3 +162,34 @@ def test_constant_signed_and_bool() -> None:
     (out, b), _ = c([x], [((2, 2), "int32"), ((3,), "bool")])
     check(out, x + np.array([[1, -2], [3, 4]], np.int32))
     check(b, np.array([True, False, True]))
+
+
+def _ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """|got - exact| in units of the f32 spacing at the exact (float64) value."""
+    return np.abs(got - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+
+
+def test_softmax_row_exp_within_its_bound() -> None:
+    """The rows' exp is a degree-5 polynomial (exp_polynomial.POLY5: 2.2 ulp at most). Rows
+    [0, y1, ..., y4095] with every y in [-87, -26] sum to exactly 1 in f32 (each exp(y) <=
+    5.1e-12), so their outputs are the exp values themselves: each within 2.3 ulp of float64
+    exp. Rows of wider values: within 4 ulp-of-1 relative of float64 arithmetic on the f32
+    ``x - max`` (its rounding is the input's, not ours: 4e-6 at |x - max| ~ 100)."""
+    rows, n = 64, 4096
+    c = Compiled(one_op_module("softmax", [("f32", (rows, n))], ("f32", (rows, n)),
+                               "axis = 1 : i64"))
+    rng = np.random.default_rng(11)
+    x = np.float32(rng.uniform(-87, -26, (rows, n)))
+    x[:, 0] = 0
+    (out,), _ = c([x], [((rows, n), "float32")])
+    assert (out[:, 0] == 1).all()
+    ulp = _ulps(out[:, 1:].astype(np.float64), np.exp(x[:, 1:].astype(np.float64)))
+    assert ulp.max() <= 2.3, (ulp.max(), x[:, 1:].ravel()[np.argmax(ulp)])
+    scale = np.float32([[1], [4], [16], [40]]).repeat(rows // 4, 0)
+    x = np.float32(rng.standard_normal((rows, n)) * scale)
+    (out,), _ = c([x], [((rows, n), "float32")])
+    e = np.exp((x - x.max(axis=1, keepdims=True)).astype(np.float64))
+    ref = e / e.sum(axis=1, keepdims=True)
+    normal = ref >= np.finfo(np.float32).tiny
+    rel = np.abs(out[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= 4 * 2.0**-23, rel.max()
