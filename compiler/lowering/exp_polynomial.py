@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from mlir import ir
-from mlir.dialects import arith, math
+from mlir.dialects import math
 
 LOG2E = 1.44269504088896341
 LN2_HI = 0.693359375
