@@ -191,7 +191,7 @@ def record_fallbacks(module: ir.Module) -> None:
 @register_pass("mo-forall-to-openmp", "scf.forall (the schedule's thread split) -> OpenMP "
                "parallel loops", {"threads": int})
 def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
-    from max.compiler.pipelines import cpu_threads, thread_gate
+    from max.compiler.pipelines import cpu_threads, thread_gate, thread_spread
 
     with module.context:
         if cpu_threads.has_forall(module):
@@ -204,6 +204,7 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
                 # Symbolic trip counts (run-time thread counts): fork no more threads than that.
                 with ir.Location.unknown():
                     thread_gate.set_num_threads(module, n)
+                thread_spread.spread_workers(module)
 
 
 @register_pass("mo-prefetch-weights", "software prefetch of the next quantized weight rows "
