@@ -236,17 +236,8 @@ def _peel_loops(name: str, peel: tuple[int, ...], tagged: int | None = None,
     """Peels loops ``%{name}l#i``, each in its own suppressed sequence (a loop that has no
     remainder left after canonicalization cannot be peeled: nothing is lost); the remainder
     loop of loop ``tagged`` gets the attribute ``tag``."""
-    cast = '!transform.op<"scf.for">'
-    s = ""
-    for i in peel:
-        p = f"{name}p{i}"
-        mark = (f'      transform.annotate %{p}b "{tag}" : {ts.ANY}\n' if i == tagged else "")
-        s += (f"    transform.sequence %root : {ts.ANY} failures(suppress) {{\n"
-              f"    ^bb0(%{p}r: {ts.ANY}):\n"
-              f"      %{p}c = transform.cast %{name}l#{i} : {ts.ANY} to {cast}\n"
-              f"      %{p}a, %{p}b = transform.loop.peel %{p}c : ({cast}) -> ({ts.ANY}, {ts.ANY})\n"
-              + mark + "    }\n")
-    return s
+    return "".join(ts.peel(f"%{name}l#{i}", f"{name}p{i}", tag if i == tagged else "")
+                   for i in peel)
 
 
 def copy_thread_plan(op: ir.Operation, kind: str, n: int, min_elements: int
