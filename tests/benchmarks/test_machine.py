@@ -58,9 +58,16 @@ def test_fma_loop_keeps_its_chains_in_registers() -> None:
     assert "rsp" not in loop
 
 
-def test_fma_peak_counts_flops(kernel: machine.FmaKernel) -> None:
-    peak = machine.fma_peak(1, seconds=0.01, repeats=1)
-    assert peak is not None and peak > 0
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fma_peak_counts_flops(kernel: machine.FmaKernel, threads: int, monkeypatch) -> None:
+    """The rate is threads x iterations x 2 x chains x lanes over the elapsed time: read on a
+    clock that says the calibration's 2^20 iterations took 1 s (so 0.01 s of work is 10485
+    iterations, raised to the floor of 2^16) and the two repeats 0.5 then 0.25 s: the best."""
+    clock = iter([0.0, 1.0, 10.0, 10.5, 20.0, 20.25])
+    monkeypatch.setattr(machine.time, "perf_counter", lambda: next(clock))
+    peak = machine.fma_peak(threads, seconds=0.01, repeats=2)
+    assert kernel.flops_per_iteration == 2 * kernel.chains * kernel.lanes
+    assert peak == threads * (1 << 16) * kernel.flops_per_iteration / 0.25
 
 
 def test_rates_against_the_machine() -> None:
