@@ -202,9 +202,10 @@ def forall_to_openmp(module: ir.Module, threads: int = 0) -> None:
             else:
                 _run(module, cpu_threads.FORALL_TO_OPENMP.format(n=n))
                 # Symbolic trip counts (run-time thread counts): fork no more threads than that.
+                parallels = thread_gate.parallel_regions(module)
                 with ir.Location.unknown():
-                    thread_gate.set_num_threads(module, n)
-                thread_spread.spread_workers(module)
+                    thread_gate.set_num_threads(module, n, parallels)
+                thread_spread.spread_workers(module, parallels)
 
 
 @register_pass("mo-prefetch-weights", "software prefetch of the next quantized weight rows "

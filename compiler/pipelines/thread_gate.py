@@ -235,19 +235,31 @@ def _constant(v: ir.Value) -> bool:
             and owner.name in ("arith.constant", "llvm.mlir.constant"))
 
 
-def set_num_threads(module: ir.Module, n: int) -> int:
-    """``omp.parallel`` regions whose loop has a non-constant trip count: ``num_threads`` =
-    ``clamp(trips, 1, n)``, computed before the region. Returns how many were changed."""
-    regions: list[tuple[ir.Operation, ir.Operation]] = []
+def parallel_regions(module: ir.Module) -> list[ir.Operation]:
+    """The module's ``omp.parallel`` ops (one walk, which :func:`set_num_threads` and
+    ``thread_spread.spread_workers`` share)."""
+    found: list[ir.Operation] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
         if op.name == "omp.parallel":
-            nest = _loop_nest(op)
-            if nest is not None:
-                regions.append((op, nest))
+            found.append(op)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
+    return found
+
+
+def set_num_threads(module: ir.Module, n: int,
+                    parallels: list[ir.Operation] | None = None) -> int:
+    """``omp.parallel`` regions whose loop has a non-constant trip count: ``num_threads`` =
+    ``clamp(trips, 1, n)``, computed before the region. ``parallels``: the module's
+    ``omp.parallel`` ops where the caller has them (:func:`parallel_regions`). Returns how
+    many were changed."""
+    regions: list[tuple[ir.Operation, ir.Operation]] = []
+    for op in parallel_regions(module) if parallels is None else parallels:
+        nest = _loop_nest(op)
+        if nest is not None:
+            regions.append((op, nest))
     changed = 0
     for par, nest in regions:
         ops = list(nest.operands)
@@ -301,4 +313,5 @@ def _loop_nest(par: ir.Operation) -> ir.Operation | None:
 
 
 __all__ = ["NT2_ATTR", "NT_ATTR", "forall_text", "loop_extents", "match_threads",
-           "num_threads_of", "runtime_threads", "second_axis", "set_num_threads"]
+           "num_threads_of", "parallel_regions", "runtime_threads", "second_axis",
+           "set_num_threads"]

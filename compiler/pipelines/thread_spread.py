@@ -111,20 +111,17 @@ def _has_helper_call(par: ir.Operation) -> bool:
             and ir.FlatSymbolRefAttr(first.attributes["callee"]).value == HELPER)
 
 
-def spread_workers(module: ir.Module) -> int:
-    """Gives every ``omp.parallel`` of ``module`` the caller's core and its workers the call
-    that moves them off it (once: a region that has it is left alone); returns how many
-    regions it changed. Nothing off Linux."""
+def spread_workers(module: ir.Module, parallels: list[ir.Operation] | None = None) -> int:
+    """Gives every ``omp.parallel`` of ``module`` (``parallels``, where the caller has them
+    from ``thread_gate.parallel_regions``) the caller's core and its workers the call that
+    moves them off it (once: a region that has it is left alone); returns how many regions
+    it changed. Nothing off Linux."""
     if not sys.platform.startswith("linux"):
         return 0
-    regions: list[ir.Operation] = []
+    from max.compiler.pipelines.thread_gate import parallel_regions
 
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == "omp.parallel" and not _has_helper_call(op):
-            regions.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
+    regions = [op for op in (parallel_regions(module) if parallels is None else parallels)
+               if not _has_helper_call(op)]
     if not regions:
         return 0
     with module.context, ir.Location.unknown():
