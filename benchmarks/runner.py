@@ -127,11 +127,17 @@ def _check(engine: str, run: Run, want: np.ndarray, bg: BenchGraph) -> int | str
 
 
 SETTLE_S = 0.3  # longer than any peer's thread-pool spin (libiomp5: 200 ms)
+# Untimed calls before each block: after the pause, every engine's first calls of a block ran
+# slower and slower less (the caches refilled, the core woken: a concat's samples 0.62, 0.48,
+# 0.36, 0.23 ms in one block, every engine alike), and a median over three blocks then
+# depended on which engine's blocks began colder.
+WARMUP_S = 0.02
 
 
 def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, list[float]]:
     """The samples of each engine, ms. They come in rounds: in each, every engine (the order
-    rotated) makes one untimed call, then a block of consecutive samples. Blocks, not one
+    rotated) makes untimed calls for :data:`WARMUP_S` (one at least), then a block of
+    consecutive samples. Blocks, not one
     sample each in turn: the engines' thread pools spin for a while after a call (libiomp5
     200 ms), which would slow whichever engine runs next on 2 cores; rounds, so that a
     drift of the machine's load spreads over all engines."""
@@ -148,7 +154,10 @@ def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str,
             run, n = runs[engine], inner[engine]
             time.sleep(SETTLE_S)
             if not run.prepare:
+                start = time.perf_counter()
                 run.call()
+                while time.perf_counter() - start < WARMUP_S:
+                    run.call()
             for _ in range(block):
                 if run.prepare:
                     run.prepare()

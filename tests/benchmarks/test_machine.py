@@ -82,3 +82,28 @@ def test_rates_against_the_machine() -> None:
                     "50.0 GB/s): ours 40.0 (1.25x), ours fastest 80.0 (0.62x)")
     assert runner._rates("chain", chain, {"ours": 10.0}, None, None, None) == (
         "chain, median GB/s (least traffic): ours 40.0")
+
+
+def test_blocks_start_after_untimed_calls(monkeypatch) -> None:
+    """Each engine's block in each of the three rounds is preceded by untimed calls for
+    WARMUP_S, which no sample includes. (Durations that are powers of two: the clock's sums
+    are exact.)"""
+    from benchmarks.peers import Run
+
+    monkeypatch.setattr(runner, "SETTLE_S", 0.0)
+    monkeypatch.setattr(runner, "WARMUP_S", 2.0**-5)
+    now = [0.0]
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: now[0])
+    calls = {"a": 0, "b": 0}
+
+    def engine(name: str, seconds: float) -> Run:
+        def call() -> None:
+            calls[name] += 1
+            now[0] += seconds
+        return Run(call)
+
+    samples = runner._time({"a": engine("a", 2.0**-7), "b": engine("b", 2.0**-10)},
+                           {"a": 1, "b": 4}, 6)
+    assert samples == {"a": [2.0**-7 * 1e3] * 6, "b": [2.0**-10 * 1e3] * 6}
+    assert calls["a"] == 6 + 3 * 4  # four calls make the 2^-5 s of warm-up
+    assert calls["b"] == 6 * 4 + 3 * 32
