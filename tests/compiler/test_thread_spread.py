@@ -15,7 +15,7 @@ from mlir import ir
 from mo_helpers import chain_text, make_context, needs_omp, two_threads  # noqa: F401
 
 from max.compiler.lowering import lower_to_linalg
-from max.compiler.pipelines import cpu_threads, thread_spread
+from max.compiler.pipelines import cpu_threads, thread_gate, thread_spread
 from max.compiler.targets.cpu import CPU
 
 pytestmark = [pytest.mark.usefixtures("two_threads"),
@@ -42,14 +42,7 @@ def test_each_region_passes_the_callers_core_to_the_helper() -> None:
             f"  func.return %1 : {t}\n}}\n")
     with make_context():
         m = _after_openmp(text)
-        regions: list[ir.Operation] = []
-
-        def visit(op: ir.Operation) -> ir.WalkResult:
-            if op.name == "omp.parallel":
-                regions.append(op)
-            return ir.WalkResult.ADVANCE
-
-        m.operation.walk(visit)
+        regions = thread_gate.parallel_regions(m)
         assert len(regions) >= 2
         for par in regions:
             first = par.regions[0].blocks[0].operations[0]
