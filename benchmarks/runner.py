@@ -137,10 +137,9 @@ WARMUP_S = 0.02
 def _time(runs: dict[str, Run], inner: dict[str, int], repeat: int) -> dict[str, list[float]]:
     """The samples of each engine, ms. They come in rounds: in each, every engine (the order
     rotated) makes untimed calls for :data:`WARMUP_S` (one at least), then a block of
-    consecutive samples. Blocks, not one
-    sample each in turn: the engines' thread pools spin for a while after a call (libiomp5
-    200 ms), which would slow whichever engine runs next on 2 cores; rounds, so that a
-    drift of the machine's load spreads over all engines."""
+    consecutive samples. Blocks, not one sample each in turn: the engines' thread pools spin
+    for a while after a call (libiomp5 200 ms), which would slow whichever engine runs next
+    on 2 cores; rounds, so that a drift of the machine's load spreads over all engines."""
     samples: dict[str, list[float]] = {e: [] for e in runs}
     order = list(runs)
     # Before each block, the previous engine's spinning threads are left to go idle (libiomp5
