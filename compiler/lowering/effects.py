@@ -16,6 +16,7 @@ from mlir.dialects import arith, func, scf, tensor
 from max.compiler.lowering.context import LoweringContext, kind_of
 from max.compiler.lowering.float8 import decode, is_float8
 from max.compiler.lowering.registry import lowering
+from max.compiler.passes.ir_util import symbol_names
 
 _DECLS = {
     "printf": "llvm.func @printf(!llvm.ptr, ...) -> i32",
@@ -62,10 +63,7 @@ class _Helpers:
     def __init__(self, ctx: LoweringContext) -> None:
         self.anchor = ctx.op.parent  # the graph function: helpers go before it
         self.module = self.anchor.parent
-        # No ir.SymbolTable: while a graph is lowered, its old and new functions share a name.
-        self.names = {ir.StringAttr(op.attributes["sym_name"]).value
-                      for op in self.module.regions[0].blocks[0].operations
-                      if "sym_name" in op.attributes}
+        self.names = symbol_names(self.module.regions[0].blocks[0])
 
     def has(self, name: str) -> bool:
         return name in self.names

@@ -183,3 +183,11 @@ def append_to_block(block: ir.Block, op: ir.Operation) -> None:
             marker = arith.ConstantOp(ir.IndexType.get(), 0)
         op.move_before(marker.operation)
         marker.operation.erase()
+
+
+def symbol_names(block: ir.Block) -> set[str]:
+    """The ``sym_name`` of each op directly in ``block`` (a module's body): what a pass that
+    adds helper symbols must not define again. (Not ``ir.SymbolTable``: while a graph is
+    lowered its old and new functions share a name.)"""
+    return {ir.StringAttr(op.operation.attributes["sym_name"]).value
+            for op in block.operations if "sym_name" in op.operation.attributes}

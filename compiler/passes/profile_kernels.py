@@ -32,6 +32,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm
 
+from max.compiler.passes.ir_util import symbol_names
 from max.compiler.passes.registry import CompilationError, register_pass
 from max.compiler.pipelines.kernel_names import is_plain_op, kernel_label
 from max.runtime.artifact import profile_symbol
@@ -147,8 +148,7 @@ def profile_kernels(module: ir.Module) -> None:
     name = ir.StringAttr(fn.attributes["mo.graph_name"]).value
     symbol = profile_symbol(name)
     with module.context, ir.Location.unknown():
-        taken = {ir.StringAttr(op.operation.attributes["sym_name"]).value
-                 for op in module.body.operations if "sym_name" in op.operation.attributes}
+        taken = symbol_names(module.body)
         if taken & {symbol, NOW_FN, END_FN}:
             raise CompilationError(f"mo-profile-kernels: graph {name!r} is instrumented already")
         body = fn.regions[0].blocks[0]

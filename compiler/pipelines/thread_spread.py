@@ -31,6 +31,8 @@ import sys
 from mlir import ir
 from mlir.dialects import llvm
 
+from max.compiler.passes.ir_util import symbol_names
+
 HELPER = "__max_leave_callers_cpu"
 _CPU_SET_BYTES = 128  # glibc's cpu_set_t: 1024 bits, CPU n is bit n % 64 of word n / 64
 
@@ -87,16 +89,8 @@ llvm.func linkonce_odr @{HELPER}(%caller: i32) {{
 """
 
 
-def _symbols(module: ir.Module) -> set[str]:
-    names = set()
-    for op in module.body.operations:
-        if "sym_name" in op.attributes:
-            names.add(ir.StringAttr(op.attributes["sym_name"]).value)
-    return names
-
-
 def _add_helper(module: ir.Module) -> None:
-    have = _symbols(module)
+    have = symbol_names(module.body)
     text = "\n".join(d for name, d in _DECLARATIONS.items() if name not in have)
     if HELPER not in have:
         text += _HELPER_TEXT

@@ -171,5 +171,5 @@ def run_passes(module: ir.Module, pipeline: str) -> None:
 
 
 __all__ = ["ANY", "CANON", "FOOTER", "HEADER", "LOWER_VECTORS", "TILED", "apply", "done",
-           "lower_vectors_in", "loop", "pad", "peel", "peel_lines", "run_passes", "suppress", "tile",
-           "vectorize_script"]
+           "lower_vectors_in", "loop", "pad", "peel", "peel_lines", "run_passes", "suppress",
+           "tile", "vectorize_script"]
